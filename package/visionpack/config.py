@@ -1,0 +1,160 @@
+"""Service configuration: defaults in code, one YAML file, ``VISIONPACK_*`` overrides, validated once.
+
+The installer writes one ``config.yml`` per release; gunicorn workers read it through
+``VISIONPACK_CONFIG``. Environment variables override single keys (``VISIONPACK_PORT=9000``);
+nested ``models`` can only come from the file. ``load()`` returns a frozen object, so no
+code path can see a half-validated config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigInvalid
+
+SERVICES = ("classification", "keypoint", "face")
+ENV_PREFIX = "VISIONPACK_"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    deploy: str = "demo-classify"
+    service: str = "classification"
+    host: str = "127.0.0.1"
+    port: int = 8701
+    workers: int = 1
+    # Paddle math threads per worker; 0 = cores // workers, so workers never oversubscribe the CPU.
+    threads_per_worker: int = 0
+    # Requests a worker admits at once; the next one gets 336100 immediately instead of queueing.
+    max_inflight: int = 8
+    timeout: int = 60
+    graceful_timeout: int = 30
+    device: str = "cpu"
+    # Role -> bundle directory, e.g. {"classifier": ".../models/efficientnet_lite0_imagenet"}.
+    models: Mapping[str, str] = field(default_factory=dict)
+    # None = take the bundle manifest's verified choice (off when a bundle has no manifest).
+    onednn: bool | None = None
+    onednn_cache_capacity: int = 10
+    visualize: bool = True
+    max_image_b64_bytes: int = 4 * 1024 * 1024
+    min_side: int = 15
+    max_side: int = 4096
+    default_top_num: int = 6
+    release: str = ""
+    root: str = ""
+    log_dir: str = ""
+    run_dir: str = ""
+    data_dir: str = ""
+    license_dir: str = ""
+
+    def effective_threads(self, cores: int | None = None) -> int:
+        if self.threads_per_worker > 0:
+            return self.threads_per_worker
+        cores = cores or os.cpu_count() or 1
+        return max(1, cores // max(1, self.workers))
+
+    def http_threads(self) -> int:
+        # Two spare threads so a request over the limit is read and refused at once.
+        return self.max_inflight + 2
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["models"] = dict(self.models)
+        return d
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ServiceConfig)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    default = _FIELDS[name].default
+    if name == "models":
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigInvalid(f"{source}: 'models' must map role names to bundle directories")
+        return dict(value)
+    if name == "onednn":
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("", "auto", "none"):
+            return None
+        return _coerce_bool(name, value, source)
+    if isinstance(default, bool):
+        return _coerce_bool(name, value, source)
+    if isinstance(default, int):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigInvalid(f"{source}: '{name}' must be an integer, got {value!r}") from None
+    if not isinstance(value, (str, int, float)):
+        raise ConfigInvalid(f"{source}: '{name}' must be a string, got {value!r}")
+    return str(value)
+
+
+def _coerce_bool(name: str, value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigInvalid(f"{source}: '{name}' must be true or false, got {value!r}")
+
+
+def validate(cfg: ServiceConfig) -> ServiceConfig:
+    if cfg.service not in SERVICES:
+        raise ConfigInvalid(f"service must be one of {', '.join(SERVICES)}, got {cfg.service!r}")
+    if not cfg.deploy or not all(c.isalnum() or c in "-_" for c in cfg.deploy):
+        raise ConfigInvalid(f"deploy name must be letters, digits, '-' or '_', got {cfg.deploy!r}")
+    if not 1 <= cfg.port <= 65535:
+        raise ConfigInvalid(f"port must be 1..65535, got {cfg.port}")
+    for name in ("workers", "max_inflight", "timeout", "max_image_b64_bytes", "min_side", "max_side", "default_top_num"):
+        if getattr(cfg, name) < 1:
+            raise ConfigInvalid(f"'{name}' must be at least 1, got {getattr(cfg, name)}")
+    if cfg.threads_per_worker < 0:
+        raise ConfigInvalid("'threads_per_worker' must be 0 (auto) or more")
+    if not (cfg.device == "cpu" or cfg.device.startswith("gpu")):
+        raise ConfigInvalid(f"device must be 'cpu' or 'gpu[:N]', got {cfg.device!r}")
+    return cfg
+
+
+def from_mapping(data: Mapping[str, Any], source: str = "config") -> ServiceConfig:
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise ConfigInvalid(f"{source}: unknown key(s) {', '.join(unknown)}")
+    values = {k: _coerce(k, v, source) for k, v in data.items()}
+    return validate(ServiceConfig(**values))
+
+
+def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> ServiceConfig:
+    """Defaults <- YAML file (``path`` or ``$VISIONPACK_CONFIG``) <- ``VISIONPACK_<KEY>`` variables."""
+    import yaml
+
+    env = os.environ if env is None else env
+    path = path or env.get(ENV_PREFIX + "CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigInvalid(f"cannot read config {path}: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigInvalid(f"{path}: top level must be a mapping")
+        data.update(raw)
+    for name in _FIELDS:
+        key = ENV_PREFIX + name.upper()
+        if name != "models" and key in env:
+            data[name] = env[key]
+    return from_mapping(data, source=str(path or "environment"))
+
+
+def dump(cfg: ServiceConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=True, allow_unicode=True)
