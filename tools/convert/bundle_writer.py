@@ -26,6 +26,7 @@ __all__ = [
     "write_manifest",
     "read_manifest",
     "verify_bundle",
+    "wheel_license",
 ]
 
 MODEL_PREFIX = "inference"  # PaddleX BasePredictor.MODEL_FILE_PREFIX
@@ -141,3 +142,30 @@ def verify_bundle(out_dir: str | os.PathLike[str]) -> list[str]:
     problems += [f"{f}: checksum mismatch" for f in recorded if f in actual and actual[f] != recorded[f]]
     problems += [f"{f}: not in manifest" for f in actual if f not in recorded]
     return problems
+
+
+def wheel_license(wheel: str | os.PathLike[str]) -> str:
+    """A wheel's licence: License-Expression, else the License field, else its LICENSE file's first line."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta_name = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
+        if meta_name:
+            fields: dict[str, str] = {}
+            for line in zf.read(meta_name).decode("utf-8", "replace").splitlines():
+                if not line.strip():
+                    break  # headers end at the first blank line; the long description follows
+                key, sep, value = line.partition(":")
+                if sep and key not in fields:
+                    fields[key.strip()] = value.strip()
+            for key in ("License-Expression", "License"):
+                value = fields.get(key, "")
+                if value and value.upper() != "UNKNOWN":
+                    return value
+        for n in names:
+            if ".dist-info/" in n and n.rsplit("/", 1)[-1].upper().startswith(("LICENSE", "LICENCE", "COPYING")):
+                for line in zf.read(n).decode("utf-8", "replace").splitlines():
+                    if line.strip():
+                        return line.strip()
+    return "UNKNOWN"
