@@ -1,0 +1,86 @@
+"""Flask app factory: ``gunicorn 'visionpack.api.app:create_app()'``.
+
+gunicorn runs without ``--preload``, so this function executes in each worker *after* the
+fork: the Paddle predictor created here belongs to that worker alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .. import config as config_mod
+from ..errors import ImageSizeInvalid
+from . import envelopes as E
+from .metrics import Metrics
+from .routes import ENVELOPE_SLACK, Runtime, classification_blueprint, ops_blueprint
+
+BLUEPRINTS = {"classification": classification_blueprint}
+
+
+def create_app(
+    cfg: config_mod.ServiceConfig | None = None,
+    *,
+    service: Any = None,
+    engine_factory: Any = None,
+    gate: Any = "auto",
+) -> Flask:
+    """Build the app for one deploy.
+
+    Tests inject ``service`` (or a fake ``engine_factory``) and ``gate``; production passes
+    nothing and gets the config from ``$VISIONPACK_CONFIG``, the Paddle engine and the
+    license gate from the install root.
+    """
+    cfg = cfg or config_mod.load()
+    _configure_logging()
+    if service is None:
+        from ..services import build_service
+
+        service = build_service(cfg, engine_factory)
+        service.warmup()
+    if gate == "auto":
+        gate = build_gate(cfg)
+    app = Flask("visionpack")
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_image_b64_bytes + ENVELOPE_SLACK
+    app.json.ensure_ascii = False  # EasyDL error messages and labels may be Chinese
+    app.json.sort_keys = False
+    metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
+    app.extensions["visionpack"] = Runtime(cfg, service, gate, Metrics(metrics_dir))
+    app.register_blueprint(ops_blueprint())
+    app.register_blueprint(BLUEPRINTS[cfg.service](cfg.deploy))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc):
+        body, status = E.easydl_error(ImageSizeInvalid("request body too large"))
+        return jsonify({"log_id": E.easydl_log_id(), **body}), status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Unknown paths and methods still answer in an envelope both dialects can read.
+        return jsonify({"error_code": 336001, "error_msg": "Invalid Argument",
+                        "errorCode": exc.code, "errorMsg": exc.description}), exc.code
+
+    return app
+
+
+def build_gate(cfg: config_mod.ServiceConfig) -> Any:
+    """The license gate for this deploy, or None when no license directory is configured."""
+    if not cfg.license_dir:
+        return None
+    from ..licensing.gate import LicenseGate  # noqa: WPS433 (optional until licensing lands)
+
+    return LicenseGate.for_service(cfg)
+
+
+def _configure_logging() -> None:
+    # gunicorn owns stderr; route our loggers there once, with the worker pid.
+    root = logging.getLogger("visionpack")
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)

@@ -1,0 +1,128 @@
+"""Prometheus text metrics, summed across gunicorn workers.
+
+Each worker counts in memory and publishes a snapshot file under ``<run>/metrics/`` (at most
+once a second, and on every scrape); ``/metrics`` on any worker sums all snapshots. Files of
+dead workers stay so counters never go backwards; the master clears the directory when it
+starts (gunicorn_conf on_starting).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str], int] = {}
+        self.hist: dict[str, list[float]] = {}  # route -> bucket counts + [sum, count]
+        self.inflight = 0
+        self.dir = Path(directory) if directory else None
+        self._last_flush = 0.0
+        if self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        with self._lock:
+            self.inflight += 1
+
+    def observe(self, route: str, code: int | str, seconds: float) -> None:
+        with self._lock:
+            self.inflight -= 1
+            key = (route, str(code))
+            self.requests[key] = self.requests.get(key, 0) + 1
+            h = self.hist.setdefault(route, [0.0] * (len(BUCKETS) + 2))
+            for i, b in enumerate(BUCKETS):
+                if seconds <= b:
+                    h[i] += 1
+            h[-2] += seconds
+            h[-1] += 1
+        if self.dir and time.monotonic() - self._last_flush > 1.0:
+            self.flush()
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "requests": [[r, c, n] for (r, c), n in self.requests.items()],
+                "hist": {r: list(v) for r, v in self.hist.items()},
+                "inflight": self.inflight,
+                "pid": os.getpid(),
+            }
+
+    def flush(self) -> None:
+        if not self.dir:
+            return
+        self._last_flush = time.monotonic()
+        tmp = self.dir / f".{os.getpid()}.tmp"
+        # Not fsynced: metrics are not durable state, a lost snapshot costs nothing.
+        tmp.write_text(json.dumps(self.snapshot()))
+        os.replace(tmp, self.dir / f"{os.getpid()}.json")
+
+    def _all_snapshots(self) -> list[dict]:
+        own = self.snapshot()
+        if not self.dir:
+            return [own]
+        self.flush()
+        snaps = []
+        for f in self.dir.glob("*.json"):
+            try:
+                snap = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if not _alive(int(snap.get("pid", 0))):
+                snap["inflight"] = 0
+            snaps.append(snap)
+        return snaps
+
+    def render(self) -> str:
+        requests: dict[tuple[str, str], int] = {}
+        hist: dict[str, list[float]] = {}
+        inflight = 0
+        for snap in self._all_snapshots():
+            for r, c, n in snap["requests"]:
+                requests[(r, c)] = requests.get((r, c), 0) + n
+            for r, v in snap["hist"].items():
+                acc = hist.setdefault(r, [0.0] * len(v))
+                for i, x in enumerate(v):
+                    acc[i] += x
+            inflight += snap["inflight"]
+        lines = [
+            "# HELP visionpack_requests_total Requests answered, by route and result code.",
+            "# TYPE visionpack_requests_total counter",
+        ]
+        for (r, c), n in sorted(requests.items()):
+            lines.append(f'visionpack_requests_total{{route="{r}",code="{c}"}} {n}')
+        lines += [
+            "# HELP visionpack_request_duration_seconds Time from request to response.",
+            "# TYPE visionpack_request_duration_seconds histogram",
+        ]
+        for r, v in sorted(hist.items()):
+            for b, n in zip(BUCKETS, v):
+                lines.append(f'visionpack_request_duration_seconds_bucket{{route="{r}",le="{b}"}} {int(n)}')
+            lines.append(f'visionpack_request_duration_seconds_bucket{{route="{r}",le="+Inf"}} {int(v[-1])}')
+            lines.append(f'visionpack_request_duration_seconds_sum{{route="{r}"}} {v[-2]:.6f}')
+            lines.append(f'visionpack_request_duration_seconds_count{{route="{r}"}} {int(v[-1])}')
+        lines += [
+            "# HELP visionpack_requests_in_flight Requests being processed now.",
+            "# TYPE visionpack_requests_in_flight gauge",
+            f"visionpack_requests_in_flight {inflight}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,164 @@
+"""Routes: parse the envelope, then decode -> predict -> encode on the service. Nothing else.
+
+Every inference route goes through :func:`handle`, which owns the cross-cutting parts in one
+place: the license verdict, the per-worker in-flight bound, metrics and the error envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from ..errors import (
+    ImageSizeInvalid,
+    InternalError,
+    InvalidArgument,
+    InvalidJson,
+    LicenseError,
+    ServiceUnavailable,
+    VisionpackError,
+)
+from . import envelopes as E
+
+log = logging.getLogger("visionpack.api")
+
+# Bytes a JSON envelope may add around a maximal base64 image (keys, other fields, padding).
+ENVELOPE_SLACK = 64 * 1024
+
+
+class Runtime:
+    """Per-worker state the routes share: service, gate, limiter, metrics."""
+
+    def __init__(self, cfg: Any, service: Any, gate: Any, metrics: Any) -> None:
+        self.cfg = cfg
+        self.service = service
+        self.gate = gate
+        self.metrics = metrics
+        self.slots = threading.BoundedSemaphore(cfg.max_inflight)
+        self.ready_error: str | None = None
+
+
+def rt() -> Runtime:
+    return current_app.extensions["visionpack"]
+
+
+def read_json(max_bytes: int) -> dict[str, Any]:
+    length = request.content_length
+    if length is not None and length > max_bytes + ENVELOPE_SLACK:
+        raise ImageSizeInvalid(f"request body is {length} bytes")
+    raw = request.get_data(cache=False)
+    if len(raw) > max_bytes + ENVELOPE_SLACK:
+        raise ImageSizeInvalid(f"request body is {len(raw)} bytes")
+    mimetype = request.mimetype or ""
+    if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise InvalidArgument("send the body as JSON (Content-Type: application/json), not a form")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJson(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("the JSON body must be an object")
+    return body
+
+
+def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tuple[Response, int]:
+    r = rt()
+    log_id: Any = E.easydl_log_id() if dialect == "easydl" else E.paddlex_log_id()
+    started = time.perf_counter()
+    r.metrics.start()
+    code: int | str = 0
+    acquired = False
+    try:
+        if r.gate is not None:
+            r.gate.check()
+        acquired = r.slots.acquire(blocking=False)
+        if not acquired:
+            raise ServiceUnavailable(f"worker already has {r.cfg.max_inflight} requests in flight")
+        body = read_json(r.cfg.max_image_b64_bytes)
+        result = encode(r.service.predict(decode(body)))
+        payload = E.easydl_ok(log_id, result) if dialect == "easydl" else E.paddlex_ok(log_id, result)
+        status = 200
+    except VisionpackError as err:
+        payload, status = _error(dialect, log_id, err, route)
+        code = err.easydl_code if dialect == "easydl" else status
+    except Exception as exc:  # a bug must still answer in the envelope, and be logged with its log_id
+        log.exception("log_id=%s route=%s internal error: %s", log_id, route, exc)
+        payload, status = _error(dialect, log_id, InternalError(str(exc)), route, logged=True)
+        code = 336000 if dialect == "easydl" else 500
+    finally:
+        if acquired:
+            r.slots.release()
+    r.metrics.observe(route, code, time.perf_counter() - started)
+    return jsonify(payload), status
+
+
+def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: bool = False) -> tuple[dict, int]:
+    if not logged:
+        level = logging.WARNING if isinstance(err, (LicenseError, ServiceUnavailable)) else logging.INFO
+        reason = getattr(err, "reason", "")
+        log.log(level, "log_id=%s route=%s %s %s%s", log_id, route, err.slug, err.detail,
+                f" reason={reason}" if reason else "")
+    if dialect == "easydl":
+        body, status = E.easydl_error(err)
+        body = {"log_id": log_id, **body}
+        return body, status
+    return E.paddlex_error(log_id, err)
+
+
+def classification_blueprint(deploy: str) -> Blueprint:
+    bp = Blueprint("classification", __name__)
+
+    @bp.post(f"/{deploy}/ImageClassification")
+    def easydl_classify():
+        s = rt().service
+        return handle("easydl_classify", "easydl", s.decode_easydl, s.encode_easydl)
+
+    @bp.post("/image-classification")
+    def paddlex_classify():
+        s = rt().service
+        return handle("paddlex_classify", "paddlex", s.decode_paddlex, s.encode_paddlex)
+
+    return bp
+
+
+def ops_blueprint() -> Blueprint:
+    bp = Blueprint("ops", __name__)
+
+    @bp.get("/health")
+    def health():
+        # PaddleX's shape, so PaddleX health probes work unchanged.
+        return jsonify({"logId": E.paddlex_log_id(), "errorCode": 0, "errorMsg": "Healthy"})
+
+    @bp.get("/ready")
+    def ready():
+        r = rt()
+        info: dict[str, Any] = {
+            "deploy": r.cfg.deploy,
+            "service": r.cfg.service,
+            "release": r.cfg.release,
+            "models": {role: b for role, b in r.cfg.models.items()},
+        }
+        ok = r.service is not None and r.ready_error is None
+        if not ok:
+            info["reason"] = r.ready_error or "model not loaded"
+        if r.gate is not None:
+            try:
+                verdict = r.gate.check()
+                info["license"] = verdict.to_dict() if hasattr(verdict, "to_dict") else {"ok": True}
+            except LicenseError as err:
+                ok = False
+                info["license"] = {"ok": False, "reason": err.reason, "detail": err.detail}
+                info["reason"] = f"license: {err.reason}"
+        info["ready"] = ok
+        return jsonify(info), 200 if ok else 503
+
+    @bp.get("/metrics")
+    def metrics():
+        return Response(rt().metrics.render(), mimetype="text/plain; version=0.0.4")
+
+    return bp

@@ -1,0 +1,91 @@
+"""The Paddle seam: the only module of the runtime that imports ``paddle``.
+
+An :class:`Engine` wraps one Paddle Inference predictor. Predictors are not thread-safe, so
+an engine must be used by one thread at a time (the services hold a lock around ``run``);
+and it must be created after gunicorn forks, never in the master.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ModelInvalid
+
+_init_lock = threading.Lock()
+
+
+def _device_id(device: str) -> int:
+    _, _, idx = device.partition(":")
+    return int(idx or 0)
+
+
+class Engine:
+    """Feeds inputs by *name* (never by position) and returns outputs in graph order."""
+
+    def __init__(
+        self,
+        model_file: str | Path,
+        params_file: str | Path,
+        *,
+        threads: int = 1,
+        onednn: bool = False,
+        onednn_cache_capacity: int = 10,
+        device: str = "cpu",
+    ) -> None:
+        # Quiet glog before paddle initialises; it prints per-pass lines otherwise.
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        with _init_lock:
+            from paddle import inference
+
+            config = inference.Config(str(model_file), str(params_file))
+            if device.startswith("gpu"):
+                config.enable_use_gpu(256, _device_id(device))
+            else:
+                config.disable_gpu()
+                if onednn:
+                    config.enable_mkldnn()
+                    # Variable input shapes (detectors, pyramids) would otherwise grow the
+                    # oneDNN primitive cache without bound (PaddleOCR #701).
+                    config.set_mkldnn_cache_capacity(onednn_cache_capacity)
+                else:
+                    config.disable_mkldnn()
+                config.set_cpu_math_library_num_threads(max(1, threads))
+            if str(model_file).endswith(".json"):
+                config.enable_new_ir(True)
+            config.enable_new_executor()
+            config.enable_memory_optim()
+            config.disable_glog_info()
+            try:
+                self._predictor = inference.create_predictor(config)
+            except Exception as exc:  # paddle raises many types; report them as one
+                raise ModelInvalid(f"Paddle cannot load {model_file}: {exc}") from exc
+        self.input_names: list[str] = list(self._predictor.get_input_names())
+        self.output_names: list[str] = list(self._predictor.get_output_names())
+        self._inputs = {n: self._predictor.get_input_handle(n) for n in self.input_names}
+        self._outputs = [self._predictor.get_output_handle(n) for n in self.output_names]
+        self.threads = threads
+        self.onednn = onednn
+        self.device = device
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
+        missing = set(self.input_names) - set(feeds)
+        if missing:
+            raise ModelInvalid(f"model expects inputs {sorted(missing)} that were not provided")
+        for name in self.input_names:
+            arr = np.ascontiguousarray(feeds[name])
+            handle = self._inputs[name]
+            handle.reshape(arr.shape)
+            handle.copy_from_cpu(arr)
+        self._predictor.run()
+        return [h.copy_to_cpu() for h in self._outputs]
+
+
+def paddle_version() -> str:
+    import paddle
+
+    return str(paddle.__version__)
