@@ -27,6 +27,8 @@ __all__ = [
     "read_manifest",
     "verify_bundle",
     "wheel_license",
+    "run_predictor",
+    "check_exported_model",
 ]
 
 MODEL_PREFIX = "inference"  # PaddleX BasePredictor.MODEL_FILE_PREFIX
@@ -169,3 +171,89 @@ def wheel_license(wheel: str | os.PathLike[str]) -> str:
                     if line.strip():
                         return line.strip()
     return "UNKNOWN"
+
+
+_PREDICT_SCRIPT = r"""
+import sys, numpy as np, paddle.inference as pi
+model_dir, onednn, inp, outp = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+cfg = pi.Config(model_dir + "/inference.json", model_dir + "/inference.pdiparams")
+cfg.disable_gpu()
+if onednn:
+    cfg.enable_mkldnn()
+    cfg.set_mkldnn_cache_capacity(10)
+else:
+    cfg.disable_mkldnn()
+cfg.set_cpu_math_library_num_threads(1)
+cfg.enable_new_ir(True)
+cfg.enable_new_executor()
+cfg.set_optimization_level(3)
+cfg.enable_memory_optim()
+cfg.disable_glog_info()
+pred = pi.create_predictor(cfg)
+feeds = np.load(inp)
+for name in pred.get_input_names():
+    h = pred.get_input_handle(name)
+    x = np.ascontiguousarray(feeds[name])
+    h.reshape(x.shape)
+    h.copy_from_cpu(x)
+pred.run()
+outs = [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
+np.savez(outp, *outs)
+"""
+
+
+def run_predictor(model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], *, onednn: bool,
+                  timeout: float = 600.0) -> tuple[list[Any] | None, str]:
+    """Run the bundle with Paddle Inference configured as PaddleX does, in a child process.
+
+    A child, because the known oneDNN/PIR failure of paddle 3.3.x may abort the process.
+    Returns (outputs or None, one-line detail).
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="vp-predict-") as tmp:
+        inp, outp = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(inp, **{k: np.asarray(v) for k, v in feeds.items()})
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        try:
+            proc = subprocess.run([sys.executable, "-c", _PREDICT_SCRIPT, str(model_dir), "1" if onednn else "0",
+                                   str(inp), str(outp)], capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return None, f"timed out after {timeout:.0f}s"
+        if proc.returncode != 0 or not outp.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()
+            return None, f"failed (exit {proc.returncode}): {tail[-1] if tail else 'no output'}"
+        with np.load(outp) as data:
+            return [data[f"arr_{i}"] for i in range(len(data.files))], "ran"
+
+
+def check_exported_model(model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], reference: Any, *,
+                         atol: float = 1e-5) -> dict[str, Any]:
+    """Compare the exported model's first output with ``reference``, oneDNN off and on.
+
+    ``ok`` means the plain CPU run matches; ``onednn`` is True only if the oneDNN run also
+    completes and matches (otherwise bundles must keep oneDNN off).
+    """
+    import numpy as np
+
+    ref = np.asarray(reference)
+    result: dict[str, Any] = {"ok": False, "max_abs_diff": None, "onednn": False,
+                              "onednn_max_abs_diff": None, "onednn_detail": ""}
+    outs, detail = run_predictor(model_dir, feeds, onednn=False)
+    if outs is None:
+        raise RuntimeError(f"exported model does not run with Paddle Inference: {detail}")
+    diff = float(np.max(np.abs(outs[0] - ref))) if outs[0].shape == ref.shape else float("inf")
+    result.update(ok=diff <= atol, max_abs_diff=diff)
+    outs, detail = run_predictor(model_dir, feeds, onednn=True)
+    if outs is None:
+        result["onednn_detail"] = detail
+        return result
+    d = float(np.max(np.abs(outs[0] - ref))) if outs[0].shape == ref.shape else float("inf")
+    result["onednn_max_abs_diff"] = d
+    result["onednn"] = d <= atol * 10  # oneDNN kernels reorder float sums; allow a little more
+    result["onednn_detail"] = f"ran, max|diff|={d:.2e}" + ("" if result["onednn"] else " (too large)")
+    return result
