@@ -98,6 +98,7 @@ class Verdict:
     matched: tuple[str, ...]
     mismatched: tuple[str, ...]
     gpu_index: int | None = None
+    expiring_soon: bool = False  # within EXPIRY_WARNING_DAYS; then warnings[0] says so
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +166,12 @@ def check_scope(lic: License, deploy: str | None, service: str | None) -> None:
 def verify(lic_bytes: bytes, keys: Mapping[str, Ed25519PublicKey], fingerprint: Fingerprint, now: float,
            deploy: str | None = None, service: str | None = None) -> Verdict:
     """Full check of one license file's bytes; a Verdict or LicenseError with the precise reason."""
-    lic = verify_envelope(lic_bytes, keys)
+    return evaluate(verify_envelope(lic_bytes, keys), fingerprint, now, deploy, service)
+
+
+def evaluate(lic: License, fingerprint: Fingerprint, now: float,
+             deploy: str | None = None, service: str | None = None) -> Verdict:
+    """Every check after authentication; ``lic`` must come from :func:`verify_envelope`."""
     # A license from the future means the clock is wrong, which makes every later answer suspect.
     check_issued(lic, now)
     matched, mismatched = match_machine(lic, fingerprint)
@@ -183,5 +189,6 @@ def verify(lic_bytes: bytes, keys: Mapping[str, Ed25519PublicKey], fingerprint: 
     return Verdict(
         license_id=lic.id, customer=lic.customer, expires_at=lic.expires_at, days_left=max(0, int(left // 86400)),
         instances=lic.instances, deploys=lic.deploys, services=lic.services, binding=lic.binding["type"],
-        matched=matched, mismatched=mismatched, gpu_index=gpu_index, warnings=tuple(warnings),
+        matched=matched, mismatched=mismatched, gpu_index=gpu_index,
+        expiring_soon=left <= EXPIRY_WARNING_DAYS * 86400, warnings=tuple(warnings),
     )

@@ -1,0 +1,138 @@
+"""Clock high-water mark: the latest time this machine has been seen at, so setting the clock
+back to stretch an expiring license is noticed.
+
+Design (docs/licensing.md "Clock"):
+
+* Two copies, ``clock.mark`` and ``.clock.mark.2`` in the state directory, each written
+  atomically and carrying ``HMAC(machine secret, high)``. The secret is derived from the
+  raw machine id, which never leaves this machine (licenses and requests carry only salted
+  hashes), so a mark edited by hand or copied from another machine does not verify.
+* One copy bad or missing: the other is trusted and both are rewritten. Both present
+  and neither verifies: tampering, ``clock-rollback`` until an operator deletes them.
+* Both missing (first start, or deleted): the mark is rebuilt conservatively as the
+  latest of the license's signed ``issued_at`` and the *ctime* of witness files (the
+  installed license). A ctime is stamped by the kernel from the clock at the moment of
+  the change and cannot be set by ``touch``, so deleting the mark after winding the clock
+  back still shows that time once went further.
+
+This is deterrence against casual clock games, not protection from root: root can
+read the machine id and forge a mark. The threat model is the same as EasyDL's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import LicenseError
+from ..fsutil import atomic_write
+from . import fingerprint
+from .license import format_time
+
+log = logging.getLogger("visionpack.license")
+
+MAX_CLOCK_DRIFT = 300
+# Rewrite at most once a minute: each write is two fsyncs, and a finer mark buys nothing.
+WRITE_STEP = 60
+MARK_NAMES = ("clock.mark", ".clock.mark.2")
+DEFAULT_STATE_DIR = Path("/var/lib/visionpack/state")
+
+
+def _machine_secret() -> bytes:
+    raw = fingerprint.read_machine_id() or fingerprint.read_dmi("product_uuid") or fingerprint.read_disk_serial() or ""
+    return hashlib.sha256(b"visionpack/clock/v1\n" + raw.encode("utf-8")).digest()
+
+
+class ClockMark:
+    """The high-water mark kept in ``state_dir``."""
+
+    def __init__(self, state_dir: str | os.PathLike[str], drift: int = MAX_CLOCK_DRIFT) -> None:
+        self.state_dir = Path(state_dir)
+        self.paths = tuple(self.state_dir / name for name in MARK_NAMES)
+        self.drift = drift
+        self._secret = _machine_secret()
+        self._warned_write = False
+
+    def _mac(self, high: int) -> str:
+        return hmac.new(self._secret, f"visionpack-clock/v1|{high}".encode(), hashlib.sha256).hexdigest()
+
+    def encode(self, high: int) -> bytes:
+        return json.dumps({"v": 1, "high": high, "mac": self._mac(high)}, sort_keys=True).encode()
+
+    def _read_one(self, path: Path) -> int | str:
+        """The mark's value, or "missing" / "bad"."""
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(4096)
+        except FileNotFoundError:
+            return "missing"
+        except OSError:
+            return "bad"
+        try:
+            doc = json.loads(data)
+            high = doc["high"]
+            if set(doc) == {"v", "high", "mac"} and doc["v"] == 1 and type(high) is int \
+                    and isinstance(doc["mac"], str) and hmac.compare_digest(doc["mac"], self._mac(high)):
+                return high
+        except (ValueError, KeyError, TypeError):
+            pass
+        return "bad"
+
+    def read(self) -> tuple[int | None, list[str]]:
+        """(high or None, state of each copy). Raises clock-rollback when every copy is forged."""
+        states = [self._read_one(p) for p in self.paths]
+        highs = [s for s in states if isinstance(s, int)]
+        labels = [str(s) if isinstance(s, str) else "ok" for s in states]
+        if not highs and "bad" in labels:
+            raise LicenseError("clock-rollback", f"clock mark in {self.state_dir} was altered (it does not verify on "
+                                                 f"this machine); restore the clock, then delete {self.paths[0].name} "
+                                                 f"and {self.paths[1].name} to rebuild it")
+        return (max(highs) if highs else None), labels
+
+    def check(self, now: float, floor: float = 0, witnesses: Iterable[str | os.PathLike[str]] = ()) -> int:
+        """Raise clock-rollback if ``now`` is more than the drift behind the mark; else advance it.
+
+        ``floor`` (a signed issued_at) and the ctimes of ``witnesses`` bound the mark from below.
+        Returns the mark after the check.
+        """
+        high, labels = self.read()
+        rebuilt = high is None
+        lower = int(floor)
+        for path in witnesses:
+            try:
+                lower = max(lower, int(os.stat(path).st_ctime))
+            except OSError:
+                pass
+        if rebuilt:
+            if lower:
+                log.warning("clock mark missing in %s; rebuilt from the license and file times (%s)",
+                            self.state_dir, format_time(lower))
+            high = lower
+        else:
+            high = max(high, lower)
+        if now < high - self.drift:
+            raise LicenseError("clock-rollback", f"system clock {format_time(now)} is {(high - now) / 60:.0f} min behind "
+                                                 f"the last time seen {format_time(high)}; set the clock right (NTP)")
+        new_high = max(high, int(now))
+        if not rebuilt and labels.count("ok") < len(labels):
+            log.warning("clock mark copies in %s: %s; repairing from the good copy", self.state_dir, ", ".join(labels))
+        if rebuilt or labels.count("ok") < len(labels) or new_high >= high + WRITE_STEP:
+            self._write(new_high)
+        return new_high
+
+    def _write(self, high: int) -> None:
+        data = self.encode(high)
+        try:
+            for path in self.paths:
+                atomic_write(path, data, mode=0o600)
+        except OSError as exc:
+            # Failing requests because /var is full would punish the honest customer; say it once.
+            if not self._warned_write:
+                log.warning("cannot write clock mark in %s (%s); clock rollback detection is weakened",
+                            self.state_dir, exc)
+                self._warned_write = True

@@ -1,0 +1,169 @@
+"""Machine-wide instance limit: one flock()ed slot file per running service instance.
+
+Each service master (a gunicorn master, or a container's entry process) holds one
+``slot-N.lock`` in ``INSTANCES_DIR`` with ``fcntl.flock`` for its whole life. The kernel
+drops the lock when the last descriptor closes, so a crashed or SIGKILLed service frees
+its slot with no cleanup and no stale pid files. Workers forked by the master inherit the
+descriptor, which keeps the slot held until the whole process tree is gone.
+
+The directory is fixed on purpose and is shared by every deploy on the machine: a
+configurable directory would let each deploy count only itself. ``directory=`` exists
+for unit tests and must never be wired to a flag, environment variable or config key.
+Slot files are never deleted: unlinking a lock file races with another process opening
+it, which would let two holders believe they own the same slot.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import LicenseError
+
+INSTANCES_DIR = Path("/var/lib/visionpack/instances")
+_SLOT = re.compile(r"slot-(\d{1,6})\.lock")
+_MUTEX = ".acquire.lock"
+_MUTEX_WAIT = 10.0
+
+
+@dataclass
+class Slot:
+    """A held instance slot; :meth:`release` (or process exit) frees it."""
+
+    index: int
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the last descriptor drops the flock
+            self.fd = -1
+
+    def __enter__(self) -> "Slot":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _Mutex:
+    """Serialises acquire/count so probing a free slot never collides with taking it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / _MUTEX
+
+    def __enter__(self) -> "_Mutex":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + _MUTEX_WAIT
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES) or time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise LicenseError("instance-limit", f"cannot lock {self.path}: {exc}") from None
+                time.sleep(0.01)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def _slot_indices(directory: Path) -> list[int]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(int(m.group(1)) for m in map(_SLOT.fullmatch, names) if m)
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding ``path``'s lock, or None if someone else holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            return None
+        raise
+
+
+def _read_owner(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_bytes()[:4096] or b"{}")
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _scan(directory: Path) -> tuple[list[int], list[int]]:
+    """(held, free) slot indices among existing files. Call under the mutex."""
+    held, free = [], []
+    for idx in _slot_indices(directory):
+        fd = _try_lock(directory / f"slot-{idx}.lock")
+        if fd is None:
+            held.append(idx)
+        else:
+            os.close(fd)
+            free.append(idx)
+    return held, free
+
+
+def _prepare(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+    except OSError as exc:
+        raise LicenseError("instance-limit", f"cannot create {directory}: {exc}") from None
+
+
+def acquire(limit: int, owner_info: Mapping[str, Any], directory: Path = INSTANCES_DIR) -> Slot:
+    """Take a slot if fewer than ``limit`` are held machine-wide, else LicenseError('instance-limit').
+
+    ``owner_info`` (e.g. deploy, service, port) is written into the slot for ``holders()``.
+    """
+    directory = Path(directory)
+    _prepare(directory)
+    with _Mutex(directory):
+        held, _ = _scan(directory)
+        # Count every held slot, not just 0..limit-1: instances started under an older,
+        # larger license still run and still count against a smaller new one.
+        if len(held) >= limit:
+            who = ", ".join(f"{o.get('deploy', '?')}/{o.get('service', '?')} pid {o.get('pid', '?')}"
+                            for o in (_read_owner(directory / f"slot-{i}.lock") for i in held))
+            raise LicenseError("instance-limit", f"{len(held)} of {limit} licensed instances already run on this "
+                                                 f"machine ({who}); stop one or get a license with more instances")
+        taken = set(held)
+        idx = next(i for i in range(len(taken) + 1) if i not in taken)  # lowest free number
+        path = directory / f"slot-{idx}.lock"
+        fd = _try_lock(path)
+        if fd is None:  # impossible under the mutex unless someone ignores it; refuse rather than overcount
+            raise LicenseError("instance-limit", f"{path} was taken concurrently; retry")
+    info = {"pid": os.getpid(), "since": int(time.time()), **dict(owner_info)}
+    data = json.dumps(info, sort_keys=True, default=str).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    return Slot(index=idx, path=path, fd=fd)
+
+
+def holders(directory: Path = INSTANCES_DIR) -> list[dict[str, Any]]:
+    """Owner info of every held slot (for status and trouble_shooting)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    with _Mutex(directory):
+        held, _ = _scan(directory)
+    return [{"slot": i, **_read_owner(directory / f"slot-{i}.lock")} for i in held]
+
+
+def count(directory: Path = INSTANCES_DIR) -> int:
+    """Number of running instances on this machine."""
+    return len(holders(directory))
