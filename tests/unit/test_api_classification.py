@@ -163,6 +163,7 @@ def test_requests_over_the_inflight_limit_get_336100_at_once(cfg, tmp_path):
             return [np.full((feeds["x"].shape[0], 10), 0.1, np.float32)]
 
     engine = SlowEngine()
+    gate_open.set()  # let the start-up warmup inference through
     app = create_app(dataclasses.replace(cfg, max_inflight=1), engine_factory=lambda b, c: engine, gate=None)
     # warmup ran through the engine already; reset the events for the real request
     entered.clear()
