@@ -1,0 +1,189 @@
+"""install.py's command line: argparse, dispatch, and turning errors into exit codes.
+
+Example::
+
+    python3 package/Install/install.py --root /opt/visionpack install demo-classify --port 8701
+    python3 package/Install/install.py status --json
+
+Every failure is a VisionpackError: ``error: <detail>`` and ``hint: <hint>`` go to stderr and the
+process exits with the error's own code (README error table). ``--json`` prints one JSON
+document on stdout, also for errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..errors import UsageError, VisionpackError
+from .context import Context
+from .layout import DEFAULT_ROOT, ROOT_ENV, Root, resolve_root
+from .source import Source
+
+DEFAULT_START_TIMEOUT = 120.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse would print usage and exit 2 itself; route it through our error path instead.
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --root is accepted before or after the command; SUPPRESS keeps the sub-parser's unset
+    # default from overwriting a value given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
+                        help=f"install root (default: ${ROOT_ENV}, else {DEFAULT_ROOT})")
+    parser = _Parser(prog="install.py", description="Install and run visionpack inference services offline.",
+                     parents=[common])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, aliases: Sequence[str], help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, aliases=list(aliases), help=help_, parents=[common])
+
+    p = add("install", ["in"], "install a deploy from this package and start it")
+    p.add_argument("deploy", metavar="DEPLOY")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0; 127.0.0.1 = this machine only)")
+    p.add_argument("--port", type=_positive, default=None, help="port (default: the catalog's port, see 'search')")
+    p.add_argument("--workers", type=_positive, default=1, help="gunicorn worker processes, one model each (default 1)")
+    p.add_argument("--force", action="store_true", help="install even if the environment check fails")
+    p.add_argument("--stopped", action="store_true", help="install without starting")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
+    p.set_defaults(func=_cmd_install)
+
+    p = add("remove", ["rm"], "stop and remove a deploy (data/ is kept unless --purge)")
+    p.add_argument("deploy", metavar="DEPLOY")
+    p.add_argument("--purge", action="store_true", help="also delete data/ and logs/")
+    p.set_defaults(func=_cmd_remove)
+
+    p = add("list", ["li"], "list installed deploys")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_list)
+
+    p = add("search", ["se"], "list the deploys this package offers")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_search)
+
+    p = add("status", [], "state, pids, address, release and readiness of installed deploys")
+    p.add_argument("deploy", nargs="?", metavar="DEPLOY")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_status)
+
+    for name, help_ in (("start", "start an installed deploy"), ("stop", "stop a running deploy"),
+                        ("restart", "stop, then start")):
+        p = add(name, [], help_)
+        p.add_argument("deploy", metavar="DEPLOY")
+        if name != "stop":
+            p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT,
+                           help="seconds to wait for /ready (default 120)")
+        p.set_defaults(func={"start": _cmd_start, "stop": _cmd_stop, "restart": _cmd_restart}[name])
+    return parser
+
+
+def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.install import install
+    return install(ctx, a.deploy, host=a.host, port=a.port, workers=a.workers, force=a.force,
+                   stopped=a.stopped, timeout=a.timeout)
+
+
+def _cmd_remove(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.remove import remove
+    return remove(ctx, a.deploy, purge=a.purge)
+
+
+def _cmd_list(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands import list as cmd
+    return _show(a, cmd.list_installed(ctx), cmd.render)
+
+
+def _cmd_search(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands import search as cmd
+    return _show(a, cmd.search(ctx), cmd.render)
+
+
+def _cmd_status(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands import status as cmd
+    return _show(a, cmd.status(ctx, a.deploy), cmd.render)
+
+
+def _cmd_start(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.start import start
+    return start(ctx, a.deploy, timeout=a.timeout)
+
+
+def _cmd_stop(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.stop import stop
+    return stop(ctx, a.deploy)
+
+
+def _cmd_restart(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.restart import restart
+    return restart(ctx, a.deploy, timeout=a.timeout)
+
+
+def _show(a: argparse.Namespace, doc: dict, render: Callable[[dict], list]) -> dict:
+    if a.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        for line in render(doc):
+            print(line)
+    return doc
+
+
+def _package_dir() -> Path:
+    # installer/cli.py -> visionpack/ -> package/
+    return Path(__file__).resolve().parents[2]
+
+
+def report_error(exc: VisionpackError, as_json: bool) -> int:
+    print(f"error: {exc.detail}", file=sys.stderr)
+    print(f"hint: {exc.hint}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"name": type(exc).__name__, "slug": exc.slug, "detail": exc.detail,
+                                    "hint": exc.hint, "exit_code": exc.exit_code}}, indent=2, sort_keys=True))
+    return exc.exit_code
+
+
+def main(argv: Optional[Sequence[str]] = None, *, package_dir: Optional[Path] = None,
+         env: Optional[dict] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "func", None):
+            raise UsageError("no command given; try 'install.py search' or 'install.py --help'")
+        root = resolve_root(getattr(args, "root", None), os.environ if env is None else env)
+        ctx = Context(Root(root), Source.from_package_dir(package_dir or _package_dir()))
+        args.func(ctx, args)
+        return 0
+    except VisionpackError as exc:
+        return report_error(exc, as_json)
+    except KeyboardInterrupt:
+        # The journal already records the step; the next run repairs it.
+        print("error: interrupted; run the same command again to finish or undo it", file=sys.stderr)
+        return 130

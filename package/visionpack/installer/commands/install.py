@@ -1,0 +1,76 @@
+"""install|in DEPLOY: check the environment, build runtime + release, switch, start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import AlreadyInstalled
+from ...fsutil import atomic_symlink
+from .. import envcheck, journal, recovery, release, runtime_env
+from ..context import Context
+from .start import start_installed
+from ..deployment import Installed
+
+
+def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: int, force: bool,
+            stopped: bool, timeout: float) -> dict[str, Any]:
+    source = ctx.source
+    release.yaml_ready(source)
+    entry = source.entry(deploy)
+    version = source.version()
+    paths = ctx.root.deploy(deploy)
+    port = port or entry.port
+    existing = journal.load(paths)
+    if existing and existing.get("release") and not existing.get("operation"):
+        raise AlreadyInstalled(f"{deploy!r} release {existing['release']} is already installed in {paths.dir}")
+    # Validate the options before anything is written (ConfigInvalid names the bad one).
+    release.service_config(ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers)
+
+    report = envcheck.run(source, ctx.root.path, host, port, sorted(set(entry.models.values())))
+    for line in report.lines():
+        ctx.say(line)
+    error = envcheck.error_for(report)
+    if error is not None:
+        if not force:
+            ctx.say("Environment checking failed! Please fix them before installation.")
+            raise error
+        ctx.warn(f"{error.detail} -- going on because of --force")
+
+    with journal.deploy_lock(paths):
+        state = recovery.recover(paths, journal.load(paths), ctx.say)
+        if state and state.get("release"):
+            raise AlreadyInstalled(f"{deploy!r} release {state['release']} is already installed in {paths.dir}")
+        state = journal.new_state(deploy, entry.service)
+
+        journal.begin(paths, state, "install", "runtime", release=version)
+        runtime = runtime_env.ensure(ctx.root, source, say=ctx.say)
+        copied = release.copy_licenses(ctx.root, source)
+        if copied:
+            ctx.say(f"licenses: {', '.join(copied)} -> {ctx.root.licenses}")
+
+        journal.begin(paths, state, "install", "release")
+        rel_dir = paths.release(version)
+        cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers)
+        for d in (paths.data, paths.logs, paths.run):
+            d.mkdir(parents=True, exist_ok=True)
+        release.build(ctx.root, paths, source, entry, version, cfg, runtime)
+        ctx.say(f"release {version} -> {rel_dir}")
+
+        journal.begin(paths, state, "install", "switch")
+        atomic_symlink(f"releases/{version}", paths.current)
+
+        # The commit: release recorded and the operation cleared in one atomic write.
+        state.update(release=version, desired="stopped" if stopped else "running", host=host, port=port,
+                     workers=workers, operation=None)
+        state["releases"][version] = {"installed_at": journal.now(), "runtime": str(runtime)}
+        journal.save(paths, state)
+        ctx.say(f"installed {deploy} {version} (service {entry.service}) in {paths.dir}")
+
+        result: dict[str, Any] = {"deploy": deploy, "release": version, "path": str(paths.dir),
+                                  "runtime": str(runtime), "host": host, "port": port, "started": False}
+        if not stopped:
+            pid = start_installed(ctx, Installed(paths, state), timeout=timeout)
+            result.update(started=True, pid=pid)
+        else:
+            ctx.say(f"not started (--stopped); run 'install.py start {deploy}'")
+        return result

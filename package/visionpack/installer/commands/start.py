@@ -1,0 +1,44 @@
+"""start DEPLOY: license check, port check, spawn gunicorn, wait for /ready."""
+
+from __future__ import annotations
+
+from ...errors import PortInUse, StartFailed
+from .. import envcheck, journal, procs
+from ..context import Context
+from ..deployment import Installed, require
+from ..licensecheck import check_license
+
+
+def start(ctx: Context, deploy: str, *, timeout: float) -> dict:
+    paths = ctx.root.deploy(deploy)
+    with journal.deploy_lock(paths):
+        inst = require(ctx, deploy, recover=True)
+        pid = procs.master(paths)
+        if pid:
+            ctx.say(f"{deploy} is already running (pid {pid})")
+            if inst.state.get("desired") != "running":
+                inst.state["desired"] = "running"
+                journal.save(paths, inst.state)
+            return {"deploy": deploy, "pid": pid, "already_running": True}
+        pid = start_installed(ctx, inst, timeout=timeout)
+        return {"deploy": deploy, "pid": pid, "already_running": False}
+
+
+def start_installed(ctx: Context, inst: Installed, *, timeout: float) -> int:
+    """Start an installed, stopped deploy; the caller holds the deploy lock."""
+    paths, state = inst.paths, inst.state
+    check_license(ctx.root.path, paths.name, state.get("service") or "")
+    reason = envcheck.port_free(inst.host, inst.port)
+    if reason:
+        raise PortInUse(f"cannot bind {inst.host}:{inst.port} for {paths.name}: {reason}")
+    if not (inst.runtime / "bin" / "gunicorn").exists():
+        raise StartFailed(f"runtime {inst.runtime} of release {inst.version} is missing; re-install the deploy")
+    state["desired"] = "running"
+    journal.begin(paths, state, "start", "spawn")
+    try:
+        pid = procs.start(paths, inst.runtime, inst.release, inst.host, inst.port, timeout=timeout, say=ctx.say)
+    finally:
+        # Desired stays "running" on failure, so status reports "failed" until it is fixed.
+        journal.clear(paths, state)
+    ctx.say(f"{paths.name} is ready: http://{procs.probe_host(inst.host)}:{inst.port}/{paths.name}/ (pid {pid})")
+    return pid

@@ -1,0 +1,240 @@
+"""Environment check run before install writes anything: each item says what to fix.
+
+Every check is a small function returning a :class:`Check`; :func:`run` collects them and
+:func:`raise_for` picks the exit code (the specific one when all failures share it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from ..errors import EnvironmentCheckFailed, InstallerError, ModelInvalid, PackageCorrupt, PortInUse
+from .source import Source
+
+GIB = 1 << 30
+MIN_PYTHON = (3, 8)
+MIN_DISK = 2 * GIB
+MIN_MEMORY = 1 * GIB
+# Paddle's x86 wheels are compiled for AVX; without it the import dies with SIGILL.
+CPU_FLAGS = ("avx",)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    error: type = EnvironmentCheckFailed
+    warn_only: bool = False
+
+
+def check_python(version: Sequence[int] = sys.version_info[:3]) -> Check:
+    shown = ".".join(str(v) for v in version)
+    if tuple(version[:2]) < MIN_PYTHON:
+        return Check("python", False, f"Python {shown} is too old (need >= 3.8)",
+                     "Run install.py with python3.8 or newer, e.g. 'python3.11 package/Install/install.py ...'")
+    if importlib.util.find_spec("venv") is None or importlib.util.find_spec("ensurepip") is None:
+        return Check("python", False, f"Python {shown} has no working 'venv'/'ensurepip' module",
+                     "Install the distribution's venv package (Debian/Ubuntu: apt-get install python3-venv)")
+    return Check("python", True, f"Python {shown} with venv")
+
+
+def check_wheel_tags(wheels: Path, version: Sequence[int] = sys.version_info[:2]) -> Check:
+    """The venv is made by this interpreter, so the wheelhouse must have been built for it."""
+    want = f"cp{version[0]}{version[1]}"
+    tags: set[str] = set()
+    for wheel in wheels.glob("*.whl") if wheels.is_dir() else ():
+        parts = wheel.name[:-4].split("-")
+        if len(parts) >= 5:
+            tags.update(t for t in parts[-3].split(".") if re.fullmatch(r"cp3\d+", t))
+    if not tags or want in tags:
+        return Check("wheel-tags", True, f"wheelhouse fits CPython {version[0]}.{version[1]}")
+    built = ", ".join(sorted(tags))
+    return Check("wheel-tags", False, f"original/wheels was built for {built}, this python is {want}",
+                 f"Run install.py with the matching interpreter (e.g. python3.{sorted(tags)[0][3:]}), "
+                 "or re-run download.sh with this python")
+
+
+def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> Check:
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return Check("cpu", False, f"cannot read {cpuinfo}: {exc}", "Run on Linux with /proc mounted")
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+            break
+    missing = [f for f in CPU_FLAGS if f not in flags]
+    if missing:
+        return Check("cpu", False, f"CPU lacks {', '.join(missing)} (PaddlePaddle's x86 wheel needs it)",
+                     "Use an x86-64 CPU with AVX (on a VM, expose the host CPU model, e.g. '-cpu host')")
+    return Check("cpu", True, "CPU has " + ", ".join(CPU_FLAGS))
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def check_disk(root: Path, statvfs: Callable = os.statvfs, minimum: int = MIN_DISK) -> Check:
+    where = _existing_ancestor(root)
+    st = statvfs(str(where))
+    free = st.f_bavail * st.f_frsize
+    if free < minimum:
+        return Check("disk", False, f"{free / GIB:.1f} GiB free under {where} (need {minimum / GIB:.0f} GiB)",
+                     "Free space there, or choose another root with --root DIR")
+    return Check("disk", True, f"{free / GIB:.1f} GiB free under {where}")
+
+
+def check_memory(meminfo: Path = Path("/proc/meminfo"), minimum: int = MIN_MEMORY) -> Check:
+    try:
+        text = meminfo.read_text(encoding="utf-8")
+    except OSError as exc:
+        return Check("memory", False, f"cannot read {meminfo}: {exc}", "Run on Linux with /proc mounted")
+    match = re.search(r"^MemAvailable:\s+(\d+)\s+kB", text, re.M) or re.search(r"^MemFree:\s+(\d+)\s+kB", text, re.M)
+    if not match:
+        return Check("memory", False, f"{meminfo} has no MemAvailable line", "Run on Linux 3.14 or newer")
+    free = int(match.group(1)) * 1024
+    if free < minimum:
+        return Check("memory", False, f"{free / GIB:.2f} GiB memory available (need {minimum / GIB:.0f} GiB)",
+                     "Stop other services or add memory; each worker holds one model")
+    return Check("memory", True, f"{free / GIB:.1f} GiB memory available")
+
+
+def port_free(host: str, port: int) -> Optional[str]:
+    """None when ``host:port`` can be bound the way gunicorn binds it, else the reason."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # gunicorn sets SO_REUSEADDR, so TIME_WAIT leftovers must not count as "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        sock.close()
+    return None
+
+
+def check_port(host: str, port: int) -> Check:
+    reason = port_free(host, port)
+    if reason:
+        return Check("port", False, f"cannot bind {host}:{port}: {reason}",
+                     "Pick another port with --port N, or stop what listens there ('ss -ltnp')", PortInUse)
+    return Check("port", True, f"{host}:{port} is free")
+
+
+def check_payload(source: Source) -> Check:
+    missing = [str(p.relative_to(source.top)) for p in (source.lock_file, source.wheels) if not p.exists()]
+    if missing:
+        return Check("payload", False, f"missing {', '.join(missing)}",
+                     "Run 'bash download.sh' on a connected machine and copy the whole directory again", PackageCorrupt)
+    return Check("payload", True, "original/requirements.lock and original/wheels present")
+
+
+def check_checksums(source: Source, verify: Optional[Callable[[Path], list]] = None) -> Check:
+    if verify is None:
+        verify = _load_verify(source)
+        if verify is None:
+            return Check("checksums", False, "tools/download/verify.py is missing; package checksums not verified",
+                         "Use a complete package", PackageCorrupt, warn_only=True)
+    try:
+        problems = list(verify(source.top))
+    except Exception as exc:  # a crashing verifier must not be mistaken for a clean package
+        return Check("checksums", False, f"checksum verification crashed: {exc!r}",
+                     "Run 'bash download.sh --verify' to see the problem", PackageCorrupt)
+    if problems:
+        shown = "; ".join(_problem_text(p) for p in problems[:10])
+        more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
+        return Check("checksums", False, f"{len(problems)} file(s) damaged or missing: {shown}{more}",
+                     "Run 'bash download.sh --verify' to list them, then 'bash download.sh' to repair", PackageCorrupt)
+    return Check("checksums", True, "package files match their checksums")
+
+
+def _problem_text(problem: object) -> str:
+    # verify.py returns Item(status, kind, path, detail); anything else is shown as it is.
+    status, path = getattr(problem, "status", None), getattr(problem, "path", None)
+    if status and path:
+        detail = getattr(problem, "detail", "")
+        return f"{status} {path}" + (f" ({detail})" if detail else "")
+    return str(problem)
+
+
+def _load_verify(source: Source) -> Optional[Callable[[Path], list]]:
+    path = source.find_verifier()
+    if path is None:
+        return None
+    spec = importlib.util.spec_from_file_location("_visionpack_download_verify", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.verify
+
+
+def check_models(source: Source, bundles: Sequence[str]) -> Check:
+    problems = []
+    for bundle in bundles:
+        d = source.bundle_dir(bundle)
+        if not d.is_dir():
+            problems.append(f"models/{bundle} is missing")
+            continue
+        have = {p.name for p in d.iterdir()}
+        if not ({"inference.json", "inference.pdmodel"} & have):
+            problems.append(f"models/{bundle} has no inference.json or inference.pdmodel")
+        for name in ("inference.pdiparams", "inference.yml"):
+            if name not in have:
+                problems.append(f"models/{bundle} has no {name}")
+    if problems:
+        return Check("models", False, "; ".join(problems),
+                     "Run 'bash download.sh' to build the demo models, or copy the PaddleX export there", ModelInvalid)
+    return Check("models", True, f"model bundle(s) present: {', '.join(bundles) or 'none'}")
+
+
+@dataclass
+class Report:
+    checks: list = field(default_factory=list)
+
+    @property
+    def failures(self) -> list:
+        return [c for c in self.checks if not c.ok and not c.warn_only]
+
+    @property
+    def warnings(self) -> list:
+        return [c for c in self.checks if not c.ok and c.warn_only]
+
+    def lines(self) -> list[str]:
+        out = []
+        for c in self.checks:
+            tag = "  OK" if c.ok else ("WARN" if c.warn_only else "FAIL")
+            out.append(f"[{tag}] {c.name}: {c.detail}")
+            if not c.ok and c.fix:
+                out.append(f"       fix: {c.fix}")
+        return out
+
+
+def run(source: Source, root: Path, host: str, port: int, bundles: Sequence[str], *, check_port_free: bool = True) -> Report:
+    checks = [check_python(), check_wheel_tags(source.wheels), check_cpu(), check_disk(root), check_memory(),
+              check_payload(source), check_checksums(source), check_models(source, bundles)]
+    if check_port_free:
+        checks.append(check_port(host, port))
+    return Report(checks)
+
+
+def error_for(report: Report) -> Optional[InstallerError]:
+    """The error to raise for a failed report: the specific class if every failure shares it."""
+    failures = report.failures
+    if not failures:
+        return None
+    kinds = {c.error for c in failures}
+    cls = kinds.pop() if len(kinds) == 1 else EnvironmentCheckFailed
+    names = ", ".join(c.name for c in failures)
+    return cls(f"environment check failed ({names}); fix the items listed above")

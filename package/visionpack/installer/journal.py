@@ -1,0 +1,129 @@
+"""state.json: what is installed, what should run, and which operation is half done.
+
+The operation record is written *before* each step and cleared in the same atomic write that
+commits the result, so a killed installer always leaves a record saying where it stopped.
+:func:`decide` turns such a record into what the next invocation must do; it is pure so the
+decisions are unit-tested without a disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+from ..errors import ConfigInvalid, OperationLocked
+from ..fsutil import atomic_write
+from .layout import DeployPaths
+
+SCHEMA = 1
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def load(paths: DeployPaths) -> Optional[dict[str, Any]]:
+    """The journal, or None when the deploy is not installed (no state.json)."""
+    try:
+        text = paths.state.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        # atomic_write never leaves a torn file, so this is damage from outside; say so, don't guess.
+        raise ConfigInvalid(f"{paths.state} is not valid JSON ({exc}); restore it or remove the deploy with --purge") from None
+    if not isinstance(state, dict):
+        raise ConfigInvalid(f"{paths.state} must hold a JSON object")
+    return state
+
+
+def new_state(deploy: str, service: str) -> dict[str, Any]:
+    return {"schema": SCHEMA, "deploy": deploy, "service": service, "release": None,
+            "releases": {}, "desired": "stopped", "host": None, "port": None, "workers": None,
+            "operation": None, "updated_at": now()}
+
+
+def save(paths: DeployPaths, state: dict[str, Any]) -> None:
+    state["updated_at"] = now()
+    atomic_write(paths.state, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def begin(paths: DeployPaths, state: dict[str, Any], op: str, step: str, **extra: Any) -> None:
+    """Record that ``op`` is about to run ``step``; keeps started_at across steps of one op."""
+    current = state.get("operation") or {}
+    started = current.get("started_at") if current.get("op") == op else None
+    record = {"op": op, "step": step, "started_at": started or now(), "pid": os.getpid()}
+    for key in ("release",):
+        if key in current and current.get("op") == op:
+            record[key] = current[key]
+    record.update(extra)
+    state["operation"] = record
+    save(paths, state)
+
+
+def clear(paths: DeployPaths, state: dict[str, Any]) -> None:
+    state["operation"] = None
+    save(paths, state)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    action: str   # "none" | "undo-install" | "complete-remove" | "clear"
+    op: Optional[dict[str, Any]]
+    reason: str
+
+
+def decide(state: Optional[dict[str, Any]]) -> Recovery:
+    """What to do about an operation a killed installer left behind."""
+    op = (state or {}).get("operation")
+    if not op:
+        return Recovery("none", None, "")
+    kind, step = op.get("op"), op.get("step")
+    where = f"an interrupted '{kind}' (stopped at step '{step}', started {op.get('started_at')}, pid {op.get('pid')})"
+    if kind == "install":
+        if op.get("release") and state.get("release") == op.get("release"):
+            # The commit write sets the release and clears the record together, so this only
+            # happens if state.json was edited by hand; the install is complete.
+            return Recovery("clear", op, f"{where} had already committed release {op['release']}")
+        return Recovery("undo-install", op, f"{where} never committed; undoing it")
+    if kind == "remove":
+        # Removal has no way back once files are going; finishing it is the only consistent end.
+        return Recovery("complete-remove", op, f"{where}; finishing the removal")
+    # start/stop/restart change no files: the desired state is already recorded and the
+    # processes are what they are; status and the next start/stop reconcile them.
+    return Recovery("clear", op, f"{where}; nothing on disk to repair")
+
+
+@contextmanager
+def deploy_lock(paths: DeployPaths) -> Iterator[None]:
+    """Exclusive per-deploy lock; a second installer fails at once instead of interleaving."""
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                holder = _read_holder(fd)
+                raise OperationLocked(f"deploy {paths.name!r} is locked by another install.py{holder}") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid else ""

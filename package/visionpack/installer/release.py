@@ -1,0 +1,141 @@
+"""Build one release directory: code, models, config.yml, start scripts, release.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelInvalid, PackageCorrupt
+from ..fsutil import atomic_write, sha256_file
+from . import yamlload
+from .journal import now
+from .layout import DeployPaths, Root
+from .source import CatalogEntry, Source
+
+START_TEMPLATE = "start-N.sh.in"
+GUNICORN_CONF = "gunicorn_conf.py"
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+
+
+def service_config(root: Root, paths: DeployPaths, entry: CatalogEntry, release: Path, *, host: str,
+                   port: int, workers: int) -> Any:
+    """The validated ServiceConfig for one release (raises ConfigInvalid on a bad value)."""
+    from .. import config
+
+    models = {role: str(release / "models" / bundle) for role, bundle in sorted(entry.models.items())}
+    return config.from_mapping({
+        "deploy": paths.name, "service": entry.service, "host": host, "port": port, "workers": workers,
+        "models": models, "release": str(release), "root": str(root.path), "log_dir": str(paths.logs),
+        "run_dir": str(paths.run), "data_dir": str(paths.data), "license_dir": str(root.licenses),
+    }, source="install options")
+
+
+def build(root: Root, paths: DeployPaths, source: Source, entry: CatalogEntry, version: str, cfg: Any,
+          runtime: Path) -> Path:
+    """Create releases/<version>; the caller journals it so a crash here is undone next run."""
+    from .. import config
+
+    release = paths.release(version)
+    release.mkdir(parents=True)
+    pkg = release / "package"
+    pkg.mkdir()
+    shutil.copytree(source.visionpack_dir, pkg / "visionpack", ignore=_IGNORE)
+    for name in (source.catalog_file, source.version_file):
+        shutil.copy2(name, pkg / name.name)
+    checksums = {bundle: _copy_bundle(source, bundle, release / "models" / bundle) for bundle in sorted(set(entry.models.values()))}
+    atomic_write(release / "config.yml", config.dump(cfg))
+    _render_start(source, release, paths, runtime, version)
+    info = {"schema": 1, "deploy": paths.name, "service": entry.service, "version": version,
+            "runtime": str(runtime), "installed_at": now(), "installer_python": sys.version.split()[0],
+            "models": checksums}
+    atomic_write(release / "release.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return release
+
+
+def _copy_bundle(source: Source, bundle: str, dest: Path) -> dict[str, str]:
+    """Copy a model bundle and return sha256 per file, checked against manifest.json if present."""
+    src = source.bundle_dir(bundle)
+    if not src.is_dir():
+        raise ModelInvalid(f"model bundle {src} is missing")
+    shutil.copytree(src, dest, ignore=_IGNORE)
+    sums = {p.name: sha256_file(p) for p in sorted(dest.iterdir()) if p.is_file()}
+    manifest = dest / "manifest.json"
+    if manifest.is_file():
+        try:
+            declared = json.loads(manifest.read_text(encoding="utf-8")).get("files") or {}
+        except (ValueError, AttributeError) as exc:
+            raise ModelInvalid(f"{src}/manifest.json is not valid JSON: {exc}") from None
+        for name, digest in sorted(declared.items()):
+            if sums.get(name) != digest:
+                raise ModelInvalid(f"{src}/{name} does not match its manifest checksum "
+                                   f"({'missing' if name not in sums else 'sha256 ' + sums[name][:12] + '…'})")
+    return sums
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace("@@" + key + "@@", value)
+    if "@@" in template:
+        raise PackageCorrupt("start template has an unknown @@PLACEHOLDER@@")
+    return template
+
+
+def _render_start(source: Source, release: Path, paths: DeployPaths, runtime: Path, version: str) -> None:
+    tpl_dir = source.start_templates
+    try:
+        template = (tpl_dir / START_TEMPLATE).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PackageCorrupt(f"cannot read start template: {exc}") from None
+    if not (tpl_dir / GUNICORN_CONF).is_file():
+        raise PackageCorrupt(f"{tpl_dir / GUNICORN_CONF} is missing")
+    start = release / "start"
+    start.mkdir()
+    shutil.copy2(tpl_dir / GUNICORN_CONF, start / GUNICORN_CONF)
+    script = render(template, {"N": "1", "DEPLOY": paths.name, "VERSION": version, "RELEASE": str(release),
+                               "VENV": str(runtime), "DEPLOY_DIR": str(paths.dir)})
+    atomic_write(start / "start-1.sh", script, mode=0o755)
+
+
+def copy_licenses(root: Root, source: Source) -> list[str]:
+    """Vendor public keys always; the package's license.lic only if the root has none yet."""
+    copied = []
+    if not source.licenses.is_dir():
+        return copied
+    root.licenses.mkdir(parents=True, exist_ok=True)
+    for pub in sorted(source.licenses.glob("*.pub")):
+        atomic_write(root.licenses / pub.name, pub.read_bytes())
+        copied.append(pub.name)
+    lic = source.licenses / "license.lic"
+    # Never overwrite: the root's license may be newer ('lu'); replacing it is lu's job.
+    if lic.is_file() and not (root.licenses / "license.lic").exists():
+        atomic_write(root.licenses / "license.lic", lic.read_bytes(), mode=0o644)
+        copied.append("license.lic")
+    return copied
+
+
+def read_info(release: Path) -> dict[str, Any]:
+    try:
+        return json.loads((release / "release.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def yaml_ready(source: Source) -> None:
+    yamlload.use_wheelhouse(source.wheels)
+    yamlload.ensure_importable()
+
+
+def config_from_release(release: Path) -> Any:
+    from .. import config
+
+    return config.load(release / "config.yml", env={})

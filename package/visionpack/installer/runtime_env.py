@@ -1,0 +1,130 @@
+"""The runtime venv: built offline from the package's wheelhouse, shared per lock file.
+
+A venv is built in ``.runtime/.build-<key>-<pid>`` and renamed to ``.runtime/<key>`` only when
+pip has finished, so a killed build never leaves a directory that looks usable. pip writes
+absolute paths into the scripts it installs (``bin/gunicorn``'s shebang), so those are rewritten
+to the final path before the rename.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import RuntimeInstallFailed
+from ..fsutil import fsync_dir
+from .layout import Root
+from .source import Source
+
+BUILD_PREFIX = ".build-"
+
+
+def python_of(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def gunicorn_of(venv: Path) -> Path:
+    return venv / "bin" / "gunicorn"
+
+
+def is_complete(venv: Path) -> bool:
+    # The rename is the commit, but check the two files we exec so a hand-damaged venv is rebuilt.
+    return python_of(venv).exists() and gunicorn_of(venv).exists()
+
+
+def ensure(root: Root, source: Source, python: str = sys.executable,
+           say: Callable[[str], None] = print) -> Path:
+    """Path of a complete runtime venv for ``source``'s lock, building it if needed."""
+    key = source.lock_key()
+    final = root.runtime(key)
+    if is_complete(final):
+        return final
+    root.runtime_base.mkdir(parents=True, exist_ok=True)
+    # Deploys installing at once share the venv, so the build itself is serialised root-wide.
+    fd = os.open(root.runtime_base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if is_complete(final):
+            return final
+        _sweep(root)
+        if final.exists():  # damaged by hand: rebuild rather than trust it
+            shutil.rmtree(final)
+        build = root.runtime_base / f"{BUILD_PREFIX}{key}-{os.getpid()}"
+        say(f"building runtime {final} from {source.wheels} (offline, this takes a minute)")
+        started = time.monotonic()
+        _build(build, source, python, root.runtime_log)
+        _relocate(build, final)
+        os.rename(build, final)
+        fsync_dir(root.runtime_base)
+        say(f"runtime ready in {time.monotonic() - started:.0f} s")
+        return final
+    finally:
+        os.close(fd)
+
+
+def _sweep(root: Root) -> None:
+    """Remove build dirs of killed installers; safe because we hold the runtime lock."""
+    for stale in root.runtime_base.glob(BUILD_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _pip_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    # An operator's pip.conf could add an index or a proxy; this install must see the wheelhouse only.
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    return env
+
+
+def _run(cmd: list[str], log: Path, what: str) -> None:
+    with open(log, "ab") as out:
+        out.write(f"\n[{time.strftime('%Y-%m-%d %H:%M:%S')}] $ {' '.join(cmd)}\n".encode())
+        out.flush()
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=_pip_env())
+    if proc.returncode != 0:
+        raise RuntimeInstallFailed(f"{what} failed (exit {proc.returncode}); last lines of {log}:\n{tail(log)}")
+
+
+def _build(build: Path, source: Source, python: str, log: Path) -> None:
+    if not source.lock_file.is_file() or not source.wheels.is_dir():
+        raise RuntimeInstallFailed(f"{source.lock_file} or {source.wheels} is missing; run 'bash download.sh'")
+    _run([python, "-m", "venv", str(build)], log, "creating the venv")
+    _run([str(python_of(build)), "-m", "pip", "install", "--no-index", "--no-cache-dir",
+          "--find-links", str(source.wheels), "--require-hashes", "-r", str(source.lock_file)],
+         log, "installing the wheelhouse")
+    if not gunicorn_of(build).exists():
+        raise RuntimeInstallFailed(f"{source.lock_file} does not install gunicorn; the service cannot run")
+
+
+def _relocate(build: Path, final: Path) -> None:
+    """Point scripts pip wrote at their final home (shebangs and activate scripts)."""
+    old, new = str(build).encode(), str(final).encode()
+    for path in (build / "bin").iterdir():
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if old in data[:4096] or path.name.startswith("activate"):
+            path.write_bytes(data.replace(old, new))
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def runtime_of(root: Root, key: str) -> Optional[Path]:
+    path = root.runtime(key)
+    return path if is_complete(path) else None

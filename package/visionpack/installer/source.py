@@ -1,0 +1,127 @@
+"""The package tree install.py runs from: its version, catalog, wheelhouse and models."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import PackageCorrupt, UnknownDeploy
+from . import yamlload
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    deploy: str
+    service: str
+    port: int
+    description: str
+    models: dict  # role -> bundle directory name under models/
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"deploy": self.deploy, "service": self.service, "port": self.port,
+                "description": self.description, "models": dict(self.models)}
+
+
+@dataclass(frozen=True)
+class Source:
+    """``top`` is the directory holding package/, original/, models/, start/, licenses/."""
+
+    top: Path
+
+    @classmethod
+    def from_package_dir(cls, package_dir: Path) -> "Source":
+        return cls(Path(package_dir).resolve().parent)
+
+    @property
+    def package_dir(self) -> Path:
+        return self.top / "package"
+
+    @property
+    def visionpack_dir(self) -> Path:
+        return self.package_dir / "visionpack"
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.package_dir / "catalog.yml"
+
+    @property
+    def version_file(self) -> Path:
+        return self.package_dir / "VERSION"
+
+    @property
+    def wheels(self) -> Path:
+        return self.top / "original" / "wheels"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.top / "original" / "requirements.lock"
+
+    @property
+    def models(self) -> Path:
+        return self.top / "models"
+
+    @property
+    def start_templates(self) -> Path:
+        return self.top / "start"
+
+    @property
+    def licenses(self) -> Path:
+        return self.top / "licenses"
+
+    @property
+    def verifier(self) -> Path:
+        return self.top / "tools" / "download" / "verify.py"
+
+    def version(self) -> str:
+        try:
+            text = self.version_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise PackageCorrupt(f"cannot read {self.version_file}: {exc}") from None
+        if not text or "/" in text or text.startswith("."):
+            raise PackageCorrupt(f"{self.version_file} does not hold a version (got {text!r})")
+        return text
+
+    def lock_key(self) -> str:
+        """Runtime venvs are shared by every release whose lock file is byte-identical."""
+        try:
+            data = self.lock_file.read_bytes()
+        except OSError:
+            raise PackageCorrupt(f"{self.lock_file} is missing; run 'bash download.sh' on a connected machine") from None
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    def catalog(self) -> dict[str, CatalogEntry]:
+        try:
+            raw = yamlload.safe_load(self.catalog_file.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise PackageCorrupt(f"cannot read {self.catalog_file}: {exc}") from None
+        except ValueError as exc:
+            raise PackageCorrupt(f"{self.catalog_file} is not valid YAML: {exc}") from None
+        deploys = raw.get("deploys") if isinstance(raw, dict) else None
+        if not isinstance(deploys, dict):
+            raise PackageCorrupt(f"{self.catalog_file} has no 'deploys' mapping")
+        out = {}
+        for name, item in deploys.items():
+            if not isinstance(item, dict):
+                raise PackageCorrupt(f"{self.catalog_file}: entry {name!r} is not a mapping")
+            try:
+                out[str(name)] = CatalogEntry(
+                    deploy=str(name), service=str(item["service"]), port=int(item["port"]),
+                    description=str(item.get("description", "")), models=dict(item.get("models") or {}))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PackageCorrupt(f"{self.catalog_file}: entry {name!r} is incomplete ({exc})") from None
+        return out
+
+    def entry(self, deploy: str) -> CatalogEntry:
+        catalog = self.catalog()
+        if deploy not in catalog:
+            offered = ", ".join(sorted(catalog)) or "nothing"
+            raise UnknownDeploy(f"this package has no deploy named {deploy!r} (it offers: {offered})")
+        return catalog[deploy]
+
+    def bundle_dir(self, bundle: str) -> Path:
+        return self.models / bundle
+
+    def find_verifier(self) -> Optional[Path]:
+        return self.verifier if self.verifier.is_file() else None

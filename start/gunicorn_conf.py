@@ -1,0 +1,47 @@
+"""gunicorn settings for one visionpack release; every value comes from the release's config.yml.
+
+Started as (install.py does this, and start/start-1.sh for an operator)::
+
+    VISIONPACK_CONFIG=<release>/config.yml PYTHONPATH=<release>/package \\
+        <runtime>/bin/gunicorn -c <release>/start/gunicorn_conf.py 'visionpack.api.app:create_app()'
+
+Nothing here may import paddle or load a model: the master forks the workers, and a Paddle
+predictor created before fork is not safe to use in the children. So no preload_app and no
+model work in server hooks; each worker builds its predictor inside create_app().
+"""
+
+import os
+
+from visionpack import config as _config
+
+_cfg = _config.load()
+
+_host = f"[{_cfg.host}]" if ":" in _cfg.host else _cfg.host
+bind = [f"{_host}:{_cfg.port}"]
+workers = _cfg.workers
+# Threads only read and refuse requests over max_inflight quickly; inference concurrency is
+# bounded per worker by the app, so the CPU is never shared by more predictors than workers.
+worker_class = "gthread"
+threads = _cfg.http_threads()
+timeout = _cfg.timeout
+graceful_timeout = _cfg.graceful_timeout
+preload_app = False
+proc_name = f"visionpack:{_cfg.deploy}"
+
+_run_dir = _cfg.run_dir or "run"
+_log_dir = _cfg.log_dir or "logs"
+os.makedirs(_run_dir, exist_ok=True)
+os.makedirs(_log_dir, exist_ok=True)
+pidfile = os.path.join(_run_dir, "gunicorn.pid")
+accesslog = os.path.join(_log_dir, "access.log")
+errorlog = os.path.join(_log_dir, "error.log")
+# Worker prints and native-library warnings land in error.log instead of a closed terminal.
+capture_output = True
+# The heartbeat file is touched by every worker constantly; keep it off a slow or full disk.
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    worker_tmp_dir = "/dev/shm"
+
+# Math libraries size their thread pools on first use in each worker; workers x threads must
+# not exceed the cores, or throughput drops. Set here so every forked worker inherits it.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_name] = str(_cfg.effective_threads())
