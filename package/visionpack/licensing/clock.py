@@ -69,7 +69,7 @@ class ClockMark:
         try:
             with open(path, "rb") as fh:
                 data = fh.read(4096)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return "missing"
         except OSError:
             return "bad"

@@ -149,8 +149,10 @@ def check_issued(lic: License, now: float, drift: int = MAX_CLOCK_DRIFT) -> None
                                                f"{format_time(now)}: fix the system clock (NTP)")
 
 
-def check_dates(lic: License, now: float) -> None:
-    if now < lic.not_before:
+def check_dates(lic: License, now: float, drift: int = MAX_CLOCK_DRIFT) -> None:
+    # The same drift as issued_at: a license issued "now" by a vendor whose clock runs a
+    # minute ahead must work at once, not after the customer's clock catches up.
+    if now + drift < lic.not_before:
         raise LicenseError("not-yet-valid", f"license valid from {format_time(lic.not_before)}")
     if now >= lic.expires_at:
         raise LicenseError("expired", f"license expired at {format_time(lic.expires_at)}")

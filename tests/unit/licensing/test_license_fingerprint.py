@@ -1,0 +1,119 @@
+"""Fingerprint: read from this machine, salted, absent components recorded as absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from visionpack.licensing import fingerprint as fpmod
+from visionpack.licensing import license as fmt
+
+REPO = Path(__file__).resolve().parents[3]
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def test_collect_is_stable_and_hashed(machine):
+    again = fpmod.collect()
+    assert again.components == machine.components and again.gpus == machine.gpus
+    assert set(machine.components) == set(fpmod.COMPONENTS)
+    for name, value in machine.components.items():
+        assert value is None or HEX64.fullmatch(value), name
+
+
+def test_machine_id_is_the_real_one(machine):
+    raw = None
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        if os.path.exists(path):
+            raw = open(path).read().strip().lower()
+            break
+    assert raw, "this host has no machine id"
+    assert machine.components["machine_id"] == fpmod.component_hash("machine_id", raw)
+    # The raw identifier never appears in what leaves the machine.
+    assert raw not in json.dumps(machine.to_request())
+
+
+def test_absent_is_none_not_hash_of_empty(machine):
+    empty_hashes = {fpmod.component_hash(n, "") for n in fpmod.COMPONENTS}
+    assert not empty_hashes & set(machine.present().values())
+    for name in ("product_uuid", "board_serial"):
+        path = f"/sys/class/dmi/id/{name}"
+        readable = os.access(path, os.R_OK) and fpmod.clean(open(path).read()) is not None
+        assert (machine.components[name] is not None) == readable
+
+
+def test_physical_nics_only(machine):
+    macs = []
+    for name in sorted(os.listdir("/sys/class/net")):
+        base = f"/sys/class/net/{name}"
+        if os.path.exists(f"{base}/device") and "/virtual/" not in os.path.realpath(base):
+            macs.append(open(f"{base}/address").read().strip().lower())
+    macs = sorted(set(m for m in macs if m != "00:00:00:00:00:00"))
+    assert fpmod.read_macs() == macs
+    expected = fpmod.component_hash("mac", ",".join(macs)) if macs else None
+    assert machine.components["mac"] == expected
+
+
+def test_cpu_model_and_count():
+    value = fpmod.read_cpu()
+    assert value is not None
+    model, count = value.rsplit("|", 1)
+    text = open("/proc/cpuinfo").read()
+    assert int(count) == len(re.findall(r"^processor\s*:", text, re.M)) and model
+
+
+def test_domain_separation():
+    assert fpmod.component_hash("mac", "x") != fpmod.component_hash("cpu", "x")
+    assert fpmod.component_hash("mac", "x") != __import__("hashlib").sha256(b"x").hexdigest()
+    assert fpmod.gpu_hash("GPU-ABC ") == fpmod.gpu_hash("gpu-abc")
+
+
+def test_placeholders_are_absent():
+    for junk in ("To Be Filled By O.E.M.", "Default string", "00000000-0000-0000-0000-000000000000",
+                 "  ", "\x00\x00", "0", "None", "00:00:00:00:00:00"):
+        assert fpmod.clean(junk) is None, junk
+    assert fpmod.clean(" ABC123\n") == "ABC123"
+
+
+def test_request_document(machine):
+    req = machine.to_request("ACME")
+    assert req["kind"] == "visionpack-license-request" and req["product"] == "visionpack"
+    assert req["customer_hint"] == "ACME" and req["hostname_hint"]
+    assert req["version"] == (REPO / "package" / "VERSION").read_text().strip()
+    fmt.parse_time(req["created_at"], "created_at")
+    assert req["components"] == dict(machine.components) and req["gpus"] == list(machine.gpus)
+
+
+def test_environment_cannot_redirect(machine, tmp_path):
+    """A hostile environment (PATH with a fake nvidia-smi, odd HOME/locale) changes nothing."""
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho GPU-11111111-2222-3333-4444-555555555555\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path), "LC_ALL": "C",
+           "PYTHONPATH": str(REPO / "package")}
+    code = ("import json; from visionpack.licensing import fingerprint as f; fp = f.collect();"
+            "print(json.dumps([fp.components, list(fp.gpus)]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True, timeout=60)
+    comps, gpus = json.loads(out.stdout)
+    assert comps == dict(machine.components) and gpus == list(machine.gpus)
+
+
+def test_diff_statuses(issue, machine, request_doc):
+    changed = next(n for n in machine.present() if n != "machine_id")
+    req = json.loads(json.dumps(request_doc))
+    absent = [k for k in fpmod.COMPONENTS if req["components"][k] is None]
+    if absent:
+        req["components"][absent[0]] = fpmod.component_hash(absent[0], "x")
+    present = list(machine.present())
+    dropped = next(n for n in present if n not in ("machine_id", changed))
+    req["components"][dropped] = None
+    lic = fmt.parse(issue(request=req, change=(changed,), min_match=1))
+    rows = dict(machine.diff(lic))
+    assert rows["machine_id"] == "match" and rows[changed] == "mismatch" and rows[dropped] == "not-bound"
+    if absent:
+        assert rows[absent[0]] == "absent"
+    assert dict(fpmod.diff(lic)) == rows
