@@ -53,6 +53,7 @@ class RequestError(VisionpackError):
 
 
 class InvalidArgument(RequestError):
+    http_status = 422  # PaddleX answers schema problems with pydantic's 422
     slug = "invalid-argument"
     easydl_code = 336001
     easydl_msg = "Invalid Argument"
@@ -60,6 +61,7 @@ class InvalidArgument(RequestError):
 
 
 class InvalidJson(RequestError):
+    http_status = 422  # PaddleX answers schema problems with pydantic's 422
     slug = "invalid-json"
     easydl_code = 336002
     easydl_msg = "JSON不合法"
@@ -88,6 +90,7 @@ class ImageDecodeFailed(RequestError):
 
 
 class MissingParameter(RequestError):
+    http_status = 422  # PaddleX answers schema problems with pydantic's 422
     slug = "missing-parameter"
     easydl_code = 336006
     easydl_msg = "缺失必要参数"
@@ -218,7 +221,8 @@ def all_error_classes() -> Iterator[type[VisionpackError]]:
 def error_table() -> list[dict[str, object]]:
     """Rows for the README table: where each code shows up and how to fix it."""
     rows = []
-    for cls in all_error_classes():
+    classes = sorted(all_error_classes(), key=lambda c: (not isinstance_api(c), c.easydl_code, c.exit_code, c.slug))
+    for cls in classes:
         if cls in (VisionpackError, RequestError, InstallerError):
             continue
         api = isinstance_api(cls)

@@ -15,12 +15,8 @@ import uuid
 from typing import Any
 
 from ..errors import (
-    InvalidArgument,
-    InvalidJson,
     LicenseError,
-    MissingParameter,
     RequestError,
-    ServiceUnavailable,
     VisionpackError,
 )
 
@@ -54,15 +50,7 @@ def paddlex_ok(log_id: str, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def paddlex_status(err: VisionpackError) -> int:
-    if isinstance(err, (MissingParameter, InvalidArgument, InvalidJson)):
-        return 422  # PaddleX's pydantic validation status
-    if isinstance(err, RequestError):
-        return 400
-    if isinstance(err, LicenseError):
-        return 403
-    if isinstance(err, ServiceUnavailable):
-        return 503
-    return 500
+    return err.http_status
 
 
 def paddlex_error(log_id: str, err: VisionpackError) -> tuple[dict[str, Any], int]:
