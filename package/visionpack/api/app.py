@@ -6,6 +6,7 @@ fork: the Paddle predictor created here belongs to that worker alone.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import Any
@@ -17,9 +18,7 @@ from .. import config as config_mod
 from ..errors import ImageSizeInvalid
 from . import envelopes as E
 from .metrics import Metrics
-from .routes import ENVELOPE_SLACK, Runtime, classification_blueprint, ops_blueprint
-
-BLUEPRINTS = {"classification": classification_blueprint}
+from .routes import ENVELOPE_SLACK, Runtime, ops_blueprint
 
 
 def create_app(
@@ -51,7 +50,9 @@ def create_app(
     metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
     app.extensions["visionpack"] = Runtime(cfg, service, gate, Metrics(metrics_dir))
     app.register_blueprint(ops_blueprint())
-    app.register_blueprint(BLUEPRINTS[cfg.service](cfg.deploy))
+    # One routes module per service (api/routes_<service>.py), imported only when served.
+    routes = importlib.import_module(f"{__package__}.routes_{cfg.service}")
+    app.register_blueprint(routes.blueprint(cfg.deploy))
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc):

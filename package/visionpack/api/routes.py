@@ -110,22 +110,6 @@ def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: 
     return E.paddlex_error(log_id, err)
 
 
-def classification_blueprint(deploy: str) -> Blueprint:
-    bp = Blueprint("classification", __name__)
-
-    @bp.post(f"/{deploy}/ImageClassification")
-    def easydl_classify():
-        s = rt().service
-        return handle("easydl_classify", "easydl", s.decode_easydl, s.encode_easydl)
-
-    @bp.post("/image-classification")
-    def paddlex_classify():
-        s = rt().service
-        return handle("paddlex_classify", "paddlex", s.decode_paddlex, s.encode_paddlex)
-
-    return bp
-
-
 def ops_blueprint() -> Blueprint:
     bp = Blueprint("ops", __name__)
 

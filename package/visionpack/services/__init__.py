@@ -1,7 +1,8 @@
-"""One module per service; ``build_service`` picks it by ``cfg.service``."""
+"""One module per service (``services/<name>.py`` exposing ``build``), picked by ``cfg.service``."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..config import ServiceConfig
@@ -25,9 +26,11 @@ def paddle_engine_factory(bundle: Bundle, cfg: ServiceConfig) -> Any:
 
 
 def build_service(cfg: ServiceConfig, engine_factory: Any = None) -> Any:
-    factory = engine_factory or paddle_engine_factory
-    if cfg.service == "classification":
-        from .classification import ClassificationService
-
-        return ClassificationService(cfg, factory)
-    raise ConfigInvalid(f"service {cfg.service!r} is not available in this release")
+    """Import ``services/<cfg.service>.py`` and call its ``build(cfg, engine_factory)``."""
+    try:
+        module = importlib.import_module(f"{__package__}.{cfg.service}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.{cfg.service}":
+            raise
+        raise ConfigInvalid(f"service {cfg.service!r} is not available in this release") from None
+    return module.build(cfg, engine_factory or paddle_engine_factory)

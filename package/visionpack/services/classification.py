@@ -90,3 +90,7 @@ class ClassificationService:
         h = w = 256
         img = np.full((h, w, 3), 127, dtype=np.uint8)
         self.predict(ClsRequest(img, 1))
+
+
+def build(cfg: ServiceConfig, engine_factory: EngineFactory) -> ClassificationService:
+    return ClassificationService(cfg, engine_factory)
