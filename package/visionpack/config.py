@@ -2,7 +2,7 @@
 
 The installer writes one ``config.yml`` per release; gunicorn workers read it through
 ``VISIONPACK_CONFIG``. Environment variables override single keys (``VISIONPACK_PORT=9000``);
-nested ``models`` can only come from the file. ``load()`` returns a frozen object, so no
+nested ``models`` and ``options`` can only come from the file. ``load()`` returns a frozen object, so no
 code path can see a half-validated config.
 """
 
@@ -36,6 +36,9 @@ class ServiceConfig:
     device: str = "cpu"
     # Role -> bundle directory, e.g. {"classifier": ".../models/efficientnet_lite0_imagenet"}.
     models: Mapping[str, str] = field(default_factory=dict)
+    # Service-specific settings (thresholds, gallery index type, ...), validated by the
+    # service's build() at start, so a typo stops the service instead of being ignored.
+    options: Mapping[str, Any] = field(default_factory=dict)
     # None = take the bundle manifest's verified choice (off when a bundle has no manifest).
     onednn: bool | None = None
     onednn_cache_capacity: int = 10
@@ -64,6 +67,7 @@ class ServiceConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["models"] = dict(self.models)
+        d["options"] = dict(self.options)
         return d
 
 
@@ -75,6 +79,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if name == "models":
         if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise ConfigInvalid(f"{source}: 'models' must map role names to bundle directories")
+        return dict(value)
+    if name == "options":
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise ConfigInvalid(f"{source}: 'options' must be a mapping of setting names to values")
         return dict(value)
     if name == "onednn":
         if value is None or isinstance(value, bool):
@@ -149,7 +157,7 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
         data.update(raw)
     for name in _FIELDS:
         key = ENV_PREFIX + name.upper()
-        if name != "models" and key in env:
+        if name not in ("models", "options") and key in env:
             data[name] = env[key]
     return from_mapping(data, source=str(path or "environment"))
 

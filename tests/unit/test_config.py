@@ -1,0 +1,54 @@
+"""Config: defaults in code, one YAML file, VISIONPACK_* overrides, validated once."""
+
+from __future__ import annotations
+
+import pytest
+
+from visionpack import config
+from visionpack.errors import ConfigInvalid
+
+
+def test_defaults_are_valid():
+    cfg = config.load(env={})
+    assert cfg.service == "classification" and cfg.max_inflight >= 1
+
+
+def test_file_then_environment(tmp_path):
+    f = tmp_path / "config.yml"
+    f.write_text("deploy: shop-cls\nport: 9000\nmodels: {classifier: /m}\noptions: {det_threshold: 0.4}\n")
+    cfg = config.load(env={"VISIONPACK_CONFIG": str(f), "VISIONPACK_PORT": "9100", "VISIONPACK_ONEDNN": "off"})
+    assert (cfg.deploy, cfg.port, cfg.onednn) == ("shop-cls", 9100, False)
+    assert cfg.models == {"classifier": "/m"} and cfg.options == {"det_threshold": 0.4}
+
+
+def test_round_trip_through_dump(tmp_path):
+    cfg = config.from_mapping({"deploy": "a", "models": {"classifier": "/x"}, "workers": 2})
+    f = tmp_path / "c.yml"
+    f.write_text(config.dump(cfg))
+    assert config.load(f, env={}) == cfg
+
+
+@pytest.mark.parametrize("data", [
+    {"port": 0}, {"port": "eighty"}, {"workers": 0}, {"service": "ocr"}, {"deploy": "a/b"},
+    {"device": "tpu"}, {"models": ["x"]}, {"options": [1]}, {"visualize": "maybe"}, {"unknown_key": 1},
+    {"threads_per_worker": -1}, {"workers": True},
+])
+def test_invalid_values_are_named(data):
+    with pytest.raises(ConfigInvalid):
+        config.from_mapping(data)
+
+
+def test_unreadable_or_non_mapping_file(tmp_path):
+    bad = tmp_path / "c.yml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigInvalid):
+        config.load(bad, env={})
+    with pytest.raises(ConfigInvalid):
+        config.load(tmp_path / "missing.yml", env={})
+
+
+def test_threads_never_oversubscribe_cores():
+    cfg = config.from_mapping({"workers": 2})
+    assert cfg.effective_threads(cores=2) == 1
+    assert config.from_mapping({"workers": 1}).effective_threads(cores=2) == 2
+    assert config.from_mapping({"workers": 4}).effective_threads(cores=2) == 1
