@@ -110,7 +110,8 @@ class ClockMark:
                 pass
         if rebuilt:
             if lower:
-                log.warning("clock mark missing in %s; rebuilt from the license and file times (%s)",
+                # INFO: a first start looks exactly like a deleted mark, and first starts are normal.
+                log.info("clock mark missing in %s; rebuilt from the license and file times (%s)",
                             self.state_dir, format_time(lower))
             high = lower
         else:

@@ -43,6 +43,10 @@ class Slot:
 
     def release(self) -> None:
         if self.fd >= 0:
+            try:
+                os.ftruncate(self.fd, 0)  # no stale owner info for diagnostics to misread
+            except OSError:
+                pass
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = -1
 

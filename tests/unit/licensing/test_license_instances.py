@@ -1,0 +1,131 @@
+"""Machine-wide instance slots: flock()ed files the kernel frees when a holder dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from visionpack.errors import LicenseError
+from visionpack.licensing import instances
+
+PACKAGE = Path(__file__).resolve().parents[3] / "package"
+
+HOLDER = """
+import sys, time
+sys.path.insert(0, {pkg!r})
+from pathlib import Path
+from visionpack.licensing import instances
+slot = instances.acquire({limit}, {{"deploy": "d{n}", "service": "classification"}}, directory=Path({dir!r}))
+print(slot.index, flush=True)
+time.sleep(60)
+"""
+
+
+def spawn_holder(directory: Path, n: int, limit: int = 10) -> subprocess.Popen:
+    code = HOLDER.format(pkg=str(PACKAGE), limit=limit, n=n, dir=str(directory))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stdout.readline()
+    assert line.strip().isdigit(), proc.stderr.read()
+    return proc
+
+
+@pytest.fixture
+def procs():
+    started: list[subprocess.Popen] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
+def test_limit_enforced_and_release_frees(tmp_path):
+    a = instances.acquire(2, {"deploy": "a"}, directory=tmp_path)
+    b = instances.acquire(2, {"deploy": "b"}, directory=tmp_path)
+    assert (a.index, b.index) == (0, 1)
+    with pytest.raises(LicenseError) as exc:
+        instances.acquire(2, {"deploy": "c"}, directory=tmp_path)
+    assert exc.value.reason == "instance-limit" and "2 of 2" in exc.value.detail
+    assert instances.count(tmp_path) == 2
+    a.release()
+    a.release()  # idempotent
+    with instances.acquire(2, {"deploy": "c"}, directory=tmp_path) as c:
+        assert c.index == 0
+        owners = {h["deploy"] for h in instances.holders(tmp_path)}
+        assert owners == {"b", "c"}
+    b.release()
+    assert instances.count(tmp_path) == 0
+
+
+def test_owner_info_recorded(tmp_path):
+    with instances.acquire(1, {"deploy": "shop", "service": "face", "port": 8701}, directory=tmp_path):
+        (h,) = instances.holders(tmp_path)
+        assert h["slot"] == 0 and h["pid"] == os.getpid() and h["port"] == 8701 and h["since"] > 0
+
+
+def test_held_slots_beyond_a_smaller_limit_still_count(tmp_path):
+    slots = [instances.acquire(5, {"deploy": str(i)}, directory=tmp_path) for i in range(4)]
+    slots[0].release()  # slot 0 free, 1..3 held by instances started under the old license
+    with pytest.raises(LicenseError):
+        instances.acquire(2, {"deploy": "new"}, directory=tmp_path)  # new license allows 2; 3 run
+    for s in slots:
+        s.release()
+
+
+def test_killed_process_frees_its_slot(tmp_path, procs):
+    procs.append(spawn_holder(tmp_path, 1))
+    procs.append(spawn_holder(tmp_path, 2))
+    assert instances.count(tmp_path) == 2
+    assert {h["deploy"] for h in instances.holders(tmp_path)} == {"d1", "d2"}
+    with pytest.raises(LicenseError):
+        instances.acquire(2, {"deploy": "me"}, directory=tmp_path)
+    procs[0].send_signal(signal.SIGKILL)  # no cleanup code runs: the kernel drops the lock
+    procs[0].wait(timeout=10)
+    slot = instances.acquire(2, {"deploy": "me"}, directory=tmp_path)
+    assert slot.index == 0 and instances.count(tmp_path) == 2
+    slot.release()
+
+
+def test_concurrent_starters_never_exceed_limit(tmp_path, procs):
+    for n in range(4):
+        code = HOLDER.format(pkg=str(PACKAGE), limit=2, n=n, dir=str(tmp_path))
+        procs.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    deadline = time.monotonic() + 30
+    while sum(p.poll() is not None for p in procs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused = [p for p in procs if p.poll() is not None]
+    assert len(refused) == 2
+    for p in refused:
+        assert b"instance-limit" in p.stderr.read() or p.returncode != 0
+    assert instances.count(tmp_path) == 2
+
+
+def test_machine_wide_directory(procs):
+    """The real fixed directory: a slot shows up in count() and disappears when released."""
+    assert instances.INSTANCES_DIR == Path("/var/lib/visionpack/instances")
+    before = {h["pid"] for h in instances.holders()}
+    slot = instances.acquire(10_000, {"deploy": "unit-test", "service": "none"})
+    try:
+        assert os.getpid() in {h["pid"] for h in instances.holders()}
+        assert slot.path.parent == instances.INSTANCES_DIR
+    finally:
+        slot.release()
+    assert slot.path.read_bytes() == b""  # released: the empty slot file stays, no owner info
+    assert os.getpid() not in {h["pid"] for h in instances.holders()} - before
+
+
+def test_unusable_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(LicenseError) as exc:
+        instances.acquire(1, {}, directory=blocker / "instances")
+    assert exc.value.reason == "instance-limit"
+    assert instances.count(blocker / "instances") == 0
+    json.dumps(instances.holders(tmp_path / "none"))
