@@ -5,7 +5,7 @@ Started as (install.py does this, and start/start-1.sh for an operator)::
     VISIONPACK_CONFIG=<release>/config.yml PYTHONPATH=<release>/package \\
         <runtime>/bin/gunicorn -c <release>/start/gunicorn_conf.py 'visionpack.api.app:create_app()'
 
-Nothing here may import paddle or load a model: the master forks the workers, and a Paddle
+Nothing here may touch Paddle or load a model: the master forks the workers, and a Paddle
 predictor created before fork is not safe to use in the children. So no preload_app and no
 model work in server hooks; each worker builds its predictor inside create_app().
 """

@@ -1,0 +1,150 @@
+"""Shared fixtures of the installer tests (no tests here; imported by test_installer*.py and e2e).
+
+What is shared and why:
+- ``wheelhouse``: the repo's original/wheels + requirements.lock; ``bash download.sh --no-models``
+  is run if they are missing (it is idempotent).
+- ``source_tree``: a package tree like the repo's, but its ``visionpack.api.app`` is a tiny
+  stand-in Flask factory and its catalog offers one deploy ``test-classify`` with a dummy model
+  bundle, so process management is tested without Paddle or a real model. ``STANDIN_MODE`` in
+  the installer's environment makes the stand-in fail to boot or never become ready.
+- ``shared_runtime``: ONE runtime venv per test session, built by the real installer from the
+  wheelhouse inside ``unshare -n`` (loopback only), in ``<basetemp>/shared-runtime/.runtime``.
+  A test root gets it by a symlink ``<root>/.runtime -> <shared>/.runtime``; the runtime is keyed
+  by the lock's hash, so the installer finds it complete and reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM_PYTHON = shutil.which("python3") or sys.executable
+DEPLOY = "test-classify"
+
+STANDIN_APP = '''
+"""Stand-in for visionpack.api.app used by the installer tests (not the product's app)."""
+import os
+import time
+
+from flask import Flask, jsonify
+
+from visionpack import config
+
+
+def create_app():
+    cfg = config.load()
+    mode = os.environ.get("STANDIN_MODE", "")
+    if mode == "fail-boot":
+        raise RuntimeError("stand-in told to fail at boot")
+    app = Flask(__name__)
+    state = {"ready": mode != "never-ready", "pid": os.getpid()}
+
+    @app.get("/health")
+    def health():
+        return jsonify(alive=True)
+
+    @app.get("/ready")
+    def ready():
+        body = {"ready": state["ready"], "deploy": cfg.deploy, "pid": state["pid"],
+                "models": dict(cfg.models), "threads": os.environ.get("OMP_NUM_THREADS")}
+        return jsonify(body), 200 if state["ready"] else 503
+
+    @app.post(f"/{cfg.deploy}/ImageClassification")
+    def classify():
+        return jsonify(log_id=int(time.time() * 1000), results=[{"name": "stand-in", "score": 1.0}])
+
+    return app
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_installer(src: Path, root: Path, *args: str, env: dict | None = None, timeout: float = 900,
+                  netns: bool = False) -> subprocess.CompletedProcess:
+    """Run install.py of ``src`` with the system python, as an operator would."""
+    cmd = [SYSTEM_PYTHON, str(src / "package" / "Install" / "install.py"), "--root", str(root), *args]
+    if netns:
+        cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
+    full_env.update(env or {})
+    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def status_json(src: Path, root: Path, deploy: str = DEPLOY) -> dict:
+    proc = run_installer(src, root, "status", deploy, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["deploys"][0]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    original = REPO / "original"
+    if not (original / "requirements.lock").is_file() or not (original / "wheels").is_dir() \
+            or not any((original / "wheels").glob("gunicorn-*.whl")):
+        subprocess.run(["bash", str(REPO / "download.sh"), "--no-models"], cwd=REPO, check=True, timeout=3600)
+    return original
+
+
+def make_source_tree(dest: Path, wheelhouse: Path, *, params_bytes: int = 64 << 20) -> Path:
+    """A package tree with the stand-in app; big weights make 'kill mid-copy' catchable."""
+    pkg = dest / "package"
+    shutil.copytree(REPO / "package" / "Install", pkg / "Install")
+    shutil.copytree(REPO / "package" / "visionpack", pkg / "visionpack",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "visionpack" / "api").mkdir(exist_ok=True)
+    (pkg / "visionpack" / "api" / "__init__.py").write_text('"""Stand-in api package."""\n')
+    (pkg / "visionpack" / "api" / "app.py").write_text(STANDIN_APP)
+    (pkg / "VERSION").write_text("1.0.0\n")
+    (pkg / "catalog.yml").write_text(
+        "deploys:\n"
+        f"  {DEPLOY}:\n    service: classification\n    port: 18701\n"
+        "    description: stand-in classifier for installer tests\n"
+        "    models:\n      classifier: tiny_bundle\n")
+    shutil.copytree(REPO / "start", dest / "start")
+    bundle = dest / "models" / "tiny_bundle"
+    bundle.mkdir(parents=True)
+    (bundle / "inference.json").write_text("{}\n")
+    (bundle / "inference.yml").write_text("Global:\n  model_name: tiny\n")
+    with open(bundle / "inference.pdiparams", "wb") as fh:
+        fh.write(os.urandom(params_bytes))
+    (dest / "original").mkdir()
+    os.symlink(wheelhouse / "wheels", dest / "original" / "wheels")
+    shutil.copy2(wheelhouse / "requirements.lock", dest / "original" / "requirements.lock")
+    (dest / "licenses").mkdir()
+    (dest / "licenses" / "vendor.pub").write_text("test public key\n")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def source_tree(tmp_path_factory, wheelhouse) -> Path:
+    return make_source_tree(tmp_path_factory.mktemp("src"), wheelhouse)
+
+
+@pytest.fixture(scope="session")
+def shared_runtime(tmp_path_factory, source_tree) -> Path:
+    """<shared>/.runtime holding one complete venv, built offline by ``install --stopped``."""
+    shared = tmp_path_factory.getbasetemp() / "shared-runtime"
+    if not (shared / ".runtime").is_dir() or not list((shared / ".runtime").glob("*/bin/gunicorn")):
+        proc = run_installer(source_tree, shared, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
+                             "--port", str(free_port()), netns=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return shared / ".runtime"
+
+
+def new_root(tmp_path: Path, shared_runtime: Path) -> Path:
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(shared_runtime, root / ".runtime")
+    return root

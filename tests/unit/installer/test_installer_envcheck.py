@@ -1,0 +1,138 @@
+"""Each environment check item: passes on a good machine, fails with a message and a fix."""
+
+from __future__ import annotations
+
+import os
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+from visionpack.errors import EnvironmentCheckFailed, ModelInvalid, PackageCorrupt, PortInUse
+from visionpack.installer import envcheck
+from visionpack.installer.source import Source
+
+
+@pytest.fixture
+def src(tmp_path):
+    top = tmp_path / "pkg"
+    (top / "original" / "wheels").mkdir(parents=True)
+    (top / "original" / "requirements.lock").write_text("x==1 --hash=sha256:00\n")
+    bundle = top / "models" / "b"
+    bundle.mkdir(parents=True)
+    for name in ("inference.json", "inference.pdiparams", "inference.yml"):
+        (bundle / name).write_text("x")
+    return Source(top)
+
+
+def test_python_ok_and_too_old():
+    assert envcheck.check_python().ok
+    old = envcheck.check_python((3, 6, 9))
+    assert not old.ok and "3.6.9 is too old" in old.detail and "python3.8" in old.fix
+
+
+def test_wheel_tags_must_fit_this_interpreter(tmp_path):
+    (tmp_path / "numpy-2.2.6-cp311-cp311-manylinux_2_28_x86_64.whl").write_text("")
+    (tmp_path / "flask-3.1.3-py3-none-any.whl").write_text("")
+    assert envcheck.check_wheel_tags(tmp_path, (3, 11)).ok
+    bad = envcheck.check_wheel_tags(tmp_path, (3, 8))
+    assert not bad.ok and "built for cp311, this python is cp38" in bad.detail and "python3.11" in bad.fix
+    assert envcheck.check_wheel_tags(tmp_path / "none", (3, 8)).ok  # payload check reports a missing dir
+
+
+def test_cpu_needs_avx(tmp_path):
+    good = tmp_path / "good"
+    good.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2\n")
+    bad = tmp_path / "bad"
+    bad.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 sse4_2\n")
+    assert envcheck.check_cpu(good).ok
+    result = envcheck.check_cpu(bad)
+    assert not result.ok and "lacks avx" in result.detail and "AVX" in result.fix
+    assert not envcheck.check_cpu(tmp_path / "absent").ok
+
+
+def test_disk_needs_two_gib(tmp_path):
+    def statvfs(free):
+        return lambda path: SimpleNamespace(f_bavail=free, f_frsize=1)
+    assert envcheck.check_disk(tmp_path / "not" / "yet", statvfs(3 << 30)).ok
+    low = envcheck.check_disk(tmp_path, statvfs(1 << 29))
+    assert not low.ok and "0.5 GiB free" in low.detail and "--root" in low.fix
+
+
+def test_memory_needs_one_gib(tmp_path):
+    mem = tmp_path / "meminfo"
+    mem.write_text("MemTotal: 8000000 kB\nMemFree: 100 kB\nMemAvailable: 2000000 kB\n")
+    assert envcheck.check_memory(mem).ok
+    mem.write_text("MemTotal: 8000000 kB\nMemAvailable: 500000 kB\n")
+    low = envcheck.check_memory(mem)
+    assert not low.ok and "need 1 GiB" in low.detail and "worker" in low.fix
+    mem.write_text("nothing useful\n")
+    assert not envcheck.check_memory(mem).ok
+
+
+def test_port_in_use_is_its_own_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = envcheck.check_port("127.0.0.1", port)
+        assert not result.ok and result.error is PortInUse and f"127.0.0.1:{port}" in result.detail
+    assert envcheck.check_port("127.0.0.1", port).ok
+
+
+def test_payload_missing(src):
+    assert envcheck.check_payload(src).ok
+    os.rmdir(src.wheels)
+    result = envcheck.check_payload(src)
+    assert not result.ok and result.error is PackageCorrupt and "original/wheels" in result.detail
+    assert "download.sh" in result.fix
+
+
+def test_checksums_from_verify(src):
+    assert envcheck.check_checksums(src, lambda top: []).ok
+    item = SimpleNamespace(status="CORRUPT", path="original/wheels/x.whl", detail="sha256 ab, expected cd")
+    bad = envcheck.check_checksums(src, lambda top: [item])
+    assert not bad.ok and bad.error is PackageCorrupt
+    assert "CORRUPT original/wheels/x.whl (sha256 ab, expected cd)" in bad.detail
+
+    def crash(top):
+        raise RuntimeError("boom")
+    crashed = envcheck.check_checksums(src, crash)
+    assert not crashed.ok and not crashed.warn_only and "boom" in crashed.detail
+
+
+def test_checksums_without_verifier_is_a_warning(src):
+    result = envcheck.check_checksums(src)
+    assert not result.ok and result.warn_only
+
+
+def test_checksums_loads_the_package_verifier(src):
+    tool = src.top / "tools" / "download"
+    tool.mkdir(parents=True)
+    (tool / "verify.py").write_text("def verify(root):\n    return [f'MISSING {root.name}/thing']\n")
+    result = envcheck.check_checksums(src)
+    assert not result.ok and "MISSING pkg/thing" in result.detail
+
+
+def test_models_present_or_named(src):
+    assert envcheck.check_models(src, ["b"]).ok
+    (src.models / "b" / "inference.yml").unlink()
+    result = envcheck.check_models(src, ["b", "gone"])
+    assert not result.ok and result.error is ModelInvalid
+    assert "models/b has no inference.yml" in result.detail and "models/gone is missing" in result.detail
+
+
+def test_error_for_picks_the_specific_code_only_when_it_is_the_only_kind():
+    ok = envcheck.Check("a", True, "fine")
+    port = envcheck.Check("port", False, "busy", error=PortInUse)
+    disk = envcheck.Check("disk", False, "full")
+    warn = envcheck.Check("checksums", False, "no verifier", error=PackageCorrupt, warn_only=True)
+    assert envcheck.error_for(envcheck.Report([ok, warn])) is None
+    assert type(envcheck.error_for(envcheck.Report([ok, port, warn]))) is PortInUse
+    mixed = envcheck.error_for(envcheck.Report([port, disk]))
+    assert type(mixed) is EnvironmentCheckFailed and "port, disk" in mixed.detail
+
+
+def test_report_lines_show_fix_for_failures():
+    report = envcheck.Report([envcheck.Check("a", True, "fine"), envcheck.Check("b", False, "bad", "do this")])
+    assert report.lines() == ["[  OK] a: fine", "[FAIL] b: bad", "       fix: do this"]

@@ -1,0 +1,56 @@
+"""start/gunicorn_conf.py and start/start-N.sh.in, the two files rendered into every release."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+from pathlib import Path
+
+from visionpack import config
+from visionpack.installer import release
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_gunicorn_conf_takes_everything_from_config(tmp_path, monkeypatch):
+    cfg = config.from_mapping({"deploy": "demo", "host": "127.0.0.1", "port": 9123, "workers": 2,
+                               "threads_per_worker": 3, "max_inflight": 4, "timeout": 70, "graceful_timeout": 9,
+                               "run_dir": str(tmp_path / "run"), "log_dir": str(tmp_path / "logs")})
+    path = tmp_path / "config.yml"
+    path.write_text(config.dump(cfg))
+    monkeypatch.setenv("VISIONPACK_CONFIG", str(path))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(name, "99")
+    ns = runpy.run_path(str(REPO / "start" / "gunicorn_conf.py"))
+    assert ns["bind"] == ["127.0.0.1:9123"]
+    assert (ns["workers"], ns["worker_class"], ns["threads"]) == (2, "gthread", 6)
+    assert (ns["timeout"], ns["graceful_timeout"], ns["preload_app"]) == (70, 9, False)
+    assert ns["pidfile"] == str(tmp_path / "run" / "gunicorn.pid")
+    assert ns["errorlog"] == str(tmp_path / "logs" / "error.log")
+    assert ns["accesslog"] == str(tmp_path / "logs" / "access.log")
+    assert ns["proc_name"] == "visionpack:demo"
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
+    assert not any(k in ns for k in ("post_fork", "on_starting", "when_ready"))
+    assert "import paddle" not in (REPO / "start" / "gunicorn_conf.py").read_text()
+
+
+def test_gunicorn_conf_brackets_ipv6(tmp_path, monkeypatch):
+    path = tmp_path / "config.yml"
+    path.write_text(config.dump(config.from_mapping({"host": "::", "port": 80, "run_dir": str(tmp_path),
+                                                     "log_dir": str(tmp_path)})))
+    monkeypatch.setenv("VISIONPACK_CONFIG", str(path))
+    assert runpy.run_path(str(REPO / "start" / "gunicorn_conf.py"))["bind"] == ["[::]:80"]
+
+
+def test_start_script_renders_to_valid_bash(tmp_path):
+    text = release.render((REPO / "start" / "start-N.sh.in").read_text(),
+                          {"N": "1", "DEPLOY": "demo", "VERSION": "1.0.0", "RELEASE": "/R/demo/releases/1.0.0",
+                           "VENV": "/R/.runtime/k", "DEPLOY_DIR": "/R/demo"})
+    script = tmp_path / "start-1.sh"
+    script.write_text(text)
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    assert 'RELEASE="/R/demo/releases/1.0.0"' in text and "--preload" not in text.replace("Never --preload", "")
+    assert "visionpack.api.app:create_app()" in text
+    bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage:" in bad.stderr
