@@ -32,6 +32,7 @@ from tools.convert import efficientnet_lite0 as eff  # noqa: E402
 
 SOURCES = ROOT / "original" / "sources"
 NAME = eff.BUNDLE_NAME
+CONVERTER = "efficientnet_lite0"
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
 
@@ -50,7 +51,7 @@ def sources() -> Path:
 def out_dir(tmp_path_factory: pytest.TempPathFactory, sources: Path) -> Path:
     out = tmp_path_factory.mktemp("models")
     lines: list[str] = []
-    assert build_models.build_one(NAME, sources, out, force=False, log=lines.append) == "built"
+    assert build_models.build_one(CONVERTER, sources, out, force=False, log=lines.append) == "built"
     assert any("built in" in line for line in lines)
     return out
 
@@ -285,15 +286,20 @@ def test_onednn_claim_holds(bundle: Path, batch: np.ndarray) -> None:
 def test_second_build_is_up_to_date_and_damage_triggers_rebuild(out_dir: Path, sources: Path, bundle: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     before = bundle_writer.read_manifest(bundle)
-    rc = build_models.main(["--sources", str(sources), "--out", str(out_dir), "--only", NAME])
+    rc = build_models.main(["--sources", str(sources), "--out", str(out_dir), "--only", CONVERTER])
     assert rc == 0
     assert f"{NAME}: up to date" in capsys.readouterr().out
+    # the bundle name works as an alias of its converter
+    assert build_models.main(["--sources", str(sources), "--out", str(out_dir), "--only", NAME]) == 0
+    assert f"{NAME}: up to date" in capsys.readouterr().out
+    assert build_models.main(["--sources", str(sources), "--out", str(out_dir), "--only", "nonesuch"]) == 2
+    assert "unknown converter" in capsys.readouterr().err
     assert bundle_writer.read_manifest(bundle) == before
 
     with open(bundle / "inference.yml", "a", encoding="utf-8") as fh:
         fh.write("# tampered\n")
     assert bundle_writer.verify_bundle(bundle) == ["inference.yml: checksum mismatch"]
-    assert build_models.build_one(NAME, sources, out_dir, force=False, log=lambda m: None) == "built"
+    assert build_models.build_one(CONVERTER, sources, out_dir, force=False, log=lambda m: None) == "built"
     assert bundle_writer.verify_bundle(bundle) == []
     assert sorted(p.name for p in out_dir.iterdir()) == [NAME]  # no scratch or old dirs left
 
@@ -308,7 +314,7 @@ def test_interrupted_build_leaves_old_bundle(out_dir: Path, sources: Path, bundl
 
     monkeypatch.setattr(eff, "build", broken)
     with pytest.raises(KeyboardInterrupt):
-        build_models.build_one(NAME, sources, out_dir, force=True, log=lambda m: None)
+        build_models.build_one(CONVERTER, sources, out_dir, force=True, log=lambda m: None)
     assert sorted(p.name for p in out_dir.iterdir()) == [NAME]
     assert bundle_writer.read_manifest(bundle)["files"] == files_before
     assert bundle_writer.verify_bundle(bundle) == []
@@ -324,7 +330,8 @@ def test_interrupted_build_leaves_old_bundle(out_dir: Path, sources: Path, bundl
 
 def test_missing_sources_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "src").mkdir()
-    rc = build_models.main(["--sources", str(tmp_path / "src"), "--out", str(tmp_path / "models")])
+    rc = build_models.main(["--sources", str(tmp_path / "src"), "--out", str(tmp_path / "models"),
+                            "--only", CONVERTER])
     err = capsys.readouterr().err
     assert rc == build_models.EXIT_MISSING_SOURCE
     assert eff.WEIGHTS_WHEEL in err and "download.sh" in err
@@ -343,3 +350,42 @@ def test_checkpoint_with_wrong_layout_is_rejected(sources: Path) -> None:
     del bad["_fc.bias"]
     with pytest.raises(eff.WeightsMismatch, match="missing"):
         eff.load_network(bad)
+
+
+def test_self_managed_converter_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Converters that install their own bundles (mtcnn, dlib_resnet) plug in by one registry line."""
+    import types
+
+    mod = types.ModuleType("fake_converter")
+    mod.ARCHIVE = "fake-1.0-py3-none-any.whl"
+    calls: list[tuple[Path, Path]] = []
+
+    def build(sources_dir, out_dir):
+        calls.append((Path(sources_dir), Path(out_dir)))
+        target = Path(out_dir) / "fake_bundle"
+        if not target.exists():  # idempotent on its own
+            target.mkdir()
+            (target / "manifest.json").write_text("{}")
+
+    mod.build = build
+    monkeypatch.setitem(sys.modules, "fake_converter", mod)
+    monkeypatch.setitem(build_models.CONVERTERS, "fake", "fake_converter")
+    src, out = tmp_path / "src", tmp_path / "models"
+    src.mkdir()
+    argv = ["--sources", str(src), "--out", str(out), "--only", "fake"]
+    assert build_models.main(argv) == build_models.EXIT_MISSING_SOURCE
+    assert mod.ARCHIVE in capsys.readouterr().err and not calls
+    (src / mod.ARCHIVE).write_bytes(b"archive")
+    assert build_models.main(argv) == 0
+    assert "fake: built fake_bundle" in capsys.readouterr().out
+    assert build_models.main(argv) == 0
+    assert "fake: up to date" in capsys.readouterr().out
+    assert calls == [(src, out), (src, out)]
+
+    def failing(sources_dir, out_dir):
+        raise ValueError("corrupt archive")
+
+    mod.build = failing
+    assert build_models.main(argv) == build_models.EXIT_BUILD_FAILED
+    assert "fake: build failed: ValueError: corrupt archive" in capsys.readouterr().err
