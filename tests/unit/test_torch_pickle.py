@@ -193,3 +193,76 @@ def test_facenet_style_legacy_file_matches_torch(tmp_path: Path) -> None:
     assert list(got) == list(want)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k].numpy())
+
+
+@pytest.mark.parametrize("zip_format", FORMATS)
+def test_unsigned_dtypes_of_rebuild_v3(tmp_path: Path, zip_format: bool) -> None:
+    # torch >= 2.3 saves uint16/32/64 through _rebuild_tensor_v3 + an untyped byte storage
+    base = torch.arange(24, dtype=torch.int64)
+    sd = {"u16": base.to(torch.uint16).reshape(4, 6)[:, 1:4], "u32": base.to(torch.uint32)[5:],
+          "u64": base.to(torch.uint64).reshape(2, 12).t()}
+    got = tp.load_state_dict(_save(sd, tmp_path / "u.pt", zip_format))
+    for k, t in sd.items():
+        assert got[k].dtype == np.dtype(k.replace("u", "uint"))
+        np.testing.assert_array_equal(got[k], t.to(torch.int64).numpy())
+
+
+def test_dtype_without_numpy_equivalent_is_a_clear_error(tmp_path: Path) -> None:
+    path = _save({"f8": torch.ones(3).to(torch.float8_e4m3fn)}, tmp_path / "f8.pt", True)
+    with pytest.raises(tp.CheckpointError, match="float8_e4m3fn has no numpy equivalent"):
+        tp.load(path)
+
+
+class _Pid:
+    def __init__(self, pid: tuple) -> None:
+        self.pid = pid
+
+
+class _Rebuild:
+    def __init__(self, fn, args: tuple) -> None:
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):  # noqa: D105
+        return (self.fn, self.args)
+
+
+def _handmade_legacy(graph: object, storages: list[tuple[str, np.ndarray]]) -> bytes:
+    """A legacy (pre-1.6 layout) checkpoint written field by field, for cases modern torch never emits."""
+    import struct
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):  # noqa: D102
+            return obj.pid if isinstance(obj, _Pid) else None
+
+    buf = io.BytesIO()
+    pickle.dump(0x1950A86A20F9469CFC6C, buf, protocol=2)
+    pickle.dump(1001, buf, protocol=2)
+    pickle.dump({"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+                buf, protocol=2)
+    P(buf, protocol=2).dump(graph)
+    pickle.dump([k for k, _ in storages], buf, protocol=2)
+    for _, arr in storages:
+        buf.write(struct.pack("<q", arr.size))
+        buf.write(arr.astype("<f4").tobytes())
+    return buf.getvalue()
+
+
+def test_legacy_storage_views_and_v1_rebuild() -> None:
+    root = np.arange(10, dtype=np.float32)
+    view = _Pid(("storage", torch.FloatStorage, "root", "cpu", 10, ("v1", 4, 3)))  # elements 4..6
+    whole = _Pid(("storage", torch.FloatStorage, "root", "cpu", 10, None))
+    graph = collections.OrderedDict(
+        from_view=_Rebuild(torch._utils._rebuild_tensor_v2, (view, 1, (2,), (1,), False, collections.OrderedDict())),
+        v1=_Rebuild(torch._utils._rebuild_tensor, (whole, 2, (2, 2), (1, 3))),
+    )
+    raw = _handmade_legacy(graph, [("root", root)])
+    got = tp.load_state_dict(raw)
+    np.testing.assert_array_equal(got["from_view"], [5.0, 6.0])
+    np.testing.assert_array_equal(got["v1"], [[2.0, 5.0], [3.0, 6.0]])
+    want = torch.load(io.BytesIO(raw), weights_only=False)  # trusted: we just wrote it
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k].numpy())
+    bad_view = _Pid(("storage", torch.FloatStorage, "root", "cpu", 10, ("v2", 8, 5)))  # runs past the root
+    graph = {"w": _Rebuild(torch._utils._rebuild_tensor_v2, (bad_view, 0, (5,), (1,), False, None))}
+    with pytest.raises(tp.CheckpointError, match="outside its root"):
+        tp.load(_handmade_legacy(graph, [("root", root)]))

@@ -98,17 +98,37 @@ class _Storage:
         return self.data
 
 
+@dataclass(frozen=True)
+class _DType:
+    """Stand-in for a ``torch.<dtype>`` object (pickled by ``_rebuild_tensor_v3``)."""
+
+    name: str
+    dtype: np.dtype | None  # None: no numpy equivalent (float8, complex32, ...)
+    bfloat16: bool = False
+
+
 @dataclass
 class _LazyTensor:
-    """What ``_rebuild_tensor_v2`` returns; becomes an ndarray once every storage is read."""
+    """What ``_rebuild_tensor_v2/v3`` return; becomes an ndarray once every storage is read."""
 
     storage: _Storage
     offset: int
     size: tuple[int, ...]
     stride: tuple[int, ...]
+    dtype: _DType | None = None  # v3: the storage is untyped bytes to reinterpret
 
     def materialise(self) -> np.ndarray:
         flat = self.storage.array()
+        bfloat16 = self.storage.stype.bfloat16
+        if self.dtype is not None:
+            if self.dtype.dtype is None:
+                raise CheckpointError(f"tensor dtype torch.{self.dtype.name} has no numpy equivalent")
+            dt = self.dtype.dtype
+            if flat.dtype.byteorder == ">" and dt.itemsize > 1:
+                dt = dt.newbyteorder(">")
+            usable = flat.nbytes - flat.nbytes % dt.itemsize
+            flat = flat.view(np.uint8)[:usable].view(dt)
+            bfloat16 = self.dtype.bfloat16
         size, stride, offset = self.size, self.stride, self.offset
         if len(size) != len(stride) or any(s < 0 for s in size) or any(s < 0 for s in stride):
             raise CheckpointError(f"bad tensor geometry size={size} stride={stride}")
@@ -126,7 +146,7 @@ class _LazyTensor:
             view = np.lib.stride_tricks.as_strided(
                 flat[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False)
             out = np.array(view, copy=True, order="C")  # own, contiguous memory; shared storages stay independent
-        if self.storage.stype.bfloat16:
+        if bfloat16:
             out = (out.astype(np.uint32) << 16).view(np.float32)
         elif out.dtype.byteorder == ">" or (out.dtype.byteorder == "=" and not _NATIVE_LITTLE):
             out = out.astype(out.dtype.newbyteorder("="))
@@ -141,6 +161,16 @@ def _rebuild_tensor_v2(storage: Any, storage_offset: int, size: Any, stride: Any
     if not isinstance(storage, _Storage):
         raise CheckpointError("_rebuild_tensor_v2 called without a storage")
     return _LazyTensor(storage, int(storage_offset), tuple(int(v) for v in size), tuple(int(v) for v in stride))
+
+
+def _rebuild_tensor_v3(storage: Any, storage_offset: int, size: Any, stride: Any, requires_grad: Any = False,
+                       backward_hooks: Any = None, dtype: Any = None, metadata: Any = None) -> _LazyTensor:
+    # torch >= 2.3 writes dtypes without a typed storage class (uint16/32/64, float8...) this way
+    if not isinstance(dtype, _DType):
+        raise CheckpointError("_rebuild_tensor_v3 called without a dtype")
+    t = _rebuild_tensor_v2(storage, storage_offset, size, stride)
+    t.dtype = dtype
+    return t
 
 
 def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any) -> _LazyTensor:
@@ -167,6 +197,19 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "complex"): complex,
     ("__builtin__", "set"): set,  # protocol-2 files written by Python 2
 }
+_TORCH_DTYPES: dict[str, np.dtype | None] = {
+    "float32": np.dtype("<f4"), "float": np.dtype("<f4"), "float64": np.dtype("<f8"), "double": np.dtype("<f8"),
+    "float16": np.dtype("<f2"), "half": np.dtype("<f2"), "bfloat16": np.dtype("<u2"),
+    "int64": np.dtype("<i8"), "long": np.dtype("<i8"), "int32": np.dtype("<i4"), "int": np.dtype("<i4"),
+    "int16": np.dtype("<i2"), "short": np.dtype("<i2"), "int8": np.dtype("i1"), "uint8": np.dtype("u1"),
+    "uint16": np.dtype("<u2"), "uint32": np.dtype("<u4"), "uint64": np.dtype("<u8"), "bool": np.dtype("?"),
+    "complex64": np.dtype("<c8"), "complex128": np.dtype("<c16"),
+    "complex32": None, "float8_e4m3fn": None, "float8_e5m2": None, "float8_e4m3fnuz": None,
+    "float8_e5m2fnuz": None, "float8_e8m0fnu": None,
+}
+_ALLOWED[("torch._utils", "_rebuild_tensor_v3")] = _rebuild_tensor_v3
+for _name, _np in _TORCH_DTYPES.items():
+    _ALLOWED[("torch", _name)] = _DType(_name, _np, _name == "bfloat16")
 for _name, _dt in _STORAGE_DTYPES.items():
     _ALLOWED[("torch", _name)] = _StorageType(_name, _dt, _name == "BFloat16Storage")
     _ALLOWED[("torch.storage", _name)] = _ALLOWED[("torch", _name)]
