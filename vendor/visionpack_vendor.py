@@ -57,13 +57,17 @@ def _check_key_dir(out: Path) -> None:
 
 
 def keygen(out: Path) -> tuple[Path, Path]:
-    """New Ed25519 key pair in ``out``: ``vendor-<kid>.key`` (0600) and ``vendor-<kid>.pem``."""
+    """New Ed25519 key pair in ``out``: ``vendor-<kid>.key`` (0600) and ``vendor-<kid>.pub`` (PEM).
+
+    The public half is named ``.pub`` because that is what the installer copies from a
+    package's ``licenses/`` into the install root; its content is ordinary PEM.
+    """
     _check_key_dir(out)
     out = out.expanduser()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     private = Ed25519PrivateKey.generate()
     kid = key_id(private.public_key())
-    priv_path, pub_path = out / f"vendor-{kid}.key", out / f"vendor-{kid}.pem"
+    priv_path, pub_path = out / f"vendor-{kid}.key", out / f"vendor-{kid}.pub"
     priv_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption())
     pub_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
@@ -233,14 +237,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     i.add_argument("--not-before", help="UTC start, e.g. 2026-01-01T00:00:00Z (default: now)")
     s = sub.add_parser("inspect", help="print a license and check its signature")
     s.add_argument("file", type=Path)
-    s.add_argument("--pub", type=Path, help="public key file or directory of public keys")
+    s.add_argument("--pub", type=Path, help="public key file (.pub/.pem) or a directory of them")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "keygen":
             priv, pub = keygen(args.out)
             print(f"private key: {priv}  (mode 0600; keep it secret and backed up; never ship it)")
             print(f"public key:  {pub}")
-            print(f"copy the public key into the package: cp {pub} package/../licenses/")
+            print(f"copy the public key into the package's licenses/ directory: cp {pub} licenses/")
             return 0
         if args.cmd == "issue":
             req = read_request(args.request)

@@ -1,7 +1,8 @@
 """Operator-side helpers for the installer: request file, fingerprint diff, license update.
 
 ``install.py fingerprint`` -> :func:`write_request`; ``install.py fingerprint --diff FILE``
--> :func:`diff_report`; ``install.py lu FILE`` -> :func:`install_license`.
+-> :func:`diff_report`; ``install.py lu FILE`` -> :func:`install_license`; the start seam
+-> :func:`check_for_start`; ``status`` / trouble_shooting -> :func:`status`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 from ..errors import LicenseError
 from ..fsutil import atomic_write
-from .clock import ClockMark
+from . import instances
+from .clock import DEFAULT_STATE_DIR, ClockMark
 from .fingerprint import Fingerprint, collect
+from .gate import LicenseGate
 from .license import MAX_BYTES
 from .verify import Verdict, check_issued, evaluate, load_public_keys, verify_envelope
 
@@ -90,3 +93,27 @@ def install_license(new_path: str | os.PathLike[str], license_dir: str | os.Path
         atomic_write(target_dir / PREVIOUS_NAME, old, mode=0o644)
     atomic_write(target, data, mode=0o644)
     return verdict
+
+
+def check_for_start(license_dir: str | os.PathLike[str], deploy: str, service: str,
+                    state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> Verdict:
+    """What a deploy must pass before it starts: the same checks as every request.
+
+    ``license_dir`` holds ``license.lic`` and the vendor public key(s) (``<ROOT>/licenses``).
+    The instance limit is not checked here; the service master takes its slot itself
+    (``instances.acquire(verdict.instances, ...)``), because only a running process holds one.
+    """
+    d = Path(license_dir)
+    return LicenseGate(d / LICENSE_NAME, d, state_dir, deploy, service).check()
+
+
+def status(license_dir: str | os.PathLike[str], deploy: str | None = None, service: str | None = None,
+           state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> dict[str, Any]:
+    """Never raises: license verdict (or reason), days left, and the running instances."""
+    d = Path(license_dir)
+    snap = LicenseGate(d / LICENSE_NAME, d, state_dir, deploy, service).snapshot()
+    try:
+        snap["instances_running"] = instances.holders()
+    except LicenseError as exc:
+        snap["instances_running"] = f"unavailable: {exc.detail}"
+    return snap

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ class _Mutex:
         self.path = directory / _MUTEX
 
     def __enter__(self) -> "_Mutex":
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = _open_slot(self.path)
         deadline = time.monotonic() + _MUTEX_WAIT
         while True:
             try:
@@ -88,9 +89,28 @@ def _slot_indices(directory: Path) -> list[int]:
     return sorted(int(m.group(1)) for m in map(_SLOT.fullmatch, names) if m)
 
 
+def _open_slot(path: Path) -> int:
+    # The directory is world-writable, so never follow a planted symlink, and refuse
+    # anything that is not a plain file of our own making (a hard link to /etc/passwd).
+    try:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except PermissionError:
+            # Another user's slot file: flock works on a read-only descriptor too; only the
+            # owner info cannot be written.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:  # ELOOP for a planted symlink, EACCES, ENOSPC ...
+        raise LicenseError("instance-limit", f"cannot open slot file {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise LicenseError("instance-limit", f"{path} is not a plain slot file; remove it")
+    return fd
+
+
 def _try_lock(path: Path) -> int | None:
     """An fd holding ``path``'s lock, or None if someone else holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_slot(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return fd
@@ -123,10 +143,16 @@ def _scan(directory: Path) -> tuple[list[int], list[int]]:
 
 
 def _prepare(directory: Path) -> None:
+    if directory.is_dir():
+        return
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        directory.mkdir(parents=True, exist_ok=True)
+        # World-writable and sticky like /tmp: services of every user on the machine must
+        # count against the same limit, and none may delete another's slot file.
+        os.chmod(directory, 0o1777)
     except OSError as exc:
-        raise LicenseError("instance-limit", f"cannot create {directory}: {exc}") from None
+        raise LicenseError("instance-limit", f"cannot create the instance directory {directory} ({exc.strerror}); "
+                                             f"run the installer once as root to create it") from None
 
 
 def acquire(limit: int, owner_info: Mapping[str, Any], directory: Path = INSTANCES_DIR) -> Slot:
@@ -153,8 +179,11 @@ def acquire(limit: int, owner_info: Mapping[str, Any], directory: Path = INSTANC
             raise LicenseError("instance-limit", f"{path} was taken concurrently; retry")
     info = {"pid": os.getpid(), "since": int(time.time()), **dict(owner_info)}
     data = json.dumps(info, sort_keys=True, default=str).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    except OSError:
+        pass  # read-only descriptor (another user's file): the slot counts, its label is stale
     return Slot(index=idx, path=path, fd=fd)
 
 

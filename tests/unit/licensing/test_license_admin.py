@@ -106,3 +106,27 @@ def test_read_license_file_caps_size(tmp_path):
     with pytest.raises(LicenseError) as exc:
         fmt.parse(admin.read_license_file(big))
     assert exc.value.reason == "malformed"
+
+
+def test_check_for_start_and_status(tmp_path, issue, keypair):
+    lic_dir = tmp_path / "licenses"
+    state = tmp_path / "state"
+    for pub in keypair[1].iterdir():
+        (lic_dir / pub.name).parent.mkdir(exist_ok=True)
+        (lic_dir / pub.name).write_bytes(pub.read_bytes())
+    with pytest.raises(LicenseError) as exc:
+        admin.check_for_start(lic_dir, "shop", "face", state_dir=state)
+    assert exc.value.reason == "missing"
+    snap = admin.status(lic_dir, state_dir=state)
+    assert snap["licensed"] is False and snap["reason"] == "missing"
+    new = tmp_path / "n.lic"
+    new.write_bytes(issue(deploys="shop", services="face"))
+    admin.install_license(new, lic_dir, lic_dir)
+    assert admin.check_for_start(lic_dir, "shop", "face", state_dir=state).deploys == ("shop",)
+    with pytest.raises(LicenseError) as exc:
+        admin.check_for_start(lic_dir, "shop", "keypoint", state_dir=state)
+    assert exc.value.reason == "service-not-licensed"
+    snap = admin.status(lic_dir, "shop", "face", state_dir=state)
+    assert snap["licensed"] is True and snap["days_left"] >= 29
+    assert isinstance(snap["instances_running"], list)
+    json.dumps(snap)

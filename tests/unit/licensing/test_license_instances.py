@@ -129,3 +129,26 @@ def test_unusable_directory(tmp_path):
     assert exc.value.reason == "instance-limit"
     assert instances.count(blocker / "instances") == 0
     json.dumps(instances.holders(tmp_path / "none"))
+
+
+def test_planted_links_are_refused(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    slots = tmp_path / "slots"
+    slots.mkdir()
+    (slots / "slot-0.lock").symlink_to(victim)
+    with pytest.raises(LicenseError) as exc:
+        instances.acquire(5, {"deploy": "x"}, directory=slots)
+    assert exc.value.reason == "instance-limit"
+    (slots / "slot-0.lock").unlink()
+    os.link(victim, slots / "slot-0.lock")
+    with pytest.raises(LicenseError) as exc:
+        instances.acquire(5, {"deploy": "x"}, directory=slots)
+    assert "not a plain slot file" in exc.value.detail
+    assert victim.read_text() == "precious"
+
+
+def test_new_directory_is_shared_and_sticky(tmp_path):
+    with instances.acquire(1, {}, directory=tmp_path / "new" / "instances"):
+        mode = (tmp_path / "new" / "instances").stat().st_mode & 0o7777
+    assert mode == 0o1777

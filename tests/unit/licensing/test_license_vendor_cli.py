@@ -33,7 +33,8 @@ def test_keygen_request_issue_inspect_verify(tmp_path, machine):
     out = run_tool("keygen", "--out", str(tmp_path / "vendor-secret"))
     assert out.returncode == 0, out.stderr
     (priv,) = (tmp_path / "vendor-secret").glob("*.key")
-    (pub,) = (tmp_path / "vendor-secret").glob("*.pem")
+    (pub,) = (tmp_path / "vendor-secret").glob("*.pub")
+    assert pub.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
     assert stat.S_IMODE(priv.stat().st_mode) == 0o600 and str(pub) in out.stdout
     # Operator: the request file from this machine (what 'install.py fingerprint' calls).
     req = tmp_path / "request.json"

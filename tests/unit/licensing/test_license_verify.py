@@ -193,9 +193,12 @@ def test_expiring_soon_warning(issue, keypair, machine):
     assert v.expiring_soon and v.days_left == 4 and "expires in" in v.warnings[0]
 
 
-def test_load_public_keys_formats(tmp_path, keypair, caplog):
+def test_load_public_keys_formats(tmp_path, keypair, other_keypair, caplog):
     priv = keypair[0]
     pub = priv.public_key()
+    other = other_keypair.public_key()
+    (tmp_path / "vendor-other.pub").write_bytes(other.public_bytes(serialization.Encoding.PEM,
+                                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     (tmp_path / "a.pem").write_bytes(pub.public_bytes(serialization.Encoding.PEM,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
     (tmp_path / "b.pub").write_bytes(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
@@ -207,6 +210,6 @@ def test_load_public_keys_formats(tmp_path, keypair, caplog):
     (tmp_path / "dir.pem").mkdir()
     with caplog.at_level(logging.ERROR, logger="visionpack.license"):
         keys = load_public_keys(tmp_path)
-    assert list(keys) == [key_id(pub)]
+    assert sorted(keys) == sorted([key_id(pub), key_id(other)])
     assert any("PRIVATE" in r.getMessage() for r in caplog.records)
     assert load_public_keys(tmp_path / "absent") == {}
