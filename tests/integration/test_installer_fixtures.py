@@ -148,3 +148,42 @@ def new_root(tmp_path: Path, shared_runtime: Path) -> Path:
     root.mkdir()
     os.symlink(shared_runtime, root / ".runtime")
     return root
+
+
+def kill_leftovers(root: Path) -> None:
+    """Teardown: no gunicorn of a test root may outlive its test."""
+    import signal
+    for pidfile in root.glob("*/run/gunicorn.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+            os.killpg(pid, signal.SIGKILL)
+        except (ValueError, OSError):
+            pass
+
+
+@pytest.fixture
+def root(tmp_path, shared_runtime):
+    r = new_root(tmp_path, shared_runtime)
+    yield r
+    kill_leftovers(r)
+
+
+def post_json(port: int, path: str, doc: dict, timeout: float = 30) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(doc).encode(),
+                                 headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

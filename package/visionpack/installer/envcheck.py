@@ -6,6 +6,7 @@ Every check is a small function returning a :class:`Check`; :func:`run` collects
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
@@ -144,7 +145,11 @@ def check_payload(source: Source) -> Check:
 
 def check_checksums(source: Source, verify: Optional[Callable[[Path], list]] = None) -> Check:
     if verify is None:
-        verify = _load_verify(source)
+        try:
+            verify = _load_verify(source)
+        except Exception as exc:  # a broken verifier is a damaged package, not a crash of install.py
+            return Check("checksums", False, f"cannot load tools/download/verify.py: {exc!r}",
+                         "Run 'bash download.sh --verify' to see the problem", PackageCorrupt)
         if verify is None:
             return Check("checksums", False, "tools/download/verify.py is missing; package checksums not verified",
                          "Use a complete package", PackageCorrupt, warn_only=True)
@@ -171,12 +176,15 @@ def _problem_text(problem: object) -> str:
 
 
 def _load_verify(source: Source) -> Optional[Callable[[Path], list]]:
-    path = source.find_verifier()
-    if path is None:
+    """tools/download/verify.py's ``verify``, imported the way its docstring says (repo root on the path)."""
+    if source.find_verifier() is None:
         return None
-    spec = importlib.util.spec_from_file_location("_visionpack_download_verify", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    top = str(source.top)
+    sys.path.insert(0, top)
+    try:
+        module = importlib.import_module("tools.download.verify")
+    finally:
+        sys.path.remove(top)
     return module.verify
 
 
