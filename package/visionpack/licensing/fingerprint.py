@@ -117,6 +117,7 @@ def read_cpu() -> str | None:
     if text is None:
         return None
     model = None
+    arm: dict[str, str] = {}
     count = 0
     for line in text.splitlines():
         key, _, val = line.partition(":")
@@ -125,6 +126,10 @@ def read_cpu() -> str | None:
             count += 1
         elif model is None and key in ("model name", "hardware", "cpu model", "uarch"):
             model = val.strip()
+        elif key in ("cpu implementer", "cpu part"):
+            arm.setdefault(key, val.strip())
+    if model is None and arm:  # many ARM kernels print no model name, only implementer/part ids
+        model = f"arm {arm.get('cpu implementer', '?')}/{arm.get('cpu part', '?')}"
     model = clean(model)
     if not model or count == 0:
         return None
