@@ -267,6 +267,48 @@ def test_paddle_matches_torch_original(bundle: Path, torch_net: nn.Module, batch
     assert got[names.index("chelsea"), sorted(CAT_CLASSES)].sum() > 0.5
 
 
+_PADDLEX_SCRIPT = r"""
+import json, sys
+import paddlex
+model = paddlex.create_model(model_name=sys.argv[1], model_dir=sys.argv[2], device="cpu")
+for res in model.predict(sys.argv[3:], batch_size=1):
+    j = res.json.get("res", res.json)
+    print(json.dumps({"class_ids": j["class_ids"], "scores": j["scores"], "label_names": j["label_names"]}))
+"""
+
+
+def test_real_paddlex_loads_the_bundle_and_agrees(bundle: Path, images: dict[str, np.ndarray], config: dict,
+                                                  tmp_path: Path) -> None:
+    """PaddleX 3.7.2 itself (tools/paddlex_env.sh, subprocess) runs the bundle as a classifier."""
+    import os
+    import subprocess
+
+    env_sh = subprocess.run(["bash", str(ROOT / "tools" / "paddlex_env.sh")], capture_output=True, text=True,
+                            timeout=3600)
+    assert env_sh.returncode == 0, env_sh.stderr[-2000:]
+    pdx_python = env_sh.stdout.strip().splitlines()[-1]
+    paths = []
+    for name, img in images.items():
+        paths.append(tmp_path / f"{name}.png")  # lossless, so PaddleX decodes exactly these pixels
+        assert cv2.imwrite(str(paths[-1]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    env = dict(os.environ, PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True")
+    proc = subprocess.run([pdx_python, "-c", _PADDLEX_SCRIPT, config["Global"]["model_name"], str(bundle),
+                           *map(str, paths)], capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == len(images)
+
+    ours = paddle_predict(bundle, np.stack([paddlex_preprocess(img, config) for img in images.values()]),
+                          onednn=False)
+    labels = config["PostProcess"]["Topk"]["label_list"]
+    for i, res in enumerate(results):
+        ids = np.asarray(res["class_ids"]).reshape(-1)
+        assert list(ids) == list(topk(ours)[i]), (list(images)[i], ids)
+        np.testing.assert_allclose(res["scores"], ours[i, ids], atol=2e-5)  # PaddleX rounds to 5 decimals
+        assert res["label_names"] == [labels[c] for c in ids]
+    assert np.asarray(results[0]["class_ids"]).reshape(-1)[0] in CAT_CLASSES
+
+
 def test_onednn_claim_holds(bundle: Path, batch: np.ndarray) -> None:
     """manifest.runtime.onednn=true must mean: runs under paddle 3.3.1 oneDNN and matches."""
     claim = json.loads((bundle / "manifest.json").read_text())["runtime"]["onednn"]
