@@ -96,11 +96,11 @@ def resolve_names(requested: Sequence[str] | None) -> list[str]:
         if item in CONVERTERS:
             out.append(item)
             continue
-        match = [c for c, mod in CONVERTERS.items()
-                 if mod.rsplit(".", 1)[-1] == item or _bundle_alias(c) == item]
-        if not match:
+        match = next((c for c, mod in CONVERTERS.items()
+                      if mod.rsplit(".", 1)[-1] == item or _bundle_alias(c) == item), None)
+        if match is None:
             raise KeyError(item)
-        out.append(match[0])
+        out.append(match)
     return out
 
 
