@@ -65,14 +65,17 @@ def parse(text: str, name: str = "catalog.yml") -> dict[str, Any]:
                 stack.append((indent, child))
             else:
                 p_parent[p_key] = None
-        while stack and indent < stack[-1][0]:
+        is_item = body.startswith("- ") or body == "-"
+        # a list may sit at its key's own indentation ("key:\n- a"): a key line there closes it
+        while stack and (indent < stack[-1][0] or (
+                indent == stack[-1][0] and isinstance(stack[-1][1], list) and not is_item)):
             stack.pop()
         if not stack or indent != stack[-1][0] and stack[-1][0] != -1:
             raise CatalogError(f"{where}: unexpected indentation")
         if stack[-1][0] == -1:
             stack.append((indent, root))
         container = stack[-1][1]
-        if body.startswith("- ") or body == "-":
+        if is_item:
             if not isinstance(container, list):
                 raise CatalogError(f"{where}: list item where a mapping key was expected")
             item = body[1:].strip()

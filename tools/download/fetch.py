@@ -143,7 +143,17 @@ class Fetcher:
         got = out_dir / entry.filename
         if proc.returncode == 0 and got.is_file():
             return got
-        raise _classify_pip_failure(entry, proc.returncode, text, log, out_dir)
+        error = _classify_pip_failure(entry, proc.returncode, text, log, out_dir)
+        if error.code == EXIT_DOWNLOAD_FAILED and "No matching distribution" in text:
+            # pip reports an index it could not reach as "no versions" (without retries it does not
+            # even warn), so ask the indexes ourselves to tell "unreachable" from "not there".
+            try:
+                list_index_files(self.config, self.python, entry.name, f"{entry.name}=={entry.version}")
+            except FetchError as probe:
+                if probe.code == EXIT_UNREACHABLE:
+                    return_msg = f"{probe}\n  log: {log}"
+                    raise FetchError(EXIT_UNREACHABLE, return_msg) from None
+        raise error
 
     # -- an sdist as is, from the index page -----------------------------------------------------
     def _index_download(self, entry: LockEntry) -> Path:
