@@ -252,11 +252,11 @@ class DetPreprocessor:
         s = DetSample(rgb, (w, h), (w, h))
         for op in self.ops:
             s = op(s)
-        if s.img.ndim != 3 or s.img.shape[0] != 3:
-            raise ModelInvalid("detector Preprocess must end in CHW (add 'Permute')")
         return s
 
     def feeds(self, samples: Sequence[DetSample]) -> dict[str, np.ndarray]:
+        if any(s.img.ndim != 3 or s.img.shape[0] != 3 for s in samples):
+            raise ModelInvalid("detector Preprocess must end in CHW (add 'Permute')")
         if len({s.img.shape for s in samples}) != 1:
             raise ModelInvalid("images of one detector batch must share a shape (use a fixed Resize or Pad)")
         out = {"image": np.stack([s.img for s in samples]).astype(np.float32, copy=False)}
