@@ -69,7 +69,9 @@ class ClockMark:
         try:
             with open(path, "rb") as fh:
                 data = fh.read(4096)
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            # Unreadable for this user is not evidence of tampering; the other copy, the
+            # license's issue time and the witnesses still bound the clock.
             return "missing"
         except OSError:
             return "bad"
@@ -129,8 +131,14 @@ class ClockMark:
     def _write(self, high: int) -> None:
         data = self.encode(high)
         try:
+            if not self.state_dir.is_dir():
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                # Shared by the services of every user, like /tmp; sticky, so nobody can
+                # replace another user's mark. The marks are world-readable: integrity comes
+                # from the HMAC, not from secrecy.
+                os.chmod(self.state_dir, 0o1777)
             for path in self.paths:
-                atomic_write(path, data, mode=0o600)
+                atomic_write(path, data, mode=0o644)
         except OSError as exc:
             # Failing requests because /var is full would punish the honest customer; say it once.
             if not self._warned_write:

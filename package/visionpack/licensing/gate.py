@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import LicenseError
-from .clock import ClockMark
+from .clock import DEFAULT_STATE_DIR, ClockMark
 from .fingerprint import Fingerprint, collect
 from .license import MAX_BYTES
 from .verify import Verdict, check_issued, evaluate, load_public_keys, verify_envelope
@@ -67,6 +67,16 @@ class LicenseGate:
         self._fp_at = 0.0
         self._logged: tuple[Any, ...] | None = None
         self._warned_days: int | None = None
+
+    @classmethod
+    def for_service(cls, cfg: Any) -> "LicenseGate":
+        """The gate of a running service, from its ServiceConfig (``license_dir``, ``deploy``, ``service``).
+
+        ``license_dir`` is ``<ROOT>/licenses``: ``license.lic`` and the vendor public keys.
+        The clock mark is machine-wide (``clock.DEFAULT_STATE_DIR``) so every deploy shares one.
+        """
+        lic_dir = Path(cfg.license_dir)
+        return cls(lic_dir / "license.lic", lic_dir, DEFAULT_STATE_DIR, cfg.deploy, cfg.service)
 
     # --- hot path ------------------------------------------------------------------------
 

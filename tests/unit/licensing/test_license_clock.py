@@ -28,7 +28,7 @@ def test_first_check_writes_both_copies(tmp_path):
     for name in MARK_NAMES:
         doc = json.loads((tmp_path / name).read_text())
         assert doc["high"] == NOW and len(doc["mac"]) == 64
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
     assert ClockMark(tmp_path).read() == (NOW, ["ok", "ok"])
 
 
@@ -119,3 +119,8 @@ def test_unwritable_state_dir_warns_once(tmp_path, caplog):
         mark.check(NOW)
         mark.check(NOW + WRITE_STEP * 2)
     assert sum("cannot write clock mark" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_new_state_dir_is_shared_and_sticky(tmp_path):
+    ClockMark(tmp_path / "var" / "state").check(NOW)
+    assert (tmp_path / "var" / "state").stat().st_mode & 0o7777 == 0o1777

@@ -193,3 +193,21 @@ def test_bad_signature_through_the_gate(env, issue, other_keypair):
     assert reason_of(make_gate(env, FakeClock())) == "unknown-key"
     atomic_write(env["path"], b"garbage")
     assert reason_of(make_gate(env, FakeClock())) == "malformed"
+
+
+def test_for_service_reads_the_service_config(tmp_path, issue, keypair):
+    from types import SimpleNamespace
+
+    from visionpack.licensing.clock import DEFAULT_STATE_DIR
+
+    lic_dir = tmp_path / "licenses"
+    lic_dir.mkdir()
+    for pub in keypair[1].iterdir():
+        (lic_dir / pub.name).write_bytes(pub.read_bytes())
+    atomic_write(lic_dir / "license.lic", issue(services="face"))
+    gate = LicenseGate.for_service(SimpleNamespace(license_dir=str(lic_dir), deploy="d", service="face"))
+    assert gate.license_path == lic_dir / "license.lic" and gate.keys_dir == lic_dir
+    assert gate._mark.state_dir == DEFAULT_STATE_DIR
+    assert gate.check().services == ("face",)
+    gate = LicenseGate.for_service(SimpleNamespace(license_dir=str(lic_dir), deploy="d", service="keypoint"))
+    assert reason_of(gate) == "service-not-licensed"
