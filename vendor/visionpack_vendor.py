@@ -56,6 +56,14 @@ def _check_key_dir(out: Path) -> None:
             raise VendorError(f"refusing to write a private key inside a package or install root ({parent})")
 
 
+def existing_pair(out: Path) -> tuple[Path, Path] | None:
+    """The key pair already in ``out`` (exactly one ``vendor-*.key`` with its ``.pub``), if any."""
+    keys = sorted(out.expanduser().glob("vendor-*.key"))
+    if len(keys) == 1 and keys[0].with_suffix(".pub").is_file():
+        return keys[0], keys[0].with_suffix(".pub")
+    return None
+
+
 def keygen(out: Path) -> tuple[Path, Path]:
     """New Ed25519 key pair in ``out``: ``vendor-<kid>.key`` (0600) and ``vendor-<kid>.pub`` (PEM).
 
@@ -222,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     k = sub.add_parser("keygen", help="generate the vendor key pair")
     k.add_argument("--out", required=True, type=Path, help="directory for the key pair (outside any package)")
+    k.add_argument("--reuse", action="store_true", help="if --out already holds a key pair, print it and stop")
     i = sub.add_parser("issue", help="issue a license for a request file")
     i.add_argument("--key", required=True, type=Path)
     i.add_argument("--request", required=True, type=Path)
@@ -241,7 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "keygen":
-            priv, pub = keygen(args.out)
+            pair = existing_pair(args.out) if args.reuse else None
+            if pair is not None:
+                _check_key_dir(args.out)
+            priv, pub = pair or keygen(args.out)
             print(f"private key: {priv}  (mode 0600; keep it secret and backed up; never ship it)")
             print(f"public key:  {pub}")
             print(f"copy the public key into the package's licenses/ directory: cp {pub} licenses/")

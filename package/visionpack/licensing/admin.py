@@ -117,3 +117,16 @@ def status(license_dir: str | os.PathLike[str], deploy: str | None = None, servi
     except LicenseError as exc:
         snap["instances_running"] = f"unavailable: {exc.detail}"
     return snap
+
+
+def start_instance(license_dir: str | os.PathLike[str], deploy: str, service: str,
+                   owner_info: dict[str, Any] | None = None,
+                   state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> tuple[Verdict, instances.Slot]:
+    """For a service master at start (e.g. gunicorn's ``on_starting``): check, then take a slot.
+
+    Keep the returned Slot referenced for the life of the process; forked workers inherit
+    it. Raises LicenseError (any reason, or ``instance-limit``).
+    """
+    verdict = check_for_start(license_dir, deploy, service, state_dir)
+    info = {"deploy": deploy, "service": service, "license": verdict.license_id, **(owner_info or {})}
+    return verdict, instances.acquire(verdict.instances, info)

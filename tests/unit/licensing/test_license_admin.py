@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
 
 from visionpack.errors import LicenseError
 from visionpack.fsutil import atomic_write
-from visionpack.licensing import admin
+from visionpack.licensing import admin, instances
 from visionpack.licensing import license as fmt
 from visionpack.licensing.clock import ClockMark
 
@@ -130,3 +131,21 @@ def test_check_for_start_and_status(tmp_path, issue, keypair):
     assert snap["licensed"] is True and snap["days_left"] >= 29
     assert isinstance(snap["instances_running"], list)
     json.dumps(snap)
+
+
+def test_start_instance_uses_the_license_limit(tmp_path, issue, keypair):
+    lic_dir = tmp_path / "licenses"
+    lic_dir.mkdir()
+    for pub in keypair[1].iterdir():
+        (lic_dir / pub.name).write_bytes(pub.read_bytes())
+    new = tmp_path / "n.lic"
+    # A limit above whatever else runs on this machine right now, so the test is not
+    # disturbed by real services; the limit itself is tested in test_license_instances.py.
+    new.write_bytes(issue(instances=instances.count() + 1))
+    admin.install_license(new, lic_dir, lic_dir)
+    verdict, slot = admin.start_instance(lic_dir, "shop", "face", {"port": 8701}, state_dir=tmp_path / "s")
+    try:
+        mine = [h for h in instances.holders() if h.get("pid") == os.getpid()]
+        assert mine and mine[0]["license"] == verdict.license_id and mine[0]["port"] == 8701
+    finally:
+        slot.release()

@@ -136,3 +136,12 @@ def test_issue_refuses_bad_requests(vendor, tmp_path, keypair, request_doc, chan
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert issue_cli(vendor, tmp_path, keypair, bad)[0] == 2
+
+
+def test_keygen_reuse_is_idempotent(tmp_path):
+    first = run_tool("keygen", "--out", str(tmp_path / "k"), "--reuse")
+    again = run_tool("keygen", "--out", str(tmp_path / "k"), "--reuse")
+    assert first.returncode == again.returncode == 0 and first.stdout == again.stdout
+    assert len(list((tmp_path / "k").glob("*.key"))) == 1
+    assert run_tool("keygen", "--out", str(tmp_path / "k")).returncode == 0  # without --reuse: a second pair
+    assert len(list((tmp_path / "k").glob("*.key"))) == 2
