@@ -101,7 +101,9 @@ class LicenseGate:
         st = self._state
         if not self._fresh(st, key, now):
             with self._lock:
-                st = self._state
+                # Look again after waiting: the thread before us may have just refreshed, and
+                # our "now" from before the wait would look like a clock going backwards.
+                now, key, st = self._clock(), self._stat_key(), self._state
                 if not self._fresh(st, key, now):
                     st = self._refresh(now)
         assert st is not None
