@@ -33,10 +33,10 @@ from ..errors import LicenseError
 from ..fsutil import atomic_write
 from . import fingerprint
 from .license import format_time
+from .verify import MAX_CLOCK_DRIFT
 
 log = logging.getLogger("visionpack.license")
 
-MAX_CLOCK_DRIFT = 300
 # Rewrite at most once a minute: each write is two fsyncs, and a finer mark buys nothing.
 WRITE_STEP = 60
 MARK_NAMES = ("clock.mark", ".clock.mark.2")

@@ -196,3 +196,11 @@ def test_reason_codes_are_stable():
         "wrong-machine", "wrong-gpu", "expired", "not-yet-valid", "deploy-not-licensed",
         "service-not-licensed", "instance-limit", "clock-rollback", "issued-in-future",
     )
+
+
+def test_every_reason_is_documented_for_operators():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "licensing.md").read_text()
+    for code in fmt.REASONS:
+        assert f"| `{code}` |" in doc, code
