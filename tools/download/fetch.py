@@ -151,8 +151,7 @@ class Fetcher:
                 list_index_files(self.config, self.python, entry.name, f"{entry.name}=={entry.version}")
             except FetchError as probe:
                 if probe.code == EXIT_UNREACHABLE:
-                    return_msg = f"{probe}\n  log: {log}"
-                    raise FetchError(EXIT_UNREACHABLE, return_msg) from None
+                    raise FetchError(EXIT_UNREACHABLE, f"{probe}\n  log: {log}") from None
         raise error
 
     # -- an sdist as is, from the index page -----------------------------------------------------

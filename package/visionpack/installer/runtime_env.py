@@ -58,9 +58,14 @@ def ensure(root: Root, source: Source, python: str = sys.executable,
         build = root.runtime_base / f"{BUILD_PREFIX}{key}-{os.getpid()}"
         say(f"building runtime {final} from {source.wheels} (offline, this takes a minute)")
         started = time.monotonic()
-        _build(build, source, python, root.runtime_log)
-        _relocate(build, final)
-        os.rename(build, final)
+        try:
+            _build(build, source, python, root.runtime_log)
+            _relocate(build, final)
+            os.rename(build, final)
+        except BaseException:
+            # A failed build leaves nothing; only SIGKILL can skip this, and _sweep covers that.
+            shutil.rmtree(build, ignore_errors=True)
+            raise
         fsync_dir(root.runtime_base)
         say(f"runtime ready in {time.monotonic() - started:.0f} s")
         return final
