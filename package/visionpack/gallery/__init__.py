@@ -1,0 +1,121 @@
+"""Face gallery: named indexes of labelled face vectors, durable in SQLite, searched with faiss.
+
+:class:`Gallery` is what the face service and the CLI use. The store (``store.py``) is the
+truth; each process keeps one :class:`~.index.VectorIndex` per index key and, before every
+search, compares its generation with the store's (one primary-key read) and applies only what
+changed since -- so a face added through one gunicorn worker is found by the next search on
+any other worker, without messages between them.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .index import Hit, IndexParams, VectorIndex
+from .store import DEFAULT_INDEX, GalleryStore, NewFace, UnknownIndex, check_key
+
+__all__ = ["DEFAULT_INDEX", "Gallery", "GalleryStore", "Hit", "IndexParams", "NewFace", "UnknownIndex", "db_path"]
+
+DB_NAME = "face_gallery.sqlite3"
+
+
+def db_path(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "face" / DB_NAME
+
+
+class Gallery:
+    """Gallery bound to one feature model (``model``: its fingerprint; ``dim``: vector size)."""
+
+    def __init__(self, store: GalleryStore, params: IndexParams, model: str, dim: int) -> None:
+        self.store = store
+        self.params = params
+        self.model = model
+        self.dim = dim
+        self._indexes: dict[str, VectorIndex] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @classmethod
+    def open(cls, data_dir: str | Path, params: IndexParams, model: str, dim: int) -> "Gallery":
+        g = cls(GalleryStore(db_path(data_dir)), params, model, dim)
+        g.store.ensure_index(DEFAULT_INDEX)
+        return g
+
+    # --- freshness ----------------------------------------------------------------------
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def fresh(self, key: str) -> VectorIndex:
+        """The in-memory index for ``key``, caught up with every commit made before this call."""
+        gen = self.store.generation(key)  # raises UnknownIndex
+        idx = self._indexes.get(key)
+        if idx is not None and idx.gen == gen:
+            return idx
+        with self._lock_for(key):
+            idx = self._indexes.get(key)
+            if idx is None:
+                idx = self._indexes[key] = VectorIndex(self.dim, self.params)
+            if idx.gen != gen:
+                # Re-read inside the lock: a concurrent thread may already have caught up.
+                ch = self.store.changes(key, idx.gen, self.model, self.dim)
+                if ch.gen != idx.gen:
+                    idx.apply(ch, lambda: self.store.changes(key, None, self.model, self.dim))
+        return idx
+
+    # --- operations ---------------------------------------------------------------------
+    def search(self, key: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        return self.fresh(key).search(vectors, k)
+
+    def build(self, faces: Sequence[NewFace], key: str | None = None) -> tuple[str, list[int]]:
+        """A new index (PaddleX: ``indexKey`` = uuid4) holding ``faces``, in one transaction."""
+        key = check_key(key) if key is not None else str(uuid.uuid4())
+        ids = self.store.add(key, faces, self.model, create=True)
+        return key, ids
+
+    def add(self, key: str, faces: Sequence[NewFace]) -> list[int]:
+        return self.store.add(key, faces, self.model)
+
+    def remove(self, key: str, ids: Sequence[int]) -> list[int]:
+        return self.store.remove(key, ids)
+
+    def id_map(self, key: str) -> dict[int, str]:
+        return self.store.id_map(key)
+
+    def keys(self) -> list[str]:
+        return self.store.index_keys()
+
+    def drop(self, key: str) -> None:
+        self.store.drop_index(key)
+        self._indexes.pop(key, None)
+
+    def stale_count(self) -> int:
+        return self.store.count_stale(self.model)
+
+    def migrate(self, embed: Callable[[list[bytes]], np.ndarray], batch: int = 32,
+                progress: Callable[[int, int], None] | None = None) -> int:
+        """Recompute vectors made by another feature model from their stored crops.
+
+        Batches commit one by one, so a crash resumes where it stopped, and rows are only
+        overwritten while still stale, so several processes migrating at once do no harm.
+        Until a row is migrated it is left out of searches (its vector is not comparable).
+        """
+        total = self.store.count_stale(self.model)
+        done = 0
+        while True:
+            rows = self.store.stale(self.model, batch)
+            if not rows:
+                return done
+            vecs = embed([r[3] for r in rows])
+            by_key: dict[tuple[str, str], list[tuple[int, np.ndarray]]] = {}
+            for (key, fid, old, _), v in zip(rows, vecs):
+                by_key.setdefault((key, old), []).append((fid, v))
+            for (key, old), updates in by_key.items():
+                done += self.store.replace_vectors(key, updates, self.model, old)
+            if progress:
+                progress(min(done, total), total)

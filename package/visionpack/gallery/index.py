@@ -1,0 +1,188 @@
+"""In-memory faiss index over one gallery index, kept in step with the SQLite store.
+
+Index types as PaddleX's faisser: ``Flat``, ``IVF`` (``IVF{min(n//8, 65536)},Flat``) and
+``HNSW32``, metric ``IP`` or ``L2``; faiss returns gallery ids (``IndexIDMap2`` around Flat and
+HNSW, IVF's own id lists for IVF).
+
+Removal works for every type. Flat and IVF remove in place (``remove_ids``). HNSW graphs cannot
+drop a node, which is why PaddleX refuses removal for HNSW32; here a removed id goes into a
+per-index *deleted set* that every search passes to faiss as an ``IDSelector``, so HNSW still
+walks through the dead node (the graph stays connected) but never returns it. When dead nodes
+exceed ``REBUILD_DEAD_FRACTION`` of the live ones the graph is rebuilt from the store, which
+bounds both the wasted memory and the extra search work. IVF is retrained when the gallery has
+grown ``IVF_RETRAIN_GROWTH``-fold since its centroids were trained.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigInvalid
+from .store import Changes
+
+INDEX_TYPES = ("Flat", "IVF", "HNSW32")
+METRICS = ("IP", "L2")
+REBUILD_DEAD_FRACTION = 0.2
+REBUILD_DEAD_MIN = 256
+IVF_RETRAIN_GROWTH = 4
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    index_type: str = "Flat"
+    metric: str = "IP"
+    hnsw_ef_search: int = 128
+    hnsw_ef_construction: int = 40
+    ivf_nprobe: int = 16
+
+    def __post_init__(self) -> None:
+        if self.index_type not in INDEX_TYPES:
+            raise ConfigInvalid(f"index_type must be one of {', '.join(INDEX_TYPES)}, got {self.index_type!r}")
+        if self.metric not in METRICS:
+            raise ConfigInvalid(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        for name in ("hnsw_ef_search", "hnsw_ef_construction", "ivf_nprobe"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigInvalid(f"{name} must be a positive integer, got {v!r}")
+
+    def better(self, a: float, b: float) -> bool:
+        """True when score ``a`` is a closer match than ``b`` (IP: larger; L2: smaller)."""
+        return a > b if self.metric == "IP" else a < b
+
+    def passes(self, score: float, threshold: float) -> bool:
+        # PaddleX tests ``score < threshold`` for every metric, which rejects the *best* L2
+        # matches; a distance passes when it is small enough.
+        return score >= threshold if self.metric == "IP" else score <= threshold
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    label: str
+    score: float
+
+
+class VectorIndex:
+    """One gallery index in faiss; thread-safe (refresh and search share a lock)."""
+
+    def __init__(self, dim: int, params: IndexParams) -> None:
+        self.dim = dim
+        self.params = params
+        self.gen: int | None = None
+        self.labels: dict[int, str] = {}
+        self.dead: set[int] = set()
+        self._trained_on = 0
+        self._lock = threading.Lock()
+        self._index = self._empty(0)
+        self._selector = None
+
+    # --- construction -------------------------------------------------------------------
+    def _factory_string(self, n: int) -> str:
+        if self.params.index_type == "IVF":
+            return f"IVF{max(1, min(n // 8, 65536))},Flat"
+        return self.params.index_type
+
+    def _empty(self, n: int):
+        import faiss
+
+        metric = faiss.METRIC_INNER_PRODUCT if self.params.metric == "IP" else faiss.METRIC_L2
+        base = faiss.index_factory(self.dim, self._factory_string(n), metric)
+        if self.params.index_type == "HNSW32":
+            base.hnsw.efConstruction = self.params.hnsw_ef_construction
+        if self.params.index_type == "IVF":
+            # IVF stores ids itself. Wrapped in IndexIDMap, remove_ids would shift the wrapper's
+            # id table as if IVF compacted its storage, which it does not: ids would go wrong.
+            return base
+        return faiss.IndexIDMap2(base)
+
+    def _rebuild(self, ids: np.ndarray, labels: Sequence[str], vectors: np.ndarray) -> None:
+        index = self._empty(len(ids))
+        if self.params.index_type == "IVF":
+            if len(ids):
+                index.train(vectors)
+            self._trained_on = len(ids)
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(vectors, np.float32), ids.astype(np.int64))
+        self._index = index
+        self.labels = dict(zip(ids.tolist(), labels))
+        self.dead = set()
+        self._selector = None
+
+    # --- keeping up with the store ------------------------------------------------------
+    def apply(self, ch: Changes, reload: Callable[[], Changes]) -> None:
+        """Bring the index to ``ch.gen``; ``reload()`` returns the full index when a rebuild is due."""
+        with self._lock:
+            if ch.full:
+                self._rebuild(ch.ids, ch.labels, ch.vectors)
+                self.gen = ch.gen
+                return
+            gone = [i for i in set(ch.removed.tolist()) | set(ch.ids.tolist()) if i in self.labels]
+            hnsw = self.params.index_type == "HNSW32"
+            if hnsw and any(i in self.dead for i in ch.ids.tolist()):
+                # A dead HNSW node cannot come back under the same id; rebuild instead.
+                return self._apply_full(reload())
+            if gone:
+                for i in gone:
+                    del self.labels[i]
+                if hnsw:
+                    self.dead.update(gone)
+                    self._selector = None
+                else:
+                    self._index.remove_ids(np.array(gone, np.int64))
+            if len(ch.ids):
+                if self.params.index_type == "IVF" and not self._index.is_trained:
+                    return self._apply_full(reload())
+                self._index.add_with_ids(np.ascontiguousarray(ch.vectors), ch.ids)
+                self.labels.update(zip(ch.ids.tolist(), ch.labels))
+            self.gen = ch.gen
+            if self._needs_rebuild():
+                self._apply_full(reload())
+
+    def _apply_full(self, ch: Changes) -> None:
+        self._rebuild(ch.ids, ch.labels, ch.vectors)
+        self.gen = ch.gen
+
+    def _needs_rebuild(self) -> bool:
+        live = len(self.labels)
+        if self.dead and len(self.dead) > max(REBUILD_DEAD_MIN, REBUILD_DEAD_FRACTION * live):
+            return True
+        return self.params.index_type == "IVF" and live >= 64 and live > IVF_RETRAIN_GROWTH * max(1, self._trained_on)
+
+    # --- search -------------------------------------------------------------------------
+    def _search_params(self, k: int):
+        import faiss
+
+        sel = None
+        if self.dead:
+            if self._selector is None:
+                batch = faiss.IDSelectorBatch(np.fromiter(self.dead, np.int64, len(self.dead)))
+                # Keep the inner selector alive: the Not wrapper holds a raw pointer to it.
+                self._selector = (faiss.IDSelectorNot(batch), batch)
+            sel = self._selector[0]
+        if self.params.index_type == "HNSW32":
+            return faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.params.hnsw_ef_search, k))
+        if self.params.index_type == "IVF":
+            return faiss.SearchParametersIVF(sel=sel, nprobe=self.params.ivf_nprobe)
+        return faiss.SearchParameters(sel=sel) if sel is not None else None
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
+        """Best ``k`` hits per query row, best first; removed ids never appear."""
+        q = np.ascontiguousarray(np.atleast_2d(queries), np.float32)
+        with self._lock:
+            n = len(self.labels)
+            if n == 0 or k < 1:
+                return [[] for _ in range(len(q))]
+            k = min(k, n)
+            params = self._search_params(k)
+            scores, ids = self._index.search(q, k, params=params) if params is not None else self._index.search(q, k)
+            out = []
+            for srow, irow in zip(scores.tolist(), ids.tolist()):
+                out.append([Hit(i, self.labels[i], float(s)) for s, i in zip(srow, irow) if i >= 0 and i in self.labels])
+            return out
+
+    def __len__(self) -> int:
+        return len(self.labels)
