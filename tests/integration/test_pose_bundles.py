@@ -1,0 +1,177 @@
+"""The committed demo pose bundles: PaddleX contracts, Paddle Inference behaviour, pipeline quality.
+
+Loads models/person_det_synthetic and models/tinypose_synthetic with Paddle Inference
+(inference.json + inference.pdiparams, oneDNN off), checks names/shapes/dtypes of inputs and
+outputs against the PaddleX object-detection and PP-TinyPose contracts, and runs the top-down
+pipeline (tools/train_pose/evaluate.py) on fresh synthetic scenes from a seed used by neither
+training (1) nor the reported evaluation (2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tools.convert import bundle_writer  # noqa: E402
+from tools.train_pose import evaluate as ev  # noqa: E402
+from tools.train_pose import scenes, topdown  # noqa: E402
+from tools.train_pose.data import scene_seed  # noqa: E402
+
+DET = ROOT / "models" / "person_det_synthetic"
+KPT = ROOT / "models" / "tinypose_synthetic"
+FRESH_SEED = 3
+
+
+@pytest.fixture(scope="module")
+def det():
+    return ev.Bundle(DET)
+
+
+@pytest.fixture(scope="module")
+def kpt():
+    return ev.Bundle(KPT)
+
+
+@pytest.mark.parametrize("bundle", [DET, KPT])
+def test_bundle_files_and_manifest(bundle):
+    for name in ("inference.json", "inference.pdiparams", "inference.yml", "manifest.json"):
+        assert (bundle / name).is_file(), name
+    assert bundle_writer.verify_bundle(bundle) == []
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["schema"] == 1 and m["runtime"] == {"onednn": False}
+    assert m["source"]["data"]["generator_version"] == scenes.GENERATOR_VERSION
+    assert isinstance(m["source"]["train_seed"], int) and m["source"]["steps"] > 0
+    assert m["metrics"]["test_set"]["base_seed"] != m["source"]["data"]["base_seed"]
+    assert m["paddlex_model_name"] == yaml.safe_load((bundle / "inference.yml").read_text())["Global"]["model_name"]
+
+
+def test_detector_yml_contract():
+    cfg = yaml.safe_load((DET / "inference.yml").read_text())
+    assert cfg["mode"] == "paddle" and cfg["draw_threshold"] == 0.5 and cfg["metric"] == "COCO"
+    assert cfg["arch"] == "YOLO" and cfg["Global"]["model_name"] == "PP-YOLOE-S_human"
+    assert cfg["label_list"] == ["person"]
+    ops = [op["type"] for op in cfg["Preprocess"]]
+    assert ops == ["Resize", "NormalizeImage", "Permute"]
+    r = cfg["Preprocess"][0]
+    assert r["target_size"] == [320, 320] and r["keep_ratio"] is False and r["interp"] == 2
+    n = cfg["Preprocess"][1]
+    assert n["is_scale"] is True and n["mean"] == [0.485, 0.456, 0.406] and n["std"] == [0.229, 0.224, 0.225]
+
+
+def test_keypoint_yml_contract():
+    cfg = yaml.safe_load((KPT / "inference.yml").read_text())
+    assert cfg["arch"] == "HRNet" and cfg["Global"]["model_name"] == "PP-TinyPose_128x96"
+    assert cfg["Preprocess"][0] == {"type": "TopDownEvalAffine", "trainsize": [96, 128]}
+    assert [op["type"] for op in cfg["Preprocess"]][1:] == ["NormalizeImage", "Permute"]
+    assert cfg["use_dark"] is True and cfg["label_list"] == ["person"] and "draw_threshold" in cfg
+    assert cfg["flip_perm"] == [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]]
+
+
+def test_detector_inputs_by_name(det):
+    assert sorted(det.input_names) == ["image", "scale_factor"]  # no im_shape, like PP-YOLOE-S_human
+    p = det.predictor
+    assert p.get_input_handle("image").shape()[1:] == [3, 320, 320]
+    assert p.get_input_handle("scale_factor").shape()[1:] == [2]
+
+
+def _scene(i: int):
+    return scenes.generate_scene(scene_seed(FRESH_SEED, i))
+
+
+def _det_input(img):
+    h, w = img.shape[:2]
+    import cv2
+
+    x = topdown.normalize(cv2.resize(img, (320, 320), interpolation=cv2.INTER_CUBIC)[None])
+    return x, np.array([[320 / h, 320 / w]], np.float32)
+
+
+def test_detector_outputs_rows_and_counts(det):
+    imgs = [_scene(i)[0] for i in range(2)]
+    xs, sfs = zip(*(_det_input(im) for im in imgs))
+    out = det.run(image=np.concatenate(xs), scale_factor=np.concatenate(sfs))
+    assert len(out) == 2
+    boxes, counts = out
+    assert boxes.ndim == 2 and boxes.shape[1] == 6 and boxes.dtype == np.float32
+    assert counts.shape == (2,) and counts.dtype == np.int32
+    assert counts.sum() == boxes.shape[0] and (counts > 0).all()
+    assert set(np.unique(boxes[:, 0])) == {0.0}
+    assert ((boxes[:, 1] >= 0) & (boxes[:, 1] <= 1)).all()
+    # rows are per image in order; per image, scores are sorted and boxes near the original frame
+    start = 0
+    for img, c in zip(imgs, counts):
+        rows = boxes[start:start + c]
+        start += c
+        assert (np.diff(rows[:, 1]) <= 1e-6).all()
+        h, w = img.shape[:2]
+        top = rows[rows[:, 1] > 0.5]
+        assert len(top) > 0
+        assert (top[:, 2] > -0.2 * w).all() and (top[:, 4] < 1.2 * w).all() and (top[:, 5] < 1.2 * h).all()
+
+
+def test_detector_divides_by_scale_factor_in_graph(det):
+    img, _ = _scene(0)
+    x, sf = _det_input(img)
+    a, _ = det.run(image=x, scale_factor=sf)
+    b, _ = det.run(image=x, scale_factor=sf * 2.0)
+    assert np.allclose(a[:, 2:6], b[:, 2:6] * 2.0, rtol=1e-4, atol=1e-3)
+    assert np.allclose(a[:, :2], b[:, :2])
+
+
+def test_detector_empty_image_reports_no_confident_person(det):
+    x = topdown.normalize(np.full((1, 320, 320, 3), 127, np.uint8))
+    boxes, counts = det.run(image=x, scale_factor=np.ones((1, 2), np.float32))
+    assert counts.shape == (1,) and counts.sum() == boxes.shape[0]
+    assert (boxes[:, 1] <= 0.5).all()
+
+
+def test_keypoint_model_outputs(kpt):
+    assert kpt.input_names == ["image"]
+    assert kpt.predictor.get_input_handle("image").shape()[1:] == [3, 128, 96]
+    x = np.random.default_rng(0).normal(size=(3, 3, 128, 96)).astype(np.float32)
+    out = kpt.run(image=x)
+    heat = out[0]
+    assert heat.shape == (3, 17, 32, 24) and heat.dtype == np.float32
+    assert out[1].shape == (3, 17) and out[1].dtype == np.int64
+    assert np.array_equal(out[1], heat.reshape(3, 17, -1).argmax(-1))
+
+
+def test_metric_code_scores_ground_truth_perfectly():
+    img, persons = _scene(5)
+    gts = [p for p in persons if (p.keypoints[:, 2] > 0).any()]
+    preds = np.stack([p.keypoints for p in gts])
+    sim = ev.oks_matrix(preds, gts)
+    assert np.allclose(np.diag(sim), 1.0)
+    recs = ev.match(sim, np.ones(len(gts)), 0.95)
+    assert ev.average_precision(recs, len(gts)) == pytest.approx(1.0)
+    assert ev.average_precision([(0.9, False)] + recs, len(gts)) < 1.0
+
+
+def test_pipeline_finds_people_with_sensible_keypoints(det, kpt):
+    found = total = 0
+    oks_values = []
+    for i in range(12):
+        img, persons = _scene(100 + i)
+        dets = ev.detect(det, img, 0.5)
+        gts = [p for p in persons if (p.keypoints[:, 2] > 0).sum() >= 8]
+        if not gts:
+            continue
+        iou = ev.box_iou(np.stack([g.bbox for g in gts]), dets[:, :4]) if len(dets) else np.zeros((len(gts), 0))
+        total += len(gts)
+        pred = ev.keypoints(kpt, img, dets)
+        for gi, g in enumerate(gts):
+            if iou.shape[1] and iou[gi].max() >= 0.5:
+                found += 1
+                oks_values.append(ev.oks(pred[int(iou[gi].argmax())], g.keypoints, g.area))
+        assert pred.shape == (len(dets), 17, 3)
+    assert total >= 15
+    assert found / total >= 0.85
+    assert np.mean(oks_values) >= 0.6

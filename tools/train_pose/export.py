@@ -1,0 +1,154 @@
+"""Export trained checkpoints as PaddleX-3 bundles (inference.json/.pdiparams/.yml + manifest.json).
+
+    nice -n 19 .venv/bin/python -m tools.train_pose.export --det /tmp/vp_pose/det --kpt /tmp/vp_pose/kpt \
+        --out models
+
+Writes ``<out>/person_det_synthetic`` (PaddleX object-detection contract, loadable as
+PP-YOLOE-S_human) and ``<out>/tinypose_synthetic`` (PP-TinyPose_128x96 contract). Uses
+tools/convert/bundle_writer.py for the graph, yml and manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tools.convert import bundle_writer
+from tools.train_pose import scenes, topdown
+
+DET_NAME, KPT_NAME = "person_det_synthetic", "tinypose_synthetic"
+DET_MODEL_NAME, KPT_MODEL_NAME = "PP-YOLOE-S_human", "PP-TinyPose_128x96"
+NORMALIZE = {"type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+             "is_scale": True}
+NMS = {"top_k": 100, "score_threshold": 0.01, "nms_threshold": 0.6, "keep_top_k": 100}
+
+
+def det_yaml() -> dict[str, Any]:
+    return {
+        "mode": "paddle", "draw_threshold": 0.5, "metric": "COCO", "use_dynamic_shape": False, "arch": "YOLO",
+        "min_subgraph_size": 3,
+        "Preprocess": [{"type": "Resize", "interp": 2, "keep_ratio": False, "target_size": [320, 320]},
+                       dict(NORMALIZE), {"type": "Permute"}],
+        "label_list": ["person"],
+        "Global": {"model_name": DET_MODEL_NAME},
+    }
+
+
+def kpt_yaml() -> dict[str, Any]:
+    return {
+        "mode": "paddle", "draw_threshold": 0.5, "metric": "KeyPointTopDownCOCOEval", "use_dynamic_shape": False,
+        "arch": "HRNet", "min_subgraph_size": 3,
+        "Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [topdown.INPUT_W, topdown.INPUT_H]},
+                       dict(NORMALIZE), {"type": "Permute"}],
+        "label_list": ["person"],
+        "use_dark": True,
+        "flip_perm": [list(p) for p in scenes.FLIP_PAIRS],
+        "Global": {"model_name": KPT_MODEL_NAME},
+    }
+
+
+def _source(ckpt_dir: Path, data_seed: int) -> dict[str, Any]:
+    state = json.loads((ckpt_dir / "state.json").read_text())
+    return {
+        "kind": "trained-here",
+        "license": "same as this repository (weights trained from scratch, no third-party data)",
+        "training_tool": "tools/train_pose",
+        "data": {"generator": "tools/train_pose/scenes.py", "generator_version": scenes.GENERATOR_VERSION,
+                 "base_seed": data_seed},
+        "train_seed": state.get("seed"), "steps": state.get("step"), "hyper": state.get("hyper"),
+        "train_seconds": round(float(state.get("train_seconds", 0.0))),
+    }
+
+
+def _build(ckpt_dir: Path) -> dict[str, Any]:
+    import paddle
+
+    return {"tool": "tools/train_pose/export.py",
+            "inputs_sha256": {"last.pdparams": bundle_writer.sha256_file(ckpt_dir / "last.pdparams")},
+            "paddle": paddle.__version__}
+
+
+def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None) -> Path:
+    import paddle
+
+    from tools.train_pose.models import DET_SIZE, DetectorExport, PersonDetector
+
+    net = PersonDetector()
+    net.set_state_dict(paddle.load(str(ckpt_dir / "last.pdparams")))
+    layer = DetectorExport(net, **NMS)
+    specs = [paddle.static.InputSpec([None, 3, DET_SIZE, DET_SIZE], "float32", "image"),
+             paddle.static.InputSpec([None, 2], "float32", "scale_factor")]
+    target = out / DET_NAME
+    tmp = out / f".{DET_NAME}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    bundle_writer.save_inference_model(layer, specs, tmp)
+    bundle_writer.write_yaml(tmp, det_yaml())
+    src = _source(ckpt_dir, data_seed)
+    src["nms_in_graph"] = NMS
+    bundle_writer.write_manifest(tmp, name=DET_NAME, task="object_detection", paddlex_model_name=DET_MODEL_NAME,
+                                 source=src, runtime={"onednn": False}, build=_build(ckpt_dir), metrics=metrics)
+    _swap(tmp, target)
+    return target
+
+
+def export_kpt(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None) -> Path:
+    import paddle
+
+    from tools.train_pose.models import PoseExport, TinyPoseNet
+
+    net = TinyPoseNet()
+    net.set_state_dict(paddle.load(str(ckpt_dir / "last.pdparams")))
+    specs = [paddle.static.InputSpec([None, 3, topdown.INPUT_H, topdown.INPUT_W], "float32", "image")]
+    target = out / KPT_NAME
+    tmp = out / f".{KPT_NAME}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    bundle_writer.save_inference_model(PoseExport(net), specs, tmp)
+    bundle_writer.write_yaml(tmp, kpt_yaml())
+    bundle_writer.write_manifest(tmp, name=KPT_NAME, task="keypoint_detection", paddlex_model_name=KPT_MODEL_NAME,
+                                 source=_source(ckpt_dir, data_seed),
+                                 # PaddleX blocklists PP-TinyPose from oneDNN; not verified here either
+                                 runtime={"onednn": False}, build=_build(ckpt_dir), metrics=metrics)
+    _swap(tmp, target)
+    return target
+
+
+def _swap(tmp: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def update_metrics(bundle: Path, metrics: dict[str, Any]) -> None:
+    """Rewrite a bundle's manifest with ``metrics`` (file hashes are recomputed, unchanged)."""
+    m = bundle_writer.read_manifest(bundle)
+    if m is None:
+        raise SystemExit(f"{bundle}: no manifest.json")
+    bundle_writer.write_manifest(bundle, name=m["name"], task=m["task"], paddlex_model_name=m["paddlex_model_name"],
+                                 source=m["source"], runtime=m["runtime"], build=m["build"], metrics=metrics)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--det", help="detector checkpoint directory")
+    ap.add_argument("--kpt", help="keypoint checkpoint directory")
+    ap.add_argument("--out", default="models")
+    ap.add_argument("--data-seed", type=int, default=1)
+    a = ap.parse_args()
+    from tools.train_pose.common import limit_threads
+
+    limit_threads(1)
+    out = Path(a.out)
+    if a.det:
+        print("wrote", export_det(Path(a.det), out, a.data_seed))
+    if a.kpt:
+        print("wrote", export_kpt(Path(a.kpt), out, a.data_seed))
+
+
+if __name__ == "__main__":
+    main()

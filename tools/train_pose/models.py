@@ -1,0 +1,179 @@
+"""The two small demo networks (paddle): a CenterNet-style person detector and a tiny top-down pose net.
+
+PersonDetector: 320x320 input, a depthwise-separable backbone down to stride 32, an FPN-style
+top-down path back to stride 8 and two heads there: a person-centre heatmap and the box
+(log width/height in cells + sub-cell centre offset). For export, ``DetectorExport`` decodes
+in-graph (3x3 max-pool peaks, top-k, boxes divided by ``scale_factor``) and runs
+``multiclass_nms3`` so the graph returns PaddleX's ``[M,6]`` rows plus per-image counts.
+
+TinyPoseNet: 128x96 input, stride-4 heatmaps [N,17,32,24] from a three-level U-shaped
+net (32/64/128 channels); ``PoseExport`` adds PP-TinyPose's second output (argmax [N,17] int64).
+"""
+
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+DET_SIZE = 320
+DET_STRIDE = 8
+NUM_JOINTS = 17
+
+
+class ConvBN(nn.Layer):
+    def __init__(self, cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1, act: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2D(cin, cout, k, stride=s, padding=k // 2, groups=groups, bias_attr=False)
+        self.bn = nn.BatchNorm2D(cout)
+        self.act = act
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        return F.relu(x) if self.act else x
+
+
+class DWSep(nn.Layer):
+    """Depthwise 3x3 + pointwise 1x1; residual when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, s: int = 1):
+        super().__init__()
+        self.dw = ConvBN(cin, cin, 3, s, groups=cin, act=False)
+        self.pw = ConvBN(cin, cout, 1)
+        self.res = s == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.pw(self.dw(x))
+        return x + y if self.res else y
+
+
+class Residual(nn.Layer):
+    """Two regular 3x3 convolutions with an identity shortcut."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.a = ConvBN(c, c, 3)
+        self.b = ConvBN(c, c, 3, act=False)
+
+    def forward(self, x):
+        return F.relu(x + self.b(self.a(x)))
+
+
+class SpaceToDepth(nn.Layer):
+    """[N,C,H,W] -> [N,C*b*b,H/b,W/b] with reshape/transpose only (exports everywhere)."""
+
+    def __init__(self, block: int):
+        super().__init__()
+        self.b = block
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        b = self.b
+        x = paddle.reshape(x, [-1, c, h // b, b, w // b, b])
+        x = paddle.transpose(x, [0, 1, 3, 5, 2, 4])
+        return paddle.reshape(x, [-1, c * b * b, h // b, w // b])
+
+
+class PersonDetector(nn.Layer):
+    def __init__(self, width: int = 48):
+        super().__init__()
+        # space-to-depth stem: nothing runs at 160x160, which dominated CPU training time
+        self.stem = nn.Sequential(SpaceToDepth(4), ConvBN(48, 24, 1), ConvBN(24, 24, 3))          # /4
+        self.c3 = nn.Sequential(DWSep(24, 48, 2), DWSep(48, 48), DWSep(48, 48))                  # /8
+        self.c4 = nn.Sequential(DWSep(48, 96, 2), DWSep(96, 96), DWSep(96, 96))                  # /16
+        self.c5 = nn.Sequential(DWSep(96, 160, 2), DWSep(160, 160), DWSep(160, 160))             # /32
+        self.lat5, self.lat4, self.lat3 = ConvBN(160, width, 1), ConvBN(96, width, 1), ConvBN(48, width, 1)
+        self.fuse4, self.fuse3 = DWSep(width, width), DWSep(width, width)
+        self.hm_head = nn.Sequential(DWSep(width, width), DWSep(width, width))
+        self.box_head = nn.Sequential(DWSep(width, width), DWSep(width, width))
+        # focal-loss prior: start every cell at p ~ 0.1 so early training is not swamped by negatives
+        self.hm_out = nn.Conv2D(width, 1, 1, bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(-2.19)))
+        self.box_out = nn.Conv2D(width, 4, 1, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.01)))
+
+    def forward(self, x):
+        x = self.stem(x)
+        c3 = self.c3(x)
+        c4 = self.c4(c3)
+        c5 = self.c5(c4)
+        p4 = self.fuse4(self.lat4(c4) + F.interpolate(self.lat5(c5), scale_factor=2, mode="nearest"))
+        p3 = self.fuse3(self.lat3(c3) + F.interpolate(p4, scale_factor=2, mode="nearest"))
+        hm = self.hm_out(self.hm_head(p3))          # logits [N,1,H/8,W/8]
+        box = self.box_out(self.box_head(p3))       # [N,4,H/8,W/8]: log w, log h (cells), dx, dy
+        return hm, box
+
+
+class DetectorExport(nn.Layer):
+    """Inference graph: image [N,3,320,320] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
+
+    def __init__(self, net: PersonDetector, top_k: int = 100, score_threshold: float = 0.01,
+                 nms_threshold: float = 0.6, keep_top_k: int = 100):
+        super().__init__()
+        self.net = net
+        self.top_k, self.score_threshold = top_k, score_threshold
+        self.nms_threshold, self.keep_top_k = nms_threshold, keep_top_k
+
+    def forward(self, image, scale_factor):
+        hm, box = self.net(image)
+        heat = F.sigmoid(hm)
+        peaks = F.max_pool2d(heat, 3, stride=1, padding=1)
+        heat = heat * paddle.cast(peaks == heat, heat.dtype)
+        fh, fw = paddle.shape(heat)[2], paddle.shape(heat)[3]
+        flat = paddle.flatten(heat, 1)                                   # [N, H*W]
+        scores, idx = paddle.topk(flat, self.top_k, axis=1)             # [N, K]
+        ys = paddle.cast(idx // fw, "float32")
+        xs = paddle.cast(idx % fw, "float32")
+        boxf = paddle.flatten(box, 2)                                    # [N, 4, H*W]
+        sel = paddle.take_along_axis(boxf, paddle.tile(idx.unsqueeze(1), [1, 4, 1]), axis=2)  # [N,4,K]
+        w = paddle.exp(paddle.clip(sel[:, 0], max=6.0)) * DET_STRIDE
+        h = paddle.exp(paddle.clip(sel[:, 1], max=6.0)) * DET_STRIDE
+        cx = (xs + sel[:, 2]) * DET_STRIDE
+        cy = (ys + sel[:, 3]) * DET_STRIDE
+        # scale_factor is [h_scale, w_scale] = resized / original (PaddleX ToBatch)
+        sy = scale_factor[:, 0:1]
+        sx = scale_factor[:, 1:2]
+        boxes = paddle.stack([(cx - w / 2) / sx, (cy - h / 2) / sy, (cx + w / 2) / sx, (cy + h / 2) / sy], -1)
+        out, _, counts = paddle._C_ops.multiclass_nms3(
+            boxes, scores.unsqueeze(1), None, self.score_threshold, self.top_k, self.keep_top_k,
+            self.nms_threshold, True, 1.0, -1, True)
+        return out, counts
+
+
+class TinyPoseNet(nn.Layer):
+    def __init__(self, c1: int = 32, c2: int = 64, c3: int = 128):
+        super().__init__()
+        self.stem = nn.Sequential(ConvBN(3, 16, 3, 2), ConvBN(16, c1, 3, 2))         # 32x24
+        self.l1 = nn.Sequential(Residual(c1), Residual(c1))
+        self.down2 = ConvBN(c1, c2, 3, 2)                                             # 16x12
+        self.l2 = nn.Sequential(Residual(c2), DWSep(c2, c2), DWSep(c2, c2))
+        self.down3 = DWSep(c2, c3, 2)                                                 # 8x6
+        self.l3 = nn.Sequential(DWSep(c3, c3), DWSep(c3, c3), DWSep(c3, c3), DWSep(c3, c3))
+        self.up3 = ConvBN(c3, c2, 1)
+        self.f2 = nn.Sequential(DWSep(c2, c2), DWSep(c2, c2))
+        self.up2 = ConvBN(c2, c1, 1)
+        self.f1 = nn.Sequential(Residual(c1))
+        # heatmaps start near zero so the first steps do not chase a random offset
+        self.out = nn.Conv2D(c1, NUM_JOINTS, 1, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.001)))
+
+    def forward(self, x):
+        x1 = self.l1(self.stem(x))
+        x2 = self.l2(self.down2(x1))
+        x3 = self.l3(self.down3(x2))
+        y2 = self.f2(x2 + F.interpolate(self.up3(x3), scale_factor=2, mode="nearest"))
+        y1 = self.f1(x1 + F.interpolate(self.up2(y2), scale_factor=2, mode="nearest"))
+        return self.out(y1)
+
+
+class PoseExport(nn.Layer):
+    """Inference graph: image [N,3,128,96] -> heatmaps [N,17,32,24] and argmax [N,17] int64."""
+
+    def __init__(self, net: TinyPoseNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image):
+        hm = self.net(image)
+        return hm, paddle.argmax(paddle.flatten(hm, 2), axis=-1)
+
+
+def count_params(layer: nn.Layer) -> int:
+    return int(sum(p.numel().item() for p in layer.parameters()))

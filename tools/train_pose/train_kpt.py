@@ -1,0 +1,103 @@
+"""Train the demo top-down keypoint model (128x96 -> heatmaps 17x32x24) on the scene cache's crops.
+
+    nice -n 19 .venv/bin/python -m tools.train_pose.train_kpt --cache /tmp/vp_pose/cache_train \
+        --out /tmp/vp_pose/kpt --steps 3000
+
+Crops were cut the way PaddleX cuts them at inference (tools/train_pose/topdown.py); here they
+get horizontal flips (with left/right joints swapped) and colour jitter. Targets are Gaussian
+heatmaps (sigma 2 heatmap px, sub-pixel centres), loss is visibility-weighted MSE. Resumable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from tools.train_pose import common, topdown
+from tools.train_pose.scenes import FLIP_PAIRS
+
+HYPER = {"batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "warmup": 100, "sigma": 2.0, "loss_scale": 1000.0}
+FLIP_INDEX = list(range(17))
+for _a, _b in FLIP_PAIRS:
+    FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
+
+
+def make_batch(data: dict, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    idx = rng.integers(0, len(data["crops"]), batch)
+    crops = data["crops"][idx].copy()
+    kpts = data["crop_kpts"][idx].copy()
+    targets = np.zeros((batch, 17, topdown.HEATMAP_H, topdown.HEATMAP_W), np.float32)
+    weights = np.zeros((batch, 17), np.float32)
+    for i in range(batch):
+        k = kpts[i]
+        if rng.random() < 0.5:
+            crops[i] = crops[i, :, ::-1]
+            k = k[FLIP_INDEX]
+            k[:, 0] = (topdown.INPUT_W - 1) - k[:, 0]
+        inside = (k[:, 0] >= 0) & (k[:, 0] < topdown.INPUT_W) & (k[:, 1] >= 0) & (k[:, 1] < topdown.INPUT_H)
+        w = ((k[:, 2] > 0) & inside).astype(np.float32)
+        targets[i] = topdown.gaussian_targets(k[:, :2], w, HYPER["sigma"])
+        weights[i] = w
+    x = topdown.normalize(common.colour_jitter(rng, crops))
+    return x, targets, weights
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--log-every", type=int, default=20)
+    a = ap.parse_args()
+    common.limit_threads(a.threads)
+    import paddle
+
+    from tools.train_pose import data as data_mod
+    from tools.train_pose.models import TinyPoseNet, count_params
+
+    paddle.seed(a.seed)
+    np.random.seed(a.seed)
+    net = TinyPoseNet()
+    opt = paddle.optimizer.AdamW(learning_rate=HYPER["lr"], parameters=net.parameters(),
+                                 weight_decay=HYPER["weight_decay"])
+    ckpt = common.Checkpoints(a.out)
+    log = common.Log(f"{a.out}/train_log.jsonl")
+    state = ckpt.load(net, opt)
+    start = state["step"] if state else 0
+    elapsed = state.get("train_seconds", 0.0) if state else 0.0
+    data = data_mod.load(a.cache)
+    data.pop("det_imgs")  # the crops are all this trainer needs
+    log.write(event="start", step=start, params=count_params(net), crops=int(len(data["crops"])), hyper=HYPER,
+              seed=a.seed, steps=a.steps)
+    net.train()
+    t0 = time.time()
+    acc = 0.0
+    for step in range(start, a.steps):
+        rng = common.step_rng(a.seed, step)
+        x, t, w = make_batch(data, rng, HYPER["batch"])
+        opt.set_lr(common.lr_at(step, a.steps, HYPER["lr"], HYPER["warmup"]))
+        hm = net(paddle.to_tensor(x))
+        wt = paddle.to_tensor(w)[:, :, None, None]
+        loss = (((hm - paddle.to_tensor(t)) * wt) ** 2).mean() * HYPER["loss_scale"]
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        acc += float(loss)
+        done = step + 1
+        if done % a.log_every == 0:
+            log.write(step=done, loss=round(acc / a.log_every, 5), lr=round(opt.get_lr(), 6),
+                      sec=round(elapsed + time.time() - t0))
+            acc = 0.0
+        if done % a.ckpt_every == 0 or done == a.steps:
+            ckpt.save(net, opt, done, {"train_seconds": elapsed + time.time() - t0, "seed": a.seed,
+                                       "steps": a.steps, "hyper": HYPER})
+    log.write(event="done", step=a.steps, sec=round(elapsed + time.time() - t0))
+
+
+if __name__ == "__main__":
+    main()
