@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.download import catalog, lockfile  # noqa: E402
+from tools.download import catalog, lockfile, pipconf  # noqa: E402
 from tools.download import verify as verify_mod  # noqa: E402
 
 LOCK = ROOT / "original" / "requirements.lock"
@@ -226,6 +226,45 @@ def test_missing_files_are_fetched_hash_checked_from_the_index(tree: Path, tmp_p
     assert f"wheelhouse: {n} files, {n - 2} already present, 2 downloaded" in proc.stdout
     assert verify_mod.verify(tree) == []
     assert not (tree / "original/.state/download-tmp").exists()
+
+
+def test_stale_wheels_are_removed_foreign_sources_kept(tree: Path) -> None:
+    stale = tree / "original/wheels/oldpkg-0.1-py3-none-any.whl"
+    stale.write_bytes(b"old")
+    foreign = tree / "original/sources/notes.txt"
+    foreign.write_text("a colleague's file")
+    proc = run(["bash", str(tree / "download.sh"), "--no-models"], env=OFFLINE_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not stale.exists() and "removing oldpkg-0.1-py3-none-any.whl" in proc.stdout
+    assert foreign.exists() and "notes.txt is not in the lock (left alone)" in proc.stdout
+    assert "0 downloaded, 1 stale removed" in proc.stdout
+
+
+def test_find_links_directories_are_never_used(tree: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # The configured find-links dir holds exactly the locked file, the index does not: the
+    # download must fail rather than take it (the lock and wheelhouse come from an index only).
+    e = entry(LOCK, "click")
+    (tree / "original/wheels" / e.filename).unlink()
+    links = tmp_path / "links"
+    links.mkdir()
+    shutil.copy2(ROOT / "original/wheels" / e.filename, links / e.filename)
+    index = file_index(tmp_path, [ROOT / "original/wheels" / entry(LOCK, "flask").filename])
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {links}\nindex-url = {index}\n"
+                    "extra-index-url = file:///nowhere/a file:///nowhere/b\ntimeout = 7\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    for k in [k for k in os.environ if k.startswith("PIP_") and k != "PIP_CONFIG_FILE"]:
+        monkeypatch.delenv(k)
+    args = pipconf.option_args(pipconf.read_config())
+    assert args.count("--extra-index-url") == 2 and ["--index-url", index] == args[
+        args.index("--index-url"):args.index("--index-url") + 2]
+    assert "--find-links" not in " ".join(args) and str(links) not in " ".join(args)
+    proc = run(["bash", str(tree / "download.sh"), "--no-models"],
+               env={"PIP_CONFIG_FILE": str(conf), "PIP_RETRIES": "0"})
+    assert proc.returncode == lockfile.EXIT_DOWNLOAD_FAILED, proc.stdout + proc.stderr
+    assert "click==8.5.1: pip download failed" in proc.stderr
+    assert "--isolated" in proc.stderr and str(links) not in proc.stderr
 
 
 # ---------------------------------------------------------------- refusals and failures ---------

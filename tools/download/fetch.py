@@ -77,7 +77,7 @@ class Fetcher:
         return self._config
 
     # -- one lock file ---------------------------------------------------------------------------
-    def sync(self, label: str, lock: Path, dest: Path) -> tuple[int, int]:
+    def sync(self, label: str, lock: Path, dest: Path, prune: bool) -> tuple[int, int]:
         """Make ``dest`` hold every file of ``lock``; returns (cached, downloaded)."""
         entries = parse_lock(lock)
         dest.mkdir(parents=True, exist_ok=True)
@@ -105,8 +105,26 @@ class Fetcher:
             print(f"{tag} {entry.filename} ok (downloaded, {human_size(target.stat().st_size)}, "
                   f"{took:.1f} s)", flush=True)
             downloaded += 1
-        print(f"{label}: {total} files, {cached} already present, {downloaded} downloaded", flush=True)
+        stale = self.prune(dest, {e.filename for e in entries}, remove=prune)
+        extra = f", {stale} stale removed" if stale else ""
+        print(f"{label}: {total} files, {cached} already present, {downloaded} downloaded{extra}",
+              flush=True)
         return cached, downloaded
+
+    @staticmethod
+    def prune(dest: Path, keep: set[str], remove: bool) -> int:
+        """Files the lock does not name: removed from the wheelhouse (it must be exactly the lock;
+        an old paddle wheel would ship 186 MB for nothing), only reported elsewhere."""
+        removed = 0
+        for path in sorted(dest.iterdir()):
+            if path.is_file() and path.name not in keep and not path.name.startswith("."):
+                if remove:
+                    print(f"    removing {path.name}: not in the lock", flush=True)
+                    path.unlink()
+                    removed += 1
+                else:
+                    print(f"    note: {path.name} is not in the lock (left alone)", flush=True)
+        return removed
 
     def download(self, entry: LockEntry, target: Path) -> None:
         if self.scratch.exists():
@@ -268,12 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     fetcher = Fetcher(root)
     jobs = []
     if args.what in ("wheels", "all"):
-        jobs.append(("wheelhouse", root / "original/requirements.lock", root / "original/wheels"))
+        jobs.append(("wheelhouse", root / "original/requirements.lock", root / "original/wheels", True))
     if args.what in ("sources", "all"):
-        jobs.append(("model sources", root / "original/sources.lock", root / "original/sources"))
+        jobs.append(("model sources", root / "original/sources.lock", root / "original/sources", False))
     try:
-        for label, lock, dest in jobs:
-            fetcher.sync(label, lock, dest)
+        for label, lock, dest, prune in jobs:
+            fetcher.sync(label, lock, dest, prune)
     except LockError as exc:
         print(f"ERROR: bad lock file: {exc}", file=sys.stderr)
         return EXIT_BAD_LOCK
