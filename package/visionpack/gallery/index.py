@@ -29,6 +29,13 @@ METRICS = ("IP", "L2")
 REBUILD_DEAD_FRACTION = 0.2
 REBUILD_DEAD_MIN = 256
 IVF_RETRAIN_GROWTH = 4
+IVF_TRAIN_POINTS = 64
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: PaddleX's ``n // 8`` for small galleries, capped at
+    4·sqrt(n) (faiss's guidance) where PaddleX's 65536 lists would take hours to train."""
+    return max(1, min(n // 8, 4 * int(n ** 0.5), 65536))
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ class VectorIndex:
     # --- construction -------------------------------------------------------------------
     def _factory_string(self, n: int) -> str:
         if self.params.index_type == "IVF":
-            return f"IVF{max(1, min(n // 8, 65536))},Flat"
+            return f"IVF{ivf_lists(n)},Flat"
         return self.params.index_type
 
     def _empty(self, n: int):
@@ -94,6 +101,10 @@ class VectorIndex:
         if self.params.index_type == "HNSW32":
             base.hnsw.efConstruction = self.params.hnsw_ef_construction
         if self.params.index_type == "IVF":
+            # k-means on a sample of IVF_TRAIN_POINTS per list, 10 rounds: a 1M gallery trains
+            # in about a minute on 2 cores instead of hours.
+            base.cp.max_points_per_centroid = IVF_TRAIN_POINTS
+            base.cp.niter = 10
             # IVF stores ids itself. Wrapped in IndexIDMap, remove_ids would shift the wrapper's
             # id table as if IVF compacted its storage, which it does not: ids would go wrong.
             return base
