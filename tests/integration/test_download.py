@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -146,7 +147,10 @@ def test_verify_reports_missing_and_corrupt(tree: Path) -> None:
     }
     # the real tree was not touched through the hard links
     assert lockfile.sha256_file(ROOT / "original" / "sources" / source.filename) == source.sha256
-    assert verify_mod.verify(ROOT) == []
+    manifest = json.loads((ROOT / "models" / bundle / "manifest.json").read_text())
+    assert lockfile.sha256_file(ROOT / "models" / bundle / "inference.pdiparams") == \
+        manifest["files"]["inference.pdiparams"]
+    assert (ROOT / "models" / bundle / "inference.yml").is_file()
 
 
 def test_verify_checks_sums_file_and_catalog_bundles(tree: Path) -> None:
