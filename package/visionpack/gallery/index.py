@@ -38,6 +38,16 @@ def ivf_lists(n: int) -> int:
     return max(1, min(n // 8, 4 * int(n ** 0.5), 65536))
 
 
+def faiss_module():
+    """faiss, imported on first use with its loader's INFO lines (which CPU build it picked) muted."""
+    import logging
+
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    return faiss
+
+
 @dataclass(frozen=True)
 class IndexParams:
     index_type: str = "Flat"
@@ -94,7 +104,7 @@ class VectorIndex:
         return self.params.index_type
 
     def _empty(self, n: int):
-        import faiss
+        faiss = faiss_module()
 
         metric = faiss.METRIC_INNER_PRODUCT if self.params.metric == "IP" else faiss.METRIC_L2
         base = faiss.index_factory(self.dim, self._factory_string(n), metric)
@@ -165,7 +175,7 @@ class VectorIndex:
 
     # --- search -------------------------------------------------------------------------
     def _search_params(self, k: int):
-        import faiss
+        faiss = faiss_module()
 
         sel = None
         if self.dead:

@@ -1,0 +1,278 @@
+"""Face recognition: detect -> align -> embed -> search the gallery, plus gallery management.
+
+Models (``cfg.models``): the MTCNN cascade as ``detector_pnet``/``detector_rnet``/``detector_onet``
+(boxes + five landmarks, so chips are aligned) or one PaddleX face detector as ``detector``
+(boxes only: PaddleX's crop); and ``feature`` (PaddleX face-feature contract). Vectors are
+L2-normalised, so with ``metric: IP`` a score is a cosine similarity.
+
+Operations: infer, build, add, remove, list. Their decode/encode pairs are in ``face_api.py``
+(mixed in); each decoded request knows its operation, so the one ``predict`` runs it and
+routes.handle needs nothing special.
+
+Options (``cfg.options``, checked at start): det_threshold, rec_threshold, topk (5), index_type
+(Flat|IVF|HNSW32), metric (IP|L2), visualize_paddlex (cfg.visualize), visualize_easydl (false),
+max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (128), ivf_nprobe (16).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import ServiceConfig
+from ..errors import ConfigInvalid, InvalidArgument, ModelInvalid
+from ..fsutil import sha256_file
+from ..gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
+from ..gallery.index import faiss_module
+from ..imaging import ImageLimits
+from ..runtime import det_postprocess as DP
+from ..runtime import face_align as FA
+from ..runtime import feature as FT
+from ..runtime import mtcnn as M
+from ..runtime.bundle import Bundle, load_bundle
+from ..runtime.det_transforms import DetPreprocessor
+from .face_api import FaceCodec
+
+EngineFactory = Callable[[Bundle, ServiceConfig], Any]
+MTCNN_ROLES = ("detector_pnet", "detector_rnet", "detector_onet", "feature")
+PADDLEX_ROLES = ("detector", "feature")
+# Cosine similarity two photos of one person reach with the demo models (docs/face-service.md
+# has the measurements); L2 defaults are the same boundary as a squared distance (2 - 2·cos).
+DEFAULT_REC_THRESHOLD_IP = 0.9
+
+
+@dataclass(frozen=True)
+class Options:
+    det_threshold: float | None = None
+    rec_threshold: float | None = None
+    topk: int = 5
+    index_type: str = "Flat"
+    metric: str = "IP"
+    visualize_paddlex: bool = True
+    visualize_easydl: bool = False
+    max_faces: int = 20
+    min_face_size: int = 20
+    hnsw_ef_search: int = 128
+    ivf_nprobe: int = 16
+
+    @property
+    def threshold(self) -> float:
+        if self.rec_threshold is not None:
+            return self.rec_threshold
+        return DEFAULT_REC_THRESHOLD_IP if self.metric == "IP" else 2.0 - 2.0 * DEFAULT_REC_THRESHOLD_IP
+
+
+def parse_options(raw: Any, visualize_default: bool) -> Options:
+    opts = dict(raw or {})
+    known = {f.name for f in fields(Options)}
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        raise ConfigInvalid(f"options: unknown key(s) {', '.join(unknown)} for the face service")
+    for key in ("det_threshold", "rec_threshold"):
+        v = opts.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not -4 <= v <= 4):
+            raise ConfigInvalid(f"options.{key} must be a number, got {v!r}")
+    for key in ("topk", "max_faces", "min_face_size", "hnsw_ef_search", "ivf_nprobe"):
+        v = opts.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigInvalid(f"options.{key} must be a positive integer, got {v!r}")
+    for key in ("visualize_paddlex", "visualize_easydl"):
+        if key in opts and not isinstance(opts[key], bool):
+            raise ConfigInvalid(f"options.{key} must be true or false, got {opts[key]!r}")
+    if opts.get("min_face_size", 20) < 12:
+        raise ConfigInvalid("options.min_face_size must be at least 12 (MTCNN's window)")
+    opts.setdefault("visualize_paddlex", visualize_default)
+    o = Options(**opts)
+    IndexParams(o.index_type, o.metric, o.hnsw_ef_search, ivf_nprobe=o.ivf_nprobe)  # validates
+    return o
+
+
+@dataclass(frozen=True)
+class Face:
+    box: list[float]                  # x1, y1, x2, y2 clipped to the image
+    score: float
+    landmarks: np.ndarray | None = None
+    hits: list = field(default_factory=list)  # gallery Hits that pass the threshold, best first
+
+
+def model_fingerprint(bundle: Bundle) -> str:
+    """Which feature model made a vector: its files' digests (the manifest's when present)."""
+    import hashlib
+
+    files = bundle.manifest.get("files") or {}
+    parts = [f"{k}={v}" for k, v in sorted(files.items())] if files else [
+        f"{p.name}={sha256_file(p)}" for p in (bundle.model_file, bundle.params_file, bundle.path / "inference.yml")]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+class FaceService(FaceCodec):
+    kind = "face"
+
+    def __init__(self, cfg: ServiceConfig, engine_factory: EngineFactory, gallery: Gallery | None = None) -> None:
+        self.cfg = cfg
+        self.opts = parse_options(cfg.options, cfg.visualize)
+        roles = set(cfg.models)
+        if roles == set(MTCNN_ROLES):
+            self.roles = MTCNN_ROLES
+        elif roles == set(PADDLEX_ROLES):
+            self.roles = PADDLEX_ROLES
+        else:
+            raise ConfigInvalid(f"face service needs models {list(MTCNN_ROLES)} or {list(PADDLEX_ROLES)}, got {sorted(roles)}")
+        self.limits = ImageLimits(cfg.max_image_b64_bytes, cfg.min_side, cfg.max_side)
+        self.feat_bundle = load_bundle(cfg.models["feature"])
+        self.spec = FT.read_spec(self.feat_bundle.config)
+        self.template = FA.template_for(self.feat_bundle.manifest, self.spec.input_size)
+        self.feat_engine = engine_factory(self.feat_bundle, cfg)
+        self.feat_input = self.feat_engine.input_names[0]
+        self._feat_lock = threading.Lock()  # Paddle predictors are not thread-safe: one lock each
+        self._det_lock = threading.Lock()
+        if self.roles is MTCNN_ROLES:
+            stages = {}
+            for role in MTCNN_ROLES[:3]:
+                b = load_bundle(cfg.models[role])
+                names = (b.manifest.get("runtime") or {}).get("outputs") or (b.config.get("MTCNN") or {}).get("outputs")
+                if not names:
+                    raise ModelInvalid(f"{b.path}: MTCNN stage bundle does not name its outputs (runtime.outputs)")
+                stages[role] = self._locked(M.stage_from_engine(engine_factory(b, cfg), names))
+            self.cascade = M.Cascade(stages["detector_pnet"], stages["detector_rnet"], stages["detector_onet"],
+                                     min_size=self.opts.min_face_size)
+        else:
+            self.det_bundle = load_bundle(cfg.models["detector"])
+            self.det_engine = engine_factory(self.det_bundle, cfg)
+            self.det_pre = DetPreprocessor.from_config(self.det_bundle.config, self.det_engine.input_names)
+            self.det_labels = DP.read_labels(self.det_bundle.config)
+            self.det_default = DP.default_threshold(self.det_bundle.config)
+        self.dim = int(self.embed([np.zeros((*self.spec.input_size[::-1], 3), np.uint8)]).shape[1])
+        self.fingerprint = model_fingerprint(self.feat_bundle)
+        if gallery is None:
+            if not cfg.data_dir:
+                raise ConfigInvalid("the face service needs data_dir (where the gallery lives)")
+            gallery = Gallery.open(cfg.data_dir, IndexParams(self.opts.index_type, self.opts.metric,
+                                                             self.opts.hnsw_ef_search, ivf_nprobe=self.opts.ivf_nprobe),
+                                   self.fingerprint, self.dim)
+        self.gallery = gallery
+        # Each search is one query: OpenMP gains nothing and its spinning threads steal the
+        # cores the Paddle predictors need.
+        faiss_module().omp_set_num_threads(1)
+
+    def _locked(self, stage: M.Stage) -> M.Stage:
+        def run(x: np.ndarray):
+            with self._det_lock:
+                return stage(x)
+        return run
+
+    # --- pipeline -----------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray, threshold: float | None = None) -> list[Face]:
+        h, w = rgb.shape[:2]
+        thr = self.opts.det_threshold if threshold is None else threshold
+        if self.roles is MTCNN_ROLES:
+            found = [Face(M.clip_box(f.box, w, h), f.score, f.landmarks) for f in self.cascade.detect(rgb, thr)]
+        else:
+            feeds = self.det_pre(rgb)
+            with self._det_lock:
+                outputs = self.det_engine.run(feeds)
+            rows, counts = DP.pick_outputs(outputs)
+            per_image = DP.split_by_counts(rows, counts)
+            boxes = DP.postprocess(per_image[0] if per_image else rows[:0], w, h,
+                                   self.det_default if thr is None else thr, self.det_labels)
+            found = [Face(b.xyxy, float(b.score)) for b in boxes]
+        found = [f for f in found if M.box_area(f.box) > 0]
+        found.sort(key=lambda f: -f.score)
+        return found[:self.opts.max_faces]
+
+    def chips(self, rgb: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
+        out = []
+        for f in faces:
+            c = FA.chip(rgb, f.box, f.landmarks, self.template)
+            out.append(c if c is not None else rgb)
+        return out
+
+    def embed(self, chips: list[np.ndarray], batch: int = 16) -> np.ndarray:
+        vecs = []
+        for i in range(0, len(chips), batch):
+            x = FT.preprocess(self.spec, chips[i:i + batch])
+            with self._feat_lock:
+                outputs = self.feat_engine.run({self.feat_input: x})
+            # Always unit length: the gallery's thresholds mean the same for every model.
+            vecs.append(FT.l2_normalize(outputs[0]))
+        return np.concatenate(vecs) if vecs else np.zeros((0, getattr(self, "dim", 0)), np.float32)
+
+    def enroll_chip(self, rgb: np.ndarray) -> tuple[np.ndarray, Face | None]:
+        """The chip to store for a gallery image: its most prominent face aligned, or -- as
+        PaddleX does with gallery images -- the whole image when no face is found."""
+        faces = self.detect(rgb)
+        if not faces:
+            return FA.crop(rgb, [0, 0, rgb.shape[1], rgb.shape[0]]), None
+        best = max(faces, key=lambda f: M.box_area(f.box) * f.score)
+        return self.chips(rgb, [best])[0], best
+
+    def new_faces(self, pairs: list[tuple[np.ndarray, str]]) -> tuple[list[NewFace], list[Face | None]]:
+        chips, found = [], []
+        for rgb, _ in pairs:
+            c, f = self.enroll_chip(rgb)
+            chips.append(c)
+            found.append(f)
+        vecs = self.embed(chips)
+        return [NewFace(lab, v, png(c)) for (_, lab), v, c in zip(pairs, vecs, chips)], found
+
+    def recognise(self, rgb: np.ndarray, key: str, det_threshold: float | None, rec_threshold: float | None,
+                  topk: int) -> list[Face]:
+        idx = self.gallery.fresh(key)  # an unknown key fails before any model runs
+        faces = self.detect(rgb, det_threshold)
+        if not faces:
+            return []
+        vecs = self.embed(self.chips(rgb, faces))
+        thr = self.opts.threshold if rec_threshold is None else rec_threshold
+        params = self.gallery.params
+        # Several gallery photos per person are normal; fetch extra so topk *people* remain.
+        results = idx.search(vecs, topk * 4)
+        out = []
+        for f, hits in zip(faces, results):
+            best: dict[str, Any] = {}
+            for hit in hits:
+                if params.passes(hit.score, thr) and hit.label not in best:
+                    best[hit.label] = hit
+            out.append(Face(f.box, f.score, f.landmarks, list(best.values())[:topk]))
+        return out
+
+    def embed_pngs(self, crops: list[bytes]) -> np.ndarray:
+        import cv2
+
+        chips = []
+        for data in crops:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise ModelInvalid("a stored gallery crop does not decode")
+            chips.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        return self.embed(chips)
+
+    def migrate(self, progress=None) -> int:
+        return self.gallery.migrate(self.embed_pngs, progress=progress)
+
+    # --- the service interface (routes.handle) -------------------------------------------
+    def predict(self, req: Any) -> Any:
+        return req.run(self)
+
+    def warmup(self) -> None:
+        """Re-embed vectors another feature model made, then one full pass of every model."""
+        self.migrate()
+        img = np.full((160, 160, 3), 127, np.uint8)
+        self.detect(img)
+        self.embed([img])
+        self.gallery.fresh(DEFAULT_INDEX)
+
+
+def png(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise InvalidArgument("cannot encode the face crop")
+    return buf.tobytes()
+
+
+def build(cfg: ServiceConfig, engine_factory: EngineFactory) -> FaceService:
+    return FaceService(cfg, engine_factory)

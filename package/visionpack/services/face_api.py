@@ -1,0 +1,333 @@
+"""The face service's wire formats: decode/encode per operation, both dialects.
+
+PaddleX (seed 001, face_recognition serving): ``/face-recognition-index-build`` ``{imageLabelPairs}``
+-> ``{indexKey, idMap}``; ``-index-add`` ``{imageLabelPairs, indexKey?}`` -> ``{idMap}``;
+``-index-remove`` ``{ids, indexKey?}`` -> ``{idMap}``; ``-infer`` ``{image, indexKey?, detThreshold?,
+recThreshold?, topk?, visualize?}`` -> ``{faces: [{bbox, recResults: [{label, score}], score}], image?}``.
+``idMap`` is the whole index after the operation (id -> label), as PaddleX returns it.
+
+EasyDL (Baidu face-search style, under ``/<deploy>/``): ``FaceRecognition`` (M:N search:
+``face_num``, ``face_list[{location, face_probability, landmark, user_list[{group_id, user_id,
+score}]}]``), ``FaceGallery/add|remove|list``. ``group_id`` is the index key (default index when
+absent); ``user_id`` is the label; ``face_id`` the gallery id.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidArgument, MissingParameter
+from ..gallery import DEFAULT_INDEX
+from ..gallery.store import check_key, check_label
+from ..imaging import decode_b64, encode_jpeg_b64
+
+MAX_PAIRS = 100
+MAX_LIST = 1000
+
+
+# --- field readers (every bad value is InvalidArgument, every missing one MissingParameter) --
+
+def _number(body: dict, key: str, lo: float | None = None, hi: float | None = None) -> float | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise InvalidArgument(f"'{key}' must be a number, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise InvalidArgument(f"'{key}' must be in [{lo}, {hi}], got {v!r}")
+    return float(v)
+
+
+def _int(body: dict, key: str, default: int | None, lo: int = 1, hi: int | None = None) -> int | None:
+    v = body.get(key)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < lo or (hi is not None and v > hi):
+        raise InvalidArgument(f"'{key}' must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {v!r}")
+    return int(v)
+
+
+def _bool(body: dict, key: str, default: bool) -> bool:
+    v = body.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise InvalidArgument(f"'{key}' must be true or false, got {v!r}")
+    return v
+
+
+def _key(body: dict, name: str) -> str:
+    v = body.get(name)
+    return DEFAULT_INDEX if v is None or v == "" else check_key(v)
+
+
+def _ids(body: dict, name: str, required: bool = True) -> list[int] | None:
+    v = body.get(name)
+    if v is None:
+        if required:
+            raise MissingParameter(f"'{name}' is required")
+        return None
+    if not isinstance(v, list) or not v or any(isinstance(i, bool) or not isinstance(i, int) for i in v):
+        raise InvalidArgument(f"'{name}' must be a non-empty list of integer ids, got {v!r}")
+    return [int(i) for i in v]
+
+
+@dataclass(frozen=True)
+class InferReq:
+    image: np.ndarray
+    key: str
+    det_threshold: float | None
+    rec_threshold: float | None
+    topk: int
+    visualize: bool
+
+    def run(self, svc: Any) -> "InferResult":
+        faces = svc.recognise(self.image, self.key, self.det_threshold, self.rec_threshold, self.topk)
+        return InferResult(faces, encode_jpeg_b64(draw_faces(self.image, faces)) if self.visualize else None, self.key)
+
+
+@dataclass(frozen=True)
+class InferResult:
+    faces: list
+    image: str | None
+    key: str
+
+
+@dataclass(frozen=True)
+class EnrollReq:
+    pairs: list[tuple[np.ndarray, str]]
+    key: str | None       # None: a new index (build)
+    create: bool          # EasyDL add creates its group on first use, as Baidu's user/add does
+
+    def run(self, svc: Any) -> "EnrollResult":
+        faces, found = svc.new_faces(self.pairs)
+        if self.key is None:
+            key, ids = svc.gallery.build(faces)
+        else:
+            if self.create:
+                svc.gallery.store.ensure_index(self.key)
+            key, ids = self.key, svc.gallery.add(self.key, faces)
+        return EnrollResult(key, ids, found, svc.gallery.id_map(key))
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    key: str
+    ids: list[int]
+    found: list
+    id_map: dict[int, str]
+
+
+@dataclass(frozen=True)
+class RemoveReq:
+    key: str
+    ids: list[int] | None
+    label: str | None
+
+    def run(self, svc: Any) -> "RemoveResult":
+        gone = []
+        if self.ids:
+            gone += svc.gallery.remove(self.key, self.ids)
+        if self.label is not None:
+            gone += svc.gallery.store.remove_label(self.key, self.label)
+        return RemoveResult(self.key, gone, svc.gallery.id_map(self.key))
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    key: str
+    removed: list[int]
+    id_map: dict[int, str]
+
+
+@dataclass(frozen=True)
+class ListReq:
+    key: str
+    label: str | None
+    start: int
+    length: int
+
+    def run(self, svc: Any) -> dict[str, Any]:
+        total, page = svc.gallery.store.list_faces(self.key, self.label, self.start, self.length)
+        return {"group_id": self.key, "face_num": total, "group_id_list": svc.gallery.keys(),
+                "face_list": [{"face_id": p["id"], "user_id": p["label"], "ctime": round(p["created"], 3)} for p in page]}
+
+
+class FaceCodec:
+    """Mixed into FaceService: needs ``self.limits``, ``self.opts``."""
+
+    def _image(self, value: Any, what: str = "image") -> np.ndarray:
+        if value in (None, ""):
+            raise MissingParameter(f"'{what}' is required")
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            # An isolated deployment must not fetch URLs on a client's behalf (design.md).
+            raise InvalidArgument(f"'{what}': image URLs are not accepted; send base64")
+        return decode_b64(value, self.limits)
+
+    def _pairs(self, body: dict) -> list[tuple[np.ndarray, str]]:
+        pairs = body.get("imageLabelPairs")
+        if pairs is None:
+            raise MissingParameter("'imageLabelPairs' is required")
+        if not isinstance(pairs, list) or not pairs or len(pairs) > MAX_PAIRS:
+            raise InvalidArgument(f"'imageLabelPairs' must be a list of 1..{MAX_PAIRS} objects")
+        out = []
+        for n, p in enumerate(pairs):
+            if not isinstance(p, dict):
+                raise InvalidArgument(f"imageLabelPairs[{n}] must be an object with 'image' and 'label'")
+            if p.get("label") is None:
+                raise MissingParameter(f"imageLabelPairs[{n}].label is required")
+            label = check_label(p["label"])
+            out.append((self._image(p.get("image"), f"imageLabelPairs[{n}].image"), label))
+        return out
+
+    # --- PaddleX ------------------------------------------------------------------------
+    def decode_paddlex_infer(self, body: dict) -> InferReq:
+        # hammingRadius belongs to binary indexes, which this service does not build; ignored.
+        return InferReq(self._image(body.get("image")), _key(body, "indexKey"), _number(body, "detThreshold"),
+                        _number(body, "recThreshold"), _int(body, "topk", self.opts.topk, hi=100),
+                        _bool(body, "visualize", self.opts.visualize_paddlex))
+
+    def encode_paddlex_infer(self, res: InferResult) -> dict[str, Any]:
+        out: dict[str, Any] = {"faces": [{
+            "bbox": [round(v, 2) for v in f.box],
+            "recResults": [{"label": h.label, "score": round(h.score, 5)} for h in f.hits],
+            "score": round(f.score, 5),
+        } for f in res.faces]}
+        if res.image is not None:
+            out["image"] = res.image
+        return out
+
+    def decode_paddlex_build(self, body: dict) -> EnrollReq:
+        return EnrollReq(self._pairs(body), None, False)
+
+    @staticmethod
+    def encode_paddlex_build(res: EnrollResult) -> dict[str, Any]:
+        return {"indexKey": res.key, "idMap": {str(k): v for k, v in res.id_map.items()}}
+
+    def decode_paddlex_add(self, body: dict) -> EnrollReq:
+        key = _key(body, "indexKey")
+        return EnrollReq(self._pairs(body), key, False)
+
+    @staticmethod
+    def encode_paddlex_add(res: EnrollResult | RemoveResult) -> dict[str, Any]:
+        return {"idMap": {str(k): v for k, v in res.id_map.items()}}
+
+    def decode_paddlex_remove(self, body: dict) -> RemoveReq:
+        return RemoveReq(_key(body, "indexKey"), _ids(body, "ids"), None)
+
+    encode_paddlex_remove = encode_paddlex_add
+
+    # The single-operation names routes.handle's callers expect by default.
+    def decode_paddlex(self, body: dict) -> InferReq:
+        return self.decode_paddlex_infer(body)
+
+    def encode_paddlex(self, res: InferResult) -> dict[str, Any]:
+        return self.encode_paddlex_infer(res)
+
+    # --- EasyDL (Baidu face search style) ----------------------------------------------
+    def decode_easydl_search(self, body: dict) -> InferReq:
+        req = InferReq(self._image(body.get("image")), _key(body, "group_id"), None,
+                       _number(body, "match_threshold"), _int(body, "max_user_num", 1, hi=50),
+                       _bool(body, "visualize", self.opts.visualize_easydl))
+        return _Limited(req, _int(body, "max_face_num", None, hi=self.opts.max_faces))
+
+    def encode_easydl_search(self, res: InferResult) -> dict[str, Any]:
+        faces = []
+        for f in res.faces:
+            x1, y1, x2, y2 = f.box
+            item: dict[str, Any] = {
+                "location": {"left": round(x1, 2), "top": round(y1, 2), "width": round(x2 - x1, 2),
+                             "height": round(y2 - y1, 2)},
+                "face_probability": round(f.score, 5),
+                "user_list": [{"group_id": res.key, "user_id": h.label, "score": round(h.score, 5)} for h in f.hits],
+            }
+            if f.landmarks is not None:
+                item["landmark"] = [{"x": round(float(x), 2), "y": round(float(y), 2)} for x, y in f.landmarks]
+            faces.append(item)
+        out: dict[str, Any] = {"result": {"face_num": len(faces), "face_list": faces}}
+        if res.image is not None:
+            out["image"] = res.image
+        return out
+
+    def decode_easydl_add(self, body: dict) -> EnrollReq:
+        if body.get("user_id") is None:
+            raise MissingParameter("'user_id' is required")
+        label = check_label(body["user_id"])
+        return EnrollReq([(self._image(body.get("image")), label)], _key(body, "group_id"), True)
+
+    @staticmethod
+    def encode_easydl_add(res: EnrollResult) -> dict[str, Any]:
+        f = res.found[0]
+        loc = None
+        if f is not None:
+            x1, y1, x2, y2 = f.box
+            loc = {"left": round(x1, 2), "top": round(y1, 2), "width": round(x2 - x1, 2), "height": round(y2 - y1, 2)}
+        return {"result": {"face_id": res.ids[0], "group_id": res.key, "user_id": res.id_map[res.ids[0]],
+                           "face_found": f is not None, "location": loc}}
+
+    def decode_easydl_remove(self, body: dict) -> RemoveReq:
+        ids = _ids(body, "face_ids", required=False)
+        label = body.get("user_id")
+        if ids is None and label is None:
+            raise MissingParameter("'face_ids' or 'user_id' is required")
+        return RemoveReq(_key(body, "group_id"), ids, None if label is None else check_label(label))
+
+    @staticmethod
+    def encode_easydl_remove(res: RemoveResult) -> dict[str, Any]:
+        return {"result": {"group_id": res.key, "removed": res.removed, "face_num": len(res.id_map)}}
+
+    def decode_easydl_list(self, body: dict) -> ListReq:
+        label = body.get("user_id")
+        return ListReq(_key(body, "group_id"), None if label is None else check_label(label),
+                       _int(body, "start", 0, lo=0), _int(body, "length", 100, hi=MAX_LIST))
+
+    @staticmethod
+    def encode_easydl_list(res: dict[str, Any]) -> dict[str, Any]:
+        return {"result": res}
+
+    def decode_easydl(self, body: dict) -> InferReq:
+        return self.decode_easydl_search(body)
+
+    def encode_easydl(self, res: InferResult) -> dict[str, Any]:
+        return self.encode_easydl_search(res)
+
+
+@dataclass(frozen=True)
+class _Limited:
+    """An EasyDL search: the PaddleX infer plus Baidu's ``max_face_num`` (largest faces first)."""
+
+    req: InferReq
+    max_faces: int | None
+
+    def run(self, svc: Any) -> InferResult:
+        r = self.req
+        faces = svc.recognise(r.image, r.key, r.det_threshold, r.rec_threshold, r.topk)
+        if self.max_faces is not None:
+            faces = sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))[:self.max_faces]
+        return InferResult(faces, encode_jpeg_b64(draw_faces(r.image, faces)) if r.visualize else None, r.key)
+
+
+def draw_faces(rgb: np.ndarray, faces: list) -> np.ndarray:
+    """Boxes with the best label and score (green), or 'Unknown' (red), as PaddleX's result image."""
+    import cv2
+
+    canvas = np.ascontiguousarray(rgb).copy()
+    thick = max(1, round(min(canvas.shape[:2]) / 300))
+    for f in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in f.box)
+        known = bool(f.hits)
+        colour = (0, 200, 0) if known else (220, 30, 30)
+        text = f"{f.hits[0].label} {f.hits[0].score:.2f}" if known else "Unknown"
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thick)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, thick)
+        ty = max(th + base, y1)
+        cv2.rectangle(canvas, (x1, ty - th - base), (x1 + tw, ty), colour, -1)
+        cv2.putText(canvas, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, (255, 255, 255), thick)
+        if f.landmarks is not None:
+            for x, y in f.landmarks:
+                cv2.circle(canvas, (int(x), int(y)), thick + 1, (255, 200, 0), -1)
+    return canvas
