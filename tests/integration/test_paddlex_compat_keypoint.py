@@ -1,0 +1,214 @@
+"""PaddleX itself vs our service: same bundles, same image, same thresholds, same answers.
+
+PaddleX 3.7.2 runs in its own environment (tools/paddlex_env.sh -> .paddlex-venv, never
+imported here) in a child process, through ``create_pipeline`` with the human_keypoint_detection
+config pointing at our bundles, and through ``paddlex --serve`` for the HTTP contract. Both sides
+run Paddle Inference 3.3.1 without oneDNN, so a difference is a difference in pre/post-processing.
+Passing proves the bundles are real PaddleX exports and that our pipeline computes what PaddleX's
+does. Bundles: the toy exports of test_keypoint_service (with and without ``im_shape``), and the
+demo bundles under models/ once they are in the tree.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from test_keypoint_service import DEMO_DET, DEMO_KPT, REPO, demo_present, export_toy_bundles, free_port, scene_image
+from visionpack.api.app import create_app
+from visionpack.config import ServiceConfig
+
+# float tolerance: both sides feed bit-identical crops; the keypoint model runs at batch N here
+# and batch 1 in PaddleX, which may round differently in the last bits of the heatmaps.
+XY_ATOL, SCORE_ATOL, BOX_ATOL = 1e-2, 1e-4, 1e-3
+
+RUNNER = textwrap.dedent('''
+    import json, sys
+    import cv2, numpy as np
+    from paddlex import create_pipeline
+    from paddlex.inference import PaddlePredictorOption
+
+    out = []
+    for job in json.loads(open(sys.argv[1]).read()):
+        cfg = {"pipeline_name": "human_keypoint_detection", "SubModules": {
+            "ObjectDetection": {"module_name": "object_detection", "model_name": job["det_name"],
+                                "model_dir": job["det"], "batch_size": 1, "threshold": None, "img_size": None},
+            "KeypointDetection": {"module_name": "keypoint_detection", "model_name": job["kpt_name"],
+                                  "model_dir": job["kpt"], "batch_size": 1, "flip": job["flip"], "use_udp": None}}}
+        opt = PaddlePredictorOption(device_type="cpu", cpu_threads=1, run_mode="paddle")
+        pipe = create_pipeline(config=cfg, device="cpu", pp_option=opt)
+        img = cv2.imread(job["image"])  # BGR, as PaddleX serving decodes a request
+        runs = []
+        for thr in job["thresholds"]:
+            res = list(pipe.predict(img, det_threshold=thr))[0]
+            runs.append([{"bbox": [float(v) for v in b["coordinate"]], "kpts": np.asarray(b["keypoints"]).tolist(),
+                          "detScore": float(b["det_score"]), "kptScore": float(b["kpt_score"])}
+                         for b in res["boxes"]])
+        out.append(runs)
+    print("RESULT " + json.dumps(out))
+''')
+
+
+@pytest.fixture(scope="module")
+def paddlex_python() -> str:
+    # Builds the env on first use (a few minutes, serialised by the script's lock), then reuses it.
+    proc = subprocess.run(["bash", str(REPO / "tools" / "paddlex_env.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def paddlex_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    # Offline: no model-hoster probe; oneDNN off on both sides (paddle 3.3.1 + PIR + oneDNN is broken).
+    env.update(PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT="False",
+               GLOG_minloglevel="2")
+    return env
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    toy = export_toy_bundles(tmp_path_factory.mktemp("toy_pose_compat"))
+    out = [("toy", toy["det"], toy["pose"], "PP-YOLOE-S_human", False),
+           ("toy_flip", toy["det"], toy["pose"], "PP-YOLOE-S_human", True),
+           # PaddleX feeds im_shape only to models whose name says so (YOLOv3 here); we go by input names.
+           ("toy_im_shape", toy["det_im_shape"], toy["pose"], "YOLOv3-DarkNet53", False)]
+    if demo_present():
+        out += [("demo", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", False),
+                ("demo_flip", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", True)]
+    return out
+
+
+THRESHOLDS = (0.5, 0.3, 0.0, 0.999)   # default-ish, lower, everything (many persons), nobody
+
+
+def ours(det: Path, kpt: Path, flip: bool, image_b64: str) -> list[list[dict]]:
+    cfg = ServiceConfig(deploy="demo-keypoint", service="keypoint", threads_per_worker=1,
+                        models={"detector": str(det), "keypoint": str(kpt)}, options={"flip": flip})
+    client = create_app(cfg, gate=None).test_client()
+    runs = []
+    for thr in THRESHOLDS:
+        r = client.post("/human-keypoint-detection", json={"image": image_b64, "detThreshold": thr, "visualize": False})
+        assert r.status_code == 200, r.get_json()
+        runs.append(r.get_json()["result"]["persons"])
+    return runs
+
+
+def assert_same_persons(a: list[dict], b: list[dict], what: str) -> None:
+    assert len(a) == len(b), f"{what}: {len(a)} persons vs PaddleX {len(b)}"
+    for i, (p, q) in enumerate(zip(a, b)):
+        np.testing.assert_allclose(p["bbox"], q["bbox"], atol=BOX_ATOL, err_msg=f"{what} person {i} bbox")
+        assert p["detScore"] == pytest.approx(q["detScore"], abs=1e-6), f"{what} person {i} detScore"
+        kp, kq = np.array(p["kpts"]), np.array(q["kpts"])
+        np.testing.assert_allclose(kp[:, :2], kq[:, :2], atol=XY_ATOL, err_msg=f"{what} person {i} keypoints")
+        np.testing.assert_allclose(kp[:, 2], kq[:, 2], atol=SCORE_ATOL, err_msg=f"{what} person {i} scores")
+        assert p["kptScore"] == pytest.approx(q["kptScore"], abs=SCORE_ATOL)
+
+
+def test_persons_and_keypoints_equal_paddlex(paddlex_python, cases, tmp_path):
+    img = scene_image()
+    path = tmp_path / "scene.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    image_b64 = base64.b64encode(path.read_bytes()).decode()
+    jobs = [{"det": str(d), "kpt": str(k), "det_name": name, "kpt_name": "PP-TinyPose_128x96", "flip": flip,
+             "image": str(path), "thresholds": list(THRESHOLDS)} for _, d, k, name, flip in cases]
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    (tmp_path / "runner.py").write_text(RUNNER)
+    proc = subprocess.run([paddlex_python, str(tmp_path / "runner.py"), str(tmp_path / "jobs.json")],
+                          capture_output=True, text=True, env=paddlex_env(), cwd=tmp_path, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    theirs = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    compared = 0
+    for (label, det, kpt, _, flip), their_runs in zip(cases, theirs):
+        for thr, mine, their in zip(THRESHOLDS, ours(det, kpt, flip, image_b64), their_runs):
+            assert_same_persons(mine, their, f"{label} detThreshold={thr}")
+            compared += len(mine)
+        assert their_runs[-1] == [], f"{label}: threshold 0.999 should leave nobody"
+    assert compared >= 20 * len(cases)  # the threshold-0 runs carry the many-person case
+
+
+SERVE_CONFIG = {
+    "pipeline_name": "human_keypoint_detection",
+    "SubModules": {
+        "ObjectDetection": {"module_name": "object_detection", "model_name": "PP-YOLOE-S_human", "model_dir": None,
+                            "batch_size": 1, "threshold": None, "img_size": None},
+        "KeypointDetection": {"module_name": "keypoint_detection", "model_name": "PP-TinyPose_128x96",
+                              "model_dir": None, "batch_size": 1, "flip": False, "use_udp": None},
+    },
+}
+
+
+def test_http_contract_equals_paddlex_serve(paddlex_python, cases, tmp_path):
+    """The same request to `paddlex --serve` and to our route: same keys, types and values."""
+    _, det, kpt, _, _ = cases[-2] if demo_present() else cases[0]
+    conf = json.loads(json.dumps(SERVE_CONFIG))
+    conf["SubModules"]["ObjectDetection"]["model_dir"] = str(det)
+    conf["SubModules"]["KeypointDetection"]["model_dir"] = str(kpt)
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(conf))
+    port = free_port()
+    paddlex_bin = str(Path(paddlex_python).parent / "paddlex")
+    server = subprocess.Popen([paddlex_bin, "--serve", "--pipeline", str(tmp_path / "pipeline.yaml"), "--device", "cpu",
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              env=paddlex_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    img = scene_image()
+    image_b64 = base64.b64encode(cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes()).decode()
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()[-3000:]
+                assert time.time() < deadline, "paddlex --serve did not come up"
+                time.sleep(1)
+
+        def theirs(body):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/human-keypoint-detection",
+                                         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read())
+
+        cfg = ServiceConfig(deploy="demo-keypoint", service="keypoint", threads_per_worker=1,
+                            models={"detector": str(det), "keypoint": str(kpt)})
+        client = create_app(cfg, gate=None).test_client()
+        for body, drawn in (({"image": image_b64, "detThreshold": 0.3, "visualize": False}, False),
+                            ({"image": image_b64, "detThreshold": 0.3}, True)):  # PaddleX draws by default
+            status, their = theirs(body)
+            mine = client.post("/human-keypoint-detection", json=body)
+            assert status == mine.status_code == 200, their
+            mj = mine.get_json()
+            assert set(mj) == set(their) == {"logId", "errorCode", "errorMsg", "result"}
+            assert set(mj["result"]) == set(their["result"])
+            assert_same_persons(mj["result"]["persons"], their["result"]["persons"], "serve")
+            for p, q in zip(mj["result"]["persons"], their["result"]["persons"]):
+                assert set(p) == set(q) and all(type(p[k]) is type(q[k]) for k in p)
+            assert ("image" in their["result"]) is drawn
+            if drawn:
+                a = cv2.imdecode(np.frombuffer(base64.b64decode(mj["result"]["image"]), np.uint8), cv2.IMREAD_COLOR)
+                b = cv2.imdecode(np.frombuffer(base64.b64decode(their["result"]["image"]), np.uint8), cv2.IMREAD_COLOR)
+                assert a.shape == b.shape
+        # a schema error answers 422 on both
+        status, their = theirs({"image": image_b64, "detThreshold": "high"})
+        mine = client.post("/human-keypoint-detection", json={"image": image_b64, "detThreshold": "high"})
+        assert status == mine.status_code == 422 and their["errorCode"] == mine.get_json()["errorCode"] == 422
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
