@@ -103,10 +103,12 @@ def crop_inputs(rgb: np.ndarray, centers: np.ndarray, scales: np.ndarray, spec: 
     for i, (c, s) in enumerate(zip(centers, scales)):
         trans = window_affine(c, float(s[0]), size)
         crops[i] = cv2.warpAffine(rgb, trans, size, flags=cv2.INTER_LINEAR)
-    x = crops.astype(np.float32)
-    x *= spec.alpha
-    x += spec.beta
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    # Permute the uint8 crops (4x less memory to move), then one multiply-add into the float
+    # output: the same float32 x * alpha + beta as PaddleX, without two float copies.
+    chw = np.ascontiguousarray(crops.transpose(0, 3, 1, 2))
+    x = np.multiply(chw, spec.alpha[None, :, None, None], dtype=np.float32)
+    x += spec.beta[None, :, None, None]
+    return x
 
 
 def flip_back(flipped: np.ndarray, pairs: Sequence[tuple[int, int]], shift: bool) -> np.ndarray:
