@@ -318,6 +318,7 @@ GOOD = b64(scene())
     ({"image": "data:image/jpeg;base64,AAAA"}, 336003),
     ({"image": "R0lGODlhAQABAAAAACw="}, 336005),
     ({"image": "A" * (4 * 1024 * 1024 + 8)}, 336004),
+    ({"image": "http://127.0.0.1:9/x.jpg"}, 336001),
     ({"image": GOOD, "threshold": 1.5}, 336001),
     ({"image": GOOD, "threshold": -0.1}, 336001),
     ({"image": GOOD, "threshold": "0.5"}, 336001),
@@ -353,6 +354,7 @@ def test_easydl_tiny_image_form_body_and_oversized_body(env):
     ({"image": GOOD, "detThreshold": False}, 422),
     ('{"image": "%s", "detThreshold": Infinity}' % GOOD, 422),
     ({"image": GOOD, "visualize": "true"}, 422),
+    ({"image": "https://example.com/person.jpg"}, 422),
     ({"image": "###"}, 400),
     ({"image": "R0lGODlhAQABAAAAACw="}, 400),
 ])

@@ -142,9 +142,13 @@ class KeypointService:
 
     # --- decode -----------------------------------------------------------------------
     def _image(self, body: dict[str, Any]) -> np.ndarray:
-        if body.get("image") in (None, ""):
+        value = body.get("image")
+        if value in (None, ""):
             raise MissingParameter("'image' is required")
-        return decode_b64(body["image"], self.limits)
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            # PaddleX would fetch it; an offline deployment must not fetch URLs for a client.
+            raise InvalidArgument("'image': image URLs are not accepted; send base64")
+        return decode_b64(value, self.limits)
 
     def decode_paddlex(self, body: dict[str, Any]) -> KptRequest:
         # PaddleX's schema: detThreshold: float | None (any number), visualize: bool | None.
