@@ -135,6 +135,28 @@ def check_port(host: str, port: int) -> Check:
     return Check("port", True, f"{host}:{port} is free")
 
 
+def check_port_claims(root: Path, deploy: str, port: int) -> Check:
+    """A stopped deploy does not hold its port, but starting it later would collide."""
+    import json
+
+    from .layout import Root
+
+    owners = []
+    for name in Root(root).deploy_names():
+        if name == deploy:
+            continue
+        try:
+            state = json.loads((root / name / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict) and state.get("release") and state.get("port") == port:
+            owners.append(name)
+    if owners:
+        return Check("port-claims", False, f"port {port} is configured for {', '.join(owners)} in {root}",
+                     "Pick another port with --port N; two deploys of one root cannot share a port", PortInUse)
+    return Check("port-claims", True, f"no other deploy in {root} uses port {port}")
+
+
 def check_payload(source: Source) -> Check:
     missing = [str(p.relative_to(source.top)) for p in (source.lock_file, source.wheels) if not p.exists()]
     if missing:
@@ -179,13 +201,19 @@ def _load_verify(source: Source) -> Optional[Callable[[Path], list]]:
     """tools/download/verify.py's ``verify``, imported the way its docstring says (repo root on the path)."""
     if source.find_verifier() is None:
         return None
+    # Import this package's tools/ even if another tree's is cached, and leave sys.modules as found.
+    saved = {name: mod for name, mod in sys.modules.items() if name == "tools" or name.startswith("tools.")}
+    for name in saved:
+        del sys.modules[name]
     top = str(source.top)
     sys.path.insert(0, top)
     try:
-        module = importlib.import_module("tools.download.verify")
+        return importlib.import_module("tools.download.verify").verify
     finally:
         sys.path.remove(top)
-    return module.verify
+        for name in [n for n in sys.modules if n == "tools" or n.startswith("tools.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 def check_models(source: Source, bundles: Sequence[str]) -> Check:
@@ -229,11 +257,10 @@ class Report:
         return out
 
 
-def run(source: Source, root: Path, host: str, port: int, bundles: Sequence[str], *, check_port_free: bool = True) -> Report:
+def run(source: Source, root: Path, deploy: str, host: str, port: int, bundles: Sequence[str]) -> Report:
     checks = [check_python(), check_wheel_tags(source.wheels), check_cpu(), check_disk(root), check_memory(),
               check_payload(source), check_checksums(source), check_models(source, bundles)]
-    if check_port_free:
-        checks.append(check_port(host, port))
+    checks += [check_port(host, port), check_port_claims(root, deploy, port)]
     return Report(checks)
 
 

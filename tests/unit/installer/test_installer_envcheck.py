@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from types import SimpleNamespace
@@ -109,6 +110,8 @@ def test_checksums_without_verifier_is_a_warning(src):
 def test_checksums_loads_the_package_verifier(src):
     tool = src.top / "tools" / "download"
     tool.mkdir(parents=True)
+    (src.top / "tools" / "__init__.py").write_text("")
+    (tool / "__init__.py").write_text("")
     (tool / "verify.py").write_text("def verify(root):\n    return [f'MISSING {root.name}/thing']\n")
     result = envcheck.check_checksums(src)
     assert not result.ok and "MISSING pkg/thing" in result.detail
@@ -136,3 +139,13 @@ def test_error_for_picks_the_specific_code_only_when_it_is_the_only_kind():
 def test_report_lines_show_fix_for_failures():
     report = envcheck.Report([envcheck.Check("a", True, "fine"), envcheck.Check("b", False, "bad", "do this")])
     assert report.lines() == ["[  OK] a: fine", "[FAIL] b: bad", "       fix: do this"]
+
+
+def test_port_claimed_by_another_installed_deploy(tmp_path):
+    for name, port, release in (("a", 9000, "1.0.0"), ("b", 9001, "1.0.0"), ("gone", 9002, None)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state.json").write_text(f'{{"release": {json.dumps(release)}, "port": {port}}}')
+    claimed = envcheck.check_port_claims(tmp_path, "new", 9000)
+    assert not claimed.ok and claimed.error is PortInUse and "configured for a" in claimed.detail
+    assert envcheck.check_port_claims(tmp_path, "a", 9000).ok      # its own port
+    assert envcheck.check_port_claims(tmp_path, "new", 9002).ok    # not installed any more

@@ -26,7 +26,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
     # Validate the options before anything is written (ConfigInvalid names the bad one).
     release.service_config(ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers)
 
-    report = envcheck.run(source, ctx.root.path, host, port, sorted(set(entry.models.values())))
+    report = envcheck.run(source, ctx.root.path, deploy, host, port, sorted(set(entry.models.values())))
     for line in report.lines():
         ctx.say(line)
     error = envcheck.error_for(report)
