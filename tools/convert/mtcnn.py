@@ -262,14 +262,15 @@ def build_stage(stage: str, sources: Mapping[str, Path], out_dir: Path, build_in
     size = STAGES[stage]["size"]
     shape = [None, 3, size, size] if size else [None, 3, None, None]
     log("exporting Paddle inference model (PIR)")
-    bw.save_inference_model(net, [paddle.static.InputSpec(shape, "float32", "x")], out_dir)
+    bw.save_inference_model(net, [paddle.static.InputSpec(list(shape), "float32", "x")], out_dir)  # it edits the list
     check = check_export(stage, out_dir, net, log)
     write_yml_with_header(out_dir, inference_yml(stage), _yml_header(stage))
     outs = [out for _, out in STAGES[stage]["heads"]]
     bw.write_manifest(
         out_dir, name=f"mtcnn_{stage}", task="face_detection", paddlex_model_name=f"MTCNN_{stage.upper()}",
-        source={"package": PACKAGE, "version": VERSION, "license": bw.wheel_license(wheel),
-                "license_source": LICENSE_SOURCE, "archive": ARCHIVE, "file": member(stage), "sha256": sha,
+        source={"package": PACKAGE, "version": VERSION, "license": LICENSE,
+                "license_metadata": bw.wheel_license(wheel), "license_source": LICENSE_SOURCE,
+                "archive": ARCHIVE, "file": member(stage), "sha256": sha,
                 "architecture": "facenet_pytorch/models/mtcnn.py " + stage.upper()},
         runtime={"onednn": bool(check["onednn"]), "onednn_detail": check["onednn_detail"], "role": stage,
                  "color": "RGB", "input_shape": shape, "input_scale": {"mean": INPUT_MEAN, "scale": INPUT_SCALE},
