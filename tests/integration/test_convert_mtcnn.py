@@ -15,9 +15,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import torch
