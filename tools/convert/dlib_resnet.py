@@ -90,7 +90,8 @@ def _L(*expect: str) -> df.Node:
 
 
 def _block(n: int, stride: int) -> list[df.Node]:
-    # block<N,BN,stride,S> = BN<con<N,3,3,1,1,relu<BN<con<N,3,3,stride,stride,S>>>>>
+    # block<N,BN,stride,S> = BN<con<N,3,3,1,1,relu<BN<con<N,3,3,stride,stride,S>>>>>; N and
+    # stride are not needed to read the file (they are stored), only the nesting is
     return [_L(*AFFINE), _L(*CON), _L("relu_"), _L(*AFFINE), _L(*CON)]
 
 
@@ -131,7 +132,8 @@ class ParsedModel:
 
 def parse_model(data: bytes) -> ParsedModel:
     loss, nodes = df.parse_network(data, network_spec(), loss=("loss_metric_", "loss_metric_2"))
-    assert loss is not None and nodes[-1].layer is not None
+    if loss is None or nodes[-1].layer is None:
+        raise df.DlibFormatError("no loss or input layer parsed")
     ops = [(n.op, n.n, n.layer) for n in reversed(nodes[:-1])]
     return ParsedModel(loss, nodes[-1].layer, ops)
 
