@@ -9,7 +9,6 @@ results follow the input, and it is mirror-equivariant, so the flip test can be 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import threading
 
@@ -481,15 +480,6 @@ def test_engines_with_unexpected_inputs_are_model_errors(bundles, tmp_path):
         make(bundles, tmp_path, kpt=TwoInputs())
 
 
-def test_warmup_runs_both_models(bundles, tmp_path):
+def test_warmup_runs_both_models_once(bundles, tmp_path):
     _, det, kpt = make(bundles, tmp_path)
     assert len(det.feeds) == 1 and kpt.batches == [1]
-
-
-def test_the_service_kind_and_roles():
-    from visionpack.services import keypoint
-
-    assert keypoint.KeypointService.roles == ("detector", "keypoint")
-    cfg = dataclasses.replace(ServiceConfig(), service="keypoint", models={})
-    with pytest.raises(ConfigInvalid):
-        keypoint.build(cfg, lambda b, c: None)
