@@ -1,6 +1,6 @@
 """Keypoint service vs PaddleX: the keypoint stage and end to end, with 1, 4 and 8 persons. Prints JSON.
 
-    .venv/bin/python benchmarks/bench_keypoint.py [--det DIR --kpt DIR] [--threads 1] [--repeat 15]
+    .venv/bin/python benchmarks/bench_keypoint.py [--det DIR --kpt DIR] [--threads 1] [--rounds 15]
 
 Same run, same bundles, same images for every contender:
   ours_batched    our keypoint stage: all persons of the image in one model call
@@ -12,13 +12,18 @@ Same run, same bundles, same images for every contender:
 The keypoint stage gets the scene's ground-truth person boxes, so "8 persons" means 8 crops on
 both sides; end to end, each side uses what its detector finds (reported as persons_found).
 Images come from tools/train_pose's scene generator (fixed seeds). Both sides run Paddle
-Inference 3.3.1 on CPU without oneDNN and with the same thread count. Timings are medians.
+Inference 3.3.1 on CPU without oneDNN and with the same thread count.
+
+The build machine is shared (training and other test runs beside us), so contenders are
+measured in interleaved rounds - one run of each per round, PaddleX's child process driven
+over a pipe - and every contender sees the same load; medians and minima are over rounds.
 Bundles default to the demo bundles; without them, the toy exports of the integration tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -34,7 +39,7 @@ sys.path.insert(0, str(REPO / "package"))
 sys.path.insert(0, str(REPO))
 
 PADDLEX_SIDE = textwrap.dedent('''
-    import json, statistics, sys, time
+    import json, sys, time
     import cv2, numpy as np
     from paddlex import create_model, create_pipeline
     from paddlex.inference import PaddlePredictorOption
@@ -60,37 +65,72 @@ PADDLEX_SIDE = textwrap.dedent('''
             w = h * aspect
         return c, np.array([w, h]) * 1.25
 
-    def med(fn):
-        for _ in range(job["warmup"]):
-            fn()
-        ts = []
-        for _ in range(job["repeat"]):
-            t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-        return {"median": round(statistics.median(ts) * 1000, 2), "min": round(min(ts) * 1000, 2)}
-
-    out = []
+    cases = []
     for case in job["cases"]:
         img = cv2.imread(case["image"])
-        windows = [center_scale(b) for b in case["boxes"]]
-        stage = med(lambda: [list(kpt({"img": img, "center": c, "scale": s}))[0] for c, s in windows])
-        found = len(list(pipe.predict(img, det_threshold=job["threshold"]))[0]["boxes"])
-        e2e = med(lambda: list(pipe.predict(img, det_threshold=job["threshold"])))
-        out.append({"paddlex_stage_ms": stage, "paddlex_e2e_ms": e2e, "paddlex_persons_found": found})
-    print("RESULT " + json.dumps(out))
+        cases.append((img, [center_scale(b) for b in case["boxes"]]))
+
+    def stage(i):
+        img, windows = cases[i]
+        return [list(kpt({"img": img, "center": c, "scale": s}))[0] for c, s in windows]
+
+    def e2e(i):
+        return list(pipe.predict(cases[i][0], det_threshold=job["threshold"]))[0]
+
+    print(json.dumps({"ready": True, "found": [len(e2e(i)["boxes"]) for i in range(len(cases))]}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        fn = stage if cmd["what"] == "stage" else e2e
+        t = time.perf_counter()
+        fn(cmd["case"])
+        print(json.dumps({"ms": (time.perf_counter() - t) * 1000}), flush=True)
 ''')
 
 
-def timed_ms(fn, warmup: int, repeat: int) -> dict[str, float]:
-    """Median and minimum wall time. The build machine is shared (training runs beside us), so
-    the minimum - the run least disturbed by other load - is reported next to the median."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return {"median": round(statistics.median(times) * 1000, 2), "min": round(min(times) * 1000, 2)}
+class PaddleXSide:
+    """PaddleX in its own venv, timing one call per request so we can interleave with ours."""
+
+    def __init__(self, python: str, job: dict, tmp: Path) -> None:
+        (tmp / "job.json").write_text(json.dumps(job))
+        (tmp / "paddlex_side.py").write_text(PADDLEX_SIDE)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env.update(PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT="False",
+                   GLOG_minloglevel="2")
+        self.proc = subprocess.Popen([python, str(tmp / "paddlex_side.py"), str(tmp / "job.json")], cwd=tmp, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp / "paddlex.err", "w"),
+                                     text=True)
+        self.err = tmp / "paddlex.err"
+        hello = self._read()
+        self.found = hello["found"]
+
+    def _read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError("PaddleX side died: " + self.err.read_text()[-1500:])
+
+    def time_ms(self, what: str, case: int) -> float:
+        self.proc.stdin.write(json.dumps({"what": what, "case": case}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()["ms"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+def once_ms(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(times), 2), "min": round(min(times), 2)}
+
+
+def ratio(slow: dict[str, float], fast: dict[str, float]) -> dict[str, float]:
+    return {k: round(slow[k] / fast[k], 2) for k in ("median", "min")}
 
 
 def scenes(tmp: Path, counts: list[int]) -> list[dict]:
@@ -100,7 +140,7 @@ def scenes(tmp: Path, counts: list[int]) -> list[dict]:
 
     out = []
     for n in counts:
-        for seed in range(1000, 2000):  # first seed whose scene keeps exactly n labelled persons
+        for seed in range(1000 + 100 * n, 2000 + 100 * n):  # first seed whose scene keeps n labelled persons
             img, persons = generate_scene(seed, size=(640, 480), min_persons=n, max_persons=n)
             if len(persons) == n:
                 break
@@ -126,16 +166,23 @@ def bundles(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, str]:
     return toy["det"], toy["pose"], "toy"
 
 
+def paddlex_python() -> str | None:
+    proc = subprocess.run(["bash", str(REPO / "tools" / "paddlex_env.sh")], capture_output=True, text=True)
+    return proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--det")
     ap.add_argument("--kpt")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--persons", default="1,4,8")
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--skip-paddlex", action="store_true", help="only our side (no .paddlex-venv)")
+    ap.add_argument("--kpt-onednn", choices=("auto", "on", "off"), default="auto",
+                    help="our keypoint engine's oneDNN: auto = the bundle manifest's verified choice")
     args = ap.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -147,68 +194,75 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_kpt_") as t:
         tmp = Path(t)
         det, kpt, source = bundles(args, tmp)
-        counts = [int(x) for x in args.persons.split(",")]
-        cases = scenes(tmp, counts)
+        cases = scenes(tmp, [int(x) for x in args.persons.split(",")])
         cfg = ServiceConfig(deploy="bench", service="keypoint", threads_per_worker=args.threads,
                             models={"detector": str(det), "keypoint": str(kpt)})
-        svc = build(cfg, paddle_engine_factory)
+        def factory(bundle, c):
+            # oneDNN for our keypoint engine only; PaddleX never uses it for PP-TinyPose (its blocklist).
+            if bundle.path == Path(kpt) and args.kpt_onednn != "auto":
+                c = dataclasses.replace(c, onednn=args.kpt_onednn == "on")
+            return paddle_engine_factory(bundle, c)
+
+        svc = build(cfg, factory)
         svc.warmup()
-        rows = []
-        for case in cases:
+        pdx, error = None, None
+        if not args.skip_paddlex:
+            python = paddlex_python()
+            if python is None:
+                error = "no PaddleX env (bash tools/paddlex_env.sh failed)"
+            else:
+                # PaddleX needs a model name it knows; the bundles' Global.model_name is exactly that.
+                pdx = PaddleXSide(python, {"det": str(det), "kpt": str(kpt), "det_name": svc.det_bundle.model_name,
+                                           "kpt_name": svc.kpt_bundle.model_name, "threads": args.threads,
+                                           "threshold": args.threshold,
+                                           "cases": [{"image": c["image"], "boxes": c["boxes"]} for c in cases]}, tmp)
+
+        contenders = {}
+        for i, case in enumerate(cases):
             img = case["rgb"]
             boxes = [DetBox(0, "person", 1.0, *b) for b in case["boxes"]]
-            batched = timed_ms(lambda: svc.keypoints(img, boxes), args.warmup, args.repeat)
-            single = timed_ms(lambda: [svc.keypoints(img, [b]) for b in boxes], args.warmup, args.repeat)
             req = KptRequest(img, args.threshold, False)
-            e2e = timed_ms(lambda: svc.predict(req), args.warmup, args.repeat)
-            rows.append({"persons": case["persons"], "scene_seed": case["seed"],
-                         "ours_batched_ms": batched, "ours_one_by_one_ms": single,
-                         "ours_e2e_ms": e2e, "ours_persons_found": len(svc.predict(req).persons),
-                         "batching_gain_vs_one_by_one": ratio(single, batched)})
-        paddlex_error = None
-        if not args.skip_paddlex:
-            paddlex_error = run_paddlex(args, det, kpt, svc, cases, rows, tmp)
+            contenders[i] = {
+                "ours_batched_ms": lambda img=img, boxes=boxes: once_ms(lambda: svc.keypoints(img, boxes)),
+                "ours_one_by_one_ms": lambda img=img, boxes=boxes: once_ms(
+                    lambda: [svc.keypoints(img, [b]) for b in boxes]),
+                "ours_e2e_ms": lambda req=req: once_ms(lambda: svc.predict(req)),
+            }
+            if pdx:
+                contenders[i]["paddlex_stage_ms"] = lambda i=i: pdx.time_ms("stage", i)
+                contenders[i]["paddlex_e2e_ms"] = lambda i=i: pdx.time_ms("e2e", i)
+        times: dict[int, dict[str, list[float]]] = {i: {k: [] for k in c} for i, c in contenders.items()}
+        for r in range(args.warmup + args.rounds):
+            for i, fns in contenders.items():
+                for name, fn in fns.items():
+                    ms = fn()
+                    if r >= args.warmup:
+                        times[i][name].append(ms)
+        rows = []
+        for i, case in enumerate(cases):
+            row = {"persons": case["persons"], "scene_seed": case["seed"]}
+            row.update({k: summary(v) for k, v in times[i].items()})
+            row["ours_persons_found"] = len(svc.predict(KptRequest(case["rgb"], args.threshold, False)).persons)
+            row["batching_gain_vs_one_by_one"] = ratio(row["ours_one_by_one_ms"], row["ours_batched_ms"])
+            if pdx:
+                row["paddlex_persons_found"] = pdx.found[i]
+                row["stage_speedup_vs_paddlex"] = ratio(row["paddlex_stage_ms"], row["ours_batched_ms"])
+                row["e2e_speedup_vs_paddlex"] = ratio(row["paddlex_e2e_ms"], row["ours_e2e_ms"])
+            rows.append(row)
+        if pdx:
+            pdx.close()
     result = {
         "benchmark": "keypoint", "bundles": {"source": source, "detector": str(det), "keypoint": str(kpt)},
-        "threads": args.threads, "repeat": args.repeat, "detThreshold": args.threshold, "image_size": [640, 480],
-        "rows": rows,
+        "threads": args.threads, "rounds": args.rounds,
+        "onednn": {"detector": svc.det_engine.onednn, "keypoint": svc.kpt_engine.onednn, "paddlex": False}, "detThreshold": args.threshold, "image_size": [640, 480],
+        "load_average": os.getloadavg(), "rows": rows,
     }
-    if paddlex_error:
-        result["paddlex_error"] = paddlex_error
+    if error:
+        result["paddlex_error"] = error
     eight = [r for r in rows if r["persons"] == 8 and "stage_speedup_vs_paddlex" in r]
     if eight:
-        result["target_8_persons_stage_speedup_ge_2"] = min(eight[0]["stage_speedup_vs_paddlex"].values()) >= 2.0
+        result["target_8_persons_stage_speedup_ge_2"] = eight[0]["stage_speedup_vs_paddlex"]["median"] >= 2.0
     print(json.dumps(result, indent=1))
-
-
-def run_paddlex(args, det, kpt, svc, cases, rows, tmp: Path) -> str | None:
-    proc = subprocess.run(["bash", str(REPO / "tools" / "paddlex_env.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return "no PaddleX env: " + proc.stderr[-500:]
-    python = proc.stdout.strip().splitlines()[-1]
-    # PaddleX needs a model name it knows; the bundles' Global.model_name is exactly that.
-    job = {"det": str(det), "kpt": str(kpt), "det_name": svc.det_bundle.model_name,
-           "kpt_name": svc.kpt_bundle.model_name, "threads": args.threads,
-           "repeat": args.repeat, "warmup": args.warmup, "threshold": args.threshold,
-           "cases": [{"image": c["image"], "boxes": c["boxes"]} for c in cases]}
-    (tmp / "job.json").write_text(json.dumps(job))
-    (tmp / "paddlex_side.py").write_text(PADDLEX_SIDE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT="False",
-               GLOG_minloglevel="2")
-    proc = subprocess.run([python, str(tmp / "paddlex_side.py"), str(tmp / "job.json")], capture_output=True,
-                          text=True, env=env, cwd=tmp)
-    if proc.returncode != 0 or "RESULT " not in proc.stdout:
-        return "PaddleX run failed: " + proc.stderr[-1500:]
-    for row, theirs in zip(rows, json.loads(proc.stdout.split("RESULT ", 1)[1])):
-        row.update(theirs)
-        row["stage_speedup_vs_paddlex"] = ratio(theirs["paddlex_stage_ms"], row["ours_batched_ms"])
-        row["e2e_speedup_vs_paddlex"] = ratio(theirs["paddlex_e2e_ms"], row["ours_e2e_ms"])
-    return None
-
-
-def ratio(slow: dict[str, float], fast: dict[str, float]) -> dict[str, float]:
-    return {k: round(slow[k] / fast[k], 2) for k in ("median", "min")}
 
 
 if __name__ == "__main__":
