@@ -469,6 +469,11 @@ def test_bundles_that_are_not_the_paddlex_contract_are_model_errors(tmp_path, wh
         make(bundles, tmp_path)
 
 
+def test_swapped_bundles_are_named_as_such(bundles, tmp_path):
+    with pytest.raises(ModelInvalid, match="swapped"):
+        make(bundles[::-1], tmp_path)
+
+
 def test_engines_with_unexpected_inputs_are_model_errors(bundles, tmp_path):
     with pytest.raises(ModelInvalid):
         make(bundles, tmp_path, det=FakeDetector(names=("x", "scale_factor")))

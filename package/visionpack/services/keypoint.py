@@ -123,6 +123,11 @@ class KeypointService:
             raise ConfigInvalid(f"keypoint service needs models {list(self.roles)}; missing {missing}, unknown {extra}")
         self.det_bundle = load_bundle(cfg.models["detector"])
         self.kpt_bundle = load_bundle(cfg.models["keypoint"])
+        if self.det_bundle.task == "keypoint_detection" or self.kpt_bundle.task == "object_detection":
+            # The likeliest mistake in a hand-written config; say so instead of "unsupported op".
+            raise ModelInvalid("models.detector and models.keypoint look swapped "
+                               f"({self.det_bundle.path.name}: {self.det_bundle.task}, "
+                               f"{self.kpt_bundle.path.name}: {self.kpt_bundle.task})")
         self.labels = DP.read_labels(self.det_bundle.config)
         self.threshold = self.opts.det_threshold
         if self.threshold is None:
