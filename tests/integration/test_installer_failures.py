@@ -144,17 +144,17 @@ def test_missing_model_exits_22(tmp_path, wheelhouse):
     assert proc.returncode == 22 and "models/tiny_bundle has no inference.pdiparams" in proc.stdout
 
 
-def test_broken_wheelhouse_exits_16_and_leaves_no_runtime(tmp_path, wheelhouse):
+def test_broken_wheelhouse_exits_16_and_leaves_nothing_half_made(tmp_path, wheelhouse):
     src = make_source_tree(tmp_path / "src", wheelhouse, params_bytes=1024)
     os.unlink(src / "original" / "wheels")
     (src / "original" / "wheels").mkdir()  # empty: pip cannot find anything
     root = tmp_path / "root"
     proc = run_installer(src, root, "install", DEPLOY, "--force", "--port", str(free_port()))
     assert proc.returncode == 16, proc.stdout + proc.stderr
-    assert "install.log" in proc.stderr
+    assert "install.log" in proc.stderr and "undoing it" in proc.stdout
     assert [p.name for p in (root / ".runtime").iterdir() if not p.name.startswith(".") or
             p.name.startswith(".build")] == ["install.log"]
-    # The failed install is undone by the next run, which then fails the same way (nothing half-made).
-    again = run_installer(src, root, "install", DEPLOY, "--force", "--port", str(free_port()))
-    assert again.returncode == 16 and "recovery: an interrupted 'install'" in again.stdout
-    assert not (root / DEPLOY / "releases").exists()
+    assert "No matching distribution" in (root / ".runtime" / "install.log").read_text()
+    # Undone at once: the deploy is not installed, and nothing is left for a later run to repair.
+    assert not (root / DEPLOY / "state.json").exists() and not (root / DEPLOY / "releases").exists()
+    assert run_installer(src, root, "status", DEPLOY).returncode == 14

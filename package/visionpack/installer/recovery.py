@@ -35,14 +35,14 @@ def undo_install(paths: DeployPaths, state: dict[str, Any], version: Optional[st
         half = paths.release(version)
         if half.exists():
             remove_tree(half)
-            say(f"recovery: removed half-made release {half}")
+            say(f"removed half-made release {half}")
     if paths.current.is_symlink() and os.readlink(paths.current) != f"releases/{committed}":
         paths.current.unlink()
-        say(f"recovery: removed {paths.current} (it pointed at the uncommitted release)")
+        say(f"removed {paths.current} (it pointed at the uncommitted release)")
     if not committed:
         # Nothing was ever installed: back to "not installed" (data/ and logs/ stay).
-        paths.state.unlink()
-        say(f"recovery: {paths.name} is not installed; data/ and logs/ kept")
+        remove_tree(paths.state)
+        say(f"{paths.name} is not installed; data/ and logs/ kept")
         return None
     journal.clear(paths, state)
     return state

@@ -42,28 +42,36 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
             raise AlreadyInstalled(f"{deploy!r} release {state['release']} is already installed in {paths.dir}")
         state = journal.new_state(deploy, entry.service)
 
-        journal.begin(paths, state, "install", "runtime", release=version)
-        runtime = runtime_env.ensure(ctx.root, source, say=ctx.say)
-        copied = release.copy_licenses(ctx.root, source)
-        if copied:
-            ctx.say(f"licenses: {', '.join(copied)} -> {ctx.root.licenses}")
+        try:
+            journal.begin(paths, state, "install", "runtime", release=version)
+            runtime = runtime_env.ensure(ctx.root, source, say=ctx.say)
+            copied = release.copy_licenses(ctx.root, source)
+            if copied:
+                ctx.say(f"licenses: {', '.join(copied)} -> {ctx.root.licenses}")
 
-        journal.begin(paths, state, "install", "release")
-        rel_dir = paths.release(version)
-        cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers)
-        for d in (paths.data, paths.logs, paths.run):
-            d.mkdir(parents=True, exist_ok=True)
-        release.build(ctx.root, paths, source, entry, version, cfg, runtime)
-        ctx.say(f"release {version} -> {rel_dir}")
+            journal.begin(paths, state, "install", "release")
+            rel_dir = paths.release(version)
+            cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers)
+            for d in (paths.data, paths.logs, paths.run):
+                d.mkdir(parents=True, exist_ok=True)
+            release.build(ctx.root, paths, source, entry, version, cfg, runtime)
+            ctx.say(f"release {version} -> {rel_dir}")
 
-        journal.begin(paths, state, "install", "switch")
-        atomic_symlink(f"releases/{version}", paths.current)
+            journal.begin(paths, state, "install", "switch")
+            atomic_symlink(f"releases/{version}", paths.current)
 
-        # The commit: release recorded and the operation cleared in one atomic write.
-        state.update(release=version, desired="stopped" if stopped else "running", host=host, port=port,
-                     workers=workers, operation=None)
-        state["releases"][version] = {"installed_at": journal.now(), "runtime": str(runtime)}
-        journal.save(paths, state)
+            # The commit: release recorded and the operation cleared in one atomic write.
+            state.update(release=version, desired="stopped" if stopped else "running", host=host, port=port,
+                         workers=workers, operation=None)
+            state["releases"][version] = {"installed_at": journal.now(), "runtime": str(runtime)}
+            journal.save(paths, state)
+        except BaseException:
+            # A failure we see (pip, a bad bundle, Ctrl-C) is undone now; only SIGKILL leaves the
+            # journal record for the next run to undo.
+            ctx.say(f"install of {deploy} failed; undoing it")
+            state["release"] = None  # the commit is the try's last statement: it did not happen
+            recovery.undo_install(paths, state, version, ctx.say)
+            raise
         ctx.say(f"installed {deploy} {version} (service {entry.service}) in {paths.dir}")
 
         result: dict[str, Any] = {"deploy": deploy, "release": version, "path": str(paths.dir),
