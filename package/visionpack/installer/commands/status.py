@@ -30,6 +30,8 @@ def render(doc: dict) -> list[str]:
             workers = " ".join(map(str, d["worker_pids"])) or "none"
             lines.append(f"run: {d['deploy']}: (pid {d['pid']}, workers {workers}) release {d['release']} "
                          f"http://{d['host']}:{d['port']} {ready}")
+        elif d["state"] == "not-installed":
+            lines.append(f"down: {d['deploy']}: not installed")
         else:
             want = ", want up" if d["desired"] == "running" else ""
             lines.append(f"{'fail' if d['state'] == 'failed' else 'down'}: {d['deploy']}: {d['state']}{want} "
