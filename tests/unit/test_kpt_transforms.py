@@ -233,3 +233,13 @@ def test_skeleton_of_no_persons_is_the_image_and_jpeg_decodes():
     data = base64.b64decode(skeleton_jpeg_b64(img, []))
     dec = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert data[:2] == b"\xff\xd8" and dec.shape == (40, 60, 3)
+
+
+def test_skeleton_limbs_off_the_image_are_clipped_not_fatal():
+    img = np.zeros((50, 50, 3), np.uint8)
+    off = np.tile(np.float32([[-80, -60, 0.9]]), (17, 1))
+    part = off.copy()
+    part[5] = [10, 10, 0.9]     # shoulder inside, hip (11) far outside: the limb enters the image
+    out = draw_skeletons(img, [off, part])
+    assert out.shape == img.shape and out[10, 10].any()
+    assert not draw_skeletons(img, [off]).any()

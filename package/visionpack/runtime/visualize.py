@@ -44,18 +44,26 @@ def draw_skeletons(rgb: np.ndarray, keypoints: Sequence[np.ndarray], visual_thre
         for person in kpts:
             if person[j, 2] >= visual_thresh:
                 cv2.circle(canvas, (int(person[j, 0]), int(person[j, 1])), 2, colour, thickness=-1)
+    h, w = canvas.shape[:2]
     for e, (a, b) in enumerate(edges):
         if max(a, b) >= n_joints:
             continue
-        layer = None
-        for person in kpts:
-            if person[a, 2] < visual_thresh or person[b, 2] < visual_thresh:
-                continue
-            if layer is None:
-                layer = canvas.copy()
-            cv2.fillConvexPoly(layer, _limb_polygon(person[a, :2], person[b, :2]), PALETTE_RGB[e % len(PALETTE_RGB)])
-        if layer is not None:
-            canvas = cv2.addWeighted(canvas, 0.4, layer, 0.6, 0)
+        polys = [_limb_polygon(p[a, :2], p[b, :2]) for p in kpts
+                 if p[a, 2] >= visual_thresh and p[b, 2] >= visual_thresh]
+        if not polys:
+            continue
+        # Blend only the rectangle the limbs touch: a full-image blend per limb would cost
+        # 17 passes over a 4096 px picture.
+        pts = np.concatenate(polys)
+        x0, y0 = max(0, int(pts[:, 0].min())), max(0, int(pts[:, 1].min()))
+        x1, y1 = min(w, int(pts[:, 0].max()) + 1), min(h, int(pts[:, 1].max()) + 1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        roi = canvas[y0:y1, x0:x1]
+        layer = roi.copy()
+        for poly in polys:
+            cv2.fillConvexPoly(layer, poly - np.array([x0, y0], poly.dtype), PALETTE_RGB[e % len(PALETTE_RGB)])
+        canvas[y0:y1, x0:x1] = cv2.addWeighted(roi, 0.4, layer, 0.6, 0)
     return canvas
 
 
