@@ -133,7 +133,7 @@ def ratio(slow: dict[str, float], fast: dict[str, float]) -> dict[str, float]:
     return {k: round(slow[k] / fast[k], 2) for k in ("median", "min")}
 
 
-def scenes(tmp: Path, counts: list[int]) -> list[dict]:
+def scenes(tmp: Path, counts: list[int], size: tuple[int, int]) -> list[dict]:
     import cv2
 
     from tools.train_pose.scenes import generate_scene
@@ -141,7 +141,7 @@ def scenes(tmp: Path, counts: list[int]) -> list[dict]:
     out = []
     for n in counts:
         for seed in range(1000 + 100 * n, 2000 + 100 * n):  # first seed whose scene keeps n labelled persons
-            img, persons = generate_scene(seed, size=(640, 480), min_persons=n, max_persons=n)
+            img, persons = generate_scene(seed, size=size, min_persons=n, max_persons=n)
             if len(persons) == n:
                 break
         path = tmp / f"scene_{n}.jpg"
@@ -180,6 +180,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--persons", default="1,4,8")
     ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--size", default="640x480", help="scene size WxH")
     ap.add_argument("--skip-paddlex", action="store_true", help="only our side (no .paddlex-venv)")
     ap.add_argument("--kpt-onednn", choices=("auto", "on", "off"), default="auto",
                     help="our keypoint engine's oneDNN: auto = the bundle manifest's verified choice")
@@ -194,7 +195,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_kpt_") as t:
         tmp = Path(t)
         det, kpt, source = bundles(args, tmp)
-        cases = scenes(tmp, [int(x) for x in args.persons.split(",")])
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        cases = scenes(tmp, [int(x) for x in args.persons.split(",")], size)
         cfg = ServiceConfig(deploy="bench", service="keypoint", threads_per_worker=args.threads,
                             models={"detector": str(det), "keypoint": str(kpt)})
         def factory(bundle, c):
@@ -254,7 +256,7 @@ def main() -> None:
     result = {
         "benchmark": "keypoint", "bundles": {"source": source, "detector": str(det), "keypoint": str(kpt)},
         "threads": args.threads, "rounds": args.rounds,
-        "onednn": {"detector": svc.det_engine.onednn, "keypoint": svc.kpt_engine.onednn, "paddlex": False}, "detThreshold": args.threshold, "image_size": [640, 480],
+        "onednn": {"detector": svc.det_engine.onednn, "keypoint": svc.kpt_engine.onednn, "paddlex": False}, "detThreshold": args.threshold, "image_size": list(size),
         "load_average": os.getloadavg(), "rows": rows,
     }
     if error:
