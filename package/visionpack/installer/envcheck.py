@@ -165,7 +165,9 @@ def check_payload(source: Source) -> Check:
     return Check("payload", True, "original/requirements.lock and original/wheels present")
 
 
-def check_checksums(source: Source, verify: Optional[Callable[[Path], list]] = None) -> Check:
+def check_checksums(source: Source, bundles: Optional[Sequence[str]] = None,
+                    verify: Optional[Callable[[Path], list]] = None) -> Check:
+    """verify.py over the whole package; damage in a model bundle this deploy does not use only warns."""
     if verify is None:
         try:
             verify = _load_verify(source)
@@ -180,12 +182,25 @@ def check_checksums(source: Source, verify: Optional[Callable[[Path], list]] = N
     except Exception as exc:  # a crashing verifier must not be mistaken for a clean package
         return Check("checksums", False, f"checksum verification crashed: {exc!r}",
                      "Run 'bash download.sh --verify' to see the problem", PackageCorrupt)
-    if problems:
-        shown = "; ".join(_problem_text(p) for p in problems[:10])
-        more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
-        return Check("checksums", False, f"{len(problems)} file(s) damaged or missing: {shown}{more}",
-                     "Run 'bash download.sh --verify' to list them, then 'bash download.sh' to repair", PackageCorrupt)
+    fix = "Run 'bash download.sh --verify' to list them, then 'bash download.sh' to repair"
+    others = [p for p in problems if bundles is not None and _other_bundle(p, bundles)]
+    mine = [p for p in problems if p not in others]
+    if mine:
+        return Check("checksums", False, f"{len(mine)} file(s) damaged or missing: {_shown(mine)}", fix, PackageCorrupt)
+    if others:
+        return Check("checksums", False, f"{len(others)} file(s) of model bundles this deploy does not use are "
+                     f"damaged or missing: {_shown(others)}", fix, PackageCorrupt, warn_only=True)
     return Check("checksums", True, "package files match their checksums")
+
+
+def _other_bundle(problem: object, bundles: Sequence[str]) -> bool:
+    parts = str(getattr(problem, "path", "") or "").split("/")
+    return len(parts) >= 2 and parts[0] == "models" and parts[1] not in bundles
+
+
+def _shown(problems: list) -> str:
+    more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
+    return "; ".join(_problem_text(p) for p in problems[:10]) + more
 
 
 def _problem_text(problem: object) -> str:
@@ -259,7 +274,7 @@ class Report:
 
 def run(source: Source, root: Path, deploy: str, host: str, port: int, bundles: Sequence[str]) -> Report:
     checks = [check_python(), check_wheel_tags(source.wheels), check_cpu(), check_disk(root), check_memory(),
-              check_payload(source), check_checksums(source), check_models(source, bundles)]
+              check_payload(source), check_checksums(source, bundles), check_models(source, bundles)]
     checks += [check_port(host, port), check_port_claims(root, deploy, port)]
     return Report(checks)
 

@@ -90,16 +90,26 @@ def test_payload_missing(src):
 
 
 def test_checksums_from_verify(src):
-    assert envcheck.check_checksums(src, lambda top: []).ok
+    assert envcheck.check_checksums(src, ["b"], lambda top: []).ok
     item = SimpleNamespace(status="CORRUPT", path="original/wheels/x.whl", detail="sha256 ab, expected cd")
-    bad = envcheck.check_checksums(src, lambda top: [item])
+    bad = envcheck.check_checksums(src, ["b"], lambda top: [item])
     assert not bad.ok and bad.error is PackageCorrupt
     assert "CORRUPT original/wheels/x.whl (sha256 ab, expected cd)" in bad.detail
 
     def crash(top):
         raise RuntimeError("boom")
-    crashed = envcheck.check_checksums(src, crash)
+    crashed = envcheck.check_checksums(src, ["b"], crash)
     assert not crashed.ok and not crashed.warn_only and "boom" in crashed.detail
+
+
+def test_damage_in_a_bundle_this_deploy_does_not_use_only_warns(src):
+    other = SimpleNamespace(status="CORRUPT", path="models/face/inference.pdiparams", detail="")
+    mine = SimpleNamespace(status="MISSING", path="models/b/inference.yml", detail="")
+    warn = envcheck.check_checksums(src, ["b"], lambda top: [other])
+    assert not warn.ok and warn.warn_only and "does not use" in warn.detail
+    fail = envcheck.check_checksums(src, ["b"], lambda top: [other, mine])
+    assert not fail.ok and not fail.warn_only and fail.detail.startswith("1 file(s)")
+    assert "MISSING models/b/inference.yml" in fail.detail
 
 
 def test_checksums_without_verifier_is_a_warning(src):
