@@ -165,7 +165,7 @@ def test_id_map_list_stats_and_remove_label(tmp_path):
         g.store.crop(DEFAULT_INDEX, 99)
     assert g.store.remove_label(DEFAULT_INDEX, "a") == [0, 1]
     assert g.store.remove_label(DEFAULT_INDEX, "zzz") == []
-    assert g.store.stats() == [{"key": DEFAULT_INDEX, "faces": 3, "labels": 1, "gen": 2,
+    assert g.store.stats() == [{"key": DEFAULT_INDEX, "faces": 3, "labels": 1, "gen": 3,
                                 "created": g.store.stats()[0]["created"]}]
     g.drop(DEFAULT_INDEX)
     assert g.keys() == []

@@ -167,15 +167,33 @@ class GalleryStore:
             self._conn.close()
 
     # --- indexes ----------------------------------------------------------------------
+    @staticmethod
+    def _insert_index(c: sqlite3.Connection, key: str, ignore: bool = False, next_id: int = 0) -> int:
+        # A new index starts above every generation a dropped index of the same key reached,
+        # with pruned_gen at the start: a process still caching the old one reloads in full.
+        row = c.execute("SELECT value FROM meta WHERE key='gen_floor'").fetchone()
+        gen = (int(row[0]) if row else 0) + 1
+        c.execute(f"INSERT {'OR IGNORE ' if ignore else ''}INTO indexes(key, created, gen, next_id, pruned_gen) "
+                  "VALUES (?, ?, ?, ?, ?)", (check_key(key), time.time(), gen, next_id, gen))
+        return gen
+
+    @staticmethod
+    def _drop(c: sqlite3.Connection, key: str) -> bool:
+        row = c.execute("SELECT gen FROM indexes WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return False
+        c.execute("INSERT INTO meta(key, value) VALUES ('gen_floor', ?) ON CONFLICT(key) DO UPDATE SET "
+                  "value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (str(int(row[0])),))
+        c.execute("DELETE FROM indexes WHERE key=?", (key,))
+        return True
+
     def create_index(self, key: str) -> None:
-        check_key(key)
         with self.write() as c:
-            c.execute("INSERT INTO indexes(key, created) VALUES (?, ?)", (key, time.time()))
+            self._insert_index(c, key)
 
     def ensure_index(self, key: str) -> None:
-        check_key(key)
         with self.write() as c:
-            c.execute("INSERT OR IGNORE INTO indexes(key, created) VALUES (?, ?)", (key, time.time()))
+            self._insert_index(c, key, ignore=True)
 
     def index_keys(self) -> list[str]:
         with self.read() as c:
@@ -191,7 +209,7 @@ class GalleryStore:
 
     def drop_index(self, key: str) -> None:
         with self.write() as c:
-            if c.execute("DELETE FROM indexes WHERE key=?", (key,)).rowcount == 0:
+            if not self._drop(c, key):
                 raise UnknownIndex(f"unknown indexKey {key!r}")
 
     # --- writes -----------------------------------------------------------------------
@@ -210,7 +228,7 @@ class GalleryStore:
             check_label(f.label)
         with self.write() as c:
             if create:
-                c.execute("INSERT INTO indexes(key, created) VALUES (?, ?)", (check_key(key), time.time()))
+                self._insert_index(c, key)
             gen, next_id = self._bump(c, key)
             ids = list(range(next_id, next_id + len(faces)))
             now = time.time()
@@ -332,3 +350,62 @@ class GalleryStore:
         if row is None:
             raise InvalidArgument(f"no face {face_id} in index {key!r}")
         return bytes(row[0])
+
+    # --- backup -------------------------------------------------------------------------
+    def export(self, path: str | os.PathLike[str]) -> None:
+        """A consistent copy of the whole gallery (SQLite online backup), written atomically."""
+        from ..fsutil import fsync_dir
+
+        dest = Path(path)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        out = sqlite3.connect(tmp)
+        try:
+            with self._lock:
+                self.conn.backup(out)
+            out.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        finally:
+            out.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+
+    def import_file(self, path: str | os.PathLike[str], replace: bool = False) -> dict[str, int]:
+        """Copy every index of an exported gallery in, in one transaction; {key: faces}.
+
+        Ids, labels, vectors, crops and model fingerprints are kept. An index key that exists
+        here is an error unless ``replace``; replaced indexes restart above their old
+        generation so every process reloads them.
+        """
+        src = Path(path)
+        try:
+            probe = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+            try:
+                row = probe.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            finally:
+                probe.close()
+        except sqlite3.Error as exc:
+            raise InvalidArgument(f"{src} is not a gallery export: {exc}") from None
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise InvalidArgument(f"{src} is not a gallery export of schema {SCHEMA_VERSION}")
+        with self._lock:
+            c = self.conn
+            c.execute("ATTACH DATABASE ? AS src", (f"file:{src}?mode=ro",))
+            try:
+                with self._tx(c, write=True):
+                    keys = [(k, int(n)) for k, n in c.execute("SELECT key, next_id FROM src.indexes ORDER BY created, key")]
+                    clash = [k for k, _ in keys if c.execute("SELECT 1 FROM indexes WHERE key=?", (k,)).fetchone()]
+                    if clash and not replace:
+                        raise InvalidArgument(f"index(es) {', '.join(clash)} already exist; import with replace")
+                    out = {}
+                    for key, next_id in keys:
+                        self._drop(c, key)
+                        gen = self._insert_index(c, key, next_id=next_id)
+                        out[key] = c.execute(
+                            "INSERT INTO faces(index_key, id, label, vector, model, crop, created, gen) "
+                            "SELECT index_key, id, label, vector, model, crop, created, ? FROM src.faces WHERE index_key=?",
+                            (gen, key)).rowcount
+            finally:
+                c.execute("DETACH DATABASE src")
+        return out

@@ -1,0 +1,202 @@
+"""``python3 -m visionpack.gallery``: build a gallery from a PaddleX-layout directory, back it up, list it.
+
+    python3 -m visionpack.gallery --config DEPLOY/config.yml build DIR [--index KEY] [--list FILE]
+    python3 -m visionpack.gallery --data-dir DIR export FILE
+    python3 -m visionpack.gallery --data-dir DIR import FILE [--replace]
+    python3 -m visionpack.gallery --data-dir DIR list [--index KEY]
+
+``build`` reads PaddleX's layout: ``DIR/gallery.txt`` with one ``path label`` per line (path
+relative to DIR, label = the rest of the line), or, without that file, ``DIR/images/<label>/*``.
+Every line is checked before anything is written; bad lines are listed with their numbers and
+nothing is added. Faces are detected and aligned as the service does (the whole image when no
+face is found, like PaddleX) and committed in batches, so a running service sees them as they
+arrive. ``build`` needs the models (``--config``: the deploy's config.yml, or $VISIONPACK_CONFIG);
+the other commands only the data directory. Exit codes: 0 ok, 2 bad input, 1 other failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import VisionpackError
+from . import DEFAULT_INDEX, GalleryStore, db_path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+BATCH = 32
+
+
+class BadInput(Exception):
+    pass
+
+
+def read_layout(root: Path, list_file: Path | None = None) -> list[tuple[Path, str]]:
+    """(image path, label) pairs; raises BadInput listing every bad line."""
+    from ..imaging import sniff
+
+    root = root.resolve()
+    if not root.is_dir():
+        raise BadInput(f"{root} is not a directory")
+    list_file = list_file or (root / "gallery.txt")
+    items: list[tuple[int, str, str]] = []
+    if list_file.exists():
+        for n, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            parts = text.split(maxsplit=1)
+            items.append((n, parts[0], parts[1].strip() if len(parts) == 2 else ""))
+        where = list_file.name
+    else:
+        images = root / "images"
+        if not images.is_dir():
+            raise BadInput(f"{root} has neither gallery.txt nor images/<label>/ folders")
+        for d in sorted(p for p in images.iterdir() if p.is_dir()):
+            for f in sorted(d.rglob("*")):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    items.append((0, str(f.relative_to(root)), d.name))
+        where = "images/"
+    problems, out = [], []
+    for n, rel, label in items:
+        at = f"{where}:{n}" if n else rel
+        path = (root / rel).resolve()
+        if not label:
+            problems.append(f"{at}: expected 'path label', got {rel!r} without a label")
+        elif not path.is_relative_to(root):
+            problems.append(f"{at}: {rel} is outside {root}")
+        elif not path.is_file():
+            problems.append(f"{at}: {rel} does not exist")
+        else:
+            try:
+                with open(path, "rb") as fh:
+                    sniff(fh.read(64 * 1024))
+            except VisionpackError as exc:
+                problems.append(f"{at}: {rel}: {exc.detail}")
+                continue
+            out.append((path, label))
+    if problems:
+        raise BadInput("\n".join(problems))
+    if not out:
+        raise BadInput(f"no images listed in {root}")
+    return out
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .. import config as config_mod
+    from ..imaging import decode
+    from ..services.face import FaceService
+
+    items = read_layout(Path(args.dir), Path(args.list) if args.list else None)
+    cfg = config_mod.load(args.config)
+    if args.data_dir:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
+    svc = FaceService(cfg, engine_factory())
+    svc.migrate()
+    svc.gallery.store.ensure_index(args.index)
+    total, added, no_face, started = len(items), 0, 0, time.monotonic()
+    log(f"building index {args.index!r} from {total} images")
+    for i in range(0, total, BATCH):
+        pairs = []
+        for path, label in items[i:i + BATCH]:
+            try:
+                pairs.append((decode(path.read_bytes(), svc.limits), label))
+            except VisionpackError as exc:
+                log(f"skip {path}: {exc.detail}")
+        if pairs:
+            faces, found = svc.new_faces(pairs)
+            added += len(svc.gallery.add(args.index, faces))
+            no_face += sum(f is None for f in found)
+        done = min(i + BATCH, total)
+        rate = done / max(1e-6, time.monotonic() - started)
+        log(f"[{done}/{total}] {100 * done // total}%  {rate:.1f} img/s  eta {(total - done) / rate:.0f}s")
+    print(json.dumps({"index": args.index, "added": added, "skipped": total - added, "whole_image_no_face": no_face}))
+    return 0 if added == total else 1
+
+
+def engine_factory():
+    """The Paddle engines (a seam: tests put fakes here)."""
+    from ..services import paddle_engine_factory
+
+    return paddle_engine_factory
+
+
+def _store(args: argparse.Namespace) -> GalleryStore:
+    data_dir = args.data_dir
+    if not data_dir:
+        from .. import config as config_mod
+
+        data_dir = config_mod.load(args.config).data_dir
+    if not data_dir:
+        raise BadInput("give --data-dir or a --config whose data_dir is set")
+    return GalleryStore(db_path(data_dir))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.export(args.file)
+    print(json.dumps({"file": str(args.file), "indexes": store.stats()}, default=str))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    print(json.dumps({"imported": _store(args).import_file(args.file, replace=args.replace)}))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.index:
+        total, page = store.list_faces(args.index, None, 0, 1_000_000)
+        for p in page:
+            print(f"{p['id']}\t{p['label']}")
+        log(f"{total} faces in {args.index!r}")
+    else:
+        for s in store.stats():
+            print(f"{s['key']}\t{s['faces']} faces\t{s['labels']} labels")
+    return 0
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python3 -m visionpack.gallery", description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=os.environ.get("VISIONPACK_CONFIG"), help="the deploy's config.yml")
+    ap.add_argument("--data-dir", help="override the config's data_dir")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="add a PaddleX-layout directory to an index")
+    b.add_argument("dir")
+    b.add_argument("--index", default=DEFAULT_INDEX)
+    b.add_argument("--list", help="list file (default DIR/gallery.txt)")
+    b.set_defaults(func=cmd_build)
+    e = sub.add_parser("export", help="write a backup file")
+    e.add_argument("file")
+    e.set_defaults(func=cmd_export)
+    i = sub.add_parser("import", help="restore indexes from a backup file")
+    i.add_argument("file")
+    i.add_argument("--replace", action="store_true", help="overwrite indexes that already exist")
+    i.set_defaults(func=cmd_import)
+    ls = sub.add_parser("list", help="indexes, or the faces of one index")
+    ls.add_argument("--index")
+    ls.set_defaults(func=cmd_list)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BadInput as exc:
+        log(f"error: {exc}")
+        return 2
+    except VisionpackError as exc:
+        log(f"error: {exc.slug}: {exc.detail}\nhint: {exc.hint}")
+        return 2 if exc.http_status < 500 else 1
