@@ -21,7 +21,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
     paths = ctx.root.deploy(deploy)
     port = port or entry.port
     existing = journal.load(paths)
-    if existing and existing.get("release") and not existing.get("operation"):
+    if existing and existing.get("release"):  # an interrupted first install has none
         raise AlreadyInstalled(f"{deploy!r} release {existing['release']} is already installed in {paths.dir}")
     # Validate the options before anything is written (ConfigInvalid names the bad one).
     release.service_config(ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers)
