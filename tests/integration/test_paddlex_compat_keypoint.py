@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
