@@ -268,6 +268,25 @@ def test_flip_test_on_the_real_engine(toy):
     assert not np.allclose(np.array(a[0]["kpts"]), np.array(b[0]["kpts"]))  # the toy is not mirror-symmetric
 
 
+def test_concurrent_requests_get_the_answers_sequential_ones_get(toy):
+    """Two engines, two locks: requests overlap between stages but never inside a predictor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(cfg_for(toy["det"], toy["pose"], options={"kpt_batch": 5}), gate=None)
+    rng = np.random.default_rng(3)
+    base = scene_image()
+    images = [b64(np.clip(base.astype(int) + rng.integers(-40, 40, 3), 0, 255).astype(np.uint8)) for _ in range(6)]
+
+    def ask(img):
+        body = {"image": img, "detThreshold": 0.2, "visualize": False}
+        return app.test_client().post("/human-keypoint-detection", json=body).get_json()["result"]["persons"]
+
+    sequential = [ask(img) for img in images]
+    with ThreadPoolExecutor(6) as pool:
+        concurrent = list(pool.map(ask, images * 2))
+    assert concurrent == sequential * 2
+
+
 # --- the seed's Python client against gunicorn ------------------------------------------------
 
 def seed_client_code() -> str:
