@@ -186,6 +186,15 @@ def test_an_add_through_one_worker_is_seen_by_the_next_search_on_the_other(tmp_p
         for _ in range(6):
             faces = post(port, "/face-recognition-infer", probe)["result"]["faces"]
             assert all(f["recResults"] == [] for f in faces)
+        # The quick start's seeding script: adds the sample gallery once, then recognises.
+        seed = [sys.executable, str(FACES / "seed_gallery.py"), "--port", str(port)]
+        first = subprocess.run(seed, capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr
+        assert first.stderr.count("added ") == 4
+        answer = json.loads(first.stdout)["result"]
+        assert answer["face_num"] == 1 and answer["face_list"][0]["user_list"][0]["user_id"] == "Barack_Obama"
+        again = subprocess.run(seed, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and "added " not in again.stderr
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
