@@ -101,7 +101,12 @@ def test_two_workers_split_the_cores(source_tree, root):
     st = status_json(source_tree, root)
     assert len(st["worker_pids"]) == 2
     assert st["ready_detail"]["threads"] == str(max(1, (os.cpu_count() or 1) // 2))
+    # A lost pid file does not hide the running service: it is found in /proc and stopped.
+    (root / DEPLOY / "run" / "gunicorn.pid").unlink()
+    again = status_json(source_tree, root)
+    assert (again["state"], again["pid"], again["worker_pids"]) == ("running", st["pid"], st["worker_pids"])
     assert run_installer(source_tree, root, "stop", DEPLOY).returncode == 0
+    assert not any(alive(p) for p in [st["pid"], *st["worker_pids"]])
 
 
 def test_start_script_runs_the_same_service_by_hand(source_tree, root):

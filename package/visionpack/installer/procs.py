@@ -71,15 +71,34 @@ def read_pid(pidfile: Path) -> Optional[int]:
 
 
 def master(paths: DeployPaths, proc: Path = PROC) -> Optional[int]:
-    """Pid of this deploy's running gunicorn master, or None (no, stale or foreign pid file)."""
+    """Pid of this deploy's running gunicorn master, or None.
+
+    The pid file is the fast path; if it is missing or stale, /proc is searched, so a deleted
+    pid file never hides a running service (which would then block its own port).
+    """
     pid = read_pid(paths.pidfile)
-    if pid is None:
-        return None
-    return pid if is_ours(proc_info(pid, proc), paths) else None
+    if pid is not None and is_ours(proc_info(pid, proc), paths):
+        return pid
+    return _scan_master(paths, proc)
+
+
+def _scan_master(paths: DeployPaths, proc: Path) -> Optional[int]:
+    ours = {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            info = proc_info(int(entry.name), proc)
+            if is_ours(info, paths):
+                ours[info.pid] = info
+    # Workers share the master's command line; the master is the one whose parent is not ours.
+    masters = sorted(pid for pid, info in ours.items() if info.ppid not in ours)
+    return masters[0] if masters else None
 
 
 def pidfile_is_stale(paths: DeployPaths, proc: Path = PROC) -> bool:
-    return paths.pidfile.exists() and master(paths, proc) is None
+    if not paths.pidfile.exists():
+        return False
+    pid = read_pid(paths.pidfile)
+    return pid is None or not is_ours(proc_info(pid, proc), paths)
 
 
 def children(pid: int, proc: Path = PROC) -> list[int]:
@@ -225,7 +244,7 @@ def _wait_gone(pids: list[int], seconds: float) -> bool:
 
 def _drop_pidfile(paths: DeployPaths, pid: int) -> None:
     # gunicorn removes its own pid file on a clean exit; after SIGKILL it cannot.
-    if read_pid(paths.pidfile) == pid:
+    if read_pid(paths.pidfile) == pid or pidfile_is_stale(paths):
         try:
             paths.pidfile.unlink()
         except FileNotFoundError:

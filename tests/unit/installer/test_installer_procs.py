@@ -62,6 +62,16 @@ def test_stale_or_foreign_pid_is_not_ours(tmp_path, paths, cmdline):
     assert procs.pidfile_is_stale(paths, proc)
 
 
+def test_lost_pid_file_master_is_found_in_proc(tmp_path, paths):
+    proc = fake_proc(tmp_path, 42, ppid=1, cmdline=ours(paths))
+    fake_proc(tmp_path, 43, ppid=42, cmdline=ours(paths))   # worker: same command line
+    fake_proc(tmp_path, 50, ppid=1, cmdline=b"sleep 60")
+    assert not paths.pidfile.exists()
+    assert procs.master(paths, proc) == 42 and not procs.pidfile_is_stale(paths, proc)
+    paths.pidfile.write_text("50")                         # stale and foreign
+    assert procs.master(paths, proc) == 42 and procs.pidfile_is_stale(paths, proc)
+
+
 def test_zombie_master_is_not_running(tmp_path, paths):
     proc = fake_proc(tmp_path, 42, state="Z", cmdline=ours(paths))
     paths.pidfile.write_text("42")
