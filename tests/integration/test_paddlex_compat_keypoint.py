@@ -137,6 +137,58 @@ def test_persons_and_keypoints_equal_paddlex(paddlex_python, cases, tmp_path):
     assert compared >= 20 * len(cases)  # the threshold-0 runs carry the many-person case
 
 
+DECODE_RUNNER = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    from paddlex.inference.models.keypoint_detection.processors import KptPostProcess
+
+    d = np.load(sys.argv[1])
+    out = {}
+    for dark in (True, False):
+        post = KptPostProcess(use_dark=dark)
+        kpts = []
+        for hm, c, s in zip(d["hm"], d["centers"], d["scales"]):  # PaddleX decodes one person per call
+            r = post.apply(hm.copy(), c, s)[0]
+            kpts.append(np.concatenate([r["keypoints"], [[r["kpt_score"]] * 3]]).tolist())
+        out[str(dark)] = kpts
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def test_heatmap_decoding_equals_paddlex_on_hard_maps(paddlex_python, tmp_path):
+    """DARK and the quarter shift against PaddleX's KptPostProcess on maps chosen to hit edge
+    cases: peaks on and next to the border, flat plateaus (first argmax wins), noise, negative maps."""
+    rng = np.random.default_rng(11)
+    ys, xs = np.mgrid[0:32, 0:24].astype(np.float32)
+    maps = []
+    for i in range(48):
+        cx, cy = rng.uniform(-1, 25), rng.uniform(-1, 33)
+        g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * rng.uniform(1, 3) ** 2)) * rng.uniform(0.1, 1)
+        maps.append((g + rng.normal(0, 0.02, g.shape) * (i % 3 == 0)).astype(np.float32))
+    maps[3] = np.full((32, 24), 0.5, np.float32)                          # plateau: the first cell wins
+    maps[20] = -np.abs(rng.normal(0, 1, (32, 24))).astype(np.float32)      # peak <= 0: the origin
+    maps[40] = np.zeros((32, 24), np.float32)
+    maps[40][0, 23] = 1.0                                                   # corner peak
+    maps[41] = np.zeros((32, 24), np.float32)
+    maps[41][2, 21] = 1.0                                                   # first cell DARK refines
+    hm = np.stack(maps[:51] + maps[:3]).reshape(3, 17, 32, 24)
+    centers = np.float32([[100, 200], [50.5, 60.25], [300, 10]])
+    scales = np.float32([[90, 120], [33, 44], [201, 268]])
+    np.savez(tmp_path / "maps.npz", hm=hm, centers=centers, scales=scales)
+    (tmp_path / "decode.py").write_text(DECODE_RUNNER)
+    proc = subprocess.run([paddlex_python, str(tmp_path / "decode.py"), str(tmp_path / "maps.npz")],
+                          capture_output=True, text=True, env=paddlex_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    from visionpack.runtime.kpt_transforms import decode
+
+    for dark in (True, False):
+        kpts, scores = decode(hm, centers, scales, use_dark=dark)
+        ref = np.array(theirs[str(dark)])
+        np.testing.assert_allclose(kpts, ref[:, :17], atol=1e-3, err_msg=f"use_dark={dark}")
+        np.testing.assert_allclose(scores, ref[:, 17, 0], atol=1e-6)
+
+
 SERVE_CONFIG = {
     "pipeline_name": "human_keypoint_detection",
     "SubModules": {
