@@ -189,6 +189,74 @@ def test_heatmap_decoding_equals_paddlex_on_hard_maps(paddlex_python, tmp_path):
         np.testing.assert_allclose(scores, ref[:, 17, 0], atol=1e-6)
 
 
+DET_PRE_RUNNER = textwrap.dedent('''
+    import copy, json, sys, types
+    import numpy as np
+    from paddlex.inference.models.object_detection.predictor import DetRunnerPredictor
+    from paddlex.inference.models.object_detection.processors import ToBatch
+
+    job = json.loads(open(sys.argv[1]).read())
+    img = np.load(sys.argv[2])
+    out = {}
+    for i, pre in enumerate(job):
+        ops = []
+        for cfg in copy.deepcopy(pre):  # the builders DetRunnerPredictor._build registers, without a model
+            kind = cfg.pop("type")
+            ops.append(DetRunnerPredictor._FUNC_MAP[kind](types.SimpleNamespace(), **cfg))
+        datas = [{"img": img.copy(), "ori_img": img, "img_size": [img.shape[1], img.shape[0]],
+                  "ori_img_size": [img.shape[1], img.shape[0]]}]
+        for op in ops:
+            datas = op(datas)
+        shape, image, scale = ToBatch(("img_size", "img", "scale_factors"))(datas)
+        np.savez(sys.argv[3] + f"/{i}.npz", im_shape=shape, image=image, scale_factor=scale)
+    print("DONE")
+''')
+
+DET_PRES = [
+    [{"type": "Resize", "target_size": [320, 320], "keep_ratio": False, "interp": 2}, NORM_YML := {
+        "type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "is_scale": True},
+     {"type": "Permute"}],
+    [{"type": "Resize", "target_size": [608, 800], "keep_ratio": True, "interp": 1},
+     {"type": "NormalizeImage", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "is_scale": False},
+     {"type": "Permute"}, {"type": "PadStride", "stride": 32}],
+    [{"type": "Resize", "target_size": [640, 640], "keep_ratio": True, "interp": 3},
+     {"type": "Pad", "size": [640, 640], "fill_value": [114.0, 114.0, 114.0]}, NORM_YML, {"type": "Permute"}],
+    [{"type": "WarpAffine", "keep_res": True}, NORM_YML, {"type": "Permute"}],
+    [{"type": "Resize", "target_size": [96, 160], "interp": 0},
+     {"type": "NormalizeImage", "norm_type": "none", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+     {"type": "Permute"}],
+]
+
+
+def test_detector_preprocessing_equals_paddlex(paddlex_python, tmp_path):
+    """Our feeds vs PaddleX's own Preprocess ops for each op type, on an odd-sized image."""
+    from visionpack.runtime.det_transforms import DetPreprocessor
+
+    rng = np.random.default_rng(5)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (333, 517, 3), dtype=np.uint8), (5, 5), 0)
+    np.save(tmp_path / "img.npy", img)
+    (tmp_path / "job.json").write_text(json.dumps(DET_PRES))
+    (tmp_path / "pre.py").write_text(DET_PRE_RUNNER)
+    proc = subprocess.run([paddlex_python, str(tmp_path / "pre.py"), str(tmp_path / "job.json"),
+                           str(tmp_path / "img.npy"), str(tmp_path)], capture_output=True, text=True,
+                          env=paddlex_env(), timeout=300)
+    assert proc.returncode == 0 and "DONE" in proc.stdout, proc.stderr[-3000:]
+    for i, pre in enumerate(DET_PRES):
+        theirs = np.load(tmp_path / f"{i}.npz")
+        ours = DetPreprocessor.from_config({"Preprocess": pre}, ["im_shape", "image", "scale_factor"])(img)
+        for name in ("im_shape", "scale_factor"):
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-7, err_msg=f"Preprocess #{i} {name}")
+        a, b = ours["image"], theirs["image"]
+        assert a.shape == b.shape, i
+        # PaddleX's env has OpenCV 4.10, ours 4.12: their interpolation code may round a rare
+        # pixel one grey level apart. Allow exactly that: one level, on a few pixels per 10^4.
+        norm = [op for op in pre if op["type"] == "NormalizeImage"][0]
+        one_level = (1 / 255 if norm.get("is_scale", True) else 1.0) / min(norm["std"])
+        diff = np.abs(a - b)
+        assert diff.max() <= one_level * 1.001 + 1e-5, f"Preprocess #{i}: {diff.max()}"
+        assert (diff > 1e-5).mean() < 1e-4, f"Preprocess #{i}: {(diff > 1e-5).mean()}"
+
+
 SERVE_CONFIG = {
     "pipeline_name": "human_keypoint_detection",
     "SubModules": {
