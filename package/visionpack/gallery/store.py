@@ -66,8 +66,10 @@ CREATE INDEX IF NOT EXISTS removed_gen ON removed (index_key, gen);
 """
 
 
-class UnknownIndex(InvalidArgument):
-    """A client named an indexKey this deploy does not have (a client error, never a 500)."""
+# An unknown indexKey is the client's mistake (PaddleX answers 500): InvalidArgument itself,
+# not a subclass, because errors.py is the one list of codes and the README table is built
+# from its subclasses.
+UnknownIndex = InvalidArgument
 
 
 @dataclass(frozen=True)
