@@ -17,6 +17,7 @@ the other commands only the data directory. Exit codes: 0 ok, 2 bad input, 1 oth
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -86,7 +87,28 @@ def read_layout(root: Path, list_file: Path | None = None) -> list[tuple[Path, s
     return out
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Paddle's C++ side prints to fd 1; keep stdout for our one JSON line (scripts parse it)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    with stdout_to_stderr():
+        summary = _build(args)
+    print(json.dumps(summary))
+    return 0 if summary["skipped"] == 0 else 1
+
+
+def _build(args: argparse.Namespace) -> dict:
     from .. import config as config_mod
     from ..imaging import decode
     from ..services.face import FaceService
@@ -116,8 +138,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         done = min(i + BATCH, total)
         rate = done / max(1e-6, time.monotonic() - started)
         log(f"[{done}/{total}] {100 * done // total}%  {rate:.1f} img/s  eta {(total - done) / rate:.0f}s")
-    print(json.dumps({"index": args.index, "added": added, "skipped": total - added, "whole_image_no_face": no_face}))
-    return 0 if added == total else 1
+    return {"index": args.index, "added": added, "skipped": total - added, "whole_image_no_face": no_face}
 
 
 def engine_factory():
