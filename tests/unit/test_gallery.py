@@ -268,3 +268,71 @@ def test_store_survives_a_fork_by_reopening(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert g.id_map(DEFAULT_INDEX) == {0: "p0", 1: "child0"}
+
+
+# --- snapshots ---------------------------------------------------------------------------
+
+def test_large_indexes_are_snapshotted_and_a_new_process_catches_up_from_it(tmp_path, monkeypatch):
+    import visionpack.gallery as G
+
+    monkeypatch.setattr(G, "SNAPSHOT_MIN", 10)
+    monkeypatch.setattr(index_mod, "REBUILD_DEAD_MIN", 1000)
+    a = open_gallery(tmp_path, "HNSW32")
+    vecs = unit_vectors(40)
+    a.add(DEFAULT_INDEX, faces(vecs[:30]))
+    a.fresh(DEFAULT_INDEX)
+    a.remove(DEFAULT_INDEX, [0])
+    a.fresh(DEFAULT_INDEX)  # incremental: the snapshot stays at the full build's generation
+    snap = a.snapshot_path(DEFAULT_INDEX)
+    assert snap.exists()
+    a.add(DEFAULT_INDEX, faces(vecs[30:], prefix="late"))
+    a.remove(DEFAULT_INDEX, [5])
+    # A new process loads the snapshot (no rebuild) and applies what happened after it.
+    b = open_gallery(tmp_path, "HNSW32")
+    monkeypatch.setattr(index_mod.VectorIndex, "_rebuild", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    idx = b.fresh(DEFAULT_INDEX)
+    assert sorted(idx.labels) == [i for i in range(40) if i not in (0, 5)]
+    assert idx.labels[35] == "late5" and idx.dead >= {0, 5}
+    assert b.search(DEFAULT_INDEX, vecs[5:6], 1)[0][0].id != 5
+    assert b.search(DEFAULT_INDEX, vecs[33:34], 1)[0][0].id == 33
+
+
+@pytest.mark.parametrize("index_type", ["Flat", "IVF"])
+def test_snapshots_of_flat_and_ivf(tmp_path, monkeypatch, index_type):
+    import visionpack.gallery as G
+
+    monkeypatch.setattr(G, "SNAPSHOT_MIN", 10)
+    a = open_gallery(tmp_path, index_type)
+    vecs = unit_vectors(50)
+    a.add(DEFAULT_INDEX, faces(vecs))
+    a.fresh(DEFAULT_INDEX)
+    a.remove(DEFAULT_INDEX, [7])
+    b = open_gallery(tmp_path, index_type)
+    assert b.search(DEFAULT_INDEX, vecs[7:8], 1)[0][0].id != 7
+    assert b.search(DEFAULT_INDEX, vecs[8:9], 1)[0][0].id == 8
+    assert len(b.fresh(DEFAULT_INDEX)) == 49
+
+
+def test_bad_or_future_snapshots_are_ignored(tmp_path, monkeypatch, caplog):
+    import visionpack.gallery as G
+
+    monkeypatch.setattr(G, "SNAPSHOT_MIN", 10)
+    a = open_gallery(tmp_path)
+    vecs = unit_vectors(20)
+    a.add(DEFAULT_INDEX, faces(vecs))
+    a.fresh(DEFAULT_INDEX)
+    snap = a.snapshot_path(DEFAULT_INDEX)
+    good = snap.read_bytes()
+    snap.write_bytes(b"garbage")
+    assert open_gallery(tmp_path).search(DEFAULT_INDEX, vecs[3:4], 1)[0][0].id == 3
+    assert "ignoring index snapshot" in caplog.text
+    # A snapshot from a later generation than the store (a database restored by hand).
+    snap.write_bytes(good)
+    with GalleryStore(db_path(tmp_path)).write() as c:
+        c.execute("DELETE FROM faces WHERE id >= 10")
+        c.execute("UPDATE indexes SET gen = 1")
+    caplog.clear()
+    g = open_gallery(tmp_path)
+    assert len(g.fresh(DEFAULT_INDEX)) == 10 and "newer than the gallery" in caplog.text
+    # Other configurations never read it (index type / metric / model are in its name).
+    assert open_gallery(tmp_path, "HNSW32").snapshot_path(DEFAULT_INDEX) != snap

@@ -9,6 +9,8 @@ any other worker, without messages between them.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import uuid
 from pathlib import Path
@@ -22,6 +24,10 @@ from .store import DEFAULT_INDEX, GalleryStore, NewFace, UnknownIndex, check_key
 __all__ = ["DEFAULT_INDEX", "Gallery", "GalleryStore", "Hit", "IndexParams", "NewFace", "UnknownIndex", "db_path"]
 
 DB_NAME = "face_gallery.sqlite3"
+# Indexes at least this large are snapshotted after a full build: rebuilding a 1M-vector HNSW
+# graph takes minutes per worker, loading its snapshot seconds.
+SNAPSHOT_MIN = 20_000
+log = logging.getLogger("visionpack.gallery")
 
 
 def db_path(data_dir: str | Path) -> Path:
@@ -31,18 +37,20 @@ def db_path(data_dir: str | Path) -> Path:
 class Gallery:
     """Gallery bound to one feature model (``model``: its fingerprint; ``dim``: vector size)."""
 
-    def __init__(self, store: GalleryStore, params: IndexParams, model: str, dim: int) -> None:
+    def __init__(self, store: GalleryStore, params: IndexParams, model: str, dim: int,
+                 cache_dir: Path | None = None) -> None:
         self.store = store
         self.params = params
         self.model = model
         self.dim = dim
+        self.cache_dir = cache_dir
         self._indexes: dict[str, VectorIndex] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     @classmethod
     def open(cls, data_dir: str | Path, params: IndexParams, model: str, dim: int) -> "Gallery":
-        g = cls(GalleryStore(db_path(data_dir)), params, model, dim)
+        g = cls(GalleryStore(db_path(data_dir)), params, model, dim, db_path(data_dir).parent / "index-cache")
         g.store.ensure_index(DEFAULT_INDEX)
         return g
 
@@ -60,13 +68,51 @@ class Gallery:
         with self._lock_for(key):
             idx = self._indexes.get(key)
             if idx is None:
-                idx = self._indexes[key] = VectorIndex(self.dim, self.params)
+                idx = self._indexes[key] = self._load_snapshot(key) or VectorIndex(self.dim, self.params)
             if idx.gen != gen:
                 # Re-read inside the lock: a concurrent thread may already have caught up.
                 ch = self.store.changes(key, idx.gen, self.model, self.dim)
                 if ch.gen != idx.gen:
                     idx.apply(ch, lambda: self.store.changes(key, None, self.model, self.dim))
+            if idx.rebuilt:
+                idx.rebuilt = False
+                if len(idx) >= SNAPSHOT_MIN:
+                    self._save_snapshot(key, idx)
         return idx
+
+    def snapshot_path(self, key: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        name = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.cache_dir / f"{name}-{self.params.index_type}-{self.params.metric}-{self.model[:16]}.npz"
+
+    def _load_snapshot(self, key: str) -> VectorIndex | None:
+        path = self.snapshot_path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            # A snapshot older than the store's tombstone horizon is caught by changes(): it
+            # then answers with the full index and the snapshot is simply rebuilt over.
+            idx = VectorIndex.load(path.read_bytes(), self.dim, self.params, self.store.id_map(key))
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            log.warning("ignoring index snapshot %s: %s", path, exc)
+            return None
+        if idx.gen is None or idx.gen > self.store.generation(key):
+            # From a future the store does not have (a database file restored by hand).
+            log.warning("ignoring index snapshot %s: newer than the gallery", path)
+            return None
+        return idx
+
+    def _save_snapshot(self, key: str, idx: VectorIndex) -> None:
+        from ..fsutil import atomic_write
+
+        path = self.snapshot_path(key)
+        if path is None:
+            return
+        try:
+            atomic_write(path, idx.dump())
+        except OSError as exc:  # a cache: failing to write it must not fail the search
+            log.warning("cannot write index snapshot %s: %s", path, exc)
 
     # --- operations ---------------------------------------------------------------------
     def search(self, key: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:

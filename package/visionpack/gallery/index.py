@@ -15,6 +15,8 @@ grown ``IVF_RETRAIN_GROWTH``-fold since its centroids were trained.
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -96,6 +98,7 @@ class VectorIndex:
         self._lock = threading.Lock()
         self._index = self._empty(0)
         self._selector = None
+        self.rebuilt = False  # set by a full build; the Gallery then saves a snapshot
 
     # --- construction -------------------------------------------------------------------
     def _factory_string(self, n: int) -> str:
@@ -132,6 +135,7 @@ class VectorIndex:
         self.labels = dict(zip(ids.tolist(), labels))
         self.dead = set()
         self._selector = None
+        self.rebuilt = True
 
     # --- keeping up with the store ------------------------------------------------------
     def apply(self, ch: Changes, reload: Callable[[], Changes]) -> None:
@@ -172,6 +176,35 @@ class VectorIndex:
         if self.dead and len(self.dead) > max(REBUILD_DEAD_MIN, REBUILD_DEAD_FRACTION * live):
             return True
         return self.params.index_type == "IVF" and live >= 64 and live > IVF_RETRAIN_GROWTH * max(1, self._trained_on)
+
+    # --- snapshots (so a restarted worker need not rebuild a large HNSW graph) ---------------
+    def dump(self) -> bytes:
+        """The faiss index with the ids it holds, the dead set and the generation it reflects."""
+        with self._lock:
+            blob = faiss_module().serialize_index(self._index)
+            meta = {"gen": self.gen, "trained_on": self._trained_on, "dim": self.dim,
+                    "index_type": self.params.index_type, "metric": self.params.metric}
+            buf = io.BytesIO()
+            np.savez(buf, index=blob, ids=np.fromiter(self.labels, np.int64, len(self.labels)),
+                     dead=np.fromiter(self.dead, np.int64, len(self.dead)),
+                     meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+            return buf.getvalue()
+
+    @classmethod
+    def load(cls, data: bytes, dim: int, params: IndexParams, labels: dict[int, str]) -> "VectorIndex":
+        """A dumped index; ``labels`` = the store's id -> label now. Ids the store no longer has
+        keep a blank label until the tombstones newer than the snapshot remove them."""
+        z = np.load(io.BytesIO(data), allow_pickle=False)
+        meta = json.loads(bytes(z["meta"]).decode())
+        if (meta["dim"], meta["index_type"], meta["metric"]) != (dim, params.index_type, params.metric):
+            raise ValueError("snapshot of another index configuration")
+        idx = cls(dim, params)
+        idx._index = faiss_module().deserialize_index(np.ascontiguousarray(z["index"]))
+        idx.labels = {i: labels.get(i, "") for i in z["ids"].tolist()}
+        idx.dead = set(z["dead"].tolist())
+        idx._trained_on = int(meta["trained_on"])
+        idx.gen = int(meta["gen"])
+        return idx
 
     # --- search -------------------------------------------------------------------------
     def _search_params(self, k: int):
