@@ -91,8 +91,6 @@ def test_same_person_scores_clearly_above_strangers(vectors):
 
 
 def test_recognition_through_the_gallery(svc):
-    from visionpack.gallery import NewFace  # noqa: F401  (the service builds them)
-
     faces, found = svc.new_faces([(rgb("collins.jpg"), "collins"), (rgb("biden.jpg"), "biden"),
                                   (rgb("obama_1.jpg"), "obama")])
     assert all(f is not None for f in found)

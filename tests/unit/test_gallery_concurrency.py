@@ -10,7 +10,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 
 from visionpack.gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, db_path
 
