@@ -65,6 +65,19 @@ def test_nms_min_removes_a_box_nested_in_a_bigger_one():
     assert M.nms(boxes, scores, 0.7, "min").tolist() == [0]        # overlap/smaller = 1
 
 
+def test_nms_plus_one_measures_pixels_inclusively():
+    # Two 10x10-pixel boxes (0..9 and 5..14 inclusive) overlap in 5x10 pixels: IoU 50/150.
+    boxes = np.array([[0, 0, 9, 9], [5, 0, 14, 9.0]])
+    scores = np.array([0.9, 0.8])
+    assert M.nms(boxes, scores, 0.34, plus_one=True).tolist() == [0, 1]
+    assert M.nms(boxes, scores, 0.33, plus_one=True).tolist() == [0]
+    # Without +1 the same boxes are 9x9 with a 4x9 overlap: IoU 36/126 = 0.286.
+    assert M.nms(boxes, scores, 0.29).tolist() == [0, 1] and M.nms(boxes, scores, 0.28).tolist() == [0]
+    # "min" with +1: 50 / 100.
+    assert M.nms(boxes, scores, 0.5, "min", plus_one=True).tolist() == [0, 1]
+    assert M.nms(boxes, scores, 0.49, "min", plus_one=True).tolist() == [0]
+
+
 def test_nms_edge_cases():
     assert M.nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
     # Zero-area boxes never divide by zero.

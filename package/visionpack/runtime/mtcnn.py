@@ -9,8 +9,9 @@ Stages, with facenet-pytorch's constants (its weights are what our bundles hold)
    per scale, 0.7 across scales, then the cell's regression moves the box and it is squared.
 2. **RNet** re-scores 24x24 crops of those boxes (``thresholds[1]``), NMS 0.7, regression, square.
 3. **ONet** re-scores 48x48 crops (``thresholds[2]``) and gives five landmarks as fractions of
-   the box; regression, then NMS 0.7 measured as intersection over the *smaller* box, which
-   removes a small box nested in a larger one (IoU would keep it).
+   the box (decoded before the final regression); regression, then NMS 0.7 measured as
+   intersection over the *smaller* box (sizes +1), which removes a small box nested in a larger
+   one (IoU would keep it). docs/face-models.md lists these facts with their sources.
 
 Crops are taken from the box clipped to the image (1-based, inclusive, as the MATLAB original)
 and resized to the stage's input, so boxes at the border are squeezed rather than padded;
@@ -57,24 +58,27 @@ def pyramid_scales(h: int, w: int, min_size: int = MIN_SIZE, factor: float = FAC
     return scales
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union",
+        plus_one: bool = False) -> np.ndarray:
     """Indices kept, best score first. ``union``: IoU; ``min``: overlap / smaller area.
 
-    Areas use the continuous box size (x2 - x1), as torchvision's NMS that facenet-pytorch
-    calls; a box is dropped when its overlap with a kept one is *greater* than ``threshold``.
+    Sizes are ``x2 - x1`` as in torchvision's NMS (stages 1 and 2 in facenet-pytorch), or
+    ``x2 - x1 + 1`` with ``plus_one`` as in its numpy NMS of the final stage; a box is dropped
+    when its overlap with a kept one is *greater* than ``threshold``.
     """
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
+    one = 1.0 if plus_one else 0.0
     x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
-    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    area = np.maximum(x2 - x1 + one, 0) * np.maximum(y2 - y1 + one, 0)
     order = np.argsort(-scores, kind="stable")
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
         inter = iw * ih
         if mode == "min":
             denom = np.minimum(area[i], area[rest])
@@ -226,7 +230,7 @@ class Cascade:
         lx = bw[:, None] * lm[:, :5] + boxes[:, 0:1] - 1
         ly = bh[:, None] * lm[:, 5:10] + boxes[:, 1:2] - 1
         boxes = regress(boxes, reg, inclusive=True)
-        pick = nms(boxes, score, 0.7, mode="min")
+        pick = nms(boxes, score, 0.7, mode="min", plus_one=True)
         return [FaceBox(boxes[i].astype(np.float64), float(score[i]), np.stack([lx[i], ly[i]], axis=1).astype(np.float64))
                 for i in pick]
 
