@@ -77,6 +77,19 @@ class Checkpoints:
         return json.loads((self.root / "state.json").read_text())
 
 
+def init_from(net: Any, ckpt_dir: str) -> dict[str, Any]:
+    """Load another run's final weights (a new training phase); return its provenance."""
+    import hashlib
+
+    import paddle
+
+    root = Path(ckpt_dir)
+    params = root / "last.pdparams"
+    net.set_state_dict(paddle.load(str(params)))
+    return {"dir": str(root), "sha256": hashlib.sha256(params.read_bytes()).hexdigest(),
+            "state": json.loads((root / "state.json").read_text())}
+
+
 class Log:
     def __init__(self, path: str | Path):
         self.path = Path(path)

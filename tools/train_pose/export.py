@@ -50,16 +50,26 @@ def kpt_yaml() -> dict[str, Any]:
     }
 
 
+def _phases(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Training phases oldest first (a phase started with --init-from carries its parent's state)."""
+    parent = (state.get("init_from") or {}).get("state")
+    own = {"seed": state.get("seed"), "steps": state.get("step"), "hyper": state.get("hyper"),
+           "train_seconds": round(float(state.get("train_seconds", 0.0)))}
+    return (_phases(parent) if parent else []) + [own]
+
+
 def _source(ckpt_dir: Path, data_seed: int) -> dict[str, Any]:
     state = json.loads((ckpt_dir / "state.json").read_text())
+    phases = _phases(state)
     return {
         "kind": "trained-here",
         "license": "same as this repository (weights trained from scratch, no third-party data)",
         "training_tool": "tools/train_pose",
         "data": {"generator": "tools/train_pose/scenes.py", "generator_version": scenes.GENERATOR_VERSION,
                  "base_seed": data_seed},
-        "train_seed": state.get("seed"), "steps": state.get("step"), "hyper": state.get("hyper"),
-        "train_seconds": round(float(state.get("train_seconds", 0.0))),
+        "train_seed": phases[0]["seed"], "steps": sum(p["steps"] or 0 for p in phases),
+        "train_seconds": sum(p["train_seconds"] for p in phases), "phases": phases,
+        "threads": 1, "device": "cpu",
     }
 
 

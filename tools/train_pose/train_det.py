@@ -22,7 +22,7 @@ SIZE = 320
 FEAT = SIZE // STRIDE
 MEAN = np.float32([0.485, 0.456, 0.406])
 STD = np.float32([0.229, 0.224, 0.225])
-HYPER = {"batch": 16, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 100, "gauss_alpha": 0.54,
+HYPER = {"batch": 16, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "gauss_alpha": 0.54,
          "loss_weights": {"heatmap": 1.0, "log_wh": 1.0, "offset": 1.0}}
 
 
@@ -93,7 +93,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--init-from", help="start a new phase from this checkpoint directory's weights "
+                    "(fresh optimizer and LR schedule)")
+    ap.add_argument("--lr", type=float, default=HYPER["lr"])
+    ap.add_argument("--warmup", type=int, default=HYPER["warmup"])
     a = ap.parse_args()
+    hyper = dict(HYPER, lr=a.lr, warmup=a.warmup)
     common.limit_threads(a.threads)
     import paddle
 
@@ -103,23 +108,27 @@ def main() -> None:
     paddle.seed(a.seed)
     np.random.seed(a.seed)
     net = PersonDetector()
-    opt = paddle.optimizer.AdamW(learning_rate=HYPER["lr"], parameters=net.parameters(),
-                                 weight_decay=HYPER["weight_decay"])
+    opt = paddle.optimizer.AdamW(learning_rate=hyper["lr"], parameters=net.parameters(),
+                                 weight_decay=hyper["weight_decay"])
     ckpt = common.Checkpoints(a.out)
     log = common.Log(f"{a.out}/train_log.jsonl")
     state = ckpt.load(net, opt)
     start = state["step"] if state else 0
     elapsed = state.get("train_seconds", 0.0) if state else 0.0
+    if state:  # resuming this phase: its checkpoint already holds the weights
+        init = state.get("init_from")
+    else:
+        init = common.init_from(net, a.init_from) if a.init_from else None
     data = data_mod.load(a.cache)
     log.write(event="start", step=start, params=count_params(net), scenes=len(data["det_imgs"]),
-              persons=int(len(data["det_boxes"])), hyper=HYPER, seed=a.seed, steps=a.steps)
+              persons=int(len(data["det_boxes"])), hyper=hyper, seed=a.seed, steps=a.steps, init_from=init and init["dir"])
     net.train()
     t0 = time.time()
     acc = np.zeros(4)
     for step in range(start, a.steps):
         rng = common.step_rng(a.seed, step)
         x, hm_t, reg_t, wt = make_batch(data, rng, HYPER["batch"])
-        opt.set_lr(common.lr_at(step, a.steps, HYPER["lr"], HYPER["warmup"]))
+        opt.set_lr(common.lr_at(step, a.steps, hyper["lr"], hyper["warmup"]))
         hm, box = net(paddle.to_tensor(x))
         loss, l_hm, l_wh, l_off = losses(paddle, hm, box, paddle.to_tensor(hm_t), paddle.to_tensor(reg_t),
                                          paddle.to_tensor(wt))
@@ -135,7 +144,7 @@ def main() -> None:
             acc[:] = 0
         if done % a.ckpt_every == 0 or done == a.steps:
             ckpt.save(net, opt, done, {"train_seconds": elapsed + time.time() - t0, "seed": a.seed,
-                                       "steps": a.steps, "hyper": HYPER})
+                                       "steps": a.steps, "hyper": hyper, "init_from": init})
     log.write(event="done", step=a.steps, sec=round(elapsed + time.time() - t0))
 
 

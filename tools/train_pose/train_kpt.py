@@ -18,7 +18,7 @@ import numpy as np
 from tools.train_pose import common, topdown
 from tools.train_pose.scenes import FLIP_PAIRS
 
-HYPER = {"batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "warmup": 100, "sigma": 2.0, "loss_scale": 1000.0}
+HYPER = {"batch": 32, "lr": 3e-3, "weight_decay": 1e-4, "warmup": 50, "sigma": 2.0, "loss_scale": 1000.0}
 FLIP_INDEX = list(range(17))
 for _a, _b in FLIP_PAIRS:
     FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
@@ -53,7 +53,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--init-from", help="start a new phase from this checkpoint directory's weights "
+                    "(fresh optimizer and LR schedule)")
+    ap.add_argument("--lr", type=float, default=HYPER["lr"])
+    ap.add_argument("--warmup", type=int, default=HYPER["warmup"])
     a = ap.parse_args()
+    hyper = dict(HYPER, lr=a.lr, warmup=a.warmup)
     common.limit_threads(a.threads)
     import paddle
 
@@ -63,24 +68,28 @@ def main() -> None:
     paddle.seed(a.seed)
     np.random.seed(a.seed)
     net = TinyPoseNet()
-    opt = paddle.optimizer.AdamW(learning_rate=HYPER["lr"], parameters=net.parameters(),
-                                 weight_decay=HYPER["weight_decay"])
+    opt = paddle.optimizer.AdamW(learning_rate=hyper["lr"], parameters=net.parameters(),
+                                 weight_decay=hyper["weight_decay"])
     ckpt = common.Checkpoints(a.out)
     log = common.Log(f"{a.out}/train_log.jsonl")
     state = ckpt.load(net, opt)
     start = state["step"] if state else 0
     elapsed = state.get("train_seconds", 0.0) if state else 0.0
+    if state:  # resuming this phase: its checkpoint already holds the weights
+        init = state.get("init_from")
+    else:
+        init = common.init_from(net, a.init_from) if a.init_from else None
     data = data_mod.load(a.cache)
     data.pop("det_imgs")  # the crops are all this trainer needs
-    log.write(event="start", step=start, params=count_params(net), crops=int(len(data["crops"])), hyper=HYPER,
-              seed=a.seed, steps=a.steps)
+    log.write(event="start", step=start, params=count_params(net), crops=int(len(data["crops"])), hyper=hyper,
+              seed=a.seed, steps=a.steps, init_from=init and init["dir"])
     net.train()
     t0 = time.time()
     acc = 0.0
     for step in range(start, a.steps):
         rng = common.step_rng(a.seed, step)
         x, t, w = make_batch(data, rng, HYPER["batch"])
-        opt.set_lr(common.lr_at(step, a.steps, HYPER["lr"], HYPER["warmup"]))
+        opt.set_lr(common.lr_at(step, a.steps, hyper["lr"], hyper["warmup"]))
         hm = net(paddle.to_tensor(x))
         wt = paddle.to_tensor(w)[:, :, None, None]
         loss = (((hm - paddle.to_tensor(t)) * wt) ** 2).mean() * HYPER["loss_scale"]
@@ -95,7 +104,7 @@ def main() -> None:
             acc = 0.0
         if done % a.ckpt_every == 0 or done == a.steps:
             ckpt.save(net, opt, done, {"train_seconds": elapsed + time.time() - t0, "seed": a.seed,
-                                       "steps": a.steps, "hyper": HYPER})
+                                       "steps": a.steps, "hyper": hyper, "init_from": init})
     log.write(event="done", step=a.steps, sec=round(elapsed + time.time() - t0))
 
 
