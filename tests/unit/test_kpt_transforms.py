@@ -204,6 +204,11 @@ def test_merge_flip_averages_with_the_flipped_back_maps():
     np.testing.assert_allclose(merged, plain, atol=1e-7)
 
 
+def test_flip_pairs_that_do_not_fit_the_model_are_a_model_error():
+    with pytest.raises(ModelInvalid):
+        KT.merge_flip(np.zeros((1, 16, 8, 6), np.float32), np.zeros((1, 16, 8, 6), np.float32), spec())
+
+
 # --- visualisation --------------------------------------------------------------------------------
 
 def test_skeleton_draws_confident_points_and_limbs_only():

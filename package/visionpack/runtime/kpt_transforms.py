@@ -124,6 +124,10 @@ def flip_back(flipped: np.ndarray, pairs: Sequence[tuple[int, int]], shift: bool
 
 
 def merge_flip(plain: np.ndarray, flipped: np.ndarray, spec: KptSpec) -> np.ndarray:
+    k = plain.shape[1]
+    if any(max(a, b) >= k for a, b in spec.flip_pairs):
+        raise ModelInvalid(f"flip_perm {list(spec.flip_pairs)} does not fit a model with {k} keypoints; "
+                           "set flip_perm in inference.yml or turn the flip test off")
     return (plain + flip_back(flipped, spec.flip_pairs, spec.shift_heatmap)) * np.float32(0.5)
 
 
