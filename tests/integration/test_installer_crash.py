@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from test_installer_fixtures import (DEPLOY, SYSTEM_PYTHON, free_port, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, wheelhouse)
+                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
 
 
 def spawn_installer(src: Path, root: Path, *args: str) -> subprocess.Popen:

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from test_installer_fixtures import (DEPLOY, alive, free_port, make_source_tree, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, wheelhouse)
+                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
 
 
 def test_port_in_use_exits_11_before_writing(source_tree, root):
@@ -158,3 +158,15 @@ def test_broken_wheelhouse_exits_16_and_leaves_nothing_half_made(tmp_path, wheel
     # Undone at once: the deploy is not installed, and nothing is left for a later run to repair.
     assert not (root / DEPLOY / "state.json").exists() and not (root / DEPLOY / "releases").exists()
     assert run_installer(src, root, "status", DEPLOY).returncode == 14
+
+
+def test_start_without_a_license_exits_20_and_starts_nothing(source_tree, root):
+    port = free_port()
+    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
+                         "--port", str(port)).returncode == 0
+    (root / "licenses" / "license.lic").unlink()
+    proc = run_installer(source_tree, root, "start", DEPLOY)
+    assert proc.returncode == 20, proc.stdout + proc.stderr
+    assert "license" in proc.stderr and "hint: " in proc.stderr
+    st = status_json(source_tree, root)
+    assert st["pid"] is None and not (root / DEPLOY / "run" / "gunicorn.pid").exists()

@@ -123,7 +123,6 @@ def make_source_tree(dest: Path, wheelhouse: Path, *, params_bytes: int = 64 << 
     os.symlink(wheelhouse / "wheels", dest / "original" / "wheels")
     shutil.copy2(wheelhouse / "requirements.lock", dest / "original" / "requirements.lock")
     (dest / "licenses").mkdir()
-    (dest / "licenses" / "vendor.pub").write_text("test public key\n")
     return dest
 
 
@@ -141,6 +140,37 @@ def shared_runtime(tmp_path_factory, source_tree) -> Path:
                              "--port", str(free_port()), netns=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return shared / ".runtime"
+
+
+def _run(cmd: list, **kw) -> None:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=120, **kw)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def trial_license(tmp_path_factory, shared_runtime, source_tree) -> tuple[Path, Path]:
+    """A throwaway vendor key and a 30-day license for this machine, put in ``source_tree/licenses``.
+
+    Made with the vendor tool and the runtime's python (it has ``cryptography``), outside any
+    network namespace, so the fingerprint matches services the tests start. ``install`` copies
+    both into ``<root>/licenses`` like it copies a real package's. 64 instances: test roots of
+    several sessions may run at once on one machine.
+    """
+    base = tmp_path_factory.getbasetemp() / "vendor"
+    python = next(shared_runtime.glob("*/bin/python"))
+    tool = REPO / "vendor" / "visionpack_vendor.py"
+    lic = base / "trial.lic"
+    if not lic.exists():
+        base.mkdir(exist_ok=True)
+        _run([python, tool, "keygen", "--out", base / "keys", "--reuse"])
+        _run([python, "-c", f"from visionpack.licensing.admin import write_request; write_request({str(base / 'request.json')!r})"],
+             env={**os.environ, "PYTHONPATH": str(REPO / "package")})
+        _run([python, tool, "issue", "--key", next((base / "keys").glob("*.key")), "--request", base / "request.json",
+              "--out", lic, "--days", "30", "--customer", "installer-tests", "--instances", "64"])
+    pub = next((base / "keys").glob("*.pub"))
+    shutil.copy2(pub, source_tree / "licenses" / pub.name)
+    shutil.copy2(lic, source_tree / "licenses" / "license.lic")
+    return pub, lic
 
 
 def new_root(tmp_path: Path, shared_runtime: Path) -> Path:
@@ -162,7 +192,7 @@ def kill_leftovers(root: Path) -> None:
 
 
 @pytest.fixture
-def root(tmp_path, shared_runtime):
+def root(tmp_path, shared_runtime, trial_license):
     r = new_root(tmp_path, shared_runtime)
     yield r
     kill_leftovers(r)

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from test_installer_fixtures import (DEPLOY, alive, free_port, post_json, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, wheelhouse)
+                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
 
 
-def test_full_lifecycle(source_tree, root):
+def test_full_lifecycle(source_tree, root, trial_license):
     port = free_port()
     proc = run_installer(source_tree, root, "in", DEPLOY, "--host", "127.0.0.1", "--port", str(port))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -33,7 +33,9 @@ def test_full_lifecycle(source_tree, root):
     info = json.loads((rel / "release.json").read_text())
     assert info["version"] == "1.0.0" and Path(info["runtime"]).parent == root / ".runtime"
     assert set(info["models"]["tiny_bundle"]) >= {"inference.json", "inference.pdiparams", "inference.yml"}
-    assert (root / "licenses" / "vendor.pub").read_text() == "test public key\n"
+    pub, lic = trial_license
+    assert (root / "licenses" / pub.name).read_bytes() == pub.read_bytes()
+    assert (root / "licenses" / "license.lic").read_bytes() == lic.read_bytes()
     for sub in ("data", "logs", "run"):
         assert (d / sub).is_dir()
     state = json.loads((d / "state.json").read_text())

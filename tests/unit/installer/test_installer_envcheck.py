@@ -105,7 +105,9 @@ def test_checksums_from_verify(src):
 def test_damage_in_a_bundle_this_deploy_does_not_use_only_warns(src):
     other = SimpleNamespace(status="CORRUPT", path="models/face/inference.pdiparams", detail="")
     mine = SimpleNamespace(status="MISSING", path="models/b/inference.yml", detail="")
-    warn = envcheck.check_checksums(src, ["b"], lambda top: [other])
+    sums = SimpleNamespace(status="INVALID", path="original/SHA256SUMS",
+                           detail="models/face/inference.json: e68f disagrees with the lock/manifest")
+    warn = envcheck.check_checksums(src, ["b"], lambda top: [other, sums])
     assert not warn.ok and warn.warn_only and "does not use" in warn.detail
     fail = envcheck.check_checksums(src, ["b"], lambda top: [other, mine])
     assert not fail.ok and not fail.warn_only and fail.detail.startswith("1 file(s)")
