@@ -59,6 +59,18 @@ class Residual(nn.Layer):
         return F.relu(x + self.b(self.a(x)))
 
 
+def up2(x):
+    """Nearest-neighbour 2x upsampling from expand/reshape.
+
+    Same numbers as nearest interpolation with scale 2, but the nearest_interp op exports a
+    float-array ``scale`` attribute that Paddle Inference's oneDNN executor cannot convert
+    (and PaddleX runs PP-YOLOE-S_human with oneDNN by default).
+    """
+    n, c, h, w = x.shape
+    x = paddle.expand(x.reshape([-1, c, h, 1, w, 1]), [-1, c, h, 2, w, 2])
+    return x.reshape([-1, c, h * 2, w * 2])
+
+
 class SpaceToDepth(nn.Layer):
     """[N,C,H,W] -> [N,C*b*b,H/b,W/b] with reshape/transpose only (exports everywhere)."""
 
@@ -95,8 +107,8 @@ class PersonDetector(nn.Layer):
         c3 = self.c3(x)
         c4 = self.c4(c3)
         c5 = self.c5(c4)
-        p4 = self.fuse4(self.lat4(c4) + F.interpolate(self.lat5(c5), scale_factor=2, mode="nearest"))
-        p3 = self.fuse3(self.lat3(c3) + F.interpolate(p4, scale_factor=2, mode="nearest"))
+        p4 = self.fuse4(self.lat4(c4) + up2(self.lat5(c5)))
+        p3 = self.fuse3(self.lat3(c3) + up2(p4))
         hm = self.hm_out(self.hm_head(p3))          # logits [N,1,H/8,W/8]
         box = self.box_out(self.box_head(p3))       # [N,4,H/8,W/8]: log w, log h (cells), dx, dy
         return hm, box
@@ -158,8 +170,8 @@ class TinyPoseNet(nn.Layer):
         x1 = self.l1(self.stem(x))
         x2 = self.l2(self.down2(x1))
         x3 = self.l3(self.down3(x2))
-        y2 = self.f2(x2 + F.interpolate(self.up3(x3), scale_factor=2, mode="nearest"))
-        y1 = self.f1(x1 + F.interpolate(self.up2(y2), scale_factor=2, mode="nearest"))
+        y2 = self.f2(x2 + up2(self.up3(x3)))
+        y1 = self.f1(x1 + up2(self.up2(y2)))
         return self.out(y1)
 
 
