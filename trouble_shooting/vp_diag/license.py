@@ -1,0 +1,232 @@
+"""License of each install root: file, key, signature (runtime), dates, fingerprint, clock, scope.
+
+Everything but the Ed25519 signature is checked with the standard library (licfile.py), so a
+broken runtime still gets a full picture; the signature and the runtime's own verdict come
+from ``admin.diff_report`` / ``admin.status`` run in a deploy's runtime venv.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from . import licfile, runtime
+from .core import FAIL, PASS, WARN, Context, Deploy, Result, quote
+
+GROUP = "license"
+ORDER = 20
+SIGNATURE_REASONS = ("malformed", "unsupported-algorithm", "unknown-key", "bad-signature")
+
+CODE = r"""
+from visionpack.errors import LicenseError
+from visionpack.licensing import admin
+lic_dir = sys.argv[2]
+out = {"signature": "ok", "detail": None, "status": {}}
+try:
+    out["diff"] = admin.diff_report(lic_dir + "/license.lic", lic_dir)
+except LicenseError as exc:
+    out["signature"], out["detail"] = exc.reason, exc.detail
+for deploy, service in json.loads(sys.argv[3]):
+    out["status"][deploy] = admin.status(lic_dir, deploy, service)
+print(json.dumps(out, default=str))
+"""
+
+
+def fixes(ctx: Context, root: Path, reason: str) -> List[str]:
+    lic = str(root / "licenses" / "license.lic")
+    fp = ctx.install_cmd(root, "fingerprint", "--diff", lic)
+    lu = ctx.install_cmd(root, "lu", "NEW_LICENSE")
+    table = {
+        "missing": [ctx.install_cmd(root, "lu", "LICENSE_FILE_FROM_THE_VENDOR")],
+        "malformed": ["# the file was damaged in transfer: get it again from the vendor, then", lu],
+        "unsupported-algorithm": ["# ask the vendor for a file made by the current tool, then", lu],
+        "unknown-key": [f"cp {quote(ctx.package / 'licenses') if ctx.package else 'PACKAGE/licenses'}/*.pub "
+                        f"{quote(root / 'licenses')}/", fp],
+        "bad-signature": ["# the file was altered after signing: get an unmodified copy from the vendor, then", lu],
+        "wrong-machine": [fp, ctx.install_cmd(root, "fingerprint", "--out", "request.json") +
+                          "  # send request.json to the vendor", lu],
+        "wrong-gpu": ["nvidia-smi -L  # put the licensed GPU back, or ask for a license for this one", lu],
+        "expired": ["# ask the vendor for a renewal, then", lu],
+        "expiring": ["# ask the vendor for a renewal before it expires, then", lu],
+        "not-yet-valid": ["date -u  # check the clock; the license starts later", "timedatectl set-ntp true"],
+        "issued-in-future": ["date -u  # the clock is behind the license's issue time", "timedatectl set-ntp true"],
+        "clock-rollback": ["date -u", "timedatectl set-ntp true  # set the clock right (NTP)"],
+        "clock-tampered": ["timedatectl set-ntp true  # restore the clock first, then:",
+                           f"rm {quote(licfile.STATE_DIR / 'clock.mark')} {quote(licfile.STATE_DIR / '.clock.mark.2')}"],
+        "deploy-not-licensed": ["# ask the vendor for a license naming this deploy, then", lu],
+        "service-not-licensed": ["# ask the vendor for a license naming this service, then", lu],
+        "instance-limit": [ctx.install_cmd(root, "status") + "  # stop one, or get more instances", lu],
+    }
+    return table.get(reason, [fp])
+
+
+def _fp_candidates(ctx: Context, deploys: List[Deploy]) -> List[Path]:
+    rel = "visionpack/licensing/fingerprint.py"
+    out = [d.release / "package" / rel for d in deploys if d.release]
+    if ctx.package:
+        out.append(ctx.package / "package" / rel)
+    return out
+
+
+def _runtime_for(ctx: Context, root: Path, deploys: List[Deploy]) -> Optional[Tuple[Path, Path]]:
+    """(python, package dir) to verify with: a deploy's runtime and release, else any runtime + the package."""
+    for d in deploys:
+        if d.runtime and d.release and (d.runtime / "bin" / "python").exists():
+            return d.runtime / "bin" / "python", d.release / "package"
+    if ctx.package:
+        for py in sorted((root / ".runtime").glob("*/bin/python")):
+            return py, ctx.package / "package"
+    return None
+
+
+def dates(ctx: Context, root: Path, g: str, p: Dict[str, Any], now: float) -> Result:
+    issued, nb, exp = (licfile.parse_time(p[k]) for k in ("issued_at", "not_before", "expires_at"))
+    drift = licfile.MAX_CLOCK_DRIFT
+    data = {"issued_at": p["issued_at"], "not_before": p["not_before"], "expires_at": p["expires_at"]}
+    if issued > now + drift:
+        return Result(g, "dates", FAIL, f"issued-in-future: issued {p['issued_at']} but the clock says "
+                      f"{licfile.format_time(now)}", fixes(ctx, root, "issued-in-future"), data=data)
+    if now < nb - drift:
+        return Result(g, "dates", FAIL, f"not-yet-valid: valid from {p['not_before']} "
+                      f"(in {(nb - now) / 3600:.1f} h)", fixes(ctx, root, "not-yet-valid"), data=data)
+    left = exp - now
+    data["days_left"] = max(0, int(left // 86400))
+    if left <= 0:
+        return Result(g, "dates", FAIL, f"expired: expired at {p['expires_at']} "
+                      f"({-left / 86400:.1f} days ago)", fixes(ctx, root, "expired"), data=data)
+    if left <= licfile.EXPIRY_WARNING_DAYS * 86400:
+        return Result(g, "dates", WARN, f"expires {p['expires_at']}: {left / 86400:.1f} days left",
+                      fixes(ctx, root, "expiring"), data=data)
+    return Result(g, "dates", PASS, f"valid until {p['expires_at']}: {data['days_left']} days left", data=data)
+
+
+def fingerprint(ctx: Context, root: Path, g: str, p: Dict[str, Any], fpmod: Any) -> Result:
+    if fpmod is None:
+        return Result(g, "fingerprint", WARN, "fingerprint not checked: licensing/fingerprint.py not found in "
+                      "any release or the package", [ctx.install_cmd(root, "fingerprint", "--diff",
+                                                                     str(root / "licenses" / "license.lic"))])
+    fp = fpmod.collect()
+    m = licfile.match(p, dict(fp.components))
+    lines = [f"{r['component']}: {r['status']}" + (" (required)" if r["required"] else "") for r in m["rows"]]
+    binding = p.get("binding") or {}
+    gpu_bad = binding.get("type") == "gpu" and binding.get("uuid_hash") not in fp.gpus
+    n = len(m["rows"])
+    if gpu_bad:
+        return Result(g, "fingerprint", FAIL, "wrong-gpu: the licensed GPU is not in this machine",
+                      fixes(ctx, root, "wrong-gpu"), lines, data=m)
+    if not m["ok"]:
+        req = f"; required {', '.join(m['missing_required'])} changed" if m["missing_required"] else ""
+        return Result(g, "fingerprint", FAIL, f"wrong-machine: {len(m['matched'])} of {n} components match, need "
+                      f"{m['min_match']}{req}; changed: {', '.join(m['changed'])}",
+                      fixes(ctx, root, "wrong-machine"), lines, data=m)
+    if m["changed"]:
+        return Result(g, "fingerprint", WARN, f"still valid ({len(m['matched'])} of {n} match, need {m['min_match']}) "
+                      f"but changed: {', '.join(m['changed'])}", fixes(ctx, root, "wrong-machine"), lines, data=m)
+    return Result(g, "fingerprint", PASS, f"all {n} bound components match ({', '.join(m['matched'])})", data=m)
+
+
+def clock(ctx: Context, root: Path, g: str, fpmod: Any, now: float) -> Result:
+    if fpmod is None:
+        return Result(g, "clock", WARN, "clock mark not checked (no fingerprint module to derive its key)", ["date -u"])
+    high, labels = licfile.read_marks(licfile.STATE_DIR, licfile.clock_secret(fpmod))
+    where = f"{licfile.STATE_DIR}/{licfile.MARK_NAMES[0]}"
+    if high is None and "bad" in labels:
+        return Result(g, "clock", FAIL, f"clock-rollback: the clock mark in {licfile.STATE_DIR} does not verify on this "
+                      "machine (edited or copied)", fixes(ctx, root, "clock-tampered"))
+    if high is None:
+        return Result(g, "clock", PASS, f"no clock mark yet ({where}); the first service start writes it")
+    behind = high - now
+    data = {"mark": licfile.format_time(high), "copies": labels}
+    if behind > licfile.MAX_CLOCK_DRIFT:
+        return Result(g, "clock", FAIL, f"clock-rollback: the clock {licfile.format_time(now)} is {behind / 60:.0f} min "
+                      f"behind the latest time seen {licfile.format_time(high)}", fixes(ctx, root, "clock-rollback"),
+                      data=data)
+    return Result(g, "clock", PASS, f"not behind the latest time seen ({licfile.format_time(high)}; copies "
+                  f"{', '.join(labels)})", data=data)
+
+
+def scope(ctx: Context, root: Path, g: str, p: Dict[str, Any], d: Deploy) -> Result:
+    deps, svcs = p.get("deploys"), p.get("services")
+    if deps != "*" and d.name not in (deps or []):
+        return Result(g, f"scope {d.name}", FAIL, f"deploy-not-licensed: the license names deploys {deps}",
+                      fixes(ctx, root, "deploy-not-licensed"), deploy=d.name)
+    if svcs != "*" and d.service not in (svcs or []):
+        return Result(g, f"scope {d.name}", FAIL, f"service-not-licensed: {d.service!r} is not in {svcs}",
+                      fixes(ctx, root, "service-not-licensed"), deploy=d.name)
+    return Result(g, f"scope {d.name}", PASS, f"deploy {d.name} / service {d.service} licensed", deploy=d.name)
+
+
+def root_checks(ctx: Context, root: Path) -> List[Result]:
+    g = f"license ({root / 'licenses'})"
+    deploys = [d for d in ctx.deploys if d.root == root]
+    path = root / "licenses" / "license.lic"
+    try:
+        data = path.read_bytes()[: licfile.MAX_BYTES + 1]
+    except OSError as exc:
+        return [Result(g, "license-file", FAIL, f"missing: {path} ({exc.strerror})", fixes(ctx, root, "missing"))]
+    try:
+        env, p = licfile.parse(data)
+        for key in ("issued_at", "not_before", "expires_at"):
+            licfile.parse_time(p[key])
+    except licfile.Bad as exc:
+        return [Result(g, "license-file", FAIL, f"{exc.reason}: {path}: {exc.detail}", fixes(ctx, root, exc.reason))]
+    out = [Result(g, "license-file", PASS, f"{p.get('id')} for {p.get('customer')!r}, issued {p.get('issued_at')}, "
+                  f"{p.get('instances')} instance(s)", data={"id": p.get("id"), "customer": p.get("customer")})]
+    kids = licfile.key_ids(root / "licenses")
+    if env["kid"] in kids:
+        out.append(Result(g, "key", PASS, f"signed with key {env['kid']} ({kids[env['kid']]})"))
+    else:
+        out.append(Result(g, "key", FAIL, f"unknown-key: signed with key {env['kid']}, not among the public keys in "
+                          f"{root / 'licenses'} ({', '.join(kids) or 'none'})", fixes(ctx, root, "unknown-key")))
+    now = time.time()
+    fpmod = licfile.load_fingerprint_module(_fp_candidates(ctx, deploys))
+    out.append(clock(ctx, root, g, fpmod, now))  # before the runtime runs: its gate advances the mark
+    out.append(dates(ctx, root, g, p, now))
+    out.append(fingerprint(ctx, root, g, p, fpmod))
+    out += [scope(ctx, root, g, p, d) for d in deploys if d.state]
+    out += signature(ctx, root, g, deploys, {r.detail.split(":", 1)[0] for r in out if r.status == FAIL})
+    return out
+
+
+def signature(ctx: Context, root: Path, g: str, deploys: List[Deploy], explained: set) -> List[Result]:
+    rt = _runtime_for(ctx, root, deploys)
+    if rt is None:
+        return [Result(g, "signature", WARN, "license signature not checked (runtime unavailable)",
+                       [ctx.install_cmd(root, "fingerprint", "--diff", str(root / "licenses" / "license.lic"))])]
+    specs = [[d.name, d.service] for d in deploys if d.state and d.service]
+    res, err = runtime.run(rt[0], rt[1], CODE, [str(root / "licenses"), json.dumps(specs)], timeout=60)
+    if not isinstance(res, dict):
+        return [Result(g, "signature", WARN, f"license signature not checked (runtime unavailable: {err})",
+                       [f"{quote(rt[0])} -c 'import cryptography'"])]
+    out = []
+    sig = res.get("signature")
+    if sig == "ok":
+        out.append(Result(g, "signature", PASS, f"Ed25519 signature valid (checked with {rt[0]})"))
+    elif sig in SIGNATURE_REASONS:
+        if sig not in explained:
+            out.append(Result(g, "signature", FAIL, f"{sig}: {res.get('detail')}", fixes(ctx, root, sig)))
+    else:
+        out.append(Result(g, "signature", WARN, f"signature not confirmed: {sig}: {res.get('detail')}",
+                          fixes(ctx, root, str(sig))))
+    for d in deploys:
+        st = (res.get("status") or {}).get(d.name)
+        if not isinstance(st, dict):
+            continue
+        if st.get("licensed"):
+            running = st.get("instances_running")
+            n = len(running) if isinstance(running, list) else running
+            out.append(Result(g, f"verdict {d.name}", PASS, f"the runtime accepts it for {d.name}: "
+                              f"{st.get('days_left')} days left, instances running: {n}", deploy=d.name))
+        elif st.get("reason") not in explained:
+            out.append(Result(g, f"verdict {d.name}", FAIL, f"{st.get('reason')}: {st.get('detail')}",
+                              fixes(ctx, root, str(st.get("reason"))), deploy=d.name))
+    return out
+
+
+def checks(ctx: Context) -> Iterable[Result]:
+    for root in ctx.roots:
+        for r in root_checks(ctx, root):
+            r.root = str(root)
+            yield r

@@ -1,0 +1,152 @@
+"""Key errors in recent logs (EasyTroubleShoot's "关键报错日志"): tracebacks, 337000 / license
+failures, gunicorn WORKER TIMEOUT, out-of-memory kills (also in the kernel log), with the lines."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from .core import PASS, WARN, Context, Deploy, Result, deploy_group, quote
+
+GROUP = "logs"
+ORDER = 70
+TAIL_BYTES = 2 << 20        # the end of each log is what matters; never read gigabytes
+WINDOW_HOURS = 24.0         # "recent": overridable with --since HOURS
+LOG_NAMES = ("error.log", "gunicorn.out", "error.log.1")
+_TS = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[.,]\d+)?\s*(?:([+-])(\d\d):?(\d\d)|Z)?")
+
+# category -> (check name, pattern, what it means)
+PATTERNS: Dict[str, Tuple[str, "re.Pattern[str]", str]] = {
+    "traceback": ("log-tracebacks", re.compile(r"Traceback \(most recent call last\)"), "Python traceback(s)"),
+    "license": ("log-license", re.compile(r"337000|Auth check failed|license check failed", re.I),
+                "license failures (337000)"),
+    "timeout": ("log-worker-timeouts", re.compile(r"WORKER TIMEOUT"), "gunicorn WORKER TIMEOUT(s)"),
+    "oom": ("log-oom", re.compile(r"out of memory|MemoryError|oom-kill|Killed process|std::bad_alloc", re.I),
+            "out-of-memory kill(s)"),
+}
+
+
+def parse_time(line: str) -> Optional[float]:
+    m = _TS.search(line[:64])
+    if not m:
+        return None
+    try:
+        t = calendar.timegm(time.strptime(f"{m.group(1)} {m.group(2)}", "%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        return None
+    if m.group(3):  # explicit offset: convert to UTC; without one, gunicorn/logging print local time
+        off = (int(m.group(4)) * 60 + int(m.group(5))) * 60
+        return t - off if m.group(3) == "+" else t + off
+    return t + time.timezone if time.localtime().tm_isdst <= 0 else t + time.altzone
+
+
+def read_tail(path: Path, limit: int = TAIL_BYTES) -> List[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[1:] if size > limit else lines  # the first line of a cut tail is partial
+
+
+def scan(lines: List[str], since: float) -> Dict[str, List[str]]:
+    """Matching recent lines per category; a traceback is shown with its final exception line."""
+    found: Dict[str, List[str]] = {k: [] for k in PATTERNS}
+    stamp: Optional[float] = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        t = parse_time(line)
+        if t is not None:
+            stamp = t
+        recent = stamp is None or stamp >= since  # undated lines before any stamp: keep, to be safe
+        if recent:
+            for key, (_, pat, _) in PATTERNS.items():
+                if not pat.search(line):
+                    continue
+                if key == "traceback":
+                    j = i + 1
+                    while j < len(lines) and (lines[j].startswith((" ", "\t")) or not lines[j].strip()):
+                        j += 1
+                    last = lines[j] if j < len(lines) else ""
+                    found[key].append(f"{line.strip()} ... {last.strip()}")
+                else:
+                    found[key].append(line.strip())
+        i += 1
+    return found
+
+
+def fixes(ctx: Context, d: Deploy, key: str, log: Path) -> List[str]:
+    if key == "traceback":
+        return [f"grep -n -A 40 'Traceback' {quote(log)} | tail -n 80",
+                "bash trouble_shooting/trouble_shooting.sh --bundle  # send the tarball to support"]
+    if key == "license":
+        return [ctx.install_cmd(d.root, "fingerprint", "--diff", str(d.root / "licenses" / "license.lic")),
+                ctx.install_cmd(d.root, "lu", "NEW_LICENSE")]
+    if key == "timeout":
+        cfg = d.release / "config.yml" if d.release else "config.yml"
+        return [f"grep -n '^timeout' {quote(cfg)}  # raise it (seconds per request), then:",
+                ctx.install_cmd(d.root, "restart", d.name)]
+    return ["free -m", f"# fewer workers use less memory: reinstall with --workers N"]
+
+
+def deploy_logs(ctx: Context, d: Deploy, since: float) -> List[Result]:
+    g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
+    merged: Dict[str, List[str]] = {k: [] for k in PATTERNS}
+    where: Dict[str, Path] = {}
+    for name in LOG_NAMES:
+        path = d.dir / "logs" / name
+        for key, lines in scan(read_tail(path), since).items():
+            if lines:
+                merged[key] += [f"{name}: {ln}" for ln in lines]
+                where.setdefault(key, path)
+    out = []
+    hours = (time.time() - since) / 3600
+    for key, (check, _, what) in PATTERNS.items():
+        lines = merged[key]
+        if lines:
+            # Newest last, as in the file; the report shows the first 10 like EasyTroubleShoot.
+            out.append(Result(g, check, WARN, f"{len(lines)} {what} in {d.dir / 'logs'} in the last {hours:.0f} h",
+                              fixes(ctx, d, key, where[key]), lines[-10:], data={"count": len(lines)}, **kw))
+        else:
+            out.append(Result(g, check, PASS, f"no {what} in the last {hours:.0f} h", **kw))
+    return out
+
+
+def kernel_lines() -> Tuple[List[str], str]:
+    """OOM-killer lines about our processes from dmesg or the kernel log files, and where from."""
+    sources = []
+    try:
+        p = subprocess.run(["dmesg"], capture_output=True, timeout=5, check=False)
+        if p.returncode == 0:
+            sources.append(("dmesg", p.stdout.decode("utf-8", "replace").splitlines()))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for f in ("/var/log/kern.log", "/var/log/messages"):
+        lines = read_tail(Path(f))
+        if lines:
+            sources.append((f, lines))
+    pat = re.compile(r"(Out of memory|oom-kill|Killed process).*(gunicorn|python|visionpack)", re.I)
+    hits = [f"{src}: {ln.strip()}" for src, lines in sources for ln in lines if pat.search(ln)]
+    return hits, ", ".join(s for s, _ in sources) or "none readable"
+
+
+def checks(ctx: Context) -> Iterable[Result]:
+    since = time.time() - float(ctx.facts.get("since_hours", WINDOW_HOURS)) * 3600
+    for d in ctx.deploys:
+        if (d.dir / "logs").is_dir():
+            yield from deploy_logs(ctx, d, since)
+    hits, where = kernel_lines()
+    if hits:
+        yield Result("host", "kernel-oom", WARN, f"the kernel OOM killer hit our processes ({where})",
+                     ["free -m", "# fewer workers use less memory: reinstall with --workers N"], hits[-10:])
+    else:
+        yield Result("host", "kernel-oom", PASS, f"no OOM kills of gunicorn/python in the kernel log ({where})")
