@@ -84,7 +84,18 @@ class CpuWindow:
         self.sys0 = psutil.cpu_times()
         self.srv0 = self.server.cpu_seconds()
         self.wrk0 = self.server.worker_cpu_seconds()
+        self.thr0 = self._threads()
         return self
+
+    def _threads(self) -> dict[tuple[int, int], float]:
+        out = {}
+        for p in self.server.workers():
+            try:
+                for t in p.threads():
+                    out[(p.pid, t.id)] = t.user_time + t.system_time
+            except psutil.NoSuchProcess:
+                pass
+        return out
 
     def __exit__(self, *exc: Any) -> None:
         self.wall = time.perf_counter() - self.t0
@@ -92,6 +103,9 @@ class CpuWindow:
         self.server_cpu = self.server.cpu_seconds() - self.srv0
         wrk1 = self.server.worker_cpu_seconds()
         self.worker_cpu = [b - a for a, b in zip(self.wrk0, wrk1)]
+        thr1 = self._threads()
+        # Busiest threads of the workers: shows where CPU goes (request threads vs Paddle's pool).
+        self.top_threads = sorted((round(v - self.thr0.get(k, 0.0), 2) for k, v in thr1.items()), reverse=True)[:6]
         idle = (sys1.idle - self.sys0.idle) + (getattr(sys1, "iowait", 0) - getattr(self.sys0, "iowait", 0))
         total = sum(sys1) - sum(self.sys0)
         self.busy = total - idle
@@ -104,6 +118,7 @@ class CpuWindow:
             "server_cpu_s": round(self.server_cpu, 2),
             "server_cpu_ms_per_request": round(self.server_cpu * 1e3 / requests, 2) if requests else None,
             "worker_cpu_share": [round(w / max(1e-9, sum(self.worker_cpu)), 3) for w in self.worker_cpu],
+            "busiest_worker_threads_cpu_s": self.top_threads,
             "client_cpu_s": round(client_cpu, 2),
             "machine_busy_cores": round(self.busy / self.wall, 2),
             "other_processes_cores": round(max(0.0, other) / self.wall, 2),
@@ -111,10 +126,12 @@ class CpuWindow:
         }
 
 
-def micro(bundle: Path, jpeg: Path, threads: int) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), GLOG_minloglevel="2")
+def micro(bundle: Path, jpeg: Path, threads: int, package: Path, server_env: dict[str, str]) -> dict[str, Any]:
+    # The same environment a gunicorn worker gets (its conf sets the math-library thread counts).
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "GLOG_minloglevel": "2", **server_env}
     proc = subprocess.run([sys.executable, str(BENCH / "micro_classification.py"), "--bundle", str(bundle),
-                           "--jpeg", str(jpeg), "--threads", str(threads)],
+                           "--jpeg", str(jpeg), "--threads", str(threads), "--package", str(package)],
                           capture_output=True, text=True, env=env, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"micro benchmark failed:\n{proc.stderr[-3000:]}")
@@ -141,10 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-paddlex-tuned", action="store_true",
                     help="skip the extra PaddleX run with PADDLE_PDX_CPU_NUM_THREADS=cores")
     ap.add_argument("--paddlex-python", type=Path, default=DEFAULT_PADDLEX_PY)
+    ap.add_argument("--package", type=Path, default=REPO / "package",
+                    help="package dir our service runs from (to measure a patched scratch copy)")
+    ap.add_argument("--server-env", action="append", default=[], metavar="K=V",
+                    help="extra environment for our gunicorn (repeatable), e.g. KMP_BLOCKTIME=0")
+    ap.add_argument("--workers", default="1,2", help="our worker counts to measure (default 1,2)")
+    ap.add_argument("--label", default="", help="suffix for the results file, e.g. 'patched'")
     ap.add_argument("--out-dir", type=Path, default=BENCH / "results")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--keep-work", action="store_true", help="keep the temp dir with configs and logs")
     a = ap.parse_args(argv)
+    if "1" not in a.workers.split(","):
+        ap.error("--workers must include 1 (the single-client latency runs against 1 worker)")
     if a.quick:
         a.rounds, a.duration, a.warmup, a.requests = 1, 6.0, 2.0, 60
 
@@ -166,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict[str, Any] = {
         "benchmark": "classification",
+        "label": a.label,
         "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cores": cores, "cpu": _cpu_model(), "python": platform.python_version(),
                     "loadavg_start": [round(x, 2) for x in os.getloadavg()]},
@@ -181,11 +207,16 @@ def main(argv: list[str] | None = None) -> int:
 
     servers: dict[str, S.Server] = {}
     try:
-        log("starting our service: 1 worker, then 2 workers")
-        servers["ours_1_worker"] = S.start_gunicorn("ours_1_worker", a.bundle, 1, work)
-        servers["ours_2_workers"] = S.start_gunicorn("ours_2_workers", a.bundle, 2, work)
-        result["ours"] = {"gunicorn_conf": servers["ours_1_worker"].notes["conf"],
-                          "worker_class": "gthread", "threads_per_worker_paddle": {"1": cores // 1, "2": max(1, cores // 2)}}
+        server_env = dict(kv.split("=", 1) for kv in a.server_env)
+        counts = [int(n) for n in a.workers.split(",")]
+        for n in counts:
+            name = "ours_1_worker" if n == 1 else f"ours_{n}_workers"
+            log(f"starting our service: {n} worker(s)")
+            servers[name] = S.start_gunicorn(name, a.bundle, n, work, package=a.package, env_extra=server_env)
+        first = servers[next(iter(servers))]
+        result["ours"] = {"gunicorn_conf": first.notes["conf"], "worker_class": "gthread",
+                          "package": str(a.package), "server_env": server_env,
+                          "paddle_threads_per_worker": {str(n): max(1, cores // n) for n in counts}}
         if not a.no_paddlex:
             _start_paddlex(a, bundle, work, servers, result, cores)
 
@@ -205,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"round {r + 1}/{a.rounds}: micro (threads 2, 1)")
             rr: dict[str, Any] = {"micro": {}, "single": {}, "load": {}}
             for th in sorted({cores, 1}, reverse=True):
-                rr["micro"][th] = micro(a.bundle, jpeg, th)
+                rr["micro"][th] = micro(a.bundle, jpeg, th, a.package, server_env)
             log(f"round {r + 1}/{a.rounds}: single client")
             o1 = servers["ours_1_worker"]
             for label, port, path, body in (
@@ -243,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_save:
         a.out_dir.mkdir(parents=True, exist_ok=True)
         stamp = result["started_utc"].replace(":", "").replace("-", "")
-        suffix = "-quick" if a.quick else ""
+        suffix = ("-quick" if a.quick else "") + (f"-{a.label}" if a.label else "")
         (a.out_dir / f"classification-{stamp}{suffix}.json").write_text(text + "\n")
         log(f"saved {a.out_dir}/classification-{stamp}{suffix}.json")
     _print_summary(result)

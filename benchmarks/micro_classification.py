@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "package"))
+# --package DIR (a patched scratch copy) must win over the tree's package/, so read it first.
+_pkg = sys.argv[sys.argv.index("--package") + 1] if "--package" in sys.argv[:-1] else str(REPO / "package")
+sys.path.insert(0, _pkg)
 
 
 def timeit(fn: Callable[[], Any], iters: int, warmup: int) -> list[float]:
@@ -57,9 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--onednn", choices=("auto", "on", "off"), default="auto")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--package", default=str(REPO / "package"), help="visionpack package dir to time")
+    ap.add_argument("--cv2-threads", type=int, help="cv2.setNumThreads before timing (default: OpenCV's own)")
     a = ap.parse_args(argv)
 
     import cv2
+
+    if a.cv2_threads is not None:
+        cv2.setNumThreads(a.cv2_threads)
 
     from visionpack import config as config_mod
     from visionpack.imaging import ImageLimits, decode

@@ -195,7 +195,8 @@ def gunicorn_conf() -> tuple[Path, str]:
 
 
 def start_gunicorn(name: str, bundle: Path, workers: int, work: Path, extra_cfg: dict[str, Any] | None = None,
-                   venv: Path = REPO / ".venv", package: Path = REPO / "package") -> Server:
+                   venv: Path = REPO / ".venv", package: Path = REPO / "package",
+                   env_extra: dict[str, str] | None = None) -> Server:
     import yaml
 
     port = free_port()
@@ -208,7 +209,7 @@ def start_gunicorn(name: str, bundle: Path, workers: int, work: Path, extra_cfg:
     cfg.update(extra_cfg or {})
     (d / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=True))
     conf, conf_label = gunicorn_conf()
-    env = dict(os.environ, VISIONPACK_CONFIG=str(d / "config.yml"), PYTHONPATH=str(package))
+    env = dict(os.environ, VISIONPACK_CONFIG=str(d / "config.yml"), PYTHONPATH=str(package), **(env_extra or {}))
     log = d / "logs" / "stdout.log"
     # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default, one path for
     # every instance on the machine; give ours a private one so we never touch another's.
@@ -217,7 +218,8 @@ def start_gunicorn(name: str, bundle: Path, workers: int, work: Path, extra_cfg:
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     srv = Server(name, port, proc, d / "logs" / "error.log", workers,
-                 {"kind": "gunicorn", "conf": conf_label, "config": cfg})
+                 {"kind": "gunicorn", "conf": conf_label, "config": cfg, "package": str(package),
+                  "env": env_extra or {}})
     try:
         srv.wait_ready("/ready")
         srv.wait_workers_loaded()
