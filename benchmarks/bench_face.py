@@ -75,7 +75,7 @@ def percentiles(ms: list[float]) -> dict[str, float]:
             "mean_ms": round(float(a.mean()), 4)}
 
 
-def bench_search(sizes: list[int], types: list[str], nq: int, seed: int) -> list[dict[str, Any]]:
+def bench_search(sizes: list[int], types: list[str], nq: int, seed: int, ef_construction: int = 40) -> list[dict[str, Any]]:
     import faiss
 
     rows = []
@@ -92,7 +92,7 @@ def bench_search(sizes: list[int], types: list[str], nq: int, seed: int) -> list
             exact[kind] = flat.search(q, 1)[1][:, 0]
             del flat
         for t in types:
-            idx = VectorIndex(DIM, IndexParams(t, "IP"))
+            idx = VectorIndex(DIM, IndexParams(t, "IP", hnsw_ef_construction=ef_construction))
             faiss.omp_set_num_threads(os.cpu_count() or 1)  # builds use every core
             t0 = time.perf_counter()
             idx.apply(Changes(1, True, ids, labels, base, np.zeros(0, np.int64)), lambda: None)
@@ -101,6 +101,8 @@ def bench_search(sizes: list[int], types: list[str], nq: int, seed: int) -> list
             # shared 2-core machine turn 0.2 ms searches into 20-200 ms ones (the service does the same).
             faiss.omp_set_num_threads(1)
             row: dict[str, Any] = {"n": n, "index_type": t, "build_s": round(build_s, 2)}
+            if t == "HNSW32":
+                row["ef_construction"] = ef_construction
             for kind, q in queries.items():
                 for i in range(min(20, nq)):  # warm caches
                     idx.search(q[i:i + 1], 1)
@@ -124,7 +126,8 @@ def sweep_hnsw(idx: VectorIndex, q: np.ndarray, exact: np.ndarray) -> dict[str, 
     """Recall and latency of one built HNSW graph at several search breadths (no rebuild)."""
     out = {}
     for ef in (32, 64, 128, 256, 512):
-        idx.params = IndexParams("HNSW32", idx.params.metric, hnsw_ef_search=ef)
+        idx.params = IndexParams("HNSW32", idx.params.metric, hnsw_ef_search=ef,
+                                 hnsw_ef_construction=idx.params.hnsw_ef_construction)
         ms, top = [], []
         for i in range(len(q)):
             t1 = time.perf_counter()
@@ -132,7 +135,7 @@ def sweep_hnsw(idx: VectorIndex, q: np.ndarray, exact: np.ndarray) -> dict[str, 
             ms.append((time.perf_counter() - t1) * 1000)
             top.append(hits[0][0].id if hits[0] else -1)
         out[str(ef)] = {**percentiles(ms), "recall_at_1_vs_flat": round(float(np.mean(np.array(top) == exact)), 4)}
-    idx.params = IndexParams("HNSW32", idx.params.metric)
+    idx.params = IndexParams("HNSW32", idx.params.metric, hnsw_ef_construction=idx.params.hnsw_ef_construction)
     return out
 
 
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--types", default="Flat,IVF,HNSW32")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hnsw-ef-construction", type=int, default=IndexParams().hnsw_ef_construction)
     ap.add_argument("--only", choices=("search", "adds", "e2e"))
     ap.add_argument("--no-e2e", action="store_true")
     ap.add_argument("--rounds", type=int, default=30, help="requests per end-to-end case")
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.only in (None, "search"):
         report["search"] = bench_search([int(s) for s in args.sizes.split(",")], args.types.split(","),
-                                        args.queries, args.seed)
+                                        args.queries, args.seed, args.hnsw_ef_construction)
         report["verdict"] = verdict(report["search"])
     if args.only in (None, "adds"):
         report["adds"] = bench_adds(args.seed)
