@@ -1,0 +1,423 @@
+"""The container runtime: one Docker container per service instance of a deploy.
+
+Beside the process runtime (procs.py) and with the same verbs: ``start`` (recreate and wait for
+/ready), ``stop``, ``status``, ``remove``. The image comes from the package, never a registry:
+``original/images/visionpack-runtime-<lock sha256[:16]>.tar`` (tools/image/build_image.sh), loaded
+with the Docker SDK for Python unless the engine already has that image id.
+
+A container (docs/docker.md)
+  * runs ``visionpack-serve <release>``: the release's own gunicorn and code, mounted read-only
+    at the same path as on the host, so config.yml's absolute paths hold inside;
+  * uses the host's network (never a Docker bridge), restart policy ``unless-stopped``, a health
+    check on GET /ready, labels ``visionpack.deploy|version|instance|root|release``;
+  * mounts ``<ROOT>/licenses`` read-only; ``<deploy>/data``, ``logs``, ``run`` read-write;
+  * runs as uid:gid 10001:10001 (the image's ``visionpack`` user; the three writable directories
+    are chowned to it), all capabilities dropped, no-new-privileges;
+  * sees the host's identity: every source licensing/fingerprint.py reads is mounted read-only
+    from the host, and /var/lib/visionpack read-write, so the service master takes its licence
+    slot among the host's and the clock mark is the host's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from ..errors import PackageCorrupt, RuntimeInstallFailed, StartFailed, StopFailed
+from .layout import DeployPaths
+from .procs import get_ready, probe_host
+from .runtime_env import tail
+
+IMAGE_NAME = "visionpack-runtime"
+UID = GID = 10001  # the image's "visionpack" user (tools/image/image.py)
+SERVE = "/usr/local/bin/visionpack-serve"
+HEALTHCHECK = "/usr/local/bin/visionpack-healthcheck"
+LABEL = "visionpack"
+SHARED_STATE = "/var/lib/visionpack"  # licensing: instances/ (slots) and state/ (clock mark)
+# What licensing/fingerprint.py reads (its module constants), mounted read-only at the same path.
+# /proc/cpuinfo needs no mount: a container's /proc is the host kernel's. The root disk cannot be
+# seen: a container's "/" is an overlay with no block device, so disk_serial is absent inside.
+IDENTITY_SOURCES = ("/etc/machine-id", "/var/lib/dbus/machine-id", "/sys/class/dmi/id", "/sys/class/net",
+                    "/sys/block", "/sys/dev/block", "/dev/disk/by-id")
+HEALTH = {"interval": 10, "timeout": 5, "retries": 3, "start_period": 180}  # seconds
+LOG_OPTS = {"max-size": "10m", "max-file": "3"}  # docker's own log of the container (gunicorn.out)
+START_TEMPLATE = "start-docker.sh.in"
+_NS = 1_000_000_000
+
+
+def sdk(wheels: Optional[Path] = None) -> Any:
+    """The ``docker`` module; from the pure-Python wheels of ``wheels`` if the python lacks it.
+
+    The installer runs on the system python (no third-party packages); the wheelhouse carries
+    docker, requests, urllib3, idna, certifi and charset_normalizer, which import from the wheel
+    zips directly, as yamlload does for PyYAML.
+    """
+    try:
+        import docker
+        return docker
+    except ImportError:
+        if wheels is None:
+            raise RuntimeInstallFailed("the Docker SDK for Python (docker) is not importable") from None
+    for prefix in ("docker", "requests", "urllib3", "idna", "certifi", "charset_normalizer"):
+        for wheel in sorted(Path(wheels).glob(f"{prefix}-*.whl")):
+            if str(wheel) not in sys.path:
+                sys.path.append(str(wheel))
+    try:
+        import docker
+        return docker
+    except ImportError as exc:
+        raise RuntimeInstallFailed(f"the Docker SDK for Python is neither installed nor in {wheels} ({exc})") from None
+
+
+def connect(wheels: Optional[Path] = None) -> Any:
+    """A client of the local engine (/var/run/docker.sock or $DOCKER_HOST)."""
+    docker = sdk(wheels)
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except Exception as exc:  # the SDK raises DockerException or requests' errors
+        raise StartFailed(f"no Docker engine answers ({exc}); start it (e.g. bash .ci/docker-engine.sh)") from None
+    return client
+
+
+# --- the image ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageRef:
+    tag: str
+    tar: Path
+    image_id: str  # sha256:… as recorded at build time; "" if the record is missing
+    sha256: str
+
+
+def image_ref(top: Path) -> ImageRef:
+    """The image the package ``top`` carries for its requirements.lock."""
+    lock = Path(top) / "original" / "requirements.lock"
+    try:
+        key = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    except OSError:
+        raise PackageCorrupt(f"{lock} is missing; run 'bash download.sh'") from None
+    tar = Path(top) / "original" / "images" / f"{IMAGE_NAME}-{key}.tar"
+    try:
+        rec = json.loads(tar.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        rec = {}
+    return ImageRef(f"{IMAGE_NAME}:{key}", tar, str(rec.get("image_id") or ""), str(rec.get("sha256") or ""))
+
+
+def _image_id(client: Any, name: str) -> Optional[str]:
+    try:
+        return client.images.get(name).id
+    except Exception:  # ImageNotFound, or a malformed name
+        return None
+
+
+def load_image(client: Any, ref: ImageRef, *, say: Callable[[str], None] = print) -> tuple[str, bool]:
+    """(image id, loaded?) — nothing is read from the tar if the engine has the recorded id."""
+    have = _image_id(client, ref.tag)
+    if have and (not ref.image_id or have == ref.image_id):
+        return have, False
+    if ref.image_id and _image_id(client, ref.image_id):
+        client.images.get(ref.image_id).tag(*ref.tag.split(":", 1))
+        return ref.image_id, False
+    if not ref.tar.is_file():
+        raise PackageCorrupt(f"{ref.tar} is missing; build it with 'bash download.sh --image'")
+    if ref.sha256:
+        from ..fsutil import sha256_file
+        if sha256_file(ref.tar) != ref.sha256:
+            raise PackageCorrupt(f"{ref.tar} does not match its recorded sha256; rebuild it with 'bash download.sh --image'")
+    say(f"loading image {ref.tag} from {ref.tar} ({ref.tar.stat().st_size >> 20} MiB)")
+    with open(ref.tar, "rb") as fh:
+        client.images.load(fh)
+    got = _image_id(client, ref.tag)
+    if got is None or (ref.image_id and got != ref.image_id):
+        raise PackageCorrupt(f"{ref.tar} did not load as {ref.tag} {ref.image_id or ''} (got {got})")
+    return got, True
+
+
+# --- one container ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything ``docker run`` needs; rendered both for the SDK and for start-N.sh."""
+
+    name: str
+    image: str
+    command: tuple[str, ...]
+    labels: Mapping[str, str]
+    mounts: tuple[Mount, ...]
+    health_cmd: str
+    working_dir: str
+    user: str = f"{UID}:{GID}"
+    restart: str = "unless-stopped"
+    health: Mapping[str, int] = field(default_factory=lambda: dict(HEALTH))
+
+    def sdk_kwargs(self) -> dict[str, Any]:
+        from docker.types import LogConfig
+        from docker.types import Mount as SdkMount
+
+        return {
+            "image": self.image, "command": list(self.command), "name": self.name, "labels": dict(self.labels),
+            "mounts": [SdkMount(m.target, m.source, type="bind", read_only=m.read_only) for m in self.mounts],
+            "network_mode": "host", "restart_policy": {"Name": self.restart}, "user": self.user,
+            "working_dir": self.working_dir, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "healthcheck": {"test": ["CMD-SHELL", self.health_cmd], "interval": self.health["interval"] * _NS,
+                            "timeout": self.health["timeout"] * _NS, "retries": self.health["retries"],
+                            "start_period": self.health["start_period"] * _NS},
+            "log_config": LogConfig(type="json-file", config=dict(LOG_OPTS)),
+        }
+
+    def run_arg_groups(self) -> list[list[str]]:
+        """``docker run`` arguments, one option with its value per group, giving the same container."""
+        g = [["--detach"], ["--name", self.name], ["--network", "host"], ["--restart", self.restart],
+             ["--user", self.user], ["--workdir", self.working_dir], ["--cap-drop", "ALL"],
+             ["--security-opt", "no-new-privileges"], ["--log-driver", "json-file"]]
+        g += [["--log-opt", f"{k}={v}"] for k, v in sorted(LOG_OPTS.items())]
+        g += [["--label", f"{k}={v}"] for k, v in sorted(self.labels.items())]
+        for m in self.mounts:
+            if "," in m.source + m.target or '"' in m.source + m.target:
+                raise StartFailed(f"cannot express the mount {m.source} for docker run --mount (comma or quote)")
+            g.append(["--mount", f"type=bind,source={m.source},target={m.target}" + (",readonly" if m.read_only else "")])
+        g += [["--health-cmd", self.health_cmd], ["--health-interval", f"{self.health['interval']}s"],
+              ["--health-timeout", f"{self.health['timeout']}s"], ["--health-retries", str(self.health["retries"])],
+              ["--health-start-period", f"{self.health['start_period']}s"]]
+        return g + [[self.image, *self.command]]
+
+    def run_args(self) -> list[str]:
+        return [a for group in self.run_arg_groups() for a in group]
+
+
+def container_name(deploy: str, instance: int = 1) -> str:
+    return f"{LABEL}-{deploy}-{instance}"
+
+
+def identity_mounts() -> list[Mount]:
+    """Read-only mounts of the host's identity sources that exist on this host."""
+    return [Mount(p, p, True) for p in IDENTITY_SOURCES if os.path.exists(p)]
+
+
+def spec_for(paths: DeployPaths, release: Path, version: str, image: str, *, host: str, port: int,
+             instance: int = 1) -> ContainerSpec:
+    release = Path(os.path.realpath(release))
+    h = probe_host(host)
+    url = f"http://[{h}]:{port}/ready" if ":" in h else f"http://{h}:{port}/ready"
+    mounts = [Mount(str(release), str(release), True), Mount(str(paths.root.licenses), str(paths.root.licenses), True)]
+    mounts += [Mount(str(d), str(d), False) for d in (paths.data, paths.logs, paths.run)]
+    mounts += [Mount(SHARED_STATE, SHARED_STATE, False)] + identity_mounts()
+    labels = {f"{LABEL}.deploy": paths.name, f"{LABEL}.version": version, f"{LABEL}.instance": str(instance),
+              f"{LABEL}.root": str(paths.root.path), f"{LABEL}.release": str(release)}
+    return ContainerSpec(name=container_name(paths.name, instance), image=image, command=(SERVE, str(release)),
+                         labels=labels, mounts=tuple(mounts), health_cmd=f"{HEALTHCHECK} {url}",
+                         working_dir=str(paths.dir))
+
+
+def prepare_host(paths: DeployPaths) -> None:
+    """Directories the container writes, owned by its user; the shared licensing directories."""
+    for d in (paths.data, paths.logs, paths.run):
+        d.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            for base, dirs, files in os.walk(d):
+                for name in [base, *(os.path.join(base, n) for n in dirs + files)]:
+                    os.lchown(name, UID, GID)
+        elif os.stat(d).st_uid != UID:
+            raise StartFailed(f"{d} must be owned by uid {UID} (the container's user); run install.py as root")
+    for sub in ("instances", "state"):
+        d = Path(SHARED_STATE) / sub
+        if not d.is_dir():
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                os.chmod(d, 0o1777)  # as licensing makes them: every service user shares them
+            except OSError as exc:
+                raise StartFailed(f"cannot create {d} ({exc.strerror}); run install.py as root once") from None
+
+
+def containers(client: Any, paths: DeployPaths) -> list[Any]:
+    """This deploy's containers (all states), by labels deploy and root, in instance order."""
+    found = client.containers.list(all=True, filters={"label": [f"{LABEL}.deploy={paths.name}",
+                                                                  f"{LABEL}.root={paths.root.path}"]})
+    return sorted(found, key=lambda c: int(c.labels.get(f"{LABEL}.instance", "0") or 0))
+
+
+def _remove_name(client: Any, name: str, paths: DeployPaths) -> None:
+    """``docker rm -f NAME`` — but never a container of another install root or product."""
+    try:
+        old = client.containers.get(name)
+    except Exception:  # NotFound
+        return
+    if old.labels.get(f"{LABEL}.root") != str(paths.root.path) or old.labels.get(f"{LABEL}.deploy") != paths.name:
+        raise StartFailed(f"a container named {name} exists and is not {paths.name} of {paths.root.path} "
+                          f"(labels {old.labels}); remove it with 'docker rm -f {name}'")
+    old.remove(force=True)
+
+
+def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port: int, timeout: float = 180.0,
+        say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Recreate the container of ``spec`` (rm -f + run) and wait until /ready says 200."""
+    prepare_host(paths)
+    _remove_name(client, spec.name, paths)
+    container = client.containers.run(detach=True, **spec.sdk_kwargs())
+    say(f"started container {spec.name} ({container.short_id}); waiting up to {timeout:.0f} s for "
+        f"http://{probe_host(host)}:{port}/ready")
+    deadline = time.monotonic() + timeout
+    last: tuple[Any, Any] = (None, None)
+    release = spec.labels.get(f"{LABEL}.release")
+    while True:
+        container.reload()
+        st = container.attrs["State"]
+        if st.get("Status") in ("exited", "dead") or st.get("Restarting") or container.attrs.get("RestartCount", 0):
+            detail = _failure_detail(container, paths)
+            container.remove(force=True)  # no crash loop left behind, like procs.start kills what it started
+            raise StartFailed(f"container {spec.name} exited (status {st.get('ExitCode')}) before it was ready\n{detail}")
+        status, body = get_ready(host, port, timeout=2.0)
+        # The answer must come from this release: another service on the port is not our container.
+        if status == 200 and body and body.get("deploy") == paths.name and body.get("release") == release:
+            return info(container)
+        last = (status, body)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    detail = _failure_detail(container, paths)
+    container.remove(force=True)
+    raise StartFailed(f"container {spec.name} not ready after {timeout:.0f} s (last /ready answer: {last[0]} "
+                      f"{last[1]}); removed it\n{detail}")
+
+
+def _failure_detail(container: Any, paths: DeployPaths) -> str:
+    parts = []
+    try:
+        parts.append(f"--- docker logs {container.name} (last lines) ---\n"
+                     + container.logs(tail=20).decode("utf-8", "replace").rstrip())
+    except Exception:  # the container may be gone already
+        pass
+    if paths.error_log.exists():
+        parts.append(f"--- last lines of {paths.error_log} ---\n{tail(paths.error_log)}")
+    return "\n".join(parts)
+
+
+def start(paths: DeployPaths, top: Path, release: Path, version: str, *, host: str, port: int,
+          timeout: float = 180.0, instance: int = 1, client: Any = None,
+          say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Load the package's image if needed, then (re)create instance ``instance`` and wait for /ready."""
+    client = client or connect(Path(top) / "original" / "wheels")
+    image_id, _ = load_image(client, image_ref(top), say=say)
+    spec = spec_for(paths, release, version, image_id_or_tag(client, image_ref(top), image_id), host=host,
+                    port=port, instance=instance)
+    return run(client, spec, paths, host=host, port=port, timeout=timeout, say=say)
+
+
+def image_id_or_tag(client: Any, ref: ImageRef, image_id: str) -> str:
+    # The tag is what an operator reads in 'docker ps'; the id is the same image.
+    return ref.tag if _image_id(client, ref.tag) == image_id else image_id
+
+
+def info(container: Any) -> dict[str, Any]:
+    a = container.attrs
+    st = a.get("State") or {}
+    labels = a.get("Config", {}).get("Labels") or {}
+    return {"name": container.name, "id": container.id[:12], "status": st.get("Status"),
+            "running": bool(st.get("Running")) and not st.get("Restarting"),
+            "health": (st.get("Health") or {}).get("Status"), "pid": st.get("Pid") or None,
+            "restart_count": a.get("RestartCount", 0), "exit_code": st.get("ExitCode"),
+            "started_at": st.get("StartedAt"), "image": a.get("Config", {}).get("Image"),
+            "version": labels.get(f"{LABEL}.version"), "instance": labels.get(f"{LABEL}.instance"),
+            "release": labels.get(f"{LABEL}.release")}
+
+
+def status(paths: DeployPaths, *, host: Optional[str] = None, port: Optional[int] = None, probe: bool = True,
+           client: Any = None) -> dict[str, Any]:
+    """``running`` (every container up), ``stopped``, ``failed`` (restarting or crashed) or ``absent``."""
+    client = client or connect()
+    found = []
+    for c in containers(client, paths):
+        c.reload()
+        found.append(info(c))
+    if not found:
+        state = "absent"
+    elif all(c["running"] for c in found):
+        state = "running"
+    elif any(c["status"] == "restarting" or (c["status"] == "exited" and c["exit_code"] not in (0, 143))
+             for c in found):
+        state = "failed"
+    else:
+        state = "stopped"
+    ready = detail = None
+    if probe and state == "running" and port:
+        code, body = get_ready(host or "127.0.0.1", int(port))
+        ready, detail = code == 200, (body if body is not None else code)
+    return {"runtime": "docker", "state": state, "containers": found, "pid": found[0]["pid"] if found else None,
+            "ready": ready, "ready_detail": detail}
+
+
+def stop(paths: DeployPaths, graceful: float, *, client: Any = None, say: Callable[[str], None] = print) -> bool:
+    """``docker stop`` (SIGTERM, SIGKILL after graceful + 5 s); the containers stay. False if none ran."""
+    client = client or connect()
+    stopped = False
+    for c in containers(client, paths):
+        c.reload()
+        if c.status in ("running", "restarting", "paused"):
+            say(f"stopping container {c.name}")
+            c.stop(timeout=int(graceful + 5))
+            c.reload()
+            if c.status not in ("exited", "created", "dead"):
+                raise StopFailed(f"container {c.name} is still {c.status} after docker stop")
+            stopped = True
+    return stopped
+
+
+def remove(paths: DeployPaths, *, client: Any = None, say: Callable[[str], None] = print) -> list[str]:
+    """``docker rm -f`` every container of the deploy; returns their names."""
+    client = client or connect()
+    names = []
+    for c in containers(client, paths):
+        say(f"removing container {c.name}")
+        c.remove(force=True)
+        names.append(c.name)
+    return names
+
+
+# --- start/start-N.sh -----------------------------------------------------------------------------
+
+def render_start_script(template: str, spec: ContainerSpec, ref: ImageRef, *, instance: int, deploy: str,
+                        version: str, dirs: Sequence[Path], ready_url: str) -> str:
+    from .release import render
+
+    run_args = "\n    ".join(" ".join(shlex.quote(a) for a in group) for group in spec.run_arg_groups())
+    return render(template, {
+        "N": str(instance), "DEPLOY": deploy, "VERSION": version, "NAME": spec.name, "IMAGE": spec.image,
+        "IMAGE_TAR": str(ref.tar), "UID": str(UID), "GID": str(GID), "READY_URL": ready_url,
+        "DIRS": " ".join(shlex.quote(str(d)) for d in dirs), "DOCKER_RUN_ARGS": run_args,
+        "DEPLOY_DIR": spec.working_dir,
+    })
+
+
+def write_start_script(template_dir: Path, paths: DeployPaths, spec: ContainerSpec, ref: ImageRef, *,
+                       instance: int, version: str, host: str, port: int) -> Path:
+    """Write ``<release>/start/start-<instance>.sh`` (the docker flavour) and return its path."""
+    from ..fsutil import atomic_write
+
+    try:
+        template = (Path(template_dir) / START_TEMPLATE).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PackageCorrupt(f"cannot read the docker start template: {exc}") from None
+    h = probe_host(host)
+    url = f"http://[{h}]:{port}/ready" if ":" in h else f"http://{h}:{port}/ready"
+    release = Path(spec.labels[f"{LABEL}.release"])
+    script = render_start_script(template, spec, ref, instance=instance, deploy=paths.name, version=version,
+                                 dirs=(paths.data, paths.logs, paths.run), ready_url=url)
+    out = release / "start" / f"start-{instance}.sh"
+    atomic_write(out, script, mode=0o755)
+    return out
