@@ -7,7 +7,8 @@ Started as (install.py does this, and start/start-1.sh for an operator)::
 
 Nothing here may touch Paddle or load a model: the master forks the workers, and a Paddle
 predictor created before fork is not safe to use in the children. So no preload_app and no
-model work in server hooks; each worker builds its predictor inside create_app().
+model work in server hooks; each worker builds its predictor inside create_app(). The one
+hook, on_starting, only takes this instance's license slot (docs/licensing.md "Instances").
 """
 
 import os
@@ -45,3 +46,24 @@ if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
 # not exceed the cores, or throughput drops. Set here so every forked worker inherits it.
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_name] = str(_cfg.effective_threads())
+
+# The license instance slot: a flock held for the master's life and inherited by its workers,
+# so the kernel frees it when the last of them dies (no cleanup after kill -9).
+_slot = None
+
+
+def on_starting(server):
+    """Take a licensed instance slot before any worker is forked; refuse to start without one."""
+    global _slot
+    if not _cfg.license_dir:
+        return
+    from visionpack.errors import LicenseError
+    from visionpack.licensing import admin
+
+    try:
+        _verdict, _slot = admin.start_instance(_cfg.license_dir, _cfg.deploy, _cfg.service, owner_info={
+            "deploy": _cfg.deploy, "service": _cfg.service, "port": _cfg.port, "release": _cfg.release})
+    except LicenseError as exc:
+        server.log.error("license refused (%s): %s", exc.reason, exc.detail)
+        # gunicorn prints a RuntimeError as one line and exits 1, instead of a traceback.
+        raise RuntimeError(f"license refused ({exc.reason}): {exc.detail}") from None

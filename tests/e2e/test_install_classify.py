@@ -44,7 +44,7 @@ ip -o link show | awk -F': ' '{print $2}' > "$WORK/links.txt"
 "$RPY" "$REPO/vendor/visionpack_vendor.py" keygen --out "$WORK/vendor"
 PYTHONPATH="$REPO/package" "$RPY" -c "from visionpack.licensing.admin import write_request; write_request('$WORK/request.json')"
 "$RPY" "$REPO/vendor/visionpack_vendor.py" issue --key "$(ls "$WORK"/vendor/*.key)" --request "$WORK/request.json" \
-    --out "$WORK/trial.lic" --days 30 --customer e2e --instances 4
+    --out "$WORK/trial.lic" --days 30 --customer e2e --instances 64
 mkdir -p "$ROOT/licenses"
 cp "$WORK"/vendor/*.pub "$ROOT/licenses/"
 cp "$WORK/trial.lic" "$ROOT/licenses/license.lic"

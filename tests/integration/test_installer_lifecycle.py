@@ -49,6 +49,9 @@ def test_full_lifecycle(source_tree, root, trial_license):
     assert str(rel / "start" / "gunicorn_conf.py").encode() in cmdline and b"--preload" not in cmdline
     assert (d / "run" / "gunicorn.pid").read_text().strip() == str(st["pid"])
     assert st["ready_detail"]["models"] == {"classifier": str(rel / "models" / "tiny_bundle")}
+    # The master holds a licensed instance slot (taken in gunicorn_conf.py's on_starting).
+    from visionpack.licensing import instances
+    assert any(h.get("pid") == st["pid"] and h.get("deploy") == DEPLOY for h in instances.holders())
     code, body = post_json(port, f"/{DEPLOY}/ImageClassification", {"image": "x"})
     assert code == 200 and body["results"][0]["name"] == "stand-in"
 

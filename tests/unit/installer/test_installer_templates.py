@@ -31,8 +31,25 @@ def test_gunicorn_conf_takes_everything_from_config(tmp_path, monkeypatch):
     assert ns["accesslog"] == str(tmp_path / "logs" / "access.log")
     assert ns["proc_name"] == "visionpack:demo"
     assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
-    assert not any(k in ns for k in ("post_fork", "on_starting", "when_ready"))
+    assert not any(k in ns for k in ("post_fork", "when_ready", "pre_fork"))
+    assert "paddle" not in ns["on_starting"].__code__.co_names
     assert "import paddle" not in (REPO / "start" / "gunicorn_conf.py").read_text()
+
+
+def test_on_starting_refuses_without_a_license_and_skips_without_a_license_dir(tmp_path, monkeypatch):
+    import logging
+
+    import pytest
+
+    server = type("Server", (), {"log": logging.getLogger("test")})()
+    base = {"deploy": "demo", "run_dir": str(tmp_path / "run"), "log_dir": str(tmp_path / "logs")}
+    path = tmp_path / "config.yml"
+    path.write_text(config.dump(config.from_mapping(base)))
+    monkeypatch.setenv("VISIONPACK_CONFIG", str(path))
+    assert runpy.run_path(str(REPO / "start" / "gunicorn_conf.py"))["on_starting"](server) is None
+    path.write_text(config.dump(config.from_mapping({**base, "license_dir": str(tmp_path / "licenses")})))
+    with pytest.raises(RuntimeError, match=r"license refused \(missing\)"):
+        runpy.run_path(str(REPO / "start" / "gunicorn_conf.py"))["on_starting"](server)
 
 
 def test_gunicorn_conf_brackets_ipv6(tmp_path, monkeypatch):
