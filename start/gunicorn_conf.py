@@ -55,6 +55,11 @@ _slot = None
 def on_starting(server):
     """Take a licensed instance slot before any worker is forked; refuse to start without one."""
     global _slot
+    if _cfg.run_dir:
+        # Worker metric snapshots of the previous run would otherwise be summed again.
+        import shutil
+
+        shutil.rmtree(os.path.join(_cfg.run_dir, "metrics"), ignore_errors=True)
     if not _cfg.license_dir:
         return
     from visionpack.errors import LicenseError
