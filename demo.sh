@@ -48,7 +48,7 @@ done
 "${INSTALL[@]}" status
 
 step "5/5 a real request: package/samples/cat.jpg to demo-classify"
-PORT=$("${INSTALL[@]}" status demo-classify --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])')
+PORT=$("${INSTALL[@]}" status demo-classify --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["deploys"][0]["port"])')
 printf '{"image": "%s", "top_num": 3}' "$(base64 -w0 package/samples/cat.jpg)" > "$ROOT/cat-request.json"
 echo "\$ curl -s -X POST http://127.0.0.1:$PORT/demo-classify/ImageClassification -H 'Content-Type: application/json' -d @cat-request.json"
 curl -s -X POST "http://127.0.0.1:$PORT/demo-classify/ImageClassification" \

@@ -13,6 +13,7 @@ document on stdout, also for errors.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -94,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_cmd_status)
 
+    p = add("fingerprint", ["fg"], "write this machine's license request for the vendor, or --diff a license")
+    p.add_argument("--out", metavar="FILE", default=None, help="request file to write (default ./fingerprint-request.json)")
+    p.add_argument("--diff", metavar="LICENSE", default=None, help="show per hardware component whether LICENSE matches")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_fingerprint)
+
+    p = add("licenseupdate", ["lu"], "verify a new license completely, then install it atomically")
+    p.add_argument("file", nargs="?", metavar="FILE", help="license file (default: the package's licenses/license.lic)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_lu)
+
     for name, help_ in (("start", "start an installed deploy"), ("stop", "stop a running deploy"),
                         ("restart", "stop, then start")):
         p = add(name, [], help_)
@@ -129,6 +141,25 @@ def _cmd_search(ctx: Context, a: argparse.Namespace) -> dict:
 def _cmd_status(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import status as cmd
     return _show(a, cmd.status(ctx, a.deploy), cmd.render)
+
+
+def _cmd_fingerprint(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands import license as cmd
+    return _quiet_json(a, ctx, lambda c: cmd.fingerprint(c, a.out, a.diff))
+
+
+def _cmd_lu(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands import license as cmd
+    return _quiet_json(a, ctx, lambda c: cmd.lu(c, a.file))
+
+
+def _quiet_json(a: argparse.Namespace, ctx: Context, run: Callable[[Context], dict]) -> dict:
+    if not a.json:
+        return run(ctx)
+    # With --json the only thing on stdout is the document; progress goes to stderr.
+    doc = run(dataclasses.replace(ctx, say=lambda m: print(m, file=sys.stderr, flush=True)))
+    print(json.dumps(doc, indent=2, sort_keys=True))
+    return doc
 
 
 def _cmd_start(ctx: Context, a: argparse.Namespace) -> dict:

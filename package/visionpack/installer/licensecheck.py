@@ -1,14 +1,77 @@
 """THE licensing seam of the installer: called before any service of a deploy is started.
 
-The licensing package (visionpack.licensing) fills this in; until then it accepts everything.
-It must raise a visionpack.errors.LicenseError subclass (exit code 20) to refuse a start.
+Raises LicenseError (exit code 20) with the precise reason when the deploy may not start; the
+instance limit is taken by the service master itself (start/gunicorn_conf.py on_starting),
+because only a running process can hold a slot.
+
+install.py runs on the system python, which may lack ``cryptography`` (Ed25519) on an offline
+server. The deploy's runtime venv always has it (built from the wheelhouse), so the check then
+runs there, in a subprocess, with the same code.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import LicenseError, RuntimeInstallFailed
+
+LICENSES_DIR = "licenses"
+
+_CHILD = (
+    "import json, sys\n"
+    "from visionpack.errors import LicenseError\n"
+    "from visionpack.installer.licensecheck import check_in_process\n"
+    "try:\n"
+    "    print(json.dumps({'ok': True, 'verdict': check_in_process(sys.argv[1], sys.argv[2], sys.argv[3])}))\n"
+    "except LicenseError as e:\n"
+    "    print(json.dumps({'ok': False, 'reason': e.reason, 'detail': e.detail}))\n"
+)
 
 
-def check_license(root: Path, deploy: str, service: str) -> None:
+def crypto_available() -> bool:
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_license(root: Path, deploy: str, service: str, runtime_python: Optional[Path] = None) -> dict[str, Any]:
     """Raise LicenseError if ``deploy`` (running ``service``) may not start under ``root``."""
-    return None
+    license_dir = Path(root) / LICENSES_DIR
+    if crypto_available():
+        return check_in_process(license_dir, deploy, service)
+    if runtime_python is None or not Path(runtime_python).exists():
+        raise RuntimeInstallFailed("checking the license needs the 'cryptography' module: install the runtime "
+                                   "first (install.py install DEPLOY --stopped) or run install.py with a python that has it")
+    package_dir = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(package_dir))
+    proc = subprocess.run([str(runtime_python), "-c", _CHILD, str(license_dir), deploy, service],
+                          capture_output=True, text=True, env=env, timeout=120)
+    try:
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeInstallFailed(f"license check in {runtime_python} failed: {proc.stderr.strip()[-500:]}") from None
+    if not out["ok"]:
+        raise LicenseError(out["reason"], out["detail"])
+    return out["verdict"]
+
+
+def check_in_process(license_dir: Path | str, deploy: str, service: str) -> dict[str, Any]:
+    """The verdict for a start, including a pre-check of the machine-wide instance count.
+
+    The master takes its slot itself (the race-free check); this one lets the installer say
+    'instance-limit' with exit 20 instead of a failed start.
+    """
+    from ..licensing import admin, instances
+
+    verdict = admin.check_for_start(license_dir, deploy, service)
+    running = instances.count()
+    if running >= verdict.instances:
+        raise LicenseError("instance-limit", f"{running} licensed service instance(s) already run on this machine; "
+                                             f"license {verdict.license_id} allows {verdict.instances}")
+    return verdict.to_dict()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import PortInUse, StartFailed
-from .. import envcheck, journal, procs
+from .. import envcheck, journal, procs, runtime_env
 from ..context import Context
 from ..deployment import Installed, require
 from ..licensecheck import check_license
@@ -27,7 +27,7 @@ def start(ctx: Context, deploy: str, *, timeout: float) -> dict:
 def start_installed(ctx: Context, inst: Installed, *, timeout: float) -> int:
     """Start an installed, stopped deploy; the caller holds the deploy lock."""
     paths, state = inst.paths, inst.state
-    check_license(ctx.root.path, paths.name, state.get("service") or "")
+    check_license(ctx.root.path, paths.name, state.get("service") or "", runtime_env.python_of(inst.runtime))
     reason = envcheck.port_free(inst.host, inst.port)
     if reason:
         raise PortInUse(f"cannot bind {inst.host}:{inst.port} for {paths.name}: {reason}")

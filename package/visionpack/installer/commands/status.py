@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from ...errors import NotInstalled
+from pathlib import Path
+
+from ...errors import LicenseError, NotInstalled, VisionpackError
 from .. import journal
 from ..context import Context
 from ..deployment import describe
+from ..licensecheck import check_license
 
 
 def status(ctx: Context, deploy: str | None) -> dict:
@@ -16,8 +19,24 @@ def status(ctx: Context, deploy: str | None) -> dict:
         state = journal.load(paths)
         if state is None:
             raise NotInstalled(f"{name!r} is not installed under {ctx.root.path}")
-        out.append(describe(paths, state))
+        info = describe(paths, state)
+        info["license"] = _license(ctx, name, state)
+        out.append(info)
     return {"root": str(ctx.root.path), "deploys": out}
+
+
+def _license(ctx: Context, name: str, state: dict) -> dict:
+    """Days left, or the reason this deploy is not licensed; never fails the status command."""
+    rel = (state.get("releases") or {}).get(state.get("release") or "", {})
+    runtime_python = Path(rel["runtime"]) / "bin" / "python" if rel.get("runtime") else None
+    try:
+        verdict = check_license(ctx.root.path, name, state.get("service") or "", runtime_python)
+        return {"ok": True, "license_id": verdict.get("license_id"), "days_left": verdict.get("days_left"),
+                "expires_at": verdict.get("expires_at"), "warnings": verdict.get("warnings", [])}
+    except LicenseError as exc:
+        return {"ok": False, "reason": exc.reason, "detail": exc.detail}
+    except VisionpackError as exc:
+        return {"ok": None, "reason": "unchecked", "detail": exc.detail}
 
 
 def render(doc: dict) -> list[str]:
@@ -36,6 +55,11 @@ def render(doc: dict) -> list[str]:
             want = ", want up" if d["desired"] == "running" else ""
             lines.append(f"{'fail' if d['state'] == 'failed' else 'down'}: {d['deploy']}: {d['state']}{want} "
                          f"release {d['release']} http://{d['host']}:{d['port']}")
+        lic = d.get("license") or {}
+        if lic.get("ok"):
+            lines.append(f"  license: {lic['license_id']}, {lic['days_left']} days left (expires {lic['expires_at']})")
+        else:
+            lines.append(f"  license: NOT valid ({lic.get('reason')}): {lic.get('detail')}")
         if d["stale_pidfile"]:
             lines.append(f"  note: stale pid file {d['path']}/run/gunicorn.pid (no such gunicorn)")
         if d["interrupted_operation"]:
