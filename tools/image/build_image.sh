@@ -14,8 +14,8 @@
 # Unchanged inputs (lock sha256, BUILD_VERSION in tools/image/image.py, Debian suite/packages):
 # the existing tar is reused and nothing is done (--force rebuilds). Needs root, debootstrap
 # (installed from Debian's packages when missing) and a running Docker engine
-# (bash .ci/docker-engine.sh). Heavy steps run under nice -n 19. Exit: 0 ok, 2 usage or
-# prerequisites, 3 the build failed (log: original/.state/logs/image.log).
+# (bash .ci/docker-engine.sh). Heavy steps run under nice -n 19. Exit: 0 ok, 2 usage,
+# 3 a prerequisite is missing or the build failed (log: original/.state/logs/image.log).
 set -euo pipefail
 
 readonly EXIT_USAGE=2 EXIT_BUILD=3
@@ -42,7 +42,7 @@ fail() { echo "build_image.sh: FAILED: $*" >&2; [[ -f "$LOG" ]] && tail -n 15 "$
 started=$SECONDS
 
 if [[ ! -f "$REPO/original/requirements.lock" ]]; then
-    echo "build_image.sh: original/requirements.lock is missing" >&2; exit "$EXIT_USAGE"
+    echo "build_image.sh: original/requirements.lock is missing" >&2; exit "$EXIT_BUILD"
 fi
 TAG="$(img tag)"
 TAR="$(img tar)"
@@ -53,29 +53,29 @@ fi
 echo "    image $TAG: building (${why_not:-forced})"
 
 if [[ $EUID -ne 0 ]]; then
-    echo "build_image.sh: needs root (debootstrap and chroot)" >&2; exit "$EXIT_USAGE"
+    echo "build_image.sh: needs root (debootstrap and chroot)" >&2; exit "$EXIT_BUILD"
 fi
 if ! docker version >/dev/null 2>&1; then
-    echo "build_image.sh: no Docker engine answers; start one with 'bash .ci/docker-engine.sh'" >&2; exit "$EXIT_USAGE"
+    echo "build_image.sh: no Docker engine answers; start one with 'bash .ci/docker-engine.sh'" >&2; exit "$EXIT_BUILD"
 fi
 # Every locked wheel must be present; pip checks each hash again inside the chroot.
 missing="$(sed -n 's/.*# file: \([^ ]*\).*/\1/p' "$REPO/original/requirements.lock" | while read -r f; do
     [[ -f "$REPO/original/wheels/$f" ]] || echo "$f"; done)"
 if [[ -n "$missing" ]]; then
     echo "build_image.sh: original/wheels is incomplete (first missing: $(head -n1 <<<"$missing")); run 'bash download.sh'" >&2
-    exit "$EXIT_USAGE"
+    exit "$EXIT_BUILD"
 fi
 if ! command -v debootstrap >/dev/null; then
     echo "    installing debootstrap from Debian's packages"
     compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null || apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null ||
-        { echo "build_image.sh: cannot install debootstrap" >&2; exit "$EXIT_USAGE"; }
+        { echo "build_image.sh: cannot install debootstrap" >&2; exit "$EXIT_BUILD"; }
 fi
 
 mkdir -p "$WORK" "$(dirname "$LOG")" "$IMAGES"
 : >"$LOG"
 exec 8>"$WORK/.lock"
-flock -n 8 || { echo "build_image.sh: another image build runs on $REPO" >&2; exit "$EXIT_USAGE"; }
+flock -n 8 || { echo "build_image.sh: another image build runs on $REPO" >&2; exit "$EXIT_BUILD"; }
 
 ROOTFS_TAR="$WORK/rootfs-$(img rootfs-key).tar"
 ROOTFS="$WORK/rootfs"
@@ -131,8 +131,8 @@ cp "$REPO/original/requirements.lock" "$ROOTFS/tmp/requirements.lock"
         rm -rf /tmp/wheels /tmp/requirements.lock
         # The import check proves the system libraries the wheels need are in the image (libgomp).
         /opt/visionpack/venv/bin/python -c "import paddle, cv2, numpy, flask, gunicorn, cryptography, yaml, faiss, psutil"
-        groupadd --system --gid 10001 visionpack
-        useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        groupadd --gid 10001 visionpack
+        useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin visionpack
         rm -rf /var/cache/apt/* /var/lib/apt/lists/* /var/log/*.log /root/.cache /usr/share/doc/* \
             /usr/share/man/* /usr/share/info/* /usr/share/locale/*
@@ -154,7 +154,6 @@ image_id="$("${NICE[@]}" tar -C "$ROOTFS" --numeric-owner --xattrs -c . | docker
     --change 'ENV PYTHONUNBUFFERED=1' \
     --change 'USER 10001:10001' \
     --change 'WORKDIR /tmp' \
-    --change 'STOPSIGNAL SIGTERM' \
     --change 'HEALTHCHECK --interval=10s --timeout=5s --start-period=180s --retries=3 CMD ["/usr/local/bin/visionpack-healthcheck"]' \
     --change 'CMD ["/usr/local/bin/visionpack-serve"]' \
     --change "LABEL org.opencontainers.image.title=visionpack-runtime visionpack.lock=$KEY visionpack.image-build=$("$HOST_PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import image; print(image.BUILD_VERSION)' "$HERE")" \
@@ -167,6 +166,7 @@ echo "==> docker save -> original/images/$(basename "$TAR")"
 t=$SECONDS
 rm -rf "$ROOTFS"
 "${NICE[@]}" docker save -o "$TAR.tmp" "$TAG" 2>>"$LOG" || fail "docker save"
+chmod 0644 "$TAR.tmp"   # docker save writes 0600; the package is read by other users too
 mv -f "$TAR.tmp" "$TAR"
 img record --tar "$TAR" --image-id "$image_id" --seconds "$((SECONDS - started))" --mirror "$MIRROR" >/dev/null
 img prune | sed 's/^/    /'

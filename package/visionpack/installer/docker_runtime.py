@@ -26,7 +26,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -421,3 +421,66 @@ def write_start_script(template_dir: Path, paths: DeployPaths, spec: ContainerSp
     out = release / "start" / f"start-{instance}.sh"
     atomic_write(out, script, mode=0o755)
     return out
+
+
+# --- the installer's seam (state["runtime"] == "docker"; see docs/docker.md) ---------------------
+
+def is_docker(state: Optional[Mapping[str, Any]]) -> bool:
+    return (state or {}).get("runtime") == "docker"
+
+
+def start_installed(ctx: Any, inst: Any, *, timeout: float) -> int:
+    """Start a docker deploy (after the licence and port checks); the host pid of its gunicorn.
+
+    The image is the one recorded for the release at its first start (so a newer package does
+    not silently change it), else the package's; the release's start-1.sh is (re)rendered to
+    match the container exactly. The caller saves ``inst.state``.
+    """
+    top = Path(ctx.source.top)
+    client = connect(top / "original" / "wheels")
+    rec = (inst.state.setdefault("releases", {})).setdefault(inst.version, {})
+    want = rec.get("image") or {}
+    ref = image_ref(top)
+    if want.get("id") and _image_id(client, want["id"]):
+        image = want["tag"] if _image_id(client, want.get("tag", "")) == want["id"] else want["id"]
+        ref = replace(ref, tag=want.get("tag") or ref.tag, image_id=want["id"])
+    else:
+        image_id, _ = load_image(client, ref, say=ctx.say)
+        image = image_id_or_tag(client, ref, image_id)
+        rec["image"] = {"tag": ref.tag, "id": image_id}
+    spec = spec_for(inst.paths, inst.release, inst.version, image, host=inst.host, port=inst.port)
+    write_start_script(top / "start", inst.paths, spec, ref, instance=1, version=inst.version, host=inst.host,
+                       port=inst.port)
+    return int(run(client, spec, inst.paths, host=inst.host, port=inst.port, timeout=timeout, say=ctx.say)["pid"])
+
+
+def stop_installed(ctx: Any, inst: Any) -> bool:
+    return stop(inst.paths, inst.graceful_timeout(), say=ctx.say)
+
+
+def describe(paths: DeployPaths, state: Mapping[str, Any], *, probe: bool = True) -> dict[str, Any]:
+    """deployment.describe()'s shape for a docker deploy, plus ``runtime`` and ``containers``."""
+    from .procs import children
+
+    host, port = state.get("host"), state.get("port")
+    desired = state.get("desired") or "stopped"
+    try:
+        st = status(paths, host=host, port=port, probe=probe)
+    except StartFailed as exc:  # no engine: nothing can be running
+        st = {"state": "absent", "containers": [], "pid": None, "ready": None, "ready_detail": exc.detail}
+    if st["state"] == "running":
+        run_state = "running"
+    elif not state.get("release"):
+        run_state = "not-installed"
+    else:
+        run_state = "failed" if desired == "running" else "stopped"
+    pid = st["pid"] if run_state == "running" else None
+    return {
+        "deploy": paths.name, "service": state.get("service"), "state": run_state, "desired": desired,
+        "release": state.get("release"), "host": host, "port": port, "workers": state.get("workers"),
+        "pid": pid, "worker_pids": children(pid) if pid else [], "ready": st["ready"],
+        "ready_detail": st["ready_detail"],
+        "url": f"http://{probe_host(host or '127.0.0.1')}:{port}/{paths.name}/" if port else None,
+        "stale_pidfile": False, "interrupted_operation": state.get("operation"), "path": str(paths.dir),
+        "runtime": "docker", "containers": st["containers"],
+    }
