@@ -197,3 +197,24 @@ def test_instance_limit_refuses_the_one_over(licensed, tmp_path, shared_runtime)
     kill_leftovers(root2)
     assert proc.returncode == 20, proc.stdout + proc.stderr
     assert "instance-limit" in proc.stderr or "already run" in proc.stderr
+
+
+def test_lu_works_from_a_system_python_without_cryptography(licensed, tmp_path):
+    """Offline servers may lack 'cryptography': lu re-runs itself in the runtime venv."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable if not shutil.which("python3") else shutil.which("python3"), "-m", "venv",
+                    "--without-pip", str(bare)], check=True)
+    probe = subprocess.run([str(bare / "bin" / "python"), "-c", "import cryptography"], capture_output=True)
+    assert probe.returncode != 0  # really without it
+    renewal = licensed["vendor"].issue(licensed["request"], "renewal2.lic", "--days", "60")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
+    proc = subprocess.run([str(bare / "bin" / "python"), str(REPO / "package" / "Install" / "install.py"),
+                           "--root", str(licensed["root"]), "lu", str(renewal)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "License update successfully" in proc.stdout
+    status = subprocess.run([str(bare / "bin" / "python"), str(REPO / "package" / "Install" / "install.py"),
+                             "--root", str(licensed["root"]), "status", DEPLOY, "--json"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    lic = json.loads(status.stdout)["deploys"][0]["license"]
+    assert lic["ok"] is True and 58 <= lic["days_left"] <= 60
