@@ -42,7 +42,10 @@ def operation_check(ctx: Context, d: Deploy) -> Result:
                       deploy=d.name, root=str(d.root), data={"operation": op})
     # The next install.py command on the deploy takes its lock and repairs (installer/recovery.py):
     # an uncommitted install is undone, a remove is finished, start/stop records are cleared.
-    if kind == "install":
+    if kind == "install" and op.get("release") and op.get("release") == d.version:
+        # The commit had happened (journal.decide: "clear"); the next start/stop just drops the record.
+        fix = [ctx.install_cmd(d.root, "start", d.name) + "  # the install had committed; this clears the record"]
+    elif kind == "install":
         fix = [ctx.install_cmd(d.root, "stop", d.name) + "  # undoes the half-done install",
                ctx.install_cmd(d.root, "install", d.name)]
     elif kind == "remove":

@@ -90,6 +90,10 @@ def ready_check(ctx: Context, d: Deploy) -> Result:
     if status == 200:
         return Result(g, "ready", PASS, f"GET {u} -> 200", **kw)
     text = json.dumps(doc, ensure_ascii=False)[:300] if doc is not None else err
+    if isinstance(doc, dict) and doc.get("reason"):
+        # /ready names why (routes.ready): "license: expired" with the gate's detail, or a load error.
+        lic = doc.get("license") if isinstance(doc.get("license"), dict) else {}
+        text = f"{doc['reason']}" + (f" ({lic.get('detail')})" if lic.get("detail") else "")
     fix = [f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}"]
     if "licen" in text.lower():
         fix = [ctx.install_cmd(d.root, "fingerprint", "--diff", str(d.root / "licenses" / "license.lic")),

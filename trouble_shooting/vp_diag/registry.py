@@ -21,6 +21,8 @@ from .core import FAIL, Context, Result
 def modules() -> list:
     found = []
     for info in pkgutil.iter_modules(PKG_PATH):
+        if info.name.startswith("_"):  # __main__ runs the tool when imported
+            continue
         mod = importlib.import_module(f"{PKG}.{info.name}")
         if hasattr(mod, "GROUP") and callable(getattr(mod, "checks", None)):
             found.append(mod)
