@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from diag_helpers import (DEPLOY, DIAG, REPO, Vendor, find, install_demo, not_passing, run_diag,  # noqa: F401
+from test_troubleshooting_helpers import (DEPLOY, DIAG, REPO, Vendor, find, install_demo, not_passing, run_diag,  # noqa: F401
                           run_installer)
 from test_installer_fixtures import kill_leftovers, new_root, shared_runtime, source_tree, wheelhouse  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""Helpers of the trouble_shooting tests: a real demo-classify install, licenses from the real
+"""Helpers of the trouble_shooting tests (no tests here): a real demo-classify install, licenses from the real
 vendor tool, and running trouble_shooting.sh as an operator would (system python3, --json)."""
 
 from __future__ import annotations
