@@ -85,12 +85,14 @@ def not_passing(doc: dict) -> list[str]:
 
 
 def install_demo(root: Path, vendor: Vendor, port: Optional[int] = None, deploy: str = DEPLOY,
-                 host: str = "0.0.0.0") -> int:
+                 host: str = "0.0.0.0", force: bool = False) -> int:
     (root / "licenses").mkdir(exist_ok=True)
     (root / "licenses" / vendor.pub.name).write_bytes(vendor.pub.read_bytes())
     if not (root / "licenses" / "license.lic").exists():
         (root / "licenses" / "license.lic").write_bytes(vendor.license())
     port = port or free_port()
-    proc = run_installer(REPO, root, "install", deploy, "--host", host, "--port", str(port))
+    # --force: only for bundles another engineer is rebuilding in this tree (SHA256SUMS lagging
+    # behind); the diagnostics check the installed files against their manifests themselves.
+    proc = run_installer(REPO, root, "install", deploy, "--host", host, "--port", str(port), *(["--force"] if force else []))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return port
