@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for s in srv.values():
             s.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"variants": variants, "results": res}, indent=1))
     return 0
 
