@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -39,6 +40,10 @@ class Engine:
     ) -> None:
         # Quiet glog before paddle initialises; it prints per-pass lines otherwise.
         os.environ.setdefault("GLOG_minloglevel", "2")
+        # Intel OpenMP spins 200 ms after every parallel region by default: with requests
+        # arriving back to back that doubled CPU per request and halved throughput
+        # (benchmarks/README.md, "KMP_BLOCKTIME"). Must be set before paddle is imported.
+        os.environ.setdefault("KMP_BLOCKTIME", "0")
         with _init_lock:
             from paddle import inference
 
@@ -71,8 +76,15 @@ class Engine:
         self.threads = threads
         self.onednn = onednn
         self.device = device
+        # Paddle keeps per-thread caches; running it on whichever of gunicorn's HTTP threads got
+        # the request built one copy per thread (~400 MB more RSS per worker). One dedicated
+        # thread runs every inference of this engine; callers still serialise (services lock).
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paddle-run")
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
+        return self._pool.submit(self._run, feeds).result()
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
         missing = set(self.input_names) - set(feeds)
         if missing:
             raise ModelInvalid(f"model expects inputs {sorted(missing)} that were not provided")
