@@ -17,6 +17,8 @@ ORDER = 70
 TAIL_BYTES = 2 << 20        # the end of each log is what matters; never read gigabytes
 WINDOW_HOURS = 24.0         # "recent": overridable with --since HOURS
 LOG_NAMES = ("error.log", "gunicorn.out", "error.log.1")
+# An OOM-killer line about one of ours (the kernel names the victim's comm).
+KERNEL_OOM = re.compile(r"(Out of memory|oom-kill|Killed process).*(gunicorn|python|visionpack)", re.I)
 _TS = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[.,]\d+)?\s*(?:([+-])(\d\d):?(\d\d)|Z)?")
 
 # category -> (check name, pattern, what it means)
@@ -134,8 +136,7 @@ def kernel_lines() -> Tuple[List[str], str]:
         lines = read_tail(Path(f))
         if lines:
             sources.append((f, lines))
-    pat = re.compile(r"(Out of memory|oom-kill|Killed process).*(gunicorn|python|visionpack)", re.I)
-    hits = [f"{src}: {ln.strip()}" for src, lines in sources for ln in lines if pat.search(ln)]
+    hits = [f"{src}: {ln.strip()}" for src, lines in sources for ln in lines if KERNEL_OOM.search(ln)]
     return hits, ", ".join(s for s, _ in sources) or "none readable"
 
 
