@@ -359,3 +359,34 @@ def test_broken_runtime_python(healthy):
             assert find(doc, name)["status"] == "PASS", name
     finally:
         moved.rename(py)
+
+
+def test_stale_pid_file_naming_another_program(healthy):
+    root, _ = healthy
+    pidfile = root / DEPLOY / "run" / "gunicorn.pid"
+    good = pidfile.read_text()
+    other = subprocess.Popen(["sleep", "60"])
+    pidfile.write_text(f"{other.pid}\n")
+    try:
+        rc, doc, _ = diag(root)
+        assert find(doc, "process")["status"] == "PASS"  # found in /proc by its command line
+        p = find(doc, "pidfile")
+        assert p["status"] == "WARN" and f"names pid {other.pid}, which is another program (sleep 60)" in p["detail"]
+        assert p["fix"] == [f"echo {good.strip()} > {pidfile}"]
+    finally:
+        other.kill()
+        other.wait()
+        pidfile.write_text(good)
+
+
+def test_deliberately_stopped_deploy_passes(healthy):
+    root, port = healthy
+    assert run_installer(REPO, root, "stop", DEPLOY).returncode == 0
+    try:
+        rc, doc, _ = diag(root)
+        assert rc == 0, not_passing(doc)
+        assert find(doc, "process")["detail"].startswith("stopped, as recorded")
+        assert find(doc, "port")["detail"] == f"port {port} is free for when the deploy starts"
+        assert not [c for g in doc["groups"] for c in g["checks"] if c["name"] in ("health", "inference")]
+    finally:
+        ensure_running(root)
