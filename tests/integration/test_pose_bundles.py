@@ -28,6 +28,7 @@ from tools.train_pose.data import scene_seed  # noqa: E402
 DET = ROOT / "models" / "person_det_synthetic"
 KPT = ROOT / "models" / "tinypose_synthetic"
 FRESH_SEED = 3
+DET_SIZE = 192  # the demo detector's square input (inference.yml Resize.target_size)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_detector_yml_contract():
     ops = [op["type"] for op in cfg["Preprocess"]]
     assert ops == ["Resize", "NormalizeImage", "Permute"]
     r = cfg["Preprocess"][0]
-    assert r["target_size"] == [320, 320] and r["keep_ratio"] is False and r["interp"] == 2
+    assert r["target_size"] == [DET_SIZE, DET_SIZE] and r["keep_ratio"] is False and r["interp"] == 2
     n = cfg["Preprocess"][1]
     assert n["is_scale"] is True and n["mean"] == [0.485, 0.456, 0.406] and n["std"] == [0.229, 0.224, 0.225]
 
@@ -75,11 +76,30 @@ def test_keypoint_yml_contract():
     assert cfg["flip_perm"] == [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]]
 
 
+def graph_inputs(bundle: Path) -> dict[str, tuple[list[int], str]]:
+    """name -> (shape, dtype) of the ``data`` ops in a PIR inference.json."""
+    found: dict[str, tuple[list[int], str]] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("#") == "1.data":
+                attrs = {a["N"]: a["AT"]["D"] for a in node["A"]}
+                found[attrs["name"]] = (attrs["shape"], attrs["dtype"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads((bundle / "inference.json").read_text()))
+    return found
+
+
 def test_detector_inputs_by_name(det):
-    assert sorted(det.input_names) == ["image", "scale_factor"]  # no im_shape, like PP-YOLOE-S_human
-    p = det.predictor
-    assert p.get_input_handle("image").shape()[1:] == [3, 320, 320]
-    assert p.get_input_handle("scale_factor").shape()[1:] == [2]
+    # no im_shape, like PP-YOLOE-S_human; PaddleX feeds detection inputs by name
+    assert sorted(det.input_names) == ["image", "scale_factor"]
+    assert graph_inputs(DET) == {"image": ([-1, 3, DET_SIZE, DET_SIZE], "float32"),
+                                 "scale_factor": ([-1, 2], "float32")}
 
 
 def _scene(i: int):
@@ -90,8 +110,8 @@ def _det_input(img):
     h, w = img.shape[:2]
     import cv2
 
-    x = topdown.normalize(cv2.resize(img, (320, 320), interpolation=cv2.INTER_CUBIC)[None])
-    return x, np.array([[320 / h, 320 / w]], np.float32)
+    x = topdown.normalize(cv2.resize(img, (DET_SIZE, DET_SIZE), interpolation=cv2.INTER_CUBIC)[None])
+    return x, np.array([[DET_SIZE / h, DET_SIZE / w]], np.float32)
 
 
 def test_detector_outputs_rows_and_counts(det):
@@ -127,7 +147,7 @@ def test_detector_divides_by_scale_factor_in_graph(det):
 
 
 def test_detector_empty_image_reports_no_confident_person(det):
-    x = topdown.normalize(np.full((1, 320, 320, 3), 127, np.uint8))
+    x = topdown.normalize(np.full((1, DET_SIZE, DET_SIZE, 3), 127, np.uint8))
     boxes, counts = det.run(image=x, scale_factor=np.ones((1, 2), np.float32))
     assert counts.shape == (1,) and counts.sum() == boxes.shape[0]
     assert (boxes[:, 1] <= 0.5).all()
@@ -135,7 +155,7 @@ def test_detector_empty_image_reports_no_confident_person(det):
 
 def test_keypoint_model_outputs(kpt):
     assert kpt.input_names == ["image"]
-    assert kpt.predictor.get_input_handle("image").shape()[1:] == [3, 128, 96]
+    assert graph_inputs(KPT) == {"image": ([-1, 3, 128, 96], "float32")}
     x = np.random.default_rng(0).normal(size=(3, 3, 128, 96)).astype(np.float32)
     out = kpt.run(image=x)
     heat = out[0]

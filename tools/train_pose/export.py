@@ -19,6 +19,8 @@ from typing import Any
 from tools.convert import bundle_writer
 from tools.train_pose import scenes, topdown
 
+DET_SIZE = 192  # must equal models.DET_SIZE (models imports paddle, this module must not at import time)
+
 DET_NAME, KPT_NAME = "person_det_synthetic", "tinypose_synthetic"
 DET_MODEL_NAME, KPT_MODEL_NAME = "PP-YOLOE-S_human", "PP-TinyPose_128x96"
 NORMALIZE = {"type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
@@ -30,7 +32,7 @@ def det_yaml() -> dict[str, Any]:
     return {
         "mode": "paddle", "draw_threshold": 0.5, "metric": "COCO", "use_dynamic_shape": False, "arch": "YOLO",
         "min_subgraph_size": 3,
-        "Preprocess": [{"type": "Resize", "interp": 2, "keep_ratio": False, "target_size": [320, 320]},
+        "Preprocess": [{"type": "Resize", "interp": 2, "keep_ratio": False, "target_size": [DET_SIZE, DET_SIZE]},
                        dict(NORMALIZE), {"type": "Permute"}],
         "label_list": ["person"],
         "Global": {"model_name": DET_MODEL_NAME},
@@ -84,7 +86,11 @@ def _build(ckpt_dir: Path) -> dict[str, Any]:
 def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None) -> Path:
     import paddle
 
-    from tools.train_pose.models import DET_SIZE, DetectorExport, PersonDetector
+    from tools.train_pose import models
+
+    if models.DET_SIZE != DET_SIZE:
+        raise SystemExit(f"models.DET_SIZE {models.DET_SIZE} != export.DET_SIZE {DET_SIZE}")
+    DetectorExport, PersonDetector = models.DetectorExport, models.PersonDetector
 
     net = PersonDetector()
     net.set_state_dict(paddle.load(str(ckpt_dir / "last.pdparams")))

@@ -1,8 +1,8 @@
 """The two small demo networks (paddle): a CenterNet-style person detector and a tiny top-down pose net.
 
-PersonDetector: 320x320 input, a depthwise-separable backbone down to stride 32, an FPN-style
+PersonDetector: 192x192 input, a depthwise-separable backbone down to stride 32, an FPN-style
 top-down path back to stride 8 and two heads there: a person-centre heatmap and the box
-(log width/height in cells + sub-cell centre offset). For export, ``DetectorExport`` decodes
+(log distances from each cell centre to the four box edges, FCOS-style). For export, ``DetectorExport`` decodes
 in-graph (3x3 max-pool peaks, top-k, boxes divided by ``scale_factor``) and runs
 ``multiclass_nms3`` so the graph returns PaddleX's ``[M,6]`` rows plus per-image counts.
 
@@ -16,7 +16,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-DET_SIZE = 320
+DET_SIZE = 192
 DET_STRIDE = 8
 NUM_JOINTS = 17
 
@@ -100,7 +100,9 @@ class PersonDetector(nn.Layer):
         self.box_head = nn.Sequential(DWSep(width, width), DWSep(width, width))
         # focal-loss prior: start every cell at p ~ 0.1 so early training is not swamped by negatives
         self.hm_out = nn.Conv2D(width, 1, 1, bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(-2.19)))
-        self.box_out = nn.Conv2D(width, 4, 1, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.01)))
+        # box = log of the distances (in cells) from the cell centre to the left/top/right/bottom edges
+        self.box_out = nn.Conv2D(width, 4, 1, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.01)),
+                                 bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(1.0)))
 
     def forward(self, x):
         x = self.stem(x)
@@ -110,12 +112,12 @@ class PersonDetector(nn.Layer):
         p4 = self.fuse4(self.lat4(c4) + up2(self.lat5(c5)))
         p3 = self.fuse3(self.lat3(c3) + up2(p4))
         hm = self.hm_out(self.hm_head(p3))          # logits [N,1,H/8,W/8]
-        box = self.box_out(self.box_head(p3))       # [N,4,H/8,W/8]: log w, log h (cells), dx, dy
+        box = self.box_out(self.box_head(p3))       # [N,4,H/8,W/8]: log l, t, r, b (cells)
         return hm, box
 
 
 class DetectorExport(nn.Layer):
-    """Inference graph: image [N,3,320,320] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
+    """Inference graph: image [N,3,192,192] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
 
     def __init__(self, net: PersonDetector, top_k: int = 100, score_threshold: float = 0.01,
                  nms_threshold: float = 0.6, keep_top_k: int = 100):
@@ -136,14 +138,14 @@ class DetectorExport(nn.Layer):
         xs = paddle.cast(idx % fw, "float32")
         boxf = paddle.flatten(box, 2)                                    # [N, 4, H*W]
         sel = paddle.take_along_axis(boxf, paddle.tile(idx.unsqueeze(1), [1, 4, 1]), axis=2)  # [N,4,K]
-        w = paddle.exp(paddle.clip(sel[:, 0], max=6.0)) * DET_STRIDE
-        h = paddle.exp(paddle.clip(sel[:, 1], max=6.0)) * DET_STRIDE
-        cx = (xs + sel[:, 2]) * DET_STRIDE
-        cy = (ys + sel[:, 3]) * DET_STRIDE
+        dist = paddle.exp(paddle.clip(sel, -4.0, 5.0)) * DET_STRIDE        # [N,4,K] l, t, r, b in pixels
+        cx = (xs + 0.5) * DET_STRIDE
+        cy = (ys + 0.5) * DET_STRIDE
         # scale_factor is [h_scale, w_scale] = resized / original (PaddleX ToBatch)
         sy = scale_factor[:, 0:1]
         sx = scale_factor[:, 1:2]
-        boxes = paddle.stack([(cx - w / 2) / sx, (cy - h / 2) / sy, (cx + w / 2) / sx, (cy + h / 2) / sy], -1)
+        boxes = paddle.stack([(cx - dist[:, 0]) / sx, (cy - dist[:, 1]) / sy,
+                              (cx + dist[:, 2]) / sx, (cy + dist[:, 3]) / sy], -1)
         out, _, counts = paddle._C_ops.multiclass_nms3(
             boxes, scores.unsqueeze(1), None, self.score_threshold, self.top_k, self.keep_top_k,
             self.nms_threshold, True, 1.0, -1, True)

@@ -18,7 +18,8 @@ import numpy as np
 from tools.train_pose import common, topdown
 from tools.train_pose.scenes import FLIP_PAIRS
 
-HYPER = {"batch": 32, "lr": 3e-3, "weight_decay": 1e-4, "warmup": 50, "sigma": 2.0, "loss_scale": 1000.0}
+HYPER = {"batch": 32, "lr": 3e-3, "weight_decay": 1e-4, "warmup": 50, "sigma": 2.0, "loss_scale": 1000.0,
+         "fg_weight": 0.0}
 FLIP_INDEX = list(range(17))
 for _a, _b in FLIP_PAIRS:
     FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
@@ -57,8 +58,11 @@ def main() -> None:
                     "(fresh optimizer and LR schedule)")
     ap.add_argument("--lr", type=float, default=HYPER["lr"])
     ap.add_argument("--warmup", type=int, default=HYPER["warmup"])
+    ap.add_argument("--fg-weight", type=float, default=HYPER["fg_weight"],
+                    help="extra per-pixel loss weight x target (emphasises the peaks over the flat zeros)")
+    ap.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans --steps)")
     a = ap.parse_args()
-    hyper = dict(HYPER, lr=a.lr, warmup=a.warmup)
+    hyper = dict(HYPER, lr=a.lr, warmup=a.warmup, fg_weight=a.fg_weight)
     common.limit_threads(a.threads)
     import paddle
 
@@ -86,13 +90,14 @@ def main() -> None:
     net.train()
     t0 = time.time()
     acc = 0.0
-    for step in range(start, a.steps):
+    for step in range(start, min(a.steps, a.stop_at or a.steps)):
         rng = common.step_rng(a.seed, step)
         x, t, w = make_batch(data, rng, HYPER["batch"])
         opt.set_lr(common.lr_at(step, a.steps, hyper["lr"], hyper["warmup"]))
         hm = net(paddle.to_tensor(x))
-        wt = paddle.to_tensor(w)[:, :, None, None]
-        loss = (((hm - paddle.to_tensor(t)) * wt) ** 2).mean() * HYPER["loss_scale"]
+        target = paddle.to_tensor(t)
+        wt = paddle.to_tensor(w)[:, :, None, None] * (1.0 + hyper["fg_weight"] * target)
+        loss = (wt * (hm - target) ** 2).mean() * HYPER["loss_scale"]
         loss.backward()
         opt.step()
         opt.clear_grad()
@@ -102,10 +107,10 @@ def main() -> None:
             log.write(step=done, loss=round(acc / a.log_every, 5), lr=round(opt.get_lr(), 6),
                       sec=round(elapsed + time.time() - t0))
             acc = 0.0
-        if done % a.ckpt_every == 0 or done == a.steps:
+        if done % a.ckpt_every == 0 or done == a.steps or done == a.stop_at:
             ckpt.save(net, opt, done, {"train_seconds": elapsed + time.time() - t0, "seed": a.seed,
                                        "steps": a.steps, "hyper": hyper, "init_from": init})
-    log.write(event="done", step=a.steps, sec=round(elapsed + time.time() - t0))
+    log.write(event="done", step=min(a.steps, a.stop_at or a.steps), sec=round(elapsed + time.time() - t0))
 
 
 if __name__ == "__main__":
