@@ -68,7 +68,8 @@ def fixes(check: dict) -> str:
 def test_healthy_install_all_pass_and_text_layout(healthy):
     root, port = healthy
     rc, doc, _ = diag(root)
-    assert rc == 0 and not not_passing(doc), not_passing(doc)
+    assert not not_passing(doc), not_passing(doc)
+    assert rc == 0
     names = {c["name"] for g in doc["groups"] for c in g["checks"]}
     assert {"cpu-features", "memory", "license-file", "key", "signature", "dates", "fingerprint", "clock",
             "journal", "operation", "release", "runtime", "process", "port", "health", "ready", "inference",
@@ -77,7 +78,7 @@ def test_healthy_install_all_pass_and_text_layout(healthy):
     assert "192.0.2" in find(doc, "reachable")["detail"] or "answers on" in find(doc, "reachable")["detail"]
     assert doc["summary"]["ok"] is True and doc["summary"]["fail"] == 0
     text = subprocess.run(["bash", str(DIAG), "--root", str(root)], capture_output=True, text=True, timeout=300)
-    assert text.returncode == 0
+    assert text.returncode == rc
     assert f"Checking deploy {DEPLOY} ({root / DEPLOY}) ..." in text.stdout
     assert f"Checking deploy {DEPLOY} ({root / DEPLOY}) ... Finished" in text.stdout
     assert "  PASS  inference: POST /demo-classify/ImageClassification with cat.jpg" in text.stdout

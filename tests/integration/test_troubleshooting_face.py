@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 
@@ -63,7 +62,7 @@ def test_finds_the_root_by_itself(face):
     # No hint at all: the running gunicorn's VISIONPACK_CONFIG in /proc leads to the root.
     rc, doc, _ = run_diag(DEPLOY)
     assert str(face) in doc["roots"]
-    assert find(doc, "process", DEPLOY)["status"] == "PASS"
+    assert find(doc, "process", DEPLOY, root=face)["status"] == "PASS"
     rc, doc, _ = run_diag("--root", str(face), "no-such-deploy")
     assert rc == 1 and find(doc, "deploy")["detail"].startswith("deploy 'no-such-deploy' is not installed")
 

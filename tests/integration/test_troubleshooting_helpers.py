@@ -74,14 +74,21 @@ def checks(doc: dict) -> list[dict]:
     return [c for g in doc["groups"] for c in g["checks"]]
 
 
-def find(doc: dict, name: str, deploy: Optional[str] = None) -> dict:
-    hits = [c for c in checks(doc) if c["name"] == name and (deploy is None or c["deploy"] in (deploy, None))]
+def find(doc: dict, name: str, deploy: Optional[str] = None, root: Optional[Path] = None) -> dict:
+    hits = [c for c in checks(doc) if c["name"] == name and (deploy is None or c["deploy"] in (deploy, None))
+            and (root is None or c["root"] == str(root))]
     assert hits, f"no check {name!r} in {[c['name'] for c in checks(doc)]}"
     return hits[0]
 
 
+# Findings about the shared test machine rather than the install under test: other suites'
+# processes may have met the OOM killer; that is a true WARN, but not this test's business.
+MACHINE_WIDE = {"kernel-oom"}
+
+
 def not_passing(doc: dict) -> list[str]:
-    return [f"{c['status']} {c['group']}: {c['name']}: {c['detail']}" for c in checks(doc) if c["status"] != "PASS"]
+    return [f"{c['status']} {c['group']}: {c['name']}: {c['detail']}" for c in checks(doc)
+            if c["status"] != "PASS" and not (c["name"] in MACHINE_WIDE and c["status"] == "WARN")]
 
 
 def install_demo(root: Path, vendor: Vendor, port: Optional[int] = None, deploy: str = DEPLOY,

@@ -97,7 +97,7 @@ def fixes(ctx: Context, d: Deploy, key: str, log: Path) -> List[str]:
         cfg = d.release / "config.yml" if d.release else "config.yml"
         return [f"grep -n '^timeout' {quote(cfg)}  # raise it (seconds per request), then:",
                 ctx.install_cmd(d.root, "restart", d.name)]
-    return ["free -m", f"# fewer workers use less memory: reinstall with --workers N"]
+    return ["free -m", "# fewer workers use less memory: reinstall with --workers N"]
 
 
 def deploy_logs(ctx: Context, d: Deploy, since: float) -> List[Result]:
