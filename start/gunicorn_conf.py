@@ -7,13 +7,17 @@ Started as (install.py does this, and start/start-1.sh for an operator)::
 
 Nothing here may touch Paddle or load a model: the master forks the workers, and a Paddle
 predictor created before fork is not safe to use in the children. So no preload_app and no
-model work in server hooks; each worker builds its predictor inside create_app(). The one
-hook, on_starting, only takes this instance's license slot (docs/licensing.md "Instances").
+model work in server hooks; each worker builds its predictor inside create_app(). The hooks
+only do bookkeeping: on_starting takes (or, during an upgrade, inherits) this instance's license
+slot (docs/licensing.md "Instances"); when_ready serves the listening socket to the next
+release's master and post_worker_init keeps a standby release's workers off the public socket
+until install.py has proved it healthy (docs/releases.md).
 """
 
 import os
 
 from visionpack import config as _config
+from visionpack.installer import handover as _handover
 
 _cfg = _config.load()
 
@@ -27,8 +31,14 @@ threads = _cfg.http_threads()
 timeout = _cfg.timeout
 graceful_timeout = _cfg.graceful_timeout
 preload_app = False
+# Off on purpose: with reuse_port, gunicorn 27 gives every worker its own SO_REUSEPORT socket,
+# and a closing socket resets the connections queued on it (each worker exit, each upgrade).
+# Upgrades hand the one listening socket over instead (visionpack.installer.handover).
+reuse_port = False
 proc_name = f"visionpack:{_cfg.deploy}"
 
+# The installer sets run_dir per release (<deploy>/run/<version>), so the masters of two releases
+# running side by side during an upgrade have their own pid file and metric snapshots.
 _run_dir = _cfg.run_dir or "run"
 _log_dir = _cfg.log_dir or "logs"
 os.makedirs(_run_dir, exist_ok=True)
@@ -60,15 +70,61 @@ def on_starting(server):
         import shutil
 
         shutil.rmtree(os.path.join(_cfg.run_dir, "metrics"), ignore_errors=True)
+    # Read once here so forked workers never see them (the slot fd is the master's business).
+    inherited = os.environ.pop(_handover.ENV_SLOT_FD, None)
     if not _cfg.license_dir:
         return
     from visionpack.errors import LicenseError
     from visionpack.licensing import admin
 
+    owner = {"deploy": _cfg.deploy, "service": _cfg.service, "port": _cfg.port, "release": _cfg.release}
     try:
-        _verdict, _slot = admin.start_instance(_cfg.license_dir, _cfg.deploy, _cfg.service, owner_info={
-            "deploy": _cfg.deploy, "service": _cfg.service, "port": _cfg.port, "release": _cfg.release})
+        if inherited:
+            # Upgrade/rollback: the old master handed its slot over; checking the license is
+            # still ours to do, but the instance is the same one, so it is not counted twice.
+            admin.check_for_start(_cfg.license_dir, _cfg.deploy, _cfg.service)
+            _slot = _handover.adopt_slot(int(inherited), owner)
+        else:
+            _verdict, _slot = admin.start_instance(_cfg.license_dir, _cfg.deploy, _cfg.service, owner_info=owner)
     except LicenseError as exc:
         server.log.error("license refused (%s): %s", exc.reason, exc.detail)
         # gunicorn prints a RuntimeError as one line and exits 1, instead of a traceback.
         raise RuntimeError(f"license refused ({exc.reason}): {exc.detail}") from None
+
+
+_handover_sock = None
+
+
+def when_ready(server):
+    """Serve our listening sockets (and license slot) to the next release's master."""
+    global _handover_sock
+
+    def fds():
+        listeners = list(server.LISTENERS)  # empty once the master is stopping
+        out = [lst.fileno() for lst in listeners]
+        kinds = ["listener"] * len(out)
+        if _slot is not None and getattr(_slot, "fd", -1) >= 0:
+            out.append(_slot.fd)
+            kinds.append("slot")
+        header = {"pid": os.getpid(), "deploy": _cfg.deploy, "release": _cfg.release, "fds": kinds,
+                  "listeners": [list(lst.getsockname()) for lst in listeners]}
+        return out, header
+
+    try:
+        _handover_sock = _handover.serve(fds)
+    except OSError as exc:
+        # Without it the next upgrade falls back to stop-then-start; the service itself is fine.
+        server.log.warning("cannot serve the listening socket for upgrades: %s", exc)
+
+
+def post_fork(server, worker):
+    # Workers inherit the handover socket with the fork; only the master may answer on it.
+    if _handover_sock is not None:
+        _handover_sock.close()
+
+
+def post_worker_init(worker):
+    """A standby release accepts only on its probe socket until install.py opens the gate."""
+    if _handover.hold_public(worker, _cfg.port, os.environ.get(_handover.ENV_FLAG)):
+        worker.log.info("standby: not accepting on port %s until %s exists",
+                        _cfg.port, os.environ.get(_handover.ENV_FLAG))

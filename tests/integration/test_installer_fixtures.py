@@ -107,6 +107,7 @@ def make_source_tree(dest: Path, wheelhouse: Path, *, params_bytes: int = 64 << 
     (pkg / "visionpack" / "api" / "__init__.py").write_text('"""Stand-in api package."""\n')
     (pkg / "visionpack" / "api" / "app.py").write_text(STANDIN_APP)
     (pkg / "VERSION").write_text("1.0.0\n")
+    shutil.copytree(REPO / "package" / "samples", pkg / "samples")  # upgrade proves a release with cat.jpg
     (pkg / "catalog.yml").write_text(
         "deploys:\n"
         f"  {DEPLOY}:\n    service: classification\n    port: 18701\n"
@@ -183,7 +184,8 @@ def new_root(tmp_path: Path, shared_runtime: Path) -> Path:
 def kill_leftovers(root: Path) -> None:
     """Teardown: no gunicorn of a test root may outlive its test."""
     import signal
-    for pidfile in root.glob("*/run/gunicorn.pid"):
+    # Per-release pid files: an upgrade test may leave two masters (run/<version>/gunicorn.pid).
+    for pidfile in list(root.glob("*/run/gunicorn.pid")) + list(root.glob("*/run/*/gunicorn.pid")):
         try:
             pid = int(pidfile.read_text().strip())
             os.killpg(pid, signal.SIGKILL)

@@ -75,7 +75,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="install even if the environment check fails")
     p.add_argument("--stopped", action="store_true", help="install without starting")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
+    p.add_argument("--keep", type=_keep, default=None, help="releases to keep for rollback (default 5)")
     p.set_defaults(func=_cmd_install)
+
+    p = add("upgrade", ["up"], "install a newer package's release beside the running one and switch to it")
+    p.add_argument("deploy", metavar="DEPLOY")
+    p.add_argument("--package", metavar="DIR", default=None,
+                   help="top of the newer unpacked package (default: the package this install.py is in)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT,
+                   help="seconds the new release gets to become ready (default 120); else it is rolled back")
+    p.add_argument("--keep", type=_keep, default=None, help="releases to keep for rollback (default: as before, 5)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_upgrade)
+
+    p = add("rollback", ["rb"], "switch back to the previous (or --to a named) kept release")
+    p.add_argument("deploy", metavar="DEPLOY")
+    p.add_argument("--to", metavar="VERSION", default=None, help="a kept release ('list' shows them)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT,
+                   help="seconds the release gets to become ready (default 120)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_rollback)
+
+    p = add("inall", [], "install every deploy this package offers, each on its catalog port")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--workers", type=_positive, default=1, help="gunicorn workers per deploy (default 1)")
+    p.add_argument("--force", action="store_true", help="install even if the environment check fails")
+    p.add_argument("--stopped", action="store_true", help="install without starting")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
+    p.set_defaults(func=_cmd_inall)
+
+    p = add("rmall", [], "stop and remove every installed deploy (data/ is kept unless --purge)")
+    p.add_argument("--purge", action="store_true", help="also delete data/ and logs/")
+    p.set_defaults(func=_cmd_rmall)
 
     p = add("remove", ["rm"], "stop and remove a deploy (data/ is kept unless --purge)")
     p.add_argument("deploy", metavar="DEPLOY")
@@ -117,10 +148,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _keep(text: str) -> int:
+    value = _positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("must be at least 2: the current release and the previous one")
+    return value
+
+
 def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.install import install
     return install(ctx, a.deploy, host=a.host, port=a.port, workers=a.workers, force=a.force,
-                   stopped=a.stopped, timeout=a.timeout)
+                   stopped=a.stopped, timeout=a.timeout, keep=a.keep)
+
+
+def _cmd_upgrade(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.upgrade import upgrade
+    return _quiet_json(a, ctx, lambda c: upgrade(c, a.deploy, package=a.package, timeout=a.timeout, keep=a.keep))
+
+
+def _cmd_rollback(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.rollback import rollback
+    return _quiet_json(a, ctx, lambda c: rollback(c, a.deploy, to=a.to, timeout=a.timeout))
+
+
+def _cmd_inall(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.bulk import inall
+    return _bulk_exit(inall(ctx, host=a.host, workers=a.workers, force=a.force, stopped=a.stopped, timeout=a.timeout))
+
+
+def _cmd_rmall(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands.bulk import rmall
+    return _bulk_exit(rmall(ctx, purge=a.purge))
+
+
+def _bulk_exit(doc: dict) -> dict:
+    if doc["failed"]:
+        # Every failure was reported per deploy; exit with the worst one's code and hint.
+        err = doc["worst"]
+        err.detail = f"{doc['failed']} deploy(s) failed (see above); {err.detail}"
+        raise err
+    return doc
 
 
 def _cmd_remove(ctx: Context, a: argparse.Namespace) -> dict:

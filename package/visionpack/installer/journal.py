@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,17 +56,31 @@ def save(paths: DeployPaths, state: dict[str, Any]) -> None:
     atomic_write(paths.state, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
+# Crash tests SIGKILL the installer right after a step is journaled (op:step, or op:point of
+# a checkpoint()). Read only here; unset it does nothing, and services never see it
+# (procs.service_env drops every VISIONPACK_* variable).
+KILL_ENV = "VISIONPACK_TEST_KILL_AT"
+_KEPT = ("release", "from", "candidate", "old_pid", "built", "purge")
+
+
+def checkpoint(op: str, point: str) -> None:
+    """A kill point for the crash tests; inert unless VISIONPACK_TEST_KILL_AT names it."""
+    if os.environ.get(KILL_ENV) == f"{op}:{point}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def begin(paths: DeployPaths, state: dict[str, Any], op: str, step: str, **extra: Any) -> None:
-    """Record that ``op`` is about to run ``step``; keeps started_at across steps of one op."""
+    """Record that ``op`` is about to run ``step``; keeps started_at and op details across steps."""
     current = state.get("operation") or {}
     started = current.get("started_at") if current.get("op") == op else None
     record = {"op": op, "step": step, "started_at": started or now(), "pid": os.getpid()}
-    for key in ("release",):
+    for key in _KEPT:
         if key in current and current.get("op") == op:
             record[key] = current[key]
     record.update(extra)
     state["operation"] = record
     save(paths, state)
+    checkpoint(op, step)
 
 
 def clear(paths: DeployPaths, state: dict[str, Any]) -> None:
@@ -75,7 +90,7 @@ def clear(paths: DeployPaths, state: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Recovery:
-    action: str   # "none" | "undo-install" | "complete-remove" | "clear"
+    action: str   # "none" | "undo-install" | "complete-remove" | "clear" | "undo-switch" | "complete-switch"
     op: Optional[dict[str, Any]]
     reason: str
 
@@ -93,6 +108,13 @@ def decide(state: Optional[dict[str, Any]]) -> Recovery:
             # happens if state.json was edited by hand; the install is complete.
             return Recovery("clear", op, f"{where} had already committed release {op['release']}")
         return Recovery("undo-install", op, f"{where} never committed; undoing it")
+    if kind in ("upgrade", "rollback"):
+        # The commit is the state.json write that makes op.release the release; before it the
+        # old release still serves (it is stopped only after), so going back is always safe.
+        if op.get("release") and state.get("release") == op.get("release"):
+            return Recovery("complete-switch", op, f"{where} had switched to {op['release']}; finishing it")
+        return Recovery("undo-switch", op, f"{where} had not switched to {op.get('release')}; "
+                                           f"undoing it, {state.get('release')} stays")
     if kind == "remove":
         # Removal has no way back once files are going; finishing it is the only consistent end.
         return Recovery("complete-remove", op, f"{where}; finishing the removal")

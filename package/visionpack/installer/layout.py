@@ -108,7 +108,22 @@ class DeployPaths:
 
     @property
     def pidfile(self) -> Path:
+        """The serving master's pid file: a symlink to ``run/<version>/gunicorn.pid``.
+
+        Kept for readers of the one-pid-file contract (status, trouble_shooting); each
+        master writes its own release's file, so two releases can run side by side.
+        """
         return self.run / "gunicorn.pid"
+
+    def release_run(self, version: str) -> Path:
+        return self.run / version
+
+    def release_pidfile(self, version: str) -> Path:
+        return self.release_run(version) / "gunicorn.pid"
+
+    def public_flag(self, version: str) -> Path:
+        """Exists once the release's master may accept on the public socket (handover)."""
+        return self.release_run(version) / "serve-public"
 
     @property
     def error_log(self) -> Path:

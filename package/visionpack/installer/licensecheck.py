@@ -26,7 +26,7 @@ _CHILD = (
     "from visionpack.errors import LicenseError\n"
     "from visionpack.installer.licensecheck import check_in_process\n"
     "try:\n"
-    "    print(json.dumps({'ok': True, 'verdict': check_in_process(sys.argv[1], sys.argv[2], sys.argv[3])}))\n"
+    "    print(json.dumps({'ok': True, 'verdict': check_in_process(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1')}))\n"
     "except LicenseError as e:\n"
     "    print(json.dumps({'ok': False, 'reason': e.reason, 'detail': e.detail}))\n"
 )
@@ -40,17 +40,23 @@ def crypto_available() -> bool:
     return True
 
 
-def check_license(root: Path, deploy: str, service: str, runtime_python: Optional[Path] = None) -> dict[str, Any]:
-    """Raise LicenseError if ``deploy`` (running ``service``) may not start under ``root``."""
+def check_license(root: Path, deploy: str, service: str, runtime_python: Optional[Path] = None,
+                  replacing: bool = False) -> dict[str, Any]:
+    """Raise LicenseError if ``deploy`` (running ``service``) may not start under ``root``.
+
+    ``replacing``: the new master takes over a running master's slot (upgrade, rollback), so
+    that instance is not counted against the limit a second time.
+    """
     license_dir = Path(root) / LICENSES_DIR
     if crypto_available():
-        return check_in_process(license_dir, deploy, service)
+        return check_in_process(license_dir, deploy, service, replacing)
     if runtime_python is None or not Path(runtime_python).exists():
         raise RuntimeInstallFailed("checking the license needs the 'cryptography' module: install the runtime "
                                    "first (install.py install DEPLOY --stopped) or run install.py with a python that has it")
     package_dir = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(package_dir))
-    proc = subprocess.run([str(runtime_python), "-c", _CHILD, str(license_dir), deploy, service],
+    proc = subprocess.run([str(runtime_python), "-c", _CHILD, str(license_dir), deploy, service,
+                           "1" if replacing else "0"],
                           capture_output=True, text=True, env=env, timeout=120)
     try:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -61,7 +67,7 @@ def check_license(root: Path, deploy: str, service: str, runtime_python: Optiona
     return out["verdict"]
 
 
-def check_in_process(license_dir: Path | str, deploy: str, service: str) -> dict[str, Any]:
+def check_in_process(license_dir: Path | str, deploy: str, service: str, replacing: bool = False) -> dict[str, Any]:
     """The verdict for a start, including a pre-check of the machine-wide instance count.
 
     The master takes its slot itself (the race-free check); this one lets the installer say
@@ -70,7 +76,7 @@ def check_in_process(license_dir: Path | str, deploy: str, service: str) -> dict
     from ..licensing import admin, instances
 
     verdict = admin.check_for_start(license_dir, deploy, service)
-    running = instances.count()
+    running = instances.count() - (1 if replacing else 0)
     if running >= verdict.instances:
         raise LicenseError("instance-limit", f"{running} licensed service instance(s) already run on this machine; "
                                              f"license {verdict.license_id} allows {verdict.instances}")

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 from ..errors import StartFailed, StopFailed
 from .layout import DeployPaths
@@ -70,28 +70,67 @@ def read_pid(pidfile: Path) -> Optional[int]:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def master(paths: DeployPaths, proc: Path = PROC) -> Optional[int]:
-    """Pid of this deploy's running gunicorn master, or None.
+def release_of(pid: int, paths: DeployPaths, proc: Path = PROC) -> Optional[str]:
+    """Which release a master of this deploy runs: from its -c path, else its VISIONPACK_CONFIG."""
+    info = proc_info(pid, proc)
+    marker = f"{paths.dir}/releases/"
+    for text in ([info.cmdline] if info else []) + [_environ_config(pid, proc)]:
+        if marker in text:
+            rest = text.split(marker, 1)[1]
+            version = rest.split("/", 1)[0]
+            if version and "/" in rest:
+                return version
+    return None
 
-    The pid file is the fast path; if it is missing or stale, /proc is searched, so a deleted
-    pid file never hides a running service (which would then block its own port).
-    """
-    pid = read_pid(paths.pidfile)
-    if pid is not None and is_ours(proc_info(pid, proc), paths):
-        return pid
-    return _scan_master(paths, proc)
+
+def _environ_config(pid: int, proc: Path) -> str:
+    try:
+        env = (proc / str(pid) / "environ").read_bytes()
+    except OSError:
+        return ""
+    for item in env.split(b"\0"):
+        if item.startswith(b"VISIONPACK_CONFIG="):
+            return item.split(b"=", 1)[1].decode("utf-8", "replace")
+    return ""
 
 
-def _scan_master(paths: DeployPaths, proc: Path) -> Optional[int]:
+def masters(paths: DeployPaths, proc: Path = PROC) -> dict[int, Optional[str]]:
+    """Every running gunicorn master of this deploy -> its release (two during an upgrade)."""
     ours = {}
     for entry in proc.iterdir():
         if entry.name.isdigit():
             info = proc_info(int(entry.name), proc)
             if is_ours(info, paths):
                 ours[info.pid] = info
-    # Workers share the master's command line; the master is the one whose parent is not ours.
-    masters = sorted(pid for pid, info in ours.items() if info.ppid not in ours)
-    return masters[0] if masters else None
+    # Workers share the master's command line; a master is one whose parent is not ours.
+    return {pid: release_of(pid, paths, proc) for pid in sorted(ours) if ours[pid].ppid not in ours}
+
+
+def master(paths: DeployPaths, proc: Path = PROC, version: Optional[str] = None) -> Optional[int]:
+    """Pid of this deploy's serving master (or of ``version``'s master), or None.
+
+    The pid file is the fast path; if it is missing or stale, /proc is searched, so a deleted
+    pid file never hides a running service (which would then block its own port).
+    """
+    pidfile = paths.release_pidfile(version) if version else paths.pidfile
+    pid = read_pid(pidfile)
+    if pid is not None and is_ours(proc_info(pid, proc), paths):
+        if version is None or release_of(pid, paths, proc) in (version, None):
+            return pid
+    found = masters(paths, proc)
+    if version is not None:
+        found = {p: v for p, v in found.items() if v == version}
+    return min(found) if found else None
+
+
+def point_pidfile(paths: DeployPaths, version: str) -> None:
+    """run/gunicorn.pid -> <version>/gunicorn.pid, switched atomically with the traffic."""
+    from ..fsutil import atomic_symlink
+
+    paths.run.mkdir(parents=True, exist_ok=True)
+    if paths.pidfile.exists() and not paths.pidfile.is_symlink():
+        paths.pidfile.unlink()  # a regular file from a master of the old layout
+    atomic_symlink(f"{version}/gunicorn.pid", paths.pidfile)
 
 
 def pidfile_is_stale(paths: DeployPaths, proc: Path = PROC) -> bool:
@@ -155,37 +194,84 @@ def command(venv: Path, release: Path) -> list[str]:
     return [str(venv / "bin" / "gunicorn"), "-c", str(release / "start" / "gunicorn_conf.py"), APP]
 
 
-def start(paths: DeployPaths, venv: Path, release: Path, host: str, port: int, *, timeout: float = 120.0,
-          env: Optional[Mapping[str, str]] = None, say: Callable[[str], None] = print) -> int:
-    """Spawn gunicorn detached and wait for /ready == 200; returns the master pid."""
-    for d in (paths.logs, paths.run, paths.data):
+# Run by the runtime's python between fork and gunicorn: put the inherited listeners at fds 3..
+# and set LISTEN_PID to this very pid (kept by exec), as systemd's sd_listen_fds() wants.
+_LAUNCH = (
+    "import fcntl, os, sys\n"
+    "fds = [int(x) for x in sys.argv[1].split(',') if x]\n"
+    "slot = int(sys.argv[2])\n"
+    "high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds + ([slot] if slot >= 0 else [])]\n"
+    "for fd in set(fds + ([slot] if slot >= 0 else [])):\n"
+    "    os.close(fd)\n"
+    "for i, fd in enumerate(high):\n"
+    "    os.dup2(fd, 3 + i)\n"
+    "    os.close(fd)\n"
+    "os.environ['LISTEN_FDS'] = str(len(fds))\n"
+    "os.environ['LISTEN_PID'] = str(os.getpid())\n"
+    "if slot >= 0:\n"
+    "    os.environ['VISIONPACK_INHERIT_SLOT_FD'] = str(3 + len(fds))\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
+)
+
+
+def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence[int] = (),
+           slot_fd: Optional[int] = None, extra_env: Optional[Mapping[str, str]] = None,
+           env: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
+    """Spawn a release's gunicorn master detached (own session); it outlives the installer.
+
+    Without ``listeners`` gunicorn binds host:port itself; with them it serves those inherited
+    sockets (the handover of an upgrade) and binds nothing.
+    """
+    for d in (paths.logs, paths.run, paths.data, paths.release_run(release.name)):
         d.mkdir(parents=True, exist_ok=True)
-    if paths.pidfile.exists() and master(paths) is None:
-        paths.pidfile.unlink()  # stale: gunicorn refuses to start over a pid file naming a live process
+    pidfile = paths.release_pidfile(release.name)
+    if pidfile.exists() and master(paths, version=release.name) is None:
+        pidfile.unlink()  # stale: gunicorn refuses to start over a pid file naming a live process
+    full_env = service_env(release, env or os.environ)
+    full_env.update(extra_env or {})
+    cmd = command(venv, release)
+    keep: list[int] = []
+    if listeners or slot_fd is not None:
+        keep = list(listeners) + ([slot_fd] if slot_fd is not None else [])
+        cmd = [str(venv / "bin" / "python"), "-c", _LAUNCH, ",".join(map(str, listeners)),
+               str(-1 if slot_fd is None else slot_fd), *cmd]
     out = open(paths.console_log, "ab")
     try:
-        proc = subprocess.Popen(command(venv, release), cwd=str(paths.dir), env=service_env(release, env or os.environ),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+        return subprocess.Popen(cmd, cwd=str(paths.dir), env=full_env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, pass_fds=keep)
     finally:
         out.close()
-    say(f"started gunicorn (pid {proc.pid}); waiting up to {timeout:.0f} s for http://{probe_host(host)}:{port}/ready")
+
+
+def wait_ready(paths: DeployPaths, proc: subprocess.Popen, host: str, port: int, timeout: float) -> None:
+    """Wait for GET /ready == 200; on exit or timeout kill what was started and raise StartFailed."""
     deadline = time.monotonic() + timeout
-    last = None
+    last: tuple = (None, None)
     while True:
         code = proc.poll()
         if code is not None:
             raise StartFailed(f"gunicorn exited with status {code} before it was ready\n{_logs_tail(paths)}")
         status, body = get_ready(host, port, timeout=2.0)
         if status == 200:
-            return proc.pid
+            return
         last = (status, body)
         if time.monotonic() >= deadline:
             break
         time.sleep(0.3)
-    _kill_group(proc.pid)
+    kill_group(proc.pid)
     proc.wait()
-    raise StartFailed(f"not ready after {timeout:.0f} s (last /ready answer: {last[0]} {last[1]}); stopped it\n{_logs_tail(paths)}")
+    raise StartFailed(f"not ready after {timeout:.0f} s (last /ready answer: {last[0]} {last[1]}); stopped it\n"
+                      f"{_logs_tail(paths)}")
+
+
+def start(paths: DeployPaths, venv: Path, release: Path, host: str, port: int, *, timeout: float = 120.0,
+          env: Optional[Mapping[str, str]] = None, say: Callable[[str], None] = print) -> int:
+    """Spawn gunicorn detached and wait for /ready == 200; returns the master pid."""
+    proc = launch(paths, venv, release, env=env)
+    say(f"started gunicorn (pid {proc.pid}); waiting up to {timeout:.0f} s for http://{probe_host(host)}:{port}/ready")
+    wait_ready(paths, proc, host, port, timeout)
+    point_pidfile(paths, release.name)
+    return proc.pid
 
 
 def _logs_tail(paths: DeployPaths) -> str:
@@ -196,7 +282,7 @@ def _logs_tail(paths: DeployPaths) -> str:
     return "\n".join(parts) or f"(no log in {paths.logs})"
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -207,29 +293,39 @@ def _alive(pids: list[int], proc: Path = PROC) -> list[int]:
     return [p for p in pids if (i := proc_info(p, proc)) is not None and i.alive]
 
 
-def stop(paths: DeployPaths, graceful: float, *, say: Callable[[str], None] = print) -> bool:
-    """Stop the deploy's gunicorn: TERM, wait ``graceful`` s, then KILL. False if it was not running."""
-    pid = master(paths)
-    if pid is None:
-        if paths.pidfile.exists():
-            say(f"removing stale pid file {paths.pidfile}")
+def stop(paths: DeployPaths, graceful: float, *, say: Callable[[str], None] = print,
+         pid: Optional[int] = None) -> bool:
+    """Stop master ``pid``, or every master of the deploy: TERM, wait ``graceful`` s, then KILL.
+
+    False if nothing was running. TERM is graceful: a master closes its copy of the listening
+    socket and its workers finish what they accepted, so a socket shared with a newer release's
+    master (handover) keeps its queue and no connection is reset.
+    """
+    targets = [pid] if pid else list(masters(paths))
+    targets = [p for p in targets if is_ours(proc_info(p), paths)]
+    if not targets:
+        if paths.pidfile.is_symlink() or paths.pidfile.exists():
+            if pidfile_is_stale(paths):
+                say(f"removing stale pid file {paths.pidfile}")
             paths.pidfile.unlink()
         return False
-    pids = [pid] + children(pid)
-    say(f"stopping gunicorn (master {pid}, workers {' '.join(map(str, pids[1:])) or 'none'})")
-    os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pids, graceful + 5):
-        _drop_pidfile(paths, pid)
-        return True
-    say(f"still running after {graceful + 5:.0f} s; sending SIGKILL")
-    for p in _alive(pids):
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if not _wait_gone(pids, 10):
-        raise StopFailed(f"pids {' '.join(map(str, _alive(pids)))} survived SIGKILL")
-    _drop_pidfile(paths, pid)
+    pids: list[int] = []
+    for master_pid in targets:
+        workers = children(master_pid)
+        pids += [master_pid] + workers
+        say(f"stopping gunicorn (master {master_pid}, workers {' '.join(map(str, workers)) or 'none'})")
+        os.kill(master_pid, signal.SIGTERM)
+    if not _wait_gone(pids, graceful + 5):
+        say(f"still running after {graceful + 5:.0f} s; sending SIGKILL")
+        for p in _alive(pids):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not _wait_gone(pids, 10):
+            raise StopFailed(f"pids {' '.join(map(str, _alive(pids)))} survived SIGKILL")
+    for master_pid in targets:
+        _drop_pidfiles(paths, master_pid)
     return True
 
 
@@ -242,10 +338,13 @@ def _wait_gone(pids: list[int], seconds: float) -> bool:
     return True
 
 
-def _drop_pidfile(paths: DeployPaths, pid: int) -> None:
+def _drop_pidfiles(paths: DeployPaths, pid: int) -> None:
     # gunicorn removes its own pid file on a clean exit; after SIGKILL it cannot.
-    if read_pid(paths.pidfile) == pid or pidfile_is_stale(paths):
-        try:
-            paths.pidfile.unlink()
-        except FileNotFoundError:
-            pass
+    for pidfile in list(paths.run.glob("*/gunicorn.pid")) + [paths.pidfile]:
+        if read_pid(pidfile) == pid:
+            try:
+                pidfile.unlink()
+            except FileNotFoundError:
+                pass
+    if paths.pidfile.is_symlink() and not paths.pidfile.exists():
+        paths.pidfile.unlink()  # it named the master that just stopped

@@ -24,8 +24,59 @@ def recover(paths: DeployPaths, state: Optional[dict[str, Any]], say: Callable[[
     if decision.action == "complete-remove":
         delete_deploy(paths, purge=bool(op.get("purge")), say=say)
         return None
+    if decision.action in ("undo-switch", "complete-switch"):
+        return _switch(paths, state, decision.action, say)
     journal.clear(paths, state)
+    _repoint_pidfile(paths, state)
     return state
+
+
+def _switch(paths: DeployPaths, state: dict[str, Any], action: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Finish or undo an interrupted upgrade/rollback (switch.py does the work)."""
+    from ..fsutil import atomic_symlink, atomic_write
+    from . import procs, switch
+    from .layout import Root
+
+    ctx = _SayOnly(Root(paths.root.path), say)
+    op = state["operation"]
+    if action == "complete-switch":
+        target, old = op["release"], op.get("from")
+        if not procs.master(paths, version=target) and old and procs.master(paths, version=old):
+            # The new master died after the commit while the old one still serves: going back
+            # is the only way to end on one running release without a gap.
+            say(f"release {target} is not running but {old} is; going back to {old}")
+            state["release"] = old
+            switch.undo(ctx, paths, state)
+            return state
+        if procs.master(paths, version=target):
+            # Committed means proven: make sure its workers take the public socket.
+            atomic_write(paths.public_flag(target), "recovered\n")
+        atomic_symlink(f"releases/{target}", paths.current)
+        if procs.master(paths, version=target):
+            procs.point_pidfile(paths, target)
+        switch.finish(ctx, paths, state, op["op"], {})
+        return state
+    switch.undo(ctx, paths, state)
+    return state
+
+
+class _SayOnly:
+    """The slice of Context that recovery's switch calls use (no package source needed)."""
+
+    def __init__(self, root: Any, say: Callable[[str], None]) -> None:
+        self.root, self.say = root, say
+
+    def warn(self, msg: str) -> None:
+        self.say(f"warning: {msg}")
+
+
+def _repoint_pidfile(paths: DeployPaths, state: dict[str, Any]) -> None:
+    # A killed start may have left a running master whose pid file link was never made.
+    from . import procs
+
+    version = state.get("release")
+    if version and procs.master(paths, version=version) and not procs.read_pid(paths.pidfile):
+        procs.point_pidfile(paths, version)
 
 
 def undo_install(paths: DeployPaths, state: dict[str, Any], version: Optional[str],

@@ -29,7 +29,7 @@ def service_config(root: Root, paths: DeployPaths, entry: CatalogEntry, release:
     return config.from_mapping({
         "deploy": paths.name, "service": entry.service, "host": host, "port": port, "workers": workers,
         "models": models, "release": str(release), "root": str(root.path), "log_dir": str(paths.logs),
-        "run_dir": str(paths.run), "data_dir": str(paths.data), "license_dir": str(root.licenses),
+        "run_dir": str(paths.release_run(release.name)), "data_dir": str(paths.data), "license_dir": str(root.licenses),
     }, source="install options")
 
 
@@ -45,6 +45,9 @@ def build(root: Root, paths: DeployPaths, source: Source, entry: CatalogEntry, v
     shutil.copytree(source.visionpack_dir, pkg / "visionpack", ignore=_IGNORE)
     for name in (source.catalog_file, source.version_file):
         shutil.copy2(name, pkg / name.name)
+    if source.samples.is_dir():
+        # The sample images prove a new release healthy before traffic is switched to it.
+        shutil.copytree(source.samples, pkg / "samples", ignore=_IGNORE)
     checksums = {bundle: _copy_bundle(source, bundle, release / "models" / bundle) for bundle in sorted(set(entry.models.values()))}
     atomic_write(release / "config.yml", config.dump(cfg))
     _render_start(source, release, paths, runtime, version)

@@ -51,6 +51,10 @@ class Source:
         return self.package_dir / "VERSION"
 
     @property
+    def samples(self) -> Path:
+        return self.package_dir / "samples"
+
+    @property
     def wheels(self) -> Path:
         return self.top / "original" / "wheels"
 

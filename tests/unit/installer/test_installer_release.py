@@ -73,7 +73,8 @@ def test_service_config_validates_options(src, tmp_path):
     cfg = release.service_config(root, paths, src.entry("demo"), paths.release("2.1.0"),
                                  host="127.0.0.1", port=9000, workers=2)
     assert cfg.models == {"classifier": str(paths.release("2.1.0") / "models" / "b")}
-    assert (cfg.run_dir, cfg.license_dir) == (str(paths.run), str(root.licenses))
+    # run_dir is per release: two releases run side by side during an upgrade.
+    assert (cfg.run_dir, cfg.license_dir) == (str(paths.run / "2.1.0"), str(root.licenses))
     with pytest.raises(ConfigInvalid, match="port"):
         release.service_config(root, paths, src.entry("demo"), paths.release("2.1.0"),
                                host="127.0.0.1", port=70000, workers=1)

@@ -31,7 +31,11 @@ def test_gunicorn_conf_takes_everything_from_config(tmp_path, monkeypatch):
     assert ns["accesslog"] == str(tmp_path / "logs" / "access.log")
     assert ns["proc_name"] == "visionpack:demo"
     assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
-    assert not any(k in ns for k in ("post_fork", "when_ready", "pre_fork"))
+    assert ns["reuse_port"] is False  # one listening socket, handed over at upgrades (docs/releases.md)
+    # The hooks only do bookkeeping (handover socket, standby gate); none may load a model.
+    assert "pre_fork" not in ns and "post_worker_init" in ns and "when_ready" in ns
+    for hook in ("when_ready", "post_fork", "post_worker_init"):
+        assert "paddle" not in ns[hook].__code__.co_names
     assert "paddle" not in ns["on_starting"].__code__.co_names
     assert "import paddle" not in (REPO / "start" / "gunicorn_conf.py").read_text()
 

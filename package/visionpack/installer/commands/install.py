@@ -6,14 +6,14 @@ from typing import Any
 
 from ...errors import AlreadyInstalled
 from ...fsutil import atomic_symlink
-from .. import envcheck, journal, recovery, release, runtime_env
+from .. import envcheck, journal, recovery, release, releases, runtime_env
 from ..context import Context
 from .start import start_installed
 from ..deployment import Installed
 
 
 def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: int, force: bool,
-            stopped: bool, timeout: float) -> dict[str, Any]:
+            stopped: bool, timeout: float, keep: int | None = None) -> dict[str, Any]:
     source = ctx.source
     release.yaml_ready(source)
     entry = source.entry(deploy)
@@ -64,6 +64,9 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
             state.update(release=version, desired="stopped" if stopped else "running", host=host, port=port,
                          workers=workers, operation=None)
             state["releases"][version] = {"installed_at": journal.now(), "runtime": str(runtime)}
+            if keep:
+                state["keep"] = keep
+            releases.record_activation(state, version, "install")
             journal.save(paths, state)
         except BaseException:
             # A failure we see (pip, a bad bundle, Ctrl-C) is undone now; only SIGKILL leaves the

@@ -1,8 +1,8 @@
-"""list|li: installed deploys with state, release and address."""
+"""list|li: installed deploys with state, release and address, and every kept release of each."""
 
 from __future__ import annotations
 
-from .. import journal
+from .. import journal, releases
 from ..context import Context
 from ..deployment import describe
 
@@ -18,8 +18,19 @@ def list_installed(ctx: Context) -> dict:
         row = {k: d[k] for k in ("deploy", "service", "state", "desired", "release", "host", "port", "workers",
                                  "pid", "path")}
         row["interrupted_operation"] = (state.get("operation") or {}).get("op")
+        row["releases"] = kept_releases(state)
+        row["keep"] = releases.keep_of(state)
         rows.append(row)
     return {"root": str(ctx.root.path), "deploys": rows}
+
+
+def kept_releases(state: dict) -> list[dict]:
+    """Newest use first: version, installed_at, activated_at, current, previous."""
+    prev = releases.previous(state)
+    info = state.get("releases") or {}
+    return [{"version": v, "installed_at": info[v].get("installed_at"), "activated_at": info[v].get("activated_at"),
+             "current": v == state.get("release"), "previous": v == prev, "runtime": info[v].get("runtime")}
+            for v in reversed(releases.kept(state))]
 
 
 def render(doc: dict) -> list[str]:
@@ -29,4 +40,8 @@ def render(doc: dict) -> list[str]:
     for d in doc["deploys"]:
         lines.append(f"{d['deploy']:<24} {str(d['service']):<15} {d['state']:<9} {str(d['release']):<10} "
                      f"{d['host']}:{d['port']}")
+        for r in d.get("releases") or []:
+            mark = "* current " if r["current"] else ("  previous" if r["previous"] else "          ")
+            lines.append(f"    {mark} {r['version']:<12} installed {r['installed_at']}"
+                         + (f", last current {r['activated_at']}" if r.get("activated_at") else ""))
     return lines

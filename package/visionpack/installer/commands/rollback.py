@@ -1,0 +1,42 @@
+"""rollback|rb DEPLOY [--to VERSION]: back to the previous (or a named) kept release, same safety as upgrade."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ...errors import NotInstalled, StartFailed
+from .. import journal, releases, switch
+from ..context import Context
+from ..deployment import require
+
+
+def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) -> dict[str, Any]:
+    paths = ctx.root.deploy(deploy)
+    with journal.deploy_lock(paths):
+        inst = require(ctx, deploy, recover=True)
+        state = inst.state
+        current = state["release"]
+        kept = releases.kept(state)
+        target = to or releases.previous(state)
+        if target is None:
+            err = NotInstalled(f"{deploy} has only release {current}: there is nothing to roll back to")
+            err.hint = f"'install.py list' shows the kept releases; 'install.py upgrade {deploy} --package DIR' adds one."
+            raise err
+        if target == current:
+            err = NotInstalled(f"{deploy} already runs release {current}")
+            err.hint = f"'install.py list' shows the kept releases of {deploy}."
+            raise err
+        if target not in kept or not paths.release(target).is_dir():
+            err = NotInstalled(f"release {target!r} of {deploy} is not kept (kept: {', '.join(kept)})")
+            err.hint = "Pick one of the kept releases listed by 'install.py list', or upgrade to it with --package."
+            raise err
+        ctx.say(f"rolling {deploy} back from {current} to {target}")
+        journal.begin(paths, state, "rollback", "start", release=target, **{"from": current})
+        try:
+            result = switch.activate(ctx, paths, state, target, op="rollback", timeout=timeout)
+        except StartFailed as exc:
+            err = StartFailed(f"rollback of {deploy} to {target} failed and was undone; release {current} "
+                              f"keeps serving. Why: {exc.detail}")
+            raise err from None
+        ctx.say(f"rolled {deploy} back to {target}")
+        return result

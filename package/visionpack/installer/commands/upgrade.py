@@ -1,0 +1,87 @@
+"""upgrade|up DEPLOY [--package DIR]: install a newer package's release beside the running one, switch.
+
+An *update package* (same ``original/requirements.lock``) reuses the runtime venv; a *full
+package* (another lock) gets its own, built from its wheelhouse. The switch itself (prove,
+hand the socket over, retire the old master, prune) is switch.activate's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from ...errors import AlreadyInstalled, StartFailed, UsageError
+from .. import journal, release, runtime_env, switch
+from ..context import Context
+from ..deployment import require
+from ..source import Source
+
+
+def source_of(ctx: Context, package: Optional[str]) -> Source:
+    if not package:
+        return ctx.source
+    top = Path(package).expanduser().resolve()
+    if (top / "Install" / "install.py").is_file() and not (top / "package").is_dir():
+        top = top.parent  # given package/ itself
+    if not (top / "package" / "VERSION").is_file():
+        raise UsageError(f"{top} is not an unpacked visionpack package (no package/VERSION)")
+    return Source(top)
+
+
+def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float, keep: Optional[int]) -> dict[str, Any]:
+    source = source_of(ctx, package)
+    release.yaml_ready(source)
+    entry = source.entry(deploy)
+    version = source.version()
+    paths = ctx.root.deploy(deploy)
+    with journal.deploy_lock(paths):
+        inst = require(ctx, deploy, recover=True)
+        state = inst.state
+        if keep:
+            state["keep"] = keep
+        if version == state["release"]:
+            err = AlreadyInstalled(f"{deploy} already runs release {version} (from {source.top})")
+            err.hint = "Bump package/VERSION of the new package, or 'install.py rollback' to go back."
+            raise err
+        if version in (state.get("releases") or {}):
+            err = AlreadyInstalled(f"release {version} of {deploy} is already kept (installed "
+                                   f"{state['releases'][version].get('installed_at')})")
+            err.hint = f"Use 'install.py rollback {deploy} --to {version}' to switch back to it."
+            raise err
+        if entry.service != state.get("service"):
+            raise UsageError(f"{deploy} runs service {state.get('service')!r}; this package offers it as "
+                             f"{entry.service!r}: remove and install instead")
+        ctx.say(f"upgrading {deploy} from {state['release']} to {version} ({source.top})")
+        journal.begin(paths, state, "upgrade", "runtime", release=version, **{"from": state["release"]})
+        try:
+            runtime = runtime_env.ensure(ctx.root, source, say=ctx.say)
+            same = str(runtime) == (state["releases"].get(state["release"]) or {}).get("runtime")
+            ctx.say(f"runtime {runtime} ({'reused: same lock file' if same else 'full package: its own runtime'})")
+            copied = release.copy_licenses(ctx.root, source)  # public keys; never replaces license.lic
+            if copied:
+                ctx.say(f"licenses: {', '.join(copied)} -> {ctx.root.licenses}")
+            journal.begin(paths, state, "upgrade", "release")
+            rel_dir = paths.release(version)
+            if rel_dir.exists():
+                release.remove_tree(rel_dir)  # not kept (checked above): a leftover of a killed run
+            cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=state["host"], port=int(state["port"]),
+                                         workers=int(state.get("workers") or 1))
+            release.build(ctx.root, paths, source, entry, version, cfg, runtime)
+            ctx.say(f"release {version} -> {rel_dir}")
+        except BaseException:
+            ctx.say(f"upgrade of {deploy} to {version} failed; undoing it")
+            switch.undo(ctx, paths, state)
+            raise
+        try:
+            result = switch.activate(ctx, paths, state, version, op="upgrade", timeout=timeout)
+        except StartFailed as exc:
+            raise _rolled_back(exc, deploy, version, state["release"]) from None
+        ctx.say(f"upgraded {deploy} to {version}" + (f"; pruned {', '.join(result['pruned'])}" if result.get("pruned") else ""))
+        return result
+
+
+def _rolled_back(exc: StartFailed, deploy: str, version: str, current: str) -> StartFailed:
+    err = StartFailed(f"upgrade of {deploy} to {version} failed and was rolled back; release {current} "
+                      f"keeps serving. Why: {exc.detail}")
+    err.hint = exc.hint
+    return err

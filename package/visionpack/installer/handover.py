@@ -1,0 +1,224 @@
+"""Zero-downtime switch between releases: hand the listening socket from one master to the next.
+
+Every gunicorn master of a release (start/gunicorn_conf.py) serves, on the Linux abstract
+unix socket ``@visionpack-handover-<master pid>``, copies of its listening sockets and of its
+license instance slot (SCM_RIGHTS). ``install.py upgrade``/``rollback`` fetch them and start
+the next release's master on the *same* listening socket (systemd's LISTEN_FDS protocol,
+which gunicorn honours). Old and new workers then accept from one kernel queue: when the old
+master stops, the socket stays open in the new one, so no queued connection is ever reset
+(two SO_REUSEPORT sockets would reset the closing one's queue; docs/releases.md).
+
+The new master's workers do not accept on that public socket until the installer has proved
+the release healthy through a private loopback probe socket and written the release's
+``serve-public`` flag (:func:`hold_public`, a worker hook).
+
+Only processes of the master's own user (or root) are answered (SO_PEERCRED).
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+PREFIX = "visionpack-handover-"
+MAX_FDS = 16
+FLAG_POLL = 0.05          # how often a held-back worker looks for the serve-public flag
+ENV_FLAG = "VISIONPACK_STANDBY_FLAG"          # path of the serve-public flag (workers read it)
+ENV_SLOT_FD = "VISIONPACK_INHERIT_SLOT_FD"    # license slot fd handed over by the old master
+
+
+def address(pid: int) -> str:
+    # Abstract namespace: no path-length limit, nothing left on disk after a kill -9.
+    return "\0" + PREFIX + str(pid)
+
+
+# --- master side (runs inside gunicorn, started from when_ready) ------------------------------
+
+def serve(get_fds: Callable[[], tuple[list[int], dict[str, Any]]]) -> socket.socket:
+    """Answer every connection with ``get_fds()``'s descriptors and JSON header, in a thread."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(address(os.getpid()))
+    srv.listen(4)
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return  # closed: the master is stopping
+            try:
+                _answer(conn, get_fds)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=loop, name="visionpack-handover", daemon=True).start()
+    return srv
+
+
+def _answer(conn: socket.socket, get_fds: Callable[[], tuple[list[int], dict[str, Any]]]) -> None:
+    conn.settimeout(5)
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if uid not in (0, os.getuid()):
+        return  # listening sockets and the license slot are only for our own installer
+    fds, header = get_fds()
+    data = json.dumps(header).encode()
+    conn.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else [])
+
+
+# --- installer side ---------------------------------------------------------------------------
+
+@dataclass
+class Handed:
+    """What an old master handed over; close() what is not passed on."""
+
+    info: dict[str, Any]
+    listeners: list[socket.socket] = field(default_factory=list)
+    slot_fd: Optional[int] = None
+
+    def public(self, port: int) -> Optional[socket.socket]:
+        for s in self.listeners:
+            if s.getsockname()[1] == port:
+                return s
+        return None
+
+    def close(self) -> None:
+        for s in self.listeners:
+            s.close()
+        self.listeners = []
+        if self.slot_fd is not None:
+            os.close(self.slot_fd)
+            self.slot_fd = None
+
+
+def fetch(pid: int, timeout: float = 5.0) -> Handed:
+    """Copies of master ``pid``'s listening sockets and license slot; OSError if it does not answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(address(pid))
+        msg, anc, _flags, _addr = s.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * 4))
+    fds: list[int] = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            arr = array.array("i")
+            arr.frombytes(data[: len(data) - len(data) % arr.itemsize])
+            fds.extend(arr)
+    if not msg:
+        for fd in fds:
+            os.close(fd)
+        raise ConnectionError(f"master {pid} refused the handover")
+    info = json.loads(msg)
+    kinds = info.get("fds") or []
+    handed = Handed(info)
+    for i, fd in enumerate(fds):
+        kind = kinds[i] if i < len(kinds) else "unknown"
+        if kind == "listener":
+            handed.listeners.append(socket.socket(fileno=fd))
+        elif kind == "slot" and handed.slot_fd is None:
+            handed.slot_fd = fd
+        else:
+            os.close(fd)
+    return handed
+
+
+def bind_probe(host: str = "127.0.0.1", backlog: int = 64) -> socket.socket:
+    """A private loopback listener on a free port: reaches only the new release's workers."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, 0))
+    s.listen(backlog)
+    return s
+
+
+def bind_public(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """The public listener when no master runs to hand one over (gunicorn's own options)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(backlog)
+    return s
+
+
+# --- worker side (post_worker_init hook) ----------------------------------------------------
+
+def hold_public(worker: Any, public_port: int, flag: Optional[str]) -> bool:
+    """Keep a standby worker off the public socket until ``flag`` exists; True if held back.
+
+    Relies on gunicorn's gthread worker (the only class we configure): its ``sockets`` list,
+    ``poller``, ``_accepting`` and the thread-safe ``method_queue`` that runs a callback on the
+    worker's main thread. The listener is added there, never from the watcher thread.
+    """
+    if not flag or os.path.exists(flag) or not hasattr(worker, "method_queue"):
+        return False
+    public = [s for s in worker.sockets if _port(s) == public_port]
+    if not public:
+        return False
+    worker.sockets = [s for s in worker.sockets if s not in public]
+
+    def enable() -> None:
+        if not worker.alive:
+            return
+        for s in public:
+            worker.sockets.append(s)
+            if worker._accepting:
+                s.setblocking(False)
+                worker.poller.register(s, selectors.EVENT_READ, worker.accept)
+
+    def watch() -> None:
+        while worker.alive:
+            if os.path.exists(flag):
+                worker.method_queue.defer(enable)
+                return
+            time.sleep(FLAG_POLL)
+
+    threading.Thread(target=watch, name="visionpack-standby", daemon=True).start()
+    return True
+
+
+def _port(listener: Any) -> Optional[int]:
+    try:
+        name = listener.getsockname()
+    except OSError:
+        return None
+    return name[1] if isinstance(name, tuple) else None
+
+
+# --- master side: the license slot handed over by the old master ----------------------------
+
+def adopt_slot(fd: int, owner_info: dict[str, Any]) -> Any:
+    """Take over the old master's instance slot (same open file, same flock) instead of a new one.
+
+    The slot counts once while both masters run, so a 1-instance license can be upgraded. The
+    descriptor must be a slot file of the machine-wide directory that this process now holds.
+    """
+    import fcntl
+    import re
+
+    from ..errors import LicenseError
+    from ..licensing import instances
+
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        match = re.fullmatch(r"slot-(\d{1,6})\.lock", os.path.basename(target))
+        if os.path.dirname(target) != str(instances.INSTANCES_DIR) or not match:
+            raise LicenseError("instance-limit", f"handed-over descriptor {fd} is not an instance slot ({target})")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # already ours through the shared open file
+    except OSError as exc:
+        raise LicenseError("instance-limit", f"cannot take over the instance slot (fd {fd}): {exc}") from None
+    data = json.dumps({"pid": os.getpid(), "since": int(time.time()), **owner_info}, sort_keys=True, default=str)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data.encode(), 0)
+    except OSError:
+        pass  # another user's slot file: it still counts, only its label is stale
+    return instances.Slot(index=int(match.group(1)), path=instances.INSTANCES_DIR / match.group(0), fd=fd)
