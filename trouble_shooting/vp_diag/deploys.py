@@ -107,8 +107,12 @@ def rebuild_runtime(ctx: Context, d: Deploy, rt: Path) -> list:
     # The installer rebuilds a runtime whose bin/python or bin/gunicorn is missing when a release
     # is built (runtime_env.is_complete), so moving the damaged venv aside and reinstalling repairs it;
     # remove keeps data/ and logs/.
+    again = ["install", d.name, "--host", d.host, "--port", str(d.port)]
+    workers = (d.state or {}).get("workers")
+    if isinstance(workers, int):
+        again += ["--workers", str(workers)]
     return [f"mv {quote(rt)} {quote(str(rt) + '.broken')}", ctx.install_cmd(d.root, "remove", d.name),
-            ctx.install_cmd(d.root, "install", d.name, "--host", d.host, "--port", str(d.port))]
+            ctx.install_cmd(d.root, *again)]
 
 
 def checks(ctx: Context) -> Iterable[Result]:
