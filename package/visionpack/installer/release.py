@@ -28,7 +28,7 @@ def service_config(root: Root, paths: DeployPaths, entry: CatalogEntry, release:
     models = {role: str(release / "models" / bundle) for role, bundle in sorted(entry.models.items())}
     return config.from_mapping({
         "deploy": paths.name, "service": entry.service, "host": host, "port": port, "workers": workers,
-        "models": models, "release": str(release), "root": str(root.path), "log_dir": str(paths.logs),
+        "models": models, "options": dict(entry.options), "release": str(release), "root": str(root.path), "log_dir": str(paths.logs),
         "run_dir": str(paths.release_run(release.name)), "data_dir": str(paths.data), "license_dir": str(root.licenses),
     }, source="install options")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,10 +18,13 @@ class CatalogEntry:
     port: int
     description: str
     models: dict  # role -> bundle directory name under models/
+    # Service settings the vendor ships with the deploy (thresholds, index type, ...); the
+    # service validates them at start (config 'options').
+    options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"deploy": self.deploy, "service": self.service, "port": self.port,
-                "description": self.description, "models": dict(self.models)}
+                "description": self.description, "models": dict(self.models), "options": dict(self.options)}
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ class Source:
             try:
                 out[str(name)] = CatalogEntry(
                     deploy=str(name), service=str(item["service"]), port=int(item["port"]),
-                    description=str(item.get("description", "")), models=dict(item.get("models") or {}))
+                    description=str(item.get("description", "")), models=dict(item.get("models") or {}),
+                    options=dict(item.get("options") or {}))
             except (KeyError, TypeError, ValueError) as exc:
                 raise PackageCorrupt(f"{self.catalog_file}: entry {name!r} is incomplete ({exc})") from None
         return out
