@@ -281,7 +281,8 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
         if st.get("Status") in ("exited", "dead") or st.get("Restarting") or container.attrs.get("RestartCount", 0):
             detail = _failure_detail(container, paths)
             container.remove(force=True)  # no crash loop left behind, like procs.start kills what it started
-            raise StartFailed(f"container {spec.name} exited (status {st.get('ExitCode')}) before it was ready\n{detail}")
+            raise StartFailed(f"container {spec.name} stopped before it was ready (exit code {st.get('ExitCode')}, "
+                              f"status {st.get('Status')}); removed it\n{detail}")
         status, body = get_ready(host, port, timeout=2.0)
         # The answer must come from this release: another service on the port is not our container.
         if status == 200 and body and body.get("deploy") == paths.name and body.get("release") == release:

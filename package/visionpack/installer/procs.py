@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from ..errors import StartFailed, StopFailed
+from .journal import checkpoint
 from .layout import DeployPaths
 from .runtime_env import tail
 
@@ -268,6 +269,7 @@ def start(paths: DeployPaths, venv: Path, release: Path, host: str, port: int, *
           env: Optional[Mapping[str, str]] = None, say: Callable[[str], None] = print) -> int:
     """Spawn gunicorn detached and wait for /ready == 200; returns the master pid."""
     proc = launch(paths, venv, release, env=env)
+    checkpoint("start", "spawned")
     say(f"started gunicorn (pid {proc.pid}); waiting up to {timeout:.0f} s for http://{probe_host(host)}:{port}/ready")
     wait_ready(paths, proc, host, port, timeout)
     point_pidfile(paths, release.name)

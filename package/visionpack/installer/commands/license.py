@@ -17,6 +17,7 @@ from ...errors import LicenseError, RuntimeInstallFailed, UsageError
 from ...fsutil import atomic_write
 from .. import runtime_env
 from ..context import Context
+from ..journal import checkpoint
 from ..licensecheck import crypto_available
 
 LICENSE_NAME = "license.lic"
@@ -70,9 +71,14 @@ def lu(ctx: Context, file: str | None) -> dict:
         for src in list(ctx.root.licenses.glob("*.pub")) + pubs:
             shutil.copyfile(src, keys / src.name)
         ctx.root.licenses.mkdir(parents=True, exist_ok=True)
+        # lu's steps have no journal: each write is atomic, so a kill leaves the old license or
+        # the new one, both verified. The kill points let the crash tests prove that.
+        checkpoint("lu", "verify")
         verdict = admin.install_license(new, ctx.root.licenses, keys)
+        checkpoint("lu", "installed")
     for pub in pubs:
         atomic_write(ctx.root.licenses / pub.name, pub.read_bytes())
+    checkpoint("lu", "keys")
     info = verdict.to_dict()
     ctx.say(f"License update successfully: {info.get('license_id')} for {info.get('customer')}, "
             f"{info.get('days_left')} days left; running services use it from their next request")
