@@ -391,3 +391,29 @@ def test_deliberately_stopped_deploy_passes(healthy):
         assert not [c for g in doc["groups"] for c in g["checks"] if c["name"] in ("health", "inference")]
     finally:
         ensure_running(root)
+
+
+def test_missing_rollback_target_and_orphan_release(healthy):
+    import json as _json
+    import shutil
+
+    root, _ = healthy
+    state_file = root / DEPLOY / "state.json"
+    good = state_file.read_text()
+    state = _json.loads(good)
+    state["releases"]["0.9.0"] = {"installed_at": "2026-01-01T00:00:00Z", "activated_at": "2026-01-01T00:00:00Z"}
+    state["history"] = [{"release": "0.9.0", "at": "2026-01-01T00:00:00Z", "op": "install"}] + state.get("history", [])
+    state_file.write_text(_json.dumps(state))
+    orphan = root / DEPLOY / "releases" / "0.8.0"
+    orphan.mkdir()
+    try:
+        rc, doc, _ = diag(root)
+        r = find(doc, "rollback-target")
+        assert r["status"] == "WARN" and "would go to 0.9.0" in r["detail"]
+        assert r["lines"] == [f"{root / DEPLOY / 'releases' / '0.9.0'} is missing"]
+        k = find(doc, "kept-releases")
+        assert k["status"] == "WARN" and f"rm -rf {orphan}" in k["fix"]
+        assert find(doc, "masters")["detail"] == "one master, serving release 1.0.0"
+    finally:
+        state_file.write_text(good)
+        shutil.rmtree(orphan)

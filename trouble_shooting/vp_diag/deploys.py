@@ -48,6 +48,9 @@ def operation_check(ctx: Context, d: Deploy) -> Result:
     elif kind == "install":
         fix = [ctx.install_cmd(d.root, "stop", d.name) + "  # undoes the half-done install",
                ctx.install_cmd(d.root, "install", d.name)]
+    elif kind in ("upgrade", "rollback"):
+        # recovery.py finishes a switch that had committed, or undoes one that had not.
+        fix = [ctx.install_cmd(d.root, "start", d.name) + f"  # finishes or undoes the interrupted {kind}"]
     elif kind == "remove":
         fix = [ctx.install_cmd(d.root, "remove", d.name) + "  # finishes the removal"]
     else:
