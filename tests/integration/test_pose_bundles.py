@@ -172,7 +172,10 @@ def test_metric_code_scores_ground_truth_perfectly():
     assert np.allclose(np.diag(sim), 1.0)
     recs = ev.match(sim, np.ones(len(gts)), 0.95)
     assert ev.average_precision(recs, len(gts)) == pytest.approx(1.0)
-    assert ev.average_precision([(0.9, False)] + recs, len(gts)) < 1.0
+    # a false positive ranked below every true positive costs nothing (interpolated precision) ...
+    assert ev.average_precision([(0.5, False)] + recs, len(gts)) == pytest.approx(1.0)
+    # ... ranked above them it does
+    assert ev.average_precision([(2.0, False)] + recs, len(gts)) < 0.75
 
 
 def test_pipeline_finds_people_with_sensible_keypoints(det, kpt):
