@@ -33,17 +33,17 @@ def test_every_import_is_standard_library():
 
 def test_registry_finds_each_group_and_a_new_module_by_itself(tmp_path):
     groups = {m.GROUP for m in registry.modules()}
-    assert groups == {"host", "license", "deploys", "releases", "processes", "ports", "http", "logs", "models", "deps"}
+    assert groups == {"host", "license", "deploys", "releases", "docker", "processes", "ports", "http", "logs", "models", "deps"}
     copy = tmp_path / "ts"
     shutil.copytree(TS / "vp_diag", copy / "vp_diag")
-    (copy / "vp_diag" / "docker.py").write_text(
-        'from vp_diag.core import PASS, Result\nGROUP = "docker"\nORDER = 42\n'
-        'def checks(ctx):\n    yield Result("docker", "container", PASS, "one more module, nothing else")\n')
+    (copy / "vp_diag" / "gpu.py").write_text(
+        'from vp_diag.core import PASS, Result\nGROUP = "gpu"\nORDER = 42\n'
+        'def checks(ctx):\n    yield Result("gpu", "driver", PASS, "one more module, nothing else")\n')
     code = "import sys; sys.path.insert(0, sys.argv[1]); from vp_diag import registry; " \
            "print([m.GROUP for m in registry.modules()])"
     out = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", code, str(copy)], capture_output=True, text=True,
                          check=True)
-    assert "'docker'" in out.stdout and out.stdout.index("'deploys'") < out.stdout.index("'docker'")
+    assert "'gpu'" in out.stdout and out.stdout.index("'deploys'") < out.stdout.index("'gpu'")
 
 
 def test_text_report_layout():

@@ -51,7 +51,8 @@ def process_check(ctx: Context, d: Deploy, procs: Optional[list] = None) -> list
     ctx.set_deploy_fact(d, "workers", workers)
     out.append(Result(g, "process", PASS, f"gunicorn master pid {master}, workers {' '.join(map(str, workers)) or 'none'}",
                       data={"master": master, "workers": workers}, **kw))
-    if how == "scan":
+    # A container's gunicorn writes its own namespace's pid: the host sees another number there.
+    if how == "scan" and not ctx.deploy_fact(d, "docker"):
         what = "is missing" if file_pid is None else (
             f"names pid {file_pid}, which is " + (f"another program ({file_info.cmdline[:80]})"
                                                    if file_info and file_info.alive else "gone"))
