@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from tools.convert import bundle_writer  # noqa: E402
 from tools.train_pose import evaluate as ev  # noqa: E402
+from tools.train_pose import export  # noqa: E402
 from tools.train_pose import scenes, topdown  # noqa: E402
 from tools.train_pose.data import scene_seed  # noqa: E402
 
@@ -47,7 +48,7 @@ def test_bundle_files_and_manifest(bundle):
         assert (bundle / name).is_file(), name
     assert bundle_writer.verify_bundle(bundle) == []
     m = json.loads((bundle / "manifest.json").read_text())
-    assert m["schema"] == 1 and m["runtime"] == {"onednn": False}
+    assert m["schema"] == 1 and set(m["runtime"]) == {"onednn"} and isinstance(m["runtime"]["onednn"], bool)
     assert m["source"]["data"]["generator_version"] == scenes.GENERATOR_VERSION
     assert isinstance(m["source"]["train_seed"], int) and m["source"]["steps"] > 0
     assert m["metrics"]["test_set"]["base_seed"] != m["source"]["data"]["base_seed"]
@@ -162,6 +163,22 @@ def test_keypoint_model_outputs(kpt):
     assert heat.shape == (3, 17, 32, 24) and heat.dtype == np.float32
     assert out[1].shape == (3, 17) and out[1].dtype == np.int64
     assert np.array_equal(out[1], heat.reshape(3, 17, -1).argmax(-1))
+
+
+@pytest.mark.parametrize("bundle,kind", [(DET, "det"), (KPT, "kpt")])
+def test_manifest_onednn_flag_matches_behaviour(bundle, kind):
+    """runtime.onednn is true only if oneDNN gives the same outputs as the plain CPU kernels."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    inputs = export._probe_inputs(kind)
+    assert export.onednn_matches(bundle, inputs) == m["runtime"]["onednn"]
+    img, _ = _scene(7)
+    if kind == "det":
+        x, sf = _det_input(img)
+        inputs = {"image": x, "scale_factor": sf}
+    else:
+        inputs = {"image": np.random.default_rng(1).normal(size=(2, 3, 128, 96)).astype(np.float32)}
+    if m["runtime"]["onednn"]:
+        assert export.onednn_matches(bundle, inputs)
 
 
 def test_metric_code_scores_ground_truth_perfectly():

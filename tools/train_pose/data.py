@@ -1,8 +1,8 @@
 """Training data cache: scenes rendered once into shards, feeding both trainings.
 
 Per shard (``shard_<k>.npz``, ``SHARD`` scenes) it stores
-- detector samples: the scene resized to 320x320 exactly as the exported Resize op does
-  (keep_ratio false, cubic), with person boxes in resized pixels;
+- detector samples: the scene resized to 320x320 the way a Resize op does (keep_ratio false,
+  cubic), with person boxes in resized pixels (train_det.py area-downsamples to its input size);
 - keypoint samples: for every person with >= 3 labelled keypoints, ``CROPS_PER_PERSON``
   top-down crops made the PaddleX way (box -> 96:128 aspect -> x1.25 -> affine warp) from a
   jittered ground-truth box (standing in for detector boxes), some rotated, with the keypoints

@@ -32,7 +32,7 @@ REC_THRS = np.linspace(0.0, 1.0, 101)
 class Bundle:
     """A bundle directory run with Paddle Inference; inputs fed by name."""
 
-    def __init__(self, path: str | Path, threads: int = 1):
+    def __init__(self, path: str | Path, threads: int = 1, onednn: bool = False):
         import yaml
         from paddle import inference
 
@@ -40,7 +40,10 @@ class Bundle:
         self.cfg = yaml.safe_load((path / "inference.yml").read_text())
         cfg = inference.Config(str(path / "inference.json"), str(path / "inference.pdiparams"))
         cfg.disable_gpu()
-        cfg.disable_mkldnn()
+        if onednn:
+            cfg.enable_mkldnn()
+        else:
+            cfg.disable_mkldnn()
         cfg.set_cpu_math_library_num_threads(threads)
         cfg.disable_glog_info()
         self.predictor = inference.create_predictor(cfg)
