@@ -119,6 +119,42 @@ class PaddleXSide:
         self.proc.wait(30)
 
 
+ONEDNN_OPS = {"conv2d", "depthwise_conv2d", "batch_norm", "relu", "elementwise_add", "add"}
+
+
+class WhitelistEngine:
+    """NOT the product's engine: what runtime/engine.py would give with oneDNN limited to an op
+    whitelist (``Config.set_mkldnn_op``). Paddle 3.3.1 cannot run ``nearest_interp`` (float64-array
+    attribute) under oneDNN in PIR graphs; keeping that op on the native kernel lets the
+    convolutions run on oneDNN, where a batch is computed as a batch. Benchmark-only."""
+
+    def __init__(self, bundle, threads: int) -> None:
+        from paddle import inference
+
+        c = inference.Config(str(bundle.model_file), str(bundle.params_file))
+        c.disable_gpu()
+        c.enable_mkldnn()
+        c.set_mkldnn_cache_capacity(10)
+        c.set_mkldnn_op(ONEDNN_OPS)
+        c.set_cpu_math_library_num_threads(threads)
+        c.enable_new_ir(True)
+        c.enable_new_executor()
+        c.enable_memory_optim()
+        c.disable_glog_info()
+        self._p = inference.create_predictor(c)
+        self.input_names = list(self._p.get_input_names())
+        self._outs = [self._p.get_output_handle(n) for n in self._p.get_output_names()]
+        self.onednn = "whitelist"
+
+    def run(self, feeds):
+        for name in self.input_names:
+            h = self._p.get_input_handle(name)
+            h.reshape(feeds[name].shape)
+            h.copy_from_cpu(feeds[name])
+        self._p.run()
+        return [o.copy_to_cpu() for o in self._outs]
+
+
 def once_ms(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -182,8 +218,9 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--size", default="640x480", help="scene size WxH")
     ap.add_argument("--skip-paddlex", action="store_true", help="only our side (no .paddlex-venv)")
-    ap.add_argument("--kpt-onednn", choices=("auto", "on", "off"), default="auto",
-                    help="our keypoint engine's oneDNN: auto = the bundle manifest's verified choice")
+    ap.add_argument("--kpt-onednn", choices=("auto", "on", "off", "whitelist"), default="auto",
+                    help="our keypoint engine's oneDNN: auto = the bundle manifest's verified choice; "
+                         "whitelist = oneDNN for convolution-type ops only (see WhitelistEngine)")
     args = ap.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -201,6 +238,8 @@ def main() -> None:
                             models={"detector": str(det), "keypoint": str(kpt)})
         def factory(bundle, c):
             # oneDNN for our keypoint engine only; PaddleX never uses it for PP-TinyPose (its blocklist).
+            if bundle.path == Path(kpt) and args.kpt_onednn == "whitelist":
+                return WhitelistEngine(bundle, args.threads)
             if bundle.path == Path(kpt) and args.kpt_onednn != "auto":
                 c = dataclasses.replace(c, onednn=args.kpt_onednn == "on")
             return paddle_engine_factory(bundle, c)
