@@ -26,12 +26,32 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_installer_fixtures import (REPO, free_port, new_root, run_installer,  # noqa: E402,F401
+from test_installer_fixtures import (REPO, new_root, run_installer,  # noqa: E402,F401
                                      shared_runtime, source_tree, wheelhouse)
 
 DEPLOY = "demo-classify"
 BUNDLE = REPO / "models" / "efficientnet_lite0_imagenet"
 VENDOR_TOOL = REPO / "vendor" / "visionpack_vendor.py"
+
+
+def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range (32768-60999).
+
+    A port picked by binding port 0 comes from the ephemeral range, where any client
+    connection on the machine may take it as its local port before our server binds it.
+    """
+    import random
+    import socket
+
+    for _ in range(500):
+        port = random.SystemRandom().randint(20000, 32000)  # not the test-seeded global generator
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in 20000-32000")
 
 
 def sh(cmd: list, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
@@ -146,3 +166,22 @@ def classify_cat(port: int) -> tuple[int, dict]:
 
 def environ_without_visionpack() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
+
+
+def slots_locked_by(pids: set[int]) -> list[str]:
+    """Slot files of the host's instance directory flock()ed by one of ``pids`` (host pids).
+
+    Read from /proc/locks rather than the slot's owner label: a container (uid 10001) that takes
+    a slot file root once created can lock it but not relabel it (docs/docker.md, open points).
+    """
+    from visionpack.licensing.instances import INSTANCES_DIR
+
+    by_inode = {p.stat().st_ino: p.name for p in INSTANCES_DIR.glob("slot-*.lock")}
+    held = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        f = line.split()
+        if len(f) >= 6 and f[1] == "FLOCK" and f[4].isdigit() and int(f[4]) in pids:
+            inode = int(f[5].rsplit(":", 1)[1])
+            if inode in by_inode:
+                held.append(by_inode[inode])
+    return sorted(held)

@@ -165,6 +165,7 @@ class ContainerSpec:
     user: str = f"{UID}:{GID}"
     restart: str = "unless-stopped"
     health: Mapping[str, int] = field(default_factory=lambda: dict(HEALTH))
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def sdk_kwargs(self) -> dict[str, Any]:
         from docker.types import LogConfig
@@ -179,6 +180,7 @@ class ContainerSpec:
                             "timeout": self.health["timeout"] * _NS, "retries": self.health["retries"],
                             "start_period": self.health["start_period"] * _NS},
             "log_config": LogConfig(type="json-file", config=dict(LOG_OPTS)),
+            "environment": dict(self.environment),
         }
 
     def run_arg_groups(self) -> list[list[str]]:
@@ -188,6 +190,7 @@ class ContainerSpec:
              ["--security-opt", "no-new-privileges"], ["--log-driver", "json-file"]]
         g += [["--log-opt", f"{k}={v}"] for k, v in sorted(LOG_OPTS.items())]
         g += [["--label", f"{k}={v}"] for k, v in sorted(self.labels.items())]
+        g += [["--env", f"{k}={v}"] for k, v in sorted(self.environment.items())]
         for m in self.mounts:
             if "," in m.source + m.target or '"' in m.source + m.target:
                 raise StartFailed(f"cannot express the mount {m.source} for docker run --mount (comma or quote)")
@@ -218,11 +221,14 @@ def spec_for(paths: DeployPaths, release: Path, version: str, image: str, *, hos
     mounts = [Mount(str(release), str(release), True), Mount(str(paths.root.licenses), str(paths.root.licenses), True)]
     mounts += [Mount(str(d), str(d), False) for d in (paths.data, paths.logs, paths.run)]
     mounts += [Mount(SHARED_STATE, SHARED_STATE, False)] + identity_mounts()
+    # config.yml is the whole truth for instance 1 (as for processes). With host networking every
+    # further instance of the same release needs a port of its own: the one override it gets.
+    env = {"VISIONPACK_PORT": str(port)} if instance > 1 else {}
     labels = {f"{LABEL}.deploy": paths.name, f"{LABEL}.version": version, f"{LABEL}.instance": str(instance),
               f"{LABEL}.root": str(paths.root.path), f"{LABEL}.release": str(release)}
     return ContainerSpec(name=container_name(paths.name, instance), image=image, command=(SERVE, str(release)),
                          labels=labels, mounts=tuple(mounts), health_cmd=f"{HEALTHCHECK} {url}",
-                         working_dir=str(paths.dir))
+                         working_dir=str(paths.dir), environment=env)
 
 
 def prepare_host(paths: DeployPaths) -> None:
