@@ -194,7 +194,7 @@ def test_both_routes_on_real_paddle_exports(toy):
     img = b64(scene_image())
     for name, (det, kpt) in bundle_sets(toy).items():
         client = create_app(cfg_for(det, kpt), gate=None).test_client()
-        r = client.post("/human-keypoint-detection", json={"image": img, "detThreshold": 0.3})
+        r = client.post("/human-keypoint-detection", json={"image": img, "detThreshold": 0.2})
         body = r.get_json()
         assert r.status_code == 200, (name, body)
         persons = body["result"]["persons"]
@@ -206,7 +206,7 @@ def test_both_routes_on_real_paddle_exports(toy):
             assert 0 <= p["bbox"][0] < p["bbox"][2] <= 640 and 0 <= p["bbox"][1] < p["bbox"][3] <= 480
         decoded = cv2.imdecode(np.frombuffer(base64.b64decode(body["result"]["image"]), np.uint8), cv2.IMREAD_COLOR)
         assert decoded.shape == (480, 640, 3)
-        easy = client.post("/demo-keypoint/HumanKeypointDetection", json={"image": img, "threshold": 0.3}).get_json()
+        easy = client.post("/demo-keypoint/HumanKeypointDetection", json={"image": img, "threshold": 0.2}).get_json()
         assert easy["person_num"] == len(persons), name
         first = easy["person_info"][0]["body_parts"]
         assert [first["nose"]["x"], first["nose"]["y"]] == persons[0]["kpts"][0][:2]
@@ -306,7 +306,7 @@ def free_port() -> int:
 def test_seed_client_works_unchanged_against_gunicorn(toy, tmp_path):
     det, kpt = bundle_sets(toy).get("demo", (toy["det"], toy["pose"]))
     port = free_port()
-    cfg = cfg_for(det, kpt, port=port, run_dir=str(tmp_path / "run"), options={"det_threshold": 0.3})
+    cfg = cfg_for(det, kpt, port=port, run_dir=str(tmp_path / "run"), options={"det_threshold": 0.1})
     conf = tmp_path / "config.yml"
     conf.write_text(yaml.safe_dump(cfg.to_dict()))
     env = dict(os.environ, VISIONPACK_CONFIG=str(conf), PYTHONPATH=str(REPO / "package"))
