@@ -26,7 +26,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -112,7 +112,7 @@ def image_ref(top: Path) -> ImageRef:
     return ImageRef(f"{IMAGE_NAME}:{key}", tar, str(rec.get("image_id") or ""), str(rec.get("sha256") or ""))
 
 
-def _image_id(client: Any, name: str) -> Optional[str]:
+def local_image_id(client: Any, name: str) -> Optional[str]:
     try:
         return client.images.get(name).id
     except Exception:  # ImageNotFound, or a malformed name
@@ -121,10 +121,10 @@ def _image_id(client: Any, name: str) -> Optional[str]:
 
 def load_image(client: Any, ref: ImageRef, *, say: Callable[[str], None] = print) -> tuple[str, bool]:
     """(image id, loaded?) — nothing is read from the tar if the engine has the recorded id."""
-    have = _image_id(client, ref.tag)
+    have = local_image_id(client, ref.tag)
     if have and (not ref.image_id or have == ref.image_id):
         return have, False
-    if ref.image_id and _image_id(client, ref.image_id):
+    if ref.image_id and local_image_id(client, ref.image_id):
         client.images.get(ref.image_id).tag(*ref.tag.split(":", 1))
         return ref.image_id, False
     if not ref.tar.is_file():
@@ -136,7 +136,7 @@ def load_image(client: Any, ref: ImageRef, *, say: Callable[[str], None] = print
     say(f"loading image {ref.tag} from {ref.tar} ({ref.tar.stat().st_size >> 20} MiB)")
     with open(ref.tar, "rb") as fh:
         client.images.load(fh)
-    got = _image_id(client, ref.tag)
+    got = local_image_id(client, ref.tag)
     if got is None or (ref.image_id and got != ref.image_id):
         raise PackageCorrupt(f"{ref.tar} did not load as {ref.tag} {ref.image_id or ''} (got {got})")
     return got, True
@@ -320,15 +320,15 @@ def start(paths: DeployPaths, top: Path, release: Path, version: str, *, host: s
           say: Callable[[str], None] = print) -> dict[str, Any]:
     """Load the package's image if needed, then (re)create instance ``instance`` and wait for /ready."""
     client = client or connect(Path(top) / "original" / "wheels")
-    image_id, _ = load_image(client, image_ref(top), say=say)
-    spec = spec_for(paths, release, version, image_id_or_tag(client, image_ref(top), image_id), host=host,
-                    port=port, instance=instance)
+    spec = spec_for(paths, release, version, image_id_or_tag(client, image_ref(top), say), host=host, port=port,
+                    instance=instance)
     return run(client, spec, paths, host=host, port=port, timeout=timeout, say=say)
 
 
-def image_id_or_tag(client: Any, ref: ImageRef, image_id: str) -> str:
-    # The tag is what an operator reads in 'docker ps'; the id is the same image.
-    return ref.tag if _image_id(client, ref.tag) == image_id else image_id
+def image_id_or_tag(client: Any, ref: ImageRef, say: Callable[[str], None]) -> str:
+    """Load ``ref`` if needed; its tag (what 'docker ps' shows) if that names it, else its id."""
+    image_id, _ = load_image(client, ref, say=say)
+    return ref.tag if local_image_id(client, ref.tag) == image_id else image_id
 
 
 def info(container: Any) -> dict[str, Any]:
@@ -429,65 +429,3 @@ def write_start_script(template_dir: Path, paths: DeployPaths, spec: ContainerSp
     atomic_write(out, script, mode=0o755)
     return out
 
-
-# --- the installer's seam (state["runtime"] == "docker"; see docs/docker.md) ---------------------
-
-def is_docker(state: Optional[Mapping[str, Any]]) -> bool:
-    return (state or {}).get("runtime") == "docker"
-
-
-def start_installed(ctx: Any, inst: Any, *, timeout: float) -> int:
-    """Start a docker deploy (after the licence and port checks); the host pid of its gunicorn.
-
-    The image is the one recorded for the release at its first start (so a newer package does
-    not silently change it), else the package's; the release's start-1.sh is (re)rendered to
-    match the container exactly. The caller saves ``inst.state``.
-    """
-    top = Path(ctx.source.top)
-    client = connect(top / "original" / "wheels")
-    rec = (inst.state.setdefault("releases", {})).setdefault(inst.version, {})
-    want = rec.get("image") or {}
-    ref = image_ref(top)
-    if want.get("id") and _image_id(client, want["id"]):
-        image = want["tag"] if _image_id(client, want.get("tag", "")) == want["id"] else want["id"]
-        ref = replace(ref, tag=want.get("tag") or ref.tag, image_id=want["id"])
-    else:
-        image_id, _ = load_image(client, ref, say=ctx.say)
-        image = image_id_or_tag(client, ref, image_id)
-        rec["image"] = {"tag": ref.tag, "id": image_id}
-    spec = spec_for(inst.paths, inst.release, inst.version, image, host=inst.host, port=inst.port)
-    write_start_script(top / "start", inst.paths, spec, ref, instance=1, version=inst.version, host=inst.host,
-                       port=inst.port)
-    return int(run(client, spec, inst.paths, host=inst.host, port=inst.port, timeout=timeout, say=ctx.say)["pid"])
-
-
-def stop_installed(ctx: Any, inst: Any) -> bool:
-    return stop(inst.paths, inst.graceful_timeout(), say=ctx.say)
-
-
-def describe(paths: DeployPaths, state: Mapping[str, Any], *, probe: bool = True) -> dict[str, Any]:
-    """deployment.describe()'s shape for a docker deploy, plus ``runtime`` and ``containers``."""
-    from .procs import children
-
-    host, port = state.get("host"), state.get("port")
-    desired = state.get("desired") or "stopped"
-    try:
-        st = status(paths, host=host, port=port, probe=probe)
-    except StartFailed as exc:  # no engine: nothing can be running
-        st = {"state": "absent", "containers": [], "pid": None, "ready": None, "ready_detail": exc.detail}
-    if st["state"] == "running":
-        run_state = "running"
-    elif not state.get("release"):
-        run_state = "not-installed"
-    else:
-        run_state = "failed" if desired == "running" else "stopped"
-    pid = st["pid"] if run_state == "running" else None
-    return {
-        "deploy": paths.name, "service": state.get("service"), "state": run_state, "desired": desired,
-        "release": state.get("release"), "host": host, "port": port, "workers": state.get("workers"),
-        "pid": pid, "worker_pids": children(pid) if pid else [], "ready": st["ready"],
-        "ready_detail": st["ready_detail"],
-        "url": f"http://{probe_host(host or '127.0.0.1')}:{port}/{paths.name}/" if port else None,
-        "stale_pidfile": False, "interrupted_operation": state.get("operation"), "path": str(paths.dir),
-        "runtime": "docker", "containers": st["containers"],
-    }
