@@ -44,7 +44,10 @@ from tools.convert import bundle_writer  # noqa: E402
 # converter name -> module. Add a converter with one line here.
 CONVERTERS: dict[str, str] = {
     "efficientnet_lite0": "tools.convert.efficientnet_lite0",
-    "mtcnn": "tools.convert.mtcnn",
+    # mtcnn.py exposes one importable sub-module per cascade stage (one bundle each).
+    "mtcnn_pnet": "tools.convert.mtcnn.pnet",
+    "mtcnn_rnet": "tools.convert.mtcnn.rnet",
+    "mtcnn_onet": "tools.convert.mtcnn.onet",
     "dlib_resnet": "tools.convert.dlib_resnet",
 }
 
