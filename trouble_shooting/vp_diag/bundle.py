@@ -76,7 +76,9 @@ def collect(ctx: Context) -> List[Tuple[str, bytes]]:
         lic = root / "licenses"
         for p in sorted(lic.glob("*")) if lic.is_dir() else []:
             if p.is_file():
-                add(f"{base}/licenses/{p.name}", p, "text" if p.suffix != ".lic" else "raw")
+                # Public keys and signed licenses are public by design; copied byte for byte
+                # (redacting base64 that happens to contain "key=" would only corrupt them).
+                add(f"{base}/licenses/{p.name}", p, "raw")
         add(f"{base}/.runtime/install.log", root / ".runtime" / "install.log", "log")
         for d in [d for d in ctx.deploys if d.root == root]:
             db = f"{base}/{d.name}"
