@@ -73,6 +73,18 @@ def test_running_then_stopped_container(docker_root, container):
     c = find(doc, f"container {container}")
     assert c["status"] == "PASS" and c["detail"].startswith("running (pid ") and "health healthy" in c["detail"]
     assert not [x for g in doc["groups"] for x in g["checks"] if x["name"] == "pidfile"]
+    state_file = docker_root / DEPLOY / "state.json"
+    state = json.loads(state_file.read_text())
+    image_id = _docker("inspect", "--format", "{{.Image}}", container).stdout.strip()
+    state["releases"]["1.0.0"]["image"] = {"tag": "visionpack-runtime:other", "id": "sha256:" + "0" * 64}
+    state_file.write_text(json.dumps(state))
+    rc, doc, _ = run_diag("--root", str(docker_root))
+    c = find(doc, f"container {container}")
+    assert c["status"] == "WARN" and f"on image {image_id[:19]}, not the release's sha256:000000000000" in c["detail"]
+    state["releases"]["1.0.0"]["image"]["id"] = image_id
+    state_file.write_text(json.dumps(state))
+    rc, doc, _ = run_diag("--root", str(docker_root))
+    assert find(doc, f"container {container}")["status"] == "PASS"
     _docker("stop", "-t", "0", container)
     rc, doc, _ = run_diag("--root", str(docker_root))
     c = find(doc, f"container {container}")

@@ -81,6 +81,14 @@ def container_check(ctx: Context, d: Deploy, summary: dict, sock: str = SOCKET) 
                       [f"docker inspect --format '{{{{json .State.Health}}}}' {quote(name)}"], data={"state": st}, **kw)
     restarts = (info or {}).get("RestartCount", 0) if isinstance(info, dict) else 0
     detail = f"running (pid {st.get('Pid')}), health {health or 'not configured'}"
+    # The installer records the image a release first ran on, so a newer package never swaps
+    # it silently; a container on another image means someone recreated it by hand.
+    want = (((d.state or {}).get("releases") or {}).get(d.version or "") or {}).get("image") or {}
+    have = (info or {}).get("Image") if isinstance(info, dict) else None
+    if want.get("id") and have and have != want["id"]:
+        return Result(g, f"container {name}", WARN, f"{detail}, but on image {have[:19]}, not the release's "
+                      f"{str(want['id'])[:19]} ({want.get('tag')})", [ctx.install_cmd(d.root, "restart", d.name)],
+                      data={"state": st}, **kw)
     if restarts:
         return Result(g, f"container {name}", WARN, f"{detail}, restarted {restarts} time(s)", [logs],
                       data={"state": st}, **kw)
