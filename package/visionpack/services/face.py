@@ -11,7 +11,7 @@ routes.handle needs nothing special.
 
 Options (``cfg.options``, checked at start): det_threshold, rec_threshold, topk (5), index_type
 (Flat|IVF|HNSW32), metric (IP|L2), visualize_paddlex (cfg.visualize), visualize_easydl (false),
-max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (128), ivf_nprobe (16).
+max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (256), ivf_nprobe (16).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Options:
     visualize_easydl: bool = False
     max_faces: int = 20
     min_face_size: int = 20
-    hnsw_ef_search: int = 128
+    hnsw_ef_search: int = 256
     ivf_nprobe: int = 16
 
 
