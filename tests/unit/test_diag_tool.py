@@ -31,6 +31,12 @@ def test_every_import_is_standard_library():
                 assert top in sys.stdlib_module_names or top in ("vp_diag", "__future__"), f"{f.name}: {n}"
 
 
+def test_syntax_fits_python_3_8():
+    """install.py supports python3 >= 3.8, and so must the diagnostics it points operators to."""
+    for f in list((TS / "vp_diag").glob("*.py")) + [REPO / "package" / "visionpack" / "licensing" / "fingerprint.py"]:
+        ast.parse(f.read_text(), filename=str(f), feature_version=(3, 8))
+
+
 def test_registry_finds_each_group_and_a_new_module_by_itself(tmp_path):
     groups = {m.GROUP for m in registry.modules()}
     assert groups == {"host", "license", "deploys", "releases", "docker", "processes", "ports", "http", "logs", "models", "deps"}
