@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from test_troubleshooting_helpers import REPO, find, free_port, run_diag
+from test_docker_fixtures import docker_client, runtime_image  # noqa: F401 (fixtures)
+from test_installer_fixtures import wheelhouse  # noqa: F401 (runtime_image needs it)
 
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 from vp_diag import docker as diag_docker  # noqa: E402
@@ -27,14 +29,12 @@ def _docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    """The package's runtime image (tools/image/build_image.sh), loaded from original/images if needed."""
-    tars = sorted((REPO / "original" / "images").glob("visionpack-runtime-*.tar"))
-    assert tars, "original/images has no runtime image; run tools/image/build_image.sh"
-    tag = f"visionpack-runtime:{tars[-1].stem.rsplit('-', 1)[-1]}"
-    if _docker("image", "inspect", tag, check=False).returncode != 0:
-        _docker("load", "-i", str(tars[-1]), timeout=600)
-    return tag
+def image(runtime_image) -> str:
+    """The package's runtime image: the Docker tests' fixture starts the engine and builds (or
+    reuses) it with tools/image/build_image.sh; loaded from its tar if the engine lacks it."""
+    if _docker("image", "inspect", runtime_image.image_id, check=False).returncode != 0:
+        _docker("load", "-i", str(runtime_image.tar), timeout=900)  # a fresh engine: the package's tar
+    return runtime_image.image_id
 
 
 @pytest.fixture
