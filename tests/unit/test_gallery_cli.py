@@ -49,6 +49,7 @@ def test_build_from_gallery_txt_with_progress(tmp_path, deploy, capsys):
     assert code == 0, err
     assert json.loads(out) == {"index": "team", "added": 3, "skipped": 0, "whole_image_no_face": 0}
     assert "[3/3] 100%" in err and "building index 'team' from 3 images" in err
+    assert "search index of 3 vectors ready" in err
     store = GalleryStore(db_path(cfg.data_dir))
     assert store.id_map("team") == {0: "alice", 1: "alice", 2: "Bob Smith"}
     code, out, err = run(capsys, "--config", config, "list")

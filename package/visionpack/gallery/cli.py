@@ -10,8 +10,10 @@ relative to DIR, label = the rest of the line), or, without that file, ``DIR/ima
 Every line is checked before anything is written; bad lines are listed with their numbers and
 nothing is added. Faces are detected and aligned as the service does (the whole image when no
 face is found, like PaddleX) and committed in batches, so a running service sees them as they
-arrive. ``build`` needs the models (``--config``: the deploy's config.yml, or $VISIONPACK_CONFIG);
-the other commands only the data directory. Exit codes: 0 ok, 2 bad input, 1 other failures.
+arrive; at the end the search index is built once with every core (and snapshotted when
+large, so service workers load it rather than build it). ``build`` needs the models
+(``--config``: the deploy's config.yml, or $VISIONPACK_CONFIG); the other commands only the
+data directory. Exit codes: 0 ok, 2 bad input, 1 other failures.
 """
 
 from __future__ import annotations
@@ -138,6 +140,14 @@ def _build(args: argparse.Namespace) -> dict:
         done = min(i + BATCH, total)
         rate = done / max(1e-6, time.monotonic() - started)
         log(f"[{done}/{total}] {100 * done // total}%  {rate:.1f} img/s  eta {(total - done) / rate:.0f}s")
+    # Build the faiss index here, with every core, so a large one is snapshotted for the
+    # service's workers (they load it instead of building it in a request).
+    from .index import faiss_module
+
+    faiss_module().omp_set_num_threads(os.cpu_count() or 1)
+    t0 = time.monotonic()
+    size = len(svc.gallery.fresh(args.index))
+    log(f"search index of {size} vectors ready in {time.monotonic() - t0:.1f}s")
     return {"index": args.index, "added": added, "skipped": total - added, "whole_image_no_face": no_face}
 
 
