@@ -9,7 +9,8 @@ HERE=$PWD
 ROOT=${VISIONPACK_ROOT:-$HERE/work}
 VENDOR_DIR=${VISIONPACK_VENDOR_DIR:-$HOME/.visionpack-vendor}
 INSTALL=(python3 package/Install/install.py --root "$ROOT")
-DEPLOYS=${VISIONPACK_DEMO_DEPLOYS:-demo-classify}
+# Every deploy the package's catalog offers, unless told otherwise.
+DEPLOYS=${VISIONPACK_DEMO_DEPLOYS:-$(python3 package/Install/install.py search --json | python3 -c 'import json,sys; print(" ".join(d["deploy"] for d in json.load(sys.stdin)["deploys"]))')}
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -47,12 +48,31 @@ for d in $DEPLOYS; do
 done
 "${INSTALL[@]}" status
 
-step "5/5 a real request: package/samples/cat.jpg to demo-classify"
-PORT=$("${INSTALL[@]}" status demo-classify --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["deploys"][0]["port"])')
-printf '{"image": "%s", "top_num": 3}' "$(base64 -w0 package/samples/cat.jpg)" > "$ROOT/cat-request.json"
-echo "\$ curl -s -X POST http://127.0.0.1:$PORT/demo-classify/ImageClassification -H 'Content-Type: application/json' -d @cat-request.json"
-curl -s -X POST "http://127.0.0.1:$PORT/demo-classify/ImageClassification" \
-  -H 'Content-Type: application/json' -d @"$ROOT/cat-request.json"
+step "5/5 real requests"
+port_of() { "${INSTALL[@]}" status "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["deploys"][0]["port"])'; }
+b64() { base64 -w0 "$1"; }
+for d in $DEPLOYS; do
+  PORT=$(port_of "$d")
+  case "$d" in
+    demo-classify)
+      printf '{"image": "%s", "top_num": 3}' "$(b64 package/samples/cat.jpg)" > "$ROOT/cat-request.json"
+      echo "\$ curl -s -X POST http://127.0.0.1:$PORT/demo-classify/ImageClassification -H 'Content-Type: application/json' -d @cat-request.json   # package/samples/cat.jpg"
+      curl -s -X POST "http://127.0.0.1:$PORT/demo-classify/ImageClassification" -H 'Content-Type: application/json' -d @"$ROOT/cat-request.json"
+      echo ;;
+    demo-face)
+      # A small demo gallery (4 faces from package/samples/faces), added once.
+      python3 package/samples/faces/seed_gallery.py --port "$PORT"
+      printf '{"image": "%s", "visualize": false}' "$(b64 package/samples/faces/obama_2.jpg)" > "$ROOT/face-request.json"
+      echo "\$ curl -s -X POST http://127.0.0.1:$PORT/face-recognition-infer -H 'Content-Type: application/json' -d @face-request.json   # package/samples/faces/obama_2.jpg"
+      curl -s -X POST "http://127.0.0.1:$PORT/face-recognition-infer" -H 'Content-Type: application/json' -d @"$ROOT/face-request.json"
+      echo ;;
+    demo-keypoint)
+      printf '{"image": "%s", "visualize": false}' "$(b64 package/samples/pose/figures.jpg)" > "$ROOT/pose-request.json"
+      echo "\$ curl -s -X POST http://127.0.0.1:$PORT/human-keypoint-detection -H 'Content-Type: application/json' -d @pose-request.json   # package/samples/pose/figures.jpg"
+      curl -s -X POST "http://127.0.0.1:$PORT/human-keypoint-detection" -H 'Content-Type: application/json' -d @"$ROOT/pose-request.json" | cut -c1-600
+      echo ;;
+  esac
+done
 echo
-echo
-echo "Services are running under $ROOT. Stop them with: python3 package/Install/install.py --root $ROOT stop demo-classify"
+echo "Services are running under $ROOT ('python3 package/Install/install.py --root $ROOT status')."
+echo "Stop them with: python3 package/Install/install.py --root $ROOT stop DEPLOY"
