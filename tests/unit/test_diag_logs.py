@@ -49,3 +49,27 @@ def test_kernel_oom_pattern_is_about_our_processes():
     pat = logs.KERNEL_OOM
     assert pat.search("Out of memory: Killed process 4242 (gunicorn) total-vm:123kB")
     assert not pat.search("Out of memory: Killed process 4242 (chrome)")
+
+
+PADDLE_SIGTERM = """--------------------------------------
+C++ Traceback (most recent call last):
+--------------------------------------
+No stack trace in paddle, may be caused by external reasons.
+
+----------------------
+Error Message Summary:
+----------------------
+FatalError: `Termination signal` is detected by the operating system.
+  [TimeInfo: *** Aborted at 1795266944 (unix time) try "date -d @1795266944" if you are using GNU date ***]
+  [SignalInfo: *** SIGTERM (@0x2d1d) received by PID 11579 (TID 0x7fa26d672b80) from PID 11549 ***]
+
+[2026-11-21 13:15:44 +0000] [11549] [INFO] Worker (pid:11579) was sent SIGTERM!"""
+
+
+def test_paddle_report_of_a_normal_stop_is_not_a_traceback():
+    """gunicorn's SIGTERM makes Paddle print a C++ traceback on every stop (seen in a real error.log)."""
+    assert logs.scan(PADDLE_SIGTERM.splitlines(), 0)["traceback"] == []
+    segv = PADDLE_SIGTERM.replace("`Termination signal`", "`Segmentation fault`").replace("SIGTERM (@", "SIGSEGV (@")
+    found = logs.scan(segv.splitlines(), 0)["traceback"]
+    assert found == ["C++ Traceback (most recent call last): ... FatalError: `Segmentation fault` is detected by "
+                     "the operating system."]

@@ -23,7 +23,7 @@ _TS = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[.,]\d+)?\s*(?:([+-])
 
 # category -> (check name, pattern, what it means)
 PATTERNS: Dict[str, Tuple[str, "re.Pattern[str]", str]] = {
-    "traceback": ("log-tracebacks", re.compile(r"Traceback \(most recent call last\)"), "Python traceback(s)"),
+    "traceback": ("log-tracebacks", re.compile(r"Traceback \(most recent call last\)"), "traceback(s) (Python, or Paddle C++)"),
     "license": ("log-license", re.compile(r"337000|Auth check failed|license check failed", re.I),
                 "license failures (337000)"),
     "timeout": ("log-worker-timeouts", re.compile(r"WORKER TIMEOUT"), "gunicorn WORKER TIMEOUT(s)"),
@@ -74,7 +74,12 @@ def scan(lines: List[str], since: float) -> Dict[str, List[str]]:
             for key, (_, pat, _) in PATTERNS.items():
                 if not pat.search(line):
                     continue
-                if key == "traceback":
+                if key == "traceback" and "C++ Traceback" in line:
+                    summary = _cpp_summary(lines[i + 1:i + 40])
+                    if summary is None:
+                        break  # Paddle's report of the SIGTERM of a normal stop: not an error
+                    found[key].append(f"{line.strip()} ... {summary}")
+                elif key == "traceback":
                     j = i + 1
                     while j < len(lines) and (lines[j].startswith((" ", "\t")) or not lines[j].strip()):
                         j += 1
@@ -84,6 +89,22 @@ def scan(lines: List[str], since: float) -> Dict[str, List[str]]:
                     found[key].append(line.strip())
         i += 1
     return found
+
+
+def _cpp_summary(after: List[str]) -> Optional[str]:
+    """The error line of a Paddle C++ traceback; None when it only reports a SIGTERM.
+
+    gunicorn stops workers with SIGTERM, and Paddle's signal handler prints a "C++ Traceback"
+    ending in "FatalError: `Termination signal`" for it on every stop or restart; counting those
+    would warn about every healthy restart for a day.
+    """
+    for n, ln in enumerate(after):
+        m = re.match(r"\s*(\w*(?:Error|Exception):.*)", ln)  # "FatalError: ...", not "Error Message Summary:"
+        if m:
+            if "Termination signal" in ln and any("SIGTERM" in x for x in after[n + 1:n + 4]):
+                return None
+            return m.group(1).strip()
+    return after[-1].strip() if after else ""
 
 
 def fixes(ctx: Context, d: Deploy, key: str, log: Path) -> List[str]:
