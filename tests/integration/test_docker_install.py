@@ -67,6 +67,7 @@ def test_upgrade_and_rollback_recreate_the_container(ctx_state, docker_client):
     result = docker_install.switch_release(ctx, paths, state, NEXT, op="upgrade", timeout=300)
     assert (result["from"], result["release"], result["started"]) == (first, NEXT, True)
     assert state["release"] == NEXT and state["operation"] is None
+    assert state["releases"][NEXT]["image"] == state["releases"][first]["image"]  # kept with its image
     assert json.loads(paths.state.read_text())["release"] == NEXT
     assert (paths.dir / "current").resolve() == paths.release(NEXT).resolve()
     (c,) = docker_client.containers.list(filters={"label": f"visionpack.deploy={DEPLOY}"})

@@ -21,14 +21,15 @@ def is_docker(state: Optional[Mapping[str, Any]]) -> bool:
     return (state or {}).get("runtime") == "docker"
 
 
-def start_installed(ctx: Any, inst: Any, *, timeout: float) -> int:
+def start_installed(ctx: Any, inst: Any, *, timeout: float, top: Optional[Path] = None) -> int:
     """Start a docker deploy (after the licence and port checks); the host pid of its gunicorn.
 
     The image is the one recorded for the release at its first start (so a newer package does
     not silently change it), else the package's; the release's start-1.sh is (re)rendered to
-    match the container exactly. The caller saves ``inst.state``.
+    match the container exactly. The caller saves ``inst.state``. ``top``: the package whose
+    image to load (default the installer's own; an upgrade passes the new package).
     """
-    top = Path(ctx.source.top)
+    top = Path(top or ctx.source.top)
     client = connect(top / "original" / "wheels")
     # Only a kept release records its image: an upgrade's target is not kept before its commit
     # (and switch.undo deletes a target it finds unkept).
@@ -96,13 +97,15 @@ class _Release:
     port = property(lambda self: int(self.state.get("port") or 0))
 
 
-def switch_release(ctx: Any, paths: DeployPaths, state: dict, target: str, *, op: str, timeout: float) -> dict[str, Any]:
+def switch_release(ctx: Any, paths: DeployPaths, state: dict, target: str, *, op: str, timeout: float,
+                   top: Optional[Path] = None) -> dict[str, Any]:
     """upgrade/rollback of a docker deploy: recreate its container from release ``target``.
 
     EasyDL's rollback steps (``docker rm -f`` + ``docker run`` of the wanted release): requests
     are refused while ``target`` loads, since containers do not hand the listening socket over
     yet (docs/docker.md). If ``target`` does not become ready, the old release's container is
     recreated and the switch undone. ``state["operation"]`` must record ``op`` with ``release``.
+    ``top``: the package holding ``target``'s image (upgrade: the new package).
     """
     from . import switch  # the process runtime's commit/finish/undo bookkeeping is shared
 
@@ -114,7 +117,7 @@ def switch_release(ctx: Any, paths: DeployPaths, state: dict, target: str, *, op
     else:
         journal.begin(paths, state, op, "restart")
         try:
-            pid = start_installed(ctx, _Release(paths, state, target), timeout=timeout)
+            pid = start_installed(ctx, _Release(paths, state, target), timeout=timeout, top=top)
         except Exception:
             ctx.say(f"release {target} did not start; recreating the container of {old}")
             start_installed(ctx, _Release(paths, state, old), timeout=timeout)
@@ -122,6 +125,13 @@ def switch_release(ctx: Any, paths: DeployPaths, state: dict, target: str, *, op
             raise
         result.update(started=True, pid=pid, handed_over=False)
     switch.commit(ctx, paths, state, target, op)
+    if result["started"]:
+        # Kept now: remember the image it ran on, so a later rollback to it uses the same one.
+        running = status(paths, probe=False)["containers"]
+        if running and running[0]["version"] == target:
+            client = connect(Path(top or ctx.source.top) / "original" / "wheels")
+            image = running[0]["image"]
+            state["releases"][target]["image"] = {"tag": image, "id": local_image_id(client, image)}
     return switch.finish(ctx, paths, state, op, result)
 
 
