@@ -10,7 +10,9 @@ by one pixel for PP-TinyPose, and averaged with the plain ones.
 
 PaddleX sends each person through the model on its own; here every step works on all persons
 of an image at once (one warp loop, one normalise, one model call per ``kpt_batch`` chunk, a
-vectorised decoder), which is where the keypoint-stage speed-up comes from.
+vectorised decoder). That removes the per-person call and Python overhead; the model's own
+compute is shared across the batch only where the kernels batch (oneDNN; see
+docs/keypoint-service.md, Benchmark).
 Arithmetic is float32 where PaddleX's is, so results agree to float rounding.
 """
 
