@@ -3,12 +3,12 @@
 #
 #   bash download.sh [--no-models]   download (hash-checked, idempotent), build models, write checksums
 #   bash download.sh --verify        offline check: every locked file, model bundle and checksum present
-#   bash download.sh --image         reserved for the Docker image (not built in this version)
+#   bash download.sh --image         also build the Docker runtime image (tools/image/build_image.sh)
 #
 # Runs from any directory; works relative to its own. Exit codes: see original/README.md.
 set -euo pipefail
 
-readonly EXIT_USAGE=2 EXIT_IMAGE_NOT_BUILT=3 EXIT_BUILDENV=7 EXIT_MODELS=8 EXIT_BUSY=11
+readonly EXIT_USAGE=2 EXIT_BUILDENV=7 EXIT_MODELS=8 EXIT_BUSY=11
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -27,11 +27,6 @@ for arg in "$@"; do
         *) echo "download.sh: unknown option: $arg" >&2; usage >&2; exit "$EXIT_USAGE" ;;
     esac
 done
-
-if (( image )); then
-    echo "download.sh: --image: the Docker image is not built in this version" >&2
-    exit "$EXIT_IMAGE_NOT_BUILT"
-fi
 
 # Helpers need only the standard library: any python3 >= 3.8 runs them.
 HOST_PY="${VISIONPACK_HOST_PYTHON:-python3}"
@@ -59,6 +54,7 @@ fi
 started=$SECONDS
 steps=5
 (( models )) || steps=3
+(( image )) && steps=$((steps + 1))
 step=0
 say_step() { step=$((step + 1)); echo "==> [$step/$steps] $*"; }
 
@@ -128,6 +124,12 @@ if (( models )); then
         echo "download.sh: FAILED to build the demo models (build_models.py exit $rc; log: $LOGS/build_models.log)" >&2
         exit "$EXIT_MODELS"
     fi
+fi
+
+if (( image )); then
+    say_step "runtime image: tools/image/build_image.sh -> original/images/ (docs/docker.md)"
+    # Exit 2 (usage) or 3 (a prerequisite is missing or the build failed; log .state/logs/image.log).
+    bash "$ROOT/tools/image/build_image.sh" || exit $?
 fi
 
 say_step "checksums: original/SHA256SUMS"

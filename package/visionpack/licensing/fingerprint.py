@@ -146,12 +146,19 @@ def _read_all(path: str) -> str | None:
 
 def root_disk_dir() -> str | None:
     """/sys/block/<disk> holding the root filesystem (partition -> disk, dm/md -> first slave)."""
-    try:
-        dev = os.stat("/").st_dev
-    except OSError:
-        return None
-    node = os.path.join(_SYS_DEV_BLOCK, f"{os.major(dev)}:{os.minor(dev)}")
-    if not os.path.exists(node):
+    node = None
+    # "/" first; in a container "/" is an overlay with no block device, and the host's root
+    # filesystem is seen through the machine id file mounted from it (docs/docker.md).
+    for probe in ("/", *_MACHINE_ID_PATHS):
+        try:
+            dev = os.stat(probe).st_dev
+        except OSError:
+            continue
+        candidate = os.path.join(_SYS_DEV_BLOCK, f"{os.major(dev)}:{os.minor(dev)}")
+        if os.path.exists(candidate):
+            node = candidate
+            break
+    if node is None:
         return None  # overlay/tmpfs roots have no block device
     path = os.path.realpath(node)
     for _ in range(4):  # stacked dm-on-md-on-partition is the deepest we expect
