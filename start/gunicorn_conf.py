@@ -35,6 +35,11 @@ preload_app = False
 # and a closing socket resets the connections queued on it (each worker exit, each upgrade).
 # Upgrades hand the one listening socket over instead (visionpack.installer.handover).
 reuse_port = False
+# gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl):
+# every master of every deploy would take it over from the previous one, and a stopping master
+# removes the new one's. Nothing here uses it; the installer talks to masters by signals and
+# the handover socket.
+control_socket_disable = True
 proc_name = f"visionpack:{_cfg.deploy}"
 
 # The installer sets run_dir per release (<deploy>/run/<version>), so the masters of two releases
@@ -124,7 +129,18 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """A standby release accepts only on its probe socket until install.py opens the gate."""
+    """Give gunicorn back its stop signals; hold a standby release off the public socket."""
+    # Paddle's C++ runtime installs its own SIGTERM/SIGINT/SIGQUIT/SIGABRT handlers when the
+    # app loads it, replacing gunicorn's: a TERMed worker then aborts mid-request ("Termination
+    # signal is detected") instead of finishing what it accepted, which fails requests on every
+    # stop, upgrade and rollback. Re-registering gunicorn's handlers restores the graceful stop
+    # (Paddle keeps its crash reports for SIGSEGV and friends).
+    import signal
+
+    for signum, handler in ((signal.SIGTERM, worker.handle_exit), (signal.SIGQUIT, worker.handle_quit),
+                            (signal.SIGINT, worker.handle_quit), (signal.SIGABRT, worker.handle_abort)):
+        signal.signal(signum, handler)
+    signal.siginterrupt(signal.SIGTERM, False)
     if _handover.hold_public(worker, _cfg.port, os.environ.get(_handover.ENV_FLAG)):
         worker.log.info("standby: not accepting on port %s until %s exists",
                         _cfg.port, os.environ.get(_handover.ENV_FLAG))
