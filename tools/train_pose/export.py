@@ -83,7 +83,46 @@ def _build(ckpt_dir: Path) -> dict[str, Any]:
             "paddle": paddle.__version__}
 
 
-def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None) -> Path:
+def fit_calibration(bundle: Path, seed: int, n_scenes: int) -> tuple[float, float, dict[str, Any]]:
+    """Shift the centre logit so PaddleX's default threshold 0.5 is the F1-best operating point.
+
+    Monotonic, so rankings and AP are unchanged; it only makes the served default threshold
+    (draw_threshold 0.5, which the contract fixes) return the persons this weak demo detector
+    can find. Fitted on calibration scenes disjoint from training (1) and evaluation (2).
+    """
+    import numpy as np
+
+    from tools.train_pose import evaluate as ev
+    from tools.train_pose.data import scene_seed
+
+    det = ev.Bundle(bundle)
+    logits, labels, n_persons = [], [], []
+    for i in range(n_scenes):
+        img, persons = scenes.generate_scene(scene_seed(seed, i))
+        d = ev.detect(det, img, 0.01)
+        gt = np.array([p.bbox for p in persons], np.float32).reshape(-1, 4)
+        n_persons.append(len(persons))
+        for s_, tp in ev.match(ev.box_iou(d[:, :4], gt), d[:, 4], 0.5):
+            s_ = min(max(s_, 1e-6), 1 - 1e-6)
+            logits.append(np.log(s_ / (1 - s_)))
+            labels.append(float(tp))
+    x, y = np.array(logits), np.array(labels)
+    n_gt = sum(n_persons)
+    order = np.argsort(-x)
+    tp = np.cumsum(y[order])
+    f1 = 2 * tp / (np.arange(1, len(x) + 1) + n_gt)
+    best = int(f1.argmax())
+    a, b = 1.0, -float(x[order][best]) + 1e-4  # the F1-best raw logit becomes score 0.5
+    info = {"method": "logit shift: the F1-optimal detection threshold on calibration scenes maps to 0.5",
+            "scenes": n_scenes, "base_seed": seed, "persons": int(n_gt), "detections": int(len(x)),
+            "raw_threshold": round(float(1 / (1 + np.exp(-x[order][best]))), 4),
+            "f1_at_threshold": round(float(f1[best]), 4), "recall_at_threshold": round(float(tp[best] / n_gt), 4),
+            "precision_at_threshold": round(float(tp[best] / (best + 1)), 4), "a": a, "b": round(b, 5)}
+    return a, b, info
+
+
+def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None,
+               calib_seed: int = 4, calib_scenes: int = 0) -> Path:
     import paddle
 
     from tools.train_pose import models
@@ -94,16 +133,25 @@ def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
 
     net = PersonDetector()
     net.set_state_dict(paddle.load(str(ckpt_dir / "last.pdparams")))
-    layer = DetectorExport(net, **NMS)
     specs = [paddle.static.InputSpec([None, 3, DET_SIZE, DET_SIZE], "float32", "image"),
              paddle.static.InputSpec([None, 2], "float32", "scale_factor")]
     target = out / DET_NAME
     tmp = out / f".{DET_NAME}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    calib: dict[str, Any] = {"method": "none"}
+    if calib_scenes:  # export raw, fit the calibration on held-out scenes, export again with it
+        bundle_writer.save_inference_model(DetectorExport(net, **NMS), specs, tmp)
+        bundle_writer.write_yaml(tmp, det_yaml())
+        a, b, calib = fit_calibration(tmp, calib_seed, calib_scenes)
+        shutil.rmtree(tmp)
+        layer = DetectorExport(net, **NMS, calib=(a, b))
+    else:
+        layer = DetectorExport(net, **NMS)
     bundle_writer.save_inference_model(layer, specs, tmp)
     bundle_writer.write_yaml(tmp, det_yaml())
     src = _source(ckpt_dir, data_seed)
     src["nms_in_graph"] = NMS
+    src["score_calibration"] = calib
     # oneDNN is recorded on only when it was checked to give the same boxes (PaddleX enables it by default)
     onednn = onednn_matches(tmp, _probe_inputs("det"))
     bundle_writer.write_manifest(tmp, name=DET_NAME, task="object_detection", paddlex_model_name=DET_MODEL_NAME,
@@ -189,13 +237,16 @@ def main() -> None:
     ap.add_argument("--kpt", help="keypoint checkpoint directory")
     ap.add_argument("--out", default="models")
     ap.add_argument("--data-seed", type=int, default=1)
+    ap.add_argument("--calib-seed", type=int, default=4, help="base seed of the score-calibration scenes")
+    ap.add_argument("--calib-scenes", type=int, default=100, help="0 = no detector score calibration")
     a = ap.parse_args()
     from tools.train_pose.common import limit_threads
 
     limit_threads(1)
     out = Path(a.out)
     if a.det:
-        print("wrote", export_det(Path(a.det), out, a.data_seed))
+        print("wrote", export_det(Path(a.det), out, a.data_seed, calib_seed=a.calib_seed,
+                                  calib_scenes=a.calib_scenes))
     if a.kpt:
         print("wrote", export_kpt(Path(a.kpt), out, a.data_seed))
 

@@ -120,15 +120,18 @@ class DetectorExport(nn.Layer):
     """Inference graph: image [N,3,192,192] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
 
     def __init__(self, net: PersonDetector, top_k: int = 100, score_threshold: float = 0.01,
-                 nms_threshold: float = 0.6, keep_top_k: int = 100):
+                 nms_threshold: float = 0.6, keep_top_k: int = 100, calib: tuple[float, float] = (1.0, 0.0)):
         super().__init__()
         self.net = net
+        # affine re-scaling of the centre logit (monotonic: ranking and AP unchanged) so that
+        # PaddleX's default draw_threshold 0.5 lands on a chosen operating point (export.py)
+        self.calib_a, self.calib_b = float(calib[0]), float(calib[1])
         self.top_k, self.score_threshold = top_k, score_threshold
         self.nms_threshold, self.keep_top_k = nms_threshold, keep_top_k
 
     def forward(self, image, scale_factor):
         hm, box = self.net(image)
-        heat = F.sigmoid(hm)
+        heat = F.sigmoid(hm * self.calib_a + self.calib_b)
         peaks = F.max_pool2d(heat, 3, stride=1, padding=1)
         heat = heat * paddle.cast(peaks == heat, heat.dtype)
         fh, fw = paddle.shape(heat)[2], paddle.shape(heat)[3]
