@@ -75,6 +75,7 @@ def on_starting(server):
         import shutil
 
         shutil.rmtree(os.path.join(_cfg.run_dir, "metrics"), ignore_errors=True)
+        shutil.rmtree(os.path.join(_cfg.run_dir, "booted"), ignore_errors=True)
     # Read once here so forked workers never see them (the slot fd is the master's business).
     inherited = os.environ.pop(_handover.ENV_SLOT_FD, None)
     if not _cfg.license_dir:
@@ -141,6 +142,11 @@ def post_worker_init(worker):
                             (signal.SIGINT, worker.handle_quit), (signal.SIGABRT, worker.handle_abort)):
         signal.signal(signum, handler)
     signal.siginterrupt(signal.SIGTERM, False)
+    # One file per worker whose app (models, warm-up) is loaded: install.py switches traffic to
+    # a new release only when every worker is, not just the one that answered /ready first.
+    booted = os.path.join(_run_dir, "booted")
+    os.makedirs(booted, exist_ok=True)
+    open(os.path.join(booted, str(os.getpid())), "w").close()
     if _handover.hold_public(worker, _cfg.port, os.environ.get(_handover.ENV_FLAG)):
         worker.log.info("standby: not accepting on port %s until %s exists",
                         _cfg.port, os.environ.get(_handover.ENV_FLAG))

@@ -44,6 +44,13 @@ def create_app():
     mode = os.environ.get("STANDIN_MODE", "")
     if mode == "fail-boot":
         raise RuntimeError("stand-in told to fail at boot")
+    if mode == "second-worker-fails":
+        # The first worker boots; any later one fails, which makes gunicorn's master exit.
+        try:
+            os.close(os.open(os.path.join(cfg.run_dir, "standin-first"), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            time.sleep(1)
+            raise RuntimeError("stand-in: a second worker fails to boot")
     app = Flask(__name__)
     state = {"ready": mode != "never-ready", "pid": os.getpid()}
 

@@ -98,6 +98,8 @@ def test_upgrade_and_rollback_under_load_fail_no_request(source_tree, v2_tree, r
     d = root / DEPLOY
     (d / "data" / "gallery.db").write_text("precious")
     first = status_json(source_tree, root)
+    from visionpack.licensing import instances
+    slot = [h["slot"] for h in instances.holders() if h.get("pid") == first["pid"]]
     with Load(port) as load:
         time.sleep(0.5)
         up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree))
@@ -119,10 +121,10 @@ def test_upgrade_and_rollback_under_load_fail_no_request(source_tree, v2_tree, r
     assert os.readlink(d / "run" / "gunicorn.pid") == "1.0.0/gunicorn.pid"
     assert (d / "data" / "gallery.db").read_text() == "precious"
     assert state_of(root)["operation"] is None
-    # One master, one licensed instance slot (the slot was handed over, never counted twice).
-    from visionpack.licensing import instances
-    assert [h["pid"] for h in instances.holders() if h.get("deploy") == DEPLOY and str(root) in h.get("release", "")] \
-        == [st["pid"]]
+    # One master, one licensed instance slot: the same slot file, handed from master to master
+    # (a new slot taken while the old master still held its own would have another number).
+    mine = [h for h in instances.holders() if h.get("deploy") == DEPLOY and str(root) in h.get("release", "")]
+    assert [(h["pid"], h["slot"]) for h in mine] == [(st["pid"], slot[0])]
 
     listed = json.loads(run_installer(source_tree, root, "list", "--json").stdout)["deploys"][0]
     assert [(r["version"], r["current"], r["previous"]) for r in listed["releases"]] == \
@@ -149,6 +151,20 @@ def test_new_release_that_fails_to_boot_is_rolled_back_automatically(source_tree
     assert (st["release"], st["pid"], st["state"]) == ("1.0.0", before["pid"], "running")
     assert not (root / DEPLOY / "releases" / "1.1.0").exists()
     assert list(state_of(root)["releases"]) == ["1.0.0"] and state_of(root)["operation"] is None
+
+
+def test_a_worker_failing_after_the_first_was_ready_still_rolls_back(source_tree, v2_tree, root):
+    port = free_port()
+    install(source_tree, root, port, "--workers", "2")
+    before = status_json(source_tree, root)
+    with Load(port, threads=2) as load:
+        up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree),
+                           env={"STANDIN_MODE": "second-worker-fails"})
+    assert up.returncode == 17, up.stdout + up.stderr
+    assert "rolled back" in up.stderr and "traffic now goes" not in up.stdout
+    assert load.failed == [] and load.ok > 0
+    st = status_json(source_tree, root)
+    assert (st["release"], st["pid"], len(st["worker_pids"])) == ("1.0.0", before["pid"], 2)
 
 
 def test_new_release_never_ready_is_rolled_back_after_the_timeout(source_tree, v2_tree, root):
@@ -180,6 +196,11 @@ def test_rollback_errors(source_tree, v2_tree, root):
     assert kept.returncode == 15 and "rollback test-classify --to 1.0.0" in kept.stderr
     assert run_installer(source_tree, root, "upgrade", "nope", "--package", str(v2_tree)).returncode == 13
     assert run_installer(source_tree, root, "upgrade", DEPLOY, "--package", "/nonexistent").returncode == 2
+    # Not installed: 14, and nothing is created.
+    assert run_installer(source_tree, root, "rollback", "ghost").returncode == 14 and not (root / "ghost").exists()
+    empty = root.parent / "empty-root"
+    assert run_installer(source_tree, empty, "upgrade", DEPLOY, "--package", str(v2_tree)).returncode == 14
+    assert not (empty / DEPLOY).exists()
     assert status_json(source_tree, root)["release"] == "1.1.0"
 
 
@@ -224,3 +245,29 @@ def test_keep_n_prunes_the_oldest_but_never_current_or_previous(source_tree, v2_
     # current 2.0.0, previous 1.1.0 (what ran before it); 1.2.0 goes although it is newer.
     assert sorted(p.name for p in d.iterdir()) == ["1.1.0", "2.0.0"]
     assert run_installer(source_tree, root, "install", DEPLOY, "--keep", "1").returncode == 2
+
+
+def test_full_package_brings_its_own_runtime_and_rollback_uses_the_old_one(source_tree, tmp_path, wheelhouse, root):
+    # Another lock file (here: a comment more) makes another runtime key: EasyDL's 完整包.
+    full = version_tree(tmp_path / "full", wheelhouse, source_tree, "2.0.0")
+    lock = full / "original" / "requirements.lock"
+    lock.write_text(lock.read_text() + "# full package: runtime rebuilt\n")
+    port = free_port()
+    install(source_tree, root, port)
+    # The session runtime is shared through a symlink; this root gets a real directory beside it.
+    shared = (root / ".runtime").resolve()
+    os.unlink(root / ".runtime")
+    (root / ".runtime").mkdir()
+    os.symlink(next(p for p in shared.iterdir() if p.is_dir() and not p.name.startswith(".")),
+               root / ".runtime" / next(p for p in shared.iterdir() if p.is_dir() and not p.name.startswith(".")).name)
+    with Load(port, threads=2) as load:
+        up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(full))
+        assert up.returncode == 0, up.stdout + up.stderr
+        rb = run_installer(source_tree, root, "rollback", DEPLOY)
+        assert rb.returncode == 0, rb.stdout + rb.stderr
+    assert "full package: its own runtime" in up.stdout and "building runtime" in up.stdout
+    assert load.failed == [] and load.ok > 0
+    rels = state_of(root)["releases"]
+    assert rels["1.0.0"]["runtime"] != rels["2.0.0"]["runtime"]
+    assert (Path(rels["2.0.0"]["runtime"]) / "bin" / "gunicorn").exists()
+    assert served_release(port) == "1.0.0"

@@ -251,7 +251,7 @@ def wait_ready(paths: DeployPaths, proc: subprocess.Popen, host: str, port: int,
     while True:
         code = proc.poll()
         if code is not None:
-            raise StartFailed(f"gunicorn exited with status {code} before it was ready\n{_logs_tail(paths)}")
+            raise StartFailed(f"gunicorn exited with status {code} before it was ready\n{logs_tail(paths)}")
         status, body = get_ready(host, port, timeout=2.0)
         if status == 200:
             return
@@ -262,7 +262,7 @@ def wait_ready(paths: DeployPaths, proc: subprocess.Popen, host: str, port: int,
     kill_group(proc.pid)
     proc.wait()
     raise StartFailed(f"not ready after {timeout:.0f} s (last /ready answer: {last[0]} {last[1]}); stopped it\n"
-                      f"{_logs_tail(paths)}")
+                      f"{logs_tail(paths)}")
 
 
 def start(paths: DeployPaths, venv: Path, release: Path, host: str, port: int, *, timeout: float = 120.0,
@@ -276,7 +276,7 @@ def start(paths: DeployPaths, venv: Path, release: Path, host: str, port: int, *
     return proc.pid
 
 
-def _logs_tail(paths: DeployPaths) -> str:
+def logs_tail(paths: DeployPaths) -> str:
     parts = []
     for log in (paths.error_log, paths.console_log):
         if log.exists():

@@ -110,7 +110,9 @@ class ProcessRuntime:
         journal.begin(paths, state, state["operation"]["op"], "prove", candidate=proc.pid)
         ctx.say(f"started release {version} on standby (pid {proc.pid}, probe port {probe_port}); "
                 f"waiting up to {timeout:.0f} s for /ready")
+        started = time.monotonic()
         procs.wait_ready(paths, proc, "127.0.0.1", probe_port, timeout)
+        _wait_all_workers(paths, proc, version, int(state.get("workers") or 1), timeout - (time.monotonic() - started))
         return Candidate(version, proc.pid, probe_port, handed is not None)
 
     def open_public(self, paths: DeployPaths, cand: Candidate) -> None:
@@ -226,6 +228,29 @@ def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bo
     journal.clear(paths, state)
     if say_why:
         ctx.say(f"{paths.name} stays on release {current}")
+
+
+def _wait_all_workers(paths: DeployPaths, proc: Any, version: str, workers: int, timeout: float) -> None:
+    """Every worker has loaded its app: a worker failing to boot later would take the master down."""
+    booted_dir = paths.release_run(version) / "booted"
+    deadline = time.monotonic() + max(timeout, 5.0)
+    while True:
+        if proc.poll() is not None:
+            raise StartFailed(f"gunicorn exited with status {proc.returncode} while its workers were booting\n"
+                              f"{procs.logs_tail(paths)}")
+        live = set(procs.children(proc.pid))
+        try:
+            booted = {int(n) for n in os.listdir(booted_dir) if n.isdigit()}
+        except OSError:
+            booted = set()
+        if len(live & booted) >= workers:
+            return
+        if time.monotonic() >= deadline:
+            procs.kill_group(proc.pid)
+            proc.wait()
+            raise StartFailed(f"only {len(live & booted)} of {workers} workers of release {version} loaded "
+                              f"their app in time; stopped it\n{procs.logs_tail(paths)}")
+        time.sleep(0.2)
 
 
 def _wait_exit(pid: int, seconds: float = 10.0) -> None:

@@ -12,6 +12,8 @@ from ..deployment import require
 
 def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) -> dict[str, Any]:
     paths = ctx.root.deploy(deploy)
+    if not paths.state.is_file():  # checked before the lock, which would create the deploy dir
+        require(ctx, deploy)
     with journal.deploy_lock(paths):
         inst = require(ctx, deploy, recover=True)
         state = inst.state

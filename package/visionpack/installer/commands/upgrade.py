@@ -34,6 +34,8 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
     entry = source.entry(deploy)
     version = source.version()
     paths = ctx.root.deploy(deploy)
+    if not paths.state.is_file():  # checked before the lock, which would create the deploy dir
+        require(ctx, deploy)
     with journal.deploy_lock(paths):
         inst = require(ctx, deploy, recover=True)
         state = inst.state
