@@ -18,11 +18,20 @@ from visionpack.licensing.verify import key_id, load_public_keys, verify
 NOW = time.time()
 
 
+@pytest.fixture(autouse=True)
+def _now_is_the_test_start():
+    # Licenses are issued with the real clock, so "now" must be taken per test: a suite that
+    # reaches this module minutes after collection would otherwise see them issued in the future.
+    global NOW
+    NOW = time.time()
+
+
 def keys_of(keypair):
     return load_public_keys(keypair[1])
 
 
-def reason(data, keypair, machine, now=NOW, **kw) -> str:
+def reason(data, keypair, machine, now=None, **kw) -> str:
+    now = NOW if now is None else now
     with pytest.raises(LicenseError) as exc:
         verify(data, keys_of(keypair), machine, now, **kw)
     assert exc.value.detail  # every refusal explains itself
