@@ -240,8 +240,10 @@ def test_keep_n_prunes_the_oldest_but_never_current_or_previous(source_tree, v2_
     # Back to 1.1.0: previous is now 1.2.0, and both stay with keep 2.
     assert run_installer(source_tree, root, "rb", DEPLOY).returncode == 0
     v4 = version_tree(tmp_path / "v4", wheelhouse, source_tree, "2.0.0")
-    up = run_installer(source_tree, root, "up", DEPLOY, "--package", str(v4), "--keep", "2")
+    up = run_installer(source_tree, root, "up", DEPLOY, "--package", str(v4), "--keep", "2", "--json")
     assert up.returncode == 0, up.stdout + up.stderr
+    doc = json.loads(up.stdout)  # only the document on stdout; progress went to stderr
+    assert (doc["from"], doc["release"], doc["pruned"], doc["started"]) == ("1.1.0", "2.0.0", ["1.2.0"], False)
     # current 2.0.0, previous 1.1.0 (what ran before it); 1.2.0 goes although it is newer.
     assert sorted(p.name for p in d.iterdir()) == ["1.1.0", "2.0.0"]
     assert run_installer(source_tree, root, "install", DEPLOY, "--keep", "1").returncode == 2
