@@ -42,7 +42,8 @@ from visionpack import config
 def create_app():
     cfg = config.load()
     mode = os.environ.get("STANDIN_MODE", "")
-    if mode == "fail-boot":
+    if mode == "fail-boot" or (os.environ.get("STANDIN_FAIL_RELEASE") and
+                               cfg.release.endswith("/" + os.environ["STANDIN_FAIL_RELEASE"])):
         raise RuntimeError("stand-in told to fail at boot")
     if mode == "second-worker-fails":
         # The first worker boots; any later one fails, which makes gunicorn's master exit.

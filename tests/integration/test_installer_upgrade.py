@@ -273,3 +273,45 @@ def test_full_package_brings_its_own_runtime_and_rollback_uses_the_old_one(sourc
     assert rels["1.0.0"]["runtime"] != rels["2.0.0"]["runtime"]
     assert (Path(rels["2.0.0"]["runtime"]) / "bin" / "gunicorn").exists()
     assert served_release(port) == "1.0.0"
+
+
+def legacy_master(src, root, port):
+    """A running master that cannot hand its socket over (as one started by an older installer)."""
+    install(src, root, port)
+    conf = root / DEPLOY / "releases" / "1.0.0" / "start" / "gunicorn_conf.py"
+    conf.write_text(conf.read_text() + "\n\ndef when_ready(server):\n    pass\n")
+    assert run_installer(src, root, "restart", DEPLOY).returncode == 0
+
+
+def test_master_without_handover_falls_back_to_stop_then_start(source_tree, v2_tree, root):
+    port = free_port()
+    legacy_master(source_tree, root, port)
+    up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree))
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "cannot hand its socket over" in up.stderr and "falling back to stop-then-start" in up.stderr
+    st = status_json(source_tree, root)
+    assert (st["state"], st["release"]) == ("running", "1.1.0") and served_release(port) == "1.1.0"
+    assert state_of(root)["operation"] is None
+
+
+def test_fallback_start_failure_starts_the_old_release_again(source_tree, v2_tree, root):
+    port = free_port()
+    legacy_master(source_tree, root, port)
+    up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree),
+                       env={"STANDIN_FAIL_RELEASE": "1.1.0"})
+    assert up.returncode == 17 and "rolled back" in up.stderr, up.stdout + up.stderr
+    assert "starting 1.0.0 again" in up.stdout and "stand-in told to fail at boot" in up.stderr
+    st = status_json(source_tree, root)
+    assert (st["state"], st["release"]) == ("running", "1.0.0")
+    assert not (root / DEPLOY / "releases" / "1.1.0").exists()
+
+
+def test_fallback_where_the_old_release_does_not_start_again_says_so(source_tree, v2_tree, root):
+    port = free_port()
+    legacy_master(source_tree, root, port)
+    up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree), env={"STANDIN_MODE": "fail-boot"})
+    assert up.returncode == 17, up.stdout + up.stderr
+    assert "did not start again either" in up.stderr and "keeps serving" not in up.stderr
+    st = status_json(source_tree, root)
+    assert (st["state"], st["release"], st["desired"]) == ("failed", "1.0.0", "running")
+    assert state_of(root)["operation"] is None and not (root / DEPLOY / "releases" / "1.1.0").exists()

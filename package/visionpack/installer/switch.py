@@ -35,6 +35,16 @@ from .licensecheck import check_license
 from .release import config_from_release, read_info, remove_tree
 
 
+def release_down(detail: str) -> StartFailed:
+    """A switch failed and the old release could not be brought back either: not 'rolled back'.
+
+    A plain StartFailed (exit 17) marked ``down``; no subclass, so the error table stays one row.
+    """
+    err = StartFailed(detail)
+    err.down = True  # type: ignore[attr-defined]
+    return err
+
+
 class Runtime(Protocol):
     """What the switch needs from a runtime (process today; docker can implement the same)."""
 
@@ -271,10 +281,16 @@ def _restart_switch(ctx: Context, paths: DeployPaths, state: dict[str, Any], tar
     try:
         pid = procs.start(paths, runtime_of(paths.release(target)), paths.release(target), state["host"],
                           int(state["port"]), timeout=timeout, say=ctx.say)
-    except VisionpackError:
+    except VisionpackError as exc:
         ctx.say(f"release {target} did not start; starting {old} again")
-        procs.start(paths, runtime_of(paths.release(old)), paths.release(old), state["host"], int(state["port"]),
-                    timeout=timeout, say=ctx.say)
+        try:
+            procs.start(paths, runtime_of(paths.release(old)), paths.release(old), state["host"], int(state["port"]),
+                        timeout=timeout, say=ctx.say)
+        except VisionpackError as again:
+            undo(ctx, paths, state)
+            raise release_down(f"release {target} did not start ({exc.detail}), and {old} did not start again "
+                              f"either ({again.detail}); {paths.name} is down: fix the cause, then "
+                              f"'install.py start {paths.name}'") from None
         undo(ctx, paths, state)
         raise
     commit(ctx, paths, state, target, op)

@@ -37,6 +37,8 @@ def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) ->
         try:
             result = switch.activate(ctx, paths, state, target, op="rollback", timeout=timeout)
         except StartFailed as exc:
+            if getattr(exc, "down", False):
+                raise
             err = StartFailed(f"rollback of {deploy} to {target} failed and was undone; release {current} "
                               f"keeps serving. Why: {exc.detail}")
             raise err from None

@@ -77,6 +77,8 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
         try:
             result = switch.activate(ctx, paths, state, version, op="upgrade", timeout=timeout)
         except StartFailed as exc:
+            if getattr(exc, "down", False):
+                raise
             raise _rolled_back(exc, deploy, version, state["release"]) from None
         ctx.say(f"upgraded {deploy} to {version}" + (f"; pruned {', '.join(result['pruned'])}" if result.get("pruned") else ""))
         return result
