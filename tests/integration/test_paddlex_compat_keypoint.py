@@ -29,9 +29,14 @@ from test_keypoint_service import DEMO_DET, DEMO_KPT, REPO, demo_present, export
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 
-# float tolerance: both sides feed bit-identical crops; the keypoint model runs at batch N here
-# and batch 1 in PaddleX, which may round differently in the last bits of the heatmaps.
-XY_ATOL, SCORE_ATOL, BOX_ATOL = 1e-2, 1e-4, 1e-3
+# Float tolerance. Both sides feed bit-identical crops. With our engines native (the toy bundles,
+# which have no manifest, and the "_native" cases) the models compute the same numbers as in
+# PaddleX and everything agrees to float rounding: STRICT. A bundle whose manifest verified oneDNN
+# runs on oneDNN here, while PaddleX keeps PP-TinyPose native (its blocklist); oneDNN's
+# convolutions round differently (heatmap peaks move by ~1e-3), which DARK turns into a few
+# hundredths of a heatmap cell - in image pixels proportional to the person's crop window: ONEDNN.
+STRICT = {"xy": 1e-2, "xy_window": 0.0, "score": 1e-4, "det_score": 1e-5, "box": 1e-2}
+ONEDNN = {"xy": 1e-2, "xy_window": 2e-3, "score": 5e-3, "det_score": 1e-4, "box": 1e-2}
 
 RUNNER = textwrap.dedent('''
     import json, sys
@@ -85,16 +90,18 @@ def cases(tmp_path_factory):
            ("toy_im_shape", toy["det_im_shape"], toy["pose"], "YOLOv3-DarkNet53", False)]
     if demo_present():
         out += [("demo", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", False),
-                ("demo_flip", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", True)]
+                ("demo_flip", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", True),
+                ("demo_native", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", False)]
     return out
 
 
 THRESHOLDS = (0.5, 0.3, 0.0, 1.0)   # default, lower, everything (many persons), nobody (score > 1)
 
 
-def ours(det: Path, kpt: Path, flip: bool, image_b64: str) -> list[list[dict]]:
+def ours(det: Path, kpt: Path, flip: bool, image_b64: str, native: bool = False) -> list[list[dict]]:
     cfg = ServiceConfig(deploy="demo-keypoint", service="keypoint", threads_per_worker=1,
-                        models={"detector": str(det), "keypoint": str(kpt)}, options={"flip": flip})
+                        models={"detector": str(det), "keypoint": str(kpt)}, options={"flip": flip},
+                        onednn=False if native else None)
     client = create_app(cfg, gate=None).test_client()
     runs = []
     for thr in THRESHOLDS:
@@ -104,15 +111,18 @@ def ours(det: Path, kpt: Path, flip: bool, image_b64: str) -> list[list[dict]]:
     return runs
 
 
-def assert_same_persons(a: list[dict], b: list[dict], what: str) -> None:
+def assert_same_persons(a: list[dict], b: list[dict], what: str, tol: dict = STRICT) -> None:
     assert len(a) == len(b), f"{what}: {len(a)} persons vs PaddleX {len(b)}"
     for i, (p, q) in enumerate(zip(a, b)):
-        np.testing.assert_allclose(p["bbox"], q["bbox"], atol=BOX_ATOL, err_msg=f"{what} person {i} bbox")
-        assert p["detScore"] == pytest.approx(q["detScore"], abs=1e-6), f"{what} person {i} detScore"
+        np.testing.assert_allclose(p["bbox"], q["bbox"], atol=tol["box"], err_msg=f"{what} person {i} bbox")
+        assert p["detScore"] == pytest.approx(q["detScore"], abs=tol["det_score"]), f"{what} person {i} detScore"
         kp, kq = np.array(p["kpts"]), np.array(q["kpts"])
-        np.testing.assert_allclose(kp[:, :2], kq[:, :2], atol=XY_ATOL, err_msg=f"{what} person {i} keypoints")
-        np.testing.assert_allclose(kp[:, 2], kq[:, 2], atol=SCORE_ATOL, err_msg=f"{what} person {i} scores")
-        assert p["kptScore"] == pytest.approx(q["kptScore"], abs=SCORE_ATOL)
+        x1, y1, x2, y2 = q["bbox"]
+        window = max(x2 - x1, (y2 - y1) * 0.75) * 1.25   # the crop window's width (96x128 input)
+        np.testing.assert_allclose(kp[:, :2], kq[:, :2], atol=max(tol["xy"], tol["xy_window"] * window),
+                                   err_msg=f"{what} person {i} keypoints")
+        np.testing.assert_allclose(kp[:, 2], kq[:, 2], atol=tol["score"], err_msg=f"{what} person {i} scores")
+        assert p["kptScore"] == pytest.approx(q["kptScore"], abs=tol["score"])
 
 
 def test_persons_and_keypoints_equal_paddlex(paddlex_python, cases, tmp_path):
@@ -130,8 +140,9 @@ def test_persons_and_keypoints_equal_paddlex(paddlex_python, cases, tmp_path):
     theirs = json.loads(proc.stdout.split("RESULT ", 1)[1])
     compared = 0
     for (label, det, kpt, _, flip), their_runs in zip(cases, theirs):
-        for thr, mine, their in zip(THRESHOLDS, ours(det, kpt, flip, image_b64), their_runs):
-            assert_same_persons(mine, their, f"{label} detThreshold={thr}")
+        native = label.endswith("_native") or label.startswith("toy")
+        for thr, mine, their in zip(THRESHOLDS, ours(det, kpt, flip, image_b64, native), their_runs):
+            assert_same_persons(mine, their, f"{label} detThreshold={thr}", STRICT if native else ONEDNN)
             compared += len(mine)
         assert their_runs[-1] == [], f"{label}: threshold 1.0 should leave nobody"
     assert compared >= 20 * len(cases)  # the threshold-0 runs carry the many-person case
@@ -270,7 +281,8 @@ SERVE_CONFIG = {
 
 def test_http_contract_equals_paddlex_serve(paddlex_python, cases, tmp_path):
     """The same request to `paddlex --serve` and to our route: same keys, types and values."""
-    _, det, kpt, _, _ = cases[-2] if demo_present() else cases[0]
+    label, det, kpt, _, _ = next(c for c in cases if c[0] == ("demo" if demo_present() else "toy"))
+    tol = ONEDNN if label == "demo" else STRICT  # our engines follow the bundle manifest here
     conf = json.loads(json.dumps(SERVE_CONFIG))
     conf["SubModules"]["ObjectDetection"]["model_dir"] = str(det)
     conf["SubModules"]["KeypointDetection"]["model_dir"] = str(kpt)
@@ -313,7 +325,7 @@ def test_http_contract_equals_paddlex_serve(paddlex_python, cases, tmp_path):
             mj = mine.get_json()
             assert set(mj) == set(their) == {"logId", "errorCode", "errorMsg", "result"}
             assert set(mj["result"]) == set(their["result"])
-            assert_same_persons(mj["result"]["persons"], their["result"]["persons"], "serve")
+            assert_same_persons(mj["result"]["persons"], their["result"]["persons"], "serve", tol)
             for p, q in zip(mj["result"]["persons"], their["result"]["persons"]):
                 assert set(p) == set(q) and all(type(p[k]) is type(q[k]) for k in p)
             assert ("image" in their["result"]) is drawn
