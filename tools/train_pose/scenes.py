@@ -350,7 +350,7 @@ def _draw_face(cv: _Canvas, rng: np.random.Generator, kp: np.ndarray, hc: np.nda
         cap = head
     else:
         off = -np.array([kp[0][0] - hc[0], kp[0][1] - hc[1]]) * 0.6
-        cv2.circle(cap, tuple(np.round(hc + off + (kp[0] - hc) * 0.0 - np.array([0, hr * 0.35])).astype(int)),
+        cv2.circle(cap, tuple(np.round(hc + off - np.array([0, hr * 0.35])).astype(int)),
                    int(round(hr * 0.95)), 1, -1)
         cap &= head
     sel = cap.astype(bool)
