@@ -36,7 +36,9 @@ from visionpack.config import ServiceConfig
 # convolutions round differently (heatmap peaks move by ~1e-3), which DARK turns into a few
 # hundredths of a heatmap cell - in image pixels proportional to the person's crop window: ONEDNN.
 STRICT = {"xy": 1e-2, "xy_window": 0.0, "score": 1e-4, "det_score": 1e-5, "box": 1e-2}
-ONEDNN = {"xy": 1e-2, "xy_window": 2e-3, "score": 5e-3, "det_score": 1e-4, "box": 1e-2}
+# oneDNN vs native kernels differ in the last float bits; DARK's Taylor step turns that into a few
+# hundredths of a pixel on small persons (up to 0.034 px seen), hence the 0.05 px floor.
+ONEDNN = {"xy": 5e-2, "xy_window": 2e-3, "score": 5e-3, "det_score": 1e-4, "box": 1e-2}
 
 RUNNER = textwrap.dedent('''
     import json, sys
