@@ -87,7 +87,7 @@ def to_chw(img: np.ndarray) -> np.ndarray:
     return img.transpose((2, 0, 1))
 
 
-def _parse_scale(value: Any) -> float:
+def parse_scale(value: Any) -> float:
     # Training configs write "1.0/255.0"; exports write a float. Accept both, nothing else.
     if isinstance(value, (int, float)):
         return float(value)
@@ -124,7 +124,7 @@ def build_preprocess(config: dict[str, Any]) -> list[Op]:
         elif key == "NormalizeImage":
             if args.get("order", "") not in ("", "hwc") or int(args.get("channel_num", 3)) != 3:
                 raise ModelInvalid("NormalizeImage supports order '' and 3 channels only")
-            ops.append(normalize(_parse_scale(args.get("scale", 1 / 255)),
+            ops.append(normalize(parse_scale(args.get("scale", 1 / 255)),
                                  args.get("mean", [0.485, 0.456, 0.406]),
                                  args.get("std", [0.229, 0.224, 0.225])))
         elif key == "ToCHWImage":

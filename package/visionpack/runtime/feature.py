@@ -53,7 +53,7 @@ def read_spec(config: dict[str, Any]) -> FeatureSpec:
         elif key == "NormalizeImage":
             if args.get("order", "") not in ("", "hwc") or int(args.get("channel_num", 3)) != 3:
                 raise ModelInvalid("NormalizeImage supports order '' / 'hwc' and 3 channels only")
-            ops.append(T.normalize(T._parse_scale(args.get("scale", 1 / 255)),
+            ops.append(T.normalize(T.parse_scale(args.get("scale", 1 / 255)),
                                    args.get("mean", [0.485, 0.456, 0.406]), args.get("std", [0.229, 0.224, 0.225])))
         elif key == "ToCHWImage":
             ops.append(T.to_chw)
@@ -72,12 +72,7 @@ def read_spec(config: dict[str, Any]) -> FeatureSpec:
 
 def preprocess(spec: FeatureSpec, chips: Sequence[np.ndarray]) -> np.ndarray:
     """RGB uint8 chips -> one float32 NCHW batch."""
-    out = []
-    for img in chips:
-        for op in spec.ops:
-            img = op(img)
-        out.append(img)
-    return np.stack(out).astype(np.float32, copy=False)
+    return T.batch([T.preprocess(spec.ops, img) for img in chips])
 
 
 def l2_normalize(feats: np.ndarray) -> np.ndarray:
