@@ -32,6 +32,7 @@ INSTANCES_DIR = Path("/var/lib/visionpack/instances")
 _SLOT = re.compile(r"slot-(\d{1,6})\.lock")
 _MUTEX = ".acquire.lock"
 _MUTEX_WAIT = 10.0
+SLOT_MODE = 0o666  # see _open_slot
 
 
 @dataclass
@@ -105,6 +106,15 @@ def _open_slot(path: Path) -> int:
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
         raise LicenseError("instance-limit", f"{path} is not a plain slot file; remove it")
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != SLOT_MODE:
+        # Writable by every service user (root's installer, a container's uid 10001, a process
+        # service's own user), so whoever holds the slot can label it (holders()). The count
+        # is the flock, which needs no write access; the sticky directory keeps anyone from
+        # replacing another user's file, so the worst a local user can do is mislabel one.
+        try:
+            os.fchmod(fd, SLOT_MODE)
+        except OSError:
+            pass
     return fd
 
 

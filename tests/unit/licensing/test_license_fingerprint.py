@@ -117,3 +117,45 @@ def test_diff_statuses(issue, machine, request_doc):
     if absent:
         assert rows[absent[0]] == "absent"
     assert dict(fpmod.diff(lic)) == rows
+
+
+class _ContainerOs:
+    """``os`` as fingerprint.py sees it in a container: "/" is an overlay with no block device,
+    and /etc/machine-id, bind-mounted from the host, is on the host's root filesystem."""
+
+    def __init__(self, host_root_dev: int) -> None:
+        self.host_root_dev = host_root_dev
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def stat(self, path, *args, **kwargs):
+        real = os.stat(path if os.path.exists(path) else "/", *args, **kwargs)
+        fields = list(real)
+        fields[2] = os.makedev(0, 4242) if path == "/" else self.host_root_dev  # st_dev
+        return os.stat_result(fields)
+
+
+def _fake_sysfs(tmp_path: Path) -> Path:
+    """/sys/dev/block/8:1 -> .../sda/sda1 (a partition) of disk sda with serial DISK-SERIAL-1."""
+    disk = tmp_path / "devices" / "sda"
+    (disk / "sda1").mkdir(parents=True)
+    (disk / "sda1" / "partition").write_text("1\n")
+    (disk / "serial").write_text("DISK-SERIAL-1\n")
+    dev_block = tmp_path / "dev-block"
+    dev_block.mkdir()
+    (dev_block / "8:1").symlink_to(disk / "sda1")
+    return dev_block
+
+
+def test_root_disk_falls_back_to_the_machine_id_files_device(tmp_path, monkeypatch):
+    monkeypatch.setattr(fpmod, "_SYS_DEV_BLOCK", str(_fake_sysfs(tmp_path)))
+    monkeypatch.setattr(fpmod, "os", _ContainerOs(os.makedev(8, 1)))
+    assert fpmod.root_disk_dir() == str(tmp_path / "devices" / "sda")  # partition -> its disk
+    assert fpmod.read_disk_serial() == "DISK-SERIAL-1"
+
+
+def test_root_disk_is_absent_when_neither_has_a_block_device(tmp_path, monkeypatch):
+    monkeypatch.setattr(fpmod, "_SYS_DEV_BLOCK", str(_fake_sysfs(tmp_path)))
+    monkeypatch.setattr(fpmod, "os", _ContainerOs(os.makedev(0, 77)))  # e.g. an image's own machine-id
+    assert fpmod.root_disk_dir() is None and fpmod.read_disk_serial() is None

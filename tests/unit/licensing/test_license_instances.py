@@ -152,3 +152,36 @@ def test_new_directory_is_shared_and_sticky(tmp_path):
     with instances.acquire(1, {}, directory=tmp_path / "new" / "instances"):
         mode = (tmp_path / "new" / "instances").stat().st_mode & 0o7777
     assert mode == 0o1777
+
+
+def test_slot_files_are_labelled_by_any_service_user():
+    """A slot file root once created is relabelled by the next holder of another uid.
+
+    A container's master runs as uid 10001 and takes slots in the host's directory, where the
+    installer (root) or a process service may have created the file before (docs/docker.md).
+    """
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="vp-slots-"))  # not under pytest's 0700 base
+    try:
+        directory.chmod(0o1777)
+        with instances.acquire(1, {"deploy": "first"}, directory=directory):
+            pass
+        slot_file = directory / "slot-0.lock"
+        assert slot_file.stat().st_mode & 0o777 == instances.SLOT_MODE
+        if os.geteuid() != 0:
+            return  # another uid's process needs root to start; the mode above is what lets it write
+        # Everything imported before dropping to uid 10001, which may not read this python's stdlib.
+        code = (f"import os, sys, json; sys.path.insert(0, {str(PACKAGE)!r})\n"
+                "from pathlib import Path\nfrom visionpack.licensing import instances\n"
+                "os.setgid(10001); os.setuid(10001)\n"
+                f"s = instances.acquire(1, {{'deploy': 'container'}}, directory=Path({str(directory)!r}))\n"
+                f"print(json.dumps(instances.holders(Path({str(directory)!r}))))\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        (holder,) = json.loads(proc.stdout)
+        assert (holder["slot"], holder["deploy"]) == (0, "container")
+        assert slot_file.stat().st_uid == 0  # still root's file: labelled through its mode, not replaced
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
