@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_upgrade.py                       # builds a runtime in a scratch root
     .venv/bin/python benchmarks/bench_upgrade.py --runtime-from DIR    # reuse <DIR> as <root>/.runtime
+    .venv/bin/python benchmarks/bench_upgrade.py --runtime docker      # containers (docs/docker.md; as root)
 
 What it does: a scratch install root with a trial license issued by the vendor tool for this
 machine; ``install.py install demo-classify`` from this repository; a second package tree (a
@@ -131,6 +132,8 @@ def update_package(dest: Path, version: str, bundles: list[str]) -> Path:
     (dest / "original").mkdir(parents=True)
     shutil.copy2(REPO / "original" / "requirements.lock", dest / "original" / "requirements.lock")
     os.symlink(REPO / "original" / "wheels", dest / "original" / "wheels")
+    if (REPO / "original" / "images").is_dir():  # the docker runtime's image (same lock, same image)
+        os.symlink(REPO / "original" / "images", dest / "original" / "images")
     return dest
 
 
@@ -158,6 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers of the deploy (default 1)")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds of load before, between and after")
     ap.add_argument("--max-seconds", type=float, default=900.0, help="the load process stops by itself after this")
+    ap.add_argument("--runtime", choices=("process", "docker"), default="process",
+                    help="install --runtime (docker: containers of original/images/, docs/docker.md)")
     ap.add_argument("--keep-root", action="store_true")
     a = ap.parse_args(argv)
 
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"installing {DEPLOY} in {root} on port {port}")
         license_root(root, work)
         _, install_wall = installer(REPO, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port),
-                                    "--workers", str(a.workers))
+                                    "--workers", str(a.workers), "--runtime", a.runtime, "--timeout", "300")
         v1 = (REPO / "package" / "VERSION").read_text().strip()
         v2 = v1 + "-bench2"
         pkg2 = update_package(work / "pkg2", v2, ["efficientnet_lite0_imagenet"])
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = [json.loads(line) for line in out.read_text().splitlines() if line]
         status = json.loads(installer(REPO, root, "status", DEPLOY, "--json")[0].stdout)["deploys"][0]
         result = {
-            "benchmark": "upgrade", "deploy": DEPLOY, "workers": a.workers, "clients": a.clients,
+            "benchmark": "upgrade", "deploy": DEPLOY, "runtime": a.runtime, "workers": a.workers, "clients": a.clients,
             "cpus": os.cpu_count(), "from": v1, "to": v2, "install_wall_s": round(install_wall, 2),
             "upgrade_wall_s": round(up_wall, 2), "rollback_wall_s": round(rb_wall, 2),
             "phases": {
@@ -212,6 +217,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "failures": sorted({r[3] for r in rows if len(r) > 3})[:10],
             "final_release": status["release"], "final_state": status["state"],
             "upgrade_proof": next((ln for ln in up.stdout.splitlines() if "is healthy" in ln), None),
+            # The stop-then-start fallback (a master that cannot hand its socket over) says so.
+            "upgrade_handed_over": "stop-then-start" not in up.stdout + up.stderr,
+            "rollback_handed_over": "stop-then-start" not in rb.stdout + rb.stderr,
             "rollback_proof": next((ln for ln in rb.stdout.splitlines() if "is healthy" in ln), None),
         }
         print(json.dumps(result, indent=2))
@@ -220,8 +228,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stop_file.write_text("stop\n")
         if load and load.poll() is None:
             load.kill()
+        # remove, not stop: a docker deploy's container would outlive the scratch root.
         subprocess.run([SYSTEM_PYTHON, str(REPO / "package" / "Install" / "install.py"), "--root", str(root),
-                        "stop", DEPLOY], capture_output=True, timeout=300)
+                        "remove" if a.runtime == "docker" and not a.keep_root else "stop", DEPLOY],
+                       capture_output=True, timeout=300)
         if not a.keep_root:
             shutil.rmtree(work, ignore_errors=True)
 

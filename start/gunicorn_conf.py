@@ -77,7 +77,7 @@ def on_starting(server):
         shutil.rmtree(os.path.join(_cfg.run_dir, "metrics"), ignore_errors=True)
         shutil.rmtree(os.path.join(_cfg.run_dir, "booted"), ignore_errors=True)
     # Read once here so forked workers never see them (the slot fd is the master's business).
-    inherited = os.environ.pop(_handover.ENV_SLOT_FD, None)
+    inherited = os.environ.pop(_handover.ENV_SLOT_FD, None) or _take_standby_request(server)
     if not _cfg.license_dir:
         return
     from visionpack.errors import LicenseError
@@ -98,6 +98,59 @@ def on_starting(server):
         raise RuntimeError(f"license refused ({exc.reason}): {exc.detail}") from None
 
 
+def _take_standby_request(server):
+    """Docker upgrade/rollback: start as a standby master on the old container's socket.
+
+    install.py cannot hand descriptors into a container, so it leaves a request in this
+    release's run directory and this master fetches the public listening socket and the
+    licence slot from the old container's master itself (handover.release_address: every
+    container master is pid 1), adds a private probe listener, and keeps its workers off the
+    public socket until the serve-public flag exists, exactly like a process standby. The
+    request is deleted before anything else: when Docker restarts this container later, that
+    is an ordinary start. Returns the handed-over slot fd as a string, or None.
+    """
+    import json
+
+    path = os.path.join(_run_dir, _handover.STANDBY_REQUEST)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            req = json.load(fh)
+        os.unlink(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"cannot use the standby request {path}: {exc}") from None
+    slot = None
+    if req.get("from_release"):
+        try:
+            handed = _handover.fetch(None, addr=_handover.release_address(req["from_release"]))
+        except OSError as exc:
+            raise RuntimeError(f"cannot take the listening socket over from {req['from_release']}: {exc}") from None
+        public = handed.public(_cfg.port)
+        if public is None:
+            handed.close()
+            raise RuntimeError(f"the master of {req['from_release']} has no listener on port {_cfg.port}")
+        public_fd = os.dup(public.fileno())
+        slot, handed.slot_fd = handed.slot_fd, None
+        handed.close()
+    else:  # nothing serves: bind the public socket ourselves, still held back until proven
+        public_fd = _handover.bind_public(_cfg.host, _cfg.port).detach()
+    probe = _handover.bind_probe()
+    probe_port = probe.getsockname()[1]
+    from gunicorn import sock as _gsock
+
+    # Preset listeners: gunicorn's Arbiter.start() binds nothing when LISTENERS is not empty.
+    server.LISTENERS = _gsock.create_sockets(server.cfg, server.log, [public_fd, probe.detach()])
+    os.environ[_handover.ENV_FLAG] = req["flag"]  # read by post_worker_init in every worker
+    from visionpack.fsutil import atomic_write
+
+    atomic_write(os.path.join(_run_dir, _handover.STANDBY_ANSWER),
+                 json.dumps({"probe_port": probe_port, "from_release": req.get("from_release")}))
+    server.log.info("standby: public socket from %s, probe port %s", req.get("from_release") or "a new bind",
+                    probe_port)
+    return str(slot) if slot is not None else None
+
+
 _handover_sock = None
 
 
@@ -116,8 +169,10 @@ def when_ready(server):
                   "listeners": [list(lst.getsockname()) for lst in listeners]}
         return out, header
 
+    # A container's master is pid 1 like every other container's: name the address by release.
+    addr = _handover.release_address(_cfg.release) if os.getpid() == 1 and _cfg.release else None
     try:
-        _handover_sock = _handover.serve(fds)
+        _handover_sock = _handover.serve(fds, addr)
     except OSError as exc:
         # Without it the next upgrade falls back to stop-then-start; the service itself is fine.
         server.log.warning("cannot serve the listening socket for upgrades: %s", exc)

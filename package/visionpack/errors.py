@@ -205,6 +205,13 @@ class ModelInvalid(InstallerError):
     hint = "The model bundle is missing inference.json/.pdmodel, .pdiparams or inference.yml, or its yml is not a PaddleX export."
 
 
+class DockerUnavailable(InstallerError):
+    slug = "docker-unavailable"
+    exit_code = 23
+    hint = ("Start the Docker engine ('bash .ci/docker-engine.sh' runs dockerd --bridge=none --iptables=false), "
+            "or install with --runtime process (docs/docker.md).")
+
+
 def all_error_classes() -> Iterator[type[VisionpackError]]:
     """Every concrete error class, depth first, base first."""
     stack: list[type[VisionpackError]] = [VisionpackError]

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stopped", action="store_true", help="install without starting")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
     p.add_argument("--keep", type=_keep, default=None, help="releases to keep for rollback (default 5)")
+    p.add_argument("--runtime", choices=("process", "docker"), default="process",
+                   help="run the service as gunicorn processes (default) or as Docker containers (docs/docker.md)")
     p.set_defaults(func=_cmd_install)
 
     p = add("upgrade", ["up"], "install a newer package's release beside the running one and switch to it")
@@ -102,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="install even if the environment check fails")
     p.add_argument("--stopped", action="store_true", help="install without starting")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
+    p.add_argument("--runtime", choices=("process", "docker"), default="process",
+                   help="gunicorn processes (default) or Docker containers, for every deploy")
     p.set_defaults(func=_cmd_inall)
 
     p = add("rmall", [], "stop and remove every installed deploy (data/ is kept unless --purge)")
@@ -158,7 +162,7 @@ def _keep(text: str) -> int:
 def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.install import install
     return install(ctx, a.deploy, host=a.host, port=a.port, workers=a.workers, force=a.force,
-                   stopped=a.stopped, timeout=a.timeout, keep=a.keep)
+                   stopped=a.stopped, timeout=a.timeout, keep=a.keep, runtime_kind=a.runtime)
 
 
 def _cmd_upgrade(ctx: Context, a: argparse.Namespace) -> dict:
@@ -173,7 +177,8 @@ def _cmd_rollback(ctx: Context, a: argparse.Namespace) -> dict:
 
 def _cmd_inall(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.bulk import inall
-    return _bulk_exit(inall(ctx, host=a.host, workers=a.workers, force=a.force, stopped=a.stopped, timeout=a.timeout))
+    return _bulk_exit(inall(ctx, host=a.host, workers=a.workers, force=a.force, stopped=a.stopped, timeout=a.timeout,
+                           runtime_kind=a.runtime))
 
 
 def _cmd_rmall(ctx: Context, a: argparse.Namespace) -> dict:

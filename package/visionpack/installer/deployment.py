@@ -62,6 +62,10 @@ def require(ctx: Context, deploy: str, *, recover: bool = False,
 
 def describe(paths: DeployPaths, state: dict[str, Any], *, probe: bool = True) -> dict[str, Any]:
     """One deploy's status as a JSON-able dict (the shape of ``status --json``)."""
+    from . import docker_install
+
+    if docker_install.is_docker(state):
+        return docker_install.describe(paths, state, probe=probe)
     pid = procs.master(paths)
     workers = procs.children(pid) if pid else []
     desired = state.get("desired") or "stopped"
@@ -85,5 +89,5 @@ def describe(paths: DeployPaths, state: dict[str, Any], *, probe: bool = True) -
         "url": f"http://{procs.probe_host(host or '127.0.0.1')}:{port}/{paths.name}/" if port else None,
         "stale_pidfile": procs.pidfile_is_stale(paths),
         "interrupted_operation": state.get("operation"),
-        "path": str(paths.dir),
+        "path": str(paths.dir), "runtime": "process",
     }

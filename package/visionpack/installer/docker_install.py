@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from ..errors import StartFailed
+from ..errors import DockerUnavailable, PackageCorrupt
 from . import journal
-from .docker_runtime import (local_image_id, connect, image_id_or_tag, image_ref, run, spec_for, status, stop,
-                             write_start_script)
+from .docker_runtime import (ImageRef, connect, image_id_or_tag, image_ref, local_image_id, run, spec_for, status,
+                             stop, write_start_script)
 from .layout import DeployPaths
 from .procs import children, probe_host
 
@@ -21,29 +21,56 @@ def is_docker(state: Optional[Mapping[str, Any]]) -> bool:
     return (state or {}).get("runtime") == "docker"
 
 
-def start_installed(ctx: Any, inst: Any, *, timeout: float, top: Optional[Path] = None) -> int:
-    """Start a docker deploy (after the licence and port checks); the host pid of its gunicorn.
-
-    The image is the one recorded for the release at its first start (so a newer package does
-    not silently change it), else the package's; the release's start-1.sh is (re)rendered to
-    match the container exactly. The caller saves ``inst.state``. ``top``: the package whose
-    image to load (default the installer's own; an upgrade passes the new package).
-    """
+def preflight(ctx: Any, top: Optional[Path] = None) -> str:
+    """Before anything is written for ``install --runtime docker``: an engine answers (else
+    DockerUnavailable, exit 23) and the package's image is in the engine or its tar is in
+    original/images/ (else PackageCorrupt, exit 12). Returns what was found, for the log."""
     top = Path(top or ctx.source.top)
     client = connect(top / "original" / "wheels")
-    # Only a kept release records its image: an upgrade's target is not kept before its commit
-    # (and switch.undo deletes a target it finds unkept).
-    kept = inst.state.get("releases") or {}
-    rec = kept.get(inst.version) if isinstance(kept.get(inst.version), dict) else {}
+    ref = image_ref(top)
+    have = local_image_id(client, ref.tag)
+    if have and (not ref.image_id or have == ref.image_id):
+        return f"image {ref.tag} is in the engine"
+    if ref.image_id and local_image_id(client, ref.image_id):
+        return f"image {ref.image_id[:19]} is in the engine"
+    if not ref.tar.is_file():
+        err = PackageCorrupt(f"the runtime image {ref.tar.name} is neither in the Docker engine nor in {ref.tar.parent}")
+        err.hint = "Build it on the connected machine with 'bash download.sh --image' and copy original/images/ over."
+        raise err
+    return f"image {ref.tag} will be loaded from {ref.tar}"
+
+
+def image_for(ctx: Any, client: Any, state: dict, version: str, top: Optional[Path] = None) -> tuple[str, ImageRef]:
+    """(image to run, its ref) for release ``version``, loading it if the engine lacks it.
+
+    The image is the one recorded for the release at its first start (so a newer package does
+    not silently change it), else the package's (``top``; an upgrade passes the new package).
+    Only a kept release records its image: an upgrade's target is not kept before its commit
+    (and switch.undo deletes a target it finds unkept).
+    """
+    top = Path(top or ctx.source.top)
+    kept = state.get("releases") or {}
+    rec = kept.get(version) if isinstance(kept.get(version), dict) else {}
     want = rec.get("image") or {}
     ref = image_ref(top)
     if want.get("id") and local_image_id(client, want["id"]):
         image = want["tag"] if local_image_id(client, want.get("tag", "")) == want["id"] else want["id"]
-        ref = replace(ref, tag=want.get("tag") or ref.tag, image_id=want["id"])
-    else:
-        image = image_id_or_tag(client, ref, ctx.say)
-        if inst.version in kept:
-            rec["image"] = {"tag": ref.tag, "id": local_image_id(client, image)}
+        return image, replace(ref, tag=want.get("tag") or ref.tag, image_id=want["id"])
+    image = image_id_or_tag(client, ref, ctx.say)
+    if version in kept:
+        rec["image"] = {"tag": ref.tag, "id": local_image_id(client, image)}
+    return image, ref
+
+
+def start_installed(ctx: Any, inst: Any, *, timeout: float, top: Optional[Path] = None) -> int:
+    """Start a docker deploy (after the licence and port checks); the host pid of its gunicorn.
+
+    The release's start-1.sh is (re)rendered to match the container exactly. The caller saves
+    ``inst.state``.
+    """
+    top = Path(top or ctx.source.top)
+    client = connect(top / "original" / "wheels")
+    image, ref = image_for(ctx, client, inst.state, inst.version, top)
     spec = spec_for(inst.paths, inst.release, inst.version, image, host=inst.host, port=inst.port)
     write_start_script(top / "start", inst.paths, spec, ref, instance=1, version=inst.version, host=inst.host,
                        port=inst.port)
@@ -62,7 +89,7 @@ def describe(paths: DeployPaths, state: Mapping[str, Any], *, probe: bool = True
     desired = state.get("desired") or "stopped"
     try:
         st = status(paths, host=host, port=port, probe=probe)
-    except StartFailed as exc:  # no engine: nothing can be running
+    except DockerUnavailable as exc:  # no engine: nothing can be running
         st = {"state": "absent", "containers": [], "pid": None, "ready": None, "ready_detail": exc.detail}
     if st["state"] == "running":
         run_state = "running"
@@ -85,7 +112,7 @@ def describe(paths: DeployPaths, state: Mapping[str, Any], *, probe: bool = True
 
 
 @dataclass(frozen=True)
-class _Release:
+class Release:
     """What start_installed needs of a deploy at one (kept) release, not necessarily the current one."""
 
     paths: DeployPaths
@@ -99,41 +126,29 @@ class _Release:
 
 def switch_release(ctx: Any, paths: DeployPaths, state: dict, target: str, *, op: str, timeout: float,
                    top: Optional[Path] = None) -> dict[str, Any]:
-    """upgrade/rollback of a docker deploy: recreate its container from release ``target``.
+    """upgrade/rollback of a docker deploy: switch.activate() with containers (docker_switch.py).
 
-    EasyDL's rollback steps (``docker rm -f`` + ``docker run`` of the wanted release): requests
-    are refused while ``target`` loads, since containers do not hand the listening socket over
-    yet (docs/docker.md). If ``target`` does not become ready, the old release's container is
-    recreated and the switch undone. ``state["operation"]`` must record ``op`` with ``release``.
+    The target's container starts beside the running one on the same listening socket, is
+    proven on a private probe port, takes the public socket, and the old container is stopped
+    gracefully: no request fails. If the old master cannot hand its socket over (a container
+    of an older release), it is EasyDL's recreate instead (stop, run the target; requests are
+    refused while it loads). ``state["operation"]`` must record ``op`` with ``release``;
     ``top``: the package holding ``target``'s image (upgrade: the new package).
     """
-    from . import switch  # the process runtime's commit/finish/undo bookkeeping is shared
+    from . import switch
+    from .docker_switch import ContainerRuntime, settle_names
 
-    old = state["release"]
-    result: dict[str, Any] = {"deploy": paths.name, "from": old, "release": target, "started": False}
-    running = status(paths, probe=False)["state"] == "running"
-    if not running and state.get("desired") != "running":
-        ctx.say(f"{paths.name} is stopped: switching to {target} without starting it")
-    else:
-        journal.begin(paths, state, op, "restart")
-        try:
-            pid = start_installed(ctx, _Release(paths, state, target), timeout=timeout, top=top)
-        except Exception:
-            ctx.say(f"release {target} did not start; recreating the container of {old}")
-            start_installed(ctx, _Release(paths, state, old), timeout=timeout)
-            switch.undo(ctx, paths, state)
-            raise
-        result.update(started=True, pid=pid, handed_over=False)
-    switch.commit(ctx, paths, state, target, op)
-    if result["started"]:
-        # Kept now: remember the image it ran on, so a later rollback to it uses the same one.
-        running = status(paths, probe=False)["containers"]
-        if running and running[0]["version"] == target:
-            client = connect(Path(top or ctx.source.top) / "original" / "wheels")
-            image = running[0]["image"]
-            state["releases"][target]["image"] = {"tag": image, "id": local_image_id(client, image)}
-    return switch.finish(ctx, paths, state, op, result)
-
+    runtime = ContainerRuntime(top or ctx.source.top)
+    result = switch.activate(ctx, paths, state, target, op=op, timeout=timeout, runtime=runtime)
+    settle_names(runtime.client, paths, say=ctx.say)  # when no old container was retired
+    if result.get("started"):
+        # Kept now: remember the image it runs on, so a later rollback to it uses the same one.
+        for c in status(paths, probe=False, client=runtime.client)["containers"]:
+            if c["version"] == target and c["running"]:
+                state["releases"][target]["image"] = {"tag": c["image"], "id": local_image_id(runtime.client, c["image"])}
+                journal.save(paths, state)
+                break
+    return result
 
 
 def remove(paths: DeployPaths, *, say: Any = print) -> list[str]:

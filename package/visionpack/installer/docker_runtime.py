@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ..errors import PackageCorrupt, RuntimeInstallFailed, StartFailed, StopFailed
+from ..errors import DockerUnavailable, PackageCorrupt, RuntimeInstallFailed, StartFailed, StopFailed
 from .layout import DeployPaths
 from .procs import get_ready, probe_host
 from .runtime_env import tail
@@ -77,13 +77,16 @@ def sdk(wheels: Optional[Path] = None) -> Any:
 
 
 def connect(wheels: Optional[Path] = None) -> Any:
-    """A client of the local engine (/var/run/docker.sock or $DOCKER_HOST)."""
-    docker = sdk(wheels)
+    """A client of the local engine (/var/run/docker.sock or $DOCKER_HOST); DockerUnavailable if none answers.
+
+    ``wheels`` defaults to the wheelhouse of the package this installer runs from.
+    """
+    docker = sdk(wheels or Path(__file__).resolve().parents[3] / "original" / "wheels")
     try:
         client = docker.from_env(timeout=300)
         client.ping()
     except Exception as exc:  # the SDK raises DockerException or requests' errors
-        raise StartFailed(f"no Docker engine answers ({exc}); start it (e.g. bash .ci/docker-engine.sh)") from None
+        raise DockerUnavailable(f"no Docker engine answers ({exc}); start it (e.g. bash .ci/docker-engine.sh)") from None
     return client
 
 
@@ -258,7 +261,7 @@ def containers(client: Any, paths: DeployPaths) -> list[Any]:
     return sorted(found, key=lambda c: int(c.labels.get(f"{LABEL}.instance", "0") or 0))
 
 
-def _remove_name(client: Any, name: str, paths: DeployPaths) -> None:
+def remove_name(client: Any, name: str, paths: DeployPaths) -> None:
     """``docker rm -f NAME`` — but never a container of another install root or product."""
     try:
         old = client.containers.get(name)
@@ -274,7 +277,13 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
         say: Callable[[str], None] = print) -> dict[str, Any]:
     """Recreate the container of ``spec`` (rm -f + run) and wait until /ready says 200."""
     prepare_host(paths)
-    _remove_name(client, spec.name, paths)
+    remove_name(client, spec.name, paths)
+    # A standby of an interrupted switch (docker_switch) is this instance too: one container only.
+    instance = spec.labels.get(f"{LABEL}.instance")
+    for other in containers(client, paths):
+        if other.labels.get(f"{LABEL}.instance") == instance:
+            say(f"removing container {other.name}")
+            other.remove(force=True)
     container = client.containers.run(detach=True, **spec.sdk_kwargs())
     say(f"started container {spec.name} ({container.short_id}); waiting up to {timeout:.0f} s for "
         f"http://{probe_host(host)}:{port}/ready")
@@ -285,7 +294,7 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
         container.reload()
         st = container.attrs["State"]
         if st.get("Status") in ("exited", "dead") or st.get("Restarting") or container.attrs.get("RestartCount", 0):
-            detail = _failure_detail(container, paths)
+            detail = failure_detail(container, paths)
             container.remove(force=True)  # no crash loop left behind, like procs.start kills what it started
             raise StartFailed(f"container {spec.name} stopped before it was ready (exit code {st.get('ExitCode')}, "
                               f"status {st.get('Status')}); removed it\n{detail}")
@@ -297,13 +306,13 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
         if time.monotonic() >= deadline:
             break
         time.sleep(0.5)
-    detail = _failure_detail(container, paths)
+    detail = failure_detail(container, paths)
     container.remove(force=True)
     raise StartFailed(f"container {spec.name} not ready after {timeout:.0f} s (last /ready answer: {last[0]} "
                       f"{last[1]}); removed it\n{detail}")
 
 
-def _failure_detail(container: Any, paths: DeployPaths) -> str:
+def failure_detail(container: Any, paths: DeployPaths) -> str:
     parts = []
     try:
         parts.append(f"--- docker logs {container.name} (last lines) ---\n"

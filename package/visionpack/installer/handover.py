@@ -18,6 +18,7 @@ Only processes of the master's own user (or root) are answered (SO_PEERCRED).
 from __future__ import annotations
 
 import array
+import hashlib
 import json
 import os
 import selectors
@@ -40,12 +41,34 @@ def address(pid: int) -> str:
     return "\0" + PREFIX + str(pid)
 
 
+def release_address(release: str) -> str:
+    """The address of a container's master, named by its release directory instead of its pid.
+
+    Containers share the host's network namespace, hence its abstract unix sockets, but every
+    container's master is pid 1: the pid would collide. The release path (config.yml's
+    ``release``) names one deploy of one install root at one version, and a deploy never runs
+    two masters of the same release. Hashed to keep the name short whatever the root's path.
+    """
+    digest = hashlib.sha256(os.path.normpath(release).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return "\0" + PREFIX + "r-" + digest
+
+
+# Written by install.py into a container's run directory before it starts a standby release
+# (docker upgrade/rollback); read and deleted by that container's master (start/gunicorn_conf.py),
+# which cannot inherit descriptors from install.py and so fetches the socket itself.
+STANDBY_REQUEST = "handover-request.json"
+STANDBY_ANSWER = "standby.json"   # the standby master's answer: its private probe port
+
+
 # --- master side (runs inside gunicorn, started from when_ready) ------------------------------
 
-def serve(get_fds: Callable[[], tuple[list[int], dict[str, Any]]]) -> socket.socket:
-    """Answer every connection with ``get_fds()``'s descriptors and JSON header, in a thread."""
+def serve(get_fds: Callable[[], tuple[list[int], dict[str, Any]]], addr: Optional[str] = None) -> socket.socket:
+    """Answer every connection with ``get_fds()``'s descriptors and JSON header, in a thread.
+
+    ``addr``: where to listen (default :func:`address` of this pid).
+    """
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(address(os.getpid()))
+    srv.bind(addr or address(os.getpid()))
     srv.listen(4)
 
     def loop() -> None:
@@ -100,11 +123,14 @@ class Handed:
             self.slot_fd = None
 
 
-def fetch(pid: int, timeout: float = 5.0) -> Handed:
-    """Copies of master ``pid``'s listening sockets and license slot; OSError if it does not answer."""
+def fetch(pid: Optional[int], timeout: float = 5.0, *, addr: Optional[str] = None) -> Handed:
+    """Copies of master ``pid``'s (or the master at ``addr``'s) listening sockets and license slot.
+
+    OSError if it does not answer.
+    """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        s.connect(address(pid))
+        s.connect(addr or address(int(pid or 0)))
         msg, anc, _flags, _addr = s.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * 4))
     fds: list[int] = []
     for level, kind, data in anc:
@@ -115,7 +141,7 @@ def fetch(pid: int, timeout: float = 5.0) -> Handed:
     if not msg:
         for fd in fds:
             os.close(fd)
-        raise ConnectionError(f"master {pid} refused the handover")
+        raise ConnectionError(f"master {pid or addr!r} refused the handover")
     info = json.loads(msg)
     kinds = info.get("fds") or []
     handed = Handed(info)
@@ -210,7 +236,12 @@ def adopt_slot(fd: int, owner_info: dict[str, Any]) -> Any:
     try:
         target = os.readlink(f"/proc/self/fd/{fd}")
         match = re.fullmatch(r"slot-(\d{1,6})\.lock", os.path.basename(target))
-        if os.path.dirname(target) != str(instances.INSTANCES_DIR) or not match:
+        # The same file as the slot of that name in the machine-wide directory. Compared by
+        # inode, not by the link's path: a descriptor opened in a container that is gone since
+        # (handed on from container to container) reads as relative to its bind mount.
+        named = os.stat(instances.INSTANCES_DIR / match.group(0)) if match else None
+        st = os.fstat(fd)
+        if named is None or (named.st_dev, named.st_ino) != (st.st_dev, st.st_ino):
             raise LicenseError("instance-limit", f"handed-over descriptor {fd} is not an instance slot ({target})")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # already ours through the shared open file
     except OSError as exc:

@@ -46,12 +46,18 @@ def release_down(detail: str) -> StartFailed:
 
 
 class Runtime(Protocol):
-    """What the switch needs from a runtime (process today; docker can implement the same)."""
+    """What the switch needs from a runtime: ProcessRuntime here, docker_switch.ContainerRuntime.
+
+    Masters are named by their host pid in both (procs.masters finds a container's gunicorn in
+    the host's /proc too); ``stop`` and ``discard`` turn a pid into whatever the runtime stops.
+    """
 
     def serving(self, paths: DeployPaths, version: str) -> Optional[int]: ...
     def start_standby(self, ctx: Context, paths: DeployPaths, state: dict, version: str, timeout: float) -> "Candidate": ...
     def open_public(self, paths: DeployPaths, cand: "Candidate") -> None: ...
     def stop(self, paths: DeployPaths, pid: int, graceful: float, ctx: Context) -> None: ...
+    def discard(self, paths: DeployPaths, pid: int, version: str, ctx: Context) -> None: ...
+    def start(self, ctx: Context, paths: DeployPaths, state: dict, version: str, timeout: float) -> int: ...
 
 
 @dataclass
@@ -133,17 +139,42 @@ class ProcessRuntime:
     def stop(self, paths: DeployPaths, pid: int, graceful: float, ctx: Context) -> None:
         procs.stop(paths, graceful, pid=pid, say=ctx.say)
 
+    def discard(self, paths: DeployPaths, pid: int, version: str, ctx: Context) -> None:
+        """Stop the target's master of a switch that is being undone."""
+        if paths.public_flag(version).exists():
+            # It may be serving already: TERM is graceful and the socket is shared.
+            procs.stop(paths, graceful_of(paths.release(version)), pid=pid, say=ctx.say)
+        else:
+            procs.kill_group(pid)  # standby: it has accepted nothing from the public socket
+            _wait_exit(pid)
+            ctx.say(f"stopped the standby release {version} (pid {pid})")
+
+    def start(self, ctx: Context, paths: DeployPaths, state: dict, version: str, timeout: float) -> int:
+        """Plain start (bind the port itself) for the stop-then-start fallback."""
+        return procs.start(paths, runtime_of(paths.release(version)), paths.release(version), state["host"],
+                           int(state["port"]), timeout=timeout, say=ctx.say)
+
 
 PROCESS = ProcessRuntime()
 
 
+def runtime_for(state: Optional[dict[str, Any]]) -> Runtime:
+    """The deploy's runtime: ``state["runtime"]`` is "docker" for container deploys."""
+    if (state or {}).get("runtime") == "docker":
+        from .docker_switch import ContainerRuntime
+
+        return ContainerRuntime()
+    return PROCESS
+
+
 def activate(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str, *, op: str,
-             timeout: float, runtime: Runtime = PROCESS) -> dict[str, Any]:
+             timeout: float, runtime: Optional[Runtime] = None) -> dict[str, Any]:
     """Make kept release ``target`` current (and serving, if the deploy runs); the caller holds the lock.
 
     ``state["operation"]`` must already record ``op`` with ``release=target``. Raises on a
     failure before the commit, after undoing it (the old release keeps serving).
     """
+    runtime = runtime or runtime_for(state)
     old = state["release"]
     old_pid = runtime.serving(paths, old) or procs.master(paths)
     journal.begin(paths, state, op, "start", old_pid=old_pid)
@@ -161,7 +192,7 @@ def activate(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: st
                  f"falling back to stop-then-start, which drops requests while {target} starts")
         return _restart_switch(ctx, paths, state, target, op, old_pid, timeout, result, runtime)
     except VisionpackError:
-        undo(ctx, paths, state, say_why=False)
+        undo(ctx, paths, state, say_why=False, runtime=runtime)
         raise
     try:
         proof = health.prove(state.get("service") or "", paths.name, paths.release(target), cand.probe_port)
@@ -170,7 +201,7 @@ def activate(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: st
         runtime.open_public(paths, cand)
         journal.checkpoint(op, "public-open")
     except BaseException:
-        undo(ctx, paths, state, say_why=False)
+        undo(ctx, paths, state, say_why=False, runtime=runtime)
         raise
     commit(ctx, paths, state, target, op)
     result.update(started=True, pid=cand.pid, handed_over=cand.handed_over, proof=proof)
@@ -193,8 +224,9 @@ def commit(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str,
 
 
 def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, result: dict[str, Any],
-           runtime: Runtime = PROCESS) -> dict[str, Any]:
+           runtime: Optional[Runtime] = None) -> dict[str, Any]:
     """After the commit: stop every master of another release, prune, clear the record."""
+    runtime = runtime or runtime_for(state)
     target = state["release"]
     for pid, version in procs.masters(paths).items():
         if version != target:
@@ -210,22 +242,17 @@ def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, res
     return result
 
 
-def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True) -> None:
+def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True,
+         runtime: Optional[Runtime] = None) -> None:
     """Before the commit: stop the target's master, drop a release the op built, restore links."""
+    runtime = runtime or runtime_for(state)
     op = state.get("operation") or {}
     target, kind = op.get("release"), op.get("op")
     current = state["release"]
     if target and target != current:
         for pid, version in procs.masters(paths).items():
             if version == target:
-                flag = paths.public_flag(target)
-                if flag.exists():
-                    # It may be serving already: TERM is graceful and the socket is shared.
-                    procs.stop(paths, graceful_of(paths.release(target)), pid=pid, say=ctx.say)
-                else:
-                    procs.kill_group(pid)  # standby: it has accepted nothing from the public socket
-                    _wait_exit(pid)
-                    ctx.say(f"stopped the standby release {target} (pid {pid})")
+                runtime.discard(paths, pid, target, ctx)
         remove_tree(paths.public_flag(target))
         if kind == "upgrade" and target not in (state.get("releases") or {}):
             remove_tree(paths.release(target))
@@ -279,19 +306,17 @@ def _restart_switch(ctx: Context, paths: DeployPaths, state: dict[str, Any], tar
     journal.begin(paths, state, op, "restart")
     runtime.stop(paths, old_pid, graceful_of(paths.release(old)), ctx)
     try:
-        pid = procs.start(paths, runtime_of(paths.release(target)), paths.release(target), state["host"],
-                          int(state["port"]), timeout=timeout, say=ctx.say)
+        pid = runtime.start(ctx, paths, state, target, timeout)
     except VisionpackError as exc:
         ctx.say(f"release {target} did not start; starting {old} again")
         try:
-            procs.start(paths, runtime_of(paths.release(old)), paths.release(old), state["host"], int(state["port"]),
-                        timeout=timeout, say=ctx.say)
+            runtime.start(ctx, paths, state, old, timeout)
         except VisionpackError as again:
-            undo(ctx, paths, state)
+            undo(ctx, paths, state, runtime=runtime)
             raise release_down(f"release {target} did not start ({exc.detail}), and {old} did not start again "
                               f"either ({again.detail}); {paths.name} is down: fix the cause, then "
                               f"'install.py start {paths.name}'") from None
-        undo(ctx, paths, state)
+        undo(ctx, paths, state, runtime=runtime)
         raise
     commit(ctx, paths, state, target, op)
     result.update(started=True, pid=pid, handed_over=False)

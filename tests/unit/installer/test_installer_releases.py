@@ -107,6 +107,27 @@ def test_handover_passes_the_listening_socket_and_a_slot_descriptor(tmp_path):
         handover.fetch(os.getpid(), timeout=1)  # closed: nothing answers any more
 
 
+def test_container_masters_serve_the_handover_under_their_release_not_their_pid(tmp_path):
+    # Every container's master is pid 1 and containers share the host's abstract sockets:
+    # two releases (of one deploy, or of two roots) get two addresses, both usable at once.
+    one, two = str(tmp_path / "a" / "releases" / "1.0"), str(tmp_path / "b" / "releases" / "1.0")
+    assert handover.release_address(one) != handover.release_address(two) != handover.address(1)
+    assert handover.release_address(one) == handover.release_address(one + "/")  # config.yml may end in /
+    listeners = [handover.bind_probe(), handover.bind_probe()]
+    servers = [handover.serve(lambda i=i: ([listeners[i].fileno()], {"fds": ["listener"], "release": str(i)}),
+                              handover.release_address(r)) for i, r in enumerate((one, two))]
+    try:
+        for i, r in enumerate((one, two)):
+            got = handover.fetch(None, addr=handover.release_address(r))
+            try:
+                assert got.info["release"] == str(i) and got.public(listeners[i].getsockname()[1]) is not None
+            finally:
+                got.close()
+    finally:
+        for s in servers + listeners:
+            s.close()
+
+
 def test_hold_public_keeps_a_standby_worker_off_the_public_socket_until_the_flag(tmp_path):
     import threading
     import time

@@ -11,7 +11,8 @@ from .install import install
 from .remove import remove
 
 
-def inall(ctx: Context, *, host: str, workers: int, force: bool, stopped: bool, timeout: float) -> dict[str, Any]:
+def inall(ctx: Context, *, host: str, workers: int, force: bool, stopped: bool, timeout: float,
+          runtime_kind: str = "process") -> dict[str, Any]:
     """Install each catalog deploy on its catalog port; already installed ones are skipped."""
     release.yaml_ready(ctx.source)
     rows = []
@@ -24,7 +25,7 @@ def inall(ctx: Context, *, host: str, workers: int, force: bool, stopped: bool, 
         ctx.say(f"== installing {name} (port {entry.port})")
         try:
             done = install(ctx, name, host=host, port=None, workers=workers, force=force, stopped=stopped,
-                           timeout=timeout)
+                           timeout=timeout, runtime_kind=runtime_kind)
             rows.append({"deploy": name, "result": "installed", "release": done["release"]})
         except AlreadyInstalled as exc:
             rows.append({"deploy": name, "result": "skipped", "detail": exc.detail})

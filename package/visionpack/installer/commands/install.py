@@ -6,14 +6,14 @@ from typing import Any
 
 from ...errors import AlreadyInstalled
 from ...fsutil import atomic_symlink
-from .. import envcheck, journal, recovery, release, releases, runtime_env
+from .. import docker_install, envcheck, journal, recovery, release, releases, runtime_env
 from ..context import Context
 from .start import start_installed
 from ..deployment import Installed
 
 
 def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: int, force: bool,
-            stopped: bool, timeout: float, keep: int | None = None) -> dict[str, Any]:
+            stopped: bool, timeout: float, keep: int | None = None, runtime_kind: str = "process") -> dict[str, Any]:
     source = ctx.source
     release.yaml_ready(source)
     entry = source.entry(deploy)
@@ -26,6 +26,9 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
     # Validate the options before anything is written (ConfigInvalid names the bad one).
     release.service_config(ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers)
 
+    if runtime_kind == "docker":
+        # No engine or no image: refused before anything is written (nothing half installed).
+        ctx.say(f"docker runtime: {docker_install.preflight(ctx)}")
     report = envcheck.run(source, ctx.root.path, deploy, host, port, sorted(set(entry.models.values())))
     for line in report.lines():
         ctx.say(line)
@@ -41,6 +44,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
         if state and state.get("release"):
             raise AlreadyInstalled(f"{deploy!r} release {state['release']} is already installed in {paths.dir}")
         state = journal.new_state(deploy, entry.service)
+        state["runtime"] = runtime_kind  # docker: containers of the package's image (docker_runtime.py)
 
         try:
             journal.begin(paths, state, "install", "runtime", release=version)
@@ -78,7 +82,8 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
         ctx.say(f"installed {deploy} {version} (service {entry.service}) in {paths.dir}")
 
         result: dict[str, Any] = {"deploy": deploy, "release": version, "path": str(paths.dir),
-                                  "runtime": str(runtime), "host": host, "port": port, "started": False}
+                                  "runtime": str(runtime), "runtime_kind": runtime_kind, "host": host, "port": port,
+                                  "started": False}
         if not stopped:
             pid = start_installed(ctx, Installed(paths, state), timeout=timeout)
             result.update(started=True, pid=pid)

@@ -17,6 +17,7 @@ def list_installed(ctx: Context) -> dict:
         d = describe(paths, state, probe=False)
         row = {k: d[k] for k in ("deploy", "service", "state", "desired", "release", "host", "port", "workers",
                                  "pid", "path")}
+        row["runtime"] = d.get("runtime") or "process"
         row["interrupted_operation"] = (state.get("operation") or {}).get("op")
         row["releases"] = kept_releases(state)
         row["keep"] = releases.keep_of(state)
@@ -36,10 +37,10 @@ def kept_releases(state: dict) -> list[dict]:
 def render(doc: dict) -> list[str]:
     if not doc["deploys"]:
         return [f"nothing installed under {doc['root']}"]
-    lines = [f"{'DEPLOY':<24} {'SERVICE':<15} {'STATE':<9} {'RELEASE':<10} ADDRESS"]
+    lines = [f"{'DEPLOY':<24} {'SERVICE':<15} {'STATE':<9} {'RELEASE':<10} {'RUNTIME':<8} ADDRESS"]
     for d in doc["deploys"]:
         lines.append(f"{d['deploy']:<24} {str(d['service']):<15} {d['state']:<9} {str(d['release']):<10} "
-                     f"{d['host']}:{d['port']}")
+                     f"{d.get('runtime') or 'process':<8} {d['host']}:{d['port']}")
         for r in d.get("releases") or []:
             mark = "* current " if r["current"] else ("  previous" if r["previous"] else "          ")
             lines.append(f"    {mark} {r['version']:<12} installed {r['installed_at']}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import NotInstalled
-from .. import journal, procs, recovery
+from .. import docker_install, journal, procs, recovery
 from ..context import Context
 from ..deployment import Installed
 
@@ -21,7 +21,11 @@ def remove(ctx: Context, deploy: str, *, purge: bool) -> dict:
             recovery.delete_deploy(paths, purge=True, say=ctx.say)
             return {"deploy": deploy, "purged": True, "was_running": False}
         inst = Installed(paths, state)
-        was_running = procs.stop(paths, inst.graceful_timeout(), say=ctx.say)
+        if docker_install.is_docker(state):
+            was_running = docker_install.stop_installed(ctx, inst)
+            docker_install.remove(paths, say=ctx.say)
+        else:
+            was_running = procs.stop(paths, inst.graceful_timeout(), say=ctx.say)
         journal.begin(paths, state, "remove", "delete", purge=purge)
         recovery.delete_deploy(paths, purge=purge, say=ctx.say)
         return {"deploy": deploy, "purged": purge, "was_running": was_running}

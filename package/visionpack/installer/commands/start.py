@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import PortInUse, StartFailed
-from .. import envcheck, journal, procs, runtime_env
+from .. import docker_install, envcheck, journal, procs, runtime_env
 from ..context import Context
 from ..deployment import Installed, require
 from ..licensecheck import check_license
@@ -13,7 +13,10 @@ def start(ctx: Context, deploy: str, *, timeout: float) -> dict:
     paths = ctx.root.deploy(deploy)
     with journal.deploy_lock(paths):
         inst = require(ctx, deploy, recover=True)
-        pid = procs.master(paths)
+        if docker_install.is_docker(inst.state):
+            pid = docker_install.describe(paths, inst.state, probe=False)["pid"]
+        else:
+            pid = procs.master(paths)
         if pid:
             ctx.say(f"{deploy} is already running (pid {pid})")
             if inst.state.get("desired") != "running":
@@ -31,12 +34,15 @@ def start_installed(ctx: Context, inst: Installed, *, timeout: float) -> int:
     reason = envcheck.port_free(inst.host, inst.port)
     if reason:
         raise PortInUse(f"cannot bind {inst.host}:{inst.port} for {paths.name}: {reason}")
-    if not (inst.runtime / "bin" / "gunicorn").exists():
+    if not docker_install.is_docker(state) and not (inst.runtime / "bin" / "gunicorn").exists():
         raise StartFailed(f"runtime {inst.runtime} of release {inst.version} is missing; re-install the deploy")
     state["desired"] = "running"
     journal.begin(paths, state, "start", "spawn")
     try:
-        pid = procs.start(paths, inst.runtime, inst.release, inst.host, inst.port, timeout=timeout, say=ctx.say)
+        if docker_install.is_docker(state):
+            pid = docker_install.start_installed(ctx, inst, timeout=timeout)
+        else:
+            pid = procs.start(paths, inst.runtime, inst.release, inst.host, inst.port, timeout=timeout, say=ctx.say)
     finally:
         # Desired stays "running" on failure, so status reports "failed" until it is fixed.
         journal.clear(paths, state)

@@ -55,6 +55,10 @@ def render(doc: dict) -> list[str]:
             want = ", want up" if d["desired"] == "running" else ""
             lines.append(f"{'fail' if d['state'] == 'failed' else 'down'}: {d['deploy']}: {d['state']}{want} "
                          f"release {d['release']} http://{d['host']}:{d['port']}")
+        for c in d.get("containers") or []:  # docker runtime
+            lines.append(f"  container: {c['name']} {c['id']} {c['status']}"
+                         + (f" ({c['health']})" if c.get("health") else "")
+                         + f", release {c['version']}, restarts {c['restart_count']}")
         lic = d.get("license") or {}
         if lic.get("ok"):
             lines.append(f"  license: {lic['license_id']}, {lic['days_left']} days left (expires {lic['expires_at']})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import journal, procs
+from .. import docker_install, journal, procs
 from ..context import Context
 from ..deployment import Installed, require
 
@@ -20,7 +20,10 @@ def stop_installed(ctx: Context, inst: Installed) -> bool:
     paths, state = inst.paths, inst.state
     state["desired"] = "stopped"
     journal.begin(paths, state, "stop", "signal")
-    was_running = procs.stop(paths, inst.graceful_timeout(), say=ctx.say)
+    if docker_install.is_docker(state):
+        was_running = docker_install.stop_installed(ctx, inst)
+    else:
+        was_running = procs.stop(paths, inst.graceful_timeout(), say=ctx.say)
     journal.clear(paths, state)
     ctx.say(f"{paths.name} stopped" if was_running else f"{paths.name} was not running")
     return was_running

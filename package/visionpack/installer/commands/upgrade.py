@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ...errors import AlreadyInstalled, StartFailed, UsageError
-from .. import journal, release, runtime_env, switch
+from .. import docker_install, journal, release, runtime_env, switch
 from ..context import Context
 from ..deployment import require
 from ..source import Source
@@ -75,7 +75,11 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
             switch.undo(ctx, paths, state)
             raise
         try:
-            result = switch.activate(ctx, paths, state, version, op="upgrade", timeout=timeout)
+            if docker_install.is_docker(state):
+                result = docker_install.switch_release(ctx, paths, state, version, op="upgrade", timeout=timeout,
+                                                       top=source.top)
+            else:
+                result = switch.activate(ctx, paths, state, version, op="upgrade", timeout=timeout)
         except StartFailed as exc:
             if getattr(exc, "down", False):
                 raise
