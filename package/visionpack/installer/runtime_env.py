@@ -44,14 +44,14 @@ def ensure(root: Root, source: Source, python: str = sys.executable,
     key = source.lock_key()
     final = root.runtime(key)
     if is_complete(final):
-        return final
+        return _touched(final)
     root.runtime_base.mkdir(parents=True, exist_ok=True)
     # Deploys installing at once share the venv, so the build itself is serialised root-wide.
     fd = os.open(root.runtime_base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if is_complete(final):
-            return final
+            return _touched(final)
         _sweep(root)
         if final.exists():  # damaged by hand: rebuild rather than trust it
             shutil.rmtree(final)
@@ -68,9 +68,19 @@ def ensure(root: Root, source: Source, python: str = sys.executable,
             raise
         fsync_dir(root.runtime_base)
         say(f"runtime ready in {time.monotonic() - started:.0f} s")
-        return final
+        return _touched(final)
     finally:
         os.close(fd)
+
+
+def _touched(venv: Path) -> Path:
+    """Mark the venv as in use now: runtime_gc keeps runtimes used within its grace period, so an
+    install between this call and its release.json cannot lose the venv to another deploy's GC."""
+    try:
+        os.utime(venv)
+    except OSError:
+        pass
+    return venv
 
 
 def _sweep(root: Root) -> None:
