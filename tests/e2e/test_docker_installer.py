@@ -5,7 +5,8 @@ One install root for the module, the tests in order: refusals that leave nothing
 no image), install and classify over loopback, status/list, stop/start, ``lu`` (a good license
 while clients keep getting answers; another machine's is refused, and one copied in answers
 337000), upgrade and rollback under load with zero failed requests (the socket is handed over
-between containers), a SIGKILLed main process restarted by Docker, start-1.sh recreating the
+between containers), an installer killed mid-switch (undone or finished by the next command, no
+failed request), a SIGKILLed main process restarted by Docker, start-1.sh recreating the
 container, trouble_shooting.sh, remove (data kept) and --purge.
 
 The engine comes from .ci/docker-engine.sh (dockerd --bridge=none --iptables=false); when it
@@ -224,6 +225,36 @@ def test_upgrade_and_rollback_under_load_fail_nothing(site, tmp_path):
     assert (st["release"], st["running_release"], st["state"]) == (V1, V1, "running")
     listed = json.loads(installer(site, "list", "--json").stdout)["deploys"][0]
     assert {r["version"] for r in listed["releases"]} == {V1, V2}
+
+
+# Killed before the commit: undone (the standby container goes, the old one never stopped).
+# After it: finished (the old container is retired, the new one takes the canonical name).
+@pytest.mark.parametrize("step,expected", [("prove", V1), ("public-open", V1), ("retire", V2)])
+def test_a_killed_container_switch_is_undone_or_finished(site, tmp_path, step, expected):
+    load = Load(site, tmp_path)
+    try:
+        killed = installer(site, "rollback", DEPLOY, "--to", V2, "--timeout", "300",
+                           env={"VISIONPACK_TEST_KILL_AT": f"rollback:{step}"})
+        assert killed.returncode == -9, killed.stdout + killed.stderr
+        assert status(site)["interrupted_operation"]["op"] == "rollback"
+        nxt = installer(site, "start", DEPLOY)
+        time.sleep(1)
+    finally:
+        rows = load.finish()
+    assert nxt.returncode == 0, nxt.stdout + nxt.stderr
+    assert "recovery: an interrupted 'rollback'" in nxt.stdout, nxt.stdout
+    assert [r for r in rows if not r[2]] == [] and len(rows) > 5
+    c = container(site)  # one container, under its own name, of the release state.json names
+    assert (c.name, c.labels["visionpack.version"]) == (NAME, expected)
+    st = status(site)
+    assert (st["release"], st["running_release"], st["state"], st["interrupted_operation"]) == \
+        (expected, expected, "running", None)
+    assert os.readlink(site["root"] / DEPLOY / "current") == f"releases/{expected}"
+    assert_classifies(site["port"])
+    if expected != V1:  # back to V1 for the tests below
+        back = installer(site, "rollback", DEPLOY, "--to", V1, "--timeout", "300")
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert container(site).labels["visionpack.version"] == V1
 
 
 def test_a_killed_main_process_is_restarted_by_docker(site):

@@ -68,8 +68,11 @@ def start_installed(ctx: Any, inst: Any, *, timeout: float, top: Optional[Path] 
     The release's start-1.sh is (re)rendered to match the container exactly. The caller saves
     ``inst.state``.
     """
+    from .docker_switch import clear_request
+
     top = Path(top or ctx.source.top)
     client = connect(top / "original" / "wheels")
+    clear_request(inst.paths, inst.version)  # an ordinary start, whatever a killed switch left
     image, ref = image_for(ctx, client, inst.state, inst.version, top)
     spec = spec_for(inst.paths, inst.release, inst.version, image, host=inst.host, port=inst.port)
     write_start_script(top / "start", inst.paths, spec, ref, instance=1, version=inst.version, host=inst.host,
@@ -136,11 +139,10 @@ def switch_release(ctx: Any, paths: DeployPaths, state: dict, target: str, *, op
     ``top``: the package holding ``target``'s image (upgrade: the new package).
     """
     from . import switch
-    from .docker_switch import ContainerRuntime, settle_names
+    from .docker_switch import ContainerRuntime
 
     runtime = ContainerRuntime(top or ctx.source.top)
     result = switch.activate(ctx, paths, state, target, op=op, timeout=timeout, runtime=runtime)
-    settle_names(runtime.client, paths, say=ctx.say)  # when no old container was retired
     if result.get("started"):
         # Kept now: remember the image it runs on, so a later rollback to it uses the same one.
         for c in status(paths, probe=False, client=runtime.client)["containers"]:

@@ -2,7 +2,7 @@
 
 Beside the process runtime (procs.py) and with the same verbs: ``start`` (recreate and wait for
 /ready), ``stop``, ``status``, ``remove``. The image comes from the package, never a registry:
-``original/images/visionpack-runtime-<lock sha256[:16]>.tar`` (tools/image/build_image.sh), loaded
+``original/images/visionpack-runtime-<lock sha256[:16]>.tar`` (tools/image/build_image.sh; docker_image.py), loaded
 with the Docker SDK for Python unless the engine already has that image id.
 
 A container (docs/docker.md)
@@ -20,22 +20,22 @@ A container (docs/docker.md)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ..errors import DockerUnavailable, PackageCorrupt, RuntimeInstallFailed, StartFailed, StopFailed
+from ..errors import PackageCorrupt, StartFailed, StopFailed
+# The image half, re-exported: callers and tests use docker_runtime as the one entry point.
+from .docker_image import (IMAGE_NAME, ImageRef, connect, image_id_or_tag, image_ref, load_image,  # noqa: F401
+                           local_image_id, sdk)
 from .layout import DeployPaths
+from .handover import STANDBY_REQUEST
 from .procs import get_ready, probe_host
 from .runtime_env import tail
 
-IMAGE_NAME = "visionpack-runtime"
 UID = GID = 10001  # the image's "visionpack" user (tools/image/image.py)
 SERVE = "/usr/local/bin/visionpack-serve"
 HEALTHCHECK = "/usr/local/bin/visionpack-healthcheck"
@@ -50,99 +50,6 @@ HEALTH = {"interval": 10, "timeout": 5, "retries": 3, "start_period": 180}  # se
 LOG_OPTS = {"max-size": "10m", "max-file": "3"}  # docker's own log of the container (gunicorn.out)
 START_TEMPLATE = "start-docker.sh.in"
 _NS = 1_000_000_000
-
-
-def sdk(wheels: Optional[Path] = None) -> Any:
-    """The ``docker`` module; from the pure-Python wheels of ``wheels`` if the python lacks it.
-
-    The installer runs on the system python (no third-party packages); the wheelhouse carries
-    docker, requests, urllib3, idna, certifi and charset_normalizer, which import from the wheel
-    zips directly, as yamlload does for PyYAML.
-    """
-    try:
-        import docker
-        return docker
-    except ImportError:
-        if wheels is None:
-            raise RuntimeInstallFailed("the Docker SDK for Python (docker) is not importable") from None
-    for prefix in ("docker", "requests", "urllib3", "idna", "certifi", "charset_normalizer"):
-        for wheel in sorted(Path(wheels).glob(f"{prefix}-*.whl")):
-            if str(wheel) not in sys.path:
-                sys.path.append(str(wheel))
-    try:
-        import docker
-        return docker
-    except ImportError as exc:
-        raise RuntimeInstallFailed(f"the Docker SDK for Python is neither installed nor in {wheels} ({exc})") from None
-
-
-def connect(wheels: Optional[Path] = None) -> Any:
-    """A client of the local engine (/var/run/docker.sock or $DOCKER_HOST); DockerUnavailable if none answers.
-
-    ``wheels`` defaults to the wheelhouse of the package this installer runs from.
-    """
-    docker = sdk(wheels or Path(__file__).resolve().parents[3] / "original" / "wheels")
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except Exception as exc:  # the SDK raises DockerException or requests' errors
-        raise DockerUnavailable(f"no Docker engine answers ({exc}); start it (e.g. bash .ci/docker-engine.sh)") from None
-    return client
-
-
-# --- the image ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ImageRef:
-    tag: str
-    tar: Path
-    image_id: str  # sha256:… as recorded at build time; "" if the record is missing
-    sha256: str
-
-
-def image_ref(top: Path) -> ImageRef:
-    """The image the package ``top`` carries for its requirements.lock."""
-    lock = Path(top) / "original" / "requirements.lock"
-    try:
-        key = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
-    except OSError:
-        raise PackageCorrupt(f"{lock} is missing; run 'bash download.sh'") from None
-    tar = Path(top) / "original" / "images" / f"{IMAGE_NAME}-{key}.tar"
-    try:
-        rec = json.loads(tar.with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        rec = {}
-    return ImageRef(f"{IMAGE_NAME}:{key}", tar, str(rec.get("image_id") or ""), str(rec.get("sha256") or ""))
-
-
-def local_image_id(client: Any, name: str) -> Optional[str]:
-    try:
-        return client.images.get(name).id
-    except Exception:  # ImageNotFound, or a malformed name
-        return None
-
-
-def load_image(client: Any, ref: ImageRef, *, say: Callable[[str], None] = print) -> tuple[str, bool]:
-    """(image id, loaded?) — nothing is read from the tar if the engine has the recorded id."""
-    have = local_image_id(client, ref.tag)
-    if have and (not ref.image_id or have == ref.image_id):
-        return have, False
-    if ref.image_id and local_image_id(client, ref.image_id):
-        client.images.get(ref.image_id).tag(*ref.tag.split(":", 1))
-        return ref.image_id, False
-    if not ref.tar.is_file():
-        raise PackageCorrupt(f"{ref.tar} is missing; build it with 'bash download.sh --image'")
-    if ref.sha256:
-        from ..fsutil import sha256_file
-        if sha256_file(ref.tar) != ref.sha256:
-            raise PackageCorrupt(f"{ref.tar} does not match its recorded sha256; rebuild it with 'bash download.sh --image'")
-    say(f"loading image {ref.tag} from {ref.tar} ({ref.tar.stat().st_size >> 20} MiB)")
-    with open(ref.tar, "rb") as fh:
-        client.images.load(fh)
-    got = local_image_id(client, ref.tag)
-    if got is None or (ref.image_id and got != ref.image_id):
-        raise PackageCorrupt(f"{ref.tar} did not load as {ref.tag} {ref.image_id or ''} (got {got})")
-    return got, True
 
 
 # --- one container ---------------------------------------------------------------------------
@@ -334,12 +241,6 @@ def start(paths: DeployPaths, top: Path, release: Path, version: str, *, host: s
     return run(client, spec, paths, host=host, port=port, timeout=timeout, say=say)
 
 
-def image_id_or_tag(client: Any, ref: ImageRef, say: Callable[[str], None]) -> str:
-    """Load ``ref`` if needed; its tag (what 'docker ps' shows) if that names it, else its id."""
-    image_id, _ = load_image(client, ref, say=say)
-    return ref.tag if local_image_id(client, ref.tag) == image_id else image_id
-
-
 def info(container: Any) -> dict[str, Any]:
     a = container.attrs
     st = a.get("State") or {}
@@ -408,7 +309,7 @@ def remove(paths: DeployPaths, *, client: Any = None, say: Callable[[str], None]
 # --- start/start-N.sh -----------------------------------------------------------------------------
 
 def render_start_script(template: str, spec: ContainerSpec, ref: ImageRef, *, instance: int, deploy: str,
-                        version: str, dirs: Sequence[Path], ready_url: str) -> str:
+                        version: str, dirs: Sequence[Path], ready_url: str, standby_request: Path) -> str:
     from .release import render
 
     run_args = "\n    ".join(" ".join(shlex.quote(a) for a in group) for group in spec.run_arg_groups())
@@ -416,7 +317,7 @@ def render_start_script(template: str, spec: ContainerSpec, ref: ImageRef, *, in
         "N": str(instance), "DEPLOY": deploy, "VERSION": version, "NAME": spec.name, "IMAGE": spec.image,
         "IMAGE_TAR": str(ref.tar), "UID": str(UID), "GID": str(GID), "READY_URL": ready_url,
         "DIRS": " ".join(shlex.quote(str(d)) for d in dirs), "DOCKER_RUN_ARGS": run_args,
-        "DEPLOY_DIR": spec.working_dir,
+        "DEPLOY_DIR": spec.working_dir, "STANDBY_REQUEST": str(standby_request),
     })
 
 
@@ -433,7 +334,8 @@ def write_start_script(template_dir: Path, paths: DeployPaths, spec: ContainerSp
     url = f"http://[{h}]:{port}/ready" if ":" in h else f"http://{h}:{port}/ready"
     release = Path(spec.labels[f"{LABEL}.release"])
     script = render_start_script(template, spec, ref, instance=instance, deploy=paths.name, version=version,
-                                 dirs=(paths.data, paths.logs, paths.run), ready_url=url)
+                                 dirs=(paths.data, paths.logs, paths.run), ready_url=url,
+                                 standby_request=paths.release_run(version) / STANDBY_REQUEST)
     out = release / "start" / f"start-{instance}.sh"
     atomic_write(out, script, mode=0o755)
     return out

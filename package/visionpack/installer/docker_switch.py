@@ -115,17 +115,24 @@ class ContainerRuntime:
         ctx.say(f"stopping container {c.name} (release {c.labels.get(dr.LABEL + '.version')}) gracefully")
         c.stop(timeout=int(graceful + 5))
         c.remove(force=True)
-        settle_names(self.client, paths, say=ctx.say)
 
-    def discard(self, paths: DeployPaths, pid: int, version: str, ctx: Any) -> None:
-        c = self._by_pid(paths, pid)
-        if c is None:
-            PROCESS.discard(paths, pid, version, ctx)
-            return
-        if paths.public_flag(version).exists():
-            c.stop(timeout=int(graceful_of(paths.release(version)) + 5))  # it may have taken connections
-        c.remove(force=True)
-        ctx.say(f"removed the container {c.name} of release {version}")
+    def discard(self, paths: DeployPaths, version: str, ctx: Any) -> None:
+        """Remove the standby container of ``version`` (undo), whatever state it reached.
+
+        By name and label, not by its master: an installer killed right after creating it may
+        leave one whose gunicorn is not up yet, and it must not take the socket later.
+        """
+        name = standby_name(dr.container_name(paths.name, 1))
+        for c in dr.containers(self.client, paths):
+            if c.name != name or c.labels.get(f"{dr.LABEL}.version") != version:
+                continue
+            if c.status == "running" and paths.public_flag(version).exists():
+                c.stop(timeout=int(graceful_of(paths.release(version)) + 5))  # it may have taken connections
+            c.remove(force=True)
+            ctx.say(f"removed the standby container {c.name} of release {version}")
+        clear_request(paths, version)
+
+    def settle(self, paths: DeployPaths, ctx: Any) -> None:
         settle_names(self.client, paths, say=ctx.say)
 
     def start(self, ctx: Any, paths: DeployPaths, state: dict, version: str, timeout: float) -> int:
@@ -197,6 +204,13 @@ class ContainerRuntime:
             if (c.attrs.get("State") or {}).get("Pid") == pid:
                 return c
         return None
+
+
+def clear_request(paths: DeployPaths, version: str) -> None:
+    """Drop a standby request no master consumed (a killed installer): the release's next
+    container must start normally, not look for a master that is gone."""
+    for name in (handover.STANDBY_REQUEST, handover.STANDBY_ANSWER):
+        remove_tree(paths.release_run(version) / name)
 
 
 def booted_workers(master: int, run_dir: Path) -> int:

@@ -56,7 +56,8 @@ class Runtime(Protocol):
     def start_standby(self, ctx: Context, paths: DeployPaths, state: dict, version: str, timeout: float) -> "Candidate": ...
     def open_public(self, paths: DeployPaths, cand: "Candidate") -> None: ...
     def stop(self, paths: DeployPaths, pid: int, graceful: float, ctx: Context) -> None: ...
-    def discard(self, paths: DeployPaths, pid: int, version: str, ctx: Context) -> None: ...
+    def discard(self, paths: DeployPaths, version: str, ctx: Context) -> None: ...
+    def settle(self, paths: DeployPaths, ctx: Context) -> None: ...
     def start(self, ctx: Context, paths: DeployPaths, state: dict, version: str, timeout: float) -> int: ...
 
 
@@ -139,15 +140,21 @@ class ProcessRuntime:
     def stop(self, paths: DeployPaths, pid: int, graceful: float, ctx: Context) -> None:
         procs.stop(paths, graceful, pid=pid, say=ctx.say)
 
-    def discard(self, paths: DeployPaths, pid: int, version: str, ctx: Context) -> None:
-        """Stop the target's master of a switch that is being undone."""
-        if paths.public_flag(version).exists():
-            # It may be serving already: TERM is graceful and the socket is shared.
-            procs.stop(paths, graceful_of(paths.release(version)), pid=pid, say=ctx.say)
-        else:
-            procs.kill_group(pid)  # standby: it has accepted nothing from the public socket
-            _wait_exit(pid)
-            ctx.say(f"stopped the standby release {version} (pid {pid})")
+    def discard(self, paths: DeployPaths, version: str, ctx: Context) -> None:
+        """Stop the masters of ``version``, the target of a switch that is being undone."""
+        for pid, running in procs.masters(paths).items():
+            if running != version:
+                continue
+            if paths.public_flag(version).exists():
+                # It may be serving already: TERM is graceful and the socket is shared.
+                procs.stop(paths, graceful_of(paths.release(version)), pid=pid, say=ctx.say)
+            else:
+                procs.kill_group(pid)  # standby: it has accepted nothing from the public socket
+                _wait_exit(pid)
+                ctx.say(f"stopped the standby release {version} (pid {pid})")
+
+    def settle(self, paths: DeployPaths, ctx: Context) -> None:
+        """After a switch: nothing to tidy for processes (the pid file was pointed at commit)."""
 
     def start(self, ctx: Context, paths: DeployPaths, state: dict, version: str, timeout: float) -> int:
         """Plain start (bind the port itself) for the stop-then-start fallback."""
@@ -235,6 +242,7 @@ def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, res
             runtime.stop(paths, pid, graceful_of(old_release), ctx)
             if version:
                 remove_tree(paths.public_flag(version))
+    runtime.settle(paths, ctx)
     journal.begin(paths, state, op, "prune")
     result["pruned"] = releases.prune(paths, state, ctx.say)
     releases.sweep_orphans(paths, state, ctx.say)
@@ -250,9 +258,7 @@ def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bo
     target, kind = op.get("release"), op.get("op")
     current = state["release"]
     if target and target != current:
-        for pid, version in procs.masters(paths).items():
-            if version == target:
-                runtime.discard(paths, pid, target, ctx)
+        runtime.discard(paths, target, ctx)
         remove_tree(paths.public_flag(target))
         if kind == "upgrade" and target not in (state.get("releases") or {}):
             remove_tree(paths.release(target))
