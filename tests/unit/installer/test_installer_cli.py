@@ -31,6 +31,12 @@ def test_install_options_and_defaults():
     assert (a.host, a.port, a.workers, a.force, a.stopped, a.timeout) == ("127.0.0.1", 9000, 2, True, True, 5.0)
 
 
+def test_runtime_option_of_install_and_inall():
+    assert parse("install", "d").runtime == "process" and parse("inall").runtime == "process"
+    assert parse("in", "d", "--runtime", "docker").runtime == "docker"
+    assert parse("inall", "--runtime", "docker").runtime == "docker"
+
+
 def test_root_before_or_after_the_command():
     assert parse("--root", "/a", "list").root == "/a"
     assert parse("list", "--root", "/b").root == "/b"
@@ -44,7 +50,8 @@ def test_json_flags_and_optional_status_deploy():
 
 
 @pytest.mark.parametrize("argv", [["bogus"], ["install"], ["install", "d", "--workers", "0"],
-                                  ["install", "d", "--port", "http"], ["start", "d", "--timeout", "-1"], []])
+                                  ["install", "d", "--port", "http"], ["start", "d", "--timeout", "-1"],
+                                  ["install", "d", "--runtime", "podman"], []])
 def test_bad_usage_exits_2_with_error_and_hint(argv, capsys, tmp_path):
     assert cli.main(argv + ["--root", str(tmp_path)] if argv else [], env={}) == 2
     err = capsys.readouterr().err
