@@ -101,6 +101,35 @@ def test_a_release_that_does_not_start_is_undone(ctx_state, docker_client):
     assert classify_cat(port)[0] == 200
 
 
+def test_a_master_that_cannot_hand_over_gets_the_recreate_fallback(ctx_state, docker_client, monkeypatch):
+    # A container started from a release built before the container handover (its master serves
+    # no release-named handover socket): EasyDL's recreate, with a warning, still ends on one
+    # container of the target, and a normal handover works again from there.
+    from visionpack.installer.docker_switch import ContainerRuntime
+
+    _, paths, state, port = ctx_state
+    warned: list[str] = []
+    ctx = Context(Root(paths.root.path), Source(REPO), say=lambda _m: None, warn=warned.append)
+    current = state["release"]
+
+    def no_handover(from_release, port):
+        raise ConnectionError(f"no handover socket for {from_release} (an older master)")
+
+    monkeypatch.setattr(ContainerRuntime, "_check_handover", staticmethod(no_handover))
+    journal.begin(paths, state, "rollback", "start", release=NEXT, **{"from": current})
+    result = docker_install.switch_release(ctx, paths, state, NEXT, op="rollback", timeout=300)
+    assert (result["release"], result["started"], result["handed_over"]) == (NEXT, True, False)
+    assert any("stop-then-start" in w for w in warned), warned
+    (c,) = docker_client.containers.list(all=True, filters={"label": f"visionpack.deploy={DEPLOY}"})
+    assert (c.name, c.labels["visionpack.version"], state["release"]) == ("visionpack-demo-classify-1", NEXT, NEXT)
+    assert classify_cat(port)[0] == 200
+    monkeypatch.undo()
+    journal.begin(paths, state, "rollback", "start", release=current, **{"from": NEXT})
+    result = docker_install.switch_release(ctx, paths, state, current, op="rollback", timeout=300)
+    assert (result["release"], result["handed_over"]) == (current, True)
+    assert docker_install.describe(paths, state)["running_release"] == current
+
+
 def test_stop_and_remove_a_docker_deploy(ctx_state, docker_client):
     ctx, paths, state, port = ctx_state
     assert docker_install.stop_installed(ctx, Installed(paths, state)) is True
