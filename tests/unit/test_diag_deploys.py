@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,9 +46,22 @@ def test_interrupted_remove_is_finished(tmp_path):
     assert r.fix == [tool(tmp_path, "remove", "d") + "  # finishes the removal"]
 
 
+def _wait_for_exec(pid: int) -> None:
+    # Between fork and exec the child's cmdline is still pytest's; the check looks for install.py.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if b"install.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+
+
 def test_operation_running_now_only_warns(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "install.py"])
     try:
+        _wait_for_exec(p.pid)
         r = _check(tmp_path, {"op": "install", "step": "runtime", "pid": p.pid})
         assert r.status == "WARN" and "running right now" in r.detail
     finally:
