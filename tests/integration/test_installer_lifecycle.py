@@ -153,3 +153,27 @@ def test_stale_pid_file_never_kills_a_stranger(source_tree, root):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_remove_collects_runtimes_no_release_uses(source_tree, tmp_path, shared_runtime, trial_license):
+    # A root with its own .runtime (not the tests' shared symlink): the live venv is linked in by
+    # key, next to a stale venv of an old lock that no release uses and nobody touched for 2 h.
+    root = tmp_path / "root"
+    (root / ".runtime").mkdir(parents=True)
+    live = next(shared_runtime.glob("*/bin/gunicorn")).parent.parent
+    os.symlink(live, root / ".runtime" / live.name)
+    stale = root / ".runtime" / "0123456789abcdef"
+    (stale / "bin").mkdir(parents=True)
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    port = free_port()
+    proc = run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stale.is_dir(), "install must not collect"
+
+    proc = run_installer(source_tree, root, "remove", DEPLOY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "removed runtime 0123456789abcdef" in proc.stdout
+    assert not stale.exists()
+    # The live venv was used by install seconds ago (grace period): kept, and the shared one untouched.
+    assert (root / ".runtime" / live.name).exists() and (live / "bin" / "gunicorn").exists()

@@ -10,6 +10,7 @@ Safety rules, in order of importance:
 - A runtime used in the last ``GRACE_S`` seconds is kept: ``runtime_env.ensure`` touches the venv
   it returns, and an install that has ensured a venv but not yet written its ``release.json``
   must not lose it to a concurrent upgrade of another deploy.
+- A ``.runtime`` that is a symlink is shared with other roots and never collected.
 - Removal happens under the root-wide runtime lock (the one builds take), by renaming the venv to
   ``.gc-<key>-<pid>`` first: a kill mid-way leaves a name nothing resolves, swept at the next GC.
 """
@@ -53,7 +54,8 @@ def collect(root: Root, *, now: Optional[float] = None, grace_s: float = GRACE_S
             say: Callable[[str], None] = print) -> list[str]:
     """Remove unreferenced runtimes; returns the keys removed."""
     base = root.runtime_base
-    if not base.is_dir():
+    if not base.is_dir() or base.is_symlink():
+        # A linked .runtime is shared with other roots whose releases we cannot see from here.
         return []
     now = time.time() if now is None else now
     fd = os.open(base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)

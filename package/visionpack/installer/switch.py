@@ -28,7 +28,7 @@ from typing import Any, Optional, Protocol
 
 from ..errors import PortInUse, StartFailed, VisionpackError
 from ..fsutil import atomic_symlink, atomic_write
-from . import handover, health, journal, procs, releases
+from . import handover, health, journal, procs, releases, runtime_gc
 from .context import Context
 from .layout import DeployPaths
 from .licensecheck import check_license
@@ -246,8 +246,18 @@ def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, res
     journal.begin(paths, state, op, "prune")
     result["pruned"] = releases.prune(paths, state, ctx.say)
     releases.sweep_orphans(paths, state, ctx.say)
+    result["runtimes_removed"] = collect_runtimes(ctx)
     journal.clear(paths, state)
     return result
+
+
+def collect_runtimes(ctx: Context) -> list[str]:
+    """Drop venvs no kept release uses; a failure here never fails the operation that called it."""
+    try:
+        return runtime_gc.collect(ctx.root, say=ctx.say)
+    except OSError as exc:
+        ctx.say(f"warning: runtime cleanup failed ({exc}); the next upgrade or remove retries it")
+        return []
 
 
 def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True,

@@ -92,3 +92,14 @@ def test_files_and_hidden_entries_of_the_runtime_dir_are_left_alone(tmp_path):
 
 def test_no_runtime_dir_is_nothing_to_do(tmp_path):
     assert runtime_gc.collect(_root(tmp_path), say=lambda _m: None) == []
+
+
+def test_a_runtime_dir_shared_through_a_symlink_is_never_collected(tmp_path):
+    shared = Root(tmp_path / "shared")
+    unused = _venv(shared, "bbbb")
+    root = _root(tmp_path)
+    root.path.mkdir()
+    os.symlink(shared.runtime_base, root.runtime_base)
+    _release(root, "demo-classify", "1.0.0", _venv(shared, "aaaa"))
+    assert runtime_gc.collect(root, say=lambda _m: None) == []
+    assert unused.is_dir()

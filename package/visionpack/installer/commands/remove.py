@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import NotInstalled
-from .. import docker_install, journal, procs, recovery
+from .. import docker_install, journal, procs, recovery, switch
 from ..context import Context
 from ..deployment import Installed
 
@@ -28,4 +28,5 @@ def remove(ctx: Context, deploy: str, *, purge: bool) -> dict:
             was_running = procs.stop(paths, inst.graceful_timeout(), say=ctx.say)
         journal.begin(paths, state, "remove", "delete", purge=purge)
         recovery.delete_deploy(paths, purge=purge, say=ctx.say)
-        return {"deploy": deploy, "purged": purge, "was_running": was_running}
+    return {"deploy": deploy, "purged": purge, "was_running": was_running,
+            "runtimes_removed": switch.collect_runtimes(ctx)}
