@@ -11,6 +11,12 @@ from typing import Any
 
 import numpy as np
 
+# Network widths, shared by models.py (paddle, export) and torch_models.py (training) so the two
+# cannot drift apart. v2 bundles: about 2x the first bundles' widths, affordable once training
+# moved to torch (docs/pose-models.md).
+DET_WIDTH, DET_CHANNELS = 96, (32, 64, 128, 256)
+KPT_CHANNELS = (48, 96, 192)
+
 
 def limit_threads(n: int) -> None:
     """Cap math-library threads (the build machine is shared); call before importing paddle."""

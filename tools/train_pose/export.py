@@ -71,8 +71,16 @@ def _source(ckpt_dir: Path, data_seed: int) -> dict[str, Any]:
                  "base_seed": data_seed},
         "train_seed": phases[0]["seed"], "steps": sum(p["steps"] or 0 for p in phases),
         "train_seconds": sum(p["train_seconds"] for p in phases), "phases": phases,
-        "threads": 1, "device": "cpu",
+        "threads": state.get("threads", 1), "device": "cpu",
+        # torch runs are trained in PyTorch and copied into the Paddle network (transfer.py)
+        "engine": state.get("engine", "paddle " + _paddle_version()),
     }
+
+
+def _paddle_version() -> str:
+    import paddle
+
+    return paddle.__version__
 
 
 def _build(ckpt_dir: Path) -> dict[str, Any]:

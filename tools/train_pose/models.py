@@ -7,7 +7,7 @@ in-graph (3x3 max-pool peaks, top-k, boxes divided by ``scale_factor``) and runs
 ``multiclass_nms3`` so the graph returns PaddleX's ``[M,6]`` rows plus per-image counts.
 
 TinyPoseNet: 128x96 input, stride-4 heatmaps [N,17,32,24] from a three-level U-shaped
-net (32/64/128 channels); ``PoseExport`` adds PP-TinyPose's second output (argmax [N,17] int64).
+net (widths: common.KPT_CHANNELS); ``PoseExport`` adds PP-TinyPose's second output (argmax [N,17] int64).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
+
+from tools.train_pose.common import DET_CHANNELS, DET_WIDTH, KPT_CHANNELS
 
 DET_SIZE = 192
 DET_STRIDE = 8
@@ -87,14 +89,15 @@ class SpaceToDepth(nn.Layer):
 
 
 class PersonDetector(nn.Layer):
-    def __init__(self, width: int = 48):
+    def __init__(self, width: int = DET_WIDTH, ch: tuple[int, int, int, int] = DET_CHANNELS):
         super().__init__()
-        # space-to-depth stem: nothing runs at 160x160, which dominated CPU training time
-        self.stem = nn.Sequential(SpaceToDepth(4), ConvBN(48, 24, 1), ConvBN(24, 24, 3))          # /4
-        self.c3 = nn.Sequential(DWSep(24, 48, 2), DWSep(48, 48), DWSep(48, 48))                  # /8
-        self.c4 = nn.Sequential(DWSep(48, 96, 2), DWSep(96, 96), DWSep(96, 96))                  # /16
-        self.c5 = nn.Sequential(DWSep(96, 160, 2), DWSep(160, 160), DWSep(160, 160))             # /32
-        self.lat5, self.lat4, self.lat3 = ConvBN(160, width, 1), ConvBN(96, width, 1), ConvBN(48, width, 1)
+        c0, c1, c2, c3 = ch
+        # space-to-depth stem: nothing runs at full resolution, which dominated CPU training time
+        self.stem = nn.Sequential(SpaceToDepth(4), ConvBN(48, c0, 1), ConvBN(c0, c0, 3))          # /4
+        self.c3 = nn.Sequential(DWSep(c0, c1, 2), DWSep(c1, c1), DWSep(c1, c1))                  # /8
+        self.c4 = nn.Sequential(DWSep(c1, c2, 2), DWSep(c2, c2), DWSep(c2, c2))                  # /16
+        self.c5 = nn.Sequential(DWSep(c2, c3, 2), DWSep(c3, c3), DWSep(c3, c3))                  # /32
+        self.lat5, self.lat4, self.lat3 = ConvBN(c3, width, 1), ConvBN(c2, width, 1), ConvBN(c1, width, 1)
         self.fuse4, self.fuse3 = DWSep(width, width), DWSep(width, width)
         self.hm_head = nn.Sequential(DWSep(width, width), DWSep(width, width))
         self.box_head = nn.Sequential(DWSep(width, width), DWSep(width, width))
@@ -156,7 +159,7 @@ class DetectorExport(nn.Layer):
 
 
 class TinyPoseNet(nn.Layer):
-    def __init__(self, c1: int = 32, c2: int = 64, c3: int = 128):
+    def __init__(self, c1: int = KPT_CHANNELS[0], c2: int = KPT_CHANNELS[1], c3: int = KPT_CHANNELS[2]):
         super().__init__()
         self.stem = nn.Sequential(ConvBN(3, 16, 3, 2), ConvBN(16, c1, 3, 2))         # 32x24
         self.l1 = nn.Sequential(Residual(c1), Residual(c1))

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-GENERATOR_VERSION = "1.0.0"
+# 1.1.0: left/right cues that do not depend on the face alone (docs/pose-models.md "The scenes"):
+# a V neckline on the front of the torso, a nose that sticks out of the head in profile, hair
+# that always contrasts with the skin (so the back of the head reads as the back).
+GENERATOR_VERSION = "1.1.0"
 
 KEYPOINT_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -133,6 +136,12 @@ def _skeleton_3d(rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]
         j[k] = j[h] + u * p["thigh"]
         j[a] = j[k] + lo * p["shin"]
     p["head_c"] = head_c  # type: ignore[assignment]
+    # the neckline's corners on the chest surface (body frame): only the front of the torso has one
+    chest = bend @ np.array([0.0, 0.0, 1.0])
+    p["collar"] = np.stack([sh_c + across * 0.55 * p["sh_w"] + chest * 0.035,  # type: ignore[assignment]
+                            sh_c - across * 0.55 * p["sh_w"] + chest * 0.035,
+                            sh_c - spine * rng.uniform(0.06, 0.1) + chest * 0.045])
+    p["chest"] = chest  # type: ignore[assignment]
     p["head_fwd"] = fwd  # type: ignore[assignment]
     p["head_up"] = up  # type: ignore[assignment]
     return j, p
@@ -289,6 +298,8 @@ def _render_figure(cv: _Canvas, rng: np.random.Generator, fig: int, height_px: f
     shoe = _colour(rng, val=(0.05, 0.6))
     long_sleeve, long_leg = rng.random() < 0.5, rng.random() < 0.65
     hair = _colour(rng, sat=(0.0, 0.7), val=(0.05, 0.6)) if rng.random() < 0.85 else skin * 0.7
+    if np.abs(hair - skin).sum() < 120:  # hair the colour of the face would hide which way the head faces
+        hair = hair * 0.35 if skin.mean() > 100 else np.minimum(hair + 110, 255)
     outline = rng.uniform(0.55, 0.85)
     pieces: list[tuple[float, str, np.ndarray, np.ndarray]] = []  # (depth, part, mask, colour)
 
@@ -338,6 +349,10 @@ def _render_figure(cv: _Canvas, rng: np.random.Generator, fig: int, height_px: f
         local |= m
         if name == "head":
             _draw_face(cv, rng, kp, hc, hr, fwd, hair, skin, label)
+        elif name == "torso" and (rot @ p["chest"])[2] > 0.15:  # chest toward the camera: neckline
+            v = np.zeros_like(m)
+            cv2.fillConvexPoly(v, np.round(proj(p["collar"] @ rot.T) - off).astype(np.int32), 1)
+            cv.paint(v & m, skin, label, outline)
     return kp + off, silhouette
 
 
@@ -356,6 +371,13 @@ def _draw_face(cv: _Canvas, rng: np.random.Generator, kp: np.ndarray, hc: np.nda
     sel = cap.astype(bool)
     cv.img[sel] = hair
     cv.labels[sel] = label
+    if fwd[2] > -0.3:  # the nose sticks out of the head outline when seen from the side
+        nose = np.zeros_like(head)
+        d = np.array([kp[0][0] - hc[0], kp[0][1] - hc[1]])
+        _capsule(nose, hc + d * 0.7, hc + d * 1.25, max(1.0, hr * 0.16), max(1.0, hr * 0.1))
+        sel = nose.astype(bool)
+        cv.img[sel] = skin
+        cv.labels[sel] = label
     if fwd[2] > -0.1:
         dark = np.float32([20, 20, 25]) + rng.uniform(0, 40)
         er = max(1, int(round(hr * 0.13)))

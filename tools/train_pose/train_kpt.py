@@ -27,8 +27,12 @@ for _a, _b in FLIP_PAIRS:
 
 def make_batch(data: dict, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     idx = rng.integers(0, len(data["crops"]), batch)
-    crops = data["crops"][idx].copy()
-    kpts = data["crop_kpts"][idx].copy()
+    return batch_from(data["crops"][idx].copy(), data["crop_kpts"][idx].copy(), rng)
+
+
+def batch_from(crops: np.ndarray, kpts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Flip (swapping left/right joints), targets, weights and colour jitter for chosen crops (modified in place)."""
+    batch = len(crops)
     targets = np.zeros((batch, 17, topdown.HEATMAP_H, topdown.HEATMAP_W), np.float32)
     weights = np.zeros((batch, 17), np.float32)
     for i in range(batch):
