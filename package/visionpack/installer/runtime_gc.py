@@ -83,3 +83,12 @@ def collect(root: Root, *, now: Optional[float] = None, grace_s: float = GRACE_S
     finally:
         os.close(fd)
 
+
+
+def collect_safely(root: Root, say: Callable[[str], None] = print) -> list[str]:
+    """``collect`` for the end of upgrade/rollback/remove: a cleanup failure never fails them."""
+    try:
+        return collect(root, say=say)
+    except OSError as exc:
+        say(f"warning: runtime cleanup failed ({exc}); the next upgrade or remove retries it")
+        return []

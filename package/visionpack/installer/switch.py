@@ -246,18 +246,9 @@ def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, res
     journal.begin(paths, state, op, "prune")
     result["pruned"] = releases.prune(paths, state, ctx.say)
     releases.sweep_orphans(paths, state, ctx.say)
-    result["runtimes_removed"] = collect_runtimes(ctx)
+    result["runtimes_removed"] = runtime_gc.collect_safely(ctx.root, ctx.say)
     journal.clear(paths, state)
     return result
-
-
-def collect_runtimes(ctx: Context) -> list[str]:
-    """Drop venvs no kept release uses; a failure here never fails the operation that called it."""
-    try:
-        return runtime_gc.collect(ctx.root, say=ctx.say)
-    except OSError as exc:
-        ctx.say(f"warning: runtime cleanup failed ({exc}); the next upgrade or remove retries it")
-        return []
 
 
 def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True,
