@@ -1,0 +1,34 @@
+"""glibc malloc tuning for Paddle's per-run buffers: applied once per process, switchable off.
+
+Run in child interpreters: mallopt settings and the applied-once flag are process-wide.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "package"
+PROBE = "from visionpack.runtime.engine import tune_malloc; print(tune_malloc(), tune_malloc())"
+
+glibc = pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="mallopt is glibc's")
+
+
+def probe(**env: str) -> str:
+    full = {k: v for k, v in os.environ.items() if k != "VISIONPACK_MALLOC_TUNING"}
+    full.update(PYTHONPATH=str(PACKAGE), **env)
+    return subprocess.run([sys.executable, "-c", PROBE], env=full, capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+
+
+@glibc
+def test_tuning_applies_once_and_reports_it():
+    assert probe() == "True True"
+
+
+def test_tuning_can_be_switched_off_by_environment():
+    assert probe(VISIONPACK_MALLOC_TUNING="0") == "False False"
