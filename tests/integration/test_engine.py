@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ import pytest
 from visionpack.errors import ModelInvalid
 from visionpack.runtime.bundle import load_bundle
 from visionpack.runtime.engine import Engine
+
+PACKAGE = Path(__file__).resolve().parents[2] / "package"
 
 EXPORT = textwrap.dedent('''
     import sys, numpy as np, paddle
@@ -94,3 +98,28 @@ def test_corrupt_graph_is_a_model_error(tmp_path):
 def test_bundle_without_files_is_a_model_error(tmp_path):
     with pytest.raises(ModelInvalid):
         load_bundle(tmp_path)
+
+
+KEEP_PROBE = textwrap.dedent('''
+    import sys, numpy as np
+    from visionpack.runtime.engine import Engine
+    d = sys.argv[1]
+    eng = Engine(d + "/inference.json", d + "/inference.pdiparams")
+    x, b, ref = (np.load(d + "/" + f) for f in ("x.npy", "b.npy", "ref.npy"))
+    # Shapes change between runs: kept intermediates must be resized, not reused stale.
+    for rows in (2, 1, 2, 1):
+        assert np.abs(eng.run({"x": x[:rows], "bias": b[:rows]})[0] - ref[:rows]).max() < 1e-5
+    import paddle
+    print(paddle.get_flags(["FLAGS_eager_delete_tensor_gb"])["FLAGS_eager_delete_tensor_gb"])
+''')
+
+
+def test_cpu_engine_keeps_intermediates_unless_the_operator_says_otherwise(tmp_path):
+    d = export(tmp_path, "pir")
+    for env, flag in (({}, "-1.0"), ({"FLAGS_eager_delete_tensor_gb": "0"}, "0.0")):
+        full = {k: v for k, v in os.environ.items() if k != "FLAGS_eager_delete_tensor_gb"}
+        full.update(env, PYTHONPATH=str(PACKAGE))
+        proc = subprocess.run([sys.executable, "-c", KEEP_PROBE, str(d)], env=full, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.split()[-1] == flag
