@@ -73,10 +73,14 @@ class Engine:
     ) -> None:
         # Quiet glog before paddle initialises; it prints per-pass lines otherwise.
         os.environ.setdefault("GLOG_minloglevel", "2")
-        # Intel OpenMP spins 200 ms after every parallel region by default: with requests
-        # arriving back to back that doubled CPU per request and halved throughput
-        # (benchmarks/README.md, "KMP_BLOCKTIME"). Must be set before paddle is imported.
-        os.environ.setdefault("KMP_BLOCKTIME", "0")
+        # How long Intel OpenMP's pool threads spin after a parallel region. The default 200 ms
+        # burned a core between requests (doubling CPU per request); 0 put them to sleep
+        # between the ~50 operators of one inference, so every operator paid a wake-up and a
+        # second thread made the predictor slower, not faster (7.8 vs 7.1 ms). 1 ms spans the
+        # gaps inside an inference and sleeps between requests: 2 threads 4.75 ms, 1-worker
+        # service p50 11.2 -> 8.5 ms, same CPU per request (benchmarks/README.md, findings 1
+        # and 11). Must be set before paddle is imported; an operator's own value wins.
+        os.environ.setdefault("KMP_BLOCKTIME", "1")
         if not device.startswith("gpu"):
             tune_malloc()
             # Paddle's executor frees every intermediate tensor after its last use, from a
