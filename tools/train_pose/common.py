@@ -16,6 +16,11 @@ import numpy as np
 # moved to torch (docs/pose-models.md).
 DET_WIDTH, DET_CHANNELS = 96, (32, 64, 128, 256)
 KPT_CHANNELS = (48, 96, 192)
+# Detector input (square). v3 bundles: 320, the scene cache's detector resolution, fine-tuned from
+# the 192-px v2 weights (the net is fully convolutional); at 192 the stride-8 grid was too coarse
+# for the amodal boxes of small figures (docs/pose-models.md). Shared by train_det (targets),
+# models (graph), export (yml Resize) and transfer (parity batch) so they cannot disagree.
+DET_SIZE = 320
 
 
 def limit_threads(n: int) -> None:

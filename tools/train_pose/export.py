@@ -18,8 +18,7 @@ from typing import Any
 
 from tools.convert import bundle_writer
 from tools.train_pose import scenes, topdown
-
-DET_SIZE = 192  # must equal models.DET_SIZE (models imports paddle, this module must not at import time)
+from tools.train_pose.common import DET_SIZE
 
 DET_NAME, KPT_NAME = "person_det_synthetic", "tinypose_synthetic"
 DET_MODEL_NAME, KPT_MODEL_NAME = "PP-YOLOE-S_human", "PP-TinyPose_128x96"
@@ -135,8 +134,6 @@ def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
 
     from tools.train_pose import models
 
-    if models.DET_SIZE != DET_SIZE:
-        raise SystemExit(f"models.DET_SIZE {models.DET_SIZE} != export.DET_SIZE {DET_SIZE}")
     DetectorExport, PersonDetector = models.DetectorExport, models.PersonDetector
 
     net = PersonDetector()

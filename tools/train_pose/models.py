@@ -1,6 +1,6 @@
 """The two small demo networks (paddle): a CenterNet-style person detector and a tiny top-down pose net.
 
-PersonDetector: 192x192 input, a depthwise-separable backbone down to stride 32, an FPN-style
+PersonDetector: DET_SIZE (320) square input, a depthwise-separable backbone down to stride 32, an FPN-style
 top-down path back to stride 8 and two heads there: a person-centre heatmap and the box
 (log distances from each cell centre to the four box edges, FCOS-style). For export, ``DetectorExport`` decodes
 in-graph (3x3 max-pool peaks, top-k, boxes divided by ``scale_factor``) and runs
@@ -16,9 +16,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from tools.train_pose.common import DET_CHANNELS, DET_WIDTH, KPT_CHANNELS
+from tools.train_pose.common import DET_CHANNELS, DET_SIZE, DET_WIDTH, KPT_CHANNELS
 
-DET_SIZE = 192
 DET_STRIDE = 8
 NUM_JOINTS = 17
 
@@ -120,7 +119,7 @@ class PersonDetector(nn.Layer):
 
 
 class DetectorExport(nn.Layer):
-    """Inference graph: image [N,3,192,192] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
+    """Inference graph: image [N,3,DET_SIZE,DET_SIZE] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
 
     def __init__(self, net: PersonDetector, top_k: int = 100, score_threshold: float = 0.01,
                  nms_threshold: float = 0.6, keep_top_k: int = 100, calib: tuple[float, float] = (1.0, 0.0)):

@@ -1,4 +1,4 @@
-"""Train the demo person detector (anchor-free, 192x192, stride 8) on the scene cache.
+"""Train the demo person detector (anchor-free, common.DET_SIZE square input, stride 8) on the scene cache.
 
     nice -n 19 .venv/bin/python -m tools.train_pose.train_det --cache /tmp/vp_pose/cache_train \
         --out /tmp/vp_pose/det192 --steps 2000
@@ -21,7 +21,7 @@ STRIDE = 8
 CACHE_SIZE = 320          # the scene cache stores detector images at 320x320
 MEAN = np.float32([0.485, 0.456, 0.406])
 STD = np.float32([0.229, 0.224, 0.225])
-HYPER = {"batch": 16, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "input": 192, "gauss_alpha": 0.54,
+HYPER = {"batch": 16, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "input": common.DET_SIZE, "gauss_alpha": 0.54,
          "sigma_floor_cells": 0.6, "box_positive_min": 0.3, "loss_weights": {"heatmap": 1.0, "giou": 2.0}}
 
 

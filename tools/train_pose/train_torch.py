@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--det-input", type=int, default=common.DET_SIZE,
+                    help="det: square training input; 192 reproduces the v2 phases that the 320 phase starts from")
     ap.add_argument("--fg-weight", type=float, default=9.0, help="kpt: per-pixel loss weight 1 + this x target")
     ap.add_argument("--no-aug", action="store_true", help="kpt: no online affine re-warp of the crops")
     ap.add_argument("--init-from", help="start a new phase from this run's last.pt weights (fresh optimizer and "
@@ -104,6 +106,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     is_det = a.model == "det"
+    if is_det:  # make_batch reads the size from train_det.HYPER; the state/manifest record it from there
+        train_det.HYPER["input"] = a.det_input
     base = train_det.HYPER if is_det else train_kpt.HYPER
     hyper = dict(base, batch=a.batch or base["batch"], lr=a.lr or base["lr"], warmup=a.warmup, engine="torch")
     if not is_det:
