@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # a training-time tool only, installed from tests/requirements.txt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-torch = pytest.importorskip("torch")  # a training-time tool only; the runtime never needs it
-pytest.importorskip("paddle")
 
 from tools.train_pose import torch_models, transfer  # noqa: E402
 

@@ -84,7 +84,6 @@ def collect(root: Root, *, now: Optional[float] = None, grace_s: float = GRACE_S
         os.close(fd)
 
 
-
 def collect_safely(root: Root, say: Callable[[str], None] = print) -> list[str]:
     """``collect`` for the end of upgrade/rollback/remove: a cleanup failure never fails them."""
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,6 @@ import numpy as np
 from ..errors import ModelInvalid
 
 _init_lock = threading.Lock()
-_malloc_tuned: bool | None = None
 
 # glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -28,6 +28,7 @@ MMAP_THRESHOLD = 64 << 20
 TRIM_THRESHOLD = 256 << 20
 
 
+@functools.cache
 def tune_malloc() -> bool:
     """Keep Paddle's per-run buffers in the heap instead of fresh mmaps; True when applied.
 
@@ -37,20 +38,15 @@ def tune_malloc() -> bool:
     EfficientNet-Lite0 inference, and 28 % less CPU per inference (10.8 -> 7.8 ms) once both
     thresholds are raised (benchmarks/README.md, "malloc"). Setting only one is worse than
     neither: an explicit trim threshold also switches off glibc's adaptive mmap threshold.
-    Process-wide and idempotent; a no-op off glibc (musl, macOS).
+    Process-wide, so applied once (cached); a no-op off glibc (musl, macOS).
     """
-    global _malloc_tuned
-    if _malloc_tuned is None:
-        _malloc_tuned = False
-        if os.environ.get("VISIONPACK_MALLOC_TUNING", "1") != "0":
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                mallopt = libc.mallopt
-            except (OSError, AttributeError):
-                return False
-            _malloc_tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-                mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    return _malloc_tuned
+    if os.environ.get("VISIONPACK_MALLOC_TUNING", "1") == "0":
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def _device_id(device: str) -> int:
