@@ -31,6 +31,9 @@ class ServiceConfig:
     threads_per_worker: int = 0
     # Requests a worker admits at once; the next one gets 336100 immediately instead of queueing.
     max_inflight: int = 8
+    # Most images one inference may batch together (requests that queued while the engine was
+    # busy; services/classification.py). 1 turns batching off.
+    max_batch: int = 4
     timeout: int = 60
     graceful_timeout: int = 30
     device: str = "cpu"
@@ -122,7 +125,7 @@ def validate(cfg: ServiceConfig) -> ServiceConfig:
         raise ConfigInvalid(f"deploy name must be letters, digits, '-' or '_', got {cfg.deploy!r}")
     if not 1 <= cfg.port <= 65535:
         raise ConfigInvalid(f"port must be 1..65535, got {cfg.port}")
-    for name in ("workers", "max_inflight", "timeout", "max_image_b64_bytes", "min_side", "max_side", "default_top_num"):
+    for name in ("workers", "max_inflight", "max_batch", "timeout", "max_image_b64_bytes", "min_side", "max_side", "default_top_num"):
         if getattr(cfg, name) < 1:
             raise ConfigInvalid(f"'{name}' must be at least 1, got {getattr(cfg, name)}")
     if cfg.threads_per_worker < 0:

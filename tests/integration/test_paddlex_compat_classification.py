@@ -177,3 +177,49 @@ def test_answers_are_sensible_imagenet_labels(theirs, photos):
 
 def test_our_paddlex_dialect_validates_against_paddlex_serving_schema(theirs):
     assert theirs["schema_errors"] == []
+
+
+def test_photos_batched_together_get_the_answers_they_get_alone(bundle, photos, ours, tmp_path):
+    """Opportunistic batching (runtime/batching.py) on the real engine changes no answer."""
+    import threading
+    import time
+
+    cfg = ServiceConfig(deploy=DEPLOY, models={"classifier": str(bundle)}, run_dir=str(tmp_path / "run"))
+    app = create_app(cfg, gate=None)
+    service = app.extensions["visionpack"].service
+    real_run, hold, shapes = service.engine.run, threading.Event(), []
+
+    def held_run(feeds):
+        shapes.append(feeds[service.input_name].shape[0])
+        if len(shapes) == 1:
+            hold.wait(60)  # keep the engine busy until every other photo has queued
+        return real_run(feeds)
+
+    service.engine.run = held_run
+    answers: dict[int, dict] = {}
+
+    def ask(i: int) -> None:
+        b64 = base64.b64encode(photos[i].read_bytes()).decode("ascii")
+        answers[i] = app.test_client().post("/image-classification", json={"image": b64, "topk": 5}).get_json()
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(photos))]
+    threads[0].start()
+    deadline = time.monotonic() + 60
+    while not shapes:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    for t in threads[1:]:
+        t.start()
+    while len(service.batcher._queue) < len(photos) - 1:
+        assert time.monotonic() < deadline, "photos never queued behind the busy engine"
+        time.sleep(0.01)
+    hold.set()
+    for t in threads:
+        t.join(120)
+    assert shapes[0] == 1 and max(shapes) == cfg.max_batch and sum(shapes) == len(photos)
+    for i, path in enumerate(photos):
+        mine = answers[i]["result"]["categories"]
+        alone = ours[i]["paddlex"]["result"]["categories"]
+        assert [c["id"] for c in mine] == [c["id"] for c in alone], path.name
+        np.testing.assert_allclose([c["score"] for c in mine], [c["score"] for c in alone], rtol=0,
+                                   atol=SCORE_ATOL, err_msg=path.name)

@@ -214,3 +214,71 @@ def test_an_engine_crash_is_336000_not_a_traceback(cfg):
     assert post(client, {"image": jpeg_b64()}).get_json()["error_code"] == 336000
     r = post(client, {"image": jpeg_b64()}, url="/image-classification")
     assert r.status_code == 500 and r.get_json()["errorMsg"] == "Internal server error"
+
+
+def test_requests_that_arrive_while_the_engine_is_busy_are_batched_each_with_its_own_answer(cfg):
+    from fakes import FakeEngine
+
+    colors = [(250, 0, 0), (0, 0, 0), (120, 40, 40)]
+    sequential = {}
+    plain = create_app(cfg, engine_factory=fake_factory, gate=None).test_client()
+    for c in colors:
+        sequential[c] = post(plain, {"image": jpeg_b64(color=c), "top_num": 3}).get_json()["results"]
+
+    class HeldEngine(FakeEngine):
+        def __init__(self):
+            super().__init__()
+            self.hold = threading.Event()
+            self.hold.set()
+            self.entered = threading.Event()
+
+        def run(self, feeds):
+            self.entered.set()
+            self.hold.wait(10)
+            return super().run(feeds)
+
+    engine = HeldEngine()
+    app = create_app(cfg, engine_factory=lambda b, c: engine, gate=None)
+    batcher = app.extensions["visionpack"].service.batcher
+    assert batcher.max_batch == cfg.max_batch > 1
+    engine.hold.clear()
+    engine.entered.clear()
+    engine.calls.clear()
+    answers = {}
+
+    def ask(color):
+        answers[color] = post(app.test_client(), {"image": jpeg_b64(color=color), "top_num": 3}).get_json()
+
+    first = threading.Thread(target=ask, args=((10, 200, 10),))
+    first.start()
+    assert engine.entered.wait(5)
+    rest = [threading.Thread(target=ask, args=(c,)) for c in colors]
+    for t in rest:
+        t.start()
+    import time
+
+    deadline = time.monotonic() + 5
+    while len(batcher._queue) < len(colors):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    engine.hold.set()
+    for t in [first, *rest]:
+        t.join(5)
+    assert [shape[0] for shape in engine.calls] == [1, 3]
+    for c in colors:
+        assert answers[c]["results"] == sequential[c]
+
+
+def test_a_model_that_refuses_batches_is_served_one_image_at_a_time(cfg):
+    from fakes import FakeEngine
+
+    class SingleOnly(FakeEngine):
+        def run(self, feeds):
+            if feeds["x"].shape[0] != 1:
+                raise RuntimeError("the export has a fixed batch size of 1")
+            return super().run(feeds)
+
+    app = create_app(cfg, engine_factory=lambda b, c: SingleOnly(), gate=None)
+    assert app.extensions["visionpack"].service.batcher.max_batch == 1
+    r = post(app.test_client(), {"image": jpeg_b64()})
+    assert r.status_code == 200 and len(r.get_json()["results"]) == 6

@@ -31,7 +31,7 @@ def test_round_trip_through_dump(tmp_path):
 @pytest.mark.parametrize("data", [
     {"port": 0}, {"port": "eighty"}, {"workers": 0}, {"service": "ocr"}, {"deploy": "a/b"},
     {"device": "tpu"}, {"models": ["x"]}, {"options": [1]}, {"visualize": "maybe"}, {"unknown_key": 1},
-    {"threads_per_worker": -1}, {"workers": True},
+    {"threads_per_worker": -1}, {"workers": True}, {"max_batch": 0},
 ])
 def test_invalid_values_are_named(data):
     with pytest.raises(ConfigInvalid):

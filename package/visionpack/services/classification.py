@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,9 +16,11 @@ from ..config import ServiceConfig
 from ..errors import InvalidArgument, MissingParameter
 from ..imaging import ImageLimits, decode_b64
 from ..runtime import cls_transforms as T
+from ..runtime.batching import Batcher
 from ..runtime.bundle import Bundle, load_bundle
 
 EngineFactory = Callable[[Bundle, ServiceConfig], Any]
+log = logging.getLogger("visionpack.classification")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,9 @@ class ClassificationService:
         self.limits = ImageLimits(cfg.max_image_b64_bytes, cfg.min_side, cfg.max_side)
         self.engine = engine_factory(self.bundle, cfg)
         self.input_name = self.engine.input_names[0]
-        self._lock = threading.Lock()  # Paddle predictors are not thread-safe
+        # Paddle predictors are not thread-safe: every inference goes through the batcher, which
+        # runs one batch at a time (docs/design.md "Opportunistic batching").
+        self.batcher: Batcher[np.ndarray, np.ndarray] = Batcher(self._run_batch, cfg.max_batch)
 
     # --- decode -----------------------------------------------------------------------
     def _image(self, body: dict[str, Any]) -> np.ndarray:
@@ -71,10 +75,12 @@ class ClassificationService:
 
     # --- predict ----------------------------------------------------------------------
     def predict(self, req: ClsRequest) -> list[T.Category]:
-        x = T.batch([T.preprocess(self.ops, req.image)])
-        with self._lock:
-            probs = self.engine.run({self.input_name: x})[0]
-        return T.topk(probs, req.topk, self.spec.labels)[0]
+        probs = self.batcher(T.preprocess(self.ops, req.image))
+        return T.topk(probs[None, :], req.topk, self.spec.labels)[0]
+
+    def _run_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        probs = self.engine.run({self.input_name: T.batch(images)})[0]
+        return list(probs)
 
     # --- encode -----------------------------------------------------------------------
     @staticmethod
@@ -86,10 +92,23 @@ class ClassificationService:
         return {"categories": [{"id": c.id, "name": c.name, "score": c.score} for c in cats]}
 
     def warmup(self) -> None:
-        """One inference at start, so /ready means 'answers requests', not just 'loaded'."""
-        h = w = 256
-        img = np.full((h, w, 3), 127, dtype=np.uint8)
-        self.predict(ClsRequest(img, 1))
+        """Inference at start, so /ready means 'answers requests', not just 'loaded'.
+
+        Also proves the model takes batches: an export with a fixed batch size of 1 would fail
+        on the first batch of two under load, so it is found here and served one by one.
+        """
+        img = np.full((256, 256, 3), 127, dtype=np.uint8)
+        x = T.preprocess(self.ops, img)
+        single = self._run_batch([x])[0]
+        if self.batcher.max_batch > 1:
+            try:
+                pair = self._run_batch([x, x])
+                ok = len(pair) == 2 and np.allclose(pair[0], single, atol=1e-4)
+            except Exception as exc:  # Paddle raises many types for a shape it cannot take
+                log.warning("model does not take batches (%s); serving one image at a time", exc)
+                ok = False
+            if not ok:
+                self.batcher.max_batch = 1
 
 
 def build(cfg: ServiceConfig, engine_factory: EngineFactory) -> ClassificationService:
