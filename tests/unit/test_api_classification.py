@@ -145,6 +145,9 @@ def test_health_ready_metrics(client):
     assert 'visionpack_requests_total{route="easydl_classify",code="336006"} 1' in text
     assert 'visionpack_request_duration_seconds_count{route="easydl_classify"} 2' in text
     assert "visionpack_requests_in_flight 0" in text
+    # One image reached the engine (warm-up does not count), in one batch.
+    assert "visionpack_inference_batches_total 1\n" in text
+    assert "visionpack_inference_batched_images_total 1\n" in text
 
 
 def test_requests_over_the_inflight_limit_get_336100_at_once(cfg, tmp_path):
@@ -265,6 +268,9 @@ def test_requests_that_arrive_while_the_engine_is_busy_are_batched_each_with_its
     for t in [first, *rest]:
         t.join(5)
     assert [shape[0] for shape in engine.calls] == [1, 3]
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "visionpack_inference_batches_total 2\n" in text
+    assert "visionpack_inference_batched_images_total 4\n" in text
     for c in colors:
         assert answers[c]["results"] == sequential[c]
 

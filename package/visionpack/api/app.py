@@ -48,7 +48,7 @@ def create_app(
     app.json.ensure_ascii = False  # EasyDL error messages and labels may be Chinese
     app.json.sort_keys = False
     metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
-    app.extensions["visionpack"] = Runtime(cfg, service, gate, Metrics(metrics_dir))
+    app.extensions["visionpack"] = Runtime(cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None)))
     app.register_blueprint(ops_blueprint())
     # One routes module per service (api/routes_<service>.py), imported only when served.
     routes = importlib.import_module(f"{__package__}.routes_{cfg.service}")

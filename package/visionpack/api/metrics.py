@@ -13,13 +13,16 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None, batcher: Any = None) -> None:
         self._lock = threading.Lock()
+        # The service's runtime/batching.Batcher, if it batches: its counters are published too.
+        self.batcher = batcher
         self.requests: dict[tuple[str, str], int] = {}
         self.hist: dict[str, list[float]] = {}  # route -> bucket counts + [sum, count]
         self.inflight = 0
@@ -48,12 +51,15 @@ class Metrics:
 
     def snapshot(self) -> dict:
         with self._lock:
-            return {
+            snap = {
                 "requests": [[r, c, n] for (r, c), n in self.requests.items()],
                 "hist": {r: list(v) for r, v in self.hist.items()},
                 "inflight": self.inflight,
                 "pid": os.getpid(),
             }
+        if self.batcher is not None:
+            snap["batches"] = [self.batcher.batches, self.batcher.items]
+        return snap
 
     def flush(self) -> None:
         if not self.dir:
@@ -84,7 +90,10 @@ class Metrics:
         requests: dict[tuple[str, str], int] = {}
         hist: dict[str, list[float]] = {}
         inflight = 0
+        batches: list[int] | None = None
         for snap in self._all_snapshots():
+            if "batches" in snap:
+                batches = [a + b for a, b in zip(batches or [0, 0], snap["batches"])]
             for r, c, n in snap["requests"]:
                 requests[(r, c)] = requests.get((r, c), 0) + n
             for r, v in snap["hist"].items():
@@ -113,6 +122,15 @@ class Metrics:
             "# TYPE visionpack_requests_in_flight gauge",
             f"visionpack_requests_in_flight {inflight}",
         ]
+        if batches is not None:
+            lines += [
+                "# HELP visionpack_inference_batches_total Engine runs of batched inference (one per batch).",
+                "# TYPE visionpack_inference_batches_total counter",
+                f"visionpack_inference_batches_total {batches[0]}",
+                "# HELP visionpack_inference_batched_images_total Images those runs served (divided by the batches: the mean batch size).",
+                "# TYPE visionpack_inference_batched_images_total counter",
+                f"visionpack_inference_batched_images_total {batches[1]}",
+            ]
         return "\n".join(lines) + "\n"
 
 
