@@ -218,10 +218,18 @@ def main(argv: list[str] | None = None) -> int:
             name = "ours_1_worker" if n == 1 else f"ours_{n}_workers"
             log(f"starting our service: {n} worker(s)")
             servers[name] = S.start_gunicorn(name, a.bundle, n, work, package=a.package, env_extra=server_env)
+        if cores > 1 and 2 in counts:
+            # One worker at the two-worker layout's per-worker setting (1 Paddle thread): scaling
+            # at equal workers' settings, beside the target's 1 worker at its own default.
+            log("starting our service: 1 worker, 1 Paddle thread")
+            servers["ours_1_worker_1_thread"] = S.start_gunicorn(
+                "ours_1_worker_1_thread", a.bundle, 1, work, package=a.package, env_extra=server_env,
+                extra_cfg={"threads_per_worker": max(1, cores // 2)})
         first = servers[next(iter(servers))]
         result["ours"] = {"gunicorn_conf": first.notes["conf"], "worker_class": "gthread",
                           "package": str(a.package), "server_env": server_env,
-                          "paddle_threads_per_worker": {str(n): max(1, cores // n) for n in counts}}
+                          "paddle_threads_per_worker": {str(n): max(1, cores // n) for n in counts},
+                          "max_batch": _default_max_batch()}
         if not a.no_paddlex:
             _start_paddlex(a, bundle, work, servers, result, cores)
 
@@ -376,6 +384,19 @@ def _summarise(result: dict[str, Any], rounds: list[dict[str, Any]], cores: int)
                 targets[f"rps_{ours}_over_{px}"] = _target(
                     col(lambda rr: rr["load"][ours]["rps"] / rr["load"][px]["rps"]), TARGETS["vs_paddlex_min"], ">=")
     result["targets"] = targets
+    if "ours_1_worker_1_thread" in load and "ours_2_workers" in load:
+        # Not a target: the same question (do workers add up, no oversubscription?) asked of
+        # workers with equal settings. The target's 1 worker uses every core by itself.
+        same = col(lambda rr: rr["load"]["ours_2_workers"]["rps"] / rr["load"]["ours_1_worker_1_thread"]["rps"])
+        result["supplementary"] = {"rps_2_workers_over_1_worker_at_their_threads_per_worker": spread(same)}
+    pb = spread(col(lambda rr: rr["micro"][cores]["predictor_batch4_per_image_ms"]["p50"]))
+    result["predictor"][f"threads_{cores}"]["batch4_per_image_p50_ms"] = pb
+
+
+def _default_max_batch() -> int:
+    from visionpack.config import ServiceConfig
+
+    return ServiceConfig().max_batch
 
 
 def _target(values: list[float | None], threshold: float, op: str) -> dict[str, Any]:
@@ -404,6 +425,9 @@ def markdown_table(r: dict[str, Any]) -> str:
             "| figure | value |", "|---|---|"]
     for key, v in r.get("predictor", {}).items():
         rows.append(f"| predictor p50 / p95 ms, Paddle {key.replace('_', ' ')} | {f(v['p50_ms'])} / {f(v['p95_ms'])} |")
+        if v.get("batch4_per_image_p50_ms"):
+            rows.append(f"| predictor p50 ms per image in a batch of 4, Paddle {key.replace('_', ' ')} | "
+                        f"{f(v['batch4_per_image_p50_ms'], 2)} |")
     dp = r.get("decode_preprocess", {})
     rows.append(f"| JPEG decode + preprocess p50 / p95 ms | {f(dp.get('decode_preprocess_p50_ms'), 2)} / "
                 f"{f(dp.get('decode_preprocess_p95_ms'), 2)} |")
@@ -427,6 +451,8 @@ def markdown_table(r: dict[str, Any]) -> str:
     rows += ["", "| target | value | required | pass | per round |", "|---|---|---|---|---|"]
     for name, t in r.get("targets", {}).items():
         rows.append(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['pass'] else 'no'} | {t['rounds']} |")
+    for name, v in r.get("supplementary", {}).items():
+        rows.append(f"| (not a target) {name} | {v['median']} | | | {v['rounds']} |")
     return "\n".join(rows)
 
 

@@ -6,7 +6,9 @@ from one configuration into the next).
         --bundle models/efficientnet_lite0_imagenet --jpeg img.jpg --threads 2
 
 Prints one JSON object with p50/p95 in milliseconds of:
-  predictor          Engine.run on the preprocessed tensor (what the service holds its lock for)
+  predictor          Engine.run on the preprocessed tensor (one image: what a request alone costs)
+  predictor_batch4_per_image  Engine.run on 4 copies of it, divided by 4 (what opportunistic
+                     batching costs per image under load; services/classification.py)
   decode             visionpack.imaging.decode: header sniff + cv2.imdecode + BGR->RGB
   preprocess         cls_transforms from inference.yml + batch (resize 256, crop 224, normalize, CHW)
   decode_preprocess  the two above back to back, per image (the target's denominator term)
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     import cv2
+    import numpy as np
 
     if a.cv2_threads is not None:
         cv2.setNumThreads(a.cv2_threads)
@@ -92,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     # Interleave the CPU-only stages with the predictor in blocks, so a burst of load from
     # another process on the shared machine hits every stage rather than one of them.
-    acc: dict[str, list[float]] = {k: [] for k in ("predictor", "decode", "preprocess", "decode_preprocess",
-                                                    "envelope", "service_inprocess")}
+    acc: dict[str, list[float]] = {k: [] for k in ("predictor", "predictor_batch4_per_image", "decode", "preprocess",
+                                                    "decode_preprocess", "envelope", "service_inprocess")}
+    x4 = np.repeat(x, 4, axis=0)
     img = decode(jpg, limits)
     cfg = config_mod.from_mapping({"models": {"classifier": a.bundle}, "threads_per_worker": a.threads,
                                    "onednn": onednn})
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(blocks):
         w = a.warmup if i == 0 else 2
         acc["predictor"] += timeit(lambda: engine.run({name: x}), per, w)
+        acc["predictor_batch4_per_image"] += [t / 4 for t in timeit(lambda: engine.run({name: x4}), max(1, per // 2), w)]
         acc["decode"] += timeit(lambda: decode(jpg, limits), per, w)
         acc["preprocess"] += timeit(lambda: T.batch([T.preprocess(ops, img)]), per, w)
         acc["decode_preprocess"] += timeit(lambda: T.batch([T.preprocess(ops, decode(jpg, limits))]), per, w)
