@@ -165,7 +165,8 @@ def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
     return target
 
 
-def export_kpt(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None) -> Path:
+def export_kpt(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None,
+               flip_in_graph: bool = False) -> Path:
     import paddle
 
     from tools.train_pose.models import PoseExport, TinyPoseNet
@@ -176,13 +177,14 @@ def export_kpt(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
     target = out / KPT_NAME
     tmp = out / f".{KPT_NAME}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    bundle_writer.save_inference_model(PoseExport(net), specs, tmp)
+    bundle_writer.save_inference_model(PoseExport(net, flip=flip_in_graph), specs, tmp)
     bundle_writer.write_yaml(tmp, kpt_yaml())
     # PaddleX blocklists the real PP-TinyPose from oneDNN; this network is recorded on only when
     # oneDNN was checked to give the same heatmaps
     onednn = onednn_matches(tmp, _probe_inputs("kpt"))
     bundle_writer.write_manifest(tmp, name=KPT_NAME, task="keypoint_detection", paddlex_model_name=KPT_MODEL_NAME,
-                                 source=_source(ckpt_dir, data_seed),
+                                 source=_source(ckpt_dir, data_seed) | ({"flip_test_in_graph": True}
+                                                                        if flip_in_graph else {}),
                                  runtime={"onednn": onednn}, build=_build(ckpt_dir), metrics=metrics)
     _swap(tmp, target)
     return target
@@ -244,6 +246,8 @@ def main() -> None:
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--calib-seed", type=int, default=4, help="base seed of the score-calibration scenes")
     ap.add_argument("--calib-scenes", type=int, default=100, help="0 = no detector score calibration")
+    ap.add_argument("--kpt-flip-in-graph", action="store_true",
+                    help="bake the flip test into the keypoint graph (same contract, 2x compute)")
     a = ap.parse_args()
     from tools.train_pose.common import limit_threads
 
@@ -253,7 +257,7 @@ def main() -> None:
         print("wrote", export_det(Path(a.det), out, a.data_seed, calib_seed=a.calib_seed,
                                   calib_scenes=a.calib_scenes))
     if a.kpt:
-        print("wrote", export_kpt(Path(a.kpt), out, a.data_seed))
+        print("wrote", export_kpt(Path(a.kpt), out, a.data_seed, flip_in_graph=a.kpt_flip_in_graph))
 
 
 if __name__ == "__main__":

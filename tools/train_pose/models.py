@@ -182,15 +182,34 @@ class TinyPoseNet(nn.Layer):
         return self.out(y1)
 
 
-class PoseExport(nn.Layer):
-    """Inference graph: image [N,3,128,96] -> heatmaps [N,17,32,24] and argmax [N,17] int64."""
+# COCO-17 left/right exchange (scenes.FLIP_PAIRS), as an index list
+FLIP_INDEX = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 
-    def __init__(self, net: TinyPoseNet):
+
+class PoseExport(nn.Layer):
+    """Inference graph: image [N,3,128,96] -> heatmaps [N,17,32,24] and argmax [N,17] int64.
+
+    ``flip=True`` bakes the flip test into the graph (same inputs and outputs, twice the
+    compute): the batch is run together with its W-mirrored copy, whose heatmaps are flipped
+    back, left/right joints exchanged, shifted right by 0.75 cell and averaged with the plain
+    ones. 0.75, not PaddleX's 1 cell: training mirrors a joint at crop x to 95 - x and heatmap
+    cell j sits at crop x = 4 j, so a flipped-back peak lands 0.75 cell left (diagnose.py).
+    """
+
+    def __init__(self, net: TinyPoseNet, flip: bool = False):
         super().__init__()
         self.net = net
+        self.flip = flip
 
     def forward(self, image):
-        hm = self.net(image)
+        if self.flip:
+            both = self.net(paddle.concat([image, paddle.flip(image, [3])], axis=0))
+            hm, hf = paddle.split(both, 2, axis=0)
+            hf = paddle.gather(paddle.flip(hf, [3]), paddle.to_tensor(FLIP_INDEX, dtype="int64"), axis=1)
+            left = paddle.concat([hf[:, :, :, :1] * 0.0, hf[:, :, :, :-1]], axis=3)  # cell x-1
+            hm = (hm + 0.25 * hf + 0.75 * left) * 0.5
+        else:
+            hm = self.net(image)
         return hm, paddle.argmax(paddle.flatten(hm, 2), axis=-1)
 
 
