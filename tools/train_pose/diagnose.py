@@ -30,9 +30,7 @@ from tools.train_pose.data import scene_seed
 
 DET_STRIDE = 8
 KEEP_DET = 0.05
-FLIP_INDEX = np.arange(17)
-for _a, _b in scenes.FLIP_PAIRS:
-    FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
+FLIP_INDEX = scenes.FLIP_INDEX
 NAMES = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_sho", "r_sho", "l_elb", "r_elb", "l_wri", "r_wri",
          "l_hip", "r_hip", "l_knee", "r_knee", "l_ank", "r_ank"]
 

@@ -17,6 +17,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from tools.train_pose.common import DET_CHANNELS, DET_SIZE, DET_WIDTH, KPT_CHANNELS
+from tools.train_pose.scenes import FLIP_INDEX
 
 DET_STRIDE = 8
 NUM_JOINTS = 17
@@ -182,8 +183,6 @@ class TinyPoseNet(nn.Layer):
         return self.out(y1)
 
 
-# COCO-17 left/right exchange (scenes.FLIP_PAIRS), as an index list
-FLIP_INDEX = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 
 
 class PoseExport(nn.Layer):

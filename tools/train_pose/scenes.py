@@ -29,6 +29,17 @@ KEYPOINT_NAMES = (
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
 FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+
+
+def _flip_index() -> list[int]:
+    idx = list(range(17))
+    for a, b in FLIP_PAIRS:
+        idx[a], idx[b] = b, a
+    return idx
+
+
+# The same exchange as an index list: keypoints[FLIP_INDEX] swaps every left joint with its right.
+FLIP_INDEX = _flip_index()
 SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
             (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
 

@@ -16,13 +16,10 @@ import time
 import numpy as np
 
 from tools.train_pose import common, topdown
-from tools.train_pose.scenes import FLIP_PAIRS
+from tools.train_pose.scenes import FLIP_INDEX
 
 HYPER = {"batch": 32, "lr": 3e-3, "weight_decay": 1e-4, "warmup": 50, "sigma": 2.0, "loss_scale": 1000.0,
          "fg_weight": 0.0}
-FLIP_INDEX = list(range(17))
-for _a, _b in FLIP_PAIRS:
-    FLIP_INDEX[_a], FLIP_INDEX[_b] = _b, _a
 
 
 def make_batch(data: dict, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,13 +24,12 @@ Out = TypeVar("Out")
 
 
 class _Item(Generic[In, Out]):
-    __slots__ = ("value", "result", "error", "done", "lead", "wake")
+    __slots__ = ("value", "result", "error", "lead", "wake")
 
     def __init__(self, value: In) -> None:
         self.value = value
         self.result: Out | None = None
         self.error: BaseException | None = None
-        self.done = False
         self.lead = False
         self.wake = threading.Event()
 
@@ -88,10 +87,8 @@ class Batcher(Generic[In, Out]):
                     self._busy = False
                 else:
                     nxt.lead = True
-            for it in batch:
-                it.done = True
-                if it is not batch[0]:
-                    it.wake.set()
+            for it in batch[1:]:  # batch[0] is the leader's own item: it is not waiting
+                it.wake.set()
             if nxt is not None:
                 nxt.wake.set()
 

@@ -103,11 +103,11 @@ class ClassificationService:
         if self.batcher.max_batch > 1:
             try:
                 pair = self._run_batch([x, x])
-                ok = len(pair) == 2 and np.allclose(pair[0], single, atol=1e-4)
+                why = "" if len(pair) == 2 and np.allclose(pair[0], single, atol=1e-4) else "other answers in a batch"
             except Exception as exc:  # Paddle raises many types for a shape it cannot take
-                log.warning("model does not take batches (%s); serving one image at a time", exc)
-                ok = False
-            if not ok:
+                why = str(exc)
+            if why:
+                log.warning("model does not take batches (%s); serving one image at a time", why)
                 self.batcher.max_batch = 1
 
 
