@@ -244,25 +244,42 @@ def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence
         out.close()
 
 
-def wait_ready(paths: DeployPaths, proc: subprocess.Popen, host: str, port: int, timeout: float) -> None:
-    """Wait for GET /ready == 200; on exit or timeout kill what was started and raise StartFailed."""
+def _poll_ready(paths: DeployPaths, host: str, port: int, timeout: float,
+                exited: Callable[[], Optional[str]]) -> Optional[tuple]:
+    """Poll GET /ready until 200 (None) or ``timeout`` (the last answer); StartFailed if the master exits."""
     deadline = time.monotonic() + timeout
-    last: tuple = (None, None)
     while True:
-        code = proc.poll()
-        if code is not None:
-            raise StartFailed(f"gunicorn exited with status {code} before it was ready\n{logs_tail(paths)}")
+        gone = exited()
+        if gone is not None:
+            raise StartFailed(f"gunicorn {gone} before it was ready\n{logs_tail(paths)}")
         status, body = get_ready(host, port, timeout=2.0)
         if status == 200:
-            return
-        last = (status, body)
+            return None
         if time.monotonic() >= deadline:
-            break
+            return status, body
         time.sleep(0.3)
+
+
+def wait_ready(paths: DeployPaths, proc: subprocess.Popen, host: str, port: int, timeout: float) -> None:
+    """Wait for GET /ready == 200; on exit or timeout kill what was started and raise StartFailed."""
+    last = _poll_ready(paths, host, port, timeout,
+                       lambda: None if proc.poll() is None else f"exited with status {proc.returncode}")
+    if last is None:
+        return
     kill_group(proc.pid)
     proc.wait()
     raise StartFailed(f"not ready after {timeout:.0f} s (last /ready answer: {last[0]} {last[1]}); stopped it\n"
                       f"{logs_tail(paths)}")
+
+
+def await_running(paths: DeployPaths, pid: int, host: str, port: int, timeout: float) -> None:
+    """Wait for GET /ready == 200 from a master this command did not start (an interrupted
+    command's, still booting); StartFailed if it exits or stays unready. Not killed here: the
+    operator decides (stop, then start)."""
+    last = _poll_ready(paths, host, port, timeout, lambda: None if _alive([pid]) else f"(pid {pid}) exited")
+    if last is not None:
+        raise StartFailed(f"pid {pid} is running but not ready after {timeout:.0f} s (last /ready answer: "
+                          f"{last[0]} {last[1]}); stop it and start again\n{logs_tail(paths)}")
 
 
 def start(paths: DeployPaths, venv: Path, release: Path, host: str, port: int, *, timeout: float = 120.0,

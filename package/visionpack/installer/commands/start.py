@@ -19,6 +19,9 @@ def start(ctx: Context, deploy: str, *, timeout: float) -> dict:
             pid = procs.master(paths)
         if pid:
             ctx.say(f"{deploy} is already running (pid {pid})")
+            if not docker_install.is_docker(inst.state):
+                # It may be an interrupted install's master, still booting: answer when it serves.
+                procs.await_running(paths, pid, inst.host, inst.port, timeout)
             if inst.state.get("desired") != "running":
                 inst.state["desired"] = "running"
                 journal.save(paths, inst.state)
