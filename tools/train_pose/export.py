@@ -129,7 +129,7 @@ def fit_calibration(bundle: Path, seed: int, n_scenes: int) -> tuple[float, floa
 
 
 def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None,
-               calib_seed: int = 4, calib_scenes: int = 0) -> Path:
+               calib_seed: int = 4, calib_scenes: int = 0, flip_in_graph: bool = False) -> Path:
     import paddle
 
     from tools.train_pose import models
@@ -145,18 +145,20 @@ def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
     shutil.rmtree(tmp, ignore_errors=True)
     calib: dict[str, Any] = {"method": "none"}
     if calib_scenes:  # export raw, fit the calibration on held-out scenes, export again with it
-        bundle_writer.save_inference_model(DetectorExport(net, **NMS), specs, tmp)
+        bundle_writer.save_inference_model(DetectorExport(net, **NMS, flip=flip_in_graph), specs, tmp)
         bundle_writer.write_yaml(tmp, det_yaml())
         a, b, calib = fit_calibration(tmp, calib_seed, calib_scenes)
         shutil.rmtree(tmp)
-        layer = DetectorExport(net, **NMS, calib=(a, b))
+        layer = DetectorExport(net, **NMS, calib=(a, b), flip=flip_in_graph)
     else:
-        layer = DetectorExport(net, **NMS)
+        layer = DetectorExport(net, **NMS, flip=flip_in_graph)
     bundle_writer.save_inference_model(layer, specs, tmp)
     bundle_writer.write_yaml(tmp, det_yaml())
     src = _source(ckpt_dir, data_seed)
     src["nms_in_graph"] = NMS
     src["score_calibration"] = calib
+    if flip_in_graph:
+        src["flip_test_in_graph"] = True
     # oneDNN is recorded on only when it was checked to give the same boxes (PaddleX enables it by default)
     onednn = onednn_matches(tmp, _probe_inputs("det"))
     bundle_writer.write_manifest(tmp, name=DET_NAME, task="object_detection", paddlex_model_name=DET_MODEL_NAME,
@@ -248,6 +250,8 @@ def main() -> None:
     ap.add_argument("--calib-scenes", type=int, default=100, help="0 = no detector score calibration")
     ap.add_argument("--kpt-flip-in-graph", action="store_true",
                     help="bake the flip test into the keypoint graph (same contract, 2x compute)")
+    ap.add_argument("--det-flip-in-graph", action="store_true",
+                    help="bake the flip test into the detector graph (same contract, 2x compute)")
     a = ap.parse_args()
     from tools.train_pose.common import limit_threads
 
@@ -255,7 +259,7 @@ def main() -> None:
     out = Path(a.out)
     if a.det:
         print("wrote", export_det(Path(a.det), out, a.data_seed, calib_seed=a.calib_seed,
-                                  calib_scenes=a.calib_scenes))
+                                  calib_scenes=a.calib_scenes, flip_in_graph=a.det_flip_in_graph))
     if a.kpt:
         print("wrote", export_kpt(Path(a.kpt), out, a.data_seed, flip_in_graph=a.kpt_flip_in_graph))
 

@@ -123,17 +123,35 @@ class DetectorExport(nn.Layer):
     """Inference graph: image [N,3,DET_SIZE,DET_SIZE] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
 
     def __init__(self, net: PersonDetector, top_k: int = 100, score_threshold: float = 0.01,
-                 nms_threshold: float = 0.6, keep_top_k: int = 100, calib: tuple[float, float] = (1.0, 0.0)):
+                 nms_threshold: float = 0.6, keep_top_k: int = 100, calib: tuple[float, float] = (1.0, 0.0),
+                 flip: bool = False):
         super().__init__()
         self.net = net
+        self.flip = flip
         # affine re-scaling of the centre logit (monotonic: ranking and AP unchanged) so that
         # PaddleX's default draw_threshold 0.5 lands on a chosen operating point (export.py)
         self.calib_a, self.calib_b = float(calib[0]), float(calib[1])
         self.top_k, self.score_threshold = top_k, score_threshold
         self.nms_threshold, self.keep_top_k = nms_threshold, keep_top_k
 
+    def maps(self, image):
+        """Centre logits [N,1,h,w] and ltrb distances in cells [N,4,h,w].
+
+        ``flip``: the batch runs together with its W-mirrored copy, whose maps are mirrored back
+        (left and right distances exchanged) and averaged with the plain ones. DET_SIZE is a
+        multiple of the stride, so mirrored cell j is exactly cell w-1-j: no re-alignment.
+        """
+        if not self.flip:
+            hm, box = self.net(image)
+            return hm, paddle.exp(paddle.clip(box, -4.0, 5.0))
+        hm2, box2 = self.net(paddle.concat([image, paddle.flip(image, [3])], axis=0))
+        hm, hmf = paddle.split(hm2, 2, axis=0)
+        box, boxf = paddle.split(paddle.exp(paddle.clip(box2, -4.0, 5.0)), 2, axis=0)
+        boxf = paddle.gather(paddle.flip(boxf, [3]), paddle.to_tensor([2, 1, 0, 3], dtype="int64"), axis=1)
+        return (hm + paddle.flip(hmf, [3])) * 0.5, (box + boxf) * 0.5
+
     def forward(self, image, scale_factor):
-        hm, box = self.net(image)
+        hm, dist_map = self.maps(image)
         heat = F.sigmoid(hm * self.calib_a + self.calib_b)
         peaks = F.max_pool2d(heat, 3, stride=1, padding=1)
         heat = heat * paddle.cast(peaks == heat, heat.dtype)
@@ -142,9 +160,9 @@ class DetectorExport(nn.Layer):
         scores, idx = paddle.topk(flat, self.top_k, axis=1)             # [N, K]
         ys = paddle.cast(idx // fw, "float32")
         xs = paddle.cast(idx % fw, "float32")
-        boxf = paddle.flatten(box, 2)                                    # [N, 4, H*W]
+        boxf = paddle.flatten(dist_map, 2)                               # [N, 4, H*W]
         sel = paddle.take_along_axis(boxf, paddle.tile(idx.unsqueeze(1), [1, 4, 1]), axis=2)  # [N,4,K]
-        dist = paddle.exp(paddle.clip(sel, -4.0, 5.0)) * DET_STRIDE        # [N,4,K] l, t, r, b in pixels
+        dist = sel * DET_STRIDE                                          # [N,4,K] l, t, r, b in pixels
         cx = (xs + 0.5) * DET_STRIDE
         cy = (ys + 0.5) * DET_STRIDE
         # scale_factor is [h_scale, w_scale] = resized / original (PaddleX ToBatch)

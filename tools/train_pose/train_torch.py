@@ -57,13 +57,15 @@ def kpt_batch(data: dict, rng: np.random.Generator, batch: int, aug: bool):
     return train_kpt.batch_from(crops, kpts, rng)
 
 
-def det_loss(torch, hm_logit, box, hm_t, reg_t, wt):
-    """train_det.losses in torch: quality-focal loss on the soft heatmap, GIoU on ltrb boxes."""
+def det_loss(torch, hm_logit, box, hm_t, reg_t, wt, iou_aware: bool = False):
+    """train_det.losses in torch: quality-focal loss on the soft heatmap, GIoU on ltrb boxes.
+
+    ``iou_aware``: at the cells that regress a box, the heatmap target is the Gaussian times the
+    IoU of that cell's own predicted box (GFL's quality target), so a peak's score also says how
+    well its box fits: the v3 detector's false positives were mostly badly sized boxes ranked
+    above good ones (docs/pose-models.md, "Where the AP is lost").
+    """
     F = torch.nn.functional
-    p = torch.sigmoid(hm_logit)
-    bce = F.binary_cross_entropy_with_logits(hm_logit, hm_t, reduction="none")
-    n_obj = (hm_t >= 0.999).float().sum().clamp(min=1.0)
-    l_hm = (bce * (hm_t - p).abs() ** 2).sum() / n_obj
     d = torch.exp(box.clamp(-4.0, 5.0))
     l, t, r, b = d[:, 0:1], d[:, 1:2], d[:, 2:3], d[:, 3:4]
     lg, tg, rg, bg = reg_t[:, 0:1], reg_t[:, 1:2], reg_t[:, 2:3], reg_t[:, 3:4]
@@ -72,6 +74,12 @@ def det_loss(torch, hm_logit, box, hm_t, reg_t, wt):
     union = area_p + area_g - inter
     enclose = (torch.maximum(l, lg) + torch.maximum(r, rg)) * (torch.maximum(t, tg) + torch.maximum(b, bg))
     giou = inter / union - (enclose - union) / enclose
+    n_obj = (hm_t >= 0.999).float().sum().clamp(min=1.0)
+    if iou_aware:
+        hm_t = torch.where(wt > 0, hm_t * (inter / union).detach().clamp(0.0, 1.0), hm_t)
+    p = torch.sigmoid(hm_logit)
+    bce = F.binary_cross_entropy_with_logits(hm_logit, hm_t, reduction="none")
+    l_hm = (bce * (hm_t - p).abs() ** 2).sum() / n_obj
     l_giou = ((1.0 - giou) * wt).sum() / wt.sum().clamp(min=1.0)
     w = train_det.HYPER["loss_weights"]
     return w["heatmap"] * l_hm + w["giou"] * l_giou, l_hm, l_giou
@@ -80,7 +88,7 @@ def det_loss(torch, hm_logit, box, hm_t, reg_t, wt):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["det", "kpt"], required=True)
-    ap.add_argument("--cache", required=True)
+    ap.add_argument("--cache", nargs="+", required=True, help="one or more scene caches (data.py), used together")
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--seed", type=int, default=0)
@@ -90,6 +98,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--det-input", type=int, default=common.DET_SIZE,
                     help="det: square training input; 192 reproduces the v2 phases that the 320 phase starts from")
+    ap.add_argument("--iou-aware", action="store_true", help="det: IoU-weighted heatmap target (det_loss)")
     ap.add_argument("--fg-weight", type=float, default=9.0, help="kpt: per-pixel loss weight 1 + this x target")
     ap.add_argument("--no-aug", action="store_true", help="kpt: no online affine re-warp of the crops")
     ap.add_argument("--init-from", help="start a new phase from this run's last.pt weights (fresh optimizer and "
@@ -110,7 +119,9 @@ def main() -> None:
         train_det.HYPER["input"] = a.det_input
     base = train_det.HYPER if is_det else train_kpt.HYPER
     hyper = dict(base, batch=a.batch or base["batch"], lr=a.lr or base["lr"], warmup=a.warmup, engine="torch")
-    if not is_det:
+    if is_det:
+        hyper.update(iou_aware=a.iou_aware)
+    else:
         hyper.update(fg_weight=a.fg_weight, online_affine=None if a.no_aug else KPT_AUG)
     net = torch_models.PersonDetector() if is_det else torch_models.TinyPoseNet()
     net = net.to(memory_format=torch.channels_last)  # ~1.3x faster convolutions on this CPU
@@ -137,7 +148,7 @@ def main() -> None:
     if not is_det:
         data.pop("det_imgs")
     log.write(event="start", step=start, params=sum(p.numel() for p in net.parameters()), hyper=hyper,
-              seed=a.seed, steps=a.steps, torch=torch.__version__, init_from=init and init["dir"])
+              seed=a.seed, steps=a.steps, torch=torch.__version__, init_from=init and init["dir"], cache=a.cache)
     net.train()
     t0 = time.time()
     acc = np.zeros(3)
@@ -149,7 +160,8 @@ def main() -> None:
         if is_det:
             x, hm_t, reg_t, wt = train_det.make_batch(data, rng, hyper["batch"])
             hm, box = net(tensor(x))
-            loss, l1, l2 = det_loss(torch, hm, box, *(torch.from_numpy(v) for v in (hm_t, reg_t, wt)))
+            loss, l1, l2 = det_loss(torch, hm, box, *(torch.from_numpy(v) for v in (hm_t, reg_t, wt)),
+                                    iou_aware=a.iou_aware)
         else:
             x, t, w = kpt_batch(data, rng, hyper["batch"], not a.no_aug)
             target = torch.from_numpy(t)
@@ -172,7 +184,7 @@ def main() -> None:
             os.replace(out / "last.pt.tmp", out / "last.pt")
             state = {"step": done, "train_seconds": elapsed + time.time() - t0, "seed": a.seed, "steps": a.steps,
                      "hyper": hyper, "init_from": init, "engine": "torch " + torch.__version__, "threads": a.threads,
-                     "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                     "caches": a.cache, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             (out / "state.json.tmp").write_text(json.dumps(state, indent=1))
             os.replace(out / "state.json.tmp", out / "state.json")
     log.write(event="done", step=a.steps, sec=round(elapsed + time.time() - t0))
