@@ -100,15 +100,24 @@ def build(out_dir: str, base_seed: int, n_scenes: int, workers: int = 2) -> list
     return paths
 
 
-def load(out_dir: str | list[str], max_shards: int | None = None) -> dict[str, np.ndarray]:
-    """Concatenate the shards present (in order, cache after cache); det_offsets index det_boxes per scene."""
+def load(out_dir: str | list[str], max_shards: int | None = None,
+         keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Concatenate the shards present (in order, cache after cache); det_offsets index det_boxes per scene.
+
+    ``keys`` loads only those arrays (a detector run needs no crops): two 16000-scene caches hold
+    ~8 GB, which two side-by-side runs could not both keep.
+    """
     dirs = [out_dir] if isinstance(out_dir, str) else list(out_dir)
     paths = [p for d in dirs for p in sorted(Path(d).glob("shard_[0-9][0-9][0-9][0-9].npz"))][:max_shards]
     if not paths:
         raise SystemExit(f"no shards in {', '.join(dirs)}")
-    parts = [dict(np.load(p)) for p in paths]
+    parts = []
+    for p in paths:
+        with np.load(p) as z:
+            parts.append({k: z[k] for k in (keys or z.files)})
     out = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
-    out["det_offsets"] = np.concatenate([[0], np.cumsum(out["det_count"])]).astype(np.int64)
+    if "det_count" in out:
+        out["det_offsets"] = np.concatenate([[0], np.cumsum(out["det_count"])]).astype(np.int64)
     return out
 
 

@@ -56,10 +56,17 @@ def _phases(state: dict[str, Any]) -> list[dict[str, Any]]:
     parent = (state.get("init_from") or {}).get("state")
     own = {"seed": state.get("seed"), "steps": state.get("step"), "hyper": state.get("hyper"),
            "train_seconds": round(float(state.get("train_seconds", 0.0)))}
+    if state.get("caches"):  # runs that name their scene caches (train_torch --cache a b)
+        own["caches"] = [_cache_meta(c) for c in state["caches"]]
     return (_phases(parent) if parent else []) + [own]
 
 
-def _source(ckpt_dir: Path, data_seed: int) -> dict[str, Any]:
+def _cache_meta(cache: str) -> dict[str, Any]:
+    meta = Path(cache) / "meta.json"
+    return json.loads(meta.read_text()) if meta.is_file() else {"path": cache}
+
+
+def _source(ckpt_dir: Path, data_seeds: list[int]) -> dict[str, Any]:
     state = json.loads((ckpt_dir / "state.json").read_text())
     phases = _phases(state)
     return {
@@ -67,7 +74,7 @@ def _source(ckpt_dir: Path, data_seed: int) -> dict[str, Any]:
         "license": "same as this repository (weights trained from scratch, no third-party data)",
         "training_tool": "tools/train_pose",
         "data": {"generator": "tools/train_pose/scenes.py", "generator_version": scenes.GENERATOR_VERSION,
-                 "base_seed": data_seed},
+                 "base_seed": data_seeds[0], "base_seeds": list(data_seeds)},
         "train_seed": phases[0]["seed"], "steps": sum(p["steps"] or 0 for p in phases),
         "train_seconds": sum(p["train_seconds"] for p in phases), "phases": phases,
         "threads": state.get("threads", 1), "device": "cpu",
@@ -128,7 +135,7 @@ def fit_calibration(bundle: Path, seed: int, n_scenes: int) -> tuple[float, floa
     return a, b, info
 
 
-def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None,
+def export_det(ckpt_dir: Path, out: Path, data_seeds: list[int], metrics: dict | None = None,
                calib_seed: int = 4, calib_scenes: int = 0, flip_in_graph: bool = False) -> Path:
     import paddle
 
@@ -154,7 +161,7 @@ def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
         layer = DetectorExport(net, **NMS, flip=flip_in_graph)
     bundle_writer.save_inference_model(layer, specs, tmp)
     bundle_writer.write_yaml(tmp, det_yaml())
-    src = _source(ckpt_dir, data_seed)
+    src = _source(ckpt_dir, data_seeds)
     src["nms_in_graph"] = NMS
     src["score_calibration"] = calib
     if flip_in_graph:
@@ -167,7 +174,7 @@ def export_det(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
     return target
 
 
-def export_kpt(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None = None,
+def export_kpt(ckpt_dir: Path, out: Path, data_seeds: list[int], metrics: dict | None = None,
                flip_in_graph: bool = False) -> Path:
     import paddle
 
@@ -185,7 +192,7 @@ def export_kpt(ckpt_dir: Path, out: Path, data_seed: int, metrics: dict | None =
     # oneDNN was checked to give the same heatmaps
     onednn = onednn_matches(tmp, _probe_inputs("kpt"))
     bundle_writer.write_manifest(tmp, name=KPT_NAME, task="keypoint_detection", paddlex_model_name=KPT_MODEL_NAME,
-                                 source=_source(ckpt_dir, data_seed) | ({"flip_test_in_graph": True}
+                                 source=_source(ckpt_dir, data_seeds) | ({"flip_test_in_graph": True}
                                                                         if flip_in_graph else {}),
                                  runtime={"onednn": onednn}, build=_build(ckpt_dir), metrics=metrics)
     _swap(tmp, target)
@@ -245,7 +252,8 @@ def main() -> None:
     ap.add_argument("--det", help="detector checkpoint directory")
     ap.add_argument("--kpt", help="keypoint checkpoint directory")
     ap.add_argument("--out", default="models")
-    ap.add_argument("--data-seed", type=int, default=1)
+    ap.add_argument("--data-seed", type=int, nargs="+", default=[1],
+                    help="base seed(s) of the scene caches the checkpoint was trained on (recorded in the manifest)")
     ap.add_argument("--calib-seed", type=int, default=4, help="base seed of the score-calibration scenes")
     ap.add_argument("--calib-scenes", type=int, default=100, help="0 = no detector score calibration")
     ap.add_argument("--kpt-flip-in-graph", action="store_true",

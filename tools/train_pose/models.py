@@ -4,10 +4,12 @@ PersonDetector: DET_SIZE (320) square input, a depthwise-separable backbone down
 top-down path back to stride 8 and two heads there: a person-centre heatmap and the box
 (log distances from each cell centre to the four box edges, FCOS-style). For export, ``DetectorExport`` decodes
 in-graph (3x3 max-pool peaks, top-k, boxes divided by ``scale_factor``) and runs
-``multiclass_nms3`` so the graph returns PaddleX's ``[M,6]`` rows plus per-image counts.
+``multiclass_nms3`` so the graph returns PaddleX's ``[M,6]`` rows plus per-image counts;
+``flip=True`` first averages the maps with those of the mirrored image (the flip test, in-graph).
 
 TinyPoseNet: 128x96 input, stride-4 heatmaps [N,17,32,24] from a three-level U-shaped
-net (widths: common.KPT_CHANNELS); ``PoseExport`` adds PP-TinyPose's second output (argmax [N,17] int64).
+net (widths: common.KPT_CHANNELS); ``PoseExport`` adds PP-TinyPose's second output (argmax [N,17] int64)
+and, with ``flip=True``, the flip test.
 """
 
 from __future__ import annotations

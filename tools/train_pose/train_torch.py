@@ -144,9 +144,7 @@ def main() -> None:
         net.load_state_dict(torch.load(src / "last.pt", weights_only=True)["net"])
         init = {"dir": str(src), "sha256": hashlib.sha256((src / "last.pt").read_bytes()).hexdigest(),
                 "state": json.loads((src / "state.json").read_text())}
-    data = data_mod.load(a.cache)
-    if not is_det:
-        data.pop("det_imgs")
+    data = data_mod.load(a.cache, keys=("det_imgs", "det_boxes", "det_count") if is_det else ("crops", "crop_kpts"))
     log.write(event="start", step=start, params=sum(p.numel() for p in net.parameters()), hyper=hyper,
               seed=a.seed, steps=a.steps, torch=torch.__version__, init_from=init and init["dir"], cache=a.cache)
     net.train()
