@@ -37,8 +37,12 @@ from visionpack.config import ServiceConfig
 # hundredths of a heatmap cell - in image pixels proportional to the person's crop window: ONEDNN.
 STRICT = {"xy": 1e-2, "xy_window": 0.0, "score": 1e-4, "det_score": 1e-5, "box": 1e-2}
 # oneDNN vs native kernels differ in the last float bits; DARK's Taylor step turns that into a few
-# hundredths of a pixel on small persons (up to 0.034 px seen), hence the 0.05 px floor.
-ONEDNN = {"xy": 5e-2, "xy_window": 2e-3, "score": 5e-3, "det_score": 1e-4, "box": 1e-2}
+# hundredths of a pixel on small persons (up to 0.034 px seen), hence the 0.05 px floor. Where a
+# heatmap's top is nearly flat (the v4 bundles average each crop's heatmaps with its mirror's, and
+# on junk detections the two peaks do not coincide), DARK's Hessian is near zero and the same
+# rounding moved one keypoint by 0.1 heatmap cell (0.61 px in a 143 px window, detScore 0.015):
+# 5e-3 of the window = 0.12 cell. The "_native" cases still hold the pipeline to STRICT.
+ONEDNN = {"xy": 5e-2, "xy_window": 5e-3, "score": 5e-3, "det_score": 1e-4, "box": 1e-2}
 
 RUNNER = textwrap.dedent('''
     import json, sys

@@ -4,7 +4,7 @@ Loads models/person_det_synthetic and models/tinypose_synthetic with Paddle Infe
 (inference.json + inference.pdiparams, oneDNN off), checks names/shapes/dtypes of inputs and
 outputs against the PaddleX object-detection and PP-TinyPose contracts, and runs the top-down
 pipeline (tools/train_pose/evaluate.py) on fresh synthetic scenes from a seed used by neither
-training (1) nor the reported evaluation (2).
+training (1, 5) nor the reported evaluation (2); v4 picked its detector run on seed 3 (docs/pose-models.md).
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ FRESH_SEED = 3
 DET_SIZE = 320  # the demo detector's square input (inference.yml Resize.target_size)
 # Quality floors for the committed demo bundles, set a margin below what they measure on these
 # fresh scenes (docs/pose-models.md has the full evaluation); they catch a broken export or pipeline.
-# Measured on the v3 bundles (320-px detector): mean OKS 0.71 vs 0.28 for the mean pose; 21 of 28
-# persons found at the served threshold, mean OKS 0.77 for those (v2: 0.70, 15 of 28, 0.79).
-MODEL_OVER_PRIOR_OKS = 0.35
+# Measured on the v4 bundles (flip test in both graphs): mean OKS 0.75 vs 0.28 for the mean pose;
+# 22 of 28 persons found at the served threshold, mean OKS 0.80 for those (v3: 0.71, 21 of 28, 0.77;
+# v2: 0.70, 15 of 28, 0.79).
+MODEL_OVER_PRIOR_OKS = 0.4
 PIPELINE_DET_THRESHOLD = 0.5
-PIPELINE_MIN_RECALL = 0.55
-PIPELINE_MIN_MEAN_OKS = 0.7
+PIPELINE_MIN_RECALL = 0.65
+PIPELINE_MIN_MEAN_OKS = 0.74
 
 
 @pytest.fixture(scope="module")
