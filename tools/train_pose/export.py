@@ -83,6 +83,11 @@ def _source(ckpt_dir: Path, data_seeds: list[int]) -> dict[str, Any]:
     }
 
 
+def _flip_record(flip_in_graph: bool) -> dict[str, Any]:
+    """The manifest's note that the graph runs the flip test (evaluate.py and the docs read it)."""
+    return {"flip_test_in_graph": True} if flip_in_graph else {}
+
+
 def _paddle_version() -> str:
     import paddle
 
@@ -151,21 +156,18 @@ def export_det(ckpt_dir: Path, out: Path, data_seeds: list[int], metrics: dict |
     tmp = out / f".{DET_NAME}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     calib: dict[str, Any] = {"method": "none"}
+    a, b = 1.0, 0.0
     if calib_scenes:  # export raw, fit the calibration on held-out scenes, export again with it
         bundle_writer.save_inference_model(DetectorExport(net, **NMS, flip=flip_in_graph), specs, tmp)
         bundle_writer.write_yaml(tmp, det_yaml())
         a, b, calib = fit_calibration(tmp, calib_seed, calib_scenes)
         shutil.rmtree(tmp)
-        layer = DetectorExport(net, **NMS, calib=(a, b), flip=flip_in_graph)
-    else:
-        layer = DetectorExport(net, **NMS, flip=flip_in_graph)
-    bundle_writer.save_inference_model(layer, specs, tmp)
+    bundle_writer.save_inference_model(DetectorExport(net, **NMS, calib=(a, b), flip=flip_in_graph), specs, tmp)
     bundle_writer.write_yaml(tmp, det_yaml())
     src = _source(ckpt_dir, data_seeds)
     src["nms_in_graph"] = NMS
     src["score_calibration"] = calib
-    if flip_in_graph:
-        src["flip_test_in_graph"] = True
+    src |= _flip_record(flip_in_graph)
     # oneDNN is recorded on only when it was checked to give the same boxes (PaddleX enables it by default)
     onednn = onednn_matches(tmp, _probe_inputs("det"))
     bundle_writer.write_manifest(tmp, name=DET_NAME, task="object_detection", paddlex_model_name=DET_MODEL_NAME,
@@ -192,8 +194,7 @@ def export_kpt(ckpt_dir: Path, out: Path, data_seeds: list[int], metrics: dict |
     # oneDNN was checked to give the same heatmaps
     onednn = onednn_matches(tmp, _probe_inputs("kpt"))
     bundle_writer.write_manifest(tmp, name=KPT_NAME, task="keypoint_detection", paddlex_model_name=KPT_MODEL_NAME,
-                                 source=_source(ckpt_dir, data_seeds) | ({"flip_test_in_graph": True}
-                                                                        if flip_in_graph else {}),
+                                 source=_source(ckpt_dir, data_seeds) | _flip_record(flip_in_graph),
                                  runtime={"onednn": onednn}, build=_build(ckpt_dir), metrics=metrics)
     _swap(tmp, target)
     return target

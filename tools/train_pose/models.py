@@ -203,8 +203,6 @@ class TinyPoseNet(nn.Layer):
         return self.out(y1)
 
 
-
-
 class PoseExport(nn.Layer):
     """Inference graph: image [N,3,128,96] -> heatmaps [N,17,32,24] and argmax [N,17] int64.
 
