@@ -1,0 +1,118 @@
+"""The system user the services run as when the installer runs as root.
+
+One user for both runtimes: the Docker image runs as uid:gid 10001:10001 ("visionpack",
+tools/image/image.py), so a root install creates the same name and numbers on the host where
+they are free. Then files the services write (data/, logs/, run/, the license slots) belong to
+the same uid whichever runtime wrote them, and a deploy can switch runtimes without a chown.
+
+A non-root operator installs into a root they own; the services then run as that operator and
+nothing here applies (``lookup`` answers None).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import EnvironmentCheckFailed
+
+NAME = "visionpack"
+UID = GID = 10001  # the Docker image's user and group (tools/image/image.py, docker_runtime.UID)
+_NOLOGIN = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def lookup() -> Optional[tuple[int, int]]:
+    """(uid, gid) the services run as, or None when they run as the invoking user.
+
+    None when not root (a non-root installer cannot switch users) or when the user does not
+    exist yet (``ensure`` creates it at install).
+    """
+    if not is_root():
+        return None
+    try:
+        pw = pwd.getpwnam(NAME)
+    except KeyError:
+        return None
+    return pw.pw_uid, pw.pw_gid
+
+
+def _free_uid(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return True
+    return False
+
+
+def _free_gid(gid: int) -> bool:
+    try:
+        grp.getgrgid(gid)
+    except KeyError:
+        return True
+    return False
+
+
+def _run(cmd: list[str]) -> None:
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnvironmentCheckFailed(f"cannot create the service user {NAME!r}: {' '.join(cmd)}: {exc}") from None
+    if done.returncode != 0:
+        raise EnvironmentCheckFailed(f"cannot create the service user {NAME!r}: {' '.join(cmd)} exited {done.returncode}: "
+                           f"{(done.stderr or done.stdout).strip()[-500:]}")
+
+
+def ensure(say: Callable[[str], None] = print) -> Optional[tuple[int, int]]:
+    """As root, create the system user once (no login shell, no home); return its (uid, gid).
+
+    uid/gid 10001 as in the Docker image when those numbers are free on this host, else the
+    system picks. Not root: None, nothing is created.
+    """
+    if not is_root():
+        return None
+    ids = lookup()
+    if ids is not None:
+        return ids
+    if shutil.which("useradd") is None or shutil.which("groupadd") is None:
+        raise EnvironmentCheckFailed(f"cannot create the service user {NAME!r}: useradd/groupadd not found; create a system "
+                           f"user {NAME!r} (no login shell) by hand, then run install again")
+    shell = next((s for s in _NOLOGIN if Path(s).exists()), "/bin/false")
+    try:
+        grp.getgrnam(NAME)
+    except KeyError:
+        _run(["groupadd", "--system", *(["--gid", str(GID)] if _free_gid(GID) else []), NAME])
+    _run(["useradd", "--system", *(["--uid", str(UID)] if _free_uid(UID) else []), "--gid", NAME,
+          "--no-create-home", "--home-dir", "/nonexistent", "--shell", shell,
+          "--comment", "visionpack services", NAME])
+    ids = lookup()
+    if ids is None:  # useradd said yes but NSS does not see it (e.g. an LDAP-only nsswitch)
+        raise EnvironmentCheckFailed(f"created the service user {NAME!r} but cannot look it up; check /etc/nsswitch.conf")
+    say(f"created system user {NAME!r} (uid {ids[0]}, gid {ids[1]}); the services run as it")
+    return ids
+
+
+def chown_for_service(path: os.PathLike[str] | str) -> None:
+    """When root and the service user exists, make ``path`` owned by it (uid and gid)."""
+    ids = lookup()
+    if ids is not None:
+        os.chown(path, ids[0], ids[1], follow_symlinks=False)
+
+
+def share_with_service(path: os.PathLike[str] | str) -> None:
+    """When root and the service user exists, give ``path`` to root:<service group>.
+
+    For files the service must read but never write (the license, config): with mode 0640
+    the service reads through its group, only root changes them.
+    """
+    ids = lookup()
+    if ids is not None:
+        os.chown(path, 0, ids[1], follow_symlinks=False)
