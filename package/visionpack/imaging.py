@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import struct
 from dataclasses import dataclass
 
@@ -32,19 +33,28 @@ class ImageInfo:
     height: int
 
 
-def b64_to_bytes(value: object, limits: ImageLimits) -> bytes:
+# "scheme://": http, https, ftp, file, s3, ... Base64 never contains ':'.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://")
+
+
+def b64_to_bytes(value: object, limits: ImageLimits, what: str = "image") -> bytes:
     """Decode the ``image`` field; size is checked on the encoded text, as EasyDL does."""
     if not isinstance(value, str):
-        raise InvalidArgument("'image' must be a base64 string")
+        raise InvalidArgument(f"'{what}' must be a base64 string")
     if len(value) > limits.max_b64_bytes:
         raise ImageSizeInvalid(f"base64 image is {len(value)} bytes, limit {limits.max_b64_bytes}")
+    if _URL.match(value):
+        # PaddleX would fetch it; an offline deployment must not fetch URLs for a client (nor
+        # become a proxy into the network it sits in). A schema problem: 422 / 336001 (README).
+        raise InvalidArgument(f"'{what}': image URLs are not accepted; send the file as base64")
     if value.startswith("data:"):
         raise Base64DecodeFailed("strip the 'data:image/...;base64,' header before sending")
     try:
         # Line breaks are common from command-line encoders (base64 wraps at 76); drop them.
         data = base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise Base64DecodeFailed(f"invalid base64: {exc}") from None
+        # binascii names the problem, never the input ("Incorrect padding", "non-ASCII ...").
+        raise Base64DecodeFailed(f"invalid base64: {str(exc)[:80]}") from None
     if not data:
         raise Base64DecodeFailed("image is empty")
     return data
@@ -128,8 +138,8 @@ def decode(data: bytes, limits: ImageLimits) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def decode_b64(value: object, limits: ImageLimits) -> np.ndarray:
-    return decode(b64_to_bytes(value, limits), limits)
+def decode_b64(value: object, limits: ImageLimits, what: str = "image") -> np.ndarray:
+    return decode(b64_to_bytes(value, limits, what), limits)
 
 
 def encode_jpeg_b64(rgb: np.ndarray, quality: int = 90) -> str:

@@ -324,7 +324,7 @@ GOOD = b64(scene())
     ({"image": GOOD, "threshold": True}, 336001),
     ({"image": GOOD, "visualize": "yes"}, 336001),
     ({"image": GOOD, "visualize": 1}, 336001),
-    ('{"image": "%s", "threshold": NaN}' % GOOD, 336001),
+    ('{"image": "%s", "threshold": NaN}' % GOOD, 336002),  # NaN is not JSON (RFC 8259)
 ])
 def test_easydl_error_codes(env, body, code):
     client, _, _ = env

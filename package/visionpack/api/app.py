@@ -11,14 +11,15 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .. import config as config_mod
-from ..errors import ImageSizeInvalid
+from ..errors import ImageSizeInvalid, InternalError, InvalidArgument, VisionpackError
+from ..services.fields import preview
 from . import envelopes as E
 from .metrics import Metrics
-from .routes import ENVELOPE_SLACK, Runtime, ops_blueprint
+from .routes import ENVELOPE_SLACK, Runtime, error_answer, ops_blueprint
 
 
 def create_app(
@@ -56,14 +57,24 @@ def create_app(
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc):
-        body, status = E.easydl_error(ImageSizeInvalid("request body too large"))
-        return jsonify({"log_id": E.easydl_log_id(), **body}), status
+        # Routes turn an oversized body into 336004 themselves (routes.read_json); this answers
+        # any other reader of a body, in the route's dialect when it has one.
+        return error_answer(ImageSizeInvalid("request body too large"), None)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        # Unknown paths and methods still answer in an envelope both dialects can read.
-        return jsonify({"error_code": 336001, "error_msg": "Invalid Argument",
-                        "errorCode": exc.code, "errorMsg": exc.description}), exc.code
+        # Unknown paths (404), wrong methods (405) and anything else Werkzeug raises: never its
+        # HTML page, an envelope both dialects read, with a log id like every other answer.
+        status = exc.code or 500
+        if status >= 500:  # an exception outside routes.handle (Flask wraps it): log its trace
+            err: VisionpackError = InternalError(exc.name)
+            response = error_answer(err, status, exc_info=getattr(exc, "original_exception", None) or exc)
+        else:
+            err = InvalidArgument(f"{exc.name}: {request.method} {preview(request.path)}")
+            response = error_answer(err, status)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response[0].headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     return app
 

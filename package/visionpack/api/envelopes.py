@@ -21,6 +21,13 @@ from ..errors import (
 )
 
 _rng = random.Random(os.getpid() ^ time.time_ns())
+# A message names the problem and at most a short prefix of the input (services/fields.py
+# previews values); this cap keeps any other detail from carrying a client's payload back.
+MAX_DETAIL_CHARS = 300
+
+
+def capped(detail: str) -> str:
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[:MAX_DETAIL_CHARS] + "…"
 
 
 def easydl_log_id() -> int:
@@ -55,7 +62,18 @@ def paddlex_status(err: VisionpackError) -> int:
 
 def paddlex_error(log_id: str, err: VisionpackError) -> tuple[dict[str, Any], int]:
     status = paddlex_status(err)
-    msg = "Internal server error" if status == 500 else err.detail
+    msg = "Internal server error" if status == 500 else capped(err.detail)
     if isinstance(err, LicenseError):
         msg = err.easydl_msg  # the precise reason goes to the log, not to clients
     return {"logId": log_id, "errorCode": status, "errorMsg": msg}, status
+
+
+def front_error(err: VisionpackError, log_id: int | None = None, status: int | None = None) -> dict[str, Any]:
+    """An error body both dialects read, for answers given before a route is known (the HTTP
+    front, unknown paths and methods): EasyDL's ``log_id``/``error_code`` and PaddleX's
+    ``logId``/``errorCode``. Both ids are the same number (``logId`` as a string), so either
+    finds the one log line."""
+    log_id = easydl_log_id() if log_id is None else log_id
+    msg = "Internal server error" if err.http_status == 500 else capped(err.detail)
+    return {"log_id": log_id, "error_code": err.easydl_code, "error_msg": err.easydl_msg,
+            "logId": str(log_id), "errorCode": status or err.http_status, "errorMsg": msg}

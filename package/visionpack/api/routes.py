@@ -6,24 +6,24 @@ place: the license verdict, the per-worker in-flight bound, metrics and the erro
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import (
     ImageSizeInvalid,
     InternalError,
     InvalidArgument,
-    InvalidJson,
     LicenseError,
     ServiceUnavailable,
     VisionpackError,
 )
 from . import envelopes as E
+from .jsonbody import parse_object
 
 log = logging.getLogger("visionpack.api")
 
@@ -48,22 +48,44 @@ def rt() -> Runtime:
 
 
 def read_json(max_bytes: int) -> dict[str, Any]:
+    """The request body as a JSON object, or the documented error (api/jsonbody.py)."""
+    too_large = request.environ.get("visionpack.body_too_large")
+    if too_large:  # the HTTP front refused or drained the body and passes only its size
+        raise ImageSizeInvalid(f"request body is {too_large} bytes")
     length = request.content_length
     if length is not None and length > max_bytes + ENVELOPE_SLACK:
         raise ImageSizeInvalid(f"request body is {length} bytes")
-    raw = request.get_data(cache=False)
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:  # a body without Content-Length that ran past the limit
+        raise ImageSizeInvalid("request body is over the limit") from None
     if len(raw) > max_bytes + ENVELOPE_SLACK:
         raise ImageSizeInvalid(f"request body is {len(raw)} bytes")
     mimetype = request.mimetype or ""
     if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise InvalidArgument("send the body as JSON (Content-Type: application/json), not a form")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson(f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("the JSON body must be an object")
-    return body
+    return parse_object(raw)
+
+
+def error_answer(err: VisionpackError, status: int | None, exc_info: Any = None) -> tuple[Response, int]:
+    """An error met outside :func:`handle` (app.py's error handlers): in the matched route's
+    dialect (routes name themselves easydl_* / paddlex_*), else in both dialects at once with
+    the HTTP ``status``; logged with its log id."""
+    route = (request.endpoint or "").rsplit(".", 1)[-1]
+    if status is None and route.startswith("easydl_"):
+        log_id: Any = E.easydl_log_id()
+        body, status = E.easydl_error(err)
+        body = {"log_id": log_id, **body}
+    elif status is None and route.startswith("paddlex_"):
+        log_id = E.paddlex_log_id()
+        body, status = E.paddlex_error(log_id, err)
+    else:
+        log_id = E.easydl_log_id()
+        body = E.front_error(err, log_id, status)
+        status = status or err.http_status
+    level = logging.ERROR if exc_info is not None else logging.INFO
+    log.log(level, "log_id=%s route=%s %s %s", log_id, route or "-", err.slug, err.detail, exc_info=exc_info)
+    return jsonify(body), status
 
 
 def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tuple[Response, int]:

@@ -15,11 +15,13 @@ ROUTES = (
     ("paddlex_face_build", "paddlex", "/face-recognition-index-build", "build"),
     ("paddlex_face_add", "paddlex", "/face-recognition-index-add", "add"),
     ("paddlex_face_remove", "paddlex", "/face-recognition-index-remove", "remove"),
+    ("paddlex_face_delete", "paddlex", "/face-recognition-index-delete", "delete"),
     ("paddlex_face_infer", "paddlex", "/face-recognition-infer", "infer"),
     ("easydl_face_search", "easydl", "/{deploy}/FaceRecognition", "search"),
     ("easydl_face_add", "easydl", "/{deploy}/FaceGallery/add", "add"),
     ("easydl_face_remove", "easydl", "/{deploy}/FaceGallery/remove", "remove"),
     ("easydl_face_list", "easydl", "/{deploy}/FaceGallery/list", "list"),
+    ("easydl_face_group_delete", "easydl", "/{deploy}/FaceGallery/group/delete", "group_delete"),
 )
 
 

@@ -34,23 +34,45 @@ def db_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / "face" / DB_NAME
 
 
+def cache_dir(data_dir: str | Path) -> Path:
+    return db_path(data_dir).parent / "index-cache"
+
+
+def snapshot_stem(key: str) -> str:
+    """The file-name prefix of every snapshot of ``key`` (one per index type, metric and model)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def remove_snapshots(cache: Path | None, key: str) -> None:
+    """Snapshots hold the vectors too: a deleted index must not survive in them."""
+    if cache is None or not cache.is_dir():
+        return
+    for path in cache.glob(f"{snapshot_stem(key)}-*.npz"):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
 class Gallery:
     """Gallery bound to one feature model (``model``: its fingerprint; ``dim``: vector size)."""
 
     def __init__(self, store: GalleryStore, params: IndexParams, model: str, dim: int,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, max_keys: int | None = None) -> None:
         self.store = store
         self.params = params
         self.model = model
         self.dim = dim
         self.cache_dir = cache_dir
+        self.max_keys = max_keys  # index keys the gallery may hold (None: no bound)
         self._indexes: dict[str, VectorIndex] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     @classmethod
-    def open(cls, data_dir: str | Path, params: IndexParams, model: str, dim: int) -> "Gallery":
-        g = cls(GalleryStore(db_path(data_dir)), params, model, dim, db_path(data_dir).parent / "index-cache")
+    def open(cls, data_dir: str | Path, params: IndexParams, model: str, dim: int,
+             max_keys: int | None = None) -> "Gallery":
+        g = cls(GalleryStore(db_path(data_dir)), params, model, dim, cache_dir(data_dir), max_keys)
         g.store.ensure_index(DEFAULT_INDEX)
         return g
 
@@ -61,7 +83,12 @@ class Gallery:
 
     def fresh(self, key: str) -> VectorIndex:
         """The in-memory index for ``key``, caught up with every commit made before this call."""
-        gen = self.store.generation(key)  # raises UnknownIndex
+        try:
+            gen = self.store.generation(key)
+        except UnknownIndex:
+            # Deleted (perhaps through another worker): free this process's copy of it.
+            self._indexes.pop(key, None)
+            raise
         idx = self._indexes.get(key)
         if idx is not None and idx.gen == gen:
             return idx
@@ -83,8 +110,7 @@ class Gallery:
     def snapshot_path(self, key: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        name = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return self.cache_dir / f"{name}-{self.params.index_type}-{self.params.metric}-{self.model[:16]}.npz"
+        return self.cache_dir / f"{snapshot_stem(key)}-{self.params.index_type}-{self.params.metric}-{self.model[:16]}.npz"
 
     def _load_snapshot(self, key: str) -> VectorIndex | None:
         path = self.snapshot_path(key)
@@ -121,8 +147,12 @@ class Gallery:
     def build(self, faces: Sequence[NewFace], key: str | None = None) -> tuple[str, list[int]]:
         """A new index (PaddleX: ``indexKey`` = uuid4) holding ``faces``, in one transaction."""
         key = check_key(key) if key is not None else str(uuid.uuid4())
-        ids = self.store.add(key, faces, self.model, create=True)
+        ids = self.store.add(key, faces, self.model, create=True, limit=self.max_keys)
         return key, ids
+
+    def ensure(self, key: str) -> None:
+        """Create ``key`` unless it exists (EasyDL's add creates its group on first use)."""
+        self.store.ensure_index(key, limit=self.max_keys)
 
     def add(self, key: str, faces: Sequence[NewFace]) -> list[int]:
         return self.store.add(key, faces, self.model)
@@ -136,9 +166,20 @@ class Gallery:
     def keys(self) -> list[str]:
         return self.store.index_keys()
 
-    def drop(self, key: str) -> None:
-        self.store.drop_index(key)
+    def drop(self, key: str, recreate: bool = False) -> int:
+        """Delete ``key`` with its faces, crops, vectors and snapshots in one transaction
+        (``recreate``: an empty index of the same key replaces it); returns how many faces went.
+        Other processes notice at their next use of the key (``fresh`` finds it gone or new)."""
+        removed = self.store.drop_index(key, recreate=recreate)
         self._indexes.pop(key, None)
+        remove_snapshots(self.cache_dir, key)
+        return removed
+
+    def delete(self, key: str) -> int:
+        """What the API and the CLI do: drop an index key, except that the default index is
+        emptied rather than removed -- requests without an indexKey/group_id, and the service's
+        warm-up, rely on it existing."""
+        return self.drop(key, recreate=key == DEFAULT_INDEX)
 
     def stale_count(self) -> int:
         return self.store.count_stale(self.model)

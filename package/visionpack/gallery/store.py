@@ -28,6 +28,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import InvalidArgument, ModelInvalid
+from ..services.fields import preview
 
 SCHEMA_VERSION = 1
 DEFAULT_INDEX = "default"
@@ -93,14 +94,19 @@ class Changes:
 
 def check_key(key: object) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
-        raise InvalidArgument(f"indexKey must be a printable string of 1..{MAX_KEY_CHARS} characters, got {key!r}")
+        raise InvalidArgument(f"indexKey must be a printable string of 1..{MAX_KEY_CHARS} characters, got {preview(key)}")
     return key
 
 
 def check_label(label: object) -> str:
     if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS or not label.isprintable():
-        raise InvalidArgument(f"label must be a printable, non-blank string of at most {MAX_LABEL_CHARS} characters, got {label!r}")
+        raise InvalidArgument(f"label must be a printable, non-blank string of at most {MAX_LABEL_CHARS} characters, "
+                              f"got {preview(label)}")
     return label
+
+
+def unknown_index(key: str) -> InvalidArgument:
+    return UnknownIndex(f"unknown indexKey {preview(key)}")
 
 
 class GalleryStore:
@@ -121,6 +127,9 @@ class GalleryStore:
         # FULL: a commit survives power loss, not just a process kill (WAL's NORMAL does not).
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        # Faces are biometric data: a removed face or a deleted index must not linger in free
+        # pages of the database file (SQLite would otherwise only unlink them).
+        conn.execute("PRAGMA secure_delete=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy * 1000)}")
         # executescript commits on its own, so it runs outside any BEGIN; IF NOT EXISTS makes
         # concurrent first starts harmless.
@@ -170,9 +179,16 @@ class GalleryStore:
 
     # --- indexes ----------------------------------------------------------------------
     @staticmethod
-    def _insert_index(c: sqlite3.Connection, key: str, ignore: bool = False, next_id: int = 0) -> int:
+    def _insert_index(c: sqlite3.Connection, key: str, ignore: bool = False, next_id: int = 0,
+                      limit: int | None = None) -> int:
         # A new index starts above every generation a dropped index of the same key reached,
         # with pruned_gen at the start: a process still caching the old one reloads in full.
+        if limit is not None and c.execute("SELECT 1 FROM indexes WHERE key=?", (key,)).fetchone() is None:
+            # Counted inside the write transaction, so concurrent creators cannot both pass.
+            have = int(c.execute("SELECT COUNT(*) FROM indexes").fetchone()[0])
+            if have >= limit:
+                raise InvalidArgument(f"the gallery already holds {have} index keys, its limit (options.max_index_keys); "
+                                      "delete an index key first")
         row = c.execute("SELECT value FROM meta WHERE key='gen_floor'").fetchone()
         gen = (int(row[0]) if row else 0) + 1
         c.execute(f"INSERT {'OR IGNORE ' if ignore else ''}INTO indexes(key, created, gen, next_id, pruned_gen) "
@@ -189,13 +205,13 @@ class GalleryStore:
         c.execute("DELETE FROM indexes WHERE key=?", (key,))
         return True
 
-    def create_index(self, key: str) -> None:
+    def create_index(self, key: str, limit: int | None = None) -> None:
         with self.write() as c:
-            self._insert_index(c, key)
+            self._insert_index(c, key, limit=limit)
 
-    def ensure_index(self, key: str) -> None:
+    def ensure_index(self, key: str, limit: int | None = None) -> None:
         with self.write() as c:
-            self._insert_index(c, key, ignore=True)
+            self._insert_index(c, key, ignore=True, limit=limit)
 
     def index_keys(self) -> list[str]:
         with self.read() as c:
@@ -206,31 +222,39 @@ class GalleryStore:
         with self._lock:
             row = self.conn.execute("SELECT gen FROM indexes WHERE key=?", (key,)).fetchone()
         if row is None:
-            raise UnknownIndex(f"unknown indexKey {key!r}")
+            raise unknown_index(key)
         return int(row[0])
 
-    def drop_index(self, key: str) -> None:
+    def drop_index(self, key: str, recreate: bool = False) -> int:
+        """Delete an index with its faces, crops, vectors and tombstones in one transaction
+        (``recreate``: an empty index of the same key takes its place in the same transaction);
+        returns how many faces went."""
         with self.write() as c:
+            row = c.execute("SELECT COUNT(*) FROM faces WHERE index_key=?", (key,)).fetchone()
             if not self._drop(c, key):
-                raise UnknownIndex(f"unknown indexKey {key!r}")
+                raise unknown_index(key)
+            if recreate:
+                self._insert_index(c, key)
+        return int(row[0])
 
     # --- writes -----------------------------------------------------------------------
     @staticmethod
     def _bump(c: sqlite3.Connection, key: str) -> tuple[int, int]:
         row = c.execute("SELECT gen, next_id FROM indexes WHERE key=?", (key,)).fetchone()
         if row is None:
-            raise UnknownIndex(f"unknown indexKey {key!r}")
+            raise unknown_index(key)
         gen = int(row[0]) + 1
         c.execute("UPDATE indexes SET gen=? WHERE key=?", (gen, key))
         return gen, int(row[1])
 
-    def add(self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False) -> list[int]:
+    def add(self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False,
+            limit: int | None = None) -> list[int]:
         """Insert faces in one transaction; returns their new ids (never reused)."""
         for f in faces:
             check_label(f.label)
         with self.write() as c:
             if create:
-                self._insert_index(c, key)
+                self._insert_index(c, key, limit=limit)
             gen, next_id = self._bump(c, key)
             ids = list(range(next_id, next_id + len(faces)))
             now = time.time()
@@ -287,7 +311,7 @@ class GalleryStore:
         with self.read() as c:
             row = c.execute("SELECT gen, pruned_gen FROM indexes WHERE key=?", (key,)).fetchone()
             if row is None:
-                raise UnknownIndex(f"unknown indexKey {key!r}")
+                raise unknown_index(key)
             gen, pruned = int(row[0]), int(row[1])
             full = since is None or since < pruned
             lo = -1 if full else since
@@ -323,7 +347,7 @@ class GalleryStore:
     def id_map(self, key: str) -> dict[int, str]:
         with self.read() as c:
             if c.execute("SELECT 1 FROM indexes WHERE key=?", (key,)).fetchone() is None:
-                raise UnknownIndex(f"unknown indexKey {key!r}")
+                raise unknown_index(key)
             return {int(i): lab for i, lab in c.execute("SELECT id, label FROM faces WHERE index_key=? ORDER BY id", (key,))}
 
     def list_faces(self, key: str, label: str | None = None, start: int = 0, length: int = 100) -> tuple[int, list[dict]]:
@@ -333,7 +357,7 @@ class GalleryStore:
             where, args = where + " AND label=?", args + [label]
         with self.read() as c:
             if c.execute("SELECT 1 FROM indexes WHERE key=?", (key,)).fetchone() is None:
-                raise UnknownIndex(f"unknown indexKey {key!r}")
+                raise unknown_index(key)
             total = int(c.execute(f"SELECT COUNT(*) FROM faces WHERE {where}", args).fetchone()[0])
             page = [{"id": int(i), "label": lab, "created": float(t)} for i, lab, t in c.execute(
                 f"SELECT id, label, created FROM faces WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
@@ -350,7 +374,7 @@ class GalleryStore:
         with self.read() as c:
             row = c.execute("SELECT crop FROM faces WHERE index_key=? AND id=?", (key, int(face_id))).fetchone()
         if row is None:
-            raise InvalidArgument(f"no face {face_id} in index {key!r}")
+            raise InvalidArgument(f"no face {face_id} in index {preview(key)}")
         return bytes(row[0])
 
     # --- backup -------------------------------------------------------------------------

@@ -13,11 +13,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import ServiceConfig
-from ..errors import InvalidArgument, MissingParameter
-from ..imaging import ImageLimits, decode_b64
+from ..errors import InvalidArgument
+from ..imaging import ImageLimits
 from ..runtime import cls_transforms as T
 from ..runtime.batching import Batcher
 from ..runtime.bundle import Bundle, load_bundle
+from . import fields
 
 EngineFactory = Callable[[Bundle, ServiceConfig], Any]
 log = logging.getLogger("visionpack.classification")
@@ -27,16 +28,6 @@ log = logging.getLogger("visionpack.classification")
 class ClsRequest:
     image: np.ndarray
     topk: int
-
-
-def positive_int(body: dict[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    if value is None:
-        return default
-    # bool is an int in Python; "top_num": true is a client bug, not 1.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
-        raise InvalidArgument(f"'{key}' must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class ClassificationService:
@@ -60,18 +51,15 @@ class ClassificationService:
         self.batcher: Batcher[np.ndarray, np.ndarray] = Batcher(self._run_batch, cfg.max_batch)
 
     # --- decode -----------------------------------------------------------------------
-    def _image(self, body: dict[str, Any]) -> np.ndarray:
-        if "image" not in body or body["image"] in (None, ""):
-            raise MissingParameter("'image' is required")
-        return decode_b64(body["image"], self.limits)
-
+    # Any positive top_num/topk is accepted (more than the classes gives every class), up to
+    # the 64-bit bound every integer field has.
     def decode_easydl(self, body: dict[str, Any]) -> ClsRequest:
-        topk = positive_int(body, "top_num", self.cfg.default_top_num)
-        return ClsRequest(self._image(body), topk)
+        topk = fields.integer(body, "top_num", self.cfg.default_top_num, lo=1)
+        return ClsRequest(fields.image(body.get("image"), self.limits), topk)
 
     def decode_paddlex(self, body: dict[str, Any]) -> ClsRequest:
-        topk = positive_int(body, "topk", self.spec.topk)
-        return ClsRequest(self._image(body), topk)
+        topk = fields.integer(body, "topk", self.spec.topk, lo=1)
+        return ClsRequest(fields.image(body.get("image"), self.limits), topk)
 
     # --- predict ----------------------------------------------------------------------
     def predict(self, req: ClsRequest) -> list[T.Category]:

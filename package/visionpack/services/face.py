@@ -11,13 +11,15 @@ routes.handle needs nothing special.
 
 Options (``cfg.options``, checked at start): det_threshold, rec_threshold, topk (5), index_type
 (Flat|IVF|HNSW32), metric (IP|L2), visualize_paddlex (cfg.visualize), visualize_easydl (false),
-max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (256), ivf_nprobe (16).
+max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (256), ivf_nprobe (16), max_index_keys
+(1000: index keys the gallery may hold; creating one more is refused with 336001).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, Callable
 
 import numpy as np
@@ -34,6 +36,7 @@ from ..runtime import feature as FT
 from ..runtime import mtcnn as M
 from ..runtime.bundle import Bundle, load_bundle
 from ..runtime.det_transforms import DetPreprocessor
+from . import fields
 from .face_api import FaceCodec
 
 EngineFactory = Callable[[Bundle, ServiceConfig], Any]
@@ -54,6 +57,9 @@ def default_rec_threshold(manifest: dict[str, Any]) -> float:
     return CALIBRATED_REC_THRESHOLD.get((manifest.get("source") or {}).get("package"), PADDLEX_REC_THRESHOLD)
 
 
+OPTION_LOWER_BOUND = {"min_face_size": 12}  # MTCNN's window is 12 px
+
+
 @dataclass(frozen=True)
 class Options:
     det_threshold: float | None = None
@@ -67,28 +73,24 @@ class Options:
     min_face_size: int = 20
     hnsw_ef_search: int = 256
     ivf_nprobe: int = 16
+    max_index_keys: int = 1000  # index keys (groups) clients may create; a bound on the database
 
 
 def parse_options(raw: Any, visualize_default: bool) -> Options:
     opts = dict(raw or {})
-    known = {f.name for f in fields(Options)}
+    known = {f.name for f in dataclass_fields(Options)}
     unknown = sorted(set(opts) - known)
     if unknown:
         raise ConfigInvalid(f"options: unknown key(s) {', '.join(unknown)} for the face service")
+    defaults = Options()
     for key in ("det_threshold", "rec_threshold"):
-        v = opts.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not -4 <= v <= 4):
-            raise ConfigInvalid(f"options.{key} must be a number, got {v!r}")
-    for key in ("topk", "max_faces", "min_face_size", "hnsw_ef_search", "ivf_nprobe"):
-        v = opts.get(key, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigInvalid(f"options.{key} must be a positive integer, got {v!r}")
+        opts[key] = fields.number(opts, key, -4, 4, err=ConfigInvalid, name=f"options.{key}")
+    for key in ("topk", "max_faces", "min_face_size", "hnsw_ef_search", "ivf_nprobe", "max_index_keys"):
+        opts[key] = fields.integer(opts, key, getattr(defaults, key), lo=OPTION_LOWER_BOUND.get(key, 1),
+                                   err=ConfigInvalid, name=f"options.{key}")
     for key in ("visualize_paddlex", "visualize_easydl"):
-        if key in opts and not isinstance(opts[key], bool):
-            raise ConfigInvalid(f"options.{key} must be true or false, got {opts[key]!r}")
-    if opts.get("min_face_size", 20) < 12:
-        raise ConfigInvalid("options.min_face_size must be at least 12 (MTCNN's window)")
-    opts.setdefault("visualize_paddlex", visualize_default)
+        opts[key] = fields.boolean(opts, key, visualize_default if key == "visualize_paddlex" else False,
+                                   err=ConfigInvalid, name=f"options.{key}")
     o = Options(**opts)
     IndexParams(o.index_type, o.metric, o.hnsw_ef_search, ivf_nprobe=o.ivf_nprobe)  # validates
     return o
@@ -161,7 +163,7 @@ class FaceService(FaceCodec):
                 raise ConfigInvalid("the face service needs data_dir (where the gallery lives)")
             gallery = Gallery.open(cfg.data_dir, IndexParams(self.opts.index_type, self.opts.metric,
                                                              self.opts.hnsw_ef_search, ivf_nprobe=self.opts.ivf_nprobe),
-                                   self.fingerprint, self.dim)
+                                   self.fingerprint, self.dim, max_keys=self.opts.max_index_keys)
         self.gallery = gallery
         # Each search is one query: OpenMP gains nothing and its spinning threads steal the
         # cores the Paddle predictors need.

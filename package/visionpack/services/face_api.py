@@ -10,11 +10,15 @@ EasyDL (Baidu face-search style, under ``/<deploy>/``): ``FaceRecognition`` (M:N
 ``face_num``, ``face_list[{location, face_probability, landmark, user_list[{group_id, user_id,
 score}]}]``), ``FaceGallery/add|remove|list``. ``group_id`` is the index key (default index when
 absent); ``user_id`` is the label; ``face_id`` the gallery id.
+
+Deleting an index key (not in PaddleX; Baidu's face API has ``group/delete``):
+``/face-recognition-index-delete`` ``{indexKey}`` -> ``{indexKey, removedFaces}`` and
+``FaceGallery/group/delete`` ``{group_id}`` -> ``{result: {group_id, removed_faces}}``; the key
+must be named, and the default index is emptied rather than removed.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,42 +27,15 @@ import numpy as np
 from ..errors import InvalidArgument, MissingParameter
 from ..gallery import DEFAULT_INDEX
 from ..gallery.store import check_key, check_label
-from ..imaging import decode_b64, encode_jpeg_b64
+from ..imaging import encode_jpeg_b64
+from . import fields
 
 MAX_PAIRS = 100
 MAX_LIST = 1000
+MAX_IDS = 10_000  # ids in one remove: one transaction, kept short for the other writers
 
 
-# --- field readers (every bad value is InvalidArgument, every missing one MissingParameter) --
-
-def _number(body: dict, key: str, lo: float | None = None, hi: float | None = None) -> float | None:
-    v = body.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise InvalidArgument(f"'{key}' must be a number, got {v!r}")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise InvalidArgument(f"'{key}' must be in [{lo}, {hi}], got {v!r}")
-    return float(v)
-
-
-def _int(body: dict, key: str, default: int | None, lo: int = 1, hi: int | None = None) -> int | None:
-    v = body.get(key)
-    if v is None:
-        return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < lo or (hi is not None and v > hi):
-        raise InvalidArgument(f"'{key}' must be an integer in [{lo}, {hi if hi is not None else 'inf'}], got {v!r}")
-    return int(v)
-
-
-def _bool(body: dict, key: str, default: bool) -> bool:
-    v = body.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise InvalidArgument(f"'{key}' must be true or false, got {v!r}")
-    return v
-
+# --- field readers beyond services/fields.py: the gallery's own ---------------------------
 
 def _key(body: dict, name: str) -> str:
     v = body.get(name)
@@ -66,14 +43,8 @@ def _key(body: dict, name: str) -> str:
 
 
 def _ids(body: dict, name: str, required: bool = True) -> list[int] | None:
-    v = body.get(name)
-    if v is None:
-        if required:
-            raise MissingParameter(f"'{name}' is required")
-        return None
-    if not isinstance(v, list) or not v or any(isinstance(i, bool) or not isinstance(i, int) for i in v):
-        raise InvalidArgument(f"'{name}' must be a non-empty list of integer ids, got {v!r}")
-    return [int(i) for i in v]
+    # Gallery ids are handed out from 0 upwards and stored as SQLite integers (signed 64 bits).
+    return fields.int_list(body, name, required=required, max_items=MAX_IDS, lo=0)
 
 
 @dataclass(frozen=True)
@@ -109,7 +80,7 @@ class EnrollReq:
             key, ids = svc.gallery.build(faces)
         else:
             if self.create:
-                svc.gallery.store.ensure_index(self.key)
+                svc.gallery.ensure(self.key)
             key, ids = self.key, svc.gallery.add(self.key, faces)
         return EnrollResult(key, ids, found, svc.gallery.id_map(key))
 
@@ -157,23 +128,40 @@ class ListReq:
                 "face_list": [{"face_id": p["id"], "user_id": p["label"], "ctime": round(p["created"], 3)} for p in page]}
 
 
+@dataclass(frozen=True)
+class DeleteReq:
+    """Delete an index key with all its faces (the default index is emptied, not removed)."""
+
+    key: str
+
+    def run(self, svc: Any) -> "DeleteResult":
+        return DeleteResult(self.key, svc.gallery.delete(self.key))
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    key: str
+    faces: int
+
+
+def _required_key(body: dict, name: str) -> str:
+    # Deleting is never aimed at the default index by omission: the key must be named.
+    return check_key(fields.required(body, name))
+
+
 class FaceCodec:
     """Mixed into FaceService: needs ``self.limits``, ``self.opts``."""
 
     def _image(self, value: Any, what: str = "image") -> np.ndarray:
-        if value in (None, ""):
-            raise MissingParameter(f"'{what}' is required")
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            # An isolated deployment must not fetch URLs on a client's behalf (design.md).
-            raise InvalidArgument(f"'{what}': image URLs are not accepted; send base64")
-        return decode_b64(value, self.limits)
+        return fields.image(value, self.limits, what)
 
     def _pairs(self, body: dict) -> list[tuple[np.ndarray, str]]:
         pairs = body.get("imageLabelPairs")
         if pairs is None:
             raise MissingParameter("'imageLabelPairs' is required")
         if not isinstance(pairs, list) or not pairs or len(pairs) > MAX_PAIRS:
-            raise InvalidArgument(f"'imageLabelPairs' must be a list of 1..{MAX_PAIRS} objects")
+            raise InvalidArgument(f"'imageLabelPairs' must be an array of 1..{MAX_PAIRS} objects, "
+                                  f"got {fields.preview(pairs)}")
         out = []
         for n, p in enumerate(pairs):
             if not isinstance(p, dict):
@@ -187,9 +175,9 @@ class FaceCodec:
     # --- PaddleX ------------------------------------------------------------------------
     def decode_paddlex_infer(self, body: dict) -> InferReq:
         # hammingRadius belongs to binary indexes, which this service does not build; ignored.
-        return InferReq(self._image(body.get("image")), _key(body, "indexKey"), _number(body, "detThreshold"),
-                        _number(body, "recThreshold"), _int(body, "topk", self.opts.topk, hi=100),
-                        _bool(body, "visualize", self.opts.visualize_paddlex))
+        return InferReq(self._image(body.get("image")), _key(body, "indexKey"), fields.number(body, "detThreshold"),
+                        fields.number(body, "recThreshold"), fields.integer(body, "topk", self.opts.topk, hi=100),
+                        fields.boolean(body, "visualize", self.opts.visualize_paddlex))
 
     def encode_paddlex_infer(self, res: InferResult) -> dict[str, Any]:
         out: dict[str, Any] = {"faces": [{
@@ -221,6 +209,14 @@ class FaceCodec:
 
     encode_paddlex_remove = encode_paddlex_add
 
+    @staticmethod
+    def decode_paddlex_delete(body: dict) -> DeleteReq:
+        return DeleteReq(_required_key(body, "indexKey"))
+
+    @staticmethod
+    def encode_paddlex_delete(res: DeleteResult) -> dict[str, Any]:
+        return {"indexKey": res.key, "removedFaces": res.faces}
+
     # The single-operation names routes.handle's callers expect by default.
     def decode_paddlex(self, body: dict) -> InferReq:
         return self.decode_paddlex_infer(body)
@@ -231,9 +227,9 @@ class FaceCodec:
     # --- EasyDL (Baidu face search style) ----------------------------------------------
     def decode_easydl_search(self, body: dict) -> InferReq:
         req = InferReq(self._image(body.get("image")), _key(body, "group_id"), None,
-                       _number(body, "match_threshold"), _int(body, "max_user_num", 1, hi=50),
-                       _bool(body, "visualize", self.opts.visualize_easydl))
-        return _Limited(req, _int(body, "max_face_num", None, hi=self.opts.max_faces))
+                       fields.number(body, "match_threshold"), fields.integer(body, "max_user_num", 1, hi=50),
+                       fields.boolean(body, "visualize", self.opts.visualize_easydl))
+        return _Limited(req, fields.integer(body, "max_face_num", None, hi=self.opts.max_faces))
 
     def encode_easydl_search(self, res: InferResult) -> dict[str, Any]:
         faces = []
@@ -283,11 +279,19 @@ class FaceCodec:
     def decode_easydl_list(self, body: dict) -> ListReq:
         label = body.get("user_id")
         return ListReq(_key(body, "group_id"), None if label is None else check_label(label),
-                       _int(body, "start", 0, lo=0), _int(body, "length", 100, hi=MAX_LIST))
+                       fields.integer(body, "start", 0, lo=0), fields.integer(body, "length", 100, hi=MAX_LIST))
 
     @staticmethod
     def encode_easydl_list(res: dict[str, Any]) -> dict[str, Any]:
         return {"result": res}
+
+    @staticmethod
+    def decode_easydl_group_delete(body: dict) -> DeleteReq:
+        return DeleteReq(_required_key(body, "group_id"))
+
+    @staticmethod
+    def encode_easydl_group_delete(res: DeleteResult) -> dict[str, Any]:
+        return {"result": {"group_id": res.key, "removed_faces": res.faces}}
 
     def decode_easydl(self, body: dict) -> InferReq:
         return self.decode_easydl_search(body)

@@ -13,7 +13,6 @@ false), ``kpt_batch`` (max persons per keypoint model call, default 32).
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,13 +20,14 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import ServiceConfig
-from ..errors import ConfigInvalid, InvalidArgument, MissingParameter, ModelInvalid
-from ..imaging import ImageLimits, decode_b64
+from ..errors import ConfigInvalid, ModelInvalid
+from ..imaging import ImageLimits
 from ..runtime import det_postprocess as DP
 from ..runtime import kpt_transforms as KT
 from ..runtime.bundle import Bundle, load_bundle
 from ..runtime.det_transforms import DetPreprocessor
 from ..runtime.visualize import skeleton_jpeg_b64
+from . import fields
 
 EngineFactory = Callable[[Bundle, ServiceConfig], Any]
 
@@ -53,21 +53,16 @@ def parse_options(raw: Any, visualize_default: bool) -> Options:
     unknown = sorted(set(opts) - set(Options.__dataclass_fields__))
     if unknown:
         raise ConfigInvalid(f"options: unknown key(s) {', '.join(unknown)} for the keypoint service")
-    thr = opts.get("det_threshold")
-    if thr is not None and (isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 <= thr <= 1):
-        raise ConfigInvalid(f"options.det_threshold must be a number in [0, 1], got {thr!r}")
-    for key in ("flip", "visualize_paddlex", "visualize_easydl"):
-        if key in opts and not isinstance(opts[key], bool):
-            raise ConfigInvalid(f"options.{key} must be true or false, got {opts[key]!r}")
-    batch = opts.get("kpt_batch", DEFAULT_KPT_BATCH)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigInvalid(f"options.kpt_batch must be a positive integer, got {batch!r}")
+    cfg = {"err": ConfigInvalid}
+    thr = fields.number(opts, "det_threshold", 0.0, 1.0, name="options.det_threshold", **cfg)
+    flags = {key: fields.boolean(opts, key, None, name=f"options.{key}", **cfg)
+             for key in ("flip", "visualize_paddlex", "visualize_easydl")}
     return Options(
-        det_threshold=None if thr is None else float(thr),
-        flip=opts.get("flip", False),
-        visualize_paddlex=opts.get("visualize_paddlex", visualize_default),
-        visualize_easydl=opts.get("visualize_easydl", False),
-        kpt_batch=batch,
+        det_threshold=thr,
+        flip=bool(flags["flip"]),
+        visualize_paddlex=visualize_default if flags["visualize_paddlex"] is None else flags["visualize_paddlex"],
+        visualize_easydl=bool(flags["visualize_easydl"]),
+        kpt_batch=fields.integer(opts, "kpt_batch", DEFAULT_KPT_BATCH, lo=1, name="options.kpt_batch", **cfg),
     )
 
 
@@ -89,25 +84,6 @@ class Person:
 class KptResult:
     persons: list[Person]
     image: str | None = None
-
-
-def _optional_bool(body: dict[str, Any], key: str) -> bool | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise InvalidArgument(f"'{key}' must be true or false, got {value!r}")
-    return value
-
-
-def _optional_number(body: dict[str, Any], key: str, lo: float | None = None, hi: float | None = None) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    # bool is an int in Python, and a quoted "0.5" is a client bug: both are refused.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidArgument(f"'{key}' must be a number, got {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise InvalidArgument(f"'{key}' must be in [{lo}, {hi}], got {value!r}")
-    return float(value)
 
 
 class KeypointService:
@@ -146,25 +122,16 @@ class KeypointService:
         self._kpt_lock = threading.Lock()
 
     # --- decode -----------------------------------------------------------------------
-    def _image(self, body: dict[str, Any]) -> np.ndarray:
-        value = body.get("image")
-        if value in (None, ""):
-            raise MissingParameter("'image' is required")
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            # PaddleX would fetch it; an offline deployment must not fetch URLs for a client.
-            raise InvalidArgument("'image': image URLs are not accepted; send base64")
-        return decode_b64(value, self.limits)
-
     def decode_paddlex(self, body: dict[str, Any]) -> KptRequest:
-        # PaddleX's schema: detThreshold: float | None (any number), visualize: bool | None.
-        thr = _optional_number(body, "detThreshold")
-        vis = _optional_bool(body, "visualize")
-        return KptRequest(self._image(body), thr, self.opts.visualize_paddlex if vis is None else vis)
+        # PaddleX's schema: detThreshold: float | None (any finite number), visualize: bool | None.
+        thr = fields.number(body, "detThreshold")
+        vis = fields.boolean(body, "visualize", self.opts.visualize_paddlex)
+        return KptRequest(fields.image(body.get("image"), self.limits), thr, bool(vis))
 
     def decode_easydl(self, body: dict[str, Any]) -> KptRequest:
-        thr = _optional_number(body, "threshold", 0.0, 1.0)
-        vis = _optional_bool(body, "visualize")
-        return KptRequest(self._image(body), thr, self.opts.visualize_easydl if vis is None else vis)
+        thr = fields.number(body, "threshold", 0.0, 1.0)
+        vis = fields.boolean(body, "visualize", self.opts.visualize_easydl)
+        return KptRequest(fields.image(body.get("image"), self.limits), thr, bool(vis))
 
     # --- predict ----------------------------------------------------------------------
     def detect(self, rgb: np.ndarray, threshold: float | None = None) -> list[DP.DetBox]:
