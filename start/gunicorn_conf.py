@@ -17,17 +17,27 @@ until install.py has proved it healthy (docs/releases.md).
 import os
 
 from visionpack import config as _config
+from visionpack import logs as _logs
 from visionpack.installer import handover as _handover
 
 _cfg = _config.load()
+# Files the service creates (gallery, crops, logs, metric snapshots) are not for other users:
+# 0640 / 0750 at most. Set here, in the master, so every forked worker has it.
+umask = 0o027
+os.umask(umask)
 
 _host = f"[{_cfg.host}]" if ":" in _cfg.host else _cfg.host
 bind = [f"{_host}:{_cfg.port}"]
 workers = _cfg.workers
-# Threads only read and refuse requests over max_inflight quickly; inference concurrency is
-# bounded per worker by the app, so the CPU is never shared by more predictors than workers.
-worker_class = "gthread"
+# Our HTTP front (visionpack.api.front): an event loop reads each request whole, under
+# header/body time limits, before one of `threads` request threads runs the app on it, so slow
+# or idle clients never hold a thread or an inference slot. The threads only run complete
+# requests and refuse those over max_inflight at once (docs/design.md "The HTTP front").
+worker_class = "visionpack.api.front.FrontWorker"
 threads = _cfg.http_threads()
+worker_connections = _cfg.max_connections
+keepalive = _cfg.keepalive_timeout
+limit_request_field_size = _cfg.max_header_bytes
 timeout = _cfg.timeout
 graceful_timeout = _cfg.graceful_timeout
 preload_app = False
@@ -51,8 +61,12 @@ os.makedirs(_log_dir, exist_ok=True)
 pidfile = os.path.join(_run_dir, "gunicorn.pid")
 accesslog = os.path.join(_log_dir, "access.log")
 errorlog = os.path.join(_log_dir, "error.log")
-# Worker prints and native-library warnings land in error.log instead of a closed terminal.
-capture_output = True
+# Both rotated by size and shared safely by the master and every worker (visionpack.logs).
+logger_class = _logs.gunicorn_logger_class(_cfg.log_max_bytes, _cfg.log_backups)
+# Off: capturing dup2()s stdout/stderr onto error.log's descriptor, which rotation cannot follow
+# and which wrote every visionpack log line a second time. Native-library output goes to
+# logs/console.log, where the installer points the master's stdout/stderr.
+capture_output = False
 # The heartbeat file is touched by every worker constantly; keep it off a slow or full disk.
 if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
     worker_tmp_dir = "/dev/shm"

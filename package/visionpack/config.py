@@ -18,6 +18,8 @@ from .errors import ConfigInvalid
 
 SERVICES = ("classification", "keypoint", "face")
 ENV_PREFIX = "VISIONPACK_"
+# Bytes a JSON envelope may add around a maximal base64 image.
+ENVELOPE_SLACK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,28 @@ class ServiceConfig:
     max_batch: int = 4
     timeout: int = 60
     graceful_timeout: int = 30
+    # The HTTP front (api/front.py) reads every request whole before the app sees it. Like
+    # nginx's client_header_timeout / client_body_timeout / keepalive_timeout, in seconds:
+    # the whole head must arrive within header_timeout, the body may pause at most
+    # body_timeout between two reads, an idle kept-alive connection is closed after
+    # keepalive_timeout. Short, because an inference client sends its request at once.
+    header_timeout: int = 10
+    body_timeout: int = 10
+    # The whole request (head and body) must arrive within this, however steadily it trickles.
+    request_timeout: int = 60
+    keepalive_timeout: int = 15
+    # Open connections per worker (idle ones are closed first when it is reached) and the
+    # largest request head; beyond it the answer is 431.
+    max_connections: int = 1000
+    max_header_bytes: int = 32 * 1024
+    # A body over the limit is read and discarded up to this many bytes so that common
+    # clients (requests, urllib) receive the 336004 answer instead of a broken pipe.
+    max_drain_bytes: int = 64 * 1024 * 1024
+    # Request bodies one worker holds in memory at once; beyond it, new bodies wait to be read.
+    max_buffered_bytes: int = 256 * 1024 * 1024
+    # error.log and access.log are rotated by size, shared safely by every worker.
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
     device: str = "cpu"
     # Role -> bundle directory, e.g. {"classifier": ".../models/efficientnet_lite0_imagenet"}.
     models: Mapping[str, str] = field(default_factory=dict)
@@ -66,6 +90,10 @@ class ServiceConfig:
     def http_threads(self) -> int:
         # Two spare threads so a request over the limit is read and refused at once.
         return self.max_inflight + 2
+
+    def max_body_bytes(self) -> int:
+        # The JSON envelope around a maximal base64 image (keys, other fields, padding).
+        return self.max_image_b64_bytes + ENVELOPE_SLACK
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -125,9 +153,15 @@ def validate(cfg: ServiceConfig) -> ServiceConfig:
         raise ConfigInvalid(f"deploy name must be letters, digits, '-' or '_', got {cfg.deploy!r}")
     if not 1 <= cfg.port <= 65535:
         raise ConfigInvalid(f"port must be 1..65535, got {cfg.port}")
-    for name in ("workers", "max_inflight", "max_batch", "timeout", "max_image_b64_bytes", "min_side", "max_side", "default_top_num"):
+    for name in ("workers", "max_inflight", "max_batch", "timeout", "max_image_b64_bytes", "min_side", "max_side",
+                 "default_top_num", "header_timeout", "body_timeout", "request_timeout", "keepalive_timeout", "max_connections",
+                 "max_header_bytes", "log_max_bytes", "max_buffered_bytes"):
         if getattr(cfg, name) < 1:
             raise ConfigInvalid(f"'{name}' must be at least 1, got {getattr(cfg, name)}")
+    if cfg.max_header_bytes < 1024:
+        raise ConfigInvalid(f"'max_header_bytes' must be at least 1024, got {cfg.max_header_bytes}")
+    if cfg.max_drain_bytes < 0 or cfg.log_backups < 0:
+        raise ConfigInvalid("'max_drain_bytes' and 'log_backups' must be 0 or more")
     if cfg.threads_per_worker < 0:
         raise ConfigInvalid("'threads_per_worker' must be 0 (auto) or more")
     if not (cfg.device == "cpu" or cfg.device.startswith("gpu")):

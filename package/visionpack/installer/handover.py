@@ -21,7 +21,6 @@ import array
 import hashlib
 import json
 import os
-import selectors
 import socket
 import struct
 import threading
@@ -180,30 +179,22 @@ def bind_public(host: str, port: int, backlog: int = 2048) -> socket.socket:
 def hold_public(worker: Any, public_port: int, flag: Optional[str]) -> bool:
     """Keep a standby worker off the public socket until ``flag`` exists; True if held back.
 
-    Relies on gunicorn's gthread worker (the only class we configure): its ``sockets`` list,
-    ``poller``, ``_accepting`` and the thread-safe ``method_queue`` that runs a callback on the
-    worker's main thread. The listener is added there, never from the watcher thread.
+    Relies on our HTTP front worker (visionpack.api.front, the only class we configure): the
+    public listener is taken out of its ``sockets`` before its loop starts, and handed back with
+    its thread-safe ``add_listener`` once the flag appears.
     """
-    if not flag or os.path.exists(flag) or not hasattr(worker, "method_queue"):
+    if not flag or os.path.exists(flag) or not hasattr(worker, "add_listener"):
         return False
     public = [s for s in worker.sockets if _port(s) == public_port]
     if not public:
         return False
     worker.sockets = [s for s in worker.sockets if s not in public]
 
-    def enable() -> None:
-        if not worker.alive:
-            return
-        for s in public:
-            worker.sockets.append(s)
-            if worker._accepting:
-                s.setblocking(False)
-                worker.poller.register(s, selectors.EVENT_READ, worker.accept)
-
     def watch() -> None:
         while worker.alive:
             if os.path.exists(flag):
-                worker.method_queue.defer(enable)
+                for s in public:
+                    worker.add_listener(s)
                 return
             time.sleep(FLAG_POLL)
 
