@@ -15,6 +15,8 @@ all speak the same vocabulary::
     ├── ServiceUnavailable               336100 (in-flight limit, model not loaded)
     ├── InternalError                    336000
     ├── LicenseError                     337000 (the licensing package subclasses it)
+    ├── AccessTokenInvalid               110 (no / unknown / revoked API key; HTTP 401)
+    ├── NoPermission                     6 (the key lacks the route's scope; HTTP 403)
     └── InstallerError                   operator-side failures, one exit code each
 
 The README's error table is generated from :func:`error_table`; a unit test keeps the two
@@ -119,6 +121,45 @@ class LicenseError(VisionpackError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(detail or reason)
         self.reason = reason
+
+
+# --- API credentials (visionpack/access; Baidu's own codes, so Baidu SDK clients recognise them)
+
+class AccessTokenInvalid(VisionpackError):
+    """No API key, an unknown one, or a revoked/expired one where the route's policy wants a key.
+
+    ``reason`` (missing | unknown | revoked | expired) and ``key_id`` go to the log, never to
+    clients: a client must not learn whether a guessed key once existed.
+    """
+
+    slug = "access-token-invalid"
+    easydl_code = 110
+    easydl_msg = "Access token invalid or no longer valid"
+    http_status = 401
+    hint = ("Send a current API key ('install.py apikey create DEPLOY --scope S') as 'Authorization: Bearer KEY', "
+            "'X-API-Key: KEY' or '?access_token=KEY'; 'install.py apikey list DEPLOY' shows which are revoked.")
+
+    def __init__(self, reason: str, detail: str = "", key_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.key_id = key_id
+
+
+class NoPermission(VisionpackError):
+    """A valid API key that does not hold the route's scope (infer, gallery or ops)."""
+
+    slug = "no-permission"
+    easydl_code = 6
+    easydl_msg = "No permission to access data"
+    http_status = 403
+    hint = ("The key lacks the route's scope; create one that has it ('install.py apikey create DEPLOY "
+            "--scope S', S one of infer, gallery, ops) or change the policy ('install.py apikey policy').")
+
+    def __init__(self, scope: str, detail: str = "", key_id: str | None = None) -> None:
+        super().__init__(detail or f"this API key does not hold the '{scope}' scope")
+        self.reason = f"scope-{scope}"
+        self.scope = scope
+        self.key_id = key_id
 
 
 # --- installer errors: one distinct exit code each ---------------------------------------

@@ -1,7 +1,8 @@
 """Routes: parse the envelope, then decode -> predict -> encode on the service. Nothing else.
 
 Every inference route goes through :func:`handle`, which owns the cross-cutting parts in one
-place: the license verdict, the per-worker in-flight bound, metrics and the error envelope.
+place: the API key check, the license verdict, the per-worker in-flight bound, metrics and the
+error envelope.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from typing import Any, Callable
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..access import guard as access
+from ..access.scopes import OPS, route_scope
 from ..errors import (
+    AccessTokenInvalid,
     ImageSizeInvalid,
     InternalError,
     InvalidArgument,
     LicenseError,
+    NoPermission,
     ServiceUnavailable,
     VisionpackError,
 )
@@ -40,6 +45,7 @@ class Runtime:
         self.gate = gate
         self.metrics = metrics
         self.slots = threading.BoundedSemaphore(cfg.max_inflight)
+        self.access = access.AccessGuard.for_config(cfg)
         self.ready_error: str | None = None
 
 
@@ -96,6 +102,9 @@ def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tupl
     code: int | str = 0
     acquired = False
     try:
+        # Before the body is parsed and before the license gate and the in-flight slots: a
+        # refused client costs a stat and a hash, nothing else.
+        access.authorize_request(r.access, route_scope(route))
         if r.gate is not None:
             r.gate.check()
         acquired = r.slots.acquire(blocking=False)
@@ -105,6 +114,10 @@ def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tupl
         result = encode(r.service.predict(decode(body)))
         payload = E.easydl_ok(log_id, result) if dialect == "easydl" else E.paddlex_ok(log_id, result)
         status = 200
+    except (AccessTokenInvalid, NoPermission) as err:
+        access.log_refusal(log, log_id, route, err)
+        payload, status = _error(dialect, log_id, err, route, logged=True)
+        code = err.easydl_code if dialect == "easydl" else status
     except VisionpackError as err:
         payload, status = _error(dialect, log_id, err, route)
         code = err.easydl_code if dialect == "easydl" else status
@@ -130,6 +143,14 @@ def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: 
         body = {"log_id": log_id, **body}
         return body, status
     return E.paddlex_error(log_id, err)
+
+
+def _ops_allowed(r: Runtime) -> bool:
+    try:
+        access.authorize_request(r.access, OPS)
+    except (AccessTokenInvalid, NoPermission):
+        return False
+    return True
 
 
 def ops_blueprint() -> Blueprint:
@@ -161,10 +182,22 @@ def ops_blueprint() -> Blueprint:
                 info["license"] = {"ok": False, "reason": err.reason, "detail": err.detail}
                 info["reason"] = f"license: {err.reason}"
         info["ready"] = ok
+        if not _ops_allowed(r):
+            # Without ops rights only the verdict: the detail names the license, customer and paths.
+            # Never a refusal: load balancers and the installer poll readiness without a key.
+            return jsonify({"ready": ok}), 200 if ok else 503
         return jsonify(info), 200 if ok else 503
 
     @bp.get("/metrics")
     def metrics():
-        return Response(rt().metrics.render(), mimetype="text/plain; version=0.0.4")
+        r = rt()
+        try:
+            access.authorize_request(r.access, OPS)
+        except (AccessTokenInvalid, NoPermission) as err:
+            log_id = E.easydl_log_id()
+            access.log_refusal(log, log_id, "metrics", err)
+            # Neither dialect owns /metrics: both envelopes' fields, as for unknown paths.
+            return jsonify(E.front_error(err, log_id)), err.http_status
+        return Response(r.metrics.render(), mimetype="text/plain; version=0.0.4")
 
     return bp

@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_cmd_status)
 
+    p = add("apikey", [], "API keys and per-scope access policies of a deploy (README 'API keys')")
+    from .commands import apikey as apikey_cmd  # its parser lives beside the command
+    apikey_cmd.configure(p, _Parser, common, _cmd_apikey)
+
     p = add("fingerprint", ["fg"], "write this machine's license request for the vendor, or --diff a license")
     p.add_argument("--out", metavar="FILE", default=None, help="request file to write (default ./fingerprint-request.json)")
     p.add_argument("--diff", metavar="LICENSE", default=None, help="show per hardware component whether LICENSE matches")
@@ -213,6 +217,11 @@ def _cmd_search(ctx: Context, a: argparse.Namespace) -> dict:
 def _cmd_status(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import status as cmd
     return _show(a, cmd.status(ctx, a.deploy), cmd.render)
+
+
+def _cmd_apikey(ctx: Context, a: argparse.Namespace) -> dict:
+    from .commands import apikey as cmd
+    return _show(a, cmd.run(ctx, a), cmd.render)
 
 
 def _cmd_fingerprint(ctx: Context, a: argparse.Namespace) -> dict:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from ..access import probe
+from ..access.scopes import OPS
 from ..errors import PackageCorrupt, StartFailed, StopFailed
 # The image half, re-exported: callers and tests use docker_runtime as the one entry point.
 from .docker_image import (IMAGE_NAME, ImageRef, connect, image_id_or_tag, image_ref, load_image,  # noqa: F401
@@ -181,7 +183,7 @@ def remove_name(client: Any, name: str, paths: DeployPaths) -> None:
 
 
 def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port: int, timeout: float = 180.0,
-        say: Callable[[str], None] = print) -> dict[str, Any]:
+        say: Callable[[str], None] = print, headers: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
     """Recreate the container of ``spec`` (rm -f + run) and wait until /ready says 200."""
     prepare_host(paths)
     remove_name(client, spec.name, paths)
@@ -205,7 +207,7 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
             container.remove(force=True)  # no crash loop left behind, like procs.start kills what it started
             raise StartFailed(f"container {spec.name} stopped before it was ready (exit code {st.get('ExitCode')}, "
                               f"status {st.get('Status')}); removed it\n{detail}")
-        status, body = get_ready(host, port, timeout=2.0)
+        status, body = get_ready(host, port, timeout=2.0, headers=headers)
         # The answer must come from this release: another service on the port is not our container.
         if status == 200 and body and body.get("deploy") == paths.name and body.get("release") == release:
             return info(container)
@@ -238,7 +240,9 @@ def start(paths: DeployPaths, top: Path, release: Path, version: str, *, host: s
     client = client or connect(Path(top) / "original" / "wheels")
     spec = spec_for(paths, release, version, image_id_or_tag(client, image_ref(top), say), host=host, port=port,
                     instance=instance)
-    return run(client, spec, paths, host=host, port=port, timeout=timeout, say=say)
+    # /ready names deploy and release only to ops rights: a one-off key when the ops policy wants one.
+    with probe.credential(paths.data, (OPS,), probe_host(host), ttl=timeout + 60) as auth:
+        return run(client, spec, paths, host=host, port=port, timeout=timeout, say=say, headers=auth)
 
 
 def info(container: Any) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from ..access import probe
+from ..access.scopes import OPS
 from ..errors import StartFailed, VisionpackError
 from ..fsutil import atomic_write
 from . import docker_runtime as dr
@@ -96,8 +98,10 @@ class ContainerRuntime:
         try:
             # /ready names config.yml's release path; the label holds its realpath.
             names = {str(release), str(paths.release(version))}
-            pid, probe_port = self._wait_standby(paths, state, container, run_dir, names,
-                                                 int(state.get("workers") or 1), timeout)
+            # /ready names the release only to ops rights: a one-off key when the ops policy wants one.
+            with probe.credential(paths.data, (OPS,), "127.0.0.1", ttl=timeout + 60) as auth:
+                pid, probe_port = self._wait_standby(paths, state, container, run_dir, names,
+                                                     int(state.get("workers") or 1), timeout, auth)
         except BaseException:
             _remove_quietly(container)
             raise
@@ -169,7 +173,7 @@ class ContainerRuntime:
             os.chown(req, dr.UID, dr.GID)  # the master deletes it before serving
 
     def _wait_standby(self, paths: DeployPaths, state: dict, container: Any, run_dir: Path, release: set,
-                      workers: int, timeout: float) -> tuple[int, int]:
+                      workers: int, timeout: float, headers: Optional[dict] = None) -> tuple[int, int]:
         """(host pid, probe port) once /ready on the probe port is this release's and every worker booted."""
         deadline = time.monotonic() + timeout
         pid = probe_port = None
@@ -189,7 +193,7 @@ class ContainerRuntime:
                 except (OSError, ValueError, KeyError, TypeError):
                     pass
             if pid and probe_port:
-                code, body = procs.get_ready("127.0.0.1", probe_port)
+                code, body = procs.get_ready("127.0.0.1", probe_port, headers=headers)
                 last = (code, body)
                 if code == 200 and body and body.get("release") in release \
                         and booted_workers(pid, run_dir) >= workers:

@@ -16,14 +16,18 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Mapping, Optional
 
 from ..errors import StartFailed
 
 SAMPLES = {"classification": "cat.jpg"}
 
 
-def prove(service: str, deploy: str, release: Path, port: int, timeout: float = 60.0) -> str:
-    """A one-line description of the proof; StartFailed with the answer if it failed."""
+def prove(service: str, deploy: str, release: Path, port: int, timeout: float = 60.0,
+          headers: Optional[Mapping[str, str]] = None) -> str:
+    """A one-line description of the proof; StartFailed with the answer if it failed.
+
+    ``headers``: access.probe's key when the deploy's infer policy would refuse this machine."""
     sample = SAMPLES.get(service)
     if sample is None:
         return "/ready answered 200 (warm-up inference done)"
@@ -35,7 +39,7 @@ def prove(service: str, deploy: str, release: Path, port: int, timeout: float = 
         return f"/ready answered 200 ({image} missing, no sample request)"
     body = json.dumps({"image": base64.b64encode(data).decode(), "top_num": 3}).encode()
     url = f"http://127.0.0.1:{port}/{deploy}/ImageClassification"
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=timeout) as resp:

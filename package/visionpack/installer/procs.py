@@ -160,14 +160,18 @@ def probe_host(host: str) -> str:
     return host
 
 
-def get_ready(host: str, port: int, timeout: float = 2.0) -> tuple[Optional[int], Optional[dict]]:
-    """(HTTP status, JSON body) of GET /ready, or (None, None) if nothing answers."""
+def get_ready(host: str, port: int, timeout: float = 2.0,
+              headers: Optional[Mapping[str, str]] = None) -> tuple[Optional[int], Optional[dict]]:
+    """(HTTP status, JSON body) of GET /ready, or (None, None) if nothing answers.
+
+    Without ops rights (access/: a key, or loopback under the default policy) the body is only
+    ``{"ready": ...}``; callers that need the detail pass access.probe's ``headers``."""
     h = probe_host(host)
     url = f"http://[{h}]:{port}/ready" if ":" in h else f"http://{h}:{port}/ready"
     # No proxy: an operator's http_proxy must not swallow a loopback health probe.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=timeout) as resp:
+        with opener.open(urllib.request.Request(url, headers=dict(headers or {})), timeout=timeout) as resp:
             status, body = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from ..access import probe
+from ..access.scopes import INFER
 from ..errors import PortInUse, StartFailed, VisionpackError
 from ..fsutil import atomic_symlink, atomic_write
 from . import handover, health, journal, procs, releases, runtime_gc
@@ -202,7 +204,9 @@ def activate(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: st
         undo(ctx, paths, state, say_why=False, runtime=runtime)
         raise
     try:
-        proof = health.prove(state.get("service") or "", paths.name, paths.release(target), cand.probe_port)
+        with probe.credential(paths.data, (INFER,), "127.0.0.1") as auth:  # policy infer=key: a one-off key
+            proof = health.prove(state.get("service") or "", paths.name, paths.release(target), cand.probe_port,
+                                 headers=auth)
         ctx.say(f"release {target} is healthy: {proof}")
         journal.begin(paths, state, op, "switch")
         runtime.open_public(paths, cand)

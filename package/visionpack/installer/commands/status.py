@@ -21,6 +21,7 @@ def status(ctx: Context, deploy: str | None) -> dict:
             raise NotInstalled(f"{name!r} is not installed under {ctx.root.path}")
         info = describe(paths, state)
         info["license"] = _license(ctx, name, state)
+        info["access"] = _access(paths.data)
         out.append(info)
     return {"root": str(ctx.root.path), "deploys": out}
 
@@ -37,6 +38,17 @@ def _license(ctx: Context, name: str, state: dict) -> dict:
         return {"ok": False, "reason": exc.reason, "detail": exc.detail}
     except VisionpackError as exc:
         return {"ok": None, "reason": "unchecked", "detail": exc.detail}
+
+
+def _access(data_dir: Path) -> dict:
+    """The per-scope policies and the number of usable keys (access/store.py); never fails status."""
+    from ...access import store
+
+    try:
+        state = store.load(data_dir)
+    except VisionpackError as exc:
+        return {"policies": None, "active_keys": None, "error": exc.detail}
+    return {"policies": dict(state.policies), "active_keys": sum(k.active() for k in state.keys)}
 
 
 def render(doc: dict) -> list[str]:
@@ -64,6 +76,12 @@ def render(doc: dict) -> list[str]:
             lines.append(f"  license: {lic['license_id']}, {lic['days_left']} days left (expires {lic['expires_at']})")
         else:
             lines.append(f"  license: NOT valid ({lic.get('reason')}): {lic.get('detail')}")
+        acc = d.get("access") or {}
+        if acc.get("policies"):
+            lines.append(f"  access: {', '.join(f'{s} {p}' for s, p in acc['policies'].items())}; "
+                         f"{acc['active_keys']} active API key(s)")
+        elif acc.get("error"):
+            lines.append(f"  access: {acc['error']}")
         if d["stale_pidfile"]:
             lines.append(f"  note: stale pid file {d['path']}/run/gunicorn.pid (no such gunicorn)")
         if d["interrupted_operation"]:

@@ -1,0 +1,10 @@
+"""The access tests import the shared unit-test fakes (tests/unit/fakes.py) by module name."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+UNIT = Path(__file__).resolve().parents[1]
+if str(UNIT) not in sys.path:
+    sys.path.insert(0, str(UNIT))
