@@ -52,3 +52,19 @@ def test_threads_never_oversubscribe_cores():
     assert cfg.effective_threads(cores=2) == 1
     assert config.from_mapping({"workers": 1}).effective_threads(cores=2) == 2
     assert config.from_mapping({"workers": 4}).effective_threads(cores=2) == 1
+
+
+@pytest.mark.parametrize("key,value", [
+    ("header_timeout", 0), ("body_timeout", -1), ("request_timeout", 0), ("keepalive_timeout", 0),
+    ("max_connections", 0), ("max_header_bytes", 512), ("max_drain_bytes", -1), ("log_max_bytes", 0),
+    ("log_backups", -1), ("max_buffered_bytes", 0),
+])
+def test_http_front_and_log_limits_are_validated(key, value):
+    with pytest.raises(ConfigInvalid, match=key):
+        config.from_mapping({key: value})
+
+
+def test_http_front_limits_come_from_the_environment_too():
+    cfg = config.load(env={"VISIONPACK_HEADER_TIMEOUT": "3", "VISIONPACK_MAX_CONNECTIONS": "50"})
+    assert (cfg.header_timeout, cfg.max_connections) == (3, 50)
+    assert cfg.max_body_bytes() == cfg.max_image_b64_bytes + config.ENVELOPE_SLACK
