@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,28 @@ if str(PACKAGE) not in sys.path:
     sys.path.insert(0, str(PACKAGE))
 
 
+def pytest_configure(config):
+    """Temp dirs under a parent every user may enter: a root installer runs the services as the
+    user ``visionpack`` (installer/serviceuser.py), which must reach the install roots the tests
+    make. pytest's own ``/tmp/pytest-of-<user>`` is forced back to 0700 by every pytest that
+    starts on the machine, which would cut a running service off its files mid-test."""
+    if config.option.basetemp:
+        return
+    parent = Path(tempfile.gettempdir()) / f"visionpack-pytest-of-{os.geteuid()}"
+    try:
+        parent.mkdir(mode=0o755, exist_ok=True)
+        st = os.lstat(parent)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return  # someone else's (or a planted link): keep pytest's default, the installer says why
+        os.chmod(parent, 0o755)
+        for old in parent.iterdir():  # sessions of more than a day ago (pytest keeps the last 3)
+            if time.time() - os.lstat(old).st_mtime > 86400:
+                shutil.rmtree(old, ignore_errors=True)
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-", dir=parent)
+    except OSError:
+        return
+
+
 def pytest_collection_modifyitems(config, items):
     # The tier is the directory: tests/unit, tests/integration, tests/e2e (LitServe's convention).
     for item in items:
@@ -20,6 +47,21 @@ def pytest_collection_modifyitems(config, items):
         for tier in ("unit", "integration", "e2e"):
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def _tmp_path_traversable(request):
+    """A test's tmp_path (0700 by pytest) and the session base are entered by the service user
+    when the test installs into them (see pytest_configure): o+x, never o+r or o+w."""
+    if "tmp_path" in request.fixturenames:
+        path = request.getfixturevalue("tmp_path")
+        base = request.config._tmp_path_factory.getbasetemp()
+        for d in (path, *path.parents):
+            if d == base.parent or base not in (d, *d.parents):
+                break
+            mode = stat.S_IMODE(d.stat().st_mode)
+            if not mode & 0o001:
+                d.chmod(mode | 0o001)
 
 
 @pytest.fixture

@@ -73,6 +73,23 @@ def create_app():
 '''
 
 
+def traversable(path: Path) -> Path:
+    """Let the service user reach ``path``: pytest makes each temp directory 0700, and a root
+    installer runs the services as ``visionpack``, which must enter the install root (and the
+    shared runtime) like it enters /opt/visionpack. o+x only, and only inside the temp dir."""
+    import stat
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for d in [path, *path.parents]:
+        if d == tmp or tmp not in d.parents:
+            break
+        mode = stat.S_IMODE(d.stat().st_mode)
+        if not mode & 0o001:
+            d.chmod(mode | 0o001)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,6 +161,8 @@ def source_tree(tmp_path_factory, wheelhouse) -> Path:
 def shared_runtime(tmp_path_factory, source_tree) -> Path:
     """<shared>/.runtime holding one complete venv, built offline by ``install --stopped``."""
     shared = tmp_path_factory.getbasetemp() / "shared-runtime"
+    shared.mkdir(exist_ok=True)
+    traversable(shared)
     if not (shared / ".runtime").is_dir() or not list((shared / ".runtime").glob("*/bin/gunicorn")):
         proc = run_installer(source_tree, shared, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
                              "--port", str(free_port()), netns=True)
@@ -185,6 +204,7 @@ def trial_license(tmp_path_factory, shared_runtime, source_tree) -> tuple[Path, 
 def new_root(tmp_path: Path, shared_runtime: Path) -> Path:
     root = tmp_path / "root"
     root.mkdir()
+    traversable(root)
     os.symlink(shared_runtime, root / ".runtime")
     return root
 

@@ -33,12 +33,13 @@ from ..errors import PackageCorrupt, StartFailed, StopFailed
 # The image half, re-exported: callers and tests use docker_runtime as the one entry point.
 from .docker_image import (IMAGE_NAME, ImageRef, connect, image_id_or_tag, image_ref, load_image,  # noqa: F401
                            local_image_id, sdk)
+from . import filemodes, serviceuser
 from .layout import DeployPaths
 from .handover import STANDBY_REQUEST
 from .procs import get_ready, probe_host
 from .runtime_env import tail
 
-UID = GID = 10001  # the image's "visionpack" user (tools/image/image.py)
+UID = GID = serviceuser.UID  # the image's "visionpack" user (tools/image/image.py)
 SERVE = "/usr/local/bin/visionpack-serve"
 HEALTHCHECK = "/usr/local/bin/visionpack-healthcheck"
 LABEL = "visionpack"
@@ -116,6 +117,17 @@ class ContainerSpec:
         return [a for group in self.run_arg_groups() for a in group]
 
 
+def service_ids() -> tuple[int, int]:
+    """uid:gid a container runs as: the host's service user, as for process deploys.
+
+    That is 10001:10001, the image's own user, wherever those numbers were free when root's
+    installer created the user (serviceuser.ensure); where they were not, the container runs
+    as the host's ``visionpack`` all the same, so the license (group-readable) and the slot
+    files (group-writable) stay reachable. Without root: the image's user.
+    """
+    return serviceuser.ensure(say=lambda _msg: None) or (UID, GID)
+
+
 def container_name(deploy: str, instance: int = 1) -> str:
     return f"{LABEL}-{deploy}-{instance}"
 
@@ -138,29 +150,28 @@ def spec_for(paths: DeployPaths, release: Path, version: str, image: str, *, hos
     env = {"VISIONPACK_PORT": str(port)} if instance > 1 else {}
     labels = {f"{LABEL}.deploy": paths.name, f"{LABEL}.version": version, f"{LABEL}.instance": str(instance),
               f"{LABEL}.root": str(paths.root.path), f"{LABEL}.release": str(release)}
+    uid, gid = service_ids()
     return ContainerSpec(name=container_name(paths.name, instance), image=image, command=(SERVE, str(release)),
                          labels=labels, mounts=tuple(mounts), health_cmd=f"{HEALTHCHECK} {url}",
-                         working_dir=str(paths.dir), environment=env)
+                         working_dir=str(paths.dir), environment=env, user=f"{uid}:{gid}")
 
 
 def prepare_host(paths: DeployPaths) -> None:
     """Directories the container writes, owned by its user; the shared licensing directories."""
+    if os.geteuid() == 0:
+        # The same owners and modes as for process deploys (filemodes.py), so a deploy's data
+        # means the same whichever runtime wrote it.
+        ids = service_ids()
+        filemodes.service_dirs(paths, ids)
+        filemodes.prepare_shared_state(ids)
+        return
     for d in (paths.data, paths.logs, paths.run):
         d.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            for base, dirs, files in os.walk(d):
-                for name in [base, *(os.path.join(base, n) for n in dirs + files)]:
-                    os.lchown(name, UID, GID)
-        elif os.stat(d).st_uid != UID:
+        if os.stat(d).st_uid != UID:
             raise StartFailed(f"{d} must be owned by uid {UID} (the container's user); run install.py as root")
     for sub in ("instances", "state"):
-        d = Path(SHARED_STATE) / sub
-        if not d.is_dir():
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-                os.chmod(d, 0o1777)  # as licensing makes them: every service user shares them
-            except OSError as exc:
-                raise StartFailed(f"cannot create {d} ({exc.strerror}); run install.py as root once") from None
+        if not (Path(SHARED_STATE) / sub).is_dir():
+            raise StartFailed(f"{Path(SHARED_STATE) / sub} is missing; run install.py as root once to create it")
 
 
 def containers(client: Any, paths: DeployPaths) -> list[Any]:

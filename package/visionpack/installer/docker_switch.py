@@ -170,7 +170,7 @@ class ContainerRuntime:
         req = run_dir / handover.STANDBY_REQUEST
         atomic_write(req, json.dumps({"from_release": from_release, "flag": str(flag)}))
         if os.geteuid() == 0:
-            os.chown(req, dr.UID, dr.GID)  # the master deletes it before serving
+            os.chown(req, *dr.service_ids())  # the master deletes it before serving
 
     def _wait_standby(self, paths: DeployPaths, state: dict, container: Any, run_dir: Path, release: set,
                       workers: int, timeout: float, headers: Optional[dict] = None) -> tuple[int, int]:

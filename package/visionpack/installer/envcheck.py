@@ -255,6 +255,28 @@ def check_models(source: Source, bundles: Sequence[str]) -> Check:
     return Check("models", True, f"model bundle(s) present: {', '.join(bundles) or 'none'}")
 
 
+def check_service_user(root: Path, python: str = sys.executable) -> Check:
+    """As root the services run as the user ``visionpack``: it must reach the root and a Python."""
+    from . import runtime_env, serviceuser
+
+    if not serviceuser.is_root():
+        return Check("service-user", True, f"services run as {serviceuser.name_of(None)} (install.py is not run "
+                                           f"as root)")
+    ids = serviceuser.lookup()
+    who = serviceuser.name_of(ids) if ids else f"{serviceuser.NAME} (created now, uid {serviceuser.UID} if free)"
+    where = serviceuser.blocked(root, ids)
+    if where is not None:
+        return Check("service-user", False, serviceuser.explain(root, where, ids),
+                     f"chmod o+x {where}, or choose a root every user can enter with --root DIR")
+    try:
+        chosen = runtime_env.service_python(python, say=lambda _msg: None)
+    except EnvironmentCheckFailed as exc:
+        return Check("service-user", False, exc.detail,
+                     "Run install.py with a Python the service user can run, e.g. /usr/bin/python3")
+    via = "" if chosen == python else f"; the runtime is built with {chosen}"
+    return Check("service-user", True, f"services run as {who}, who can reach {root}{via}")
+
+
 @dataclass
 class Report:
     checks: list = field(default_factory=list)
@@ -280,7 +302,7 @@ class Report:
 def run(source: Source, root: Path, deploy: str, host: str, port: int, bundles: Sequence[str]) -> Report:
     checks = [check_python(), check_wheel_tags(source.wheels), check_cpu(), check_disk(root), check_memory(),
               check_payload(source), check_checksums(source, bundles), check_models(source, bundles)]
-    checks += [check_port(host, port), check_port_claims(root, deploy, port)]
+    checks += [check_port(host, port), check_port_claims(root, deploy, port), check_service_user(root)]
     return Report(checks)
 
 

@@ -26,7 +26,8 @@ _CHILD = (
     "from visionpack.errors import LicenseError\n"
     "from visionpack.installer.licensecheck import check_in_process\n"
     "try:\n"
-    "    print(json.dumps({'ok': True, 'verdict': check_in_process(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1')}))\n"
+    "    print(json.dumps({'ok': True, 'verdict': check_in_process(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1',\n"
+    "                                                              sys.argv[5] == '1')}))\n"
     "except LicenseError as e:\n"
     "    print(json.dumps({'ok': False, 'reason': e.reason, 'detail': e.detail}))\n"
 )
@@ -41,22 +42,24 @@ def crypto_available() -> bool:
 
 
 def check_license(root: Path, deploy: str, service: str, runtime_python: Optional[Path] = None,
-                  replacing: bool = False) -> dict[str, Any]:
+                  replacing: bool = False, limit: bool = True) -> dict[str, Any]:
     """Raise LicenseError if ``deploy`` (running ``service``) may not start under ``root``.
 
     ``replacing``: the new master takes over a running master's slot (upgrade, rollback), so
-    that instance is not counted against the limit a second time.
+    that instance is not counted against the limit a second time. ``limit`` False (status):
+    the license itself only; the verdict then says how many slots are in use
+    (``instances_running``) instead of refusing when they are all taken.
     """
     license_dir = Path(root) / LICENSES_DIR
     if crypto_available():
-        return check_in_process(license_dir, deploy, service, replacing)
+        return check_in_process(license_dir, deploy, service, replacing, limit)
     if runtime_python is None or not Path(runtime_python).exists():
         raise RuntimeInstallFailed("checking the license needs the 'cryptography' module: install the runtime "
                                    "first (install.py install DEPLOY --stopped) or run install.py with a python that has it")
     package_dir = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(package_dir))
     proc = subprocess.run([str(runtime_python), "-c", _CHILD, str(license_dir), deploy, service,
-                           "1" if replacing else "0"],
+                           "1" if replacing else "0", "1" if limit else "0"],
                           capture_output=True, text=True, env=env, timeout=120)
     try:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -67,7 +70,8 @@ def check_license(root: Path, deploy: str, service: str, runtime_python: Optiona
     return out["verdict"]
 
 
-def check_in_process(license_dir: Path | str, deploy: str, service: str, replacing: bool = False) -> dict[str, Any]:
+def check_in_process(license_dir: Path | str, deploy: str, service: str, replacing: bool = False,
+                     limit: bool = True) -> dict[str, Any]:
     """The verdict for a start, including a pre-check of the machine-wide instance count.
 
     The master takes its slot itself (the race-free check); this one lets the installer say
@@ -76,6 +80,12 @@ def check_in_process(license_dir: Path | str, deploy: str, service: str, replaci
     from ..licensing import admin, instances
 
     verdict = admin.check_for_start(license_dir, deploy, service)
+    if not limit:
+        try:
+            in_use: Any = instances.count()
+        except LicenseError as exc:  # e.g. a user outside the service group cannot open the slots
+            in_use = f"unknown: {exc.detail}"
+        return {**verdict.to_dict(), "instances_running": in_use}
     running = instances.count() - (1 if replacing else 0)
     if running >= verdict.instances:
         raise LicenseError("instance-limit", f"{running} licensed service instance(s) already run on this machine; "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from ..errors import StartFailed, StopFailed
+from . import filemodes, serviceuser
 from .journal import checkpoint
 from .layout import DeployPaths
 from .runtime_env import tail
@@ -227,12 +228,27 @@ def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence
     Without ``listeners`` gunicorn binds host:port itself; with them it serves those inherited
     sockets (the handover of an upgrade) and binds nothing.
     """
-    for d in (paths.logs, paths.run, paths.data, paths.release_run(release.name)):
-        d.mkdir(parents=True, exist_ok=True)
+    # As root the service runs as the service user (serviceuser.py): its directories are made
+    # its own first (also repairing a root an older installer wrote), and everything it must
+    # read is checked reachable, so a 0700 ancestor is named instead of a bare exec failure.
+    ids = serviceuser.ensure(say=lambda _msg: None)  # the command already said it created the user
+    filemodes.service_dirs(paths, ids, versions=(release.name,))
+    filemodes.prepare_shared_state(ids)
+    if ids is not None:
+        base_python = Path(os.path.realpath(venv / "bin" / "python"))
+        problem = serviceuser.first_blocked([release / "start" / "gunicorn_conf.py", release / "package",
+                                             venv / "bin" / "gunicorn", base_python, base_python.parent.parent / "lib"],
+                                            ids)
+        if problem:
+            raise StartFailed(problem)
     pidfile = paths.release_pidfile(release.name)
     if pidfile.exists() and master(paths, version=release.name) is None:
         pidfile.unlink()  # stale: gunicorn refuses to start over a pid file naming a live process
     full_env = service_env(release, env or os.environ)
+    if ids is not None:
+        # The service user has no home (useradd --no-create-home); libraries that keep a cache
+        # under ~ get the deploy's run directory instead of root's home.
+        full_env.update(HOME=str(paths.run), USER=serviceuser.NAME, LOGNAME=serviceuser.NAME)
     full_env.update(extra_env or {})
     cmd = command(venv, release)
     keep: list[int] = []
@@ -240,12 +256,17 @@ def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence
         keep = list(listeners) + ([slot_fd] if slot_fd is not None else [])
         cmd = [str(venv / "bin" / "python"), "-c", _LAUNCH, ",".join(map(str, listeners)),
                str(-1 if slot_fd is None else slot_fd), *cmd]
-    out = open(paths.console_log, "ab")
+    out = filemodes.open_console_log(paths.console_log, ids)
     try:
+        # Master and workers alike run as the service user: it is dropped before exec, and the
+        # listeners and license slot passed on (handover) are descriptors, which survive it.
         return subprocess.Popen(cmd, cwd=str(paths.dir), env=full_env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, pass_fds=keep)
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, pass_fds=keep,
+                                **serviceuser.popen_kwargs(ids))
+    except PermissionError as exc:
+        raise StartFailed(f"cannot start {cmd[0]} as {serviceuser.name_of(ids)}: {exc}") from None
     finally:
-        out.close()
+        os.close(out)
 
 
 def _poll_ready(paths: DeployPaths, host: str, port: int, timeout: float,

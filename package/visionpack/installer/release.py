@@ -109,12 +109,12 @@ def copy_licenses(root: Root, source: Source) -> list[str]:
         return copied
     root.licenses.mkdir(parents=True, exist_ok=True)
     for pub in sorted(source.licenses.glob("*.pub")):
-        atomic_write(root.licenses / pub.name, pub.read_bytes())
+        atomic_write(root.licenses / pub.name, pub.read_bytes(), mode=0o640)
         copied.append(pub.name)
     lic = source.licenses / "license.lic"
     # Never overwrite: the root's license may be newer ('lu'); replacing it is lu's job.
     if lic.is_file() and not (root.licenses / "license.lic").exists():
-        atomic_write(root.licenses / "license.lic", lic.read_bytes(), mode=0o644)
+        atomic_write(root.licenses / "license.lic", lic.read_bytes(), mode=0o640)  # filemodes: root:<service group>
         copied.append("license.lic")
     return copied
 

@@ -9,6 +9,7 @@ to the final path before the rename.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import RuntimeInstallFailed
+from ..errors import EnvironmentCheckFailed, RuntimeInstallFailed
 from ..fsutil import fsync_dir
+from . import serviceuser
 from .layout import Root
 from .source import Source
 
@@ -38,13 +40,66 @@ def is_complete(venv: Path) -> bool:
     return python_of(venv).exists() and gunicorn_of(venv).exists()
 
 
+def runnable_by_service(python: os.PathLike[str] | str, ids: Optional[tuple[int, int]]) -> Optional[str]:
+    """None if the service user can run ``python`` (a venv's or a base interpreter), else why not.
+
+    A venv's bin/python is a symlink to its base interpreter, whose standard library sits
+    beside it: an interpreter under root's 0700 home (pyenv) builds a venv the service
+    user cannot start.
+    """
+    real = Path(os.path.realpath(python))
+    return serviceuser.first_blocked([real, real.parent.parent / "lib"], ids)
+
+
+def service_python(python: str = sys.executable, say: Callable[[str], None] = print) -> str:
+    """The interpreter to build the runtime with: ``python``, or the same X.Y version elsewhere
+    on the system when the service user cannot run ``python``. EnvironmentCheckFailed if none."""
+    if not serviceuser.is_root():
+        return python
+    ids = serviceuser.lookup()
+    why = runnable_by_service(python, ids)
+    if why is None:
+        return python
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for candidate in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", f"/bin/python{version}"):
+        if os.path.exists(candidate) and runnable_by_service(candidate, ids) is None and _has_venv(candidate):
+            say(f"the services cannot run {python} ({why}); building the runtime with {candidate} "
+                f"(the same Python {version})")
+            return candidate
+    raise EnvironmentCheckFailed(f"{why}; or run install.py with a Python {version} that every user can run "
+                                 f"(with its venv module), e.g. /usr/bin/python{version}")
+
+
+def _has_venv(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", "import venv, ensurepip"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _tag(python: str) -> str:
+    return hashlib.sha256(os.path.realpath(python).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
 def ensure(root: Root, source: Source, python: str = sys.executable,
            say: Callable[[str], None] = print) -> Path:
-    """Path of a complete runtime venv for ``source``'s lock, building it if needed."""
+    """Path of a complete runtime venv for ``source``'s lock, building it if needed.
+
+    As root the venv must be one the service user can run: one that an older installer built
+    from an interpreter it cannot reach is left to the releases using it (runtime_gc removes
+    it with them) and a sibling ``<key>-<tag>`` is built from a reachable interpreter.
+    """
     key = source.lock_key()
     final = root.runtime(key)
-    if is_complete(final):
+    ids = serviceuser.lookup()
+    if is_complete(final) and (ids is None or runnable_by_service(python_of(final), ids) is None):
         return _touched(final)
+    python = service_python(python, say)
+    if is_complete(final):
+        final = root.runtime(f"{key}-{_tag(python)}")
+        if is_complete(final):
+            return _touched(final)
     root.runtime_base.mkdir(parents=True, exist_ok=True)
     # Deploys installing at once share the venv, so the build itself is serialised root-wide.
     fd = os.open(root.runtime_base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)

@@ -15,9 +15,11 @@ import grp
 import os
 import pwd
 import shutil
+import stat
 import subprocess
+import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from ..errors import EnvironmentCheckFailed
 
@@ -116,3 +118,93 @@ def share_with_service(path: os.PathLike[str] | str) -> None:
     ids = lookup()
     if ids is not None:
         os.chown(path, 0, ids[1], follow_symlinks=False)
+
+
+def name_of(ids: Optional[tuple[int, int]]) -> str:
+    """Who the services run as, for messages."""
+    if ids is None:
+        try:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            return f"uid {os.geteuid()}"
+    return f"{NAME} (uid {ids[0]})"
+
+
+def popen_kwargs(ids: Optional[tuple[int, int]]) -> dict[str, Any]:
+    """subprocess.Popen arguments that start a child as the service user (nothing when None).
+
+    Only the user's own group: the root installer's supplementary groups must not leak into
+    the service. Python 3.8 (install.py's minimum) has no user=/group= yet.
+    """
+    if ids is None:
+        return {}
+    uid, gid = ids
+    if sys.version_info >= (3, 9):
+        return {"user": uid, "group": gid, "extra_groups": []}
+
+    def demote() -> None:  # pragma: no cover - python 3.8 only
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return {"preexec_fn": demote}
+
+
+def _may(st: os.stat_result, uid: Optional[int], gids: Sequence[int], bits: int) -> bool:
+    """Mode-bit permission check for ``bits`` (4 r, 2 w, 1 x) as ``uid``/``gids`` (ACLs ignored)."""
+    if uid == 0:
+        return True
+    if uid is not None and st.st_uid == uid:
+        return (st.st_mode >> 6) & bits == bits
+    if st.st_gid in gids:
+        return (st.st_mode >> 3) & bits == bits
+    return st.st_mode & bits == bits
+
+
+def blocked(path: os.PathLike[str] | str, ids: Optional[tuple[int, int]], *, need: int = 4) -> Optional[Path]:
+    """The first directory (or the file itself) the service user cannot pass to reach ``path``.
+
+    ``ids`` None means a user who does not exist yet: only "other" permission bits count.
+    Each directory needs x; the target needs ``need`` (4 read, 5 read+execute). Symlinks
+    are followed the way the kernel would. A path that does not exist is checked up to its
+    nearest existing ancestor (what will be created there is made traversable).
+    """
+    uid, gids = (ids[0], (ids[1],)) if ids else (None, ())
+    target = Path(os.path.realpath(path))
+    existing = target
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    for parent in reversed(existing.parents):
+        if not _may(os.stat(parent), uid, gids, 1):
+            return parent
+    if existing != target:
+        return None if _may(os.stat(existing), uid, gids, 1) else existing
+    bits = 1 if target.is_dir() else need
+    return None if _may(os.stat(target), uid, gids, bits) else target
+
+
+def explain(path: os.PathLike[str] | str, where: Path, ids: Optional[tuple[int, int]]) -> str:
+    """A sentence saying why the service user cannot reach ``path`` and what to do."""
+    try:
+        mode = f"{stat.S_IMODE(os.stat(where).st_mode):04o}"
+    except OSError:
+        mode = "?"
+    return (f"the service user {name_of(ids) if ids else NAME} cannot reach {path}: {where} is mode {mode} "
+            f"(owner uid {_owner(where)}); make it traversable ('chmod o+x {where}') or install under a "
+            f"directory every user can enter (e.g. /opt/visionpack)")
+
+
+def _owner(path: Path) -> str:
+    try:
+        return str(os.stat(path).st_uid)
+    except OSError:
+        return "?"
+
+
+def first_blocked(paths: Iterable[os.PathLike[str] | str], ids: Optional[tuple[int, int]]) -> Optional[str]:
+    """``explain`` for the first of ``paths`` the service user cannot reach, or None."""
+    for p in paths:
+        where = blocked(p, ids, need=5 if os.access(p, os.X_OK) and not os.path.isdir(p) else 4)
+        if where is not None:
+            return explain(p, where, ids)
+    return None

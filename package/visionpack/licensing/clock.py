@@ -41,6 +41,8 @@ log = logging.getLogger("visionpack.license")
 WRITE_STEP = 60
 MARK_NAMES = ("clock.mark", ".clock.mark.2")
 DEFAULT_STATE_DIR = Path("/var/lib/visionpack/state")
+STATE_DIR_MODE = 0o3770
+MARK_MODE = 0o640
 
 
 def _machine_secret() -> bytes:
@@ -63,6 +65,15 @@ class ClockMark:
 
     def encode(self, high: int) -> bytes:
         return json.dumps({"v": 1, "high": high, "mac": self._mac(high)}, sort_keys=True).encode()
+
+    def _owner_for_root(self) -> tuple[int, int] | None:
+        """Root (the installer) writes marks in the service user's directory as that user's:
+        the service must be able to replace them, and a sticky directory lets only a file's
+        owner (or the directory's) do that."""
+        if os.geteuid() != 0:
+            return None
+        st = os.stat(self.state_dir)
+        return (st.st_uid, st.st_gid) if st.st_uid != 0 else None
 
     def _read_one(self, path: Path) -> int | str:
         """The mark's value, or "missing" / "bad"."""
@@ -133,12 +144,15 @@ class ClockMark:
         try:
             if not self.state_dir.is_dir():
                 self.state_dir.mkdir(parents=True, exist_ok=True)
-                # Shared by the services of every user, like /tmp; sticky, so nobody can
-                # replace another user's mark. The marks are world-readable: integrity comes
-                # from the HMAC, not from secrecy.
-                os.chmod(self.state_dir, 0o1777)
+                # Normally made by the root installer for the service user and its group
+                # (installer/filemodes.py): setgid, sticky (no group member replaces another's
+                # mark), nothing for others. Integrity comes from the HMAC, not from secrecy.
+                os.chmod(self.state_dir, STATE_DIR_MODE)
+            owner = self._owner_for_root()
             for path in self.paths:
-                atomic_write(path, data, mode=0o644)
+                atomic_write(path, data, mode=MARK_MODE)
+                if owner is not None:
+                    os.chown(path, *owner, follow_symlinks=False)
         except OSError as exc:
             # Failing requests because /var is full would punish the honest customer; say it once.
             if not self._warned_write:

@@ -11,6 +11,12 @@ configurable directory would let each deploy count only itself. ``directory=`` e
 for unit tests and must never be wired to a flag, environment variable or config key.
 Slot files are never deleted: unlinking a lock file races with another process opening
 it, which would let two holders believe they own the same slot.
+
+Who may take a slot: the directory belongs to the service user (``visionpack``, made by
+the root installer, installer/filemodes.py) and its group, mode 3770 (setgid, sticky, no
+access for others), slot files 0660. A flock needs only a descriptor, and any user who can
+open a slot file can hold it and block a start; so only the service user and members of its
+group (a container's uid 10001, a non-root operator added to the group) can open one.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ INSTANCES_DIR = Path("/var/lib/visionpack/instances")
 _SLOT = re.compile(r"slot-(\d{1,6})\.lock")
 _MUTEX = ".acquire.lock"
 _MUTEX_WAIT = 10.0
-SLOT_MODE = 0o666  # see _open_slot
+SLOT_MODE = 0o660  # see _open_slot
+DIR_MODE = 0o3770  # setgid + sticky, owner and group only: see _prepare
 
 
 @dataclass
@@ -91,31 +98,46 @@ def _slot_indices(directory: Path) -> list[int]:
 
 
 def _open_slot(path: Path) -> int:
-    # The directory is world-writable, so never follow a planted symlink, and refuse
-    # anything that is not a plain file of our own making (a hard link to /etc/passwd).
+    # Other service users share the directory, so never follow a planted symlink, and
+    # refuse anything that is not a plain file of our own making (a hard link to /etc/passwd).
     try:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, SLOT_MODE)
         except PermissionError:
-            # Another user's slot file: flock works on a read-only descriptor too; only the
-            # owner info cannot be written.
+            # Another user's slot file that we may not write: flock works on a read-only
+            # descriptor too; only the owner info cannot be written.
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:  # ELOOP for a planted symlink, EACCES, ENOSPC ...
-        raise LicenseError("instance-limit", f"cannot open slot file {path}: {exc.strerror}") from None
+        hint = ("; services run as the user visionpack or a member of its group (docs/licensing.md "
+                "\"Instances\")") if exc.errno in (errno.EACCES, errno.EPERM) else ""
+        raise LicenseError("instance-limit", f"cannot open slot file {path}: {exc.strerror}{hint}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
         raise LicenseError("instance-limit", f"{path} is not a plain slot file; remove it")
+    _give_to_directory_owner(fd, st, path.parent)
     if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != SLOT_MODE:
-        # Writable by every service user (root's installer, a container's uid 10001, a process
-        # service's own user), so whoever holds the slot can label it (holders()). The count
-        # is the flock, which needs no write access; the sticky directory keeps anyone from
-        # replacing another user's file, so the worst a local user can do is mislabel one.
+        # Group-writable, so whoever of the service group holds the slot can label it
+        # (holders()). The count is the flock; the sticky directory keeps group members from
+        # replacing each other's files; others cannot open them at all.
         try:
             os.fchmod(fd, SLOT_MODE)
         except OSError:
             pass
     return fd
+
+
+def _give_to_directory_owner(fd: int, st: os.stat_result, directory: Path) -> None:
+    """Root (the installer's license check, status) creating a file in the service user's
+    directory hands it to that user, so the services can label it later."""
+    if os.geteuid() != 0 or st.st_uid != 0:
+        return
+    try:
+        owner = os.stat(directory)
+        if owner.st_uid != 0:
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+    except OSError:
+        pass
 
 
 def _try_lock(path: Path) -> int | None:
@@ -157,9 +179,10 @@ def _prepare(directory: Path) -> None:
         return
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        # World-writable and sticky like /tmp: services of every user on the machine must
-        # count against the same limit, and none may delete another's slot file.
-        os.chmod(directory, 0o1777)
+        # Normally made by the root installer for the service user (filemodes.prepare_shared_state);
+        # made here only where the services' user may create it (unit tests, a writable /var/lib).
+        # Never world-writable: anyone who may create a slot file may also hold it.
+        os.chmod(directory, DIR_MODE)
     except OSError as exc:
         raise LicenseError("instance-limit", f"cannot create the instance directory {directory} ({exc.strerror}); "
                                              f"run the installer once as root to create it") from None

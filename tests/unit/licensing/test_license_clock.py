@@ -28,7 +28,7 @@ def test_first_check_writes_both_copies(tmp_path):
     for name in MARK_NAMES:
         doc = json.loads((tmp_path / name).read_text())
         assert doc["high"] == NOW and len(doc["mac"]) == 64
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640  # the service's group reads; others nothing
     assert ClockMark(tmp_path).read() == (NOW, ["ok", "ok"])
 
 
@@ -121,6 +121,19 @@ def test_unwritable_state_dir_warns_once(tmp_path, caplog):
     assert sum("cannot write clock mark" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_new_state_dir_is_shared_and_sticky(tmp_path):
+def test_new_state_dir_is_the_service_groups_and_sticky(tmp_path):
     ClockMark(tmp_path / "var" / "state").check(NOW)
-    assert (tmp_path / "var" / "state").stat().st_mode & 0o7777 == 0o1777
+    assert (tmp_path / "var" / "state").stat().st_mode & 0o7777 == 0o3770  # nothing for others
+
+
+def test_root_writes_marks_as_the_owner_of_the_state_dir(tmp_path):
+    """The installer (root) checking the clock leaves marks the service user can replace."""
+    if os.geteuid() != 0:
+        pytest.fail("the tests run as root (CI and the dev machines do)")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o3770)
+    os.chown(state, 10001, 10001)
+    ClockMark(state).check(NOW)
+    for name in MARK_NAMES:
+        st = (state / name).stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (10001, 10001, 0o640)

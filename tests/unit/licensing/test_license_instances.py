@@ -148,40 +148,86 @@ def test_planted_links_are_refused(tmp_path):
     assert victim.read_text() == "precious"
 
 
-def test_new_directory_is_shared_and_sticky(tmp_path):
+def test_new_directory_is_the_service_groups_and_sticky(tmp_path):
     with instances.acquire(1, {}, directory=tmp_path / "new" / "instances"):
         mode = (tmp_path / "new" / "instances").stat().st_mode & 0o7777
-    assert mode == 0o1777
+    assert mode == instances.DIR_MODE == 0o3770  # setgid, sticky, nothing for others
 
 
-def test_slot_files_are_labelled_by_any_service_user():
-    """A slot file root once created is relabelled by the next holder of another uid.
+_AS_USER = (
+    # Everything imported before dropping privileges: the other uid may not read this python's stdlib.
+    "import os, sys, json, fcntl; sys.path.insert(0, {package!r})\n"
+    "from pathlib import Path\nfrom visionpack.errors import LicenseError\nfrom visionpack.licensing import instances\n"
+    "os.setgroups([]); os.setgid({gid}); os.setuid({uid})\n"
+)
 
-    A container's master runs as uid 10001 and takes slots in the host's directory, where the
-    installer (root) or a process service may have created the file before (docs/docker.md).
+
+def _as_user(uid: int, gid: int, body: str) -> subprocess.CompletedProcess:
+    code = _AS_USER.format(package=str(PACKAGE), uid=uid, gid=gid) + body
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def service_slots():
+    """A slot directory as the root installer makes it: uid:gid 10001 (the service user), 3770.
+
+    Not under pytest's 0700 base, so other uids can reach it.
     """
     import shutil
     import tempfile
 
-    directory = Path(tempfile.mkdtemp(prefix="vp-slots-"))  # not under pytest's 0700 base
-    try:
-        directory.chmod(0o1777)
-        with instances.acquire(1, {"deploy": "first"}, directory=directory):
-            pass
-        slot_file = directory / "slot-0.lock"
-        assert slot_file.stat().st_mode & 0o777 == instances.SLOT_MODE
-        if os.geteuid() != 0:
-            return  # another uid's process needs root to start; the mode above is what lets it write
-        # Everything imported before dropping to uid 10001, which may not read this python's stdlib.
-        code = (f"import os, sys, json; sys.path.insert(0, {str(PACKAGE)!r})\n"
-                "from pathlib import Path\nfrom visionpack.licensing import instances\n"
-                "os.setgid(10001); os.setuid(10001)\n"
-                f"s = instances.acquire(1, {{'deploy': 'container'}}, directory=Path({str(directory)!r}))\n"
-                f"print(json.dumps(instances.holders(Path({str(directory)!r}))))\n")
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        (holder,) = json.loads(proc.stdout)
-        assert (holder["slot"], holder["deploy"]) == (0, "container")
-        assert slot_file.stat().st_uid == 0  # still root's file: labelled through its mode, not replaced
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    if os.geteuid() != 0:
+        pytest.fail("the tests run as root (CI and the dev machines do): other uids need it")
+    base = Path(tempfile.mkdtemp(prefix="vp-slots-"))
+    base.chmod(0o755)
+    directory = base / "instances"
+    directory.mkdir()
+    os.chown(directory, 10001, 10001)
+    directory.chmod(instances.DIR_MODE)
+    yield directory
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_root_made_slot_files_go_to_the_service_user_who_labels_them(service_slots):
+    """The installer (root) counting slots creates files the service user later holds and labels:
+    they are handed to the directory's owner, 0660."""
+    with instances.acquire(1, {"deploy": "first"}, directory=service_slots):
+        pass
+    for name in ("slot-0.lock", ".acquire.lock"):
+        st = (service_slots / name).stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (10001, 10001, instances.SLOT_MODE), name
+    # A container's master (uid:gid 10001, the same user) takes the slot and labels it.
+    proc = _as_user(10001, 10001, f"s = instances.acquire(1, {{'deploy': 'container'}}, directory=Path({str(service_slots)!r}))\n"
+                                  f"print(json.dumps(instances.holders(Path({str(service_slots)!r}))))\n")
+    assert proc.returncode == 0, proc.stderr
+    (holder,) = json.loads(proc.stdout)
+    assert (holder["slot"], holder["deploy"]) == (0, "container")
+
+
+def test_a_local_user_outside_the_service_group_cannot_hold_or_block_a_slot(service_slots):
+    """Before, 1777 + 0666 let any local user flock a free slot file and make every start refuse."""
+    with instances.acquire(4, {"deploy": "a"}, directory=service_slots):
+        pass  # slot-0.lock and the mutex exist now, free
+    probe = (f"d = Path({str(service_slots)!r})\n"
+             "out = {}\n"
+             "for name in ('slot-0.lock', '.acquire.lock', 'slot-1.lock'):\n"
+             "    try:\n"
+             "        fd = os.open(d / name, os.O_RDONLY | os.O_CREAT, 0o644)\n"
+             "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "        out[name] = 'locked'\n"
+             "    except OSError as exc:\n"
+             "        out[name] = exc.strerror\n"
+             "try:\n"
+             "    instances.acquire(4, {'deploy': 'stranger'}, directory=d)\n"
+             "    out['acquire'] = 'taken'\n"
+             "except LicenseError as exc:\n"
+             "    out['acquire'] = exc.detail\n"
+             "print(json.dumps(out))\n")
+    proc = _as_user(10002, 10002, probe)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["slot-0.lock"] == out[".acquire.lock"] == out["slot-1.lock"] == "Permission denied", out
+    assert "Permission denied" in out["acquire"] and "group" in out["acquire"], out
+    assert sorted(os.listdir(service_slots)) == [".acquire.lock", "slot-0.lock"]  # it created nothing
+    with instances.acquire(1, {"deploy": "b"}, directory=service_slots) as slot:  # and blocked nothing
+        assert slot.index == 0

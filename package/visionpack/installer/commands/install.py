@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import AlreadyInstalled
 from ...fsutil import atomic_symlink
-from .. import docker_install, envcheck, journal, recovery, release, releases, runtime_env
+from .. import docker_install, envcheck, filemodes, journal, recovery, release, releases, runtime_env, serviceuser
 from ..context import Context
 from .start import start_installed
 from ..deployment import Installed
@@ -48,6 +48,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
 
         try:
             journal.begin(paths, state, "install", "runtime", release=version)
+            serviceuser.ensure(ctx.say)  # as root, once: the runtime is built for it to run
             runtime = runtime_env.ensure(ctx.root, source, say=ctx.say)
             copied = release.copy_licenses(ctx.root, source)
             if copied:
@@ -72,6 +73,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
                 state["keep"] = keep
             releases.record_activation(state, version, "install")
             journal.save(paths, state)
+            filemodes.secure(ctx.root, ctx.say)
         except BaseException:
             # A failure we see (pip, a bad bundle, Ctrl-C) is undone now; only SIGKILL leaves the
             # journal record for the next run to undo.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ...errors import LicenseError, RuntimeInstallFailed, UsageError
 from ...fsutil import atomic_write
-from .. import runtime_env
+from .. import filemodes, runtime_env, serviceuser
 from ..context import Context
 from ..journal import checkpoint
 from ..licensecheck import crypto_available
@@ -71,14 +71,18 @@ def lu(ctx: Context, file: str | None) -> dict:
         for src in list(ctx.root.licenses.glob("*.pub")) + pubs:
             shutil.copyfile(src, keys / src.name)
         ctx.root.licenses.mkdir(parents=True, exist_ok=True)
+        # setgid to the service group before the new file is written: it is readable by the
+        # running services from the instant it is renamed in (gate.py re-reads it).
+        filemodes.secure_licenses(ctx.root, serviceuser.ensure(ctx.say))
         # lu's steps have no journal: each write is atomic, so a kill leaves the old license or
         # the new one, both verified. The kill points let the crash tests prove that.
         checkpoint("lu", "verify")
         verdict = admin.install_license(new, ctx.root.licenses, keys)
         checkpoint("lu", "installed")
     for pub in pubs:
-        atomic_write(ctx.root.licenses / pub.name, pub.read_bytes())
+        atomic_write(ctx.root.licenses / pub.name, pub.read_bytes(), mode=0o640)
     checkpoint("lu", "keys")
+    filemodes.secure(ctx.root, ctx.say)  # root:<service group> 0640: the services read it, nobody else
     info = verdict.to_dict()
     ctx.say(f"License update successfully: {info.get('license_id')} for {info.get('customer')}, "
             f"{info.get('days_left')} days left; running services use it from their next request")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ...errors import NotInstalled, StartFailed
-from .. import docker_install, journal, releases, switch
+from .. import docker_install, filemodes, journal, releases, switch
 from ..context import Context
 from ..deployment import require
 
@@ -35,6 +35,7 @@ def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) ->
         ctx.say(f"rolling {deploy} back from {current} to {target}")
         journal.begin(paths, state, "rollback", "start", release=target, **{"from": current})
         try:
+            filemodes.secure(ctx.root, ctx.say)
             if docker_install.is_docker(state):
                 result = docker_install.switch_release(ctx, paths, state, target, op="rollback", timeout=timeout)
             else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import PortInUse, StartFailed
-from .. import docker_install, envcheck, journal, procs, runtime_env
+from .. import binding, docker_install, envcheck, filemodes, journal, procs, runtime_env
 from ..context import Context
 from ..deployment import Installed, require
 from ..licensecheck import check_license
@@ -33,6 +33,9 @@ def start(ctx: Context, deploy: str, *, timeout: float) -> dict:
 def start_installed(ctx: Context, inst: Installed, *, timeout: float) -> int:
     """Start an installed, stopped deploy; the caller holds the deploy lock."""
     paths, state = inst.paths, inst.state
+    # Ownership and modes first (the service user, a root an older installer wrote), so the
+    # service can read its license and write its data whichever command started it.
+    filemodes.secure(ctx.root, ctx.say)
     check_license(ctx.root.path, paths.name, state.get("service") or "", runtime_env.python_of(inst.runtime))
     reason = envcheck.port_free(inst.host, inst.port)
     if reason:
@@ -49,5 +52,6 @@ def start_installed(ctx: Context, inst: Installed, *, timeout: float) -> int:
     finally:
         # Desired stays "running" on failure, so status reports "failed" until it is fixed.
         journal.clear(paths, state)
-    ctx.say(f"{paths.name} is ready: http://{procs.probe_host(inst.host)}:{inst.port}/{paths.name}/ (pid {pid})")
+    binding.announce(ctx.say, ctx.warn, deploy=paths.name, service=state.get("service") or "", host=inst.host,
+                     port=inst.port, data_dir=paths.data, pid=pid)
     return pid

@@ -20,20 +20,29 @@ def status(ctx: Context, deploy: str | None) -> dict:
         if state is None:
             raise NotInstalled(f"{name!r} is not installed under {ctx.root.path}")
         info = describe(paths, state)
-        info["license"] = _license(ctx, name, state)
+        info["license"] = _license(ctx, name, state, running=info.get("state") == "running")
         info["access"] = _access(paths.data)
         out.append(info)
     return {"root": str(ctx.root.path), "deploys": out}
 
 
-def _license(ctx: Context, name: str, state: dict) -> dict:
-    """Days left, or the reason this deploy is not licensed; never fails the status command."""
+def _license(ctx: Context, name: str, state: dict, *, running: bool = False) -> dict:
+    """Days left, or the reason this deploy is not licensed; never fails the status command.
+
+    The instance slots are reported apart from the license's validity: every licensed slot in
+    use is normal for a running deploy (it holds one of them) and, for a stopped one, only means
+    it cannot start until another instance stops; neither makes the license invalid.
+    """
     rel = (state.get("releases") or {}).get(state.get("release") or "", {})
     runtime_python = Path(rel["runtime"]) / "bin" / "python" if rel.get("runtime") else None
     try:
-        verdict = check_license(ctx.root.path, name, state.get("service") or "", runtime_python)
+        verdict = check_license(ctx.root.path, name, state.get("service") or "", runtime_python, limit=False)
+        licensed, in_use = verdict.get("instances"), verdict.get("instances_running")
+        full = isinstance(in_use, int) and isinstance(licensed, int) and in_use >= licensed
         return {"ok": True, "license_id": verdict.get("license_id"), "days_left": verdict.get("days_left"),
-                "expires_at": verdict.get("expires_at"), "warnings": verdict.get("warnings", [])}
+                "expires_at": verdict.get("expires_at"), "warnings": verdict.get("warnings", []),
+                "instances": licensed, "instances_running": in_use, "slots_full": full,
+                "can_start": running or not full}
     except LicenseError as exc:
         return {"ok": False, "reason": exc.reason, "detail": exc.detail}
     except VisionpackError as exc:
@@ -49,6 +58,20 @@ def _access(data_dir: Path) -> dict:
     except VisionpackError as exc:
         return {"policies": None, "active_keys": None, "error": exc.detail}
     return {"policies": dict(state.policies), "active_keys": sum(k.active() for k in state.keys)}
+
+
+def _slots(lic: dict, *, running: bool) -> str:
+    """'all N licensed slots in use' is not 'license not valid': say which it is."""
+    licensed, in_use = lic.get("instances"), lic.get("instances_running")
+    if not isinstance(in_use, int):
+        return f"{in_use or 'unknown'} in use of {licensed} licensed on this machine"
+    if not lic.get("slots_full"):
+        return f"{in_use} of {licensed} licensed slots in use on this machine"
+    over = f" ({in_use} run: started under a license with more)" if in_use > licensed else ""
+    if running:
+        return f"all {licensed} licensed slots in use{over}; this deploy holds one"
+    return (f"all {licensed} licensed slots in use{over}: starting this deploy is refused (instance-limit) "
+            f"until another instance stops")
 
 
 def render(doc: dict) -> list[str]:
@@ -74,6 +97,7 @@ def render(doc: dict) -> list[str]:
         lic = d.get("license") or {}
         if lic.get("ok"):
             lines.append(f"  license: {lic['license_id']}, {lic['days_left']} days left (expires {lic['expires_at']})")
+            lines.append(f"  instances: {_slots(lic, running=d['state'] == 'running')}")
         else:
             lines.append(f"  license: NOT valid ({lic.get('reason')}): {lic.get('detail')}")
         acc = d.get("access") or {}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ...errors import AlreadyInstalled, StartFailed, UsageError
-from .. import docker_install, journal, release, runtime_env, switch
+from .. import docker_install, filemodes, journal, release, runtime_env, switch
 from ..context import Context
 from ..deployment import require
 from ..source import Source
@@ -70,6 +70,7 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
                                          workers=int(state.get("workers") or 1))
             release.build(ctx.root, paths, source, entry, version, cfg, runtime)
             ctx.say(f"release {version} -> {rel_dir}")
+            filemodes.secure(ctx.root, ctx.say)  # also repairs what an older installer left
         except BaseException:
             ctx.say(f"upgrade of {deploy} to {version} failed; undoing it")
             switch.undo(ctx, paths, state)
