@@ -4,6 +4,7 @@
     python3 -m visionpack.gallery --data-dir DIR export FILE
     python3 -m visionpack.gallery --data-dir DIR import FILE [--replace]
     python3 -m visionpack.gallery --data-dir DIR list [--index KEY]
+    python3 -m visionpack.gallery --data-dir DIR delete KEY
 
 ``build`` reads PaddleX's layout: ``DIR/gallery.txt`` with one ``path label`` per line (path
 relative to DIR, label = the rest of the line), or, without that file, ``DIR/images/<label>/*``.
@@ -13,7 +14,9 @@ face is found, like PaddleX) and committed in batches, so a running service sees
 arrive; at the end the search index is built once with every core (and snapshotted when
 large, so service workers load it rather than build it). ``build`` needs the models
 (``--config``: the deploy's config.yml, or $VISIONPACK_CONFIG); the other commands only the
-data directory. Exit codes: 0 ok, 2 bad input, 1 other failures.
+data directory. ``delete`` removes an index key with its faces, crops, vectors and search
+snapshots in one transaction (the running service's workers notice at their next request); the
+default index is emptied instead. Exit codes: 0 ok, 2 bad input, 1 other failures.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import VisionpackError
-from . import DEFAULT_INDEX, GalleryStore, db_path
+from . import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, cache_dir, db_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BATCH = 32
@@ -123,7 +126,7 @@ def _build(args: argparse.Namespace) -> dict:
         cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
     svc = FaceService(cfg, engine_factory())
     svc.migrate()
-    svc.gallery.store.ensure_index(args.index)
+    svc.gallery.ensure(args.index)
     total, added, no_face, started = len(items), 0, 0, time.monotonic()
     log(f"building index {args.index!r} from {total} images")
     for i in range(0, total, BATCH):
@@ -158,7 +161,7 @@ def engine_factory():
     return paddle_engine_factory
 
 
-def _store(args: argparse.Namespace) -> GalleryStore:
+def _data_dir(args: argparse.Namespace) -> str:
     data_dir = args.data_dir
     if not data_dir:
         from .. import config as config_mod
@@ -166,7 +169,20 @@ def _store(args: argparse.Namespace) -> GalleryStore:
         data_dir = config_mod.load(args.config).data_dir
     if not data_dir:
         raise BadInput("give --data-dir or a --config whose data_dir is set")
-    return GalleryStore(db_path(data_dir))
+    return data_dir
+
+
+def _store(args: argparse.Namespace) -> GalleryStore:
+    return GalleryStore(db_path(_data_dir(args)))
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    # No model is needed to delete: the Gallery only drops rows and the snapshot files.
+    gallery = Gallery(GalleryStore(db_path(data_dir)), IndexParams(), "", 0, cache_dir(data_dir))
+    faces = gallery.delete(args.key)
+    print(json.dumps({"deleted": args.key, "faces": faces, "emptied_only": args.key == DEFAULT_INDEX}))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -218,6 +234,9 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="indexes, or the faces of one index")
     ls.add_argument("--index")
     ls.set_defaults(func=cmd_list)
+    d = sub.add_parser("delete", help="delete an index key with all its faces (the default index is emptied)")
+    d.add_argument("key")
+    d.set_defaults(func=cmd_delete)
     return ap
 
 

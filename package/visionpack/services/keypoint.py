@@ -125,6 +125,10 @@ class KeypointService:
     def decode_paddlex(self, body: dict[str, Any]) -> KptRequest:
         # PaddleX's schema: detThreshold: float | None (any finite number), visualize: bool | None.
         thr = fields.number(body, "detThreshold")
+        if thr is not None:
+            # Scores lie in [0, 1]: clipping changes no answer, and keeps 1e308 from overflowing
+            # the float32 comparison in det_postprocess.
+            thr = min(max(thr, -1.0), 2.0)
         vis = fields.boolean(body, "visualize", self.opts.visualize_paddlex)
         return KptRequest(fields.image(body.get("image"), self.limits), thr, bool(vis))
 
