@@ -36,7 +36,7 @@ def create_app(
     license gate from the install root.
     """
     cfg = cfg or config_mod.load()
-    _configure_logging()
+    _configure_logging(cfg)
     if service is None:
         from ..services import build_service
 
@@ -88,11 +88,21 @@ def build_gate(cfg: config_mod.ServiceConfig) -> Any:
     return LicenseGate.for_service(cfg)
 
 
-def _configure_logging() -> None:
-    # gunicorn owns stderr; route our loggers there once, with the worker pid.
+def _configure_logging(cfg: config_mod.ServiceConfig) -> None:
+    """Our loggers write once per event: to logs/error.log (rotated, shared by every worker of
+    the deploy) when the service has a log directory, else to stderr (tests, a shell)."""
+    from .. import logs
+
     root = logging.getLogger("visionpack")
-    if not root.handlers:
+    if root.handlers:
+        return
+    if cfg.log_dir:
+        os.makedirs(cfg.log_dir, exist_ok=True)
+        handler = logs.file_handler(os.path.join(cfg.log_dir, "error.log"), cfg.log_max_bytes, cfg.log_backups)
+        # Not also through the root logger: a handler there wrote every line a second time.
+        root.propagate = False
+    else:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter(logs.LINE_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
