@@ -129,7 +129,11 @@ def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tupl
         if acquired:
             r.slots.release()
     r.metrics.observe(route, code, time.perf_counter() - started)
-    return jsonify(payload), status
+    resp = jsonify(payload)
+    # The HTTP front's access log line carries it, so one id finds both lines (and a client
+    # that logs headers has it even when it cannot parse the body).
+    resp.headers["X-Log-Id"] = str(log_id)
+    return resp, status
 
 
 def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: bool = False) -> tuple[dict, int]:
