@@ -18,6 +18,7 @@ import os
 import threading
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import unquote_plus
 
 from ..errors import AccessTokenInvalid, NoPermission
 from .model import SCOPES, AccessState, Grant, decide
@@ -110,6 +111,19 @@ def presented_key(headers: Any, args: Any) -> Optional[str]:
         if candidate and candidate.strip():
             return candidate.strip()
     return None
+
+
+def redact_target(target: str) -> str:
+    """A request target fit for a log line: the ``access_token`` parameter's value (however its
+    name is percent-encoded) becomes ``***``, the rest stays as sent."""
+    path, sep, query = target.partition("?")
+    if not sep or "token" not in unquote_plus(query):
+        return target
+    parts = []
+    for part in query.split("&"):
+        name, eq, _value = part.partition("=")
+        parts.append(f"{name}=***" if unquote_plus(name).strip() == "access_token" else part)
+    return f"{path}?{'&'.join(parts)}"
 
 
 def authorize_request(guard: AccessGuard, scope: str) -> Grant:

@@ -38,6 +38,7 @@ import h11
 from gunicorn.workers import base
 
 from .. import config as config_mod
+from ..access.guard import redact_target
 from ..errors import HeaderTooLarge, MalformedRequest, RequestTimeout, VisionpackError
 from . import envelopes as E
 from . import wsgi
@@ -422,7 +423,7 @@ class FrontWorker(base.Worker):
         if log is None or not log.handlers:
             return
         log_id = next((v.decode("latin-1") for k, v in headers if k.lower() == b"x-log-id"), "-")
-        target = req.target.decode("latin-1")
+        target = redact_target(req.target.decode("latin-1"))  # a key sent as ?access_token= stays out of the log
         log.info('%s "%s %s" %d %d %.1fms log_id=%s', conn.peer[0], req.method.decode("ascii"),
                  target[:200], status, size, seconds * 1000, log_id)
 

@@ -155,3 +155,15 @@ def test_threads_see_consistent_states_while_the_file_changes(data):
 ])
 def test_presented_key(headers, query, want):
     assert presented_key(Headers(headers), MultiDict(query)) == want
+
+
+@pytest.mark.parametrize("target, logged", [
+    ("/d/ImageClassification", "/d/ImageClassification"),
+    ("/d/x?access_token=vpk_secret", "/d/x?access_token=***"),
+    ("/d/x?a=1&access_token=vpk_secret&b=2", "/d/x?a=1&access_token=***&b=2"),
+    ("/d/x?access%5Ftoken=vpk_secret", "/d/x?access%5Ftoken=***"),
+    ("/d/x?access_token", "/d/x?access_token=***"),
+    ("/d/x?my_access_token=1&token=2", "/d/x?my_access_token=1&token=2"),
+])
+def test_redact_target_hides_the_query_key(target, logged):
+    assert guard_mod.redact_target(target) == logged
