@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/ab_classification.py variants.json --rounds 3 --duration 12
 
-``variants.json`` maps a name to ``{"workers": n, "package": dir, "env": {...}, "cfg": {...}}``
-(all optional), e.g.::
+``variants.json`` maps a name to ``{"workers": n, "package": dir, "conf": gunicorn_conf.py,
+"env": {...}, "cfg": {...}}`` (all optional; ``conf`` pairs an older package with its own
+start/gunicorn_conf.py), e.g.::
 
     {"base_1w": {"workers": 1},
      "kmp0_1w": {"workers": 1, "env": {"KMP_BLOCKTIME": "0"}},
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, v in variants.items():
             log(f"starting {name}")
             srv[name] = S.start_gunicorn(name, a.bundle, int(v.get("workers", 1)), work, extra_cfg=v.get("cfg"),
-                                         package=Path(v.get("package", S.REPO / "package")), env_extra=v.get("env"))
+                                         package=Path(v.get("package", S.REPO / "package")), env_extra=v.get("env"),
+                                         conf=Path(v["conf"]) if v.get("conf") else None)
         names = list(variants)
         for r in range(a.rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:

@@ -196,7 +196,7 @@ def gunicorn_conf() -> tuple[Path, str]:
 
 def start_gunicorn(name: str, bundle: Path, workers: int, work: Path, extra_cfg: dict[str, Any] | None = None,
                    venv: Path = REPO / ".venv", package: Path = REPO / "package",
-                   env_extra: dict[str, str] | None = None) -> Server:
+                   env_extra: dict[str, str] | None = None, conf: Path | None = None) -> Server:
     import yaml
 
     port = free_port()
@@ -208,7 +208,7 @@ def start_gunicorn(name: str, bundle: Path, workers: int, work: Path, extra_cfg:
            "run_dir": str(d / "run"), "log_dir": str(d / "logs")}
     cfg.update(extra_cfg or {})
     (d / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=True))
-    conf, conf_label = gunicorn_conf()
+    conf, conf_label = (conf, str(conf)) if conf is not None else gunicorn_conf()
     env = dict(os.environ, VISIONPACK_CONFIG=str(d / "config.yml"), PYTHONPATH=str(package), **(env_extra or {}))
     log = d / "logs" / "stdout.log"
     # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default, one path for
