@@ -99,33 +99,6 @@ class MissingParameter(RequestError):
     hint = "The 'image' field is required."
 
 
-class MalformedRequest(RequestError):
-    """Not HTTP/1.1 the front can read (bad request line, header or chunk framing)."""
-
-    slug = "malformed-request"
-    easydl_code = 336001
-    easydl_msg = "Invalid Argument"
-    hint = "Send a well-formed HTTP/1.1 request (any common HTTP client does)."
-
-
-class RequestTimeout(RequestError):
-    """The request head or body stalled past header_timeout / body_timeout."""
-
-    http_status = 408
-    slug = "request-timeout"
-    easydl_code = 336001
-    easydl_msg = "Invalid Argument"
-    hint = "Send the whole request at once; header_timeout and body_timeout in config.yml bound how long it may take."
-
-
-class HeaderTooLarge(RequestError):
-    http_status = 431
-    slug = "header-too-large"
-    easydl_code = 336001
-    easydl_msg = "Invalid Argument"
-    hint = "The request head (line + headers) must be at most max_header_bytes (32 KB by default)."
-
-
 class ServiceUnavailable(VisionpackError):
     slug = "model-unavailable"
     easydl_code = 336100

@@ -39,7 +39,7 @@ from gunicorn.workers import base
 
 from .. import config as config_mod
 from ..access.guard import redact_target
-from ..errors import HeaderTooLarge, MalformedRequest, RequestTimeout, VisionpackError
+from ..errors import InvalidArgument, VisionpackError
 from . import envelopes as E
 from . import wsgi
 
@@ -249,7 +249,7 @@ class FrontWorker(base.Worker):
                 # h11 bounds only a head still incomplete; one that arrived in a single read
                 # is measured here.
                 if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > s.max_header_bytes:
-                    await self._send_error(conn, HeaderTooLarge(f"the request head is over {s.max_header_bytes} bytes"))
+                    await self._send_error(conn, _head_too_large(s.max_header_bytes), 431)
                     return False
                 return await self._handle(conn, event, started or time.monotonic())
             # h11 yields nothing else before a Request on a server connection
@@ -273,29 +273,32 @@ class FrontWorker(base.Worker):
 
     async def _timed_out(self, conn: _Conn, what: Optional[str]) -> None:
         if what is not None and conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            await self._send_error(conn, RequestTimeout(f"the request {what} did not arrive in time"))
+            await self._send_error(conn, InvalidArgument(f"the request {what} did not arrive in time"), 408)
         raise _Closed()
 
     async def _protocol_error(self, conn: _Conn, exc: h11.RemoteProtocolError) -> None:
         if conn.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         if exc.error_status_hint == 431:
-            err: VisionpackError = HeaderTooLarge(f"the request head is over {self.settings.max_header_bytes} bytes")
+            await self._send_error(conn, _head_too_large(self.settings.max_header_bytes), 431)
         else:
-            err = MalformedRequest("the request is not valid HTTP/1.1")
-        await self._send_error(conn, err, why=str(exc)[:80])
+            await self._send_error(conn, InvalidArgument("the request is not valid HTTP/1.1"), 400,
+                                   why=str(exc)[:80])
 
-    async def _send_error(self, conn: _Conn, err: VisionpackError, why: str = "") -> None:
-        """Answer a request the app never saw, readable by both dialects, then close."""
-        doc = E.front_error(err)
-        self.log.info("log_id=%s front: %s %s from %s%s", doc["log_id"], err.slug, err.detail, conn.peer[0],
+    async def _send_error(self, conn: _Conn, err: VisionpackError, status: int, why: str = "") -> None:
+        """Answer a request the app never saw, readable by both dialects, then close.
+
+        336001 (Invalid Argument) in the EasyDL fields; the HTTP status (400, 408, 431) says
+        which transport limit it was, as in PaddleX's ``errorCode``."""
+        doc = E.front_error(err, status=status)
+        self.log.info("log_id=%s front: %d %s from %s%s", doc["log_id"], status, err.detail, conn.peer[0],
                       f" ({why})" if why else "")
         body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]
         try:
             # Written by hand: our h11 state may be mid-parse and refuse to frame a response.
-            raw = (f"HTTP/1.1 {err.http_status} {_REASONS.get(err.http_status, 'Error')}\r\n".encode()
+            raw = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n".encode()
                    + b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n" + body)
             conn.writer.write(raw)
             await asyncio.wait_for(conn.writer.drain(), self.settings.body_timeout)
@@ -439,3 +442,7 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> Optional[int]:
             except ValueError:
                 return None
     return None
+
+
+def _head_too_large(limit: int) -> VisionpackError:
+    return InvalidArgument(f"the request head is over {limit} bytes")
