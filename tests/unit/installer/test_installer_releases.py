@@ -135,40 +135,34 @@ def test_hold_public_keeps_a_standby_worker_off_the_public_socket_until_the_flag
     public, probe = handover.bind_public("127.0.0.1", 0), handover.bind_probe()
     port = public.getsockname()[1]
 
-    class Queue:
-        def __init__(self):
-            self.calls = []
-
-        def defer(self, fn):
-            self.calls.append(fn)
-
     class Worker:
-        alive, _accepting, sockets, method_queue = True, True, [public, probe], Queue()
+        """What hold_public needs of api.front.FrontWorker: sockets, alive, add_listener."""
 
-        class poller:
-            registered = []
+        alive = True
 
-            @classmethod
-            def register(cls, s, _ev, _cb):
-                cls.registered.append(s)
+        def __init__(self):
+            self.sockets = [public, probe]
+            self.added = []
+            self.lock = threading.Lock()
 
-        def accept(self, _s):
-            pass
+        def add_listener(self, s):  # thread-safe in the real worker (call_soon_threadsafe)
+            with self.lock:
+                self.sockets.append(s)
+                self.added.append(s)
 
     w = Worker()
     flag = tmp_path / "serve-public"
     assert handover.hold_public(w, port, str(flag)) is True
     assert w.sockets == [probe]
     time.sleep(0.2)
-    assert w.method_queue.calls == []
+    assert w.added == []
     flag.write_text("1")
     deadline = time.monotonic() + 5
-    while not w.method_queue.calls and time.monotonic() < deadline:
+    while not w.added and time.monotonic() < deadline:
         time.sleep(0.01)
-    w.method_queue.calls[0]()  # what the worker's main thread does
-    assert w.sockets == [probe, public] and Worker.poller.registered == [public]
+    assert w.sockets == [probe, public] and w.added == [public]
     assert handover.hold_public(w, port, str(flag)) is False  # flag exists: not held
     assert handover.hold_public(w, port, None) is False
-    assert threading.active_count() >= 1
+    assert handover.hold_public(object(), port, str(tmp_path / "no-flag")) is False  # not our worker class
     public.close()
     probe.close()
