@@ -277,3 +277,31 @@ def test_each_event_is_logged_once_with_its_log_id_and_the_logs_rotate(server):
         if not path.name.endswith(".lock"):
             assert path.stat().st_size < SETTINGS["log_max_bytes"] + 4096, path
     assert (server.logs / "access.log").stat().st_size > 0
+
+
+def test_a_stopping_worker_finishes_the_request_it_is_reading(tmp_path, cat_body):
+    """SIGTERM (stop, upgrade, rollback) while a body is on its way: the request is still read
+    whole, answered, and the connection closed; only then does the worker exit."""
+    srv = Server(tmp_path)
+    try:
+        head = (f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(cat_body)}\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
+            # A first request on the connection proves the worker accepted it (not only the kernel).
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            s.sendall(head + cat_body[:1000])
+            time.sleep(0.3)  # usually the worker has the head by now; a stop lingers 2 s for it anyway
+            os.kill(srv.proc.pid, signal.SIGTERM)
+            time.sleep(0.5)  # the worker has been told to stop while the body is incomplete
+            s.sendall(cat_body[1000:])
+            raw = b""
+            while chunk := s.recv(65536):
+                raw += chunk
+        status, doc = json_answer(raw)
+        assert status == 200 and doc["results"][0]["name"] == "tiger cat"
+        assert b"connection: close" in raw.lower()
+        assert srv.proc.wait(timeout=60) == 0
+    finally:
+        if srv.proc.poll() is None:
+            srv.stop()
