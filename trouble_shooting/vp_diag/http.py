@@ -1,11 +1,18 @@
 """HTTP: /health, /ready, one real inference with a bundled image, and reachability on the
 host's own non-loopback addresses. Traffic goes only to this machine: loopback and the
-addresses its own interfaces carry (never another host)."""
+addresses its own interfaces carry (never another host).
+
+API keys (README "API keys"): the tool only reads, so it never creates one. With the default
+policies its loopback requests need none. Where the operator set ``ops`` or ``infer`` to ``key``,
+it sends ``$VISIONPACK_API_KEY`` if set; without it, /ready tells only ready / not ready (the
+check says so and how to see the reason) and the inference check is a WARN naming the command.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +24,13 @@ from .core import FAIL, PASS, SKIP, WARN, Context, Deploy, Result, deploy_group,
 GROUP = "http"
 ORDER = 60
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # an http_proxy must not see local probes
+API_KEY_ENV = "VISIONPACK_API_KEY"
+REFUSED = (110, 6)  # Baidu's codes for "no / bad key" and "key without the scope" (errors.py)
+
+
+def auth_headers(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    key = (os.environ if env is None else env).get(API_KEY_ENV, "").strip()
+    return {"X-API-Key": key} if key else {}
 
 
 def url(host: str, port: int, path: str) -> str:
@@ -24,10 +38,14 @@ def url(host: str, port: int, path: str) -> str:
     return f"http://[{h}]:{port}{path}" if ":" in h else f"http://{h}:{port}{path}"
 
 
-def fetch(u: str, body: Optional[dict] = None, timeout: float = 5.0) -> Tuple[Optional[int], Any, str]:
+def fetch(u: str, body: Optional[dict] = None, timeout: float = 5.0,
+          headers: Optional[Dict[str, str]] = None) -> Tuple[Optional[int], Any, str]:
     """(status, parsed JSON or None, error text); status None when nothing answered."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(u, data=data, headers={"Content-Type": "application/json"} if data else {})
+    hdrs = dict(headers or {})
+    if data:
+        hdrs["Content-Type"] = "application/json"
+    req = urllib.request.Request(u, data=data, headers=hdrs)
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
@@ -86,9 +104,16 @@ def health_check(ctx: Context, d: Deploy) -> Result:
 def ready_check(ctx: Context, d: Deploy) -> Result:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
     u = url(d.host, d.port, "/ready")
-    status, doc, err = fetch(u, timeout=10)
+    status, doc, err = fetch(u, timeout=10, headers=auth_headers())
+    summary = isinstance(doc, dict) and set(doc) == {"ready"}  # no ops rights: the verdict only
     if status == 200:
-        return Result(g, "ready", PASS, f"GET {u} -> 200", **kw)
+        return Result(g, "ready", PASS, f"GET {u} -> 200" + (" (readiness only: the ops policy hides the detail)"
+                                                           if summary else ""), **kw)
+    if summary:
+        return Result(g, "ready", FAIL, f"GET {u} -> {status}: not ready; the reason is shown only with ops rights",
+                      [f"{API_KEY_ENV}=<a key with the ops scope> bash trouble_shooting/trouble_shooting.sh",
+                       ctx.install_cmd(d.root, "apikey", "create", d.name, "--scope", "ops"),
+                       f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}"], data={"body": doc}, **kw)
     text = json.dumps(doc, ensure_ascii=False)[:300] if doc is not None else err
     if isinstance(doc, dict) and doc.get("reason"):
         # /ready names why (routes.ready): "license: expired" with the gate's detail, or a load error.
@@ -115,11 +140,19 @@ def inference_check(ctx: Context, d: Deploy) -> Result:
     u = url(d.host, d.port, route.format(deploy=d.name))
     body = {"image": base64.b64encode(sample.read_bytes()).decode(), **extra}
     t0 = time.monotonic()
-    status, doc, err = fetch(u, body, timeout=120)
+    status, doc, err = fetch(u, body, timeout=120, headers=auth_headers())
     ms = (time.monotonic() - t0) * 1000
     logs = f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}"
     if status is None or not isinstance(doc, dict):
         return Result(g, "inference", FAIL, f"POST {u} ({sample.name}) -> {status or err}", [logs], **kw)
+    if doc.get("error_code") in REFUSED:
+        # The infer policy wants a key (README "API keys"): not a fault of the service.
+        given = "the key in $" + API_KEY_ENV if auth_headers() else "no API key"
+        return Result(g, "inference", WARN, f"POST {u} ({sample.name}) refused with {given}: error_code "
+                      f"{doc['error_code']} {doc.get('error_msg')!r}; cannot check inference",
+                      [f"{API_KEY_ENV}=<a key with the infer scope> bash trouble_shooting/trouble_shooting.sh",
+                       ctx.install_cmd(d.root, "apikey", "create", d.name, "--scope", "infer"),
+                       ctx.install_cmd(d.root, "apikey", "list", d.name)], data={"answer": doc}, **kw)
     if "error_code" in doc:
         fix = [logs]
         if doc.get("error_code") == 337000:
