@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigInvalid
+from ..services import fields
 from .store import Changes
 
 INDEX_TYPES = ("Flat", "IVF", "HNSW32")
@@ -32,6 +33,7 @@ REBUILD_DEAD_FRACTION = 0.2
 REBUILD_DEAD_MIN = 256
 IVF_RETRAIN_GROWTH = 4
 IVF_TRAIN_POINTS = 64
+C_INT_MAX = 2**31 - 1
 
 
 def ivf_lists(n: int) -> int:
@@ -66,9 +68,11 @@ class IndexParams:
         if self.metric not in METRICS:
             raise ConfigInvalid(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         for name in ("hnsw_ef_search", "hnsw_ef_construction", "ivf_nprobe"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigInvalid(f"{name} must be a positive integer, got {v!r}")
+            value = getattr(self, name)
+            if value is None:
+                raise ConfigInvalid(f"'{name}' must be an integer in [1, {C_INT_MAX}], got null")
+            # Normalised to int (3.0 -> 3): faiss takes these as C ints.
+            object.__setattr__(self, name, fields.integer({name: value}, name, None, lo=1, hi=C_INT_MAX, err=ConfigInvalid))
 
     def better(self, a: float, b: float) -> bool:
         """True when score ``a`` is a closer match than ``b`` (IP: larger; L2: smaller)."""
