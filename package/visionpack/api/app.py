@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from .. import config as config_mod
 from ..errors import ImageSizeInvalid, InternalError, InvalidArgument, VisionpackError
 from ..services.fields import preview
-from . import envelopes as E
 from .metrics import Metrics
 from .routes import ENVELOPE_SLACK, Runtime, error_answer, ops_blueprint
 
