@@ -53,16 +53,16 @@ def parse_options(raw: Any, visualize_default: bool) -> Options:
     unknown = sorted(set(opts) - set(Options.__dataclass_fields__))
     if unknown:
         raise ConfigInvalid(f"options: unknown key(s) {', '.join(unknown)} for the keypoint service")
-    cfg = {"err": ConfigInvalid}
-    thr = fields.number(opts, "det_threshold", 0.0, 1.0, name="options.det_threshold", **cfg)
-    flags = {key: fields.boolean(opts, key, None, name=f"options.{key}", **cfg)
+    bad = ConfigInvalid
+    thr = fields.number(opts, "det_threshold", 0.0, 1.0, err=bad, name="options.det_threshold")
+    flags = {key: fields.boolean(opts, key, None, err=bad, name=f"options.{key}")
              for key in ("flip", "visualize_paddlex", "visualize_easydl")}
     return Options(
         det_threshold=thr,
         flip=bool(flags["flip"]),
         visualize_paddlex=visualize_default if flags["visualize_paddlex"] is None else flags["visualize_paddlex"],
         visualize_easydl=bool(flags["visualize_easydl"]),
-        kpt_batch=fields.integer(opts, "kpt_batch", DEFAULT_KPT_BATCH, lo=1, name="options.kpt_batch", **cfg),
+        kpt_batch=fields.integer(opts, "kpt_batch", DEFAULT_KPT_BATCH, lo=1, err=bad, name="options.kpt_batch"),
     )
 
 
