@@ -130,9 +130,11 @@ def service(tmp_path_factory):
         yield {"root": root, "port": port, "data": root / DEPLOY / "data", "logs": root / DEPLOY / "logs",
                "run": root / DEPLOY / "run"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(60)
+        except ProcessLookupError:  # it failed to boot: the assertion above says why
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
 
