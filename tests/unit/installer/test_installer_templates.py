@@ -22,9 +22,17 @@ def test_gunicorn_conf_takes_everything_from_config(tmp_path, monkeypatch):
     monkeypatch.setenv("VISIONPACK_CONFIG", str(path))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.setenv(name, "99")
-    ns = runpy.run_path(str(REPO / "start" / "gunicorn_conf.py"))
+    before = os.umask(0o022)
+    try:
+        ns = runpy.run_path(str(REPO / "start" / "gunicorn_conf.py"))
+        # Set in the master as the file is read, before gunicorn opens its log files.
+        assert os.umask(0o022) == 0o027 == ns["umask"]
+    finally:
+        os.umask(before)
     assert ns["bind"] == ["127.0.0.1:9123"]
-    assert (ns["workers"], ns["worker_class"], ns["threads"]) == (2, "gthread", 6)
+    assert (ns["workers"], ns["worker_class"], ns["threads"]) == (2, "visionpack.api.front.FrontWorker", 6)
+    assert (ns["keepalive"], ns["worker_connections"]) == (cfg.keepalive_timeout, cfg.max_connections)
+    assert ns["capture_output"] is False  # logs are ours, rotated (visionpack.logs)
     assert (ns["timeout"], ns["graceful_timeout"], ns["preload_app"]) == (70, 9, False)
     assert ns["pidfile"] == str(tmp_path / "run" / "gunicorn.pid")
     assert ns["errorlog"] == str(tmp_path / "logs" / "error.log")
