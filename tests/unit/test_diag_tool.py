@@ -39,7 +39,8 @@ def test_syntax_fits_python_3_8():
 
 def test_registry_finds_each_group_and_a_new_module_by_itself(tmp_path):
     groups = {m.GROUP for m in registry.modules()}
-    assert groups == {"host", "license", "deploys", "releases", "docker", "processes", "ports", "http", "logs", "models", "deps"}
+    assert groups == {"host", "license", "deploys", "releases", "docker", "processes", "ports", "http", "logs", "models", "deps",
+                      "privileges"}
     copy = tmp_path / "ts"
     shutil.copytree(TS / "vp_diag", copy / "vp_diag")
     (copy / "vp_diag" / "gpu.py").write_text(

@@ -285,6 +285,11 @@ def main(argv: Optional[Sequence[str]] = None, *, package_dir: Optional[Path] = 
          env: Optional[dict] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
+    if os.geteuid() == 0:
+        # Root's code, venv and config must be readable by the service user whatever umask the
+        # operator's shell has (077 is common on hardened servers); what must stay private is
+        # given its mode explicitly (installer/filemodes.py).
+        os.umask(0o022)
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
