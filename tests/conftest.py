@@ -25,7 +25,9 @@ def pytest_configure(config):
     starts on the machine, which would cut a running service off its files mid-test."""
     if config.option.basetemp:
         return
-    parent = Path(tempfile.gettempdir()) / f"visionpack-pytest-of-{os.geteuid()}"
+    # Short on purpose: pip falls back to a '#!/bin/sh' exec trick when a venv path makes the
+    # shebang longer than 127 bytes, and runtime builds live a few levels below a test's tmp_path.
+    parent = Path(tempfile.gettempdir()) / f"vp-{os.geteuid()}"
     try:
         parent.mkdir(mode=0o755, exist_ok=True)
         st = os.lstat(parent)
@@ -35,7 +37,7 @@ def pytest_configure(config):
         for old in parent.iterdir():  # sessions of more than a day ago (pytest keeps the last 3)
             if time.time() - os.lstat(old).st_mtime > 86400:
                 shutil.rmtree(old, ignore_errors=True)
-        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-", dir=parent)
+        config.option.basetemp = tempfile.mkdtemp(prefix="p", dir=parent)
     except OSError:
         return
 
