@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
+    work.chmod(0o711)  # a root install runs the services as 'visionpack', which must enter the root
     root = a.root or work / "root"
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
