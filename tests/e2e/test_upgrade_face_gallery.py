@@ -54,6 +54,12 @@ def recognise(port: int) -> list[str]:
     return [r["label"] for f in body["result"]["faces"] for r in f["recResults"]]
 
 
+def open_to_others(root: Path) -> list[str]:
+    """Files of the gallery (faces, crops, vectors) and logs other local users could open (issue 14 item 4)."""
+    return [f"{p} {p.stat().st_mode & 0o777:o}" for sub in ("data", "logs") for p in (root / DEPLOY / sub).rglob("*")
+            if not p.is_symlink() and p.stat().st_mode & 0o007]
+
+
 def test_gallery_survives_upgrade_and_rollback_and_follows_the_feature_model(tmp_path, shared_runtime):
     bu = bench_upgrade()
     root = new_root(tmp_path, shared_runtime)
@@ -66,6 +72,7 @@ def test_gallery_survives_upgrade_and_rollback_and_follows_the_feature_model(tmp
                                 capture_output=True, text=True, timeout=300)
         assert seeded.returncode == 0, seeded.stdout + seeded.stderr
         assert "Barack_Obama" in recognise(port)
+        assert open_to_others(root) == []
         before = models_in_gallery(root)
         assert len(before) == 1 and sum(before.values()) >= 1, before
         (old_model,) = before
@@ -91,6 +98,7 @@ def test_gallery_survives_upgrade_and_rollback_and_follows_the_feature_model(tmp
         back = models_in_gallery(root)
         assert back == {old_model: sum(before.values())}, back
         assert "Barack_Obama" in recognise(port)
+        assert open_to_others(root) == []
     finally:
         bu.installer(REPO, root, "stop", DEPLOY)
         kill_leftovers(root)
