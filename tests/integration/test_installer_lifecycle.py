@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -128,6 +129,10 @@ def test_start_script_runs_the_same_service_by_hand(source_tree, root):
             break
         time.sleep(0.3)
     assert st["state"] == "running" and st["ready"] is True
+    # Started by root, it runs as the service user, like 'install.py start' (issue 14 item 4).
+    uid = next(line.split()[1] for line in Path(f"/proc/{st['pid']}/status").read_text().splitlines()
+               if line.startswith("Uid:"))
+    assert int(uid) == pwd.getpwnam("visionpack").pw_uid
     # The installer manages a hand-started service like its own.
     assert run_installer(source_tree, root, "stop", DEPLOY).returncode == 0
     assert not alive(st["pid"])
