@@ -39,6 +39,7 @@ def old_deploy(tmp_path: Path) -> tuple[Root, Path]:
     for sub in ("data/crops", "logs", "run/1.0.0", "releases/1.0.0/package"):
         (d / sub).mkdir(parents=True)
     (d / "state.json").write_text("{}")
+    os.chmod(d / "state.json", 0o644)  # modes set here, never left to this process's umask
     (d / "data" / "gallery.db").write_text("faces")
     (d / "data" / "crops" / "1.jpg").write_text("crop")
     (d / "logs" / "error.log").write_text("Traceback")

@@ -108,6 +108,7 @@ def test_blocked_names_the_first_directory_the_user_cannot_enter(tmp_path):
         if not os.stat(d).st_mode & 0o001:
             pytest.fail(f"{d} must be traversable for this test (tests/conftest.py makes tmp_path so)")
     os.chmod(outer, 0o700)
+    os.chmod(inner, 0o755)  # not left to the umask: other tests may have changed this process's
     os.chmod(target, 0o644)
     stranger = (54321, 54321)
     assert serviceuser.blocked(target, stranger) == outer
