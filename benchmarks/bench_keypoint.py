@@ -123,7 +123,7 @@ ONEDNN_OPS = {"conv2d", "depthwise_conv2d", "batch_norm", "relu", "elementwise_a
 
 
 class WhitelistEngine:
-    """NOT the product's engine: what runtime/engine.py would give with oneDNN limited to an op
+    """NOT the product's engine: what inference/engine.py would give with oneDNN limited to an op
     whitelist (``Config.set_mkldnn_op``). Paddle 3.3.1 cannot run ``nearest_interp`` (float64-array
     attribute) under oneDNN in PIR graphs; keeping that op on the native kernel lets the
     convolutions run on oneDNN, where a batch is computed as a batch. Benchmark-only."""
@@ -225,7 +225,7 @@ def main() -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
 
     from visionpack.config import ServiceConfig
-    from visionpack.runtime.det_postprocess import DetBox
+    from visionpack.inference.det_postprocess import DetBox
     from visionpack.services import paddle_engine_factory
     from visionpack.services.keypoint import KptRequest, build
 

@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from visionpack import config as config_mod
     from visionpack.imaging import ImageLimits, decode
-    from visionpack.runtime import cls_transforms as T
-    from visionpack.runtime.bundle import load_bundle
-    from visionpack.runtime.engine import Engine, paddle_version
+    from visionpack.inference import cls_transforms as T
+    from visionpack.inference.bundle import load_bundle
+    from visionpack.inference.engine import Engine, paddle_version
     from visionpack.services.classification import ClassificationService
 
     jpg = Path(a.jpeg).read_bytes()

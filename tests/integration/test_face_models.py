@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from visionpack.config import ServiceConfig
-from visionpack.runtime import face_align as FA
+from visionpack.inference import face_align as FA
 from visionpack.services import paddle_engine_factory
 from visionpack.services.face import FaceService
 

@@ -229,7 +229,7 @@ def test_engine_inputs_are_matched_by_name(toy):
 
 def test_one_batch_equals_one_crop_at_a_time(toy):
     """Batching the keypoint model changes nothing but speed (PaddleX runs one crop per call)."""
-    from visionpack.runtime import kpt_transforms as KT
+    from visionpack.inference import kpt_transforms as KT
     from visionpack.services import paddle_engine_factory
     from visionpack.services.keypoint import build
 

@@ -27,7 +27,7 @@ import pytest
 
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
-from visionpack.runtime.bundle import load_bundle
+from visionpack.inference.bundle import load_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "models" / "efficientnet_lite0_imagenet"
@@ -180,7 +180,7 @@ def test_our_paddlex_dialect_validates_against_paddlex_serving_schema(theirs):
 
 
 def test_photos_batched_together_get_the_answers_they_get_alone(bundle, photos, ours, tmp_path):
-    """Opportunistic batching (runtime/batching.py) on the real engine changes no answer."""
+    """Opportunistic batching (inference/batching.py) on the real engine changes no answer."""
     import threading
     import time
 

@@ -197,7 +197,7 @@ def test_heatmap_decoding_equals_paddlex_on_hard_maps(paddlex_python, tmp_path):
                           capture_output=True, text=True, env=paddlex_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = json.loads(proc.stdout.split("RESULT ", 1)[1])
-    from visionpack.runtime.kpt_transforms import decode
+    from visionpack.inference.kpt_transforms import decode
 
     for dark in (True, False):
         kpts, scores = decode(hm, centers, scales, use_dark=dark)
@@ -247,7 +247,7 @@ DET_PRES = [
 
 def test_detector_preprocessing_equals_paddlex(paddlex_python, tmp_path):
     """Our feeds vs PaddleX's own Preprocess ops for each op type, on an odd-sized image."""
-    from visionpack.runtime.det_transforms import DetPreprocessor
+    from visionpack.inference.det_transforms import DetPreprocessor
 
     rng = np.random.default_rng(5)
     img = cv2.GaussianBlur(rng.integers(0, 256, (333, 517, 3), dtype=np.uint8), (5, 5), 0)

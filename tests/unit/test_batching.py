@@ -1,4 +1,4 @@
-"""Opportunistic batching (runtime/batching.py): what queues while the engine is busy runs together."""
+"""Opportunistic batching (inference/batching.py): what queues while the engine is busy runs together."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from visionpack.runtime.batching import Batcher
+from visionpack.inference.batching import Batcher
 
 
 class GatedRun:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ModelInvalid
-from visionpack.runtime import cls_transforms as T
+from visionpack.inference import cls_transforms as T
 
 CFG = {
     "PreProcess": {"transform_ops": [

@@ -1,4 +1,4 @@
-"""PaddleX detection pre/post-processing on hand-computed cases (runtime/det_transforms, det_postprocess)."""
+"""PaddleX detection pre/post-processing on hand-computed cases (inference/det_transforms, det_postprocess)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ModelInvalid
-from visionpack.runtime import det_postprocess as DP
-from visionpack.runtime.det_transforms import DetPreprocessor, build_ops, normalize_params, window_affine
+from visionpack.inference import det_postprocess as DP
+from visionpack.inference.det_transforms import DetPreprocessor, build_ops, normalize_params, window_affine
 
 NORM = {"type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "is_scale": True}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ModelInvalid
-from visionpack.runtime import face_align as FA
+from visionpack.inference import face_align as FA
 
 
 def similarity(scale, angle_deg, tx, ty):

@@ -1,4 +1,4 @@
-"""PaddleX face-feature contract (runtime/feature.py) and the face service's model-level errors."""
+"""PaddleX face-feature contract (inference/feature.py) and the face service's model-level errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 import face_fakes as F
 from visionpack.api.app import create_app
 from visionpack.errors import ModelInvalid
-from visionpack.runtime import feature as FT
+from visionpack.inference import feature as FT
 
 
 def spec(ops, post=None):

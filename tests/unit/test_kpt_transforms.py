@@ -1,4 +1,4 @@
-"""Top-down keypoint pre/post-processing (runtime/kpt_transforms) and skeleton drawing (runtime/visualize)."""
+"""Top-down keypoint pre/post-processing (inference/kpt_transforms) and skeleton drawing (inference/visualize)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ModelInvalid
-from visionpack.runtime import kpt_transforms as KT
-from visionpack.runtime.det_transforms import window_affine
-from visionpack.runtime.visualize import COCO_EDGES, PALETTE_RGB, draw_skeletons, skeleton_jpeg_b64
+from visionpack.inference import kpt_transforms as KT
+from visionpack.inference.det_transforms import window_affine
+from visionpack.inference.visualize import COCO_EDGES, PALETTE_RGB, draw_skeletons, skeleton_jpeg_b64
 
 NORM = {"type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "is_scale": True}
 YML = {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, NORM, {"type": "Permute"}]}

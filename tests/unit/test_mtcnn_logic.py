@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ModelInvalid
-from visionpack.runtime import mtcnn as M
+from visionpack.inference import mtcnn as M
 
 
 def test_pyramid_scales_follow_min_size_and_factor():

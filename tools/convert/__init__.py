@@ -1,1 +1,1 @@
-"""Build-time model converters (may import paddle; never imported by the runtime package)."""
+"""Build-time model converters (may import paddle; never imported by the visionpack package)."""

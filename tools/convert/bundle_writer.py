@@ -62,7 +62,7 @@ def save_inference_model(layer: Any, input_specs: Sequence[Any], out_dir: str | 
     The layer's ``forward`` must spell its first parameter ``self``: dy2st rewrites the source
     and looks the bound instance up under that name.
     """
-    import paddle  # build-time only; never imported by the runtime package
+    import paddle  # build-time only; never imported by the visionpack package
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

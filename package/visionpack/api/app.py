@@ -18,7 +18,7 @@ from .. import config as config_mod
 from ..errors import ImageSizeInvalid, InternalError, InvalidArgument, VisionpackError
 from ..services.fields import preview
 from .metrics import Metrics
-from .routes import ENVELOPE_SLACK, Runtime, error_answer, ops_blueprint
+from .routes import ENVELOPE_SLACK, WorkerState, error_answer, ops_blueprint
 
 
 def create_app(
@@ -48,7 +48,7 @@ def create_app(
     app.json.ensure_ascii = False  # EasyDL error messages and labels may be Chinese
     app.json.sort_keys = False
     metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
-    app.extensions["visionpack"] = Runtime(cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None)))
+    app.extensions["visionpack"] = WorkerState(cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None)))
     app.register_blueprint(ops_blueprint())
     # One routes module per service (api/routes_<service>.py), imported only when served.
     routes = importlib.import_module(f"{__package__}.routes_{cfg.service}")

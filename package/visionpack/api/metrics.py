@@ -21,7 +21,7 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 class Metrics:
     def __init__(self, directory: str | os.PathLike[str] | None = None, batcher: Any = None) -> None:
         self._lock = threading.Lock()
-        # The service's runtime/batching.Batcher, if it batches: its counters are published too.
+        # The service's inference/batching.Batcher, if it batches: its counters are published too.
         self.batcher = batcher
         self.requests: dict[tuple[str, str], int] = {}
         self.hist: dict[str, list[float]] = {}  # route -> bucket counts + [sum, count]

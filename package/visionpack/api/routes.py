@@ -36,7 +36,7 @@ log = logging.getLogger("visionpack.api")
 ENVELOPE_SLACK = 64 * 1024
 
 
-class Runtime:
+class WorkerState:
     """Per-worker state the routes share: service, gate, limiter, metrics."""
 
     def __init__(self, cfg: Any, service: Any, gate: Any, metrics: Any) -> None:
@@ -49,7 +49,7 @@ class Runtime:
         self.ready_error: str | None = None
 
 
-def rt() -> Runtime:
+def worker() -> WorkerState:
     return current_app.extensions["visionpack"]
 
 
@@ -95,7 +95,7 @@ def error_answer(err: VisionpackError, status: int | None, exc_info: Any = None)
 
 
 def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tuple[Response, int]:
-    r = rt()
+    r = worker()
     log_id: Any = E.easydl_log_id() if dialect == "easydl" else E.paddlex_log_id()
     started = time.perf_counter()
     r.metrics.start()
@@ -149,7 +149,7 @@ def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: 
     return E.paddlex_error(log_id, err)
 
 
-def _ops_allowed(r: Runtime) -> bool:
+def _ops_allowed(r: WorkerState) -> bool:
     try:
         access.authorize_request(r.access, OPS)
     except (AccessTokenInvalid, NoPermission):
@@ -167,7 +167,7 @@ def ops_blueprint() -> Blueprint:
 
     @bp.get("/ready")
     def ready():
-        r = rt()
+        r = worker()
         info: dict[str, Any] = {
             "deploy": r.cfg.deploy,
             "service": r.cfg.service,
@@ -194,7 +194,7 @@ def ops_blueprint() -> Blueprint:
 
     @bp.get("/metrics")
     def metrics():
-        r = rt()
+        r = worker()
         try:
             access.authorize_request(r.access, OPS)
         except (AccessTokenInvalid, NoPermission) as err:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .routes import handle, rt
+from .routes import handle, worker
 
 
 def blueprint(deploy: str) -> Blueprint:
@@ -12,12 +12,12 @@ def blueprint(deploy: str) -> Blueprint:
 
     @bp.post(f"/{deploy}/ImageClassification")
     def easydl_classify():
-        s = rt().service
+        s = worker().service
         return handle("easydl_classify", "easydl", s.decode_easydl, s.encode_easydl)
 
     @bp.post("/image-classification")
     def paddlex_classify():
-        s = rt().service
+        s = worker().service
         return handle("paddlex_classify", "paddlex", s.decode_paddlex, s.encode_paddlex)
 
     return bp

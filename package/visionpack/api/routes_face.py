@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .routes import handle, rt
+from .routes import handle, worker
 
 # (route name, dialect, path, operation)
 ROUTES = (
@@ -27,7 +27,7 @@ ROUTES = (
 
 def _view(name: str, dialect: str, op: str):
     def view():
-        s = rt().service
+        s = worker().service
         return handle(name, dialect, getattr(s, f"decode_{dialect}_{op}"), getattr(s, f"encode_{dialect}_{op}"))
 
     view.__name__ = name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .routes import handle, rt
+from .routes import handle, worker
 
 
 def blueprint(deploy: str) -> Blueprint:
@@ -12,12 +12,12 @@ def blueprint(deploy: str) -> Blueprint:
 
     @bp.post(f"/{deploy}/HumanKeypointDetection")
     def easydl_keypoint():
-        s = rt().service
+        s = worker().service
         return handle("easydl_keypoint", "easydl", s.decode_easydl, s.encode_easydl)
 
     @bp.post("/human-keypoint-detection")
     def paddlex_keypoint():
-        s = rt().service
+        s = worker().service
         return handle("paddlex_keypoint", "paddlex", s.decode_paddlex, s.encode_paddlex)
 
     return bp

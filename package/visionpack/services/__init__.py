@@ -7,12 +7,12 @@ from typing import Any
 
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid
-from ..runtime.bundle import Bundle
+from ..inference.bundle import Bundle
 
 
 def paddle_engine_factory(bundle: Bundle, cfg: ServiceConfig) -> Any:
     """Create the real Paddle predictor (imported lazily: only workers pay for paddle)."""
-    from ..runtime.engine import Engine
+    from ..inference.engine import Engine
 
     onednn = bundle.onednn_default if cfg.onednn is None else cfg.onednn
     return Engine(

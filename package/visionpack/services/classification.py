@@ -15,9 +15,9 @@ import numpy as np
 from ..config import ServiceConfig
 from ..errors import InvalidArgument
 from ..imaging import ImageLimits
-from ..runtime import cls_transforms as T
-from ..runtime.batching import Batcher
-from ..runtime.bundle import Bundle, load_bundle
+from ..inference import cls_transforms as T
+from ..inference.batching import Batcher
+from ..inference.bundle import Bundle, load_bundle
 from . import fields
 
 EngineFactory = Callable[[Bundle, ServiceConfig], Any]

@@ -30,12 +30,12 @@ from ..fsutil import sha256_file
 from ..gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
 from ..gallery.index import faiss_module
 from ..imaging import ImageLimits
-from ..runtime import det_postprocess as DP
-from ..runtime import face_align as FA
-from ..runtime import feature as FT
-from ..runtime import mtcnn as M
-from ..runtime.bundle import Bundle, load_bundle
-from ..runtime.det_transforms import DetPreprocessor
+from ..inference import det_postprocess as DP
+from ..inference import face_align as FA
+from ..inference import feature as FT
+from ..inference import mtcnn as M
+from ..inference.bundle import Bundle, load_bundle
+from ..inference.det_transforms import DetPreprocessor
 from . import fields
 from .face_api import FaceCodec
 

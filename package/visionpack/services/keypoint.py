@@ -22,11 +22,11 @@ import numpy as np
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid, ModelInvalid
 from ..imaging import ImageLimits
-from ..runtime import det_postprocess as DP
-from ..runtime import kpt_transforms as KT
-from ..runtime.bundle import Bundle, load_bundle
-from ..runtime.det_transforms import DetPreprocessor
-from ..runtime.visualize import skeleton_jpeg_b64
+from ..inference import det_postprocess as DP
+from ..inference import kpt_transforms as KT
+from ..inference.bundle import Bundle, load_bundle
+from ..inference.det_transforms import DetPreprocessor
+from ..inference.visualize import skeleton_jpeg_b64
 from . import fields
 
 EngineFactory = Callable[[Bundle, ServiceConfig], Any]

@@ -1,4 +1,4 @@
-"""The Paddle seam: the only module of the runtime that imports ``paddle``.
+"""The Paddle seam: the only module of visionpack that imports ``paddle``.
 
 An :class:`Engine` wraps one Paddle Inference predictor. Predictors are not thread-safe, so
 an engine must be used by one thread at a time (the services hold a lock around ``run``);
