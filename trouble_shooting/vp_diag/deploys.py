@@ -108,7 +108,7 @@ def runtime_check(ctx: Context, d: Deploy) -> Result:
 
 def rebuild_runtime(ctx: Context, d: Deploy, rt: Path) -> list:
     # The installer rebuilds a runtime whose bin/python or bin/gunicorn is missing when a release
-    # is built (runtime_env.is_complete), so moving the damaged venv aside and reinstalling repairs it;
+    # is built (venvs.is_complete), so moving the damaged venv aside and reinstalling repairs it;
     # remove keeps data/ and logs/.
     again = ["install", d.name, "--host", d.host, "--port", str(d.port)]
     workers = (d.state or {}).get("workers")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List
 
 from . import deploys as deploys_mod
-from . import runtime
+from . import venv_exec
 from .core import FAIL, PASS, Context, Deploy, Result, deploy_group, quote
 
 GROUP = "deps"
@@ -38,7 +38,7 @@ def deps_check(ctx: Context, d: Deploy) -> Result:
     rt = d.runtime
     assert rt is not None and d.release is not None
     mods = modules_for(d.service)
-    res, err = runtime.run(rt / "bin" / "python", d.release / "package", CODE, mods, timeout=TIMEOUT)
+    res, err = venv_exec.run(rt / "bin" / "python", d.release / "package", CODE, mods, timeout=TIMEOUT)
     fix = deploys_mod.rebuild_runtime(ctx, d, rt)
     if not isinstance(res, dict):
         return Result(g, "python-deps", FAIL, f"runtime broken: {err}", fix, **kw)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from . import licfile, runtime
+from . import licfile, venv_exec
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, quote
 
 GROUP = "license"
@@ -196,7 +196,7 @@ def signature(ctx: Context, root: Path, g: str, deploys: List[Deploy], explained
         return [Result(g, "signature", WARN, "license signature not checked (runtime unavailable)",
                        [ctx.install_cmd(root, "fingerprint", "--diff", str(root / "licenses" / "license.lic"))])]
     specs = [[d.name, d.service] for d in deploys if d.state and d.service]
-    res, err = runtime.run(rt[0], rt[1], CODE, [str(root / "licenses"), json.dumps(specs)], timeout=60)
+    res, err = venv_exec.run(rt[0], rt[1], CODE, [str(root / "licenses"), json.dumps(specs)], timeout=60)
     if not isinstance(res, dict):
         return [Result(g, "signature", WARN, f"license signature not checked (runtime unavailable: {err})",
                        [f"{quote(rt[0])} -c 'import cryptography'"])]

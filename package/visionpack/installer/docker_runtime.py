@@ -37,7 +37,7 @@ from . import filemodes, serviceuser
 from .layout import DeployPaths
 from .handover import STANDBY_REQUEST
 from .procs import get_ready, probe_host
-from .runtime_env import tail
+from .venvs import tail
 
 UID = GID = serviceuser.UID  # the image's "visionpack" user (tools/image/image.py)
 SERVE = "/usr/local/bin/visionpack-serve"

@@ -257,7 +257,7 @@ def check_models(source: Source, bundles: Sequence[str]) -> Check:
 
 def check_service_user(root: Path, python: str = sys.executable) -> Check:
     """As root the services run as the user ``visionpack``: it must reach the root and a Python."""
-    from . import runtime_env, serviceuser
+    from . import serviceuser, venvs
 
     if not serviceuser.is_root():
         return Check("service-user", True, f"services run as {serviceuser.name_of(None)} (install.py is not run "
@@ -269,7 +269,7 @@ def check_service_user(root: Path, python: str = sys.executable) -> Check:
         return Check("service-user", False, serviceuser.explain(root, where, ids),
                      f"chmod o+x {where}, or choose a root every user can enter with --root DIR")
     try:
-        chosen = runtime_env.service_python(python, say=lambda _msg: None)
+        chosen = venvs.service_python(python, say=lambda _msg: None)
     except EnvironmentCheckFailed as exc:
         return Check("service-user", False, exc.detail,
                      "Run install.py with a Python the service user can run, e.g. /usr/bin/python3")

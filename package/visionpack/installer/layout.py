@@ -20,10 +20,10 @@ from typing import Mapping, Optional
 
 DEFAULT_ROOT = "/opt/visionpack"
 ROOT_ENV = "VISIONPACK_ROOT"
-RUNTIME_DIR = ".runtime"
+VENVS_DIR = ".runtime"  # the runtime venvs (venvs.py); the name predates the module's
 LICENSES_DIR = "licenses"
 # Names under <ROOT> that are never deploys.
-RESERVED = {RUNTIME_DIR, LICENSES_DIR}
+RESERVED = {VENVS_DIR, LICENSES_DIR}
 
 
 def resolve_root(arg: Optional[str], env: Optional[Mapping[str, str]] = None) -> Path:
@@ -39,15 +39,15 @@ class Root:
     path: Path
 
     @property
-    def runtime_base(self) -> Path:
-        return self.path / RUNTIME_DIR
+    def venv_base(self) -> Path:
+        return self.path / VENVS_DIR
 
-    def runtime(self, key: str) -> Path:
-        return self.runtime_base / key
+    def venv(self, key: str) -> Path:
+        return self.venv_base / key
 
     @property
-    def runtime_log(self) -> Path:
-        return self.runtime_base / "install.log"
+    def venv_log(self) -> Path:
+        return self.venv_base / "install.log"
 
     @property
     def licenses(self) -> Path:

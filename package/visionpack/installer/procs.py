@@ -23,7 +23,7 @@ from ..errors import StartFailed, StopFailed
 from . import filemodes, serviceuser
 from .journal import checkpoint
 from .layout import DeployPaths
-from .runtime_env import tail
+from .venvs import tail
 
 PROC = Path("/proc")
 APP = "visionpack.api.app:create_app()"

@@ -30,7 +30,7 @@ from ..access import probe
 from ..access.scopes import INFER
 from ..errors import PortInUse, StartFailed, VisionpackError
 from ..fsutil import atomic_symlink, atomic_write
-from . import handover, health, journal, procs, releases, runtime_gc
+from . import handover, health, journal, procs, releases, venv_gc
 from .context import Context
 from .layout import DeployPaths
 from .licensecheck import check_license
@@ -250,7 +250,7 @@ def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, res
     journal.begin(paths, state, op, "prune")
     result["pruned"] = releases.prune(paths, state, ctx.say)
     releases.sweep_orphans(paths, state, ctx.say)
-    result["runtimes_removed"] = runtime_gc.collect_safely(ctx.root, ctx.say)
+    result["runtimes_removed"] = venv_gc.collect_safely(ctx.root, ctx.say)
     journal.clear(paths, state)
     return result
 

@@ -7,7 +7,7 @@ only go when no release of any deploy points at it. Each package upgrade with a 
 Safety rules, in order of importance:
 - Unsure means keep: if any release directory of the root has no readable ``release.json``, we
   cannot know what it needs, and nothing is removed.
-- A runtime used in the last ``GRACE_S`` seconds is kept: ``runtime_env.ensure`` touches the venv
+- A runtime used in the last ``GRACE_S`` seconds is kept: ``venvs.ensure`` touches the venv
   it returns, and an install that has ensured a venv but not yet written its ``release.json``
   must not lose it to a concurrent upgrade of another deploy.
 - A ``.runtime`` that is a symlink is shared with other roots and never collected.
@@ -53,7 +53,7 @@ def referenced(root: Root) -> Optional[set[Path]]:
 def collect(root: Root, *, now: Optional[float] = None, grace_s: float = GRACE_S,
             say: Callable[[str], None] = print) -> list[str]:
     """Remove unreferenced runtimes; returns the keys removed."""
-    base = root.runtime_base
+    base = root.venv_base
     if not base.is_dir() or base.is_symlink():
         # A linked .runtime is shared with other roots whose releases we cannot see from here.
         return []

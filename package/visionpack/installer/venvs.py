@@ -1,4 +1,4 @@
-"""The runtime venv: built offline from the package's wheelhouse, shared per lock file.
+"""The runtime venvs: each built offline from a package's wheelhouse, shared per lock file.
 
 A venv is built in ``.runtime/.build-<key>-<pid>`` and renamed to ``.runtime/<key>`` only when
 pip has finished, so a killed build never leaves a directory that looks usable. pip writes
@@ -87,22 +87,22 @@ def ensure(root: Root, source: Source, python: str = sys.executable,
     """Path of a complete runtime venv for ``source``'s lock, building it if needed.
 
     As root the venv must be one the service user can run: one that an older installer built
-    from an interpreter it cannot reach is left to the releases using it (runtime_gc removes
+    from an interpreter it cannot reach is left to the releases using it (venv_gc removes
     it with them) and a sibling ``<key>-<tag>`` is built from a reachable interpreter.
     """
     key = source.lock_key()
-    final = root.runtime(key)
+    final = root.venv(key)
     ids = serviceuser.lookup()
     if is_complete(final) and (ids is None or runnable_by_service(python_of(final), ids) is None):
         return _touched(final)
     python = service_python(python, say)
     if is_complete(final):
-        final = root.runtime(f"{key}-{_tag(python)}")
+        final = root.venv(f"{key}-{_tag(python)}")
         if is_complete(final):
             return _touched(final)
-    root.runtime_base.mkdir(parents=True, exist_ok=True)
+    root.venv_base.mkdir(parents=True, exist_ok=True)
     # Deploys installing at once share the venv, so the build itself is serialised root-wide.
-    fd = os.open(root.runtime_base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(root.venv_base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if is_complete(final):
@@ -110,18 +110,18 @@ def ensure(root: Root, source: Source, python: str = sys.executable,
         _sweep(root)
         if final.exists():  # damaged by hand: rebuild rather than trust it
             shutil.rmtree(final)
-        build = root.runtime_base / f"{BUILD_PREFIX}{key}-{os.getpid()}"
+        build = root.venv_base / f"{BUILD_PREFIX}{key}-{os.getpid()}"
         say(f"building runtime {final} from {source.wheels} (offline, this takes a minute)")
         started = time.monotonic()
         try:
-            _build(build, source, python, root.runtime_log)
+            _build(build, source, python, root.venv_log)
             _relocate(build, final)
             os.rename(build, final)
         except BaseException:
             # A failed build leaves nothing; only SIGKILL can skip this, and _sweep covers that.
             shutil.rmtree(build, ignore_errors=True)
             raise
-        fsync_dir(root.runtime_base)
+        fsync_dir(root.venv_base)
         say(f"runtime ready in {time.monotonic() - started:.0f} s")
         return _touched(final)
     finally:
@@ -129,7 +129,7 @@ def ensure(root: Root, source: Source, python: str = sys.executable,
 
 
 def _touched(venv: Path) -> Path:
-    """Mark the venv as in use now: runtime_gc keeps runtimes used within its grace period, so an
+    """Mark the venv as in use now: venv_gc keeps venvs used within its grace period, so an
     install between this call and its release.json cannot lose the venv to another deploy's GC."""
     try:
         os.utime(venv)
@@ -140,7 +140,7 @@ def _touched(venv: Path) -> Path:
 
 def _sweep(root: Root) -> None:
     """Remove build dirs of killed installers; safe because we hold the runtime lock."""
-    for stale in root.runtime_base.glob(BUILD_PREFIX + "*"):
+    for stale in root.venv_base.glob(BUILD_PREFIX + "*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -193,8 +193,3 @@ def tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def runtime_of(root: Root, key: str) -> Optional[Path]:
-    path = root.runtime(key)
-    return path if is_complete(path) else None

@@ -21,8 +21,8 @@ def test_relative_root_becomes_absolute(tmp_path, monkeypatch):
 def test_deploy_paths():
     root = layout.Root(Path("/R"))
     d = root.deploy("demo")
-    assert root.runtime("abc") == Path("/R/.runtime/abc")
-    assert root.runtime_log == Path("/R/.runtime/install.log")
+    assert root.venv("abc") == Path("/R/.runtime/abc")
+    assert root.venv_log == Path("/R/.runtime/install.log")
     assert root.licenses == Path("/R/licenses")
     assert d.release("1.0.0") == Path("/R/demo/releases/1.0.0")
     assert (d.current, d.data, d.logs, d.run) == (Path("/R/demo/current"), Path("/R/demo/data"),

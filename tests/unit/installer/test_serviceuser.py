@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from visionpack.errors import EnvironmentCheckFailed
-from visionpack.installer import runtime_env, serviceuser
+from visionpack.installer import venvs, serviceuser
 
 
 def test_the_numbers_are_the_docker_images():
@@ -137,14 +137,14 @@ def test_a_pyenv_python_under_roots_home_is_replaced_by_the_systems(monkeypatch,
     os.chmod(home, 0o700)
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     system = f"/usr/bin/python{version}"
-    monkeypatch.setattr(runtime_env, "runnable_by_service",
+    monkeypatch.setattr(venvs, "runnable_by_service",
                         lambda py, ids: None if str(py) == system else f"cannot reach {py}")
-    monkeypatch.setattr(runtime_env, "_has_venv", lambda py: True)
-    monkeypatch.setattr(runtime_env.os.path, "exists", lambda p: p == system)
+    monkeypatch.setattr(venvs, "_has_venv", lambda py: True)
+    monkeypatch.setattr(venvs.os.path, "exists", lambda p: p == system)
     said = []
-    assert runtime_env.service_python(str(home / "bin" / "python3"), say=said.append) == system
+    assert venvs.service_python(str(home / "bin" / "python3"), say=said.append) == system
     assert "building the runtime with" in said[0]
-    monkeypatch.setattr(runtime_env.os.path, "exists", lambda p: False)
+    monkeypatch.setattr(venvs.os.path, "exists", lambda p: False)
     with pytest.raises(EnvironmentCheckFailed) as exc:
-        runtime_env.service_python(str(home / "bin" / "python3"), say=said.append)
+        venvs.service_python(str(home / "bin" / "python3"), say=said.append)
     assert f"Python {version} that every user can run" in exc.value.detail

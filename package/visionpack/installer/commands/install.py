@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import AlreadyInstalled
 from ...fsutil import atomic_symlink
-from .. import docker_install, envcheck, filemodes, journal, recovery, release, releases, runtime_env, serviceuser
+from .. import docker_install, envcheck, filemodes, journal, recovery, release, releases, serviceuser, venvs
 from ..context import Context
 from .start import start_installed
 from ..deployment import Installed
@@ -49,7 +49,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
         try:
             journal.begin(paths, state, "install", "runtime", release=version)
             serviceuser.ensure(ctx.say)  # as root, once: the runtime is built for it to run
-            runtime = runtime_env.ensure(ctx.root, source, say=ctx.say)
+            runtime = venvs.ensure(ctx.root, source, say=ctx.say)
             copied = release.copy_licenses(ctx.root, source)
             if copied:
                 ctx.say(f"licenses: {', '.join(copied)} -> {ctx.root.licenses}")

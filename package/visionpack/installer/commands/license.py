@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ...errors import LicenseError, RuntimeInstallFailed, UsageError
 from ...fsutil import atomic_write
-from .. import filemodes, runtime_env, serviceuser
+from .. import filemodes, serviceuser, venvs
 from ..context import Context
 from ..journal import checkpoint
 from ..licensecheck import crypto_available
@@ -32,8 +32,8 @@ def _admin(ctx: Context):
     if not crypto_available():
         if os.environ.get("VISIONPACK_REEXEC") == "1":
             raise RuntimeInstallFailed("the runtime venv has no 'cryptography'; rebuild it (remove <root>/.runtime)")
-        venv = runtime_env.ensure(ctx.root, ctx.source, say=ctx.say)
-        python = str(runtime_env.python_of(venv))
+        venv = venvs.ensure(ctx.root, ctx.source, say=ctx.say)
+        python = str(venvs.python_of(venv))
         script = str(ctx.source.package_dir / "Install" / "install.py")
         sys.stdout.flush()
         os.execve(python, [python, script, *sys.argv[1:]], dict(os.environ, VISIONPACK_REEXEC="1"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import NotInstalled
-from .. import docker_install, journal, procs, recovery, runtime_gc
+from .. import docker_install, journal, procs, recovery, venv_gc
 from ..context import Context
 from ..deployment import Installed
 
@@ -29,4 +29,4 @@ def remove(ctx: Context, deploy: str, *, purge: bool) -> dict:
         journal.begin(paths, state, "remove", "delete", purge=purge)
         recovery.delete_deploy(paths, purge=purge, say=ctx.say)
     return {"deploy": deploy, "purged": purge, "was_running": was_running,
-            "runtimes_removed": runtime_gc.collect_safely(ctx.root, ctx.say)}
+            "runtimes_removed": venv_gc.collect_safely(ctx.root, ctx.say)}

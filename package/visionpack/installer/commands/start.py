@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import PortInUse, StartFailed
-from .. import binding, docker_install, envcheck, filemodes, journal, procs, runtime_env
+from .. import binding, docker_install, envcheck, filemodes, journal, procs, venvs
 from ..context import Context
 from ..deployment import Installed, require
 from ..licensecheck import check_license
@@ -36,7 +36,7 @@ def start_installed(ctx: Context, inst: Installed, *, timeout: float) -> int:
     # Ownership and modes first (the service user, a root an older installer wrote), so the
     # service can read its license and write its data whichever command started it.
     filemodes.secure(ctx.root, ctx.say)
-    check_license(ctx.root.path, paths.name, state.get("service") or "", runtime_env.python_of(inst.runtime))
+    check_license(ctx.root.path, paths.name, state.get("service") or "", venvs.python_of(inst.runtime))
     reason = envcheck.port_free(inst.host, inst.port)
     if reason:
         raise PortInUse(f"cannot bind {inst.host}:{inst.port} for {paths.name}: {reason}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ...errors import AlreadyInstalled, StartFailed, UsageError
-from .. import docker_install, filemodes, journal, release, runtime_env, switch
+from .. import docker_install, filemodes, journal, release, switch, venvs
 from ..context import Context
 from ..deployment import require
 from ..source import Source
@@ -56,7 +56,7 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
         ctx.say(f"upgrading {deploy} from {state['release']} to {version} ({source.top})")
         journal.begin(paths, state, "upgrade", "runtime", release=version, **{"from": state["release"]})
         try:
-            runtime = runtime_env.ensure(ctx.root, source, say=ctx.say)
+            runtime = venvs.ensure(ctx.root, source, say=ctx.say)
             same = str(runtime) == (state["releases"].get(state["release"]) or {}).get("runtime")
             ctx.say(f"runtime {runtime} ({'reused: same lock file' if same else 'full package: its own runtime'})")
             copied = release.copy_licenses(ctx.root, source)  # public keys; never replaces license.lic
