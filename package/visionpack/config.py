@@ -2,7 +2,7 @@
 
 The installer writes one ``config.yml`` per release; gunicorn workers read it through
 ``VISIONPACK_CONFIG``. Environment variables override single keys (``VISIONPACK_PORT=9000``);
-nested ``models`` and ``options`` can only come from the file. ``load()`` returns a frozen object, so no
+nested ``models``, ``options`` and ``gallery`` can only come from the file. ``load()`` returns a frozen object, so no
 code path can see a half-validated config.
 """
 
@@ -20,6 +20,18 @@ SERVICES = ("classification", "keypoint", "face")
 ENV_PREFIX = "VISIONPACK_"
 # Bytes a JSON envelope may add around a maximal base64 image.
 ENVELOPE_SLACK = 64 * 1024
+# The face-gallery stores this release has (gallery/store_factory.py opens them).
+GALLERY_STORES = ("sqlite",)
+GALLERY_KEYS = ("store", "dsn")
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    """``gallery:`` in config.yml: which store holds the face gallery and, for a database
+    server, where it is (``dsn``). The default, SQLite, keeps it in ``data_dir``."""
+
+    store: str = "sqlite"
+    dsn: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class ServiceConfig:
     # Service-specific settings (thresholds, gallery index type, ...), validated by the
     # service's build() at start, so a typo stops the service instead of being ignored.
     options: Mapping[str, Any] = field(default_factory=dict)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
     # None = take the bundle manifest's verified choice (off when a bundle has no manifest).
     onednn: bool | None = None
     onednn_cache_capacity: int = 10
@@ -115,6 +128,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise ConfigInvalid(f"{source}: 'options' must be a mapping of setting names to values")
         return dict(value)
+    if name == "gallery":
+        return _gallery(value, source)
     if name == "onednn":
         if value is None or isinstance(value, bool):
             return value
@@ -133,6 +148,23 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if not isinstance(value, (str, int, float)):
         raise ConfigInvalid(f"{source}: '{name}' must be a string, got {value!r}")
     return str(value)
+
+
+def _gallery(value: Any, source: str) -> GalleryConfig:
+    if not isinstance(value, Mapping):
+        # The type only, never the value: a store's address may carry a password.
+        raise ConfigInvalid(f"{source}: 'gallery' must be a mapping such as {{store: sqlite}}, got {type(value).__name__}")
+    unknown = sorted(str(k) for k in set(value) - set(GALLERY_KEYS))
+    if unknown:
+        raise ConfigInvalid(f"{source}: unknown key(s) {', '.join(unknown)} in 'gallery' (known: {', '.join(GALLERY_KEYS)})")
+    store = value.get("store", GalleryConfig.store)
+    if store not in GALLERY_STORES:
+        raise ConfigInvalid(f"{source}: gallery.store must be one of {', '.join(GALLERY_STORES)} "
+                            f"(the gallery stores of this release), got {store!r}")
+    dsn = "" if value.get("dsn") is None else value["dsn"]
+    if not isinstance(dsn, str):
+        raise ConfigInvalid(f"{source}: gallery.dsn must be a string, got {type(dsn).__name__}")
+    return GalleryConfig(store, dsn)
 
 
 def _coerce_bool(name: str, value: Any, source: str) -> bool:
@@ -194,7 +226,7 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
         data.update(raw)
     for name in _FIELDS:
         key = ENV_PREFIX + name.upper()
-        if name not in ("models", "options") and key in env:
+        if name not in ("models", "options", "gallery") and key in env:
             data[name] = env[key]
     return from_mapping(data, source=str(path or "environment"))
 

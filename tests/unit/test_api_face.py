@@ -153,9 +153,9 @@ def test_a_failed_build_leaves_no_index_behind(client, cfg):
     ok = {"image": b64(picture(RED)), "label": "a"}
     code, _ = px(client, "index-build", {"imageLabelPairs": [ok, {"image": "###", "label": "b"}]})
     assert code == 400
-    from visionpack.gallery import GalleryStore, db_path
+    from visionpack.gallery import open_store
 
-    assert GalleryStore(db_path(cfg.data_dir)).index_keys() == ["default"]
+    assert open_store(cfg.gallery, cfg.data_dir).index_keys() == ["default"]
 
 
 # --- EasyDL -----------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ConfigInvalid, InvalidArgument, ModelInvalid
-from visionpack.gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, NewFace, UnknownIndex, db_path
+from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace, UnknownIndex
 from visionpack.gallery import index as index_mod
-from visionpack.gallery import store as store_mod
+from visionpack.gallery import sqlite_store as store_mod
+from visionpack.gallery.sqlite_store import SqliteStore, db_path
 
 DIM = 16
 TYPES = ("Flat", "IVF", "HNSW32")
@@ -178,11 +179,11 @@ def test_vectors_of_the_wrong_size_are_a_model_error(tmp_path):
 
 
 def test_a_newer_schema_is_refused(tmp_path):
-    s = GalleryStore(db_path(tmp_path))
+    s = SqliteStore(db_path(tmp_path))
     s.conn.execute("UPDATE meta SET value='99' WHERE key='schema'")
     s.close()
     with pytest.raises(ModelInvalid, match="schema 99"):
-        GalleryStore(db_path(tmp_path))
+        SqliteStore(db_path(tmp_path))
 
 
 def test_reembedding_when_the_feature_model_changes(tmp_path):
@@ -328,7 +329,7 @@ def test_bad_or_future_snapshots_are_ignored(tmp_path, monkeypatch, caplog):
     assert "ignoring index snapshot" in caplog.text
     # A snapshot from a later generation than the store (a database restored by hand).
     snap.write_bytes(good)
-    with GalleryStore(db_path(tmp_path)).write() as c:
+    with SqliteStore(db_path(tmp_path)).write() as c:
         c.execute("DELETE FROM faces WHERE id >= 10")
         c.execute("UPDATE indexes SET gen = 1")
     caplog.clear()

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 import face_fakes as F
-from visionpack.gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, NewFace, db_path
+from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
 from visionpack.gallery import cli
+from visionpack.gallery.sqlite_store import SqliteStore, db_path
 
 
 def write_image(path, colour):
@@ -50,7 +51,7 @@ def test_build_from_gallery_txt_with_progress(tmp_path, deploy, capsys):
     assert json.loads(out) == {"index": "team", "added": 3, "skipped": 0, "whole_image_no_face": 0}
     assert "[3/3] 100%" in err and "building index 'team' from 3 images" in err
     assert "search index of 3 vectors ready" in err
-    store = GalleryStore(db_path(cfg.data_dir))
+    store = SqliteStore(db_path(cfg.data_dir))
     assert store.id_map("team") == {0: "alice", 1: "alice", 2: "Bob Smith"}
     code, out, err = run(capsys, "--config", config, "list")
     assert code == 0 and "team\t3 faces\t2 labels" in out and "default\t0 faces" in out
@@ -66,7 +67,7 @@ def test_build_from_image_folders_without_a_list(tmp_path, deploy, capsys):
     (root / "images/dan/notes.txt").write_text("not an image")
     code, out, _ = run(capsys, "--config", config, "build", root)
     assert code == 0 and json.loads(out)["added"] == 2
-    assert sorted(GalleryStore(db_path(cfg.data_dir)).id_map(DEFAULT_INDEX).values()) == ["carol", "dan"]
+    assert sorted(SqliteStore(db_path(cfg.data_dir)).id_map(DEFAULT_INDEX).values()) == ["carol", "dan"]
 
 
 def test_bad_lines_are_all_reported_with_numbers_and_nothing_is_written(tmp_path, deploy, capsys):
@@ -82,7 +83,7 @@ def test_bad_lines_are_all_reported_with_numbers_and_nothing_is_written(tmp_path
     assert "gallery.txt:3: expected 'path label'" in err
     assert "gallery.txt:4: ../outside.jpg is outside" in err
     assert "gallery.txt:5: images/a/fake.jpg: not a jpg, png or bmp file" in err
-    assert not db_path(cfg.data_dir).exists() or GalleryStore(db_path(cfg.data_dir)).stats() == []
+    assert not db_path(cfg.data_dir).exists() or SqliteStore(db_path(cfg.data_dir)).stats() == []
 
 
 @pytest.mark.parametrize("setup,message", [

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 
-from visionpack.gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, db_path
+from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams
+from visionpack.gallery.sqlite_store import SqliteStore, db_path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "package"
 DIM = 8
@@ -73,7 +74,7 @@ def test_concurrent_writers_lose_nothing_and_ids_are_unique(tmp_path):
     for name, ids in added.items():
         removed = {ids[i - 1] for i in range(2, 30, 3)}
         expect.update({fid: f"{name}-{i}" for i, fid in enumerate(ids) if fid not in removed})
-    store = GalleryStore(db_path(tmp_path))
+    store = SqliteStore(db_path(tmp_path))
     assert store.id_map(DEFAULT_INDEX) == expect
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     # A fresh reader and a reader that followed along incrementally agree.
@@ -95,7 +96,7 @@ def test_kill_9_mid_batch_loses_no_committed_row(tmp_path):
     time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL)
     p.wait(10)
-    store = GalleryStore(db_path(tmp_path))
+    store = SqliteStore(db_path(tmp_path))
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     id_map = store.id_map(DEFAULT_INDEX)
     for b, first, last in committed:

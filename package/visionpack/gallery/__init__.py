@@ -1,10 +1,12 @@
-"""Face gallery: named indexes of labelled face vectors, durable in SQLite, searched with faiss.
+"""Face gallery: named indexes of labelled face vectors, durable in a store, searched with faiss.
 
-:class:`Gallery` is what the face service and the CLI use. The store (``store.py``) is the
-truth; each process keeps one :class:`~.index.VectorIndex` per index key and, before every
-search, compares its generation with the store's (one primary-key read) and applies only what
-changed since -- so a face added through one gunicorn worker is found by the next search on
-any other worker, without messages between them.
+:class:`Gallery` is what the face service and the CLI use. The store (a ``store.GalleryStore``,
+the kind the deploy's config names, opened by ``store_factory.open_store``) is the truth; each
+process keeps one :class:`~.index.VectorIndex` per index key and, before every search,
+compares its generation with the store's (one cheap read) and applies only what changed
+since -- so a face added through one gunicorn worker is found by the next search on any other
+worker, without messages between them. Nothing outside this package sees how or where a
+store keeps the gallery.
 """
 
 from __future__ import annotations
@@ -18,24 +20,23 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..config import GalleryConfig
 from .index import Hit, IndexParams, VectorIndex
-from .store import DEFAULT_INDEX, GalleryStore, NewFace, UnknownIndex, check_key
+from .store import DEFAULT_INDEX, FaceEntry, GalleryStore, NewFace, UnknownIndex, check_key, gallery_dir
+from .store_factory import open_store
 
-__all__ = ["DEFAULT_INDEX", "Gallery", "GalleryStore", "Hit", "IndexParams", "NewFace", "UnknownIndex", "db_path"]
+__all__ = ["DEFAULT_INDEX", "Gallery", "GalleryConfig", "GalleryStore", "Hit", "IndexParams", "NewFace",
+           "UnknownIndex", "open_store"]
 
-DB_NAME = "face_gallery.sqlite3"
 # Indexes at least this large are snapshotted after a full build: rebuilding a 1M-vector HNSW
 # graph takes minutes per worker, loading its snapshot seconds.
 SNAPSHOT_MIN = 20_000
 log = logging.getLogger("visionpack.gallery")
 
 
-def db_path(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "face" / DB_NAME
-
-
 def cache_dir(data_dir: str | Path) -> Path:
-    return db_path(data_dir).parent / "index-cache"
+    """Index snapshots: a per-host cache, whatever the store (deleting it is always safe)."""
+    return gallery_dir(data_dir) / "index-cache"
 
 
 def snapshot_stem(key: str) -> str:
@@ -71,8 +72,17 @@ class Gallery:
 
     @classmethod
     def open(cls, data_dir: str | Path, params: IndexParams, model: str, dim: int,
-             max_keys: int | None = None) -> "Gallery":
-        g = cls(GalleryStore(db_path(data_dir)), params, model, dim, cache_dir(data_dir), max_keys)
+             max_keys: int | None = None, settings: GalleryConfig | None = None) -> "Gallery":
+        """The deploy's gallery: the store its config names (``settings``; SQLite when None)."""
+        store = open_store(settings or GalleryConfig(), data_dir)
+        return cls.over(store, params, model, dim, cache_dir(data_dir), max_keys)
+
+    @classmethod
+    def over(cls, store: GalleryStore, params: IndexParams, model: str, dim: int,
+             cache_dir: Path | None = None, max_keys: int | None = None) -> "Gallery":
+        """A gallery on a store already open, with its default index (requests without an
+        indexKey and the service's warm-up use it)."""
+        g = cls(store, params, model, dim, cache_dir, max_keys)
         g.store.ensure_index(DEFAULT_INDEX)
         return g
 
@@ -160,6 +170,13 @@ class Gallery:
     def remove(self, key: str, ids: Sequence[int]) -> list[int]:
         return self.store.remove(key, ids)
 
+    def remove_label(self, key: str, label: str) -> list[int]:
+        return self.store.remove_label(key, label)
+
+    def list_faces(self, key: str, label: str | None = None, start: int = 0,
+                   length: int = 100) -> tuple[int, list[FaceEntry]]:
+        return self.store.list_faces(key, label, start, length)
+
     def id_map(self, key: str) -> dict[int, str]:
         return self.store.id_map(key)
 
@@ -198,10 +215,10 @@ class Gallery:
             rows = self.store.stale(self.model, batch)
             if not rows:
                 return done
-            vecs = embed([r[3] for r in rows])
+            vecs = embed([r.crop for r in rows])
             by_key: dict[tuple[str, str], list[tuple[int, np.ndarray]]] = {}
-            for (key, fid, old, _), v in zip(rows, vecs):
-                by_key.setdefault((key, old), []).append((fid, v))
+            for r, v in zip(rows, vecs):
+                by_key.setdefault((r.key, r.model), []).append((r.id, v))
             for (key, old), updates in by_key.items():
                 done += self.store.replace_vectors(key, updates, self.model, old)
             if progress:

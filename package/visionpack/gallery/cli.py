@@ -14,7 +14,8 @@ face is found, like PaddleX) and committed in batches, so a running service sees
 arrive; at the end the search index is built once with every core (and snapshotted when
 large, so service workers load it rather than build it). ``build`` needs the models
 (``--config``: the deploy's config.yml, or $VISIONPACK_CONFIG); the other commands only the
-data directory. ``delete`` removes an index key with its faces, crops, vectors and search
+data directory, and the config when there is one (it names the gallery's store; without one
+the store is SQLite in the data directory). ``delete`` removes an index key with its faces, crops, vectors and search
 snapshots in one transaction (the running service's workers notice at their next request); the
 default index is emptied instead. Exit codes: 0 ok, 2 bad input, 1 other failures.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import VisionpackError
-from . import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, cache_dir, db_path
+from . import DEFAULT_INDEX, Gallery, GalleryConfig, GalleryStore, IndexParams, cache_dir, open_store
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BATCH = 32
@@ -161,25 +162,30 @@ def engine_factory():
     return paddle_engine_factory
 
 
-def _data_dir(args: argparse.Namespace) -> str:
-    data_dir = args.data_dir
-    if not data_dir:
+def _where(args: argparse.Namespace) -> tuple[GalleryConfig, str]:
+    """The deploy's gallery store settings and data directory (``--data-dir`` wins over the
+    config's). The config is read whenever there is one: it names the store, and opening
+    SQLite in the data directory of a deploy whose gallery lives elsewhere would answer from
+    an empty gallery."""
+    settings, data_dir = GalleryConfig(), args.data_dir
+    if args.config or not data_dir:  # no file: the defaults and $VISIONPACK_* (DATA_DIR)
         from .. import config as config_mod
 
-        data_dir = config_mod.load(args.config).data_dir
+        cfg = config_mod.load(args.config)
+        settings, data_dir = cfg.gallery, data_dir or cfg.data_dir
     if not data_dir:
         raise BadInput("give --data-dir or a --config whose data_dir is set")
-    return data_dir
+    return settings, data_dir
 
 
 def _store(args: argparse.Namespace) -> GalleryStore:
-    return GalleryStore(db_path(_data_dir(args)))
+    return open_store(*_where(args))
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
+    settings, data_dir = _where(args)
     # No model is needed to delete: the Gallery only drops rows and the snapshot files.
-    gallery = Gallery(GalleryStore(db_path(data_dir)), IndexParams(), "", 0, cache_dir(data_dir))
+    gallery = Gallery(open_store(settings, data_dir), IndexParams(), "", 0, cache_dir(data_dir))
     faces = gallery.delete(args.key)
     print(json.dumps({"deleted": args.key, "faces": faces, "emptied_only": args.key == DEFAULT_INDEX}))
     return 0

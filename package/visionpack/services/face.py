@@ -27,7 +27,7 @@ import numpy as np
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid, InvalidArgument, ModelInvalid
 from ..fsutil import sha256_file
-from ..gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
+from ..gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, NewFace
 from ..gallery.index import faiss_module
 from ..imaging import ImageLimits
 from ..inference import det_postprocess as DP
@@ -117,7 +117,8 @@ def model_fingerprint(bundle: Bundle) -> str:
 class FaceService(FaceCodec):
     kind = "face"
 
-    def __init__(self, cfg: ServiceConfig, engine_factory: EngineFactory, gallery: Gallery | None = None) -> None:
+    def __init__(self, cfg: ServiceConfig, engine_factory: EngineFactory, store: GalleryStore | None = None) -> None:
+        """``store``: the gallery's store (tests); by default the one ``cfg.gallery`` names."""
         self.cfg = cfg
         self.opts = parse_options(cfg.options, cfg.visualize)
         roles = set(cfg.models)
@@ -158,13 +159,15 @@ class FaceService(FaceCodec):
         else:
             cos = default_rec_threshold(self.feat_bundle.manifest)
             self.rec_threshold = cos if self.opts.metric == "IP" else 2.0 - 2.0 * cos
-        if gallery is None:
-            if not cfg.data_dir:
-                raise ConfigInvalid("the face service needs data_dir (where the gallery lives)")
-            gallery = Gallery.open(cfg.data_dir, IndexParams(self.opts.index_type, self.opts.metric,
-                                                             self.opts.hnsw_ef_search, ivf_nprobe=self.opts.ivf_nprobe),
-                                   self.fingerprint, self.dim, max_keys=self.opts.max_index_keys)
-        self.gallery = gallery
+        params = IndexParams(self.opts.index_type, self.opts.metric, self.opts.hnsw_ef_search,
+                             ivf_nprobe=self.opts.ivf_nprobe)
+        if store is not None:
+            self.gallery = Gallery.over(store, params, self.fingerprint, self.dim, max_keys=self.opts.max_index_keys)
+        elif not cfg.data_dir:
+            raise ConfigInvalid("the face service needs data_dir (where the gallery lives)")
+        else:
+            self.gallery = Gallery.open(cfg.data_dir, params, self.fingerprint, self.dim,
+                                        max_keys=self.opts.max_index_keys, settings=cfg.gallery)
         # Each search is one query: OpenMP gains nothing and its spinning threads steal the
         # cores the Paddle predictors need.
         faiss_module().omp_set_num_threads(1)

@@ -43,7 +43,7 @@ def _key(body: dict, name: str) -> str:
 
 
 def _ids(body: dict, name: str, required: bool = True) -> list[int] | None:
-    # Gallery ids are handed out from 0 upwards and stored as SQLite integers (signed 64 bits).
+    # Gallery ids are handed out from 0 upwards; every store keeps them as signed 64-bit integers.
     return fields.int_list(body, name, required=required, max_items=MAX_IDS, lo=0)
 
 
@@ -104,7 +104,7 @@ class RemoveReq:
         if self.ids:
             gone += svc.gallery.remove(self.key, self.ids)
         if self.label is not None:
-            gone += svc.gallery.store.remove_label(self.key, self.label)
+            gone += svc.gallery.remove_label(self.key, self.label)
         return RemoveResult(self.key, gone, svc.gallery.id_map(self.key))
 
 
@@ -123,7 +123,7 @@ class ListReq:
     length: int
 
     def run(self, svc: Any) -> dict[str, Any]:
-        total, page = svc.gallery.store.list_faces(self.key, self.label, self.start, self.length)
+        total, page = svc.gallery.list_faces(self.key, self.label, self.start, self.length)
         return {"group_id": self.key, "face_num": total, "group_id_list": svc.gallery.keys(),
                 "face_list": [{"face_id": p["id"], "user_id": p["label"], "ctime": round(p["created"], 3)} for p in page]}
 

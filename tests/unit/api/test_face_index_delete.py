@@ -8,7 +8,7 @@ import pytest
 
 from face_fakes import GREEN, RED, b64, face_config, factory, picture
 from visionpack.api.app import create_app
-from visionpack.gallery import GalleryStore, db_path
+from visionpack.gallery import open_store
 
 DEPLOY = "demo-face"
 
@@ -39,11 +39,11 @@ def test_paddlex_delete_removes_the_key_which_remove_of_all_ids_does_not(tmp_pat
     key = body["result"]["indexKey"]
     _, body = px(client, "index-remove", {"indexKey": key, "ids": [0, 1]})
     assert body["result"]["idMap"] == {}
-    assert key in GalleryStore(db_path(cfg.data_dir)).index_keys()  # the old way leaves the key
+    assert key in open_store(cfg.gallery, cfg.data_dir).index_keys()  # the old way leaves the key
     status, body = px(client, "index-delete", {"indexKey": key})
     assert status == 200 and body["errorCode"] == 0
     assert body["result"] == {"indexKey": key, "removedFaces": 0}
-    assert key not in GalleryStore(db_path(cfg.data_dir)).index_keys()
+    assert key not in open_store(cfg.gallery, cfg.data_dir).index_keys()
     status, body = px(client, "infer", {"image": b64(picture(RED)), "indexKey": key})
     assert status == 422 and "unknown indexKey" in body["errorMsg"]
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from visionpack.errors import InvalidArgument
-from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace, db_path
+from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
 from visionpack.gallery import cli
+from visionpack.gallery.sqlite_store import db_path
 
 DIM = 8
 

@@ -1,0 +1,36 @@
+"""The one place a gallery store kind becomes a store: ``open_store(cfg.gallery, cfg.data_dir)``.
+
+A new kind (say PostgreSQL) is its own module, ``<kind>_store.py``, with a class implementing
+``store.GalleryStore`` and a ``from_config(settings, data_dir)`` constructor; it is listed in
+``STORES`` below and its name in ``config.GALLERY_STORES`` (which validates config.yml). Each
+store module is imported only when a deploy names it, so no deploy loads a driver it does not use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from ..config import GalleryConfig
+from ..errors import ConfigInvalid
+from .store import GalleryStore
+
+Opener = Callable[[GalleryConfig, str | os.PathLike[str]], GalleryStore]
+
+
+def _sqlite(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> GalleryStore:
+    from .sqlite_store import SqliteStore
+
+    return SqliteStore.from_config(settings, data_dir)
+
+
+STORES: dict[str, Opener] = {"sqlite": _sqlite}
+
+
+def open_store(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> GalleryStore:
+    """The store ``settings`` names, for the deploy whose data directory is ``data_dir``."""
+    opener = STORES.get(settings.store) if isinstance(settings.store, str) else None
+    if opener is None:
+        raise ConfigInvalid(f"gallery.store must be one of {', '.join(STORES)} (the gallery stores of this release), "
+                            f"got {settings.store!r}")
+    return opener(settings, data_dir)
