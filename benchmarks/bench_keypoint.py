@@ -123,7 +123,7 @@ ONEDNN_OPS = {"conv2d", "depthwise_conv2d", "batch_norm", "relu", "elementwise_a
 
 
 class WhitelistEngine:
-    """NOT the product's engine: what inference/engine.py would give with oneDNN limited to an op
+    """NOT the product's engine: what inference/paddle_engine.py would give with oneDNN limited to an op
     whitelist (``Config.set_mkldnn_op``). Paddle 3.3.1 cannot run ``nearest_interp`` (float64-array
     attribute) under oneDNN in PIR graphs; keeping that op on the native kernel lets the
     convolutions run on oneDNN, where a batch is computed as a batch. Benchmark-only."""
@@ -226,8 +226,9 @@ def main() -> None:
 
     from visionpack.config import ServiceConfig
     from visionpack.inference.det_postprocess import DetBox
-    from visionpack.services import paddle_engine_factory
-    from visionpack.services.keypoint import KptRequest, build
+    from visionpack.inference.engine import create_engine
+    from visionpack.services import build_service
+    from visionpack.services.keypoint import KptRequest
 
     with tempfile.TemporaryDirectory(prefix="bench_kpt_") as t:
         tmp = Path(t)
@@ -242,9 +243,10 @@ def main() -> None:
                 return WhitelistEngine(bundle, args.threads)
             if bundle.path == Path(kpt) and args.kpt_onednn != "auto":
                 c = dataclasses.replace(c, onednn=args.kpt_onednn == "on")
-            return paddle_engine_factory(bundle, c)
+            return create_engine(bundle, c)
 
-        svc = build(cfg, factory)
+        svc = build_service(cfg, factory)
+        pipe = svc.pipeline  # top-down: the detector and keypoint stages are its methods
         svc.warmup()
         pdx, error = None, None
         if not args.skip_paddlex:
@@ -253,8 +255,8 @@ def main() -> None:
                 error = "no PaddleX env (bash tools/paddlex_env.sh failed)"
             else:
                 # PaddleX needs a model name it knows; the bundles' Global.model_name is exactly that.
-                pdx = PaddleXSide(python, {"det": str(det), "kpt": str(kpt), "det_name": svc.det_bundle.model_name,
-                                           "kpt_name": svc.kpt_bundle.model_name, "threads": args.threads,
+                pdx = PaddleXSide(python, {"det": str(det), "kpt": str(kpt), "det_name": pipe.det_bundle.model_name,
+                                           "kpt_name": pipe.kpt_bundle.model_name, "threads": args.threads,
                                            "threshold": args.threshold,
                                            "cases": [{"image": c["image"], "boxes": c["boxes"]} for c in cases]}, tmp)
 
@@ -264,9 +266,9 @@ def main() -> None:
             boxes = [DetBox(0, "person", 1.0, *b) for b in case["boxes"]]
             req = KptRequest(img, args.threshold, False)
             contenders[i] = {
-                "ours_batched_ms": lambda img=img, boxes=boxes: once_ms(lambda: svc.keypoints(img, boxes)),
+                "ours_batched_ms": lambda img=img, boxes=boxes: once_ms(lambda: pipe.keypoints(img, boxes)),
                 "ours_one_by_one_ms": lambda img=img, boxes=boxes: once_ms(
-                    lambda: [svc.keypoints(img, [b]) for b in boxes]),
+                    lambda: [pipe.keypoints(img, [b]) for b in boxes]),
                 "ours_e2e_ms": lambda req=req: once_ms(lambda: svc.predict(req)),
             }
             if pdx:
@@ -295,7 +297,7 @@ def main() -> None:
     result = {
         "benchmark": "keypoint", "bundles": {"source": source, "detector": str(det), "keypoint": str(kpt)},
         "threads": args.threads, "rounds": args.rounds,
-        "onednn": {"detector": svc.det_engine.onednn, "keypoint": svc.kpt_engine.onednn, "paddlex": False}, "detThreshold": args.threshold, "image_size": list(size),
+        "onednn": {"detector": pipe.det_engine.onednn, "keypoint": pipe.kpt_engine.onednn, "paddlex": False}, "detThreshold": args.threshold, "image_size": list(size),
         "load_average": os.getloadavg(), "rows": rows,
     }
     if error:

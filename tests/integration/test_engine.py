@@ -13,7 +13,7 @@ import pytest
 
 from visionpack.errors import ModelInvalid
 from visionpack.inference.bundle import load_bundle
-from visionpack.inference.engine import Engine
+from visionpack.inference.paddle_engine import PaddleEngine as Engine
 
 PACKAGE = Path(__file__).resolve().parents[2] / "package"
 
@@ -102,7 +102,7 @@ def test_bundle_without_files_is_a_model_error(tmp_path):
 
 KEEP_PROBE = textwrap.dedent('''
     import sys, numpy as np
-    from visionpack.inference.engine import Engine
+    from visionpack.inference.paddle_engine import PaddleEngine as Engine
     d = sys.argv[1]
     eng = Engine(d + "/inference.json", d + "/inference.pdiparams")
     x, b, ref = (np.load(d + "/" + f) for f in ("x.npy", "b.npy", "ref.npy"))

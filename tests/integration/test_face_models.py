@@ -16,7 +16,7 @@ import pytest
 
 from visionpack.config import ServiceConfig
 from visionpack.inference import face_align as FA
-from visionpack.services import paddle_engine_factory
+from visionpack.inference.engine import create_engine
 from visionpack.services.face import FaceService
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def svc(tmp_path_factory):
     assert not missing, f"demo bundles missing: {missing}; run tools/convert/build_models.py"
     cfg = ServiceConfig(deploy="demo-face", service="face", models=demo_models(),
                         data_dir=str(tmp_path_factory.mktemp("face_data")))
-    return FaceService(cfg, paddle_engine_factory)
+    return FaceService(cfg, create_engine)
 
 
 @pytest.fixture(scope="module")

@@ -213,11 +213,10 @@ def test_both_routes_on_real_paddle_exports(toy):
 
 
 def test_engine_inputs_are_matched_by_name(toy):
-    from visionpack.services.keypoint import build
-    from visionpack.services import paddle_engine_factory
+    from visionpack.services import build_service
 
-    plain = build(cfg_for(toy["det"], toy["pose"]), paddle_engine_factory)
-    shaped = build(cfg_for(toy["det_im_shape"], toy["pose"]), paddle_engine_factory)
+    plain = build_service(cfg_for(toy["det"], toy["pose"])).pipeline
+    shaped = build_service(cfg_for(toy["det_im_shape"], toy["pose"])).pipeline
     assert sorted(plain.det_engine.input_names) == ["image", "scale_factor"]
     assert sorted(shaped.det_engine.input_names) == ["im_shape", "image", "scale_factor"]
     img = scene_image()
@@ -230,17 +229,16 @@ def test_engine_inputs_are_matched_by_name(toy):
 def test_one_batch_equals_one_crop_at_a_time(toy):
     """Batching the keypoint model changes nothing but speed (PaddleX runs one crop per call)."""
     from visionpack.inference import kpt_transforms as KT
-    from visionpack.services import paddle_engine_factory
-    from visionpack.services.keypoint import build
+    from visionpack.services import build_service
 
-    svc = build(cfg_for(toy["det"], toy["pose"]), paddle_engine_factory)
+    pipe = build_service(cfg_for(toy["det"], toy["pose"])).pipeline
     img = scene_image()
-    boxes = svc.detect(img, 0.0)
-    kpts, scores = svc.keypoints(img, boxes)
+    boxes = pipe.detect(img, 0.0)
+    kpts, scores = pipe.keypoints(img, boxes)
     assert kpts.shape == (24, 17, 3)
     for i, box in enumerate(boxes):
-        c, s = KT.box_to_center_scale([box.xyxy], svc.kpt_spec.aspect)
-        hm = svc.kpt_engine.run({"image": KT.crop_inputs(img, c, s, svc.kpt_spec)})[0]
+        c, s = KT.box_to_center_scale([box.xyxy], pipe.kpt_spec.aspect)
+        hm = pipe.kpt_engine.run({"image": KT.crop_inputs(img, c, s, pipe.kpt_spec)})[0]
         one, sc = KT.decode(hm, c, s)
         np.testing.assert_allclose(one[0], kpts[i], atol=2e-3, rtol=1e-5)
         assert sc[0] == pytest.approx(scores[i], rel=1e-5)

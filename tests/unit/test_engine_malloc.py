@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "package"
-PROBE = "from visionpack.inference.engine import tune_malloc; print(tune_malloc(), tune_malloc())"
+PROBE = "from visionpack.inference.paddle_engine import tune_malloc; print(tune_malloc(), tune_malloc())"
 
 
 def probe(**env: str) -> str:

@@ -16,16 +16,18 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from .. import config as config_mod
 from ..errors import ImageSizeInvalid, InternalError, InvalidArgument, VisionpackError
+from ..inference.engine import EngineFactory
 from ..services.fields import preview
+from ..services.protocol import Service, check_service
 from .metrics import Metrics
-from .routes import ENVELOPE_SLACK, WorkerState, error_answer, ops_blueprint
+from .routes import ENVELOPE_SLACK, WorkerState, error_answer, operation_blueprint, ops_blueprint
 
 
 def create_app(
     cfg: config_mod.ServiceConfig | None = None,
     *,
-    service: Any = None,
-    engine_factory: Any = None,
+    service: Service | None = None,
+    engine_factory: EngineFactory | None = None,
     gate: Any = "auto",
 ) -> Flask:
     """Build the app for one deploy.
@@ -41,6 +43,8 @@ def create_app(
 
         service = build_service(cfg, engine_factory)
         service.warmup()
+    else:
+        service = check_service(service)
     if gate == "auto":
         gate = build_gate(cfg)
     app = Flask("visionpack")
@@ -50,9 +54,9 @@ def create_app(
     metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
     app.extensions["visionpack"] = WorkerState(cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None)))
     app.register_blueprint(ops_blueprint())
-    # One routes module per service (api/routes_<service>.py), imported only when served.
+    # One routes table per service (api/routes_<service>.py), imported only when served.
     routes = importlib.import_module(f"{__package__}.routes_{cfg.service}")
-    app.register_blueprint(routes.blueprint(cfg.deploy))
+    app.register_blueprint(operation_blueprint(cfg.service, service, routes.ROUTES, cfg.deploy))
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc):

@@ -2,7 +2,8 @@
 
 Every inference route goes through :func:`handle`, which owns the cross-cutting parts in one
 place: the API key check, the license verdict, the per-worker in-flight bound, metrics and the
-error envelope.
+error envelope. :func:`operation_blueprint` binds a service's routes (path -> operation name)
+to its operations once, at start. :class:`WorkerState` is what one worker's routes share.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Sequence
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -27,6 +28,7 @@ from ..errors import (
     ServiceUnavailable,
     VisionpackError,
 )
+from ..services.protocol import Operation, Service
 from . import envelopes as E
 from .jsonbody import parse_object
 
@@ -39,7 +41,7 @@ ENVELOPE_SLACK = 64 * 1024
 class WorkerState:
     """Per-worker state the routes share: service, gate, limiter, metrics."""
 
-    def __init__(self, cfg: Any, service: Any, gate: Any, metrics: Any) -> None:
+    def __init__(self, cfg: Any, service: Service, gate: Any, metrics: Any) -> None:
         self.cfg = cfg
         self.service = service
         self.gate = gate
@@ -94,7 +96,33 @@ def error_answer(err: VisionpackError, status: int | None, exc_info: Any = None)
     return jsonify(body), status
 
 
-def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tuple[Response, int]:
+def operation_blueprint(name: str, service: Service, routes: Sequence[tuple[str, str, str]], deploy: str) -> Blueprint:
+    """A blueprint of POST routes ``(endpoint, path, operation name)`` (paths may hold
+    ``{deploy}``), each view bound to its operation of ``service`` now: a route naming an
+    operation the service lacks fails at start."""
+    ops = service.operations()
+    bp = Blueprint(name, __name__)
+    for endpoint, path, op_name in routes:
+        op = ops.get(op_name)
+        if op is None:
+            raise TypeError(f"{name} route {endpoint} needs operation {op_name!r}; "
+                            f"service {service.kind!r} has {sorted(ops)}")
+        if not endpoint.startswith(f"{op.dialect}_"):  # error_answer reads the dialect off the endpoint
+            raise TypeError(f"route {endpoint} serves a {op.dialect} operation: name it {op.dialect}_*")
+        bp.add_url_rule(path.format(deploy=deploy), endpoint=endpoint, view_func=_view(endpoint, op), methods=["POST"])
+    return bp
+
+
+def _view(endpoint: str, op: Operation):
+    def view() -> tuple[Response, int]:
+        return handle(endpoint, op)
+
+    view.__name__ = endpoint
+    return view
+
+
+def handle(route: str, op: Operation) -> tuple[Response, int]:
+    dialect = op.dialect
     r = worker()
     log_id: Any = E.easydl_log_id() if dialect == "easydl" else E.paddlex_log_id()
     started = time.perf_counter()
@@ -111,7 +139,7 @@ def handle(route: str, dialect: str, decode: Callable, encode: Callable) -> tupl
         if not acquired:
             raise ServiceUnavailable(f"worker already has {r.cfg.max_inflight} requests in flight")
         body = read_json(r.cfg.max_image_b64_bytes)
-        result = encode(r.service.predict(decode(body)))
+        result = op.encode(r.service.predict(op.decode(body)))
         payload = E.easydl_ok(log_id, result) if dialect == "easydl" else E.paddlex_ok(log_id, result)
         status = 200
     except (AccessTokenInvalid, NoPermission) as err:

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+# (endpoint, path with {deploy}, the service's operation): api/routes.py operation_blueprint
+ROUTES = (
+    ("easydl_keypoint", "/{deploy}/HumanKeypointDetection", "easydl.keypoint"),
+    ("paddlex_keypoint", "/human-keypoint-detection", "paddlex.keypoint"),
+)
 
-from .routes import handle, worker
-
-
-def blueprint(deploy: str) -> Blueprint:
-    bp = Blueprint("keypoint", __name__)
-
-    @bp.post(f"/{deploy}/HumanKeypointDetection")
-    def easydl_keypoint():
-        s = worker().service
-        return handle("easydl_keypoint", "easydl", s.decode_easydl, s.encode_easydl)
-
-    @bp.post("/human-keypoint-detection")
-    def paddlex_keypoint():
-        s = worker().service
-        return handle("paddlex_keypoint", "paddlex", s.decode_paddlex, s.encode_paddlex)
-
-    return bp

@@ -156,10 +156,10 @@ def _build(args: argparse.Namespace) -> dict:
 
 
 def engine_factory():
-    """The Paddle engines (a seam: tests put fakes here)."""
-    from ..services import paddle_engine_factory
+    """The engines the bundles name (a seam: tests put fakes here)."""
+    from ..inference.engine import create_engine
 
-    return paddle_engine_factory
+    return create_engine
 
 
 def _where(args: argparse.Namespace) -> tuple[GalleryConfig, str]:

@@ -1,8 +1,8 @@
-"""The Paddle seam: the only module of visionpack that imports ``paddle``.
+"""The Paddle Inference engine (engine kind ``paddle``): the only module of visionpack that imports ``paddle``.
 
-An :class:`Engine` wraps one Paddle Inference predictor. Predictors are not thread-safe, so
-an engine must be used by one thread at a time (the services hold a lock around ``run``);
-and it must be created after gunicorn forks, never in the master.
+A :class:`PaddleEngine` wraps one Paddle Inference predictor. It must be created after
+gunicorn forks, never in the master. Predictors are not thread-safe: every run goes through
+one dedicated thread, and the factory (inference/engine.py) adds the lock every engine gets.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..config import ServiceConfig
 from ..errors import ModelInvalid
+from .bundle import Bundle
 
 _init_lock = threading.Lock()
 
@@ -54,7 +56,7 @@ def _device_id(device: str) -> int:
     return int(idx or 0)
 
 
-class Engine:
+class PaddleEngine:
     """Feeds inputs by *name* (never by position) and returns outputs in graph order."""
 
     def __init__(
@@ -120,7 +122,7 @@ class Engine:
         self.device = device
         # Paddle keeps per-thread caches; running it on whichever of gunicorn's HTTP threads got
         # the request built one copy per thread (~400 MB more RSS per worker). One dedicated
-        # thread runs every inference of this engine; callers still serialise (services lock).
+        # thread runs every inference of this engine; callers still serialise (engine.py's lock).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paddle-run")
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
@@ -137,6 +139,19 @@ class Engine:
             handle.copy_from_cpu(arr)
         self._predictor.run()
         return [h.copy_to_cpu() for h in self._outputs]
+
+
+def create(bundle: Bundle, cfg: ServiceConfig) -> PaddleEngine:
+    """The engine factory's entry (inference/engine.py): the bundle's predictor with the deploy's settings."""
+    onednn = bundle.onednn_default if cfg.onednn is None else cfg.onednn
+    return PaddleEngine(
+        bundle.model_file,
+        bundle.params_file,
+        threads=cfg.effective_threads(),
+        onednn=onednn,
+        onednn_cache_capacity=cfg.onednn_cache_capacity,
+        device=cfg.device,
+    )
 
 
 def paddle_version() -> str:

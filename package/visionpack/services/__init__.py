@@ -1,36 +1,32 @@
-"""One module per service (``services/<name>.py`` exposing ``build``), picked by ``cfg.service``."""
+"""The service factory: one module per service (``services/<name>.py`` exposing ``SERVICE``, its class implementing services/protocol.py), picked by ``cfg.service``."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid
-from ..inference.bundle import Bundle
+from ..inference.engine import EngineFactory, create_engine, serialized
+from .protocol import Service, ServiceFactory, check_service
 
 
-def paddle_engine_factory(bundle: Bundle, cfg: ServiceConfig) -> Any:
-    """Create the real Paddle predictor (imported lazily: only workers pay for paddle)."""
-    from ..inference.engine import Engine
-
-    onednn = bundle.onednn_default if cfg.onednn is None else cfg.onednn
-    return Engine(
-        bundle.model_file,
-        bundle.params_file,
-        threads=cfg.effective_threads(),
-        onednn=onednn,
-        onednn_cache_capacity=cfg.onednn_cache_capacity,
-        device=cfg.device,
-    )
+def build_service(cfg: ServiceConfig, engine_factory: EngineFactory | None = None) -> Service:
+    """Set up ``services/<cfg.service>.py``'s service with ``engine_factory`` (default: the
+    engine each bundle names). Every engine it opens is serialised (one lock per engine,
+    inference/engine.py), whichever factory made it: services hold no locks of their own."""
+    factory = engine_factory or create_engine
+    return check_service(service_class(cfg.service)(cfg, lambda bundle, c: serialized(factory(bundle, c))))
 
 
-def build_service(cfg: ServiceConfig, engine_factory: Any = None) -> Any:
-    """Import ``services/<cfg.service>.py`` and call its ``build(cfg, engine_factory)``."""
+def service_class(name: str) -> ServiceFactory:
+    module_name = f"{__package__}.{name}"
     try:
-        module = importlib.import_module(f"{__package__}.{cfg.service}")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{cfg.service}":
+        if exc.name != module_name:
             raise
-        raise ConfigInvalid(f"service {cfg.service!r} is not available in this release") from None
-    return module.build(cfg, engine_factory or paddle_engine_factory)
+        module = None
+    cls = getattr(module, "SERVICE", None)
+    if cls is None:
+        raise ConfigInvalid(f"service {name!r} is not available in this release")
+    return cls

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -17,10 +17,11 @@ from ..errors import InvalidArgument
 from ..imaging import ImageLimits
 from ..inference import cls_transforms as T
 from ..inference.batching import Batcher
-from ..inference.bundle import Bundle, load_bundle
+from ..inference.bundle import load_bundle
+from ..inference.engine import EngineFactory
 from . import fields
+from .protocol import Operation
 
-EngineFactory = Callable[[Bundle, ServiceConfig], Any]
 log = logging.getLogger("visionpack.classification")
 
 
@@ -46,9 +47,15 @@ class ClassificationService:
         self.limits = ImageLimits(cfg.max_image_b64_bytes, cfg.min_side, cfg.max_side)
         self.engine = engine_factory(self.bundle, cfg)
         self.input_name = self.engine.input_names[0]
-        # Paddle predictors are not thread-safe: every inference goes through the batcher, which
-        # runs one batch at a time (docs/design.md "Opportunistic batching").
+        # Requests that queue while the engine is busy run as one batch (docs/design.md
+        # "Opportunistic batching"); the batcher runs one batch at a time.
         self.batcher: Batcher[np.ndarray, np.ndarray] = Batcher(self._run_batch, cfg.max_batch)
+
+    def operations(self) -> dict[str, Operation]:
+        return {
+            "easydl.classify": Operation("easydl", self.decode_easydl, self.encode_easydl),
+            "paddlex.classify": Operation("paddlex", self.decode_paddlex, self.encode_paddlex),
+        }
 
     # --- decode -----------------------------------------------------------------------
     # Any positive top_num/topk is accepted (more than the classes gives every class), up to
@@ -99,5 +106,4 @@ class ClassificationService:
                 self.batcher.max_batch = 1
 
 
-def build(cfg: ServiceConfig, engine_factory: EngineFactory) -> ClassificationService:
-    return ClassificationService(cfg, engine_factory)
+SERVICE = ClassificationService

@@ -2,12 +2,13 @@
 
 Models (``cfg.models``): the MTCNN cascade as ``detector_pnet``/``detector_rnet``/``detector_onet``
 (boxes + five landmarks, so chips are aligned) or one PaddleX face detector as ``detector``
-(boxes only: PaddleX's crop); and ``feature`` (PaddleX face-feature contract). Vectors are
+(boxes only: PaddleX's crop), picked in face_detect.py; and ``feature`` (PaddleX face-feature
+contract). Vectors are
 L2-normalised, so with ``metric: IP`` a score is a cosine similarity.
 
-Operations: infer, build, add, remove, list. Their decode/encode pairs are in ``face_api.py``
-(mixed in); each decoded request knows its operation, so the one ``predict`` runs it and
-routes.handle needs nothing special.
+Operations: infer, build, add, remove, list, delete. Their decode/encode pairs and the table
+naming them (``operations``) are in ``face_api.py`` (mixed in); each decoded request knows its
+operation, so the one ``predict`` runs it and routes.handle needs nothing special.
 
 Options (``cfg.options``, checked at start): det_threshold, rec_threshold, topk (5), index_type
 (Flat|IVF|HNSW32), metric (IP|L2), visualize_paddlex (cfg.visualize), visualize_easydl (false),
@@ -17,10 +18,9 @@ max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (256), ivf_nprobe (16)
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,18 +30,15 @@ from ..fsutil import sha256_file
 from ..gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, NewFace
 from ..gallery.index import faiss_module
 from ..imaging import ImageLimits
-from ..inference import det_postprocess as DP
 from ..inference import face_align as FA
 from ..inference import feature as FT
 from ..inference import mtcnn as M
 from ..inference.bundle import Bundle, load_bundle
-from ..inference.det_transforms import DetPreprocessor
+from ..inference.engine import EngineFactory
 from . import fields
 from .face_api import FaceCodec
+from .face_detect import Face, detector_class
 
-EngineFactory = Callable[[Bundle, ServiceConfig], Any]
-MTCNN_ROLES = ("detector_pnet", "detector_rnet", "detector_onet", "feature")
-PADDLEX_ROLES = ("detector", "feature")
 # Default cosine threshold: the feature manifest's ``runtime.rec_threshold`` if it has one, else
 # our calibration for known models (docs/face-service.md has the measurements: dlib's
 # descriptors put strangers near 0.85 and one person above 0.94), else PaddleX's 0.4. An L2
@@ -96,14 +93,6 @@ def parse_options(raw: Any, visualize_default: bool) -> Options:
     return o
 
 
-@dataclass(frozen=True)
-class Face:
-    box: list[float]                  # x1, y1, x2, y2 clipped to the image
-    score: float
-    landmarks: np.ndarray | None = None
-    hits: list = field(default_factory=list)  # gallery Hits that pass the threshold, best first
-
-
 def model_fingerprint(bundle: Bundle) -> str:
     """Which feature model made a vector: its files' digests (the manifest's when present)."""
     import hashlib
@@ -121,37 +110,14 @@ class FaceService(FaceCodec):
         """``store``: the gallery's store (tests); by default the one ``cfg.gallery`` names."""
         self.cfg = cfg
         self.opts = parse_options(cfg.options, cfg.visualize)
-        roles = set(cfg.models)
-        if roles == set(MTCNN_ROLES):
-            self.roles = MTCNN_ROLES
-        elif roles == set(PADDLEX_ROLES):
-            self.roles = PADDLEX_ROLES
-        else:
-            raise ConfigInvalid(f"face service needs models {list(MTCNN_ROLES)} or {list(PADDLEX_ROLES)}, got {sorted(roles)}")
+        detector = detector_class(set(cfg.models))
         self.limits = ImageLimits(cfg.max_image_b64_bytes, cfg.min_side, cfg.max_side)
         self.feat_bundle = load_bundle(cfg.models["feature"])
         self.spec = FT.read_spec(self.feat_bundle.config)
         self.template = FA.template_for(self.feat_bundle.manifest, self.spec.input_size)
         self.feat_engine = engine_factory(self.feat_bundle, cfg)
         self.feat_input = self.feat_engine.input_names[0]
-        self._feat_lock = threading.Lock()  # Paddle predictors are not thread-safe: one lock each
-        self._det_lock = threading.Lock()
-        if self.roles is MTCNN_ROLES:
-            stages = {}
-            for role in MTCNN_ROLES[:3]:
-                b = load_bundle(cfg.models[role])
-                names = (b.manifest.get("runtime") or {}).get("outputs") or (b.config.get("MTCNN") or {}).get("outputs")
-                if not names:
-                    raise ModelInvalid(f"{b.path}: MTCNN stage bundle does not name its outputs (runtime.outputs)")
-                stages[role] = self._locked(M.stage_from_engine(engine_factory(b, cfg), names))
-            self.cascade = M.Cascade(stages["detector_pnet"], stages["detector_rnet"], stages["detector_onet"],
-                                     min_size=self.opts.min_face_size)
-        else:
-            self.det_bundle = load_bundle(cfg.models["detector"])
-            self.det_engine = engine_factory(self.det_bundle, cfg)
-            self.det_pre = DetPreprocessor.from_config(self.det_bundle.config, self.det_engine.input_names)
-            self.det_labels = DP.read_labels(self.det_bundle.config)
-            self.det_default = DP.default_threshold(self.det_bundle.config)
+        self.detector = detector(cfg, engine_factory, self.opts.min_face_size)
         self.dim = int(self.embed([np.zeros((*self.spec.input_size[::-1], 3), np.uint8)]).shape[1])
         self.fingerprint = model_fingerprint(self.feat_bundle)
         if self.opts.rec_threshold is not None:
@@ -172,28 +138,10 @@ class FaceService(FaceCodec):
         # cores the Paddle predictors need.
         faiss_module().omp_set_num_threads(1)
 
-    def _locked(self, stage: M.Stage) -> M.Stage:
-        def run(x: np.ndarray):
-            with self._det_lock:
-                return stage(x)
-        return run
-
     # --- pipeline -----------------------------------------------------------------------
     def detect(self, rgb: np.ndarray, threshold: float | None = None) -> list[Face]:
-        h, w = rgb.shape[:2]
         thr = self.opts.det_threshold if threshold is None else threshold
-        if self.roles is MTCNN_ROLES:
-            found = [Face(M.clip_box(f.box, w, h), f.score, f.landmarks) for f in self.cascade.detect(rgb, thr)]
-        else:
-            feeds = self.det_pre(rgb)
-            with self._det_lock:
-                outputs = self.det_engine.run(feeds)
-            rows, counts = DP.pick_outputs(outputs)
-            per_image = DP.split_by_counts(rows, counts)
-            boxes = DP.postprocess(per_image[0] if per_image else rows[:0], w, h,
-                                   self.det_default if thr is None else thr, self.det_labels)
-            found = [Face(b.xyxy, float(b.score)) for b in boxes]
-        found = [f for f in found if M.box_area(f.box) > 0]
+        found = [f for f in self.detector.detect(rgb, thr) if M.box_area(f.box) > 0]
         found.sort(key=lambda f: -f.score)
         return found[:self.opts.max_faces]
 
@@ -208,8 +156,7 @@ class FaceService(FaceCodec):
         vecs = []
         for i in range(0, len(chips), batch):
             x = FT.preprocess(self.spec, chips[i:i + batch])
-            with self._feat_lock:
-                outputs = self.feat_engine.run({self.feat_input: x})
+            outputs = self.feat_engine.run({self.feat_input: x})
             # Always unit length: the gallery's thresholds mean the same for every model.
             vecs.append(FT.l2_normalize(outputs[0]))
         return np.concatenate(vecs) if vecs else np.zeros((0, getattr(self, "dim", 0)), np.float32)
@@ -266,7 +213,7 @@ class FaceService(FaceCodec):
     def migrate(self, progress=None) -> int:
         return self.gallery.migrate(self.embed_pngs, progress=progress)
 
-    # --- the service interface (routes.handle) -------------------------------------------
+    # --- the service interface (services/protocol.py; operations() is face_api's) ---------
     def predict(self, req: Any) -> Any:
         return req.run(self)
 
@@ -288,5 +235,4 @@ def png(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def build(cfg: ServiceConfig, engine_factory: EngineFactory) -> FaceService:
-    return FaceService(cfg, engine_factory)
+SERVICE = FaceService

@@ -29,6 +29,7 @@ from ..gallery import DEFAULT_INDEX
 from ..gallery.store import check_key, check_label
 from ..imaging import encode_jpeg_b64
 from . import fields
+from .protocol import Operation
 
 MAX_PAIRS = 100
 MAX_LIST = 1000
@@ -152,6 +153,21 @@ def _required_key(body: dict, name: str) -> str:
 class FaceCodec:
     """Mixed into FaceService: needs ``self.limits``, ``self.opts``."""
 
+    def operations(self) -> dict[str, Operation]:
+        """Every wire operation, by name (api/routes_face.py maps paths to these names)."""
+        return {
+            "paddlex.infer": Operation("paddlex", self.decode_paddlex_infer, self.encode_paddlex_infer),
+            "paddlex.build": Operation("paddlex", self.decode_paddlex_build, self.encode_paddlex_build),
+            "paddlex.add": Operation("paddlex", self.decode_paddlex_add, self.encode_paddlex_add),
+            "paddlex.remove": Operation("paddlex", self.decode_paddlex_remove, self.encode_paddlex_remove),
+            "paddlex.delete": Operation("paddlex", self.decode_paddlex_delete, self.encode_paddlex_delete),
+            "easydl.search": Operation("easydl", self.decode_easydl_search, self.encode_easydl_search),
+            "easydl.add": Operation("easydl", self.decode_easydl_add, self.encode_easydl_add),
+            "easydl.remove": Operation("easydl", self.decode_easydl_remove, self.encode_easydl_remove),
+            "easydl.list": Operation("easydl", self.decode_easydl_list, self.encode_easydl_list),
+            "easydl.group_delete": Operation("easydl", self.decode_easydl_group_delete, self.encode_easydl_group_delete),
+        }
+
     def _image(self, value: Any, what: str = "image") -> np.ndarray:
         return fields.image(value, self.limits, what)
 
@@ -216,13 +232,6 @@ class FaceCodec:
     @staticmethod
     def encode_paddlex_delete(res: DeleteResult) -> dict[str, Any]:
         return {"indexKey": res.key, "removedFaces": res.faces}
-
-    # The single-operation names routes.handle's callers expect by default.
-    def decode_paddlex(self, body: dict) -> InferReq:
-        return self.decode_paddlex_infer(body)
-
-    def encode_paddlex(self, res: InferResult) -> dict[str, Any]:
-        return self.encode_paddlex_infer(res)
 
     # --- EasyDL (Baidu face search style) ----------------------------------------------
     def decode_easydl_search(self, body: dict) -> InferReq:
@@ -292,12 +301,6 @@ class FaceCodec:
     @staticmethod
     def encode_easydl_group_delete(res: DeleteResult) -> dict[str, Any]:
         return {"result": {"group_id": res.key, "removed_faces": res.faces}}
-
-    def decode_easydl(self, body: dict) -> InferReq:
-        return self.decode_easydl_search(body)
-
-    def encode_easydl(self, res: InferResult) -> dict[str, Any]:
-        return self.encode_easydl_search(res)
 
 
 @dataclass(frozen=True)
