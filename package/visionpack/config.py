@@ -234,4 +234,9 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
 def dump(cfg: ServiceConfig) -> str:
     import yaml
 
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=True, allow_unicode=True)
+    data = cfg.to_dict()
+    if cfg.gallery == GalleryConfig():
+        # The default store is left out, so a release's config.yml stays what releases before
+        # the gallery section wrote and read (an older installer still reads this one).
+        del data["gallery"]
+    return yaml.safe_dump(data, sort_keys=True, allow_unicode=True)

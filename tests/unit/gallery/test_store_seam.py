@@ -52,8 +52,11 @@ def call(client, path, body):
 
 def test_the_face_service_runs_on_an_in_memory_store(tmp_path):
     store = MemoryStore()
-    cfg, svc, client = service_on(tmp_path, store)
-    pair = lambda colour, label: {"image": b64(picture(colour)), "label": label}  # noqa: E731
+    cfg, _, client = service_on(tmp_path, store)
+
+    def pair(colour, label):
+        return {"image": b64(picture(colour)), "label": label}
+
     _, body = call(client, "/face-recognition-index-build", {"imageLabelPairs": [pair(RED, "r"), pair(GREEN, "g")]})
     key = body["result"]["indexKey"]
     assert body["result"]["idMap"] == {"0": "r", "1": "g"}
@@ -173,3 +176,12 @@ def test_the_cli_takes_the_store_from_the_config(tmp_path, capsys):
     # --data-dir does not bypass the store the deploy's config names.
     assert cli.main(["--config", str(bad), "--data-dir", str(tmp_path / "data"), "list"]) == 1
     assert "config-invalid" in capsys.readouterr().err
+
+
+def test_config_yml_of_a_default_deploy_has_no_gallery_section(tmp_path):
+    # What releases before the section wrote, so an older installer still reads it.
+    text = config.dump(config.from_mapping({"gallery": {"store": "sqlite", "dsn": ""}}))
+    assert "gallery" not in text
+    f = tmp_path / "c.yml"
+    f.write_text(text)
+    assert config.load(f, env={}).gallery == GalleryConfig()
