@@ -72,12 +72,12 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def runtime_image(docker_client, wheelhouse):
-    from visionpack.installer import docker_runtime
+    from visionpack.installer.runtimes import docker_containers
 
     proc = subprocess.run(["bash", str(REPO / "tools" / "image" / "build_image.sh")], capture_output=True,
                           text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    ref = docker_runtime.image_ref(REPO)
+    ref = docker_containers.image_ref(REPO)
     assert ref.tar.is_file() and ref.image_id and ref.sha256
     return ref
 
@@ -126,10 +126,10 @@ def docker_root(tmp_path_factory, shared_runtime, vendor, runtime_image, docker_
                          "--port", str(port))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield root, port
-    from visionpack.installer import docker_runtime
+    from visionpack.installer.runtimes import docker_containers
     from visionpack.installer.layout import Root
 
-    docker_runtime.remove(Root(root).deploy(DEPLOY), client=docker_client, say=lambda _m: None)
+    docker_containers.remove(Root(root).deploy(DEPLOY), client=docker_client, say=lambda _m: None)
 
 
 def wait_for(predicate, timeout: float, step: float = 0.5, what: str = "condition"):

@@ -1,7 +1,7 @@
 """The docker runtime against a real engine: the real demo-classify release in a container.
 
 The deploy is installed ``--stopped`` by install.py into a temporary root (the process
-runtime's release layout); docker_runtime then loads the package's image and runs the release
+runtime's release layout); docker_containers then loads the package's image and runs the release
 in a container with host networking. Requests go to 127.0.0.1 only. The tests run in file
 order and share the container where that is the point (kill/restart, license swap).
 """
@@ -25,7 +25,7 @@ from test_docker_fixtures import (DEPLOY, REPO, classify_cat, docker_client, doc
                                   free_port, runtime_image, shared_runtime, slots_locked_by, source_tree, vendor,
                                   wait_for, wheelhouse)
 
-from visionpack.installer import docker_runtime as dr  # noqa: E402
+from visionpack.installer.runtimes import docker_containers as dr  # noqa: E402
 from visionpack.installer.layout import Root  # noqa: E402
 from visionpack.installer.procs import get_ready  # noqa: E402
 from visionpack.licensing import instances  # noqa: E402

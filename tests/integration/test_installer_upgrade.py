@@ -270,8 +270,8 @@ def test_full_package_brings_its_own_runtime_and_rollback_uses_the_old_one(sourc
     assert "full package: its own runtime" in up.stdout and "building runtime" in up.stdout
     assert load.failed == [] and load.ok > 0
     rels = state_of(root)["releases"]
-    assert rels["1.0.0"]["runtime"] != rels["2.0.0"]["runtime"]
-    assert (Path(rels["2.0.0"]["runtime"]) / "bin" / "gunicorn").exists()
+    assert rels["1.0.0"]["venv"] != rels["2.0.0"]["venv"]
+    assert (Path(rels["2.0.0"]["venv"]) / "bin" / "gunicorn").exists()
     assert served_release(port) == "1.0.0"
 
 

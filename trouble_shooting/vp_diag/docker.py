@@ -1,4 +1,4 @@
-"""Containers (deploys with ``state["runtime"] == "docker"``, installer/docker_runtime.py):
+"""Containers (deploys whose state.json says ``runtime_kind`` docker, installer/runtimes/docker.py):
 engine reachable, each labelled container running and healthy, not OOM-killed.
 
 Spoken to through the Engine API on /var/run/docker.sock with http.client (stdlib), so the
@@ -109,9 +109,16 @@ def deploy_checks(ctx: Context, d: Deploy, sock: str = SOCKET) -> List[Result]:
     return [container_check(ctx, d, c, sock) for c in found]
 
 
+def runtime_kind(state: Optional[dict]) -> str:
+    """The deploy's runtime kind; an installer older than state schema 2 wrote it as ``runtime``
+    (the installer migrates it when it next reads the file, this tool never writes)."""
+    state = state or {}
+    return str(state.get("runtime_kind") or state.get("runtime") or "process")
+
+
 def checks(ctx: Context) -> Iterable[Result]:
     for d in ctx.deploys:
-        if ctx.deploy_fact(d, "broken") or (d.state or {}).get("runtime") != "docker":
+        if ctx.deploy_fact(d, "broken") or runtime_kind(d.state) != "docker":
             continue
         ctx.set_deploy_fact(d, "docker", True)
         yield from deploy_checks(ctx, d)

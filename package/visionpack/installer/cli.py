@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional, Sequence
 from ..errors import UsageError, VisionpackError
 from .context import Context
 from .layout import DEFAULT_ROOT, ROOT_ENV, Root, resolve_root
+from .runtimes.kinds import DEFAULT as DEFAULT_KIND
+from .runtimes.kinds import KINDS
 from .source import Source
 
 DEFAULT_START_TIMEOUT = 120.0
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stopped", action="store_true", help="install without starting")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
     p.add_argument("--keep", type=_keep, default=None, help="releases to keep for rollback (default 5)")
-    p.add_argument("--runtime", choices=("process", "docker"), default="process",
+    p.add_argument("--runtime", choices=tuple(KINDS), default=DEFAULT_KIND,
                    help="run the service as gunicorn processes (default) or as Docker containers (docs/docker.md)")
     p.set_defaults(func=_cmd_install)
 
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="install even if the environment check fails")
     p.add_argument("--stopped", action="store_true", help="install without starting")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
-    p.add_argument("--runtime", choices=("process", "docker"), default="process",
+    p.add_argument("--runtime", choices=tuple(KINDS), default=DEFAULT_KIND,
                    help="gunicorn processes (default) or Docker containers, for every deploy")
     p.set_defaults(func=_cmd_inall)
 

@@ -4,6 +4,10 @@ The operation record is written *before* each step and cleared in the same atomi
 commits the result, so a killed installer always leaves a record saying where it stopped.
 :func:`decide` turns such a record into what the next invocation must do; it is pure so the
 decisions are unit-tested without a disk.
+
+Schema 2 (this installer) names the deploy's runtime kind ``runtime_kind`` ("process" |
+"docker") and each kept release's venv ``releases[v]["venv"]``; schema 1 called both
+``runtime``. :func:`load` migrates a schema-1 file when it reads it (:func:`migrate`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ..errors import ConfigInvalid, OperationLocked
 from ..fsutil import atomic_write
 from .layout import DeployPaths
 
-SCHEMA = 1
+SCHEMA = 2
 
 
 def now() -> str:
@@ -30,7 +34,14 @@ def now() -> str:
 
 
 def load(paths: DeployPaths) -> Optional[dict[str, Any]]:
-    """The journal, or None when the deploy is not installed (no state.json)."""
+    """The journal in this installer's schema, or None when the deploy is not installed (no state.json)."""
+    state = _read(paths)
+    if state is not None and migrate(state):
+        _write_migrated(paths)
+    return state
+
+
+def _read(paths: DeployPaths) -> Optional[dict[str, Any]]:
     try:
         text = paths.state.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -45,6 +56,53 @@ def load(paths: DeployPaths) -> Optional[dict[str, Any]]:
     return state
 
 
+def migrate(state: dict[str, Any]) -> bool:
+    """Bring a state an older installer wrote to :data:`SCHEMA`, in place; whether anything changed."""
+    changed = False
+    if "runtime" in state:  # schema 1: the runtime kind
+        kind = state.pop("runtime")
+        if kind is not None:
+            state.setdefault("runtime_kind", kind)
+        changed = True
+    for info in (state.get("releases") or {}).values():
+        if isinstance(info, dict) and "runtime" in info:  # schema 1: the release's venv
+            venv = info.pop("runtime")
+            info.setdefault("venv", venv)
+            changed = True
+    if not isinstance(state.get("schema"), int) or state["schema"] < SCHEMA:
+        state["schema"] = SCHEMA
+        changed = True
+    return changed
+
+
+def _write_migrated(paths: DeployPaths) -> None:
+    """Write the migrated state.json back (atomically), when no installer holds the deploy lock.
+
+    A holder (another installer, or this one: flock conflicts across open files of one
+    process too) saves the new schema itself at its next write, so skipping loses nothing;
+    taking the lock keeps this write from replacing a newer state. Re-read under the lock:
+    the file may have changed since it was read. A reader without write access (an operator's
+    ``status``) keeps the migrated state in memory only.
+    """
+    try:
+        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        state = _read(paths)
+        if state is not None and migrate(state):
+            atomic_write(paths.state, _dump(state))
+    except (OSError, ConfigInvalid):
+        pass  # locked, unwritable or damaged meanwhile: the next locked save writes schema 2
+    finally:
+        os.close(fd)  # releases the flock if we took it
+
+
+def _dump(state: dict[str, Any]) -> str:
+    return json.dumps(state, indent=2, sort_keys=True) + "\n"
+
+
 def new_state(deploy: str, service: str) -> dict[str, Any]:
     return {"schema": SCHEMA, "deploy": deploy, "service": service, "release": None,
             "releases": {}, "desired": "stopped", "host": None, "port": None, "workers": None,
@@ -53,7 +111,7 @@ def new_state(deploy: str, service: str) -> dict[str, Any]:
 
 def save(paths: DeployPaths, state: dict[str, Any]) -> None:
     state["updated_at"] = now()
-    atomic_write(paths.state, json.dumps(state, indent=2, sort_keys=True) + "\n")
+    atomic_write(paths.state, _dump(state))
 
 
 # Crash tests SIGKILL the installer right after a step is journaled (op:step, or op:point of

@@ -1,6 +1,6 @@
 """The kept releases of a deploy: which is current, which is previous, and pruning to the last N.
 
-``state["releases"]`` maps each kept version to ``installed_at``, ``runtime`` and
+``state["releases"]`` maps each kept version to ``installed_at``, ``venv`` (its runtime venv) and
 ``activated_at`` (when it last became current); ``state["history"]`` lists every switch
 (install, upgrade, rollback) oldest first, like Helm's revision history. "Previous" is the
 release that was current before the current one, as ``helm rollback`` / ``kubectl rollout

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from ..errors import EnvironmentCheckFailed
 
 NAME = "visionpack"
-UID = GID = 10001  # the Docker image's user and group (tools/image/image.py, docker_runtime.UID)
+UID = GID = 10001  # the Docker image's user and group (tools/image/image.py, runtimes/docker_containers.UID)
 _NOLOGIN = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
 
 

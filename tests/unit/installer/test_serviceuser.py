@@ -13,7 +13,7 @@ from visionpack.installer import venvs, serviceuser
 
 
 def test_the_numbers_are_the_docker_images():
-    from visionpack.installer import docker_runtime
+    from visionpack.installer.runtimes import docker_containers
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools" / "image"))
     try:
@@ -21,7 +21,7 @@ def test_the_numbers_are_the_docker_images():
     finally:
         sys.path.pop(0)
     assert serviceuser.NAME == "visionpack"
-    assert serviceuser.UID == serviceuser.GID == docker_runtime.UID == docker_runtime.GID == image.UID == image.GID
+    assert serviceuser.UID == serviceuser.GID == docker_containers.UID == docker_containers.GID == image.UID == image.GID
 
 
 def test_not_root_means_the_invoking_user(monkeypatch):

@@ -1,4 +1,4 @@
-"""install|in DEPLOY: check the environment, build runtime + release, switch, start."""
+"""install|in DEPLOY: check the environment, build the venv + release, switch, start."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from ...errors import AlreadyInstalled
 from ...fsutil import atomic_symlink
-from .. import docker_install, envcheck, filemodes, journal, recovery, release, releases, serviceuser, venvs
+from .. import envcheck, filemodes, journal, recovery, release, releases, serviceuser, venvs
 from ..context import Context
+from ..installed import Installed
+from ..runtimes.kinds import runtime_for
 from .start import start_installed
-from ..deployment import Installed
 
 
 def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: int, force: bool,
@@ -26,9 +27,11 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
     # Validate the options before anything is written (ConfigInvalid names the bad one).
     release.service_config(ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers)
 
-    if runtime_kind == "docker":
-        # No engine or no image: refused before anything is written (nothing half installed).
-        ctx.say(f"docker runtime: {docker_install.preflight(ctx)}")
+    # docker: no engine or no image is refused before anything is written (nothing half installed).
+    runtime = runtime_for(None, kind=runtime_kind)
+    found = runtime.preflight(ctx)
+    if found:
+        ctx.say(found)
     report = envcheck.run(source, ctx.root.path, deploy, host, port, sorted(set(entry.models.values())))
     for line in report.lines():
         ctx.say(line)
@@ -44,12 +47,12 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
         if state and state.get("release"):
             raise AlreadyInstalled(f"{deploy!r} release {state['release']} is already installed in {paths.dir}")
         state = journal.new_state(deploy, entry.service)
-        state["runtime"] = runtime_kind  # docker: containers of the package's image (docker_runtime.py)
+        state["runtime_kind"] = runtime.kind  # runtimes.kinds.runtime_for reads it for every later command
 
         try:
             journal.begin(paths, state, "install", "runtime", release=version)
-            serviceuser.ensure(ctx.say)  # as root, once: the runtime is built for it to run
-            runtime = venvs.ensure(ctx.root, source, say=ctx.say)
+            serviceuser.ensure(ctx.say)  # as root, once: the venv is built for it to run
+            venv = venvs.ensure(ctx.root, source, say=ctx.say)
             copied = release.copy_licenses(ctx.root, source)
             if copied:
                 ctx.say(f"licenses: {', '.join(copied)} -> {ctx.root.licenses}")
@@ -59,7 +62,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
             cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers)
             for d in (paths.data, paths.logs, paths.run):
                 d.mkdir(parents=True, exist_ok=True)
-            release.build(ctx.root, paths, source, entry, version, cfg, runtime)
+            release.build(ctx.root, paths, source, entry, version, cfg, venv)
             ctx.say(f"release {version} -> {rel_dir}")
 
             journal.begin(paths, state, "install", "switch")
@@ -68,7 +71,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
             # The commit: release recorded and the operation cleared in one atomic write.
             state.update(release=version, desired="stopped" if stopped else "running", host=host, port=port,
                          workers=workers, operation=None)
-            state["releases"][version] = {"installed_at": journal.now(), "runtime": str(runtime)}
+            state["releases"][version] = {"installed_at": journal.now(), "venv": str(venv)}
             if keep:
                 state["keep"] = keep
             releases.record_activation(state, version, "install")
@@ -84,7 +87,7 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
         ctx.say(f"installed {deploy} {version} (service {entry.service}) in {paths.dir}")
 
         result: dict[str, Any] = {"deploy": deploy, "release": version, "path": str(paths.dir),
-                                  "runtime": str(runtime), "runtime_kind": runtime_kind, "host": host, "port": port,
+                                  "runtime": str(venv), "runtime_kind": runtime_kind, "host": host, "port": port,
                                   "started": False}
         if not stopped:
             pid = start_installed(ctx, Installed(paths, state), timeout=timeout)

@@ -30,7 +30,7 @@ def kept_releases(state: dict) -> list[dict]:
     prev = releases.previous(state)
     info = state.get("releases") or {}
     return [{"version": v, "installed_at": info[v].get("installed_at"), "activated_at": info[v].get("activated_at"),
-             "current": v == state.get("release"), "previous": v == prev, "runtime": info[v].get("runtime")}
+             "current": v == state.get("release"), "previous": v == prev, "runtime": info[v].get("venv")}
             for v in reversed(releases.kept(state))]
 
 

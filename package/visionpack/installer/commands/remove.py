@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ...errors import NotInstalled
-from .. import docker_install, journal, procs, recovery, venv_gc
+from .. import journal, recovery, venv_gc
 from ..context import Context
-from ..deployment import Installed
+from ..installed import Installed
+from ..runtimes.kinds import runtime_for
 
 
 def remove(ctx: Context, deploy: str, *, purge: bool) -> dict:
@@ -20,12 +21,7 @@ def remove(ctx: Context, deploy: str, *, purge: bool) -> dict:
                                    f"(only kept data is left; 'remove --purge' deletes it)")
             recovery.delete_deploy(paths, purge=True, say=ctx.say)
             return {"deploy": deploy, "purged": True, "was_running": False}
-        inst = Installed(paths, state)
-        if docker_install.is_docker(state):
-            was_running = docker_install.stop_installed(ctx, inst)
-            docker_install.remove(paths, say=ctx.say)
-        else:
-            was_running = procs.stop(paths, inst.graceful_timeout(), say=ctx.say)
+        was_running = runtime_for(state).remove(ctx, Installed(paths, state))
         journal.begin(paths, state, "remove", "delete", purge=purge)
         recovery.delete_deploy(paths, purge=purge, say=ctx.say)
     return {"deploy": deploy, "purged": purge, "was_running": was_running,

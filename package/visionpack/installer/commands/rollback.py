@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ...errors import NotInstalled, StartFailed
-from .. import docker_install, filemodes, journal, releases, switch
+from .. import filemodes, journal, releases, switch
 from ..context import Context
 from ..deployment import require
+from ..runtimes.kinds import runtime_for
 
 
 def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) -> dict[str, Any]:
@@ -36,10 +37,8 @@ def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) ->
         journal.begin(paths, state, "rollback", "start", release=target, **{"from": current})
         try:
             filemodes.secure(ctx.root, ctx.say)
-            if docker_install.is_docker(state):
-                result = docker_install.switch_release(ctx, paths, state, target, op="rollback", timeout=timeout)
-            else:
-                result = switch.activate(ctx, paths, state, target, op="rollback", timeout=timeout)
+            result = switch.activate(ctx, paths, state, target, op="rollback", timeout=timeout,
+                                     runtime=runtime_for(state, ctx.source.top))
         except StartFailed as exc:
             if getattr(exc, "down", False):
                 raise

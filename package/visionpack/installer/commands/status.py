@@ -34,7 +34,7 @@ def _license(ctx: Context, name: str, state: dict, *, running: bool = False) -> 
     it cannot start until another instance stops; neither makes the license invalid.
     """
     rel = (state.get("releases") or {}).get(state.get("release") or "", {})
-    runtime_python = Path(rel["runtime"]) / "bin" / "python" if rel.get("runtime") else None
+    runtime_python = Path(rel["venv"]) / "bin" / "python" if rel.get("venv") else None
     try:
         verdict = check_license(ctx.root.path, name, state.get("service") or "", runtime_python, limit=False)
         licensed, in_use = verdict.get("instances"), verdict.get("instances_running")

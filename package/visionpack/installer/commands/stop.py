@@ -1,10 +1,12 @@
-"""stop DEPLOY: SIGTERM the verified master, wait graceful_timeout, then SIGKILL."""
+"""stop DEPLOY: stop the deploy's runtime gracefully (SIGTERM, graceful_timeout, then SIGKILL)."""
 
 from __future__ import annotations
 
-from .. import docker_install, journal, procs
+from .. import journal
 from ..context import Context
-from ..deployment import Installed, require
+from ..deployment import require
+from ..installed import Installed
+from ..runtimes.kinds import runtime_for
 
 
 def stop(ctx: Context, deploy: str) -> dict:
@@ -20,10 +22,7 @@ def stop_installed(ctx: Context, inst: Installed) -> bool:
     paths, state = inst.paths, inst.state
     state["desired"] = "stopped"
     journal.begin(paths, state, "stop", "signal")
-    if docker_install.is_docker(state):
-        was_running = docker_install.stop_installed(ctx, inst)
-    else:
-        was_running = procs.stop(paths, inst.graceful_timeout(), say=ctx.say)
+    was_running = runtime_for(state).stop(ctx, inst)
     journal.clear(paths, state)
     ctx.say(f"{paths.name} stopped" if was_running else f"{paths.name} was not running")
     return was_running

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ...errors import AlreadyInstalled, StartFailed, UsageError
-from .. import docker_install, filemodes, journal, release, switch, venvs
+from .. import filemodes, journal, release, switch, venvs
 from ..context import Context
 from ..deployment import require
+from ..runtimes.kinds import runtime_for
 from ..source import Source
 
 
@@ -56,9 +57,9 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
         ctx.say(f"upgrading {deploy} from {state['release']} to {version} ({source.top})")
         journal.begin(paths, state, "upgrade", "runtime", release=version, **{"from": state["release"]})
         try:
-            runtime = venvs.ensure(ctx.root, source, say=ctx.say)
-            same = str(runtime) == (state["releases"].get(state["release"]) or {}).get("runtime")
-            ctx.say(f"runtime {runtime} ({'reused: same lock file' if same else 'full package: its own runtime'})")
+            venv = venvs.ensure(ctx.root, source, say=ctx.say)
+            same = str(venv) == (state["releases"].get(state["release"]) or {}).get("venv")
+            ctx.say(f"runtime {venv} ({'reused: same lock file' if same else 'full package: its own runtime'})")
             copied = release.copy_licenses(ctx.root, source)  # public keys; never replaces license.lic
             if copied:
                 ctx.say(f"licenses: {', '.join(copied)} -> {ctx.root.licenses}")
@@ -68,7 +69,7 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
                 release.remove_tree(rel_dir)  # not kept (checked above): a leftover of a killed run
             cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=state["host"], port=int(state["port"]),
                                          workers=int(state.get("workers") or 1))
-            release.build(ctx.root, paths, source, entry, version, cfg, runtime)
+            release.build(ctx.root, paths, source, entry, version, cfg, venv)
             ctx.say(f"release {version} -> {rel_dir}")
             filemodes.secure(ctx.root, ctx.say)  # also repairs what an older installer left
         except BaseException:
@@ -76,11 +77,9 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
             switch.undo(ctx, paths, state)
             raise
         try:
-            if docker_install.is_docker(state):
-                result = docker_install.switch_release(ctx, paths, state, version, op="upgrade", timeout=timeout,
-                                                       top=source.top)
-            else:
-                result = switch.activate(ctx, paths, state, version, op="upgrade", timeout=timeout)
+            # The new release runs on the new package (docker: its image).
+            result = switch.activate(ctx, paths, state, version, op="upgrade", timeout=timeout,
+                                     runtime=runtime_for(state, source.top))
         except StartFailed as exc:
             if getattr(exc, "down", False):
                 raise

@@ -1,9 +1,10 @@
-"""The container runtime: one Docker container per service instance of a deploy.
+"""The containers of the docker runtime: one Docker container per service instance of a deploy.
 
-Beside the process runtime (procs.py) and with the same verbs: ``start`` (recreate and wait for
-/ready), ``stop``, ``status``, ``remove``. The image comes from the package, never a registry:
-``original/images/visionpack-runtime-<lock sha256[:16]>.tar`` (tools/image/build_image.sh; docker_image.py), loaded
-with the Docker SDK for Python unless the engine already has that image id.
+The Docker SDK calls behind runtimes/docker.py: ``start`` (recreate and wait for /ready),
+``stop``, ``status``, ``remove``, and start-N.sh's docker flavour. The image comes from the
+package, never a registry: ``original/images/visionpack-runtime-<lock sha256[:16]>.tar``
+(tools/image/build_image.sh; docker_image.py), loaded with the Docker SDK for Python unless the
+engine already has that image id.
 
 A container (docs/docker.md)
   * runs ``visionpack-serve <release>``: the release's own gunicorn and code, mounted read-only
@@ -27,17 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ..access import probe
-from ..access.scopes import OPS
-from ..errors import PackageCorrupt, StartFailed, StopFailed
-# The image half, re-exported: callers and tests use docker_runtime as the one entry point.
+from ...access import probe
+from ...access.scopes import OPS
+from ...errors import PackageCorrupt, StartFailed, StopFailed
+from .. import filemodes, serviceuser
+from ..handover import STANDBY_REQUEST
+from ..layout import DeployPaths
+from ..procs import get_ready, probe_host
+from ..venvs import tail
+# The image half, re-exported: callers and tests use docker_containers as the one entry point.
 from .docker_image import (IMAGE_NAME, ImageRef, connect, image_id_or_tag, image_ref, load_image,  # noqa: F401
                            local_image_id, sdk)
-from . import filemodes, serviceuser
-from .layout import DeployPaths
-from .handover import STANDBY_REQUEST
-from .procs import get_ready, probe_host
-from .venvs import tail
 
 UID = GID = serviceuser.UID  # the image's "visionpack" user (tools/image/image.py)
 SERVE = "/usr/local/bin/visionpack-serve"
@@ -198,7 +199,7 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
     """Recreate the container of ``spec`` (rm -f + run) and wait until /ready says 200."""
     prepare_host(paths)
     remove_name(client, spec.name, paths)
-    # A standby of an interrupted switch (docker_switch) is this instance too: one container only.
+    # A standby of an interrupted switch (runtimes/docker.py) is this instance too: one container only.
     instance = spec.labels.get(f"{LABEL}.instance")
     for other in containers(client, paths):
         if other.labels.get(f"{LABEL}.instance") == instance:
@@ -325,7 +326,7 @@ def remove(paths: DeployPaths, *, client: Any = None, say: Callable[[str], None]
 
 def render_start_script(template: str, spec: ContainerSpec, ref: ImageRef, *, instance: int, deploy: str,
                         version: str, dirs: Sequence[Path], ready_url: str, standby_request: Path) -> str:
-    from .release import render
+    from ..release import render
 
     run_args = "\n    ".join(" ".join(shlex.quote(a) for a in group) for group in spec.run_arg_groups())
     return render(template, {
@@ -339,7 +340,7 @@ def render_start_script(template: str, spec: ContainerSpec, ref: ImageRef, *, in
 def write_start_script(template_dir: Path, paths: DeployPaths, spec: ContainerSpec, ref: ImageRef, *,
                        instance: int, version: str, host: str, port: int) -> Path:
     """Write ``<release>/start/start-<instance>.sh`` (the docker flavour) and return its path."""
-    from ..fsutil import atomic_write
+    from ...fsutil import atomic_write
 
     try:
         template = (Path(template_dir) / START_TEMPLATE).read_text(encoding="utf-8")

@@ -1,7 +1,7 @@
 """The runtime image of a package and the engine it goes into: the Docker SDK (imported from the
 wheelhouse when the system python lacks it), a client, and ``docker load`` of
 ``original/images/visionpack-runtime-<lock sha256[:16]>.tar`` unless the engine has that image id.
-No registry is ever contacted (docs/docker.md). Split from docker_runtime.py, which re-exports it.
+No registry is ever contacted (docs/docker.md). docker_containers.py re-exports it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..errors import DockerUnavailable, PackageCorrupt, RuntimeInstallFailed
+from ...errors import DockerUnavailable, PackageCorrupt, RuntimeInstallFailed
 
 IMAGE_NAME = "visionpack-runtime"
 
@@ -47,7 +47,7 @@ def connect(wheels: Optional[Path] = None) -> Any:
 
     ``wheels`` defaults to the wheelhouse of the package this installer runs from.
     """
-    docker = sdk(wheels or Path(__file__).resolve().parents[3] / "original" / "wheels")
+    docker = sdk(wheels or Path(__file__).resolve().parents[4] / "original" / "wheels")
     try:
         client = docker.from_env(timeout=300)
         client.ping()
@@ -97,7 +97,7 @@ def load_image(client: Any, ref: ImageRef, *, say: Callable[[str], None] = print
     if not ref.tar.is_file():
         raise PackageCorrupt(f"{ref.tar} is missing; build it with 'bash download.sh --image'")
     if ref.sha256:
-        from ..fsutil import sha256_file
+        from ...fsutil import sha256_file
         if sha256_file(ref.tar) != ref.sha256:
             raise PackageCorrupt(f"{ref.tar} does not match its recorded sha256; rebuild it with 'bash download.sh --image'")
     say(f"loading image {ref.tag} from {ref.tar} ({ref.tar.stat().st_size >> 20} MiB)")

@@ -1,0 +1,38 @@
+"""The runtime kinds, and the one function that reads a deploy's state and returns its runtime.
+
+``state["runtime_kind"]`` ("process" | "docker") is written by ``install --runtime``; a state
+without it (installed before docker deploys existed) runs as processes. Adding a kind is a
+module beside process.py and docker.py and one entry in ``KINDS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+from .base import Runtime
+from .docker import DockerRuntime
+from .process import ProcessRuntime
+
+DEFAULT = "process"
+# Each kind's runtime, given the package whose image or files a new release runs on.
+KINDS: dict[str, Callable[[Optional[Path]], Runtime]] = {
+    "process": lambda _top: ProcessRuntime(),
+    "docker": lambda top: DockerRuntime(top),
+}
+
+
+def kind_of(state: Optional[Mapping[str, Any]]) -> str:
+    return str((state or {}).get("runtime_kind") or DEFAULT)
+
+
+def runtime_for(state: Optional[Mapping[str, Any]], top: Optional[Path] = None, *,
+                kind: Optional[str] = None) -> Runtime:
+    """The runtime of the deploy whose state is ``state`` (or of ``kind``, for an install).
+
+    ``top``: the package a switch starts the new release from (upgrade: the new package). A
+    kind this installer does not know (a hand-edited state.json) runs as processes, as it
+    always has.
+    """
+    make = KINDS.get(kind or kind_of(state)) or KINDS[DEFAULT]
+    return make(top)

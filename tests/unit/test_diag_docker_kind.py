@@ -1,0 +1,26 @@
+"""vp_diag finds docker deploys by state.json's runtime kind, in the schema the installer writes and in
+the one an older installer left (``runtime``; the installer migrates it, vp_diag never writes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "trouble_shooting"))
+
+from vp_diag.docker import runtime_kind  # noqa: E402
+
+
+@pytest.mark.parametrize("state, kind", [
+    ({"schema": 2, "runtime_kind": "docker"}, "docker"),
+    ({"schema": 2, "runtime_kind": "process"}, "process"),
+    ({"schema": 1, "runtime": "docker"}, "docker"),
+    ({"schema": 1, "runtime": "process"}, "process"),
+    ({"schema": 1}, "process"),  # installed before docker deploys existed
+    (None, "process"),
+])
+def test_runtime_kind_of_either_schema(state, kind):
+    assert runtime_kind(state) == kind
