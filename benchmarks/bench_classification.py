@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         a.rounds, a.duration, a.warmup, a.requests = 1, 6.0, 2.0, 60
 
     sys.path.insert(0, str(REPO / "package"))
-    from visionpack.inference.bundle import load_bundle
+    from visionpack.bundle import load_bundle
 
     bundle = load_bundle(a.bundle)
     cores = os.cpu_count() or 1

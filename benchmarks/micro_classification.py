@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from visionpack import config as config_mod
     from visionpack.imaging import ImageLimits, decode
     from visionpack.inference import cls_transforms as T
-    from visionpack.inference.bundle import load_bundle
+    from visionpack.bundle import load_bundle
     from visionpack.inference.paddle_engine import PaddleEngine as Engine, paddle_version
     from visionpack.services.classification import ClassificationService
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ModelInvalid
-from visionpack.inference.bundle import load_bundle
+from visionpack.bundle import load_bundle
 from visionpack.inference.paddle_engine import PaddleEngine as Engine
 
 PACKAGE = Path(__file__).resolve().parents[2] / "package"

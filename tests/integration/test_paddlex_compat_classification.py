@@ -27,7 +27,7 @@ import pytest
 
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
-from visionpack.inference.bundle import load_bundle
+from visionpack.bundle import load_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "models" / "efficientnet_lite0_imagenet"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import re
 import threading
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
@@ -25,11 +24,9 @@ import numpy as np
 
 from ..config import ServiceConfig
 from ..errors import ModelInvalid
-from .bundle import Bundle
+from ..bundle import ENGINE_KIND, Bundle
 
-DEFAULT_KIND = "paddle"  # every bundle load_bundle finds today is a Paddle export
 MODULE_SUFFIX = "_engine"
-_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 @runtime_checkable
@@ -59,11 +56,8 @@ def unregister(kind: str) -> None:
 
 
 def engine_kind(bundle: Bundle) -> str:
-    """The engine a bundle needs: its manifest's ``engine``, else Paddle (a raw PaddleX export)."""
-    kind = bundle.manifest.get("engine", DEFAULT_KIND)
-    if not isinstance(kind, str):
-        raise ModelInvalid(f"{bundle.path}/manifest.json: 'engine' must be a string, got {kind!r}")
-    return _checked_kind(kind, str(bundle.path))
+    """The engine a bundle needs: its format (bundle.py: the manifest's ``engine``, else Paddle)."""
+    return bundle.engine
 
 
 def known_kinds() -> list[str]:
@@ -126,7 +120,7 @@ class SerializedEngine:
 
 
 def _checked_kind(kind: str, where: str) -> str:
-    # A kind becomes part of a module name: nothing but a short identifier.
-    if not _KIND.fullmatch(kind):
+    # A kind becomes part of a module name: nothing but a short identifier (bundle.py's rule).
+    if not ENGINE_KIND.fullmatch(kind):
         raise ModelInvalid(f"{where}: engine kind must be a short lower-case identifier, got {kind!r}")
     return kind

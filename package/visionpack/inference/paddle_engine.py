@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import ServiceConfig
 from ..errors import ModelInvalid
-from .bundle import Bundle
+from ..bundle import Bundle
 
 _init_lock = threading.Lock()
 

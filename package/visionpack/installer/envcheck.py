@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..bundle import files as bundle_files
 from ..errors import EnvironmentCheckFailed, InstallerError, ModelInvalid, PackageCorrupt, PortInUse
 from .source import Source
 
@@ -243,12 +244,7 @@ def check_models(source: Source, bundles: Sequence[str]) -> Check:
         if not d.is_dir():
             problems.append(f"models/{bundle} is missing")
             continue
-        have = {p.name for p in d.iterdir()}
-        if not ({"inference.json", "inference.pdmodel"} & have):
-            problems.append(f"models/{bundle} has no inference.json or inference.pdmodel")
-        for name in ("inference.pdiparams", "inference.yml"):
-            if name not in have:
-                problems.append(f"models/{bundle} has no {name}")
+        problems += [f"models/{bundle} has no {name}" for name in bundle_files(d).missing()]
     if problems:
         return Check("models", False, "; ".join(problems),
                      "Run 'bash download.sh' to build the demo models, or copy the PaddleX export there", ModelInvalid)

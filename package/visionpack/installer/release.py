@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import bundle as bundles
 from ..errors import ModelInvalid, PackageCorrupt
-from ..fsutil import atomic_write, sha256_file
+from ..fsutil import atomic_write
 from . import yamlload
 from .journal import now
 from .layout import DeployPaths, Root
@@ -64,17 +65,12 @@ def _copy_bundle(source: Source, bundle: str, dest: Path) -> dict[str, str]:
     if not src.is_dir():
         raise ModelInvalid(f"model bundle {src} is missing")
     shutil.copytree(src, dest, ignore=_IGNORE)
-    sums = {p.name: sha256_file(p) for p in sorted(dest.iterdir()) if p.is_file()}
-    manifest = dest / "manifest.json"
-    if manifest.is_file():
-        try:
-            declared = json.loads(manifest.read_text(encoding="utf-8")).get("files") or {}
-        except (ValueError, AttributeError) as exc:
-            raise ModelInvalid(f"{src}/manifest.json is not valid JSON: {exc}") from None
-        for name, digest in sorted(declared.items()):
-            if sums.get(name) != digest:
-                raise ModelInvalid(f"{src}/{name} does not match its manifest checksum "
-                                   f"({'missing' if name not in sums else 'sha256 ' + sums[name][:12] + '…'})")
+    sums = bundles.checksums(dest)
+    damage = bundles.damaged(dest, bundles.declared_checksums(bundles.read_manifest(dest)), sums)
+    if damage:
+        bad = damage[0]
+        found = bad.problem if bad.problem == bundles.MISSING else f"sha256 {bad.actual[:12]}…"
+        raise ModelInvalid(f"{src}/{bad.name} does not match its manifest checksum ({found})")
     return sums
 
 

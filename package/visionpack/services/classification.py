@@ -17,7 +17,7 @@ from ..errors import InvalidArgument
 from ..imaging import ImageLimits
 from ..inference import cls_transforms as T
 from ..inference.batching import Batcher
-from ..inference.bundle import load_bundle
+from ..bundle import load_bundle
 from ..inference.engine import EngineFactory
 from . import fields
 from .protocol import Operation

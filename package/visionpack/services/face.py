@@ -33,7 +33,7 @@ from ..imaging import ImageLimits
 from ..inference import face_align as FA
 from ..inference import feature as FT
 from ..inference import mtcnn as M
-from ..inference.bundle import Bundle, load_bundle
+from ..bundle import Bundle, load_bundle
 from ..inference.engine import EngineFactory
 from . import fields
 from .face_api import FaceCodec

@@ -16,7 +16,7 @@ from ..config import ServiceConfig
 from ..errors import ConfigInvalid, ModelInvalid
 from ..inference import det_postprocess as DP
 from ..inference import mtcnn as M
-from ..inference.bundle import load_bundle
+from ..bundle import load_bundle
 from ..inference.det_transforms import DetPreprocessor
 from ..inference.engine import EngineFactory
 

@@ -15,7 +15,7 @@ from visionpack.config import ServiceConfig
 from visionpack.errors import ModelInvalid
 from visionpack.inference import engine as E
 from visionpack.inference import paddle_engine
-from visionpack.inference.bundle import load_bundle
+from visionpack.bundle import load_bundle
 
 DEPLOY = "demo-cls"
 NO_MANIFEST = object()

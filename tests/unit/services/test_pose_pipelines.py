@@ -115,7 +115,7 @@ def test_the_bundles_tasks_choose_between_pipelines_of_the_same_roles(tmp_path, 
 
 
 def test_the_top_down_pipeline_takes_a_detector_and_a_keypoint_model(tmp_path):
-    from visionpack.inference.bundle import load_bundle
+    from visionpack.bundle import load_bundle
 
     det = load_bundle(write_bundle(tmp_path, "d", {"Preprocess": [{"type": "Resize"}], "label_list": ["person"]}))
     kpt = load_bundle(write_bundle(tmp_path, "k", KPT_YML))

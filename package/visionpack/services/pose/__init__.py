@@ -11,7 +11,7 @@ import pkgutil
 
 from ...config import ServiceConfig
 from ...errors import ConfigInvalid
-from ...inference.bundle import load_bundle
+from ...bundle import load_bundle
 from ...inference.engine import EngineFactory
 from .pipeline import Options, PipelineClass, PosePipeline
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...config import ServiceConfig
 from ...errors import ConfigInvalid
-from ...inference.bundle import Bundle
+from ...bundle import Bundle
 from ...inference.det_postprocess import DetBox
 from ...inference.engine import EngineFactory
 from .. import fields

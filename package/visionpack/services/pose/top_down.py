@@ -15,7 +15,7 @@ from ...config import ServiceConfig
 from ...errors import ModelInvalid
 from ...inference import det_postprocess as DP
 from ...inference import kpt_transforms as KT
-from ...inference.bundle import Bundle
+from ...bundle import Bundle
 from ...inference.det_transforms import DetPreprocessor
 from ...inference.engine import EngineFactory
 from .pipeline import Options, Person
