@@ -1,4 +1,5 @@
-"""vp_diag's standard-library license checks agree with the licensing package they mirror."""
+"""vp_diag's standard-library license checks: the package's own licensing modules loaded by path
+(vp_diag/shared.py), and what licfile.py mirrors of licensing.verify agreeing with it."""
 
 from __future__ import annotations
 
@@ -14,12 +15,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
-from vp_diag import licfile  # noqa: E402
+from vp_diag import licfile, shared  # noqa: E402
+from vp_diag import license as diag_license  # noqa: E402
+from vp_diag.core import FAIL, Context  # noqa: E402
 from visionpack.errors import LicenseError  # noqa: E402
 from visionpack.licensing import fingerprint, license as licmod, verify  # noqa: E402
 from visionpack.licensing.clock import ClockMark  # noqa: E402
 
-FP_PATH = REPO / "package" / "visionpack" / "licensing" / "fingerprint.py"
+PKG = REPO / "package" / "visionpack"
+
+
+@pytest.fixture(scope="module")
+def by_path():
+    """The licensing modules as vp_diag loads them: by path, under a name of their own."""
+    mods = {name: shared.load(f"licensing.{name}", [PKG]) for name in ("license", "fingerprint", "clock")}
+    assert all(mods.values()) and mods["license"] is not licmod
+    assert Path(mods["license"].__file__) == Path(licmod.__file__)
+    return mods
 
 
 def _vendor():
@@ -57,22 +69,21 @@ def issue(vendor, machine, change=(), now=None, **kw) -> bytes:
 
 def test_fingerprint_module_is_stdlib_only_and_agrees(machine):
     """Loaded by path under 'python3 -I -S' (no site-packages) it gives this process's hashes."""
-    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from vp_diag import licfile; "
-            "m = licfile.load_fingerprint_module([__import__('pathlib').Path(sys.argv[2])]); "
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from vp_diag import shared; "
+            "m = shared.load('licensing.fingerprint', [__import__('pathlib').Path(sys.argv[2])]); "
             "print(json.dumps(dict(m.collect().components)))")
-    out = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", code, str(REPO / "trouble_shooting"), str(FP_PATH)],
+    out = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", code, str(REPO / "trouble_shooting"), str(PKG)],
                          capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(out.stdout) == dict(machine.components)
 
 
-def test_parse_agrees_with_the_package_reader(vendor, machine):
+def test_parse_agrees_with_the_package_reader(vendor, machine, by_path):
     data = issue(vendor, machine, days=45, instances=3)
-    env, payload = licfile.parse(data)
+    mine = by_path["license"].parse(data)
     lic = licmod.parse(data)
-    assert env["kid"] in licfile.key_ids(vendor[2])
-    assert licfile.parse_time(payload["expires_at"]) == lic.expires_at
-    assert licfile.parse_time(payload["not_before"]) == lic.not_before
-    assert payload["instances"] == 3 and payload["components"] == dict(lic.components)
+    assert mine.kid in licfile.key_ids(by_path["license"], vendor[2])
+    assert mine.expires_at == lic.expires_at and mine.not_before == lic.not_before
+    assert mine.payload["instances"] == 3 and mine.payload["components"] == dict(lic.components)
 
 
 @pytest.mark.parametrize("mutate,reason", [
@@ -81,28 +92,28 @@ def test_parse_agrees_with_the_package_reader(vendor, machine):
     (lambda d: d.replace(b"-----END VISIONPACK LICENSE-----", b""), "malformed"),
     (lambda d: d.splitlines()[0] + b"\n!!!!\n" + d.splitlines()[-1], "malformed"),
 ])
-def test_damaged_files_are_malformed_for_both(vendor, machine, mutate, reason):
+def test_damaged_files_are_malformed_for_both(vendor, machine, mutate, reason, by_path):
     bad = mutate(issue(vendor, machine))
-    with pytest.raises(licfile.Bad) as mine:
-        licfile.parse(bad)
+    with pytest.raises(by_path["license"].LicenseError) as mine:
+        by_path["license"].parse(bad)
     with pytest.raises(LicenseError) as theirs:
         licmod.parse(bad)
     assert mine.value.reason == theirs.value.reason == reason
 
 
-def test_key_ids_agree_with_verify(vendor):
+def test_key_ids_agree_with_verify(vendor, by_path):
     _, _, keys = vendor
     loaded = verify.load_public_keys(keys)
-    assert set(licfile.key_ids(keys)) == set(loaded)
+    assert set(licfile.key_ids(by_path["license"], keys)) == set(loaded)
     fake = b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END " + b"PRIVATE KEY-----\n"  # armour split: no key-like file
     assert licfile.raw_public_key(fake) is None
 
 
 @pytest.mark.parametrize("change", [(), ("mac",), ("machine_id",), ("mac", "cpu"), ("mac", "cpu", "disk_serial")])
-def test_matching_rule_agrees_with_verify(vendor, machine, change):
+def test_matching_rule_agrees_with_verify(vendor, machine, change, by_path):
     change = tuple(c for c in change if machine.components.get(c))
     data = issue(vendor, machine, change=change)
-    _, payload = licfile.parse(data)
+    payload = dict(by_path["license"].parse(data).payload)
     mine = licfile.match(payload, dict(machine.components))
     lic = verify.verify_envelope(data, verify.load_public_keys(vendor[2]))
     try:
@@ -117,13 +128,35 @@ def test_matching_rule_agrees_with_verify(vendor, machine, change):
     assert {r["component"]: r["status"] for r in mine["rows"]} == theirs
 
 
-def test_clock_marks_read_as_the_package_writes_them(tmp_path):
-    fpmod = licfile.load_fingerprint_module([FP_PATH])
-    secret = licfile.clock_secret(fpmod)
-    assert licfile.read_marks(tmp_path, secret) == (None, ["missing", "missing"])
+def test_clock_marks_read_as_the_package_writes_them(tmp_path, by_path):
+    mark = by_path["clock"].ClockMark(tmp_path)
+    assert mark.read() == (None, ["missing", "missing"])
     now = int(time.time())
     ClockMark(tmp_path).check(now)
-    assert licfile.read_marks(tmp_path, secret) == (ClockMark(tmp_path).read()[0], ["ok", "ok"])
+    assert mark.read() == (ClockMark(tmp_path).read()[0], ["ok", "ok"])
     (tmp_path / "clock.mark").write_text(json.dumps({"v": 1, "high": now + 99999, "mac": "0" * 64}))
-    high, labels = licfile.read_marks(tmp_path, secret)
+    high, labels = mark.read()
     assert (high, labels) == (now, ["bad", "ok"]) and ClockMark(tmp_path).read()[1] == ["bad", "ok"]
+
+
+def ctx() -> Context:
+    return Context(roots=[], deploys=[], package=REPO, diag_dir=REPO / "trouble_shooting")
+
+
+def test_every_reason_has_its_repair_and_only_licensing_reasons_are_named(tmp_path):
+    assert set(diag_license.fix_table(ctx(), tmp_path)) == set(licmod.REASONS)
+    assert set(diag_license.SIGNATURE_REASONS) <= set(licmod.REASONS)
+    # A reason of a newer runtime this tool does not know still gets a command to run.
+    assert diag_license.fixes(ctx(), tmp_path, "from-the-future") == [
+        ctx().install_cmd(tmp_path, "fingerprint", "--diff", str(tmp_path / "licenses" / "license.lic"))]
+
+
+def test_an_altered_clock_mark_is_clock_rollback_with_the_marks_to_delete(tmp_path, by_path, monkeypatch):
+    clk = by_path["clock"]
+    monkeypatch.setattr(clk, "DEFAULT_STATE_DIR", tmp_path)
+    for name in clk.MARK_NAMES:
+        (tmp_path / name).write_text(json.dumps({"v": 1, "high": 1, "mac": "0" * 64}))
+    r = diag_license.clock(ctx(), tmp_path, "g", by_path["license"], clk, time.time())
+    assert r.status == FAIL and r.detail.startswith("clock-rollback: the clock mark in")
+    assert r.fix[0].startswith("timedatectl set-ntp true") and r.fix[1] == (
+        f"rm {tmp_path / 'clock.mark'} {tmp_path / '.clock.mark.2'}")

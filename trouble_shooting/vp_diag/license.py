@@ -1,8 +1,10 @@
 """License of each install root: file, key, signature (runtime), dates, fingerprint, clock, scope.
 
-Everything but the Ed25519 signature is checked with the standard library (licfile.py), so a
-broken runtime still gets a full picture; the signature and the runtime's own verdict come
-from ``admin.diff_report`` / ``admin.status`` run in a deploy's runtime venv.
+Everything but the Ed25519 signature is checked with the standard library: the package's own
+license parser, fingerprint and clock mark, loaded by path (shared.py), and licfile.py for what
+needs ``cryptography`` in the package. So a broken runtime still gets a full picture; the
+signature and the runtime's own verdict come from ``admin.diff_report`` / ``admin.status`` run
+in a deploy's runtime venv. Every reason named here is one of ``licensing.license.REASONS``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from . import licfile, venv_exec
+from . import licfile, shared, venv_exec
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, quote
 
 GROUP = "license"
@@ -34,11 +36,12 @@ print(json.dumps(out, default=str))
 """
 
 
-def fixes(ctx: Context, root: Path, reason: str) -> List[str]:
+def fix_table(ctx: Context, root: Path) -> Dict[str, List[str]]:
+    """The repair of each licensing reason (the keys are exactly ``licensing.license.REASONS``)."""
     lic = str(root / "licenses" / "license.lic")
     fp = ctx.install_cmd(root, "fingerprint", "--diff", lic)
     lu = ctx.install_cmd(root, "lu", "NEW_LICENSE")
-    table = {
+    return {
         "missing": [ctx.install_cmd(root, "lu", "LICENSE_FILE_FROM_THE_VENDOR")],
         "malformed": ["# the file was damaged in transfer: get it again from the vendor, then", lu],
         "unsupported-algorithm": ["# ask the vendor for a file made by the current tool, then", lu],
@@ -49,25 +52,31 @@ def fixes(ctx: Context, root: Path, reason: str) -> List[str]:
                           "  # send request.json to the vendor", lu],
         "wrong-gpu": ["nvidia-smi -L  # put the licensed GPU back, or ask for a license for this one", lu],
         "expired": ["# ask the vendor for a renewal, then", lu],
-        "expiring": ["# ask the vendor for a renewal before it expires, then", lu],
         "not-yet-valid": ["date -u  # check the clock; the license starts later", "timedatectl set-ntp true"],
         "issued-in-future": ["date -u  # the clock is behind the license's issue time", "timedatectl set-ntp true"],
         "clock-rollback": ["date -u", "timedatectl set-ntp true  # set the clock right (NTP)"],
-        "clock-tampered": ["timedatectl set-ntp true  # restore the clock first, then:",
-                           f"rm {quote(licfile.STATE_DIR / 'clock.mark')} {quote(licfile.STATE_DIR / '.clock.mark.2')}"],
         "deploy-not-licensed": ["# ask the vendor for a license naming this deploy, then", lu],
         "service-not-licensed": ["# ask the vendor for a license naming this service, then", lu],
         "instance-limit": [ctx.install_cmd(root, "status") + "  # stop one, or get more instances", lu],
     }
-    return table.get(reason, [fp])
 
 
-def _fp_candidates(ctx: Context, deploys: List[Deploy]) -> List[Path]:
-    rel = "visionpack/licensing/fingerprint.py"
-    out = [d.release / "package" / rel for d in deploys if d.release]
-    if ctx.package:
-        out.append(ctx.package / "package" / rel)
-    return out
+def fixes(ctx: Context, root: Path, reason: str) -> List[str]:
+    """The repair of ``reason``; for one this tool does not know (a newer runtime's), the fingerprint diff."""
+    found = fix_table(ctx, root).get(reason)
+    return found if found is not None else [ctx.install_cmd(root, "fingerprint", "--diff",
+                                                            str(root / "licenses" / "license.lic"))]
+
+
+def renew_early(ctx: Context, root: Path) -> List[str]:
+    """Not a reason (the license still works): it expires within EXPIRY_WARNING_DAYS."""
+    return ["# ask the vendor for a renewal before it expires, then", ctx.install_cmd(root, "lu", "NEW_LICENSE")]
+
+
+def reset_mark(ctx: Context, root: Path, marks: Tuple[Path, ...]) -> List[str]:
+    """clock-rollback because no copy of the mark verifies (edited or copied): once the clock is
+    right, deleting the copies lets the next start rebuild the mark."""
+    return ["timedatectl set-ntp true  # restore the clock first, then:", "rm " + " ".join(quote(m) for m in marks)]
 
 
 def _runtime_for(ctx: Context, root: Path, deploys: List[Deploy]) -> Optional[Tuple[Path, Path]]:
@@ -81,13 +90,14 @@ def _runtime_for(ctx: Context, root: Path, deploys: List[Deploy]) -> Optional[Tu
     return None
 
 
-def dates(ctx: Context, root: Path, g: str, p: Dict[str, Any], now: float) -> Result:
-    issued, nb, exp = (licfile.parse_time(p[k]) for k in ("issued_at", "not_before", "expires_at"))
-    drift = licfile.MAX_CLOCK_DRIFT
+def dates(ctx: Context, root: Path, g: str, licmod: Any, lic: Any, now: float) -> Result:
+    p = lic.payload
+    issued, nb, exp = lic.issued_at, lic.not_before, lic.expires_at
+    drift = licmod.MAX_CLOCK_DRIFT
     data = {"issued_at": p["issued_at"], "not_before": p["not_before"], "expires_at": p["expires_at"]}
     if issued > now + drift:
         return Result(g, "dates", FAIL, f"issued-in-future: issued {p['issued_at']} but the clock says "
-                      f"{licfile.format_time(now)}", fixes(ctx, root, "issued-in-future"), data=data)
+                      f"{licmod.format_time(now)}", fixes(ctx, root, "issued-in-future"), data=data)
     if now < nb - drift:
         return Result(g, "dates", FAIL, f"not-yet-valid: valid from {p['not_before']} "
                       f"(in {(nb - now) / 3600:.1f} h)", fixes(ctx, root, "not-yet-valid"), data=data)
@@ -96,9 +106,9 @@ def dates(ctx: Context, root: Path, g: str, p: Dict[str, Any], now: float) -> Re
     if left <= 0:
         return Result(g, "dates", FAIL, f"expired: expired at {p['expires_at']} "
                       f"({-left / 86400:.1f} days ago)", fixes(ctx, root, "expired"), data=data)
-    if left <= licfile.EXPIRY_WARNING_DAYS * 86400:
+    if left <= licmod.EXPIRY_WARNING_DAYS * 86400:
         return Result(g, "dates", WARN, f"expires {p['expires_at']}: {left / 86400:.1f} days left",
-                      fixes(ctx, root, "expiring"), data=data)
+                      renew_early(ctx, root), data=data)
     return Result(g, "dates", PASS, f"valid until {p['expires_at']}: {data['days_left']} days left", data=data)
 
 
@@ -127,23 +137,25 @@ def fingerprint(ctx: Context, root: Path, g: str, p: Dict[str, Any], fpmod: Any)
     return Result(g, "fingerprint", PASS, f"all {n} bound components match ({', '.join(m['matched'])})", data=m)
 
 
-def clock(ctx: Context, root: Path, g: str, fpmod: Any, now: float) -> Result:
-    if fpmod is None:
-        return Result(g, "clock", WARN, "clock mark not checked (no fingerprint module to derive its key)", ["date -u"])
-    high, labels = licfile.read_marks(licfile.STATE_DIR, licfile.clock_secret(fpmod))
-    where = f"{licfile.STATE_DIR}/{licfile.MARK_NAMES[0]}"
-    if high is None and "bad" in labels:
-        return Result(g, "clock", FAIL, f"clock-rollback: the clock mark in {licfile.STATE_DIR} does not verify on this "
-                      "machine (edited or copied)", fixes(ctx, root, "clock-tampered"))
+def clock(ctx: Context, root: Path, g: str, licmod: Any, clkmod: Any, now: float) -> Result:
+    if clkmod is None:
+        return Result(g, "clock", WARN, "clock mark not checked (no clock module to derive its key)", ["date -u"])
+    mark = clkmod.ClockMark(clkmod.DEFAULT_STATE_DIR)
+    state_dir, where = mark.state_dir, mark.paths[0]
+    try:
+        high, labels = mark.read()  # reads only: the gate's check() is what advances the mark
+    except clkmod.LicenseError:
+        return Result(g, "clock", FAIL, f"clock-rollback: the clock mark in {state_dir} does not verify on this "
+                      "machine (edited or copied)", reset_mark(ctx, root, mark.paths))
     if high is None:
         return Result(g, "clock", PASS, f"no clock mark yet ({where}); the first service start writes it")
     behind = high - now
-    data = {"mark": licfile.format_time(high), "copies": labels}
-    if behind > licfile.MAX_CLOCK_DRIFT:
-        return Result(g, "clock", FAIL, f"clock-rollback: the clock {licfile.format_time(now)} is {behind / 60:.0f} min "
-                      f"behind the latest time seen {licfile.format_time(high)}", fixes(ctx, root, "clock-rollback"),
+    data = {"mark": licmod.format_time(high), "copies": labels}
+    if behind > licmod.MAX_CLOCK_DRIFT:
+        return Result(g, "clock", FAIL, f"clock-rollback: the clock {licmod.format_time(now)} is {behind / 60:.0f} min "
+                      f"behind the latest time seen {licmod.format_time(high)}", fixes(ctx, root, "clock-rollback"),
                       data=data)
-    return Result(g, "clock", PASS, f"not behind the latest time seen ({licfile.format_time(high)}; copies "
+    return Result(g, "clock", PASS, f"not behind the latest time seen ({licmod.format_time(high)}; copies "
                   f"{', '.join(labels)})", data=data)
 
 
@@ -162,29 +174,34 @@ def root_checks(ctx: Context, root: Path) -> List[Result]:
     g = f"license ({root / 'licenses'})"
     deploys = [d for d in ctx.deploys if d.root == root]
     path = root / "licenses" / "license.lic"
+    licmod = shared.load("licensing.license", shared.own_package(ctx.package, ctx.diag_dir))
+    if licmod is None:
+        return [Result(g, "license-file", WARN, f"{path} not checked: no visionpack package found next to this tool "
+                       "(its license parser reads the file)", [ctx.install_cmd(root, "fingerprint", "--diff", str(path))])]
     try:
-        data = path.read_bytes()[: licfile.MAX_BYTES + 1]
+        data = path.read_bytes()[: licmod.MAX_BYTES + 1]
     except OSError as exc:
         return [Result(g, "license-file", FAIL, f"missing: {path} ({exc.strerror})", fixes(ctx, root, "missing"))]
     try:
-        env, p = licfile.parse(data)
-        for key in ("issued_at", "not_before", "expires_at"):
-            licfile.parse_time(p[key])
-    except licfile.Bad as exc:
+        lic = licmod.parse(data)  # the package's parser: the same verdict and reason as the services'
+    except licmod.LicenseError as exc:
         return [Result(g, "license-file", FAIL, f"{exc.reason}: {path}: {exc.detail}", fixes(ctx, root, exc.reason))]
+    p = lic.payload
     out = [Result(g, "license-file", PASS, f"{p.get('id')} for {p.get('customer')!r}, issued {p.get('issued_at')}, "
                   f"{p.get('instances')} instance(s)", data={"id": p.get("id"), "customer": p.get("customer")})]
-    kids = licfile.key_ids(root / "licenses")
-    if env["kid"] in kids:
-        out.append(Result(g, "key", PASS, f"signed with key {env['kid']} ({kids[env['kid']]})"))
+    kids = licfile.key_ids(licmod, root / "licenses")
+    if lic.kid in kids:
+        out.append(Result(g, "key", PASS, f"signed with key {lic.kid} ({kids[lic.kid]})"))
     else:
-        out.append(Result(g, "key", FAIL, f"unknown-key: signed with key {env['kid']}, not among the public keys in "
+        out.append(Result(g, "key", FAIL, f"unknown-key: signed with key {lic.kid}, not among the public keys in "
                           f"{root / 'licenses'} ({', '.join(kids) or 'none'})", fixes(ctx, root, "unknown-key")))
     now = time.time()
-    fpmod = licfile.load_fingerprint_module(_fp_candidates(ctx, deploys))
-    out.append(clock(ctx, root, g, fpmod, now))  # before the runtime runs: its gate advances the mark
-    out.append(dates(ctx, root, g, p, now))
-    out.append(fingerprint(ctx, root, g, p, fpmod))
+    machine = licfile.candidates(ctx.package, ctx.diag_dir, [d.release for d in deploys if d.release])
+    fpmod = shared.load("licensing.fingerprint", machine)
+    clkmod = shared.load("licensing.clock", machine)
+    out.append(clock(ctx, root, g, licmod, clkmod, now))  # before the runtime runs: its gate advances the mark
+    out.append(dates(ctx, root, g, licmod, lic, now))
+    out.append(fingerprint(ctx, root, g, dict(p), fpmod))
     out += [scope(ctx, root, g, p, d) for d in deploys if d.state]
     out += signature(ctx, root, g, deploys, {r.detail.split(":", 1)[0] for r in out if r.status == FAIL})
     return out

@@ -1,67 +1,53 @@
 """Model files of each deploy's release against their manifest checksums (and the sums
-release.json recorded at install, which also covers a user's raw PaddleX export)."""
+release.json recorded at install, which also covers a user's raw PaddleX export).
+
+The bundle layout, the checksums and the comparison are the package's own ``bundle`` module,
+loaded by path (shared.py), not a copy of it.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
+from . import shared
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote
 
 GROUP = "models"
 ORDER = 80
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def expected(bundle: Path, recorded: Dict[str, str]) -> Dict[str, str]:
+def expected(core: Any, bundle: Path, recorded: Dict[str, str]) -> Dict[str, str]:
     """file -> sha256: the manifest's, else what the installer recorded."""
     try:
-        doc = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-        files = doc.get("files") if isinstance(doc, dict) else None
-        if isinstance(files, dict) and files:
-            return {str(k): str(v).lower() for k, v in files.items()}
-    except (OSError, ValueError):
-        pass
-    return {k: v for k, v in recorded.items() if k != "manifest.json"}
+        declared = core.declared_checksums(core.read_manifest(bundle))
+    except core.ModelInvalid:
+        declared = {}
+    return declared or {k: v for k, v in recorded.items() if k != core.MANIFEST_FILE}
 
 
-def bundle_check(ctx: Context, d: Deploy, bundle: Path, recorded: Dict[str, str]) -> Result:
+def bundle_check(ctx: Context, core: Any, d: Deploy, bundle: Path, recorded: Dict[str, str]) -> Result:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
-    want = expected(bundle, recorded)
+    want = expected(core, bundle, recorded)
     if not want:
         return Result(g, f"model {bundle.name}", WARN, "no manifest.json and no recorded checksums: not verifiable",
                       [f"ls -l {quote(bundle)}"], **kw)
-    bad: List[str] = []
-    for name, digest in sorted(want.items()):
-        f = bundle / name
-        if not f.is_file():
-            bad.append(f"{name}: missing")
-        elif sha256_file(f) != digest:
-            bad.append(f"{name}: sha256 differs from the manifest")
-    if not bad:
+    damage = core.damaged(bundle, want)
+    if not damage:
         return Result(g, f"model {bundle.name}", PASS, f"{len(want)} file(s) match their checksums", **kw)
+    bad = [f"{x.name}: {'missing' if x.problem == core.MISSING else 'sha256 differs from the manifest'}"
+           for x in damage]
     return Result(g, f"model {bundle.name}", FAIL, f"{len(bad)} file(s) damaged in {bundle}",
-                  repair(ctx, d, bundle, want, bad), bad, **kw)
+                  repair(ctx, core, d, bundle, want, [x.name for x in damage]), bad, **kw)
 
 
-def repair(ctx: Context, d: Deploy, bundle: Path, want: Dict[str, str], bad: List[str]) -> List[str]:
+def repair(ctx: Context, core: Any, d: Deploy, bundle: Path, want: Dict[str, str], bad: List[str]) -> List[str]:
     """Copy intact files back from the package when its copy matches; else reinstall the deploy."""
     src: Optional[Path] = ctx.package / "models" / bundle.name if ctx.package else None
     cmds = []
-    for entry in bad:
-        name = entry.split(":", 1)[0]
-        good = src / name if src else None
-        if good is not None and good.is_file() and sha256_file(good) == want[name]:
-            cmds.append(f"cp {quote(good)} {quote(bundle / name)}")
+    for name in bad:
+        if src is not None and not core.damaged(src, {name: want[name]}):
+            cmds.append(f"cp {quote(src / name)} {quote(bundle / name)}")
         else:
             cmds = []
             break
@@ -72,6 +58,7 @@ def repair(ctx: Context, d: Deploy, bundle: Path, want: Dict[str, str], bad: Lis
 
 
 def checks(ctx: Context) -> Iterable[Result]:
+    core = shared.load("bundle", shared.own_package(ctx.package, ctx.diag_dir))
     for d in ctx.deploys:
         if ctx.deploy_fact(d, "broken") or d.release is None:
             continue
@@ -82,6 +69,11 @@ def checks(ctx: Context) -> Iterable[Result]:
                          [ctx.install_cmd(d.root, "remove", d.name), ctx.install_cmd(d.root, "install", d.name)],
                          deploy=d.name, root=str(d.root))
             continue
+        if core is None:
+            yield Result(deploy_group(d), "models", WARN, "model files not checked: no visionpack package found "
+                         "next to this tool (its bundle module checks them)", [f"ls -l {quote(models)}"],
+                         deploy=d.name, root=str(d.root))
+            continue
         for bundle in sorted(p for p in models.iterdir() if p.is_dir()):
             rec = recorded.get(bundle.name) if isinstance(recorded, dict) else None
-            yield bundle_check(ctx, d, bundle, rec if isinstance(rec, dict) else {})
+            yield bundle_check(ctx, core, d, bundle, rec if isinstance(rec, dict) else {})

@@ -32,8 +32,7 @@ from typing import Iterable
 from ..errors import LicenseError
 from ..fsutil import atomic_write
 from . import fingerprint
-from .license import format_time
-from .verify import MAX_CLOCK_DRIFT
+from .license import MAX_CLOCK_DRIFT, format_time
 
 log = logging.getLogger("visionpack.license")
 

@@ -8,7 +8,8 @@
 
 The signature covers ``SIGNING_CONTEXT + payload_bytes`` so a signature made for anything
 else with the same key (a request, a future file type) can never validate as a license.
-Everything here is pure: no file system, no clock. Every failure is a
+Everything here is pure: no file system, no clock, standard library only (trouble_shooting's
+vp_diag loads this file by path to read licenses when the runtime is broken). Every failure is a
 :class:`~visionpack.errors.LicenseError`; nothing else may escape :func:`parse`.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import hashlib
 import json
 import re
 import time
@@ -32,6 +34,10 @@ ALLOWED_ALGS = ("ed25519",)
 SCHEMA = 1
 PRODUCT = "visionpack"
 MAX_BYTES = 64 * 1024
+# Keygen tolerates 5 minutes between a vendor's clock and the customer's; so do we, both for
+# "issued in the future" and for how far the clock may fall behind the high-water mark.
+MAX_CLOCK_DRIFT = 300
+EXPIRY_WARNING_DAYS = 7
 
 # Stable reason codes: logs, /ready, diagnostics and docs/licensing.md use exactly these.
 REASONS = (
@@ -54,6 +60,11 @@ _PAYLOAD_KEYS = {
 
 def fail(detail: str) -> LicenseError:
     return LicenseError("malformed", f"malformed license: {detail}")
+
+
+def key_id(raw_public_key: bytes) -> str:
+    """The envelope's ``kid`` of a vendor key: SHA-256 of its raw 32 bytes, truncated to 16 hex digits."""
+    return hashlib.sha256(b"visionpack/kid/v1\n" + raw_public_key).hexdigest()[:16]
 
 
 def canonical_json(obj: Any) -> bytes:

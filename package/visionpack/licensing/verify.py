@@ -7,7 +7,6 @@ anything inside the payload believed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -20,21 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import LicenseError
 from .fingerprint import Fingerprint
-from .license import License, decode_payload, format_time, parse_envelope
+from .license import EXPIRY_WARNING_DAYS, MAX_CLOCK_DRIFT, License, decode_payload, format_time, parse_envelope
+from .license import key_id as raw_key_id
 
 log = logging.getLogger("visionpack.license")
 
-# Keygen tolerates 5 minutes between a vendor's clock and the customer's; so do we, both for
-# "issued in the future" and for how far the clock may fall behind the high-water mark.
-MAX_CLOCK_DRIFT = 300
-EXPIRY_WARNING_DAYS = 7
 _MAX_KEY_FILE = 16 * 1024
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """16 hex digits naming a public key: SHA-256 of its raw 32 bytes, truncated."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(b"visionpack/kid/v1\n" + raw).hexdigest()[:16]
+    return raw_key_id(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
 def load_public_key_bytes(data: bytes, name: str = "key") -> Ed25519PublicKey | None:
