@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 from tools.download import catalog, lockfile, pipconf  # noqa: E402
 from tools.download import verify as verify_mod  # noqa: E402
+from visionpack.fsutil import sha256_file  # noqa: E402
 
 LOCK = ROOT / "original" / "requirements.lock"
 SOURCES_LOCK = ROOT / "original" / "sources.lock"
@@ -146,9 +147,9 @@ def test_verify_reports_missing_and_corrupt(tree: Path) -> None:
         ("MISSING", f"models/{bundle}/inference.yml"),
     }
     # the real tree was not touched through the hard links
-    assert lockfile.sha256_file(ROOT / "original" / "sources" / source.filename) == source.sha256
+    assert sha256_file(ROOT / "original" / "sources" / source.filename) == source.sha256
     manifest = json.loads((ROOT / "models" / bundle / "manifest.json").read_text())
-    assert lockfile.sha256_file(ROOT / "models" / bundle / "inference.pdiparams") == \
+    assert sha256_file(ROOT / "models" / bundle / "inference.pdiparams") == \
         manifest["files"]["inference.pdiparams"]
     assert (ROOT / "models" / bundle / "inference.yml").is_file()
 
@@ -291,7 +292,7 @@ def test_lock_line_with_wrong_hash_is_refused(tree: Path, tmp_path: Path) -> Non
     assert proc.returncode == lockfile.EXIT_HASH_MISMATCH, proc.stdout + proc.stderr
     assert "blinker==1.9.0" in proc.stderr and "refusing" in proc.stderr
     assert not (tree / "original/wheels" / e.filename).exists()  # refused file not kept
-    assert lockfile.sha256_file(ROOT / "original/wheels" / e.filename) == e.sha256
+    assert sha256_file(ROOT / "original/wheels" / e.filename) == e.sha256
 
 
 def test_sdist_with_wrong_hash_is_refused(tree: Path, tmp_path: Path) -> None:

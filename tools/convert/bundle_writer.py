@@ -2,18 +2,22 @@
 
 A bundle directory holds ``inference.json`` + ``inference.pdiparams`` (Paddle PIR export),
 ``inference.yml`` (PaddleX config) and ``manifest.json`` (schema 1, docs/conventions.md).
-Converters write into a scratch directory; build_models.py renames it into place.
+Converters write into a scratch directory; build_models.py renames it into place. The file
+names, the checksums and their comparison are the package's bundle module (visionpack/bundle.py),
+the one the installer and the diagnostics check bundles with.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
+
+from visionpack import bundle as layout
+from visionpack.fsutil import sha256_file
 
 __all__ = [
     "MODEL_PREFIX",
@@ -31,27 +35,14 @@ __all__ = [
     "check_exported_model",
 ]
 
-MODEL_PREFIX = "inference"  # PaddleX BasePredictor.MODEL_FILE_PREFIX
-MANIFEST_NAME = "manifest.json"
-MANIFEST_SCHEMA = 1
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+MODEL_PREFIX = layout.PREFIX
+MANIFEST_NAME = layout.MANIFEST_FILE
+MANIFEST_SCHEMA = layout.MANIFEST_SCHEMA
 
 
 def bundle_file_hashes(out_dir: str | os.PathLike[str]) -> dict[str, str]:
     """sha256 of every regular file of the bundle except the manifest itself, by relative path."""
-    root = Path(out_dir)
-    hashes: dict[str, str] = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != MANIFEST_NAME:
-            hashes[p.relative_to(root).as_posix()] = sha256_file(p)
-    return hashes
+    return {name: digest for name, digest in layout.checksums(out_dir).items() if name != MANIFEST_NAME}
 
 
 def save_inference_model(layer: Any, input_specs: Sequence[Any], out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -140,8 +131,9 @@ def verify_bundle(out_dir: str | os.PathLike[str]) -> list[str]:
     if not isinstance(recorded, dict) or not recorded:
         return ["manifest.json lists no files"]
     actual = bundle_file_hashes(out_dir)
-    problems = [f"{f}: missing" for f in recorded if f not in actual]
-    problems += [f"{f}: checksum mismatch" for f in recorded if f in actual and actual[f] != recorded[f]]
+    damage = layout.damaged(out_dir, {str(f): str(sha) for f, sha in recorded.items()}, actual)
+    problems = [f"{d.name}: missing" for d in damage if d.problem == layout.MISSING]
+    problems += [f"{d.name}: checksum mismatch" for d in damage if d.problem == layout.MISMATCH]
     problems += [f"{f}: not in manifest" for f in actual if f not in recorded]
     return problems
 

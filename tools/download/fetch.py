@@ -27,10 +27,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from visionpack.fsutil import sha256_file
+
 from . import pipconf
 from .lockfile import (
     EXIT_BAD_LOCK, EXIT_DOWNLOAD_FAILED, EXIT_HASH_MISMATCH, EXIT_OK, EXIT_UNREACHABLE,
-    LockEntry, LockError, canonical_name, human_size, parse_lock, sha256_file,
+    LockEntry, LockError, canonical_name, human_size, parse_lock,
 )
 
 _NETWORK_MARKERS = (

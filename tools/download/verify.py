@@ -28,7 +28,8 @@ if __package__ in (None, ""):  # run as a script: make `tools.download` importab
     __package__ = "tools.download"
 
 from tools.download import catalog, sums  # noqa: E402
-from tools.download.lockfile import EXIT_INCOMPLETE, LockError, parse_lock, sha256_file  # noqa: E402
+from tools.download.lockfile import EXIT_INCOMPLETE, LockError, parse_lock  # noqa: E402
+from visionpack.fsutil import sha256_file  # noqa: E402
 
 OK, MISSING, CORRUPT, INVALID = "OK", "MISSING", "CORRUPT", "INVALID"
 

@@ -27,6 +27,12 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+# The package's standard-library file primitives are shared, not copied: package/ goes on the
+# path after whatever is there (a process that already imports a visionpack keeps it).
+if str(Path(__file__).resolve().parents[2] / "package") not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parents[2] / "package"))
+from visionpack.fsutil import sha256_file  # noqa: E402
+
 # Bump when build_image.sh, visionpack-serve or visionpack-healthcheck change the image's content.
 BUILD_VERSION = 1
 SUITE = "bookworm"          # Debian 12: python3 is 3.11, matching the cp311 wheelhouse
@@ -40,14 +46,6 @@ VENV = "/opt/visionpack/venv"
 UID = GID = 10001
 USER = "visionpack"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def inputs(repo: Path) -> dict[str, Any]:
