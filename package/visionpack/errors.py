@@ -171,7 +171,7 @@ class InstallerError(VisionpackError):
 class UsageError(InstallerError):
     slug = "usage"
     exit_code = 2
-    hint = "Run 'install.py --help' for the commands and their options."
+    hint = "Run the command with --help for its commands and options ('install.py --help', 'python3 -m visionpack.gallery --help')."
 
 
 class EnvironmentCheckFailed(InstallerError):
@@ -201,13 +201,13 @@ class UnknownDeploy(InstallerError):
 class NotInstalled(InstallerError):
     slug = "not-installed"
     exit_code = 14
-    hint = "Run 'install.py list' to see installed deploys, or install it first."
+    hint = "'install.py list' shows the installed deploys and the releases each keeps; install the deploy first, or pick a kept release."
 
 
 class AlreadyInstalled(InstallerError):
     slug = "already-installed"
     exit_code = 15
-    hint = "Use 'install.py upgrade' or 'install.py remove' first."
+    hint = "'install.py list' shows what is installed and kept: upgrade with a newer package, roll back to a kept release, or 'install.py remove' first."
 
 
 class RuntimeInstallFailed(InstallerError):

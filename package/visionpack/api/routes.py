@@ -152,7 +152,7 @@ def handle(route: str, op: Operation) -> tuple[Response, int]:
     except Exception as exc:  # a bug must still answer in the envelope, and be logged with its log_id
         log.exception("log_id=%s route=%s internal error: %s", log_id, route, exc)
         payload, status = _error(dialect, log_id, InternalError(str(exc)), route, logged=True)
-        code = 336000 if dialect == "easydl" else 500
+        code = InternalError.easydl_code if dialect == "easydl" else InternalError.http_status
     finally:
         if acquired:
             r.slots.release()

@@ -17,7 +17,8 @@ large, so service workers load it rather than build it). ``build`` needs the mod
 data directory, and the config when there is one (it names the gallery's store; without one
 the store is SQLite in the data directory). ``delete`` removes an index key with its faces, crops, vectors and search
 snapshots in one transaction (the running service's workers notice at their next request); the
-default index is emptied instead. Exit codes: 0 ok, 2 bad input, 1 other failures.
+default index is emptied instead. Exit codes: 0 ok, 2 bad input (a usage error or an invalid
+argument), 1 other failures; every error is a VisionpackError, reported with its slug and hint.
 """
 
 from __future__ import annotations
@@ -31,24 +32,20 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import VisionpackError
+from ..errors import UsageError, VisionpackError
 from . import DEFAULT_INDEX, Gallery, GalleryConfig, GalleryStore, IndexParams, cache_dir, open_store
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BATCH = 32
 
 
-class BadInput(Exception):
-    pass
-
-
 def read_layout(root: Path, list_file: Path | None = None) -> list[tuple[Path, str]]:
-    """(image path, label) pairs; raises BadInput listing every bad line."""
+    """(image path, label) pairs; raises UsageError listing every bad line."""
     from ..imaging import sniff
 
     root = root.resolve()
     if not root.is_dir():
-        raise BadInput(f"{root} is not a directory")
+        raise UsageError(f"{root} is not a directory")
     list_file = list_file or (root / "gallery.txt")
     items: list[tuple[int, str, str]] = []
     if list_file.exists():
@@ -62,7 +59,7 @@ def read_layout(root: Path, list_file: Path | None = None) -> list[tuple[Path, s
     else:
         images = root / "images"
         if not images.is_dir():
-            raise BadInput(f"{root} has neither gallery.txt nor images/<label>/ folders")
+            raise UsageError(f"{root} has neither gallery.txt nor images/<label>/ folders")
         for d in sorted(p for p in images.iterdir() if p.is_dir()):
             for f in sorted(d.rglob("*")):
                 if f.suffix.lower() in IMAGE_SUFFIXES:
@@ -87,9 +84,9 @@ def read_layout(root: Path, list_file: Path | None = None) -> list[tuple[Path, s
                 continue
             out.append((path, label))
     if problems:
-        raise BadInput("\n".join(problems))
+        raise UsageError("\n".join(problems))
     if not out:
-        raise BadInput(f"no images listed in {root}")
+        raise UsageError(f"no images listed in {root}")
     return out
 
 
@@ -174,7 +171,7 @@ def _where(args: argparse.Namespace) -> tuple[GalleryConfig, str]:
         cfg = config_mod.load(args.config)
         settings, data_dir = cfg.gallery, data_dir or cfg.data_dir
     if not data_dir:
-        raise BadInput("give --data-dir or a --config whose data_dir is set")
+        raise UsageError("give --data-dir or a --config whose data_dir is set")
     return settings, data_dir
 
 
@@ -250,9 +247,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except BadInput as exc:
-        log(f"error: {exc}")
-        return 2
     except VisionpackError as exc:
         log(f"error: {exc.slug}: {exc.detail}\nhint: {exc.hint}")
-        return 2 if exc.http_status < 500 else 1
+        return 2 if isinstance(exc, UsageError) or exc.http_status < 500 else 1

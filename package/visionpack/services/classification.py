@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ServiceConfig
-from ..errors import InvalidArgument
+from ..errors import ConfigInvalid
 from ..imaging import ImageLimits
 from ..inference import cls_transforms as T
 from ..inference.batching import Batcher
@@ -39,7 +39,7 @@ class ClassificationService:
         try:
             bundle_dir = cfg.models["classifier"]
         except KeyError:
-            raise InvalidArgument("config.models lacks the 'classifier' bundle") from None
+            raise ConfigInvalid("config.models lacks the 'classifier' bundle") from None
         self.cfg = cfg
         self.bundle = load_bundle(bundle_dir)
         self.ops = T.build_preprocess(self.bundle.config)

@@ -22,17 +22,13 @@ def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) ->
         kept = releases.kept(state)
         target = to or releases.previous(state)
         if target is None:
-            err = NotInstalled(f"{deploy} has only release {current}: there is nothing to roll back to")
-            err.hint = f"'install.py list' shows the kept releases; 'install.py upgrade {deploy} --package DIR' adds one."
-            raise err
+            raise NotInstalled(f"{deploy} has only release {current}: there is nothing to roll back to; "
+                               f"'install.py upgrade {deploy} --package DIR' adds a release")
         if target == current:
-            err = NotInstalled(f"{deploy} already runs release {current}")
-            err.hint = f"'install.py list' shows the kept releases of {deploy}."
-            raise err
+            raise NotInstalled(f"{deploy} already runs release {current}; 'install.py list' shows its kept releases")
         if target not in kept or not paths.release(target).is_dir():
-            err = NotInstalled(f"release {target!r} of {deploy} is not kept (kept: {', '.join(kept)})")
-            err.hint = "Pick one of the kept releases listed by 'install.py list', or upgrade to it with --package."
-            raise err
+            raise NotInstalled(f"release {target!r} of {deploy} is not kept (kept: {', '.join(kept)}); pick one "
+                               f"of them, or upgrade to it with --package")
         ctx.say(f"rolling {deploy} back from {current} to {target}")
         journal.begin(paths, state, "rollback", "start", release=target, **{"from": current})
         try:

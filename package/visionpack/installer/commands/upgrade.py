@@ -43,14 +43,12 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
         if keep:
             state["keep"] = keep
         if version == state["release"]:
-            err = AlreadyInstalled(f"{deploy} already runs release {version} (from {source.top})")
-            err.hint = "Bump package/VERSION of the new package, or 'install.py rollback' to go back."
-            raise err
+            raise AlreadyInstalled(f"{deploy} already runs release {version} (from {source.top}); bump "
+                                   f"package/VERSION of the new package, or 'install.py rollback' to go back")
         if version in (state.get("releases") or {}):
-            err = AlreadyInstalled(f"release {version} of {deploy} is already kept (installed "
-                                   f"{state['releases'][version].get('installed_at')})")
-            err.hint = f"Use 'install.py rollback {deploy} --to {version}' to switch back to it."
-            raise err
+            raise AlreadyInstalled(f"release {version} of {deploy} is already kept (installed "
+                                   f"{state['releases'][version].get('installed_at')}); 'install.py rollback "
+                                   f"{deploy} --to {version}' switches back to it")
         if entry.service != state.get("service"):
             raise UsageError(f"{deploy} runs service {state.get('service')!r}; this package offers it as "
                              f"{entry.service!r}: remove and install instead")
@@ -89,7 +87,5 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
 
 
 def _rolled_back(exc: StartFailed, deploy: str, version: str, current: str) -> StartFailed:
-    err = StartFailed(f"upgrade of {deploy} to {version} failed and was rolled back; release {current} "
-                      f"keeps serving. Why: {exc.detail}")
-    err.hint = exc.hint
-    return err
+    return StartFailed(f"upgrade of {deploy} to {version} failed and was rolled back; release {current} "
+                       f"keeps serving. Why: {exc.detail}")

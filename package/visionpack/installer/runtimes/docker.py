@@ -56,11 +56,9 @@ class DockerRuntime:
         if ref.image_id and dc.local_image_id(client, ref.image_id):
             return f"docker runtime: image {ref.image_id[:19]} is in the engine"
         if not ref.tar.is_file():
-            err = PackageCorrupt(f"the runtime image {ref.tar.name} is neither in the Docker engine nor in "
-                                 f"{ref.tar.parent}")
-            err.hint = ("Build it on the connected machine with 'bash download.sh --image' and copy "
-                        "original/images/ over.")
-            raise err
+            raise PackageCorrupt(f"the runtime image {ref.tar.name} is neither in the Docker engine nor in "
+                                 f"{ref.tar.parent}; build it on the connected machine with 'bash download.sh "
+                                 f"--image' and copy original/images/ over")
         return f"docker runtime: image {ref.tag} will be loaded from {ref.tar}"
 
     def check_release(self, inst: Installed) -> None:
