@@ -18,7 +18,7 @@ import os
 
 from visionpack import config as _config
 from visionpack import logs as _logs
-from visionpack.installer import handover as _handover
+from visionpack import handover as _handover
 
 _cfg = _config.load()
 # Files the service creates (gallery, crops, logs, metric snapshots) are not for other users:
@@ -43,7 +43,7 @@ graceful_timeout = _cfg.graceful_timeout
 preload_app = False
 # Off on purpose: with reuse_port, gunicorn 27 gives every worker its own SO_REUSEPORT socket,
 # and a closing socket resets the connections queued on it (each worker exit, each upgrade).
-# Upgrades hand the one listening socket over instead (visionpack.installer.handover).
+# Upgrades hand the one listening socket over instead (visionpack.handover).
 reuse_port = False
 # gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl):
 # every master of every deploy would take it over from the previous one, and a stopping master

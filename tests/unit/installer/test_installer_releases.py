@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from visionpack.installer import handover, journal, releases
+from visionpack import handover
+from visionpack.installer import journal, releases
 from visionpack.installer.layout import Root
 
 

@@ -12,10 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from ... import handover
 from ...access import probe
 from ...access.scopes import OPS
 from ...errors import DockerUnavailable, PackageCorrupt, StartFailed, VisionpackError
-from .. import handover, journal, procs
+from .. import journal, procs
 from ..context import Context
 from ..installed import Installed, graceful_of
 from ..layout import DeployPaths

@@ -32,7 +32,7 @@ from ...access import probe
 from ...access.scopes import OPS
 from ...errors import PackageCorrupt, StartFailed, StopFailed
 from .. import filemodes, serviceuser
-from ..handover import STANDBY_REQUEST
+from ...handover import STANDBY_REQUEST
 from ..layout import DeployPaths
 from ..procs import get_ready, probe_host
 from ..venvs import tail

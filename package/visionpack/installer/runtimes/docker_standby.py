@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from ... import handover
 from ...errors import StartFailed
 from ...fsutil import atomic_write
-from .. import handover, journal, procs
+from .. import journal, procs
 from ..layout import DeployPaths
 from ..release import remove_tree
 from . import docker_containers as dc

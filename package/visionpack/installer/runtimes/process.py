@@ -7,9 +7,10 @@ import socket
 import time
 from typing import Any, Optional
 
+from ... import handover
 from ...errors import PortInUse, StartFailed
 from ...fsutil import atomic_write
-from .. import handover, journal, procs
+from .. import journal, procs
 from ..context import Context
 from ..installed import Installed, graceful_of, venv_of
 from ..layout import DeployPaths

@@ -13,6 +13,9 @@ the release healthy through a private loopback probe socket and written the rele
 ``serve-public`` flag (:func:`hold_public`, a worker hook).
 
 Only processes of the master's own user (or root) are answered (SO_PEERCRED).
+
+Shared by both sides, so it lives outside the installer package: the service's gunicorn config
+(start/gunicorn_conf.py) serves and adopts, the installer (installer/runtimes/) fetches and binds.
 """
 
 from __future__ import annotations
@@ -221,8 +224,8 @@ def adopt_slot(fd: int, owner_info: dict[str, Any]) -> Any:
     import fcntl
     import re
 
-    from ..errors import LicenseError
-    from ..licensing import instances
+    from .errors import LicenseError
+    from .licensing import instances
 
     try:
         target = os.readlink(f"/proc/self/fd/{fd}")
