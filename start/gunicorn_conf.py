@@ -73,8 +73,8 @@ if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
 
 # Math libraries size their thread pools on first use in each worker; workers x threads must
 # not exceed the cores, or throughput drops. Set here so every forked worker inherits it.
-for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[_name] = str(_cfg.effective_threads())
+_config.export_env({name: str(_cfg.effective_threads())
+                    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
 
 # The license instance slot: a flock held for the master's life and inherited by its workers,
 # so the kernel frees it when the last of them dies (no cleanup after kill -9).
@@ -90,8 +90,8 @@ def on_starting(server):
 
         shutil.rmtree(os.path.join(_cfg.run_dir, "metrics"), ignore_errors=True)
         shutil.rmtree(os.path.join(_cfg.run_dir, "booted"), ignore_errors=True)
-    # Read once here so forked workers never see them (the slot fd is the master's business).
-    inherited = os.environ.pop(_handover.ENV_SLOT_FD, None) or _take_standby_request(server)
+    # Taken out of the environment here, so forked workers never see it (the master's business).
+    inherited = _config.take_inherited_slot_fd() or _take_standby_request(server)
     if not _cfg.license_dir:
         return
     from visionpack.errors import LicenseError
@@ -103,7 +103,7 @@ def on_starting(server):
             # Upgrade/rollback: the old master handed its slot over; checking the license is
             # still ours to do, but the instance is the same one, so it is not counted twice.
             admin.check_for_start(_cfg.license_dir, _cfg.deploy, _cfg.service)
-            _slot = _handover.adopt_slot(int(inherited), owner)
+            _slot = _handover.adopt_slot(inherited, owner)
         else:
             _verdict, _slot = admin.start_instance(_cfg.license_dir, _cfg.deploy, _cfg.service, owner_info=owner)
     except LicenseError as exc:
@@ -121,7 +121,7 @@ def _take_standby_request(server):
     container master is pid 1), adds a private probe listener, and keeps its workers off the
     public socket until the serve-public flag exists, exactly like a process standby. The
     request is deleted before anything else: when Docker restarts this container later, that
-    is an ordinary start. Returns the handed-over slot fd as a string, or None.
+    is an ordinary start. Returns the handed-over slot fd, or None.
     """
     import json
 
@@ -155,14 +155,14 @@ def _take_standby_request(server):
 
     # Preset listeners: gunicorn's Arbiter.start() binds nothing when LISTENERS is not empty.
     server.LISTENERS = _gsock.create_sockets(server.cfg, server.log, [public_fd, probe.detach()])
-    os.environ[_handover.ENV_FLAG] = req["flag"]  # read by post_worker_init in every worker
+    _config.set_standby_flag(req["flag"])  # read by post_worker_init in every worker
     from visionpack.fsutil import atomic_write
 
     atomic_write(os.path.join(_run_dir, _handover.STANDBY_ANSWER),
                  json.dumps({"probe_port": probe_port, "from_release": req.get("from_release")}))
     server.log.info("standby: public socket from %s, probe port %s", req.get("from_release") or "a new bind",
                     probe_port)
-    return str(slot) if slot is not None else None
+    return slot
 
 
 _handover_sock = None
@@ -216,6 +216,5 @@ def post_worker_init(worker):
     booted = os.path.join(_run_dir, "booted")
     os.makedirs(booted, exist_ok=True)
     open(os.path.join(booted, str(os.getpid())), "w").close()
-    if _handover.hold_public(worker, _cfg.port, os.environ.get(_handover.ENV_FLAG)):
-        worker.log.info("standby: not accepting on port %s until %s exists",
-                        _cfg.port, os.environ.get(_handover.ENV_FLAG))
+    if _handover.hold_public(worker, _cfg.port, _config.standby_flag()):
+        worker.log.info("standby: not accepting on port %s until %s exists", _cfg.port, _config.standby_flag())

@@ -4,6 +4,11 @@ The installer writes one ``config.yml`` per release; gunicorn workers read it th
 ``VISIONPACK_CONFIG``. Environment variables override single keys (``VISIONPACK_PORT=9000``);
 nested ``models``, ``options`` and ``gallery`` can only come from the file. ``load()`` returns a frozen object, so no
 code path can see a half-validated config.
+
+This is the one module of the service that reads (or sets) the process environment: the config
+and its overrides, the variables install.py hands one master, and what native libraries read
+(:func:`export_env`). A test holds every other module of the package to it; the installer's own
+variables are read in installer/settings.py.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from .errors import ConfigInvalid
 
 SERVICES = ("classification", "keypoint", "face")
 ENV_PREFIX = "VISIONPACK_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"  # the config file (gunicorn's workers, the gallery CLI)
+# Set by install.py for one gunicorn master (installer/procs.py, installer/runtimes/), never by an
+# operator: the license slot descriptor an upgrade hands over, and the serve-public flag a standby
+# release's workers wait for (handover.py). Not config keys: load() ignores them.
+SLOT_FD_ENV = ENV_PREFIX + "INHERIT_SLOT_FD"
+STANDBY_FLAG_ENV = ENV_PREFIX + "STANDBY_FLAG"
 # Bytes a JSON envelope may add around a maximal base64 image.
 ENVELOPE_SLACK = 64 * 1024
 # The face-gallery stores this release has (gallery/store_factory.py opens them).
@@ -82,6 +93,9 @@ class ServiceConfig:
     # None = take the bundle manifest's verified choice (off when a bundle has no manifest).
     onednn: bool | None = None
     onednn_cache_capacity: int = 10
+    # glibc's malloc thresholds raised for Paddle's per-run buffers on CPU (inference/paddle_engine.py
+    # tune_malloc, measured in benchmarks/README.md); VISIONPACK_MALLOC_TUNING=0 turns it off.
+    malloc_tuning: bool = True
     visualize: bool = True
     max_image_b64_bytes: int = 4 * 1024 * 1024
     min_side: int = 15
@@ -214,7 +228,7 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     import yaml
 
     env = os.environ if env is None else env
-    path = path or env.get(ENV_PREFIX + "CONFIG")
+    path = path or config_path(env)
     data: dict[str, Any] = {}
     if path:
         try:
@@ -239,4 +253,46 @@ def dump(cfg: ServiceConfig) -> str:
         # The default store is left out, so a release's config.yml stays what releases before
         # the gallery section wrote and read (an older installer still reads this one).
         del data["gallery"]
+    if cfg.malloc_tuning:
+        del data["malloc_tuning"]  # likewise: the default is left out
     return yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
+
+
+# --- the process environment, beyond the config's overrides ---------------------------------------
+
+def config_path(env: Mapping[str, str] | None = None) -> str | None:
+    """The config file ``$VISIONPACK_CONFIG`` names (of ``env`` when given), or None."""
+    return (os.environ if env is None else env).get(CONFIG_ENV) or None
+
+
+def take_inherited_slot_fd() -> int | None:
+    """The license slot descriptor an upgrade's old master handed over, taken out of the environment
+    so that forked workers never see it (the slot is the master's business)."""
+    value = os.environ.pop(SLOT_FD_ENV, None)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigInvalid(f"{SLOT_FD_ENV} must be a descriptor number, got {value!r}") from None
+
+
+def standby_flag() -> str | None:
+    """The serve-public flag this master's workers wait for before they accept (None: at once)."""
+    return os.environ.get(STANDBY_FLAG_ENV) or None
+
+
+def set_standby_flag(path: str) -> None:
+    """Name the flag for the workers this master forks (a Docker standby learns it from a file)."""
+    os.environ[STANDBY_FLAG_ENV] = path
+
+
+def export_env(values: Mapping[str, str], *, keep_existing: bool = False) -> None:
+    """Put ``values`` in this process's environment, for it and what it forks: native libraries
+    (OpenMP, MKL, OpenBLAS, glog, Paddle's ``FLAGS_*``) read their settings from there when they
+    load. ``keep_existing``: an operator's own value of a name wins."""
+    for name, value in values.items():
+        if keep_existing:
+            os.environ.setdefault(name, value)
+        else:
+            os.environ[name] = value

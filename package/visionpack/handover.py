@@ -31,11 +31,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from .config import SLOT_FD_ENV, STANDBY_FLAG_ENV
+
 PREFIX = "visionpack-handover-"
 MAX_FDS = 16
 FLAG_POLL = 0.05          # how often a held-back worker looks for the serve-public flag
-ENV_FLAG = "VISIONPACK_STANDBY_FLAG"          # path of the serve-public flag (workers read it)
-ENV_SLOT_FD = "VISIONPACK_INHERIT_SLOT_FD"    # license slot fd handed over by the old master
+ENV_FLAG = STANDBY_FLAG_ENV       # path of the serve-public flag (workers read it; config.standby_flag)
+ENV_SLOT_FD = SLOT_FD_ENV         # license slot fd handed over by the old master (config.take_inherited_slot_fd)
 
 
 def address(pid: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from visionpack import config
@@ -68,3 +70,47 @@ def test_http_front_limits_come_from_the_environment_too():
     cfg = config.load(env={"VISIONPACK_HEADER_TIMEOUT": "3", "VISIONPACK_MAX_CONNECTIONS": "50"})
     assert (cfg.header_timeout, cfg.max_connections) == (3, 50)
     assert cfg.max_body_bytes() == cfg.max_image_b64_bytes + config.ENVELOPE_SLACK
+
+
+def test_malloc_tuning_is_a_key_the_environment_overrides_and_dump_leaves_out_at_its_default(tmp_path):
+    assert config.load(env={}).malloc_tuning is True
+    assert config.load(env={"VISIONPACK_MALLOC_TUNING": "0"}).malloc_tuning is False
+    with pytest.raises(ConfigInvalid, match="malloc_tuning"):
+        config.load(env={"VISIONPACK_MALLOC_TUNING": "sometimes"})
+    assert "malloc_tuning" not in config.dump(config.from_mapping({}))  # an older installer reads the file
+    off = config.from_mapping({"malloc_tuning": False})
+    (tmp_path / "c.yml").write_text(config.dump(off))
+    assert config.load(tmp_path / "c.yml", env={}).malloc_tuning is False
+
+
+def test_config_path_comes_from_the_environment(monkeypatch):
+    assert config.config_path({"VISIONPACK_CONFIG": "/r/config.yml"}) == "/r/config.yml"
+    assert config.config_path({"VISIONPACK_CONFIG": ""}) is None
+    monkeypatch.setenv("VISIONPACK_CONFIG", "/x.yml")
+    assert config.config_path() == "/x.yml"
+
+
+def test_the_inherited_slot_is_taken_once_and_validated(monkeypatch):
+    monkeypatch.setenv(config.SLOT_FD_ENV, "7")
+    assert config.take_inherited_slot_fd() == 7
+    assert config.take_inherited_slot_fd() is None  # gone: forked workers never see it
+    monkeypatch.setenv(config.SLOT_FD_ENV, "seven")
+    with pytest.raises(ConfigInvalid, match="VISIONPACK_INHERIT_SLOT_FD must be a descriptor number"):
+        config.take_inherited_slot_fd()
+
+
+def test_standby_flag_round_trip(monkeypatch):
+    monkeypatch.delenv(config.STANDBY_FLAG_ENV, raising=False)
+    assert config.standby_flag() is None
+    config.set_standby_flag("/run/serve-public")
+    assert config.standby_flag() == "/run/serve-public"
+    monkeypatch.delenv(config.STANDBY_FLAG_ENV)
+
+
+def test_export_env_sets_or_keeps_an_operators_value(monkeypatch):
+    monkeypatch.setenv("KMP_BLOCKTIME", "200")
+    monkeypatch.delenv("GLOG_minloglevel", raising=False)
+    config.export_env({"KMP_BLOCKTIME": "1", "GLOG_minloglevel": "2"}, keep_existing=True)
+    assert (os.environ["KMP_BLOCKTIME"], os.environ["GLOG_minloglevel"]) == ("200", "2")
+    config.export_env({"KMP_BLOCKTIME": "1"})
+    assert os.environ["KMP_BLOCKTIME"] == "1"

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "package"
-PROBE = "from visionpack.inference.paddle_engine import tune_malloc; print(tune_malloc(), tune_malloc())"
+PROBE = ("from visionpack import config; from visionpack.inference.paddle_engine import tune_malloc; "
+         "on = config.load().malloc_tuning; print(tune_malloc(on), tune_malloc(on))")
 
 
 def probe(**env: str) -> str:

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .. import config as config_mod
 from ..errors import UsageError, VisionpackError
 from . import DEFAULT_INDEX, Gallery, GalleryConfig, GalleryStore, IndexParams, cache_dir, open_store
 
@@ -112,7 +113,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> dict:
-    from .. import config as config_mod
     from ..imaging import decode
     from ..services.face import FaceService
 
@@ -166,8 +166,6 @@ def _where(args: argparse.Namespace) -> tuple[GalleryConfig, str]:
     an empty gallery."""
     settings, data_dir = GalleryConfig(), args.data_dir
     if args.config or not data_dir:  # no file: the defaults and $VISIONPACK_* (DATA_DIR)
-        from .. import config as config_mod
-
         cfg = config_mod.load(args.config)
         settings, data_dir = cfg.gallery, data_dir or cfg.data_dir
     if not data_dir:
@@ -219,7 +217,7 @@ def log(msg: str) -> None:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python3 -m visionpack.gallery", description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=os.environ.get("VISIONPACK_CONFIG"), help="the deploy's config.yml")
+    ap.add_argument("--config", default=config_mod.config_path(), help="the deploy's config.yml")
     ap.add_argument("--data-dir", help="override the config's data_dir")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="add a PaddleX-layout directory to an index")

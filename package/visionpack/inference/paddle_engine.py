@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..config import ServiceConfig
+from ..config import ServiceConfig, export_env
 from ..errors import ModelInvalid
 from ..bundle import Bundle
 
@@ -31,7 +30,7 @@ TRIM_THRESHOLD = 256 << 20
 
 
 @functools.cache
-def tune_malloc() -> bool:
+def tune_malloc(enabled: bool = True) -> bool:
     """Keep Paddle's per-run buffers in the heap instead of fresh mmaps; True when applied.
 
     Paddle and oneDNN allocate and free their intermediate tensors (hundreds of KB to MBs) on
@@ -40,9 +39,10 @@ def tune_malloc() -> bool:
     EfficientNet-Lite0 inference, and 28 % less CPU per inference (10.8 -> 7.8 ms) once both
     thresholds are raised (benchmarks/README.md, "malloc"). Setting only one is worse than
     neither: an explicit trim threshold also switches off glibc's adaptive mmap threshold.
-    Process-wide, so applied once (cached); a no-op off glibc (musl, macOS).
+    Process-wide, so applied once (cached); a no-op off glibc (musl, macOS). ``enabled`` is the
+    deploy's ``malloc_tuning`` (config.py; VISIONPACK_MALLOC_TUNING=0 turns it off).
     """
-    if os.environ.get("VISIONPACK_MALLOC_TUNING", "1") == "0":
+    if not enabled:
         return False
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
@@ -68,9 +68,10 @@ class PaddleEngine:
         onednn: bool = False,
         onednn_cache_capacity: int = 10,
         device: str = "cpu",
+        malloc_tuning: bool = True,
     ) -> None:
         # Quiet glog before paddle initialises; it prints per-pass lines otherwise.
-        os.environ.setdefault("GLOG_minloglevel", "2")
+        export_env({"GLOG_minloglevel": "2"}, keep_existing=True)
         # How long Intel OpenMP's pool threads spin after a parallel region. The default 200 ms
         # burned a core between requests (doubling CPU per request); 0 put them to sleep
         # between the ~50 operators of one inference, so every operator paid a wake-up and a
@@ -78,16 +79,16 @@ class PaddleEngine:
         # gaps inside an inference and sleeps between requests: 2 threads 4.75 ms, 1-worker
         # service p50 11.2 -> 8.5 ms, same CPU per request (benchmarks/README.md, findings 1
         # and 11). Must be set before paddle is imported; an operator's own value wins.
-        os.environ.setdefault("KMP_BLOCKTIME", "1")
+        export_env({"KMP_BLOCKTIME": "1"}, keep_existing=True)
         if not device.startswith("gpu"):
-            tune_malloc()
+            tune_malloc(malloc_tuning)
             # Paddle's executor frees every intermediate tensor after its last use, from a
             # garbage-collector thread: ~50 context switches per EfficientNet-Lite0 run and the
             # same buffers allocated again on the next run. Keeping them (as a fixed-shape
             # service wants) cut CPU per inference 8.7 -> 7.1 ms for +11 MiB RSS
             # (benchmarks/README.md, finding 10). Read when paddle is imported; an operator's
             # own value wins.
-            os.environ.setdefault("FLAGS_eager_delete_tensor_gb", "-1")
+            export_env({"FLAGS_eager_delete_tensor_gb": "-1"}, keep_existing=True)
         with _init_lock:
             from paddle import inference
 
@@ -151,6 +152,7 @@ def create(bundle: Bundle, cfg: ServiceConfig) -> PaddleEngine:
         onednn=onednn,
         onednn_cache_capacity=cfg.onednn_cache_capacity,
         device=cfg.device,
+        malloc_tuning=cfg.malloc_tuning,
     )
 
 

@@ -22,9 +22,10 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..errors import UsageError, VisionpackError
 from .context import Context
-from .layout import DEFAULT_ROOT, ROOT_ENV, Root, resolve_root
+from .layout import DEFAULT_ROOT, Root, resolve_root
 from .runtimes.kinds import DEFAULT as DEFAULT_KIND
 from .runtimes.kinds import KINDS
+from .settings import ROOT_ENV
 from .source import Source
 
 DEFAULT_START_TIMEOUT = 120.0
@@ -296,7 +297,7 @@ def main(argv: Optional[Sequence[str]] = None, *, package_dir: Optional[Path] = 
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
             raise UsageError("no command given; try 'install.py search' or 'install.py --help'")
-        root = resolve_root(getattr(args, "root", None), os.environ if env is None else env)
+        root = resolve_root(getattr(args, "root", None), env)
         ctx = Context(Root(root), Source.from_package_dir(package_dir or _package_dir()))
         args.func(ctx, args)
         return 0

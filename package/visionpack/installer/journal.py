@@ -24,6 +24,7 @@ from typing import Any, Iterator, Optional
 
 from ..errors import ConfigInvalid, OperationLocked
 from ..fsutil import atomic_write
+from . import settings
 from .layout import DeployPaths
 
 SCHEMA = 2
@@ -115,15 +116,14 @@ def save(paths: DeployPaths, state: dict[str, Any]) -> None:
 
 
 # Crash tests SIGKILL the installer right after a step is journaled (op:step, or op:point of
-# a checkpoint()). Read only here; unset it does nothing, and services never see it
+# a checkpoint()), named by settings.KILL_ENV; unset it does nothing, and services never see it
 # (procs.service_env drops every VISIONPACK_* variable).
-KILL_ENV = "VISIONPACK_TEST_KILL_AT"
 _KEPT = ("release", "from", "candidate", "old_pid", "built", "purge")
 
 
 def checkpoint(op: str, point: str) -> None:
     """A kill point for the crash tests; inert unless VISIONPACK_TEST_KILL_AT names it."""
-    if os.environ.get(KILL_ENV) == f"{op}:{point}":
+    if settings.kill_point() == f"{op}:{point}":
         os.kill(os.getpid(), signal.SIGKILL)
 
 

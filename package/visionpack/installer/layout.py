@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+from . import settings
+
 DEFAULT_ROOT = "/opt/visionpack"
-ROOT_ENV = "VISIONPACK_ROOT"
 VENVS_DIR = ".runtime"  # the runtime venvs (venvs.py); the name predates the module's
 LICENSES_DIR = "licenses"
 # Names under <ROOT> that are never deploys.
@@ -28,8 +29,7 @@ RESERVED = {VENVS_DIR, LICENSES_DIR}
 
 def resolve_root(arg: Optional[str], env: Optional[Mapping[str, str]] = None) -> Path:
     """``--root`` beats ``$VISIONPACK_ROOT`` beats /opt/visionpack; always absolute."""
-    env = os.environ if env is None else env
-    raw = arg or env.get(ROOT_ENV) or DEFAULT_ROOT
+    raw = arg or settings.root(env) or DEFAULT_ROOT
     # abspath, not resolve(): a root that is itself a symlink keeps the name the operator gave.
     return Path(os.path.abspath(os.path.expanduser(raw)))
 

@@ -12,14 +12,13 @@ runs there, in a subprocess, with the same code.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import LicenseError, RuntimeInstallFailed
-
-LICENSES_DIR = "licenses"
+from . import settings
+from .layout import LICENSES_DIR
 
 _CHILD = (
     "import json, sys\n"
@@ -57,7 +56,7 @@ def check_license(root: Path, deploy: str, service: str, runtime_python: Optiona
         raise RuntimeInstallFailed("checking the license needs the 'cryptography' module: install the runtime "
                                    "first (install.py install DEPLOY --stopped) or run install.py with a python that has it")
     package_dir = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(package_dir))
+    env = dict(settings.environ(), PYTHONPATH=str(package_dir))
     proc = subprocess.run([str(runtime_python), "-c", _CHILD, str(license_dir), deploy, service,
                            "1" if replacing else "0", "1" if limit else "0"],
                           capture_output=True, text=True, env=env, timeout=120)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
+from ..config import CONFIG_ENV, SLOT_FD_ENV
 from ..errors import StartFailed, StopFailed
-from . import filemodes, serviceuser
+from . import filemodes, serviceuser, settings
 from .journal import checkpoint
 from .layout import DeployPaths
 from .venvs import tail
@@ -190,7 +191,7 @@ def service_env(release: Path, base: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in base.items() if not k.startswith("VISIONPACK_")}
     for name in ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
         env.pop(name, None)
-    env["VISIONPACK_CONFIG"] = str(release / "config.yml")
+    env[CONFIG_ENV] = str(release / "config.yml")
     env["PYTHONPATH"] = str(release / "package")
     return env
 
@@ -215,7 +216,7 @@ _LAUNCH = (
     "os.environ['LISTEN_FDS'] = str(len(fds))\n"
     "os.environ['LISTEN_PID'] = str(os.getpid())\n"
     "if slot >= 0:\n"
-    "    os.environ['VISIONPACK_INHERIT_SLOT_FD'] = str(3 + len(fds))\n"
+    f"    os.environ[{SLOT_FD_ENV!r}] = str(3 + len(fds))\n"
     "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
 
@@ -244,7 +245,7 @@ def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence
     pidfile = paths.release_pidfile(release.name)
     if pidfile.exists() and master(paths, version=release.name) is None:
         pidfile.unlink()  # stale: gunicorn refuses to start over a pid file naming a live process
-    full_env = service_env(release, env or os.environ)
+    full_env = service_env(release, env or settings.environ())
     if ids is not None:
         # The service user has no home (useradd --no-create-home); libraries that keep a cache
         # under ~ get the deploy's run directory instead of root's home.

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from ..errors import EnvironmentCheckFailed, RuntimeInstallFailed
 from ..fsutil import fsync_dir
-from . import serviceuser
+from . import serviceuser, settings
 from .layout import Root
 from .source import Source
 
@@ -145,7 +145,7 @@ def _sweep(root: Root) -> None:
 
 
 def _pip_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env = {k: v for k, v in settings.environ().items() if not k.startswith("PIP_")}
     # An operator's pip.conf could add an index or a proxy; this install must see the wheelhouse only.
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
     for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from visionpack import handover
-from visionpack.installer import journal, releases
+from visionpack.installer import journal, releases, settings
 from visionpack.installer.layout import Root
 
 
@@ -62,9 +62,9 @@ def test_decide_undoes_an_uncommitted_switch_and_finishes_a_committed_one(kind):
 
 
 def test_checkpoint_is_inert_unless_named(monkeypatch):
-    monkeypatch.delenv(journal.KILL_ENV, raising=False)
+    monkeypatch.delenv(settings.KILL_ENV, raising=False)
     journal.checkpoint("upgrade", "prove")
-    monkeypatch.setenv(journal.KILL_ENV, "upgrade:other")
+    monkeypatch.setenv(settings.KILL_ENV, "upgrade:other")
     journal.checkpoint("upgrade", "prove")
     code = ("import os; os.environ['VISIONPACK_TEST_KILL_AT'] = 'upgrade:prove';"
             "from visionpack.installer import journal; journal.checkpoint('upgrade', 'prove'); print('alive')")

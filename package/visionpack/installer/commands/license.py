@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ...errors import LicenseError, RuntimeInstallFailed, UsageError
 from ...fsutil import atomic_write
-from .. import filemodes, serviceuser, venvs
+from .. import filemodes, serviceuser, settings, venvs
 from ..context import Context
 from ..journal import checkpoint
 from ..licensecheck import crypto_available
@@ -30,13 +30,13 @@ def _admin(ctx: Context):
     the package's own wheelhouse and always has it.
     """
     if not crypto_available():
-        if os.environ.get("VISIONPACK_REEXEC") == "1":
+        if settings.reexecuted():
             raise RuntimeInstallFailed("the runtime venv has no 'cryptography'; rebuild it (remove <root>/.runtime)")
         venv = venvs.ensure(ctx.root, ctx.source, say=ctx.say)
         python = str(venvs.python_of(venv))
         script = str(ctx.source.package_dir / "Install" / "install.py")
         sys.stdout.flush()
-        os.execve(python, [python, script, *sys.argv[1:]], dict(os.environ, VISIONPACK_REEXEC="1"))
+        os.execve(python, [python, script, *sys.argv[1:]], {**settings.environ(), settings.REEXEC_ENV: "1"})
     from ...licensing import admin
 
     return admin
