@@ -101,6 +101,8 @@ class ServiceConfig:
     min_side: int = 15
     max_side: int = 4096
     default_top_num: int = 6
+    # The operator console (GET /console, api/console/), behind the ops scope; false: no console routes.
+    console: bool = True
     release: str = ""
     root: str = ""
     log_dir: str = ""

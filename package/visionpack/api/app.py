@@ -19,6 +19,7 @@ from ..errors import ImageSizeInvalid, InternalError, InvalidArgument, Visionpac
 from ..inference.engine import EngineFactory
 from ..services.fields import preview
 from ..services.protocol import Service, check_service
+from .console import console_blueprint
 from .metrics import Metrics
 from .routes import ENVELOPE_SLACK, WorkerState, error_answer, operation_blueprint, ops_blueprint
 
@@ -57,6 +58,8 @@ def create_app(
     # One routes table per service (api/routes_<service>.py), imported only when served.
     routes = importlib.import_module(f"{__package__}.routes_{cfg.service}")
     app.register_blueprint(operation_blueprint(cfg.service, service, routes.ROUTES, cfg.deploy))
+    if cfg.console:  # the operator console: pages behind the ops scope, actions through the routes above
+        app.register_blueprint(console_blueprint(cfg, routes.ROUTES))
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc):

@@ -29,6 +29,7 @@ from ..errors import (
     VisionpackError,
 )
 from ..services.protocol import Operation, Service
+from . import csrf
 from . import envelopes as E
 from .jsonbody import parse_object
 
@@ -131,7 +132,9 @@ def handle(route: str, op: Operation) -> tuple[Response, int]:
     acquired = False
     try:
         # Before the body is parsed and before the license gate and the in-flight slots: a
-        # refused client costs a stat and a hash, nothing else.
+        # refused client costs a stat and a hash, nothing else. A browser's request from
+        # another site is refused first, whatever its credentials (api/csrf.py).
+        csrf.check_request(r.cfg.deploy)
         access.authorize_request(r.access, route_scope(route))
         if r.gate is not None:
             r.gate.check()
@@ -177,6 +180,29 @@ def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: 
     return E.paddlex_error(log_id, err)
 
 
+def readiness(r: WorkerState) -> tuple[bool, dict[str, Any]]:
+    """``/ready``'s verdict and its detail (the console's overview shows the same)."""
+    info: dict[str, Any] = {
+        "deploy": r.cfg.deploy,
+        "service": r.cfg.service,
+        "release": r.cfg.release,
+        "models": {role: b for role, b in r.cfg.models.items()},
+    }
+    ok = r.service is not None and r.ready_error is None
+    if not ok:
+        info["reason"] = r.ready_error or "model not loaded"
+    if r.gate is not None:
+        try:
+            verdict = r.gate.check()
+            info["license"] = verdict.to_dict() if hasattr(verdict, "to_dict") else {"ok": True}
+        except LicenseError as err:
+            ok = False
+            info["license"] = {"ok": False, "reason": err.reason, "detail": err.detail}
+            info["reason"] = f"license: {err.reason}"
+    info["ready"] = ok
+    return ok, info
+
+
 def _ops_allowed(r: WorkerState) -> bool:
     try:
         access.authorize_request(r.access, OPS)
@@ -196,24 +222,7 @@ def ops_blueprint() -> Blueprint:
     @bp.get("/ready")
     def ready():
         r = worker()
-        info: dict[str, Any] = {
-            "deploy": r.cfg.deploy,
-            "service": r.cfg.service,
-            "release": r.cfg.release,
-            "models": {role: b for role, b in r.cfg.models.items()},
-        }
-        ok = r.service is not None and r.ready_error is None
-        if not ok:
-            info["reason"] = r.ready_error or "model not loaded"
-        if r.gate is not None:
-            try:
-                verdict = r.gate.check()
-                info["license"] = verdict.to_dict() if hasattr(verdict, "to_dict") else {"ok": True}
-            except LicenseError as err:
-                ok = False
-                info["license"] = {"ok": False, "reason": err.reason, "detail": err.detail}
-                info["reason"] = f"license: {err.reason}"
-        info["ready"] = ok
+        ok, info = readiness(r)
         if not _ops_allowed(r):
             # Without ops rights only the verdict: the detail names the license, customer and paths.
             # Never a refusal: load balancers and the installer poll readiness without a key.

@@ -19,5 +19,6 @@ ROUTES = (
     ("easydl_face_remove", "/{deploy}/FaceGallery/remove", "easydl.remove"),
     ("easydl_face_list", "/{deploy}/FaceGallery/list", "easydl.list"),
     ("easydl_face_group_delete", "/{deploy}/FaceGallery/group/delete", "easydl.group_delete"),
+    ("easydl_face_crops", "/{deploy}/FaceGallery/crops", "easydl.crops"),
 )
 

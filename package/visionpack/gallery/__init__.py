@@ -180,6 +180,10 @@ class Gallery:
     def id_map(self, key: str) -> dict[int, str]:
         return self.store.id_map(key)
 
+    def crop(self, key: str, face_id: int) -> bytes:
+        """The stored aligned chip (PNG) of a face; an unknown id is InvalidArgument."""
+        return self.store.crop(key, face_id)
+
     def keys(self) -> list[str]:
         return self.store.index_keys()
 

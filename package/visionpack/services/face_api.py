@@ -15,10 +15,15 @@ Deleting an index key (not in PaddleX; Baidu's face API has ``group/delete``):
 ``/face-recognition-index-delete`` ``{indexKey}`` -> ``{indexKey, removedFaces}`` and
 ``FaceGallery/group/delete`` ``{group_id}`` -> ``{result: {group_id, removed_faces}}``; the key
 must be named, and the default index is emptied rather than removed.
+
+Reading stored crops (the operator console's thumbnails; gallery scope like ``list``):
+``FaceGallery/crops`` ``{group_id?, face_ids}`` -> ``{result: {group_id, crops: [{face_id, image}],
+missing}}``, ``image`` the aligned chip as base64 PNG, ``missing`` the ids the index does not hold.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +31,7 @@ import numpy as np
 
 from ..errors import InvalidArgument, MissingParameter
 from ..gallery import DEFAULT_INDEX
-from ..gallery.store import check_key, check_label
+from ..gallery.store import check_key, check_label, unknown_index
 from ..imaging import encode_jpeg_b64
 from . import fields
 from .protocol import Operation
@@ -34,6 +39,7 @@ from .protocol import Operation
 MAX_PAIRS = 100
 MAX_LIST = 1000
 MAX_IDS = 10_000  # ids in one remove: one transaction, kept short for the other writers
+MAX_CROPS = 100  # crops in one answer: a page of thumbnails, each a few KB of PNG
 
 
 # --- field readers beyond services/fields.py: the gallery's own ---------------------------
@@ -145,6 +151,27 @@ class DeleteResult:
     faces: int
 
 
+@dataclass(frozen=True)
+class CropsReq:
+    """Stored aligned crops of some faces of an index (the console's thumbnails)."""
+
+    key: str
+    ids: list[int]
+
+    def run(self, svc: Any) -> dict[str, Any]:
+        if self.key not in svc.gallery.keys():
+            raise unknown_index(self.key)
+        crops, missing = [], []
+        for face_id in self.ids:
+            try:
+                png = svc.gallery.crop(self.key, face_id)
+            except InvalidArgument:  # removed meanwhile (by another client): said, not an error
+                missing.append(face_id)
+                continue
+            crops.append({"face_id": face_id, "image": base64.b64encode(png).decode("ascii")})
+        return {"group_id": self.key, "crops": crops, "missing": missing}
+
+
 def _required_key(body: dict, name: str) -> str:
     # Deleting is never aimed at the default index by omission: the key must be named.
     return check_key(fields.required(body, name))
@@ -166,6 +193,7 @@ class FaceCodec:
             "easydl.remove": Operation("easydl", self.decode_easydl_remove, self.encode_easydl_remove),
             "easydl.list": Operation("easydl", self.decode_easydl_list, self.encode_easydl_list),
             "easydl.group_delete": Operation("easydl", self.decode_easydl_group_delete, self.encode_easydl_group_delete),
+            "easydl.crops": Operation("easydl", self.decode_easydl_crops, self.encode_easydl_list),  # {"result": ...}
         }
 
     def _image(self, value: Any, what: str = "image") -> np.ndarray:
@@ -293,6 +321,10 @@ class FaceCodec:
     @staticmethod
     def encode_easydl_list(res: dict[str, Any]) -> dict[str, Any]:
         return {"result": res}
+
+    @staticmethod
+    def decode_easydl_crops(body: dict) -> CropsReq:
+        return CropsReq(_key(body, "group_id"), fields.int_list(body, "face_ids", required=True, max_items=MAX_CROPS))
 
     @staticmethod
     def decode_easydl_group_delete(body: dict) -> DeleteReq:
