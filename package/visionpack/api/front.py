@@ -85,6 +85,7 @@ class FrontWorker(base.Worker):
         self._pending_listeners: list[socket.socket] = []
         self._listener_lock = threading.Lock()
         self._accepting: dict[int, asyncio.Task] = {}
+        self._opening = 0  # accepted, streams not yet made: counted against max_connections
         self._room = asyncio.Event()
         # Request bodies held in memory by this worker, reserved before they are read.
         self.buffered = 0
@@ -143,25 +144,44 @@ class FrontWorker(base.Worker):
         self._accepting[sock.fileno()] = asyncio.get_running_loop().create_task(self._accept_loop(sock))
 
     async def _accept_loop(self, listener: socket.socket) -> None:
+        # accept() itself is synchronous: only the wait for readiness is an await point, so
+        # stopping (which cancels this task) can never drop a connection already accepted. An
+        # awaited loop.sock_accept() could: its result is lost when the cancel lands after the
+        # kernel handed the connection over, and the client gets a reset.
         loop = asyncio.get_running_loop()
         while self.alive:
-            if len(self.conns) >= self.settings.max_connections and not self._make_room():
+            if len(self.conns) + self._opening >= self.settings.max_connections and not self._make_room():
                 self._room.clear()
                 await self._room.wait()
                 continue
             try:
-                client, _addr = await loop.sock_accept(listener)
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                client, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                await _readable(loop, listener)  # another worker may win the race: loop again
+                continue
+            except ConnectionAbortedError:
                 continue
             except OSError as exc:  # EMFILE and friends: back off instead of spinning
                 self.log.warning("accept failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
+            self._opening += 1
+            loop.create_task(self._open(client))
+
+    async def _open(self, client: socket.socket) -> None:
+        """Wrap an accepted socket in streams and serve it (a task stopping never cancels)."""
+        try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader, writer = await asyncio.open_connection(sock=client, limit=READ_CHUNK)
-            conn = _Conn(reader, writer, self.settings.max_header_bytes)
-            self.conns.add(conn)
-            conn.task = loop.create_task(self._serve(conn))
+        except OSError:
+            client.close()
+            return
+        finally:
+            self._opening -= 1
+        conn = _Conn(reader, writer, self.settings.max_header_bytes)
+        self.conns.add(conn)
+        conn.task = asyncio.current_task()
+        await self._serve(conn)
 
     def _make_room(self) -> bool:
         """Close the longest-idle connection to admit a new one (nginx reuses keep-alive slots so)."""
@@ -176,10 +196,11 @@ class FrontWorker(base.Worker):
     async def _stop(self) -> None:
         for task in self._accepting.values():
             task.cancel()
+        await asyncio.gather(*self._accepting.values(), return_exceptions=True)
         # Idle connections linger briefly: a request already on its way is still answered.
         deadline = time.monotonic() + self.cfg.graceful_timeout
         linger_until = time.monotonic() + STOP_LINGER
-        while self.conns and time.monotonic() < deadline:
+        while (self.conns or self._opening) and time.monotonic() < deadline:
             self.notify()
             if time.monotonic() >= linger_until:
                 for conn in list(self.conns):
@@ -446,3 +467,14 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> Optional[int]:
 
 def _head_too_large(limit: int) -> VisionpackError:
     return InvalidArgument(f"the request head is over {limit} bytes")
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Wait until ``sock`` is readable; cancelling it leaves nothing behind."""
+    fd = sock.fileno()
+    fut = loop.create_future()
+    loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+    try:
+        await fut
+    finally:
+        loop.remove_reader(fd)
