@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from ...errors import all_error_classes
+from ...errors import InternalError, all_error_classes
 
 TAIL_BYTES = 512 * 1024
 MAX_ENTRIES = 500
@@ -45,7 +45,8 @@ class ErrorEntry:
 @lru_cache(maxsize=1)
 def _codes() -> dict[str, tuple[int, int]]:
     """slug -> (EasyDL code, HTTP status) of every error class (errors.py is the one list)."""
-    return {cls.slug: (cls.easydl_code, cls.http_status) for cls in all_error_classes()}
+    # Only classes that name their own slug: RequestError and InstallerError inherit the base's.
+    return {cls.slug: (cls.easydl_code, cls.http_status) for cls in all_error_classes() if "slug" in vars(cls)}
 
 
 def _code(route: str, slug: str) -> str:
@@ -65,8 +66,10 @@ def parse_line(line: str) -> Optional[ErrorEntry]:
     rest = m.group("rest")
     route = _ROUTE.match(rest)
     if route:
-        slug = route.group("slug")
-        entry = (route.group("route"), _code(route.group("route"), slug), slug, route.group("msg") or "")
+        slug, msg = route.group("slug"), route.group("msg") or ""
+        if slug not in _codes() and m.group("level") == "ERROR":  # routes.handle's "internal error: <why>"
+            slug, msg = InternalError.slug, f"{slug} {msg}"
+        entry = (route.group("route"), _code(route.group("route"), slug), slug, msg)
     else:
         front = _FRONT.match(rest)
         if front:
@@ -81,7 +84,8 @@ def parse_line(line: str) -> Optional[ErrorEntry]:
     return ErrorEntry(m.group("time"), m.group("level"), m.group("log_id"), route_name, code, slug, msg)
 
 
-def _tail_lines(path: Path, limit: int = TAIL_BYTES) -> list[str]:
+def _tail_lines(path: Path) -> list[str]:
+    limit = TAIL_BYTES
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size

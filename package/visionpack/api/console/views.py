@@ -79,7 +79,8 @@ class Console:
         return {"gallery": self.gallery, "page_size": GALLERY_PAGE_SIZE}
 
     def _errors(self, _r: WorkerState) -> dict[str, Any]:
-        n = max(1, min(request.args.get("n", ERRORS_DEFAULT, type=int) or ERRORS_DEFAULT, MAX_ENTRIES))
+        asked = request.args.get("n", type=int)  # None when absent or not a number
+        n = max(1, min(ERRORS_DEFAULT if asked is None else asked, MAX_ENTRIES))
         entries = recent_errors(self.cfg.log_dir, n) if self.cfg.log_dir else []
         return {"entries": entries, "n": n, "no_logs": not self.cfg.log_dir}
 

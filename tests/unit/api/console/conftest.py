@@ -1,0 +1,65 @@
+"""Console unit fixtures: a classification and a face app on fakes (tests/unit/fakes.py,
+face_fakes.py), with a log directory, and a Flask client for each."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).resolve().parents[2]
+if str(UNIT) not in sys.path:
+    sys.path.insert(0, str(UNIT))
+
+from face_fakes import face_config, factory  # noqa: E402
+from fakes import fake_factory, write_cls_bundle  # noqa: E402
+from visionpack.api.app import create_app  # noqa: E402
+from visionpack.config import ServiceConfig  # noqa: E402
+
+DEPLOY = "demo-classify"
+LOCAL = {"REMOTE_ADDR": "127.0.0.1"}
+REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
+
+
+def cls_config(tmp_path: Path, **extra) -> ServiceConfig:
+    values = {"deploy": DEPLOY, "models": {"classifier": str(write_cls_bundle(tmp_path))},
+              "run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "release": "1.0.0", **extra}
+    return ServiceConfig(**values)
+
+
+@pytest.fixture
+def own_logging():
+    """The 'visionpack' logger as a fresh process has it, given back afterwards: an app with a
+    log_dir writes its error.log there (api/app.py configures only a logger without handlers)."""
+    logger = logging.getLogger("visionpack")
+    saved = (logger.handlers[:], logger.propagate, logger.level)
+    logger.handlers.clear()
+    yield
+    for handler in logger.handlers:
+        handler.close()
+    logger.handlers[:], logger.propagate = saved[0], saved[1]
+    logger.setLevel(saved[2])
+
+
+@pytest.fixture
+def logged_app(tmp_path, own_logging):
+    """The classification app writing logs/error.log (the errors page reads it)."""
+    return create_app(cls_config(tmp_path, log_dir=str(tmp_path / "logs")), engine_factory=fake_factory, gate=None)
+
+
+@pytest.fixture
+def cls_app(tmp_path):
+    return create_app(cls_config(tmp_path), engine_factory=fake_factory, gate=None)
+
+
+@pytest.fixture
+def client(cls_app):
+    return cls_app.test_client()
+
+
+@pytest.fixture
+def face_client(tmp_path):
+    cfg = face_config(tmp_path)
+    return create_app(cfg, engine_factory=factory(), gate=None).test_client()
