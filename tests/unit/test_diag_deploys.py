@@ -71,3 +71,16 @@ def test_operation_running_now_only_warns(tmp_path):
 
 def test_no_operation_passes(tmp_path):
     assert _check(tmp_path, None).status == "PASS"
+
+
+def test_deploys_are_found_as_the_installers_layout_lists_them(tmp_path):
+    """vp_diag's discovery mirrors layout.Root.deploy_names (reserved and hidden names, state.json)."""
+    from vp_diag import discover
+    from visionpack.installer.layout import RESERVED, Root
+
+    for name in ("b", "a", ".hidden", *RESERVED, "no-journal"):
+        (tmp_path / name).mkdir()
+        if name != "no-journal":
+            (tmp_path / name / "state.json").write_text("{}")
+    assert discover.deploy_names(tmp_path) == Root(tmp_path).deploy_names() == ["a", "b"]
+    assert discover.RESERVED == RESERVED

@@ -24,3 +24,18 @@ from vp_diag.docker import runtime_kind  # noqa: E402
 ])
 def test_runtime_kind_of_either_schema(state, kind):
     assert runtime_kind(state) == kind
+
+
+@pytest.mark.parametrize("state", [
+    {"schema": 2, "runtime_kind": "docker"}, {"schema": 1, "runtime": "docker"}, {"schema": 1, "runtime": "process"},
+    {"schema": 1}, {"runtime": None},
+])
+def test_runtime_kind_agrees_with_the_installers_migration(state):
+    """vp_diag never writes state.json, so it reads either schema; the installer's migrate() is the truth."""
+    import copy
+
+    from visionpack.installer import journal
+
+    migrated = copy.deepcopy(state)
+    journal.migrate(migrated)
+    assert runtime_kind(state) == (migrated.get("runtime_kind") or "process")
