@@ -237,6 +237,7 @@ def test_overview_shows_the_deploy_and_live_numbers(lab):
     b.get(lab.page("demo-classify"))
     assert b.wait_text("#fact-deploy", "demo-classify")
     assert b.text("#fact-release") == "1.1.0" and b.text("#fact-ready").startswith("ready")
+    assert b.text("#fact-workers").startswith("1 configured, 1 running (pids ")
     releases = b.text("#releases")
     assert "1.1.0 current" in releases and "1.0.0 previous" in releases
     assert "paddle" in b.text("#models") and "efficientnet_lite0_imagenet" in b.text("#models")

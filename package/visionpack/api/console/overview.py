@@ -10,6 +10,7 @@ container that mounts only the release), the page shows the config's release and
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -104,6 +105,17 @@ def releases(cfg: Any) -> Releases:
     if cfg.release and current and cfg.release != current:
         note = f"this worker runs {cfg.release}; state.json names {current} (an upgrade or rollback is under way)"
     return Releases(rows, str(state.get("runtime_kind") or ""), note)
+
+
+def running_workers(master: Optional[int] = None) -> Optional[list[int]]:
+    """The pids of the gunicorn master's children (this worker and its siblings), as the kernel
+    lists them; None where /proc cannot tell (no such file on this kernel, another user's master)."""
+    master = os.getppid() if master is None else master
+    try:
+        text = Path(f"/proc/{master}/task/{master}/children").read_text()
+    except OSError:
+        return None
+    return sorted(int(pid) for pid in text.split())
 
 
 def instances_in_use() -> Optional[int]:

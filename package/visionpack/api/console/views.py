@@ -28,7 +28,7 @@ from .. import envelopes as E
 from ..routes import WorkerState, readiness, worker
 from .charts import all_charts, numbers
 from .errorlog import MAX_ENTRIES, recent_errors
-from .overview import license_facts, model_rows, releases
+from .overview import license_facts, model_rows, releases, running_workers
 from .history import History
 from .tryit import gallery_paths, paths_of, try_form
 
@@ -68,7 +68,7 @@ class Console:
 
     def _overview(self, r: WorkerState) -> dict[str, Any]:
         ok, info = readiness(r)
-        return {"ready": ok, "ready_reason": info.get("reason", ""), "models": self.models,
+        return {"ready": ok, "ready_reason": info.get("reason", ""), "models": self.models, "running": running_workers(),
                 "releases": releases(self.cfg), "license": license_facts(info, r.gate is not None),
                 **self.charts(r)}
 
