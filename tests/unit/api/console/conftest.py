@@ -1,5 +1,5 @@
 """Console unit fixtures: a classification and a face app on fakes (tests/unit/fakes.py,
-face_fakes.py), with a log directory, and a Flask client for each."""
+face_fakes.py, console_fakes.py), and the logger isolation an app with a log directory needs."""
 
 from __future__ import annotations
 
@@ -9,24 +9,16 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[2]
-if str(UNIT) not in sys.path:
-    sys.path.insert(0, str(UNIT))
+HERE = Path(__file__).resolve().parent
+UNIT = HERE.parents[1]
+for path in (UNIT, HERE):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
+from console_fakes import cls_config  # noqa: E402
 from face_fakes import face_config, factory  # noqa: E402
-from fakes import fake_factory, write_cls_bundle  # noqa: E402
+from fakes import fake_factory  # noqa: E402
 from visionpack.api.app import create_app  # noqa: E402
-from visionpack.config import ServiceConfig  # noqa: E402
-
-DEPLOY = "demo-classify"
-LOCAL = {"REMOTE_ADDR": "127.0.0.1"}
-REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
-
-
-def cls_config(tmp_path: Path, **extra) -> ServiceConfig:
-    values = {"deploy": DEPLOY, "models": {"classifier": str(write_cls_bundle(tmp_path))},
-              "run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "release": "1.0.0", **extra}
-    return ServiceConfig(**values)
 
 
 @pytest.fixture

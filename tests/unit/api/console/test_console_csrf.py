@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from conftest import DEPLOY, LOCAL
+from console_fakes import DEPLOY, LOCAL
 from face_fakes import RED, b64, picture
 from fakes import jpeg_b64
 from visionpack.api import csrf

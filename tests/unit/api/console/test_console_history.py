@@ -96,9 +96,8 @@ def test_nice_ceiling():
 
 def windows_of(counts, start=0.0, step=2.0, error_every=0):
     """Windows of ``counts[i]`` requests each (every ``error_every``-th one a 336002)."""
-    samples, total, errors = [], 0, 0
-    obs = []
-    samples.append(parse(rendered(obs), start))
+    obs: list = []
+    samples, total = [parse(rendered(obs), start)], 0
     for i, n in enumerate(counts):
         for j in range(n):
             bad = error_every and (total + j) % error_every == 0

@@ -10,10 +10,9 @@ import logging
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 
-from conftest import DEPLOY, LOCAL, REMOTE, cls_config
+from console_fakes import DEPLOY, LOCAL, REMOTE, cls_config
 from fakes import fake_factory, jpeg_b64
 from visionpack.access import store
 from visionpack.api import csrf
