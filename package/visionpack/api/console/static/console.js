@@ -209,11 +209,17 @@
       if (generation !== VP.generation) return;
       const charts = document.getElementById('charts');
       if (!charts) return;
-      try {
-        const got = await VP.fetchHtml(charts.dataset.refresh);
-        const fresh = got.doc && got.doc.getElementById('charts');
-        if (fresh && generation === VP.generation) charts.replaceWith(document.adoptNode(fresh));
-      } catch (e) { /* the next tick tries again */ }
+      if (!document.hidden) { // a tab in the background asks nothing
+        try {
+          const got = await VP.fetchHtml(charts.dataset.refresh);
+          if (got.status === 401 || got.status === 403) { // the key was revoked, or the policy changed
+            VP.say(document.getElementById('key-state'), 'refused (' + got.status + '): the numbers stopped; reload the page', 'error');
+            return;
+          }
+          const fresh = got.doc && got.doc.getElementById('charts');
+          if (fresh && generation === VP.generation) charts.replaceWith(document.adoptNode(fresh));
+        } catch (e) { /* the next tick tries again */ }
+      }
       setTimeout(tick, 2500);
     };
     setTimeout(tick, 1000);
