@@ -44,15 +44,16 @@ def _flood_process(port: int, path: str, counts: dict[str, int], ready: Any, sto
     out.put({"open_at_end": flood.open_now(), **flood.stop().__dict__})
 
 
-def measure(port: int, path: str, body: bytes, n: int, counts: dict[str, int]) -> dict[str, Any]:
-    unloaded = timed_requests("127.0.0.1", port, path, body, n)
+def measure(port: int, path: str, body: bytes, n: int, counts: dict[str, int],
+            timeout: float = 30.0) -> dict[str, Any]:
+    unloaded = timed_requests("127.0.0.1", port, path, body, n, timeout=timeout)
     ctx = multiprocessing.get_context("fork")
     ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
     proc = ctx.Process(target=_flood_process, args=(port, path, counts, ready, stop, out))
     proc.start()
     ready.wait(90)
     time.sleep(1.0)  # let the first slow heads and bodies get going
-    loaded = timed_requests("127.0.0.1", port, path, body, n)
+    loaded = timed_requests("127.0.0.1", port, path, body, n, timeout=timeout)
     stop.set()
     flood = out.get(timeout=60)
     proc.join(30)
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-header", type=int, default=20)
     ap.add_argument("--slow-body", type=int, default=20)
     ap.add_argument("--label", default="")
+    ap.add_argument("--before", metavar="DIR", help="also measure an older checkout's package/ and start/ "
+                    "(e.g. `git archive 4603fa8 package start | tar -x -C DIR`: the gthread worker)")
     args = ap.parse_args(argv)
     counts = {"idle": args.idle, "slow_header": args.slow_header, "slow_body": args.slow_body}
     image = base64.b64encode((REPO / "package" / "samples" / "cat.jpg").read_bytes()).decode()
@@ -80,15 +83,26 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[tuple[str, Any, str, bytes]] = []
     ours = servers.start_gunicorn("ours", BUNDLE, 1, work)
     targets.append(("ours", ours, "/bench/ImageClassification", json.dumps({"image": image, "top_num": 5}).encode()))
+    if args.before:
+        old = Path(args.before)
+        before = servers.start_gunicorn("before", BUNDLE, 1, work, package=old / "package",
+                                        conf=old / "start" / "gunicorn_conf.py")
+        targets.append(("before", before, "/bench/ImageClassification",
+                        json.dumps({"image": image, "top_num": 5}).encode()))
     if not args.no_paddlex:
-        pipeline = servers.paddlex_pipeline_yaml(PADDLEX_PY, BUNDLE, "EfficientNet_lite0_imagenet", work / "pdx")
+        sys.path.insert(0, str(REPO / "package"))
+        from visionpack.bundle import load_bundle
+
+        pipeline = servers.paddlex_pipeline_yaml(PADDLEX_PY, BUNDLE, load_bundle(BUNDLE).model_name, work / "pdx")
         pdx = servers.start_paddlex("paddlex", PADDLEX_PY, pipeline, work)
         targets.append(("paddlex", pdx, "/image-classification", json.dumps({"image": image}).encode()))
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in targets}
     try:
         for _ in range(args.rounds):
             for name, srv, path, body in targets:
-                results[name].append(measure(srv.port, path, body, args.requests, counts))
+                # The old worker may hang each request for as long as the floods last: bound it.
+                results[name].append(measure(srv.port, path, body, args.requests, counts,
+                                             timeout=10.0 if name == "before" else 30.0))
     finally:
         for _, srv, *_ in targets:
             srv.stop()
