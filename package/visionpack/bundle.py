@@ -68,8 +68,8 @@ def files(path: str | Path) -> Files:
 class Damage:
     """One file that does not match its expected sha256."""
 
-    name: str        # path relative to the bundle, as the manifest names it
-    problem: str     # MISSING | MISMATCH
+    name: str  # path relative to the bundle, as the manifest names it
+    problem: str  # MISSING | MISMATCH
     actual: str = ""  # the sha256 found (MISMATCH)
 
 
@@ -197,5 +197,10 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ModelInvalid(f"{yml}: not valid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ModelInvalid(f"{yml}: top level must be a mapping")
-    return Bundle(path=path, model_file=found.model_file, params_file=found.params_file, config=config,
-                  manifest=read_manifest(path))
+    return Bundle(
+        path=path,
+        model_file=found.model_file,
+        params_file=found.params_file,
+        config=config,
+        manifest=read_manifest(path),
+    )

@@ -137,7 +137,9 @@ _FIELDS = {f.name: f for f in dataclasses.fields(ServiceConfig)}
 def _coerce(name: str, value: Any, source: str) -> Any:
     default = _FIELDS[name].default
     if name == "models":
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
             raise ConfigInvalid(f"{source}: 'models' must map role names to bundle directories")
         return dict(value)
     if name == "options":
@@ -169,14 +171,20 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 def _gallery(value: Any, source: str) -> GalleryConfig:
     if not isinstance(value, Mapping):
         # The type only, never the value: a store's address may carry a password.
-        raise ConfigInvalid(f"{source}: 'gallery' must be a mapping such as {{store: sqlite}}, got {type(value).__name__}")
+        raise ConfigInvalid(
+            f"{source}: 'gallery' must be a mapping such as {{store: sqlite}}, got {type(value).__name__}"
+        )
     unknown = sorted(str(k) for k in set(value) - set(GALLERY_KEYS))
     if unknown:
-        raise ConfigInvalid(f"{source}: unknown key(s) {', '.join(unknown)} in 'gallery' (known: {', '.join(GALLERY_KEYS)})")
+        raise ConfigInvalid(
+            f"{source}: unknown key(s) {', '.join(unknown)} in 'gallery' (known: {', '.join(GALLERY_KEYS)})"
+        )
     store = value.get("store", GalleryConfig.store)
     if store not in GALLERY_STORES:
-        raise ConfigInvalid(f"{source}: gallery.store must be one of {', '.join(GALLERY_STORES)} "
-                            f"(the gallery stores of this release), got {store!r}")
+        raise ConfigInvalid(
+            f"{source}: gallery.store must be one of {', '.join(GALLERY_STORES)} "
+            f"(the gallery stores of this release), got {store!r}"
+        )
     dsn = "" if value.get("dsn") is None else value["dsn"]
     if not isinstance(dsn, str):
         raise ConfigInvalid(f"{source}: gallery.dsn must be a string, got {type(dsn).__name__}")
@@ -201,9 +209,24 @@ def validate(cfg: ServiceConfig) -> ServiceConfig:
         raise ConfigInvalid(f"deploy name must be letters, digits, '-' or '_', got {cfg.deploy!r}")
     if not 1 <= cfg.port <= 65535:
         raise ConfigInvalid(f"port must be 1..65535, got {cfg.port}")
-    for name in ("workers", "max_inflight", "max_batch", "timeout", "max_image_b64_bytes", "min_side", "max_side",
-                 "default_top_num", "header_timeout", "body_timeout", "request_timeout", "keepalive_timeout", "max_connections",
-                 "max_header_bytes", "log_max_bytes", "max_buffered_bytes"):
+    for name in (
+        "workers",
+        "max_inflight",
+        "max_batch",
+        "timeout",
+        "max_image_b64_bytes",
+        "min_side",
+        "max_side",
+        "default_top_num",
+        "header_timeout",
+        "body_timeout",
+        "request_timeout",
+        "keepalive_timeout",
+        "max_connections",
+        "max_header_bytes",
+        "log_max_bytes",
+        "max_buffered_bytes",
+    ):
         if getattr(cfg, name) < 1:
             raise ConfigInvalid(f"'{name}' must be at least 1, got {getattr(cfg, name)}")
     if cfg.max_header_bytes < 1024:
@@ -261,6 +284,7 @@ def dump(cfg: ServiceConfig) -> str:
 
 
 # --- the process environment, beyond the config's overrides ---------------------------------------
+
 
 def config_path(env: Mapping[str, str] | None = None) -> str | None:
     """The config file ``$VISIONPACK_CONFIG`` names (of ``env`` when given), or None."""

@@ -36,7 +36,9 @@ class VisionpackError(Exception):
     easydl_msg: ClassVar[str] = "Internal error"
     http_status: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
-    hint: ClassVar[str] = "Retry; if it persists run trouble_shooting/trouble_shooting.sh --bundle and send the tarball to support."
+    hint: ClassVar[str] = (
+        "Retry; if it persists run trouble_shooting/trouble_shooting.sh --bundle and send the tarball to support."
+    )
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.easydl_msg)
@@ -48,6 +50,7 @@ class InternalError(VisionpackError):
 
 
 # --- API request errors (EasyDL codes from seed 004) -------------------------------------
+
 
 class RequestError(VisionpackError):
     http_status = 400
@@ -125,6 +128,7 @@ class LicenseError(VisionpackError):
 
 # --- API credentials (visionpack/access; Baidu's own codes, so Baidu SDK clients recognise them)
 
+
 class AccessTokenInvalid(VisionpackError):
     """No API key, an unknown one, or a revoked/expired one where the route's policy wants a key.
 
@@ -136,8 +140,10 @@ class AccessTokenInvalid(VisionpackError):
     easydl_code = 110
     easydl_msg = "Access token invalid or no longer valid"
     http_status = 401
-    hint = ("Send a current API key ('install.py apikey create DEPLOY --scope S') as 'Authorization: Bearer KEY', "
-            "'X-API-Key: KEY' or '?access_token=KEY'; 'install.py apikey list DEPLOY' shows which are revoked.")
+    hint = (
+        "Send a current API key ('install.py apikey create DEPLOY --scope S') as 'Authorization: Bearer KEY', "
+        "'X-API-Key: KEY' or '?access_token=KEY'; 'install.py apikey list DEPLOY' shows which are revoked."
+    )
 
     def __init__(self, reason: str, detail: str = "", key_id: str | None = None) -> None:
         super().__init__(detail)
@@ -152,8 +158,10 @@ class NoPermission(VisionpackError):
     easydl_code = 6
     easydl_msg = "No permission to access data"
     http_status = 403
-    hint = ("The key lacks the route's scope; create one that has it ('install.py apikey create DEPLOY "
-            "--scope S', S one of infer, gallery, ops) or change the policy ('install.py apikey policy').")
+    hint = (
+        "The key lacks the route's scope; create one that has it ('install.py apikey create DEPLOY "
+        "--scope S', S one of infer, gallery, ops) or change the policy ('install.py apikey policy')."
+    )
 
     def __init__(self, scope: str, detail: str = "", key_id: str | None = None) -> None:
         super().__init__(detail or f"this API key does not hold the '{scope}' scope")
@@ -163,6 +171,7 @@ class NoPermission(VisionpackError):
 
 
 # --- installer errors: one distinct exit code each ---------------------------------------
+
 
 class InstallerError(VisionpackError):
     http_status = 500
@@ -249,8 +258,10 @@ class ModelInvalid(InstallerError):
 class DockerUnavailable(InstallerError):
     slug = "docker-unavailable"
     exit_code = 23
-    hint = ("Start the Docker engine ('bash .ci/docker-engine.sh' runs dockerd --bridge=none --iptables=false), "
-            "or install with --runtime process (docs/docker.md).")
+    hint = (
+        "Start the Docker engine ('bash .ci/docker-engine.sh' runs dockerd --bridge=none --iptables=false), "
+        "or install with --runtime process (docs/docker.md)."
+    )
 
 
 def all_error_classes() -> Iterator[type[VisionpackError]]:
@@ -274,15 +285,17 @@ def error_table() -> list[dict[str, object]]:
         if cls in (VisionpackError, RequestError, InstallerError):
             continue
         api = isinstance_api(cls)
-        rows.append({
-            "name": cls.__name__,
-            "slug": cls.slug,
-            "easydl_code": cls.easydl_code if api else None,
-            "http_status": cls.http_status if api else None,
-            "exit_code": cls.exit_code if not issubclass(cls, RequestError) else None,
-            "message": cls.easydl_msg if api else None,
-            "hint": cls.hint,
-        })
+        rows.append(
+            {
+                "name": cls.__name__,
+                "slug": cls.slug,
+                "easydl_code": cls.easydl_code if api else None,
+                "http_status": cls.http_status if api else None,
+                "exit_code": cls.exit_code if not issubclass(cls, RequestError) else None,
+                "message": cls.easydl_msg if api else None,
+                "hint": cls.hint,
+            }
+        )
     return rows
 
 

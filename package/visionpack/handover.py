@@ -35,9 +35,9 @@ from .config import SLOT_FD_ENV, STANDBY_FLAG_ENV
 
 PREFIX = "visionpack-handover-"
 MAX_FDS = 16
-FLAG_POLL = 0.05          # how often a held-back worker looks for the serve-public flag
-ENV_FLAG = STANDBY_FLAG_ENV       # path of the serve-public flag (workers read it; config.standby_flag)
-ENV_SLOT_FD = SLOT_FD_ENV         # license slot fd handed over by the old master (config.take_inherited_slot_fd)
+FLAG_POLL = 0.05  # how often a held-back worker looks for the serve-public flag
+ENV_FLAG = STANDBY_FLAG_ENV  # path of the serve-public flag (workers read it; config.standby_flag)
+ENV_SLOT_FD = SLOT_FD_ENV  # license slot fd handed over by the old master (config.take_inherited_slot_fd)
 
 
 def address(pid: int) -> str:
@@ -61,10 +61,11 @@ def release_address(release: str) -> str:
 # (docker upgrade/rollback); read and deleted by that container's master (start/gunicorn_conf.py),
 # which cannot inherit descriptors from install.py and so fetches the socket itself.
 STANDBY_REQUEST = "handover-request.json"
-STANDBY_ANSWER = "standby.json"   # the standby master's answer: its private probe port
+STANDBY_ANSWER = "standby.json"  # the standby master's answer: its private probe port
 
 
 # --- master side (runs inside gunicorn, started from when_ready) ------------------------------
+
 
 def serve(get_fds: Callable[[], tuple[list[int], dict[str, Any]]], addr: Optional[str] = None) -> socket.socket:
     """Answer every connection with ``get_fds()``'s descriptors and JSON header, in a thread.
@@ -103,6 +104,7 @@ def _answer(conn: socket.socket, get_fds: Callable[[], tuple[list[int], dict[str
 
 
 # --- installer side ---------------------------------------------------------------------------
+
 
 @dataclass
 class Handed:
@@ -181,6 +183,7 @@ def bind_public(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 # --- worker side (post_worker_init hook) ----------------------------------------------------
 
+
 def hold_public(worker: Any, public_port: int, flag: Optional[str]) -> bool:
     """Keep a standby worker off the public socket until ``flag`` exists; True if held back.
 
@@ -216,6 +219,7 @@ def _port(listener: Any) -> Optional[int]:
 
 
 # --- master side: the license slot handed over by the old master ----------------------------
+
 
 def adopt_slot(fd: int, owner_info: dict[str, Any]) -> Any:
     """Take over the old master's instance slot (same open file, same flock) instead of a new one.

@@ -92,13 +92,13 @@ def _sniff_jpeg(data: bytes) -> ImageInfo:
             continue
         if marker == 0xD9 or i + 2 > n:
             break
-        (length,) = struct.unpack(">H", data[i:i + 2])
+        (length,) = struct.unpack(">H", data[i : i + 2])
         if length < 2:
             raise ImageDecodeFailed("corrupt JPEG segment length")
         if marker in _SOF:
             if i + 7 > n:
                 break
-            h, w = struct.unpack(">HH", data[i + 3:i + 7])
+            h, w = struct.unpack(">HH", data[i + 3 : i + 7])
             return ImageInfo("jpg", w, h)
         i += length
     raise ImageDecodeFailed("JPEG without a frame header")

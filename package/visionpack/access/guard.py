@@ -85,8 +85,12 @@ class AccessGuard:
                 log.error("cannot use %s (%s); keeping the last good policies and keys", self.path, exc)
             else:
                 self._state = LOCKED
-                log.error("cannot use %s (%s); refusing every scope that is not open until it is fixed "
-                          "(every scope needs a key, and no key is valid)", self.path, exc)
+                log.error(
+                    "cannot use %s (%s); refusing every scope that is not open until it is fixed "
+                    "(every scope needs a key, and no key is valid)",
+                    self.path,
+                    exc,
+                )
             return
         if self._sig is not _NEVER:
             log.info("reloaded %s: %s, %d key(s)", self.path, _describe(state), len(state.keys))
@@ -137,5 +141,12 @@ def log_refusal(logger: logging.Logger, log_id: Any, route: str, err: AccessToke
     """One line per refusal: log id, route, peer, why and the key's id; never the key itself."""
     from flask import request
 
-    logger.warning("log_id=%s route=%s %s peer=%s reason=%s key_id=%s", log_id, route, err.slug,
-                   request.environ.get("REMOTE_ADDR") or "-", err.reason, err.key_id or "-")
+    logger.warning(
+        "log_id=%s route=%s %s peer=%s reason=%s key_id=%s",
+        log_id,
+        route,
+        err.slug,
+        request.environ.get("REMOTE_ADDR") or "-",
+        err.reason,
+        err.key_id or "-",
+    )

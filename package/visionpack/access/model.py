@@ -100,13 +100,29 @@ class KeyRecord:
         if revoked_at is not None and not isinstance(revoked_at, str):
             raise ValueError(f"key {kid}: revoked_at must be a string or null")
         expires_at = d.get("expires_at")
-        return cls(kid, name, tuple(dict.fromkeys(scopes)), digest, created, revoked, revoked_at, expires_at,
-                   _epoch(expires_at, f"key {kid}: expires_at"))
+        return cls(
+            kid,
+            name,
+            tuple(dict.fromkeys(scopes)),
+            digest,
+            created,
+            revoked,
+            revoked_at,
+            expires_at,
+            _epoch(expires_at, f"key {kid}: expires_at"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "scopes": list(self.scopes), "sha256": self.sha256,
-                "created_at": self.created_at, "revoked": self.revoked, "revoked_at": self.revoked_at,
-                "expires_at": self.expires_at}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "sha256": self.sha256,
+            "created_at": self.created_at,
+            "revoked": self.revoked,
+            "revoked_at": self.revoked_at,
+            "expires_at": self.expires_at,
+        }
 
     def public(self, now: Optional[float] = None) -> dict[str, Any]:
         """What ``apikey list`` shows: everything but the hash."""
@@ -157,8 +173,17 @@ class AccessState:
         return cls(pol, keys)
 
     def to_json(self) -> str:
-        return json.dumps({"schema": SCHEMA, "policies": {s: self.policies[s] for s in SCOPES},
-                           "keys": [k.to_dict() for k in self.keys]}, indent=2) + "\n"
+        return (
+            json.dumps(
+                {
+                    "schema": SCHEMA,
+                    "policies": {s: self.policies[s] for s in SCOPES},
+                    "keys": [k.to_dict() for k in self.keys],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
     def match(self, presented: str) -> Optional[KeyRecord]:
         """The record whose hash matches ``presented``, revoked or not; None if none does.
@@ -208,8 +233,9 @@ class Grant:
     key_id: Optional[str] = None
 
 
-def decide(state: AccessState, scope: str, peer: Optional[str], presented: Optional[str],
-           now: Optional[float] = None) -> Grant:
+def decide(
+    state: AccessState, scope: str, peer: Optional[str], presented: Optional[str], now: Optional[float] = None
+) -> Grant:
     """The access decision for one request; AccessTokenInvalid (110) or NoPermission (6) if refused.
 
     ``open`` checks no credential at all (a wrong key is not even looked at); ``loopback`` lets

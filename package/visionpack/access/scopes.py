@@ -12,11 +12,16 @@ GALLERY = "gallery"
 OPS = "ops"
 
 # Reading an image and answering about it, incl. face recognition (search the gallery, not change it).
-INFER_ROUTES = frozenset({
-    "easydl_classify", "paddlex_classify",
-    "easydl_keypoint", "paddlex_keypoint",
-    "easydl_face_search", "paddlex_face_infer",
-})
+INFER_ROUTES = frozenset(
+    {
+        "easydl_classify",
+        "paddlex_classify",
+        "easydl_keypoint",
+        "paddlex_keypoint",
+        "easydl_face_search",
+        "paddlex_face_infer",
+    }
+)
 
 
 def route_scope(route: str) -> str:

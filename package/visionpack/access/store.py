@@ -50,9 +50,11 @@ def load(data_dir: Path) -> AccessState:
     try:
         return AccessState.from_json(raw)
     except ValueError as exc:
-        raise ConfigInvalid(f"{path} is not a valid access file ({exc}); fix it, or delete it to go back to "
-                            f"the default policies with no API keys (the service keeps its last good copy "
-                            f"meanwhile)") from None
+        raise ConfigInvalid(
+            f"{path} is not a valid access file ({exc}); fix it, or delete it to go back to "
+            f"the default policies with no API keys (the service keeps its last good copy "
+            f"meanwhile)"
+        ) from None
 
 
 def save(data_dir: Path, state: AccessState) -> None:
@@ -108,8 +110,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def create_key(data_dir: Path, scopes: Sequence[str], name: str = "",
-               expires_in: Optional[float] = None) -> tuple[str, KeyRecord]:
+def create_key(
+    data_dir: Path, scopes: Sequence[str], name: str = "", expires_in: Optional[float] = None
+) -> tuple[str, KeyRecord]:
     """(the key, its record); the key itself is returned here once and stored nowhere."""
     key = new_key()
     expires_at = None
@@ -121,8 +124,16 @@ def create_key(data_dir: Path, scopes: Sequence[str], name: str = "",
         kid = secrets.token_hex(4)
         while kid in taken:
             kid = secrets.token_hex(4)
-        rec = KeyRecord.from_dict({"id": kid, "name": name, "scopes": list(scopes), "sha256": key_hash(key),
-                                   "created_at": utc_now(), "expires_at": expires_at})
+        rec = KeyRecord.from_dict(
+            {
+                "id": kid,
+                "name": name,
+                "scopes": list(scopes),
+                "sha256": key_hash(key),
+                "created_at": utc_now(),
+                "expires_at": expires_at,
+            }
+        )
         return state.with_key(rec), rec
 
     return key, update(data_dir, change)
@@ -130,6 +141,7 @@ def create_key(data_dir: Path, scopes: Sequence[str], name: str = "",
 
 def revoke_key(data_dir: Path, key_id: str) -> tuple[KeyRecord, bool]:
     """(the record, whether it was revoked before); UsageError for an unknown id."""
+
     def change(state: AccessState) -> tuple[AccessState, tuple[KeyRecord, bool]]:
         rec = state.key(key_id)
         if rec is None:

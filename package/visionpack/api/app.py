@@ -53,7 +53,9 @@ def create_app(
     app.json.ensure_ascii = False  # EasyDL error messages and labels may be Chinese
     app.json.sort_keys = False
     metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
-    app.extensions["visionpack"] = WorkerState(cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None)))
+    app.extensions["visionpack"] = WorkerState(
+        cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None))
+    )
     app.register_blueprint(ops_blueprint())
     # One routes table per service (api/routes_<service>.py), imported only when served.
     routes = importlib.import_module(f"{__package__}.routes_{cfg.service}")

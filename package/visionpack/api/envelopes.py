@@ -75,5 +75,11 @@ def front_error(err: VisionpackError, log_id: int | None = None, status: int | N
     finds the one log line."""
     log_id = easydl_log_id() if log_id is None else log_id
     msg = "Internal server error" if err.http_status == 500 else capped(err.detail)
-    return {"log_id": log_id, "error_code": err.easydl_code, "error_msg": err.easydl_msg,
-            "logId": str(log_id), "errorCode": status or err.http_status, "errorMsg": msg}
+    return {
+        "log_id": log_id,
+        "error_code": err.easydl_code,
+        "error_msg": err.easydl_msg,
+        "logId": str(log_id),
+        "errorCode": status or err.http_status,
+        "errorMsg": msg,
+    }

@@ -243,7 +243,9 @@ class FrontWorker(base.Worker):
         """Read, dispatch and answer one request; True to keep the connection for another."""
         s = self.settings
         conn.idle, conn.idle_since = True, time.monotonic()
-        first_wait = s.keepalive_timeout if conn.h11.their_state is h11.IDLE and self._served(conn) else s.header_timeout
+        first_wait = (
+            s.keepalive_timeout if conn.h11.their_state is h11.IDLE and self._served(conn) else s.header_timeout
+        )
         head_deadline: Optional[float] = None
         started = 0.0
         while True:
@@ -303,8 +305,7 @@ class FrontWorker(base.Worker):
         if exc.error_status_hint == 431:
             await self._send_error(conn, _head_too_large(self.settings.max_header_bytes), 431)
         else:
-            await self._send_error(conn, InvalidArgument("the request is not valid HTTP/1.1"), 400,
-                                   why=str(exc)[:80])
+            await self._send_error(conn, InvalidArgument("the request is not valid HTTP/1.1"), 400, why=str(exc)[:80])
 
     async def _send_error(self, conn: _Conn, err: VisionpackError, status: int, why: str = "") -> None:
         """Answer a request the app never saw, readable by both dialects, then close.
@@ -312,15 +313,28 @@ class FrontWorker(base.Worker):
         336001 (Invalid Argument) in the EasyDL fields; the HTTP status (400, 408, 431) says
         which transport limit it was, as in PaddleX's ``errorCode``."""
         doc = E.front_error(err, status=status)
-        self.log.info("log_id=%s front: %d %s from %s%s", doc["log_id"], status, err.detail, conn.peer[0],
-                      f" ({why})" if why else "")
+        self.log.info(
+            "log_id=%s front: %d %s from %s%s",
+            doc["log_id"],
+            status,
+            err.detail,
+            conn.peer[0],
+            f" ({why})" if why else "",
+        )
         body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         try:
             # Written by hand: our h11 state may be mid-parse and refuse to frame a response.
-            raw = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n".encode()
-                   + b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n" + body)
+            raw = (
+                f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n".encode()
+                + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+                + b"\r\n"
+                + body
+            )
             conn.writer.write(raw)
             await asyncio.wait_for(conn.writer.drain(), self.settings.body_timeout)
             await self._linger(conn)
@@ -351,8 +365,11 @@ class FrontWorker(base.Worker):
         declared = _content_length(req.headers)
         reserved = 0
         try:
-            if declared is not None and declared > limit and (conn.h11.they_are_waiting_for_100_continue
-                                                              or declared > s.max_drain_bytes):
+            if (
+                declared is not None
+                and declared > limit
+                and (conn.h11.they_are_waiting_for_100_continue or declared > s.max_drain_bytes)
+            ):
                 # Refuse before reading: the client waits for our go (100-continue), or the
                 # body is too absurd to drain.
                 body, too_large = b"", declared
@@ -362,15 +379,22 @@ class FrontWorker(base.Worker):
                 if read is None:
                     return False
                 body, too_large = read
-            environ = wsgi.environ(req, body, too_large, conn.peer, conn.writer.get_extra_info("sockname"),
-                                   multiprocess=self.cfg.workers > 1)
+            environ = wsgi.environ(
+                req,
+                body,
+                too_large,
+                conn.peer,
+                conn.writer.get_extra_info("sockname"),
+                multiprocess=self.cfg.workers > 1,
+            )
             del body
             status, reason, headers, payload = await asyncio.get_running_loop().run_in_executor(
-                self.pool, wsgi.call, self.wsgi, environ, self.log)
+                self.pool, wsgi.call, self.wsgi, environ, self.log
+            )
         finally:
             self._release(reserved)
         self.nr += 1
-        keep = (conn.h11.their_state is h11.DONE and self.alive and conn.h11.our_state is h11.SEND_RESPONSE)
+        keep = conn.h11.their_state is h11.DONE and self.alive and conn.h11.our_state is h11.SEND_RESPONSE
         out = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and k.lower() != b"content-length"]
         out.append((b"content-length", str(len(payload)).encode()))
         if not keep:
@@ -441,18 +465,32 @@ class FrontWorker(base.Worker):
         self.buffered -= nbytes
         self._freed.set()
 
-    def _access(self, conn: _Conn, req: h11.Request, status: int, size: int,
-                headers: list[tuple[bytes, bytes]], seconds: float) -> None:
+    def _access(
+        self, conn: _Conn, req: h11.Request, status: int, size: int, headers: list[tuple[bytes, bytes]], seconds: float
+    ) -> None:
         log = getattr(self.log, "access_log", None)
         if log is None or not log.handlers:
             return
         log_id = next((v.decode("latin-1") for k, v in headers if k.lower() == b"x-log-id"), "-")
         target = redact_target(req.target.decode("latin-1"))  # a key sent as ?access_token= stays out of the log
-        log.info('%s "%s %s" %d %d %.1fms log_id=%s', conn.peer[0], req.method.decode("ascii"),
-                 target[:200], status, size, seconds * 1000, log_id)
+        log.info(
+            '%s "%s %s" %d %d %.1fms log_id=%s',
+            conn.peer[0],
+            req.method.decode("ascii"),
+            target[:200],
+            status,
+            size,
+            seconds * 1000,
+            log_id,
+        )
 
 
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> Optional[int]:

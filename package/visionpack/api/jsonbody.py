@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InvalidArgument, InvalidJson
 
 MAX_DEPTH = 32
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # 19 digits hold every int64; a sign and one spare digit let the exact range check decide.
 _MAX_INT_CHARS = 21
 

@@ -106,8 +106,9 @@ def operation_blueprint(name: str, service: Service, routes: Sequence[tuple[str,
     for endpoint, path, op_name in routes:
         op = ops.get(op_name)
         if op is None:
-            raise TypeError(f"{name} route {endpoint} needs operation {op_name!r}; "
-                            f"service {service.kind!r} has {sorted(ops)}")
+            raise TypeError(
+                f"{name} route {endpoint} needs operation {op_name!r}; service {service.kind!r} has {sorted(ops)}"
+            )
         if not endpoint.startswith(f"{op.dialect}_"):  # error_answer reads the dialect off the endpoint
             raise TypeError(f"route {endpoint} serves a {op.dialect} operation: name it {op.dialect}_*")
         bp.add_url_rule(path.format(deploy=deploy), endpoint=endpoint, view_func=_view(endpoint, op), methods=["POST"])
@@ -171,8 +172,15 @@ def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: 
     if not logged:
         level = logging.WARNING if isinstance(err, (LicenseError, ServiceUnavailable)) else logging.INFO
         reason = getattr(err, "reason", "")
-        log.log(level, "log_id=%s route=%s %s %s%s", log_id, route, err.slug, err.detail,
-                f" reason={reason}" if reason else "")
+        log.log(
+            level,
+            "log_id=%s route=%s %s %s%s",
+            log_id,
+            route,
+            err.slug,
+            err.detail,
+            f" reason={reason}" if reason else "",
+        )
     if dialect == "easydl":
         body, status = E.easydl_error(err)
         body = {"log_id": log_id, **body}

@@ -7,4 +7,3 @@ ROUTES = (
     ("easydl_classify", "/{deploy}/ImageClassification", "easydl.classify"),
     ("paddlex_classify", "/image-classification", "paddlex.classify"),
 )
-

@@ -21,4 +21,3 @@ ROUTES = (
     ("easydl_face_group_delete", "/{deploy}/FaceGallery/group/delete", "easydl.group_delete"),
     ("easydl_face_crops", "/{deploy}/FaceGallery/crops", "easydl.crops"),
 )
-

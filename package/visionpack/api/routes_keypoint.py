@@ -7,4 +7,3 @@ ROUTES = (
     ("easydl_keypoint", "/{deploy}/HumanKeypointDetection", "easydl.keypoint"),
     ("paddlex_keypoint", "/human-keypoint-detection", "paddlex.keypoint"),
 )
-

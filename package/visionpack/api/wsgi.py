@@ -20,8 +20,9 @@ from . import envelopes as E
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 
 
-def environ(req: h11.Request, body: bytes, too_large: Optional[int], peer: tuple[str, int], server: Any,
-            *, multiprocess: bool) -> dict[str, Any]:
+def environ(
+    req: h11.Request, body: bytes, too_large: Optional[int], peer: tuple[str, int], server: Any, *, multiprocess: bool
+) -> dict[str, Any]:
     """PEP 3333 environ of a request read whole; ``visionpack.body_too_large`` when its body was
     over the limit (then discarded: the app answers 336004 in its route's dialect)."""
     path, _, query = req.target.partition(b"?")
@@ -86,5 +87,9 @@ def call(app: Callable, env: dict[str, Any], log: Any) -> Answer:
         log.exception("log_id=%s front: the app failed", doc["log_id"])
         return 500, b"Internal Server Error", [(b"content-type", b"application/json")], json.dumps(doc).encode()
     code, _, reason = status_line.partition(" ")
-    return (int(code), reason.encode("latin-1"),
-            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers], payload)
+    return (
+        int(code),
+        reason.encode("latin-1"),
+        [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        payload,
+    )

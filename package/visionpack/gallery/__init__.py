@@ -25,8 +25,17 @@ from .index import Hit, IndexParams, VectorIndex
 from .store import DEFAULT_INDEX, FaceEntry, GalleryStore, NewFace, UnknownIndex, check_key, gallery_dir
 from .store_factory import open_store
 
-__all__ = ["DEFAULT_INDEX", "Gallery", "GalleryConfig", "GalleryStore", "Hit", "IndexParams", "NewFace",
-           "UnknownIndex", "open_store"]
+__all__ = [
+    "DEFAULT_INDEX",
+    "Gallery",
+    "GalleryConfig",
+    "GalleryStore",
+    "Hit",
+    "IndexParams",
+    "NewFace",
+    "UnknownIndex",
+    "open_store",
+]
 
 # Indexes at least this large are snapshotted after a full build: rebuilding a 1M-vector HNSW
 # graph takes minutes per worker, loading its snapshot seconds.
@@ -58,8 +67,15 @@ def remove_snapshots(cache: Path | None, key: str) -> None:
 class Gallery:
     """Gallery bound to one feature model (``model``: its fingerprint; ``dim``: vector size)."""
 
-    def __init__(self, store: GalleryStore, params: IndexParams, model: str, dim: int,
-                 cache_dir: Path | None = None, max_keys: int | None = None) -> None:
+    def __init__(
+        self,
+        store: GalleryStore,
+        params: IndexParams,
+        model: str,
+        dim: int,
+        cache_dir: Path | None = None,
+        max_keys: int | None = None,
+    ) -> None:
         self.store = store
         self.params = params
         self.model = model
@@ -71,15 +87,29 @@ class Gallery:
         self._guard = threading.Lock()
 
     @classmethod
-    def open(cls, data_dir: str | Path, params: IndexParams, model: str, dim: int,
-             max_keys: int | None = None, settings: GalleryConfig | None = None) -> "Gallery":
+    def open(
+        cls,
+        data_dir: str | Path,
+        params: IndexParams,
+        model: str,
+        dim: int,
+        max_keys: int | None = None,
+        settings: GalleryConfig | None = None,
+    ) -> "Gallery":
         """The deploy's gallery: the store its config names (``settings``; SQLite when None)."""
         store = open_store(settings or GalleryConfig(), data_dir)
         return cls.over(store, params, model, dim, cache_dir(data_dir), max_keys)
 
     @classmethod
-    def over(cls, store: GalleryStore, params: IndexParams, model: str, dim: int,
-             cache_dir: Path | None = None, max_keys: int | None = None) -> "Gallery":
+    def over(
+        cls,
+        store: GalleryStore,
+        params: IndexParams,
+        model: str,
+        dim: int,
+        cache_dir: Path | None = None,
+        max_keys: int | None = None,
+    ) -> "Gallery":
         """A gallery on a store already open, with its default index (requests without an
         indexKey and the service's warm-up use it)."""
         g = cls(store, params, model, dim, cache_dir, max_keys)
@@ -120,7 +150,9 @@ class Gallery:
     def snapshot_path(self, key: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"{snapshot_stem(key)}-{self.params.index_type}-{self.params.metric}-{self.model[:16]}.npz"
+        return (
+            self.cache_dir / f"{snapshot_stem(key)}-{self.params.index_type}-{self.params.metric}-{self.model[:16]}.npz"
+        )
 
     def _load_snapshot(self, key: str) -> VectorIndex | None:
         path = self.snapshot_path(key)
@@ -173,8 +205,9 @@ class Gallery:
     def remove_label(self, key: str, label: str) -> list[int]:
         return self.store.remove_label(key, label)
 
-    def list_faces(self, key: str, label: str | None = None, start: int = 0,
-                   length: int = 100) -> tuple[int, list[FaceEntry]]:
+    def list_faces(
+        self, key: str, label: str | None = None, start: int = 0, length: int = 100
+    ) -> tuple[int, list[FaceEntry]]:
         return self.store.list_faces(key, label, start, length)
 
     def id_map(self, key: str) -> dict[int, str]:
@@ -205,8 +238,12 @@ class Gallery:
     def stale_count(self) -> int:
         return self.store.count_stale(self.model)
 
-    def migrate(self, embed: Callable[[list[bytes]], np.ndarray], batch: int = 32,
-                progress: Callable[[int, int], None] | None = None) -> int:
+    def migrate(
+        self,
+        embed: Callable[[list[bytes]], np.ndarray],
+        batch: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Recompute vectors made by another feature model from their stored crops.
 
         Batches commit one by one, so a crash resumes where it stopped, and rows are only

@@ -129,7 +129,7 @@ def _build(args: argparse.Namespace) -> dict:
     log(f"building index {args.index!r} from {total} images")
     for i in range(0, total, BATCH):
         pairs = []
-        for path, label in items[i:i + BATCH]:
+        for path, label in items[i : i + BATCH]:
             try:
                 pairs.append((decode(path.read_bytes(), svc.limits), label))
             except VisionpackError as exc:

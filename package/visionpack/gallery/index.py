@@ -39,7 +39,7 @@ C_INT_MAX = 2**31 - 1
 def ivf_lists(n: int) -> int:
     """Inverted lists for ``n`` vectors: PaddleX's ``n // 8`` for small galleries, capped at
     4·sqrt(n) (faiss's guidance) where PaddleX's 65536 lists would take hours to train."""
-    return max(1, min(n // 8, 4 * int(n ** 0.5), 65536))
+    return max(1, min(n // 8, 4 * int(n**0.5), 65536))
 
 
 def faiss_module():
@@ -72,7 +72,9 @@ class IndexParams:
             if value is None:
                 raise ConfigInvalid(f"'{name}' must be an integer in [1, {C_INT_MAX}], got null")
             # Normalised to int (3.0 -> 3): faiss takes these as C ints.
-            object.__setattr__(self, name, fields.integer({name: value}, name, None, lo=1, hi=C_INT_MAX, err=ConfigInvalid))
+            object.__setattr__(
+                self, name, fields.integer({name: value}, name, None, lo=1, hi=C_INT_MAX, err=ConfigInvalid)
+            )
 
     def better(self, a: float, b: float) -> bool:
         """True when score ``a`` is a closer match than ``b`` (IP: larger; L2: smaller)."""
@@ -188,12 +190,21 @@ class VectorIndex:
         """The faiss index with the ids it holds, the dead set and the generation it reflects."""
         with self._lock:
             blob = faiss_module().serialize_index(self._index)
-            meta = {"gen": self.gen, "trained_on": self._trained_on, "dim": self.dim,
-                    "index_type": self.params.index_type, "metric": self.params.metric}
+            meta = {
+                "gen": self.gen,
+                "trained_on": self._trained_on,
+                "dim": self.dim,
+                "index_type": self.params.index_type,
+                "metric": self.params.metric,
+            }
             buf = io.BytesIO()
-            np.savez(buf, index=blob, ids=np.fromiter(self.labels, np.int64, len(self.labels)),
-                     dead=np.fromiter(self.dead, np.int64, len(self.dead)),
-                     meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+            np.savez(
+                buf,
+                index=blob,
+                ids=np.fromiter(self.labels, np.int64, len(self.labels)),
+                dead=np.fromiter(self.dead, np.int64, len(self.dead)),
+                meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            )
             return buf.getvalue()
 
     @classmethod
@@ -241,7 +252,9 @@ class VectorIndex:
             scores, ids = self._index.search(q, k, params=params) if params is not None else self._index.search(q, k)
             out = []
             for srow, irow in zip(scores.tolist(), ids.tolist()):
-                out.append([Hit(i, self.labels[i], float(s)) for s, i in zip(srow, irow) if i >= 0 and i in self.labels])
+                out.append(
+                    [Hit(i, self.labels[i], float(s)) for s, i in zip(srow, irow) if i >= 0 and i in self.labels]
+                )
             return out
 
     def __len__(self) -> int:

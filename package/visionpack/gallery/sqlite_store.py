@@ -28,8 +28,18 @@ import numpy as np
 from ..config import GalleryConfig
 from ..errors import ConfigInvalid, InvalidArgument, ModelInvalid
 from ..services.fields import preview
-from .store import (Changes, FaceEntry, IndexStats, NewFace, StaleFace, check_key, check_label, gallery_dir,
-                    key_limit_reached, unknown_index)
+from .store import (
+    Changes,
+    FaceEntry,
+    IndexStats,
+    NewFace,
+    StaleFace,
+    check_key,
+    check_label,
+    gallery_dir,
+    key_limit_reached,
+    unknown_index,
+)
 
 SCHEMA_VERSION = 1
 KEEP_TOMBSTONES = 100_000
@@ -85,8 +95,10 @@ class SqliteStore:
     def from_config(cls, settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> "SqliteStore":
         """The deploy's database, in its data directory."""
         if settings.dsn:
-            raise ConfigInvalid("gallery.dsn names a database server; the sqlite store keeps the gallery in "
-                                "data_dir and takes none (remove gallery.dsn)")
+            raise ConfigInvalid(
+                "gallery.dsn names a database server; the sqlite store keeps the gallery in "
+                "data_dir and takes none (remove gallery.dsn)"
+            )
         return cls(db_path(data_dir))
 
     def _connect(self) -> sqlite3.Connection:
@@ -148,8 +160,9 @@ class SqliteStore:
 
     # --- indexes ----------------------------------------------------------------------
     @staticmethod
-    def _insert_index(c: sqlite3.Connection, key: str, ignore: bool = False, next_id: int = 0,
-                      limit: int | None = None) -> int:
+    def _insert_index(
+        c: sqlite3.Connection, key: str, ignore: bool = False, next_id: int = 0, limit: int | None = None
+    ) -> int:
         # A new index starts above every generation a dropped index of the same key reached,
         # with pruned_gen at the start: a process still caching the old one reloads in full.
         if limit is not None and c.execute("SELECT 1 FROM indexes WHERE key=?", (key,)).fetchone() is None:
@@ -159,8 +172,11 @@ class SqliteStore:
                 raise key_limit_reached(have)
         row = c.execute("SELECT value FROM meta WHERE key='gen_floor'").fetchone()
         gen = (int(row[0]) if row else 0) + 1
-        c.execute(f"INSERT {'OR IGNORE ' if ignore else ''}INTO indexes(key, created, gen, next_id, pruned_gen) "
-                  "VALUES (?, ?, ?, ?, ?)", (check_key(key), time.time(), gen, next_id, gen))
+        c.execute(
+            f"INSERT {'OR IGNORE ' if ignore else ''}INTO indexes(key, created, gen, next_id, pruned_gen) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (check_key(key), time.time(), gen, next_id, gen),
+        )
         return gen
 
     @staticmethod
@@ -168,8 +184,11 @@ class SqliteStore:
         row = c.execute("SELECT gen FROM indexes WHERE key=?", (key,)).fetchone()
         if row is None:
             return False
-        c.execute("INSERT INTO meta(key, value) VALUES ('gen_floor', ?) ON CONFLICT(key) DO UPDATE SET "
-                  "value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (str(int(row[0])),))
+        c.execute(
+            "INSERT INTO meta(key, value) VALUES ('gen_floor', ?) ON CONFLICT(key) DO UPDATE SET "
+            "value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            (str(int(row[0])),),
+        )
         c.execute("DELETE FROM indexes WHERE key=?", (key,))
         return True
 
@@ -211,8 +230,9 @@ class SqliteStore:
         c.execute("UPDATE indexes SET gen=? WHERE key=?", (gen, key))
         return gen, int(row[1])
 
-    def add(self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False,
-            limit: int | None = None) -> list[int]:
+    def add(
+        self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False, limit: int | None = None
+    ) -> list[int]:
         """Insert faces in one transaction; returns their new ids (never reused)."""
         for f in faces:
             check_label(f.label)
@@ -224,8 +244,10 @@ class SqliteStore:
             now = time.time()
             c.executemany(
                 "INSERT INTO faces(index_key, id, label, vector, model, crop, created, gen) VALUES (?,?,?,?,?,?,?,?)",
-                [(key, i, f.label, np.asarray(f.vector, np.float32).tobytes(), model, f.crop_png, now, gen)
-                 for i, f in zip(ids, faces)],
+                [
+                    (key, i, f.label, np.asarray(f.vector, np.float32).tobytes(), model, f.crop_png, now, gen)
+                    for i, f in zip(ids, faces)
+                ],
             )
             c.execute("UPDATE indexes SET next_id=? WHERE key=?", (next_id + len(faces), key))
         return ids
@@ -283,26 +305,38 @@ class SqliteStore:
                 "SELECT id, label, vector FROM faces WHERE index_key=? AND gen>? AND model=? ORDER BY id",
                 (key, lo, model),
             ).fetchall()
-            removed = [] if full else [r[0] for r in c.execute(
-                "SELECT id FROM removed WHERE index_key=? AND gen>?", (key, lo))]
+            removed = (
+                []
+                if full
+                else [r[0] for r in c.execute("SELECT id FROM removed WHERE index_key=? AND gen>?", (key, lo))]
+            )
             if not full:
                 # A row re-stamped by another model (or re-embedded) must leave the index first.
-                removed += [r[0] for r in c.execute(
-                    "SELECT id FROM faces WHERE index_key=? AND gen>? AND model<>?", (key, lo, model))]
+                removed += [
+                    r[0]
+                    for r in c.execute(
+                        "SELECT id FROM faces WHERE index_key=? AND gen>? AND model<>?", (key, lo, model)
+                    )
+                ]
         vecs = np.empty((len(rows), dim), np.float32)
         for n, r in enumerate(rows):
             v = np.frombuffer(r[2], np.float32)
             if v.shape[0] != dim:
                 raise ModelInvalid(f"gallery vector {key}/{r[0]} has {v.shape[0]} dims, the feature model makes {dim}")
             vecs[n] = v
-        return Changes(gen, full, np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], vecs,
-                       np.array(removed, np.int64))
+        return Changes(
+            gen, full, np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], vecs, np.array(removed, np.int64)
+        )
 
     def stale(self, model: str, limit: int = 64) -> list[StaleFace]:
         """Up to ``limit`` rows whose vectors another feature model made."""
         with self.read() as c:
-            return [StaleFace(*r) for r in c.execute(
-                "SELECT index_key, id, model, crop FROM faces WHERE model<>? LIMIT ?", (model, limit))]
+            return [
+                StaleFace(*r)
+                for r in c.execute(
+                    "SELECT index_key, id, model, crop FROM faces WHERE model<>? LIMIT ?", (model, limit)
+                )
+            ]
 
     def count_stale(self, model: str) -> int:
         with self.read() as c:
@@ -312,10 +346,13 @@ class SqliteStore:
         with self.read() as c:
             if c.execute("SELECT 1 FROM indexes WHERE key=?", (key,)).fetchone() is None:
                 raise unknown_index(key)
-            return {int(i): lab for i, lab in c.execute("SELECT id, label FROM faces WHERE index_key=? ORDER BY id", (key,))}
+            return {
+                int(i): lab for i, lab in c.execute("SELECT id, label FROM faces WHERE index_key=? ORDER BY id", (key,))
+            }
 
-    def list_faces(self, key: str, label: str | None = None, start: int = 0,
-                   length: int = 100) -> tuple[int, list[FaceEntry]]:
+    def list_faces(
+        self, key: str, label: str | None = None, start: int = 0, length: int = 100
+    ) -> tuple[int, list[FaceEntry]]:
         """(total, page) of {id, label, created} ordered by id, optionally for one label."""
         where, args = "index_key=?", [key]
         if label is not None:
@@ -324,16 +361,24 @@ class SqliteStore:
             if c.execute("SELECT 1 FROM indexes WHERE key=?", (key,)).fetchone() is None:
                 raise unknown_index(key)
             total = int(c.execute(f"SELECT COUNT(*) FROM faces WHERE {where}", args).fetchone()[0])
-            page: list[FaceEntry] = [{"id": int(i), "label": lab, "created": float(t)} for i, lab, t in c.execute(
-                f"SELECT id, label, created FROM faces WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
-                args + [length, start])]
+            page: list[FaceEntry] = [
+                {"id": int(i), "label": lab, "created": float(t)}
+                for i, lab, t in c.execute(
+                    f"SELECT id, label, created FROM faces WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+                    args + [length, start],
+                )
+            ]
         return total, page
 
     def stats(self) -> list[IndexStats]:
         with self.read() as c:
-            return [{"key": k, "faces": int(n), "labels": int(l), "gen": int(g), "created": float(t)} for k, t, g, n, l in c.execute(
-                "SELECT i.key, i.created, i.gen, COUNT(f.id), COUNT(DISTINCT f.label) FROM indexes i "
-                "LEFT JOIN faces f ON f.index_key=i.key GROUP BY i.key ORDER BY i.created, i.key")]
+            return [
+                {"key": k, "faces": int(n), "labels": int(l), "gen": int(g), "created": float(t)}
+                for k, t, g, n, l in c.execute(
+                    "SELECT i.key, i.created, i.gen, COUNT(f.id), COUNT(DISTINCT f.label) FROM indexes i "
+                    "LEFT JOIN faces f ON f.index_key=i.key GROUP BY i.key ORDER BY i.created, i.key"
+                )
+            ]
 
     def crop(self, key: str, face_id: int) -> bytes:
         with self.read() as c:
@@ -385,7 +430,9 @@ class SqliteStore:
             c.execute("ATTACH DATABASE ? AS src", (f"file:{src}?mode=ro",))
             try:
                 with self._tx(c, write=True):
-                    keys = [(k, int(n)) for k, n in c.execute("SELECT key, next_id FROM src.indexes ORDER BY created, key")]
+                    keys = [
+                        (k, int(n)) for k, n in c.execute("SELECT key, next_id FROM src.indexes ORDER BY created, key")
+                    ]
                     clash = [k for k, _ in keys if c.execute("SELECT 1 FROM indexes WHERE key=?", (k,)).fetchone()]
                     if clash and not replace:
                         raise InvalidArgument(f"index(es) {', '.join(clash)} already exist; import with replace")
@@ -396,7 +443,8 @@ class SqliteStore:
                         out[key] = c.execute(
                             "INSERT INTO faces(index_key, id, label, vector, model, crop, created, gen) "
                             "SELECT index_key, id, label, vector, model, crop, created, ? FROM src.faces WHERE index_key=?",
-                            (gen, key)).rowcount
+                            (gen, key),
+                        ).rowcount
             finally:
                 c.execute("DETACH DATABASE src")
         return out

@@ -55,8 +55,8 @@ def gallery_dir(data_dir: str | os.PathLike[str]) -> Path:
 @dataclass(frozen=True)
 class NewFace:
     label: str
-    vector: np.ndarray   # float32 [dim], L2-normalised by the feature model
-    crop_png: bytes      # the aligned chip the vector was computed from
+    vector: np.ndarray  # float32 [dim], L2-normalised by the feature model
+    crop_png: bytes  # the aligned chip the vector was computed from
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,11 @@ class Changes:
     """What a reader at generation ``since`` must apply to reach ``gen``."""
 
     gen: int
-    full: bool                      # True: ``ids``/``vectors`` are the whole index
-    ids: np.ndarray                 # int64 [n] rows added or changed (current model only)
+    full: bool  # True: ``ids``/``vectors`` are the whole index
+    ids: np.ndarray  # int64 [n] rows added or changed (current model only)
     labels: list[str]
-    vectors: np.ndarray             # float32 [n, dim]
-    removed: np.ndarray             # int64 ids gone (or now made by another model)
+    vectors: np.ndarray  # float32 [n, dim]
+    removed: np.ndarray  # int64 ids gone (or now made by another model)
 
 
 class StaleFace(NamedTuple):
@@ -96,14 +96,17 @@ class IndexStats(TypedDict):
 
 def check_key(key: object) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
-        raise InvalidArgument(f"indexKey must be a printable string of 1..{MAX_KEY_CHARS} characters, got {preview(key)}")
+        raise InvalidArgument(
+            f"indexKey must be a printable string of 1..{MAX_KEY_CHARS} characters, got {preview(key)}"
+        )
     return key
 
 
 def check_label(label: object) -> str:
     if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS or not label.isprintable():
-        raise InvalidArgument(f"label must be a printable, non-blank string of at most {MAX_LABEL_CHARS} characters, "
-                              f"got {preview(label)}")
+        raise InvalidArgument(
+            f"label must be a printable, non-blank string of at most {MAX_LABEL_CHARS} characters, got {preview(label)}"
+        )
     return label
 
 
@@ -112,8 +115,9 @@ def unknown_index(key: str) -> InvalidArgument:
 
 
 def key_limit_reached(have: int) -> InvalidArgument:
-    return InvalidArgument(f"the gallery already holds {have} index keys, its limit (options.max_index_keys); "
-                           "delete an index key first")
+    return InvalidArgument(
+        f"the gallery already holds {have} index keys, its limit (options.max_index_keys); delete an index key first"
+    )
 
 
 class GalleryStore(Protocol):
@@ -144,8 +148,9 @@ class GalleryStore(Protocol):
         ...
 
     # --- writes -----------------------------------------------------------------------
-    def add(self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False,
-            limit: int | None = None) -> list[int]:
+    def add(
+        self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False, limit: int | None = None
+    ) -> list[int]:
         """Insert faces made by feature model ``model``; returns their new ids. ``create``: the
         index is new, in the same transaction (an existing key is an error). Labels are checked
         (``check_label``) before anything is written."""
@@ -174,15 +179,15 @@ class GalleryStore(Protocol):
         """Up to ``limit`` rows whose vectors another feature model made."""
         ...
 
-    def count_stale(self, model: str) -> int:
-        ...
+    def count_stale(self, model: str) -> int: ...
 
     def id_map(self, key: str) -> dict[int, str]:
         """id -> label of the whole index, by id."""
         ...
 
-    def list_faces(self, key: str, label: str | None = None, start: int = 0,
-                   length: int = 100) -> tuple[int, list[FaceEntry]]:
+    def list_faces(
+        self, key: str, label: str | None = None, start: int = 0, length: int = 100
+    ) -> tuple[int, list[FaceEntry]]:
         """(total, page) ordered by id, optionally of one label."""
         ...
 
@@ -206,5 +211,4 @@ class GalleryStore(Protocol):
         not an export of this schema is InvalidArgument."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...

@@ -31,6 +31,8 @@ def open_store(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> Gal
     """The store ``settings`` names, for the deploy whose data directory is ``data_dir``."""
     opener = STORES.get(settings.store) if isinstance(settings.store, str) else None
     if opener is None:
-        raise ConfigInvalid(f"gallery.store must be one of {', '.join(STORES)} (the gallery stores of this release), "
-                            f"got {settings.store!r}")
+        raise ConfigInvalid(
+            f"gallery.store must be one of {', '.join(STORES)} (the gallery stores of this release), "
+            f"got {settings.store!r}"
+        )
     return opener(settings, data_dir)

@@ -64,7 +64,7 @@ def center_crop(size: int | Sequence[int]) -> Op:
         if w < cw or h < ch:
             raise ModelInvalid(f"image ({w}, {h}) smaller than the crop ({cw}, {ch}); fix ResizeImage in inference.yml")
         x1, y1 = max(0, (w - cw) // 2), max(0, (h - ch) // 2)
-        return img[y1:min(h, y1 + ch), x1:min(w, x1 + cw)]
+        return img[y1 : min(h, y1 + ch), x1 : min(w, x1 + cw)]
 
     return op
 
@@ -109,7 +109,7 @@ def build_preprocess(config: dict[str, Any]) -> list[Op]:
     for entry in ops_cfg:
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ModelInvalid(f"transform op {entry!r} must be a single-key mapping")
-        (key, args), = entry.items()
+        ((key, args),) = entry.items()
         args = args or {}
         if key == "ResizeImage":
             interp = args.get("interpolation", "LINEAR") or "LINEAR"
@@ -124,9 +124,13 @@ def build_preprocess(config: dict[str, Any]) -> list[Op]:
         elif key == "NormalizeImage":
             if args.get("order", "") not in ("", "hwc") or int(args.get("channel_num", 3)) != 3:
                 raise ModelInvalid("NormalizeImage supports order '' and 3 channels only")
-            ops.append(normalize(parse_scale(args.get("scale", 1 / 255)),
-                                 args.get("mean", [0.485, 0.456, 0.406]),
-                                 args.get("std", [0.229, 0.224, 0.225])))
+            ops.append(
+                normalize(
+                    parse_scale(args.get("scale", 1 / 255)),
+                    args.get("mean", [0.485, 0.456, 0.406]),
+                    args.get("std", [0.229, 0.224, 0.225]),
+                )
+            )
         elif key == "ToCHWImage":
             ops.append(to_chw)
         elif key == "DecodeImage":
@@ -171,10 +175,12 @@ def topk(probs: np.ndarray, k: int, labels: Sequence[str] | None) -> list[list[C
     for row, idx in zip(probs, indexes):
         # PaddleX rounds in float32 (0.12346 -> 0.12346000224...); rounding the float64 value
         # gives the same 5 decimals without the float32 tail in the JSON.
-        out.append([
-            Category(int(i), labels[i] if labels and i < len(labels) else str(int(i)), round(float(row[i]), 5))
-            for i in idx
-        ])
+        out.append(
+            [
+                Category(int(i), labels[i] if labels and i < len(labels) else str(int(i)), round(float(row[i]), 5))
+                for i in idx
+            ]
+        )
     return out
 
 

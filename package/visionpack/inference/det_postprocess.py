@@ -66,7 +66,7 @@ def split_by_counts(rows: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     out, start = [], 0
     for n in counts.astype(np.int64).tolist():
         n = max(0, int(n))
-        out.append(rows[start:start + n])
+        out.append(rows[start : start + n])
         start += n
     if start > len(rows):
         raise ModelInvalid(f"detector counts sum to {start} but only {len(rows)} rows came back")

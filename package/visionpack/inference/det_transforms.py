@@ -34,9 +34,9 @@ class DetSample:
     """The image as it moves through the ops, plus the sizes the model needs."""
 
     img: np.ndarray
-    ori_size: tuple[int, int]                 # (w, h) of the request image
-    size: tuple[int, int]                     # (w, h) after the last resize (PaddleX's img_size)
-    scale: tuple[float, float] = (1.0, 1.0)   # (w_scale, h_scale), resized / original
+    ori_size: tuple[int, int]  # (w, h) of the request image
+    size: tuple[int, int]  # (w, h) after the last resize (PaddleX's img_size)
+    scale: tuple[float, float] = (1.0, 1.0)  # (w_scale, h_scale), resized / original
 
 
 Op = Callable[[DetSample], DetSample]
@@ -53,8 +53,11 @@ def cv2_interp(value: Any) -> int:
 def _int_pair(value: Any, what: str) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool):
         return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
         return int(value[0]), int(value[1])
     raise ModelInvalid(f"{what} must be an int or two positive ints, got {value!r}")
 

@@ -62,8 +62,11 @@ def engine_kind(bundle: Bundle) -> str:
 
 def known_kinds() -> list[str]:
     """Registered kinds and the backend modules this release ships."""
-    here = [m.name[: -len(MODULE_SUFFIX)] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-            if m.name.endswith(MODULE_SUFFIX)]
+    here = [
+        m.name[: -len(MODULE_SUFFIX)]
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if m.name.endswith(MODULE_SUFFIX)
+    ]
     return sorted(set(here) | set(_registry))
 
 

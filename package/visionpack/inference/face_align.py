@@ -23,15 +23,22 @@ import numpy as np
 from ..errors import ModelInvalid
 
 # The standard 112x112 five-point template of ArcFace-style feature models (x, y in pixels).
-ARCFACE_112 = np.array([
-    [38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041],
-], np.float64)
+ARCFACE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    np.float64,
+)
 
 
 @dataclass(frozen=True)
 class Template:
-    points: np.ndarray          # [5, 2] float64, chip pixel coordinates
-    size: tuple[int, int]       # (w, h) of the chip
+    points: np.ndarray  # [5, 2] float64, chip pixel coordinates
+    size: tuple[int, int]  # (w, h) of the chip
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -42,7 +49,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         raise ValueError(f"need matching [N>=2, 2] point sets, got {src.shape} and {dst.shape}")
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s_c, d_c = src - mu_s, dst - mu_d
-    var_s = (s_c ** 2).sum() / len(src)
+    var_s = (s_c**2).sum() / len(src)
     if var_s <= 1e-12:
         raise ValueError("source points coincide; no transform")
     cov = d_c.T @ s_c / len(src)
@@ -67,7 +74,9 @@ def template_for(manifest: dict[str, Any], input_size: tuple[int, int]) -> Templ
         except (KeyError, TypeError, ValueError):
             raise ModelInvalid("manifest alignment needs 'points' (5 x [x, y]) and 'size' [w, h]") from None
         if pts.shape != (5, 2) or w < 8 or h < 8:
-            raise ModelInvalid(f"manifest alignment points must be 5 x [x, y] and size >= 8 px, got {pts.shape} / {w}x{h}")
+            raise ModelInvalid(
+                f"manifest alignment points must be 5 x [x, y] and size >= 8 px, got {pts.shape} / {w}x{h}"
+            )
         return Template(pts, (w, h))
     w, h = input_size
     return Template(ARCFACE_112 * np.array([w / 112.0, h / 112.0]), (int(w), int(h)))

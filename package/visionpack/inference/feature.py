@@ -22,8 +22,8 @@ Op = Callable[[np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class FeatureSpec:
     ops: tuple[Op, ...]
-    input_size: tuple[int, int]     # (w, h) the model sees
-    normalize: bool                 # PostProcess.NormalizeFeatures present
+    input_size: tuple[int, int]  # (w, h) the model sees
+    normalize: bool  # PostProcess.NormalizeFeatures present
 
 
 def read_spec(config: dict[str, Any]) -> FeatureSpec:
@@ -39,7 +39,7 @@ def read_spec(config: dict[str, Any]) -> FeatureSpec:
     for entry in ops_cfg:
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ModelInvalid(f"transform op {entry!r} must be a single-key mapping")
-        (key, args), = entry.items()
+        ((key, args),) = entry.items()
         args = args or {}
         if key == "ResizeImage":
             if args.get("size"):
@@ -53,8 +53,13 @@ def read_spec(config: dict[str, Any]) -> FeatureSpec:
         elif key == "NormalizeImage":
             if args.get("order", "") not in ("", "hwc") or int(args.get("channel_num", 3)) != 3:
                 raise ModelInvalid("NormalizeImage supports order '' / 'hwc' and 3 channels only")
-            ops.append(T.normalize(T.parse_scale(args.get("scale", 1 / 255)),
-                                   args.get("mean", [0.485, 0.456, 0.406]), args.get("std", [0.229, 0.224, 0.225])))
+            ops.append(
+                T.normalize(
+                    T.parse_scale(args.get("scale", 1 / 255)),
+                    args.get("mean", [0.485, 0.456, 0.406]),
+                    args.get("std", [0.229, 0.224, 0.225]),
+                )
+            )
         elif key == "ToCHWImage":
             ops.append(T.to_chw)
             has_chw = True

@@ -52,8 +52,11 @@ def read_spec(config: dict[str, Any], model_name: str) -> KptSpec:
     if not isinstance(ops, list) or not ops:
         raise ModelInvalid("keypoint inference.yml lacks a 'Preprocess' list")
     kinds = [op.get("type") if isinstance(op, dict) else None for op in ops]
-    if kinds[0] != "TopDownEvalAffine" or kinds[-1] != "Permute" or any(
-            k not in ("TopDownEvalAffine", "NormalizeImage", "Permute") for k in kinds):
+    if (
+        kinds[0] != "TopDownEvalAffine"
+        or kinds[-1] != "Permute"
+        or any(k not in ("TopDownEvalAffine", "NormalizeImage", "Permute") for k in kinds)
+    ):
         raise ModelInvalid(f"keypoint Preprocess must be TopDownEvalAffine, NormalizeImage, Permute; got {kinds}")
     affine = ops[0]
     size = affine.get("trainsize")
@@ -72,12 +75,14 @@ def read_spec(config: dict[str, Any], model_name: str) -> KptSpec:
     except (TypeError, ValueError):
         raise ModelInvalid(f"flip_perm must be a list of index pairs, got {pairs!r}") from None
     use_dark = config.get("use_dark", True)
-    return KptSpec(int(size[0]), int(size[1]), alpha, beta, bool(use_dark), flip_pairs,
-                   shift_heatmap="PP-TinyPose" in model_name)
+    return KptSpec(
+        int(size[0]), int(size[1]), alpha, beta, bool(use_dark), flip_pairs, shift_heatmap="PP-TinyPose" in model_name
+    )
 
 
-def box_to_center_scale(boxes: Sequence[Sequence[float]], aspect: float,
-                        padding: float = PADDING) -> tuple[np.ndarray, np.ndarray]:
+def box_to_center_scale(
+    boxes: Sequence[Sequence[float]], aspect: float, padding: float = PADDING
+) -> tuple[np.ndarray, np.ndarray]:
     """Boxes [N,4] xyxy -> centres [N,2] and window sizes [N,2] (w, h) in pixels, float32.
 
     The shorter relative side grows until w/h equals the model input's aspect, then both grow
@@ -128,8 +133,10 @@ def flip_back(flipped: np.ndarray, pairs: Sequence[tuple[int, int]], shift: bool
 def merge_flip(plain: np.ndarray, flipped: np.ndarray, spec: KptSpec) -> np.ndarray:
     k = plain.shape[1]
     if any(max(a, b) >= k for a, b in spec.flip_pairs):
-        raise ModelInvalid(f"flip_perm {list(spec.flip_pairs)} does not fit a model with {k} keypoints; "
-                           "set flip_perm in inference.yml or turn the flip test off")
+        raise ModelInvalid(
+            f"flip_perm {list(spec.flip_pairs)} does not fit a model with {k} keypoints; "
+            "set flip_perm in inference.yml or turn the flip test off"
+        )
     return (plain + flip_back(flipped, spec.flip_pairs, spec.shift_heatmap)) * np.float32(0.5)
 
 
@@ -208,8 +215,9 @@ def quarter_shift(hm: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return out
 
 
-def decode(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-           use_dark: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def decode(
+    heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray, use_dark: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps [N,K,h,w] -> keypoints [N,K,3] (x, y, peak) in image pixels and scores [N]."""
     hm = np.asarray(heatmaps, np.float32)
     if hm.ndim != 4:

@@ -39,7 +39,7 @@ MAX_BATCH = 32  # measured: larger batches are slower per crop on CPU without on
 
 @dataclass(frozen=True)
 class FaceBox:
-    box: np.ndarray              # [x1, y1, x2, y2] float64, image pixels
+    box: np.ndarray  # [x1, y1, x2, y2] float64, image pixels
     score: float
     landmarks: np.ndarray | None  # [5, 2] (x, y): left eye, right eye, nose, mouth left, mouth right
 
@@ -58,8 +58,9 @@ def pyramid_scales(h: int, w: int, min_size: int = MIN_SIZE, factor: float = FAC
     return scales
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union",
-        plus_one: bool = False) -> np.ndarray:
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union", plus_one: bool = False
+) -> np.ndarray:
     """Indices kept, best score first. ``union``: IoU; ``min``: overlap / smaller area.
 
     Sizes are ``x2 - x1`` as in torchvision's NMS (stages 1 and 2 in facenet-pytorch), or
@@ -146,7 +147,7 @@ def crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np
     out = np.empty((int(ok.sum()), size, size, 3), np.float32)
     n = 0
     for i in np.nonzero(ok)[0]:
-        patch = rgb[y1[i] - 1:y2[i], x1[i] - 1:x2[i]]
+        patch = rgb[y1[i] - 1 : y2[i], x1[i] - 1 : x2[i]]
         out[n] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
         n += 1
     return normalise(out), ok
@@ -160,8 +161,17 @@ def normalise(nhwc: np.ndarray) -> np.ndarray:
 class Cascade:
     """The three stages; ``detect(rgb)`` -> faces, best first."""
 
-    def __init__(self, pnet: Stage, rnet: Stage, onet: Stage, *, min_size: int = MIN_SIZE,
-                 factor: float = FACTOR, thresholds: Sequence[float] = THRESHOLDS, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        pnet: Stage,
+        rnet: Stage,
+        onet: Stage,
+        *,
+        min_size: int = MIN_SIZE,
+        factor: float = FACTOR,
+        thresholds: Sequence[float] = THRESHOLDS,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self.pnet, self.rnet, self.onet = pnet, rnet, onet
         self.min_size, self.factor = min_size, factor
         self.thresholds = tuple(float(t) for t in thresholds)
@@ -171,7 +181,7 @@ class Cascade:
     def _batched(self, stage: Stage, x: np.ndarray) -> dict[str, np.ndarray]:
         parts: dict[str, list[np.ndarray]] = {}
         for i in range(0, len(x), self.max_batch):
-            for k, v in stage(x[i:i + self.max_batch]).items():
+            for k, v in stage(x[i : i + self.max_batch]).items():
                 parts.setdefault(k, []).append(np.asarray(v))
         return {k: np.concatenate(v) for k, v in parts.items()}
 
@@ -231,8 +241,10 @@ class Cascade:
         ly = bh[:, None] * lm[:, 5:10] + boxes[:, 1:2] - 1
         boxes = regress(boxes, reg, inclusive=True)
         pick = nms(boxes, score, 0.7, mode="min", plus_one=True)
-        return [FaceBox(boxes[i].astype(np.float64), float(score[i]), np.stack([lx[i], ly[i]], axis=1).astype(np.float64))
-                for i in pick]
+        return [
+            FaceBox(boxes[i].astype(np.float64), float(score[i]), np.stack([lx[i], ly[i]], axis=1).astype(np.float64))
+            for i in pick
+        ]
 
     def detect(self, rgb: np.ndarray, threshold: float | None = None) -> list[FaceBox]:
         return self.output(rgb, self.refine(rgb, self.proposals(rgb)), threshold)

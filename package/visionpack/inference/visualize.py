@@ -19,18 +19,56 @@ from ..imaging import encode_jpeg_b64
 
 VISUAL_THRESH = 0.1
 
-COCO_EDGES = ((0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 8), (7, 9), (8, 10),
-              (5, 11), (6, 12), (11, 13), (12, 14), (13, 15), (14, 16), (11, 12))
+COCO_EDGES = (
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 13),
+    (12, 14),
+    (13, 15),
+    (14, 16),
+    (11, 12),
+)
 
 # PaddleX's 18-colour wheel, as the BGR triples it hands to cv2 on its BGR image.
-_WHEEL_BGR = ((255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-              (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
-              (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85))
+_WHEEL_BGR = (
+    (255, 0, 0),
+    (255, 85, 0),
+    (255, 170, 0),
+    (255, 255, 0),
+    (170, 255, 0),
+    (85, 255, 0),
+    (0, 255, 0),
+    (0, 255, 85),
+    (0, 255, 170),
+    (0, 255, 255),
+    (0, 170, 255),
+    (0, 85, 255),
+    (0, 0, 255),
+    (85, 0, 255),
+    (170, 0, 255),
+    (255, 0, 255),
+    (255, 0, 170),
+    (255, 0, 85),
+)
 PALETTE_RGB = tuple((r, g, b) for b, g, r in _WHEEL_BGR)
 
 
-def draw_skeletons(rgb: np.ndarray, keypoints: Sequence[np.ndarray], visual_thresh: float = VISUAL_THRESH,
-                   edges: Sequence[tuple[int, int]] = COCO_EDGES) -> np.ndarray:
+def draw_skeletons(
+    rgb: np.ndarray,
+    keypoints: Sequence[np.ndarray],
+    visual_thresh: float = VISUAL_THRESH,
+    edges: Sequence[tuple[int, int]] = COCO_EDGES,
+) -> np.ndarray:
     """A copy of ``rgb`` with every person's keypoints and limbs drawn."""
     import cv2
 
@@ -48,8 +86,9 @@ def draw_skeletons(rgb: np.ndarray, keypoints: Sequence[np.ndarray], visual_thre
     for e, (a, b) in enumerate(edges):
         if max(a, b) >= n_joints:
             continue
-        polys = [_limb_polygon(p[a, :2], p[b, :2]) for p in kpts
-                 if p[a, 2] >= visual_thresh and p[b, 2] >= visual_thresh]
+        polys = [
+            _limb_polygon(p[a, :2], p[b, :2]) for p in kpts if p[a, 2] >= visual_thresh and p[b, 2] >= visual_thresh
+        ]
         if not polys:
             continue
         # Blend only the rectangle the limbs touch: a full-image blend per limb would cost

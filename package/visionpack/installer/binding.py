@@ -38,8 +38,10 @@ def describe(host: str, port: int, deploy: str) -> str:
     local = _url(probe_host(host), port, f"{deploy}/")
     if host in WILDCARDS:
         family = "IPv6 and IPv4" if host == "::" else "IPv4"
-        return (f"listening on {_url(host or '0.0.0.0', port)} (every {family} interface of this machine: "
-                f"clients elsewhere use http://<this server's address>:{port}/{deploy}/; from here {local})")
+        return (
+            f"listening on {_url(host or '0.0.0.0', port)} (every {family} interface of this machine: "
+            f"clients elsewhere use http://<this server's address>:{port}/{deploy}/; from here {local})"
+        )
     if is_loopback(host):
         return f"listening on {_url(host, port)} (this machine only): {local}"
     return f"listening on {_url(host, port)} (that interface only): {local}"
@@ -67,13 +69,24 @@ def warning(host: str, port: int, service: str, data_dir: Path) -> Optional[str]
         return None
     if gallery_policy(data_dir) != "open":
         return None
-    return (f"{host or '0.0.0.0'}:{port} is reachable from the network and gallery writes are open to "
-            f"everyone: any client can add and remove faces. Restrict them ('install.py apikey policy DEPLOY "
-            f"--scope gallery --policy loopback' or 'key'), or listen on 127.0.0.1 ('--host 127.0.0.1')")
+    return (
+        f"{host or '0.0.0.0'}:{port} is reachable from the network and gallery writes are open to "
+        f"everyone: any client can add and remove faces. Restrict them ('install.py apikey policy DEPLOY "
+        f"--scope gallery --policy loopback' or 'key'), or listen on 127.0.0.1 ('--host 127.0.0.1')"
+    )
 
 
-def announce(say: Callable[[str], None], warn: Callable[[str], None], *, deploy: str, service: str, host: str,
-             port: int, data_dir: Path, pid: int) -> None:
+def announce(
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+    *,
+    deploy: str,
+    service: str,
+    host: str,
+    port: int,
+    data_dir: Path,
+    pid: int,
+) -> None:
     say(f"{deploy} is ready (pid {pid}), {describe(host, port, deploy)}")
     text = warning(host, port, service, data_dir)
     if text:

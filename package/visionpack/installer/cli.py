@@ -61,10 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     # --root is accepted before or after the command; SUPPRESS keeps the sub-parser's unset
     # default from overwriting a value given before the command.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
-                        help=f"install root (default: ${ROOT_ENV}, else {DEFAULT_ROOT})")
-    parser = _Parser(prog="install.py", description="Install and run visionpack inference services offline.",
-                     parents=[common])
+    common.add_argument(
+        "--root",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help=f"install root (default: ${ROOT_ENV}, else {DEFAULT_ROOT})",
+    )
+    parser = _Parser(
+        prog="install.py", description="Install and run visionpack inference services offline.", parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, aliases: Sequence[str], help_: str) -> argparse.ArgumentParser:
@@ -72,23 +77,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("install", ["in"], "install a deploy from this package and start it")
     p.add_argument("deploy", metavar="DEPLOY")
-    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0; 127.0.0.1 = this machine only)")
+    p.add_argument(
+        "--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0; 127.0.0.1 = this machine only)"
+    )
     p.add_argument("--port", type=_positive, default=None, help="port (default: the catalog's port, see 'search')")
     p.add_argument("--workers", type=_positive, default=1, help="gunicorn worker processes, one model each (default 1)")
     p.add_argument("--force", action="store_true", help="install even if the environment check fails")
     p.add_argument("--stopped", action="store_true", help="install without starting")
-    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
+    p.add_argument(
+        "--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)"
+    )
     p.add_argument("--keep", type=_keep, default=None, help="releases to keep for rollback (default 5)")
-    p.add_argument("--runtime", choices=tuple(KINDS), default=DEFAULT_KIND,
-                   help="run the service as gunicorn processes (default) or as Docker containers (docs/docker.md)")
+    p.add_argument(
+        "--runtime",
+        choices=tuple(KINDS),
+        default=DEFAULT_KIND,
+        help="run the service as gunicorn processes (default) or as Docker containers (docs/docker.md)",
+    )
     p.set_defaults(func=_cmd_install)
 
     p = add("upgrade", ["up"], "install a newer package's release beside the running one and switch to it")
     p.add_argument("deploy", metavar="DEPLOY")
-    p.add_argument("--package", metavar="DIR", default=None,
-                   help="top of the newer unpacked package (default: the package this install.py is in)")
-    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT,
-                   help="seconds the new release gets to become ready (default 120); else it is rolled back")
+    p.add_argument(
+        "--package",
+        metavar="DIR",
+        default=None,
+        help="top of the newer unpacked package (default: the package this install.py is in)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_START_TIMEOUT,
+        help="seconds the new release gets to become ready (default 120); else it is rolled back",
+    )
     p.add_argument("--keep", type=_keep, default=None, help="releases to keep for rollback (default: as before, 5)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_cmd_upgrade)
@@ -96,8 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rollback", ["rb"], "switch back to the previous (or --to a named) kept release")
     p.add_argument("deploy", metavar="DEPLOY")
     p.add_argument("--to", metavar="VERSION", default=None, help="a kept release ('list' shows them)")
-    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT,
-                   help="seconds the release gets to become ready (default 120)")
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_START_TIMEOUT,
+        help="seconds the release gets to become ready (default 120)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_cmd_rollback)
 
@@ -106,9 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive, default=1, help="gunicorn workers per deploy (default 1)")
     p.add_argument("--force", action="store_true", help="install even if the environment check fails")
     p.add_argument("--stopped", action="store_true", help="install without starting")
-    p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)")
-    p.add_argument("--runtime", choices=tuple(KINDS), default=DEFAULT_KIND,
-                   help="gunicorn processes (default) or Docker containers, for every deploy")
+    p.add_argument(
+        "--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT, help="seconds to wait for /ready (default 120)"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=tuple(KINDS),
+        default=DEFAULT_KIND,
+        help="gunicorn processes (default) or Docker containers, for every deploy",
+    )
     p.set_defaults(func=_cmd_inall)
 
     p = add("rmall", [], "stop and remove every installed deploy (data/ is kept unless --purge)")
@@ -135,11 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("apikey", [], "API keys and per-scope access policies of a deploy (README 'API keys')")
     from .commands import apikey as apikey_cmd  # its parser lives beside the command
+
     apikey_cmd.configure(p, _Parser, common, _cmd_apikey)
 
     p = add("fingerprint", ["fg"], "write this machine's license request for the vendor, or --diff a license")
-    p.add_argument("--out", metavar="FILE", default=None, help="request file to write (default ./fingerprint-request.json)")
-    p.add_argument("--diff", metavar="LICENSE", default=None, help="show per hardware component whether LICENSE matches")
+    p.add_argument(
+        "--out", metavar="FILE", default=None, help="request file to write (default ./fingerprint-request.json)"
+    )
+    p.add_argument(
+        "--diff", metavar="LICENSE", default=None, help="show per hardware component whether LICENSE matches"
+    )
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_cmd_fingerprint)
 
@@ -148,13 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_cmd_lu)
 
-    for name, help_ in (("start", "start an installed deploy"), ("stop", "stop a running deploy"),
-                        ("restart", "stop, then start")):
+    for name, help_ in (
+        ("start", "start an installed deploy"),
+        ("stop", "stop a running deploy"),
+        ("restart", "stop, then start"),
+    ):
         p = add(name, [], help_)
         p.add_argument("deploy", metavar="DEPLOY")
         if name != "stop":
-            p.add_argument("--timeout", type=_seconds, default=DEFAULT_START_TIMEOUT,
-                           help="seconds to wait for /ready (default 120)")
+            p.add_argument(
+                "--timeout",
+                type=_seconds,
+                default=DEFAULT_START_TIMEOUT,
+                help="seconds to wait for /ready (default 120)",
+            )
         p.set_defaults(func={"start": _cmd_start, "stop": _cmd_stop, "restart": _cmd_restart}[name])
     return parser
 
@@ -168,28 +211,52 @@ def _keep(text: str) -> int:
 
 def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.install import install
-    return install(ctx, a.deploy, host=a.host, port=a.port, workers=a.workers, force=a.force,
-                   stopped=a.stopped, timeout=a.timeout, keep=a.keep, runtime_kind=a.runtime)
+
+    return install(
+        ctx,
+        a.deploy,
+        host=a.host,
+        port=a.port,
+        workers=a.workers,
+        force=a.force,
+        stopped=a.stopped,
+        timeout=a.timeout,
+        keep=a.keep,
+        runtime_kind=a.runtime,
+    )
 
 
 def _cmd_upgrade(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.upgrade import upgrade
+
     return _quiet_json(a, ctx, lambda c: upgrade(c, a.deploy, package=a.package, timeout=a.timeout, keep=a.keep))
 
 
 def _cmd_rollback(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.rollback import rollback
+
     return _quiet_json(a, ctx, lambda c: rollback(c, a.deploy, to=a.to, timeout=a.timeout))
 
 
 def _cmd_inall(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.bulk import inall
-    return _bulk_exit(inall(ctx, host=a.host, workers=a.workers, force=a.force, stopped=a.stopped, timeout=a.timeout,
-                           runtime_kind=a.runtime))
+
+    return _bulk_exit(
+        inall(
+            ctx,
+            host=a.host,
+            workers=a.workers,
+            force=a.force,
+            stopped=a.stopped,
+            timeout=a.timeout,
+            runtime_kind=a.runtime,
+        )
+    )
 
 
 def _cmd_rmall(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.bulk import rmall
+
     return _bulk_exit(rmall(ctx, purge=a.purge))
 
 
@@ -204,36 +271,43 @@ def _bulk_exit(doc: dict) -> dict:
 
 def _cmd_remove(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.remove import remove
+
     return remove(ctx, a.deploy, purge=a.purge)
 
 
 def _cmd_list(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import list as cmd
+
     return _show(a, cmd.list_installed(ctx), cmd.render)
 
 
 def _cmd_search(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import search as cmd
+
     return _show(a, cmd.search(ctx), cmd.render)
 
 
 def _cmd_status(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import status as cmd
+
     return _show(a, cmd.status(ctx, a.deploy), cmd.render)
 
 
 def _cmd_apikey(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import apikey as cmd
+
     return _show(a, cmd.run(ctx, a), cmd.render)
 
 
 def _cmd_fingerprint(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import license as cmd
+
     return _quiet_json(a, ctx, lambda c: cmd.fingerprint(c, a.out, a.diff))
 
 
 def _cmd_lu(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands import license as cmd
+
     return _quiet_json(a, ctx, lambda c: cmd.lu(c, a.file))
 
 
@@ -248,16 +322,19 @@ def _quiet_json(a: argparse.Namespace, ctx: Context, run: Callable[[Context], di
 
 def _cmd_start(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.start import start
+
     return start(ctx, a.deploy, timeout=a.timeout)
 
 
 def _cmd_stop(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.stop import stop
+
     return stop(ctx, a.deploy)
 
 
 def _cmd_restart(ctx: Context, a: argparse.Namespace) -> dict:
     from .commands.restart import restart
+
     return restart(ctx, a.deploy, timeout=a.timeout)
 
 
@@ -279,13 +356,27 @@ def report_error(exc: VisionpackError, as_json: bool) -> int:
     print(f"error: {exc.detail}", file=sys.stderr)
     print(f"hint: {exc.hint}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"error": {"name": type(exc).__name__, "slug": exc.slug, "detail": exc.detail,
-                                    "hint": exc.hint, "exit_code": exc.exit_code}}, indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "error": {
+                        "name": type(exc).__name__,
+                        "slug": exc.slug,
+                        "detail": exc.detail,
+                        "hint": exc.hint,
+                        "exit_code": exc.exit_code,
+                    }
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
     return exc.exit_code
 
 
-def main(argv: Optional[Sequence[str]] = None, *, package_dir: Optional[Path] = None,
-         env: Optional[dict] = None) -> int:
+def main(
+    argv: Optional[Sequence[str]] = None, *, package_dir: Optional[Path] = None, env: Optional[dict] = None
+) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
     if os.geteuid() == 0:

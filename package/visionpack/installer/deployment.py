@@ -12,8 +12,9 @@ from .layout import DeployPaths
 from .runtimes.kinds import runtime_for
 
 
-def require(ctx: Context, deploy: str, *, recover: bool = False,
-            say: Optional[Callable[[str], None]] = None) -> Installed:
+def require(
+    ctx: Context, deploy: str, *, recover: bool = False, say: Optional[Callable[[str], None]] = None
+) -> Installed:
     """The installed deploy or NotInstalled; ``recover`` (only under the lock) repairs first."""
     paths = ctx.root.deploy(deploy)
     state = journal.load(paths)

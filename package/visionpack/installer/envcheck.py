@@ -41,11 +41,19 @@ class Check:
 def check_python(version: Sequence[int] = sys.version_info[:3]) -> Check:
     shown = ".".join(str(v) for v in version)
     if tuple(version[:2]) < MIN_PYTHON:
-        return Check("python", False, f"Python {shown} is too old (need >= 3.8)",
-                     "Run install.py with python3.8 or newer, e.g. 'python3.11 package/Install/install.py ...'")
+        return Check(
+            "python",
+            False,
+            f"Python {shown} is too old (need >= 3.8)",
+            "Run install.py with python3.8 or newer, e.g. 'python3.11 package/Install/install.py ...'",
+        )
     if importlib.util.find_spec("venv") is None or importlib.util.find_spec("ensurepip") is None:
-        return Check("python", False, f"Python {shown} has no working 'venv'/'ensurepip' module",
-                     "Install the distribution's venv package (Debian/Ubuntu: apt-get install python3-venv)")
+        return Check(
+            "python",
+            False,
+            f"Python {shown} has no working 'venv'/'ensurepip' module",
+            "Install the distribution's venv package (Debian/Ubuntu: apt-get install python3-venv)",
+        )
     return Check("python", True, f"Python {shown} with venv")
 
 
@@ -60,9 +68,13 @@ def check_wheel_tags(wheels: Path, version: Sequence[int] = sys.version_info[:2]
     if not tags or want in tags:
         return Check("wheel-tags", True, f"wheelhouse fits CPython {version[0]}.{version[1]}")
     built = ", ".join(sorted(tags))
-    return Check("wheel-tags", False, f"original/wheels was built for {built}, this python is {want}",
-                 f"Run install.py with the matching interpreter (e.g. python3.{sorted(tags)[0][3:]}), "
-                 "or re-run download.sh with this python")
+    return Check(
+        "wheel-tags",
+        False,
+        f"original/wheels was built for {built}, this python is {want}",
+        f"Run install.py with the matching interpreter (e.g. python3.{sorted(tags)[0][3:]}), "
+        "or re-run download.sh with this python",
+    )
 
 
 def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> Check:
@@ -77,8 +89,12 @@ def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> Check:
             break
     missing = [f for f in CPU_FLAGS if f not in flags]
     if missing:
-        return Check("cpu", False, f"CPU lacks {', '.join(missing)} (PaddlePaddle's x86 wheel needs it)",
-                     "Use an x86-64 CPU with AVX (on a VM, expose the host CPU model, e.g. '-cpu host')")
+        return Check(
+            "cpu",
+            False,
+            f"CPU lacks {', '.join(missing)} (PaddlePaddle's x86 wheel needs it)",
+            "Use an x86-64 CPU with AVX (on a VM, expose the host CPU model, e.g. '-cpu host')",
+        )
     return Check("cpu", True, "CPU has " + ", ".join(CPU_FLAGS))
 
 
@@ -93,8 +109,12 @@ def check_disk(root: Path, statvfs: Callable = os.statvfs, minimum: int = MIN_DI
     st = statvfs(str(where))
     free = st.f_bavail * st.f_frsize
     if free < minimum:
-        return Check("disk", False, f"{free / GIB:.1f} GiB free under {where} (need {minimum / GIB:.0f} GiB)",
-                     "Free space there, or choose another root with --root DIR")
+        return Check(
+            "disk",
+            False,
+            f"{free / GIB:.1f} GiB free under {where} (need {minimum / GIB:.0f} GiB)",
+            "Free space there, or choose another root with --root DIR",
+        )
     return Check("disk", True, f"{free / GIB:.1f} GiB free under {where}")
 
 
@@ -108,8 +128,12 @@ def check_memory(meminfo: Path = Path("/proc/meminfo"), minimum: int = MIN_MEMOR
         return Check("memory", False, f"{meminfo} has no MemAvailable line", "Run on Linux 3.14 or newer")
     free = int(match.group(1)) * 1024
     if free < minimum:
-        return Check("memory", False, f"{free / GIB:.2f} GiB memory available (need {minimum / GIB:.0f} GiB)",
-                     "Stop other services or add memory; each worker holds one model")
+        return Check(
+            "memory",
+            False,
+            f"{free / GIB:.2f} GiB memory available (need {minimum / GIB:.0f} GiB)",
+            "Stop other services or add memory; each worker holds one model",
+        )
     return Check("memory", True, f"{free / GIB:.1f} GiB memory available")
 
 
@@ -131,8 +155,13 @@ def port_free(host: str, port: int) -> Optional[str]:
 def check_port(host: str, port: int) -> Check:
     reason = port_free(host, port)
     if reason:
-        return Check("port", False, f"cannot bind {host}:{port}: {reason}",
-                     "Pick another port with --port N, or stop what listens there ('ss -ltnp')", PortInUse)
+        return Check(
+            "port",
+            False,
+            f"cannot bind {host}:{port}: {reason}",
+            "Pick another port with --port N, or stop what listens there ('ss -ltnp')",
+            PortInUse,
+        )
     return Check("port", True, f"{host}:{port} is free")
 
 
@@ -153,44 +182,77 @@ def check_port_claims(root: Path, deploy: str, port: int) -> Check:
         if isinstance(state, dict) and state.get("release") and state.get("port") == port:
             owners.append(name)
     if owners:
-        return Check("port-claims", False, f"port {port} is configured for {', '.join(owners)} in {root}",
-                     "Pick another port with --port N; two deploys of one root cannot share a port", PortInUse)
+        return Check(
+            "port-claims",
+            False,
+            f"port {port} is configured for {', '.join(owners)} in {root}",
+            "Pick another port with --port N; two deploys of one root cannot share a port",
+            PortInUse,
+        )
     return Check("port-claims", True, f"no other deploy in {root} uses port {port}")
 
 
 def check_payload(source: Source) -> Check:
     missing = [str(p.relative_to(source.top)) for p in (source.lock_file, source.wheels) if not p.exists()]
     if missing:
-        return Check("payload", False, f"missing {', '.join(missing)}",
-                     "Run 'bash download.sh' on a connected machine and copy the whole directory again", PackageCorrupt)
+        return Check(
+            "payload",
+            False,
+            f"missing {', '.join(missing)}",
+            "Run 'bash download.sh' on a connected machine and copy the whole directory again",
+            PackageCorrupt,
+        )
     return Check("payload", True, "original/requirements.lock and original/wheels present")
 
 
-def check_checksums(source: Source, bundles: Optional[Sequence[str]] = None,
-                    verify: Optional[Callable[[Path], list]] = None) -> Check:
+def check_checksums(
+    source: Source, bundles: Optional[Sequence[str]] = None, verify: Optional[Callable[[Path], list]] = None
+) -> Check:
     """verify.py over the whole package; damage in a model bundle this deploy does not use only warns."""
     if verify is None:
         try:
             verify = _load_verify(source)
         except Exception as exc:  # a broken verifier is a damaged package, not a crash of install.py
-            return Check("checksums", False, f"cannot load tools/download/verify.py: {exc!r}",
-                         "Run 'bash download.sh --verify' to see the problem", PackageCorrupt)
+            return Check(
+                "checksums",
+                False,
+                f"cannot load tools/download/verify.py: {exc!r}",
+                "Run 'bash download.sh --verify' to see the problem",
+                PackageCorrupt,
+            )
         if verify is None:
-            return Check("checksums", False, "tools/download/verify.py is missing; package checksums not verified",
-                         "Use a complete package", PackageCorrupt, warn_only=True)
+            return Check(
+                "checksums",
+                False,
+                "tools/download/verify.py is missing; package checksums not verified",
+                "Use a complete package",
+                PackageCorrupt,
+                warn_only=True,
+            )
     try:
         problems = list(verify(source.top))
     except Exception as exc:  # a crashing verifier must not be mistaken for a clean package
-        return Check("checksums", False, f"checksum verification crashed: {exc!r}",
-                     "Run 'bash download.sh --verify' to see the problem", PackageCorrupt)
+        return Check(
+            "checksums",
+            False,
+            f"checksum verification crashed: {exc!r}",
+            "Run 'bash download.sh --verify' to see the problem",
+            PackageCorrupt,
+        )
     fix = "Run 'bash download.sh --verify' to list them, then 'bash download.sh' to repair"
     others = [p for p in problems if bundles is not None and _other_bundle(p, bundles)]
     mine = [p for p in problems if p not in others]
     if mine:
         return Check("checksums", False, f"{len(mine)} file(s) damaged or missing: {_shown(mine)}", fix, PackageCorrupt)
     if others:
-        return Check("checksums", False, f"{len(others)} file(s) of model bundles this deploy does not use are "
-                     f"damaged or missing: {_shown(others)}", fix, PackageCorrupt, warn_only=True)
+        return Check(
+            "checksums",
+            False,
+            f"{len(others)} file(s) of model bundles this deploy does not use are damaged or missing: {_shown(others)}",
+            fix,
+            PackageCorrupt,
+            warn_only=True,
+        )
     return Check("checksums", True, "package files match their checksums")
 
 
@@ -246,8 +308,13 @@ def check_models(source: Source, bundles: Sequence[str]) -> Check:
             continue
         problems += [f"models/{bundle} has no {name}" for name in bundle_files(d).missing()]
     if problems:
-        return Check("models", False, "; ".join(problems),
-                     "Run 'bash download.sh' to build the demo models, or copy the PaddleX export there", ModelInvalid)
+        return Check(
+            "models",
+            False,
+            "; ".join(problems),
+            "Run 'bash download.sh' to build the demo models, or copy the PaddleX export there",
+            ModelInvalid,
+        )
     return Check("models", True, f"model bundle(s) present: {', '.join(bundles) or 'none'}")
 
 
@@ -256,19 +323,28 @@ def check_service_user(root: Path, python: str = sys.executable) -> Check:
     from . import serviceuser, venvs
 
     if not serviceuser.is_root():
-        return Check("service-user", True, f"services run as {serviceuser.name_of(None)} (install.py is not run "
-                                           f"as root)")
+        return Check(
+            "service-user", True, f"services run as {serviceuser.name_of(None)} (install.py is not run as root)"
+        )
     ids = serviceuser.lookup()
     who = serviceuser.name_of(ids) if ids else f"{serviceuser.NAME} (created now, uid {serviceuser.UID} if free)"
     where = serviceuser.blocked(root, ids)
     if where is not None:
-        return Check("service-user", False, serviceuser.explain(root, where, ids),
-                     f"chmod o+x {where}, or choose a root every user can enter with --root DIR")
+        return Check(
+            "service-user",
+            False,
+            serviceuser.explain(root, where, ids),
+            f"chmod o+x {where}, or choose a root every user can enter with --root DIR",
+        )
     try:
         chosen = venvs.service_python(python, say=lambda _msg: None)
     except EnvironmentCheckFailed as exc:
-        return Check("service-user", False, exc.detail,
-                     "Run install.py with a Python the service user can run, e.g. /usr/bin/python3")
+        return Check(
+            "service-user",
+            False,
+            exc.detail,
+            "Run install.py with a Python the service user can run, e.g. /usr/bin/python3",
+        )
     via = "" if chosen == python else f"; the runtime is built with {chosen}"
     return Check("service-user", True, f"services run as {who}, who can reach {root}{via}")
 
@@ -296,8 +372,16 @@ class Report:
 
 
 def run(source: Source, root: Path, deploy: str, host: str, port: int, bundles: Sequence[str]) -> Report:
-    checks = [check_python(), check_wheel_tags(source.wheels), check_cpu(), check_disk(root), check_memory(),
-              check_payload(source), check_checksums(source, bundles), check_models(source, bundles)]
+    checks = [
+        check_python(),
+        check_wheel_tags(source.wheels),
+        check_cpu(),
+        check_disk(root),
+        check_memory(),
+        check_payload(source),
+        check_checksums(source, bundles),
+        check_models(source, bundles),
+    ]
     checks += [check_port(host, port), check_port_claims(root, deploy, port), check_service_user(root)]
     return Report(checks)
 

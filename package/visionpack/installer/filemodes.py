@@ -67,8 +67,9 @@ def _open_entry(name: str, dir_fd: int) -> Optional[int]:
         raise
 
 
-def walk_fix(top: Path, mode_of: Callable[[os.stat_result, bool], Optional[int]],
-             owner: Optional[tuple[int, int]] = None) -> None:
+def walk_fix(
+    top: Path, mode_of: Callable[[os.stat_result, bool], Optional[int]], owner: Optional[tuple[int, int]] = None
+) -> None:
     """Apply ``mode_of(st, is_dir)`` (None: leave the mode) and ``owner`` to ``top`` and below."""
     if not top.is_dir() or top.is_symlink():
         return

@@ -23,8 +23,14 @@ from ..errors import StartFailed
 SAMPLES = {"classification": "cat.jpg"}
 
 
-def prove(service: str, deploy: str, release: Path, port: int, timeout: float = 60.0,
-          headers: Optional[Mapping[str, str]] = None) -> str:
+def prove(
+    service: str,
+    deploy: str,
+    release: Path,
+    port: int,
+    timeout: float = 60.0,
+    headers: Optional[Mapping[str, str]] = None,
+) -> str:
     """A one-line description of the proof; StartFailed with the answer if it failed.
 
     ``headers``: access.probe's key when the deploy's infer policy would refuse this machine."""

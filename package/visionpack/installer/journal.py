@@ -51,7 +51,9 @@ def _read(paths: DeployPaths) -> Optional[dict[str, Any]]:
         state = json.loads(text)
     except ValueError as exc:
         # atomic_write never leaves a torn file, so this is damage from outside; say so, don't guess.
-        raise ConfigInvalid(f"{paths.state} is not valid JSON ({exc}); restore it or remove the deploy with --purge") from None
+        raise ConfigInvalid(
+            f"{paths.state} is not valid JSON ({exc}); restore it or remove the deploy with --purge"
+        ) from None
     if not isinstance(state, dict):
         raise ConfigInvalid(f"{paths.state} must hold a JSON object")
     return state
@@ -105,9 +107,19 @@ def _dump(state: dict[str, Any]) -> str:
 
 
 def new_state(deploy: str, service: str) -> dict[str, Any]:
-    return {"schema": SCHEMA, "deploy": deploy, "service": service, "release": None,
-            "releases": {}, "desired": "stopped", "host": None, "port": None, "workers": None,
-            "operation": None, "updated_at": now()}
+    return {
+        "schema": SCHEMA,
+        "deploy": deploy,
+        "service": service,
+        "release": None,
+        "releases": {},
+        "desired": "stopped",
+        "host": None,
+        "port": None,
+        "workers": None,
+        "operation": None,
+        "updated_at": now(),
+    }
 
 
 def save(paths: DeployPaths, state: dict[str, Any]) -> None:
@@ -148,7 +160,7 @@ def clear(paths: DeployPaths, state: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Recovery:
-    action: str   # "none" | "undo-install" | "complete-remove" | "clear" | "undo-switch" | "complete-switch"
+    action: str  # "none" | "undo-install" | "complete-remove" | "clear" | "undo-switch" | "complete-switch"
     op: Optional[dict[str, Any]]
     reason: str
 
@@ -171,8 +183,11 @@ def decide(state: Optional[dict[str, Any]]) -> Recovery:
         # old release still serves (it is stopped only after), so going back is always safe.
         if op.get("release") and state.get("release") == op.get("release"):
             return Recovery("complete-switch", op, f"{where} had switched to {op['release']}; finishing it")
-        return Recovery("undo-switch", op, f"{where} had not switched to {op.get('release')}; "
-                                           f"undoing it, {state.get('release')} stays")
+        return Recovery(
+            "undo-switch",
+            op,
+            f"{where} had not switched to {op.get('release')}; undoing it, {state.get('release')} stays",
+        )
     if kind == "remove":
         # Removal has no way back once files are going; finishing it is the only consistent end.
         return Recovery("complete-remove", op, f"{where}; finishing the removal")

@@ -61,7 +61,8 @@ class Root:
         if not self.path.is_dir():
             return []
         return sorted(
-            p.name for p in self.path.iterdir()
+            p.name
+            for p in self.path.iterdir()
             if p.name not in RESERVED and not p.name.startswith(".") and (p / "state.json").is_file()
         )
 

@@ -40,8 +40,14 @@ def crypto_available() -> bool:
     return True
 
 
-def check_license(root: Path, deploy: str, service: str, runtime_python: Optional[Path] = None,
-                  replacing: bool = False, limit: bool = True) -> dict[str, Any]:
+def check_license(
+    root: Path,
+    deploy: str,
+    service: str,
+    runtime_python: Optional[Path] = None,
+    replacing: bool = False,
+    limit: bool = True,
+) -> dict[str, Any]:
     """Raise LicenseError if ``deploy`` (running ``service``) may not start under ``root``.
 
     ``replacing``: the new master takes over a running master's slot (upgrade, rollback), so
@@ -53,13 +59,28 @@ def check_license(root: Path, deploy: str, service: str, runtime_python: Optiona
     if crypto_available():
         return check_in_process(license_dir, deploy, service, replacing, limit)
     if runtime_python is None or not Path(runtime_python).exists():
-        raise RuntimeInstallFailed("checking the license needs the 'cryptography' module: install the runtime "
-                                   "first (install.py install DEPLOY --stopped) or run install.py with a python that has it")
+        raise RuntimeInstallFailed(
+            "checking the license needs the 'cryptography' module: install the runtime "
+            "first (install.py install DEPLOY --stopped) or run install.py with a python that has it"
+        )
     package_dir = Path(__file__).resolve().parents[2]
     env = dict(settings.environ(), PYTHONPATH=str(package_dir))
-    proc = subprocess.run([str(runtime_python), "-c", _CHILD, str(license_dir), deploy, service,
-                           "1" if replacing else "0", "1" if limit else "0"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            str(runtime_python),
+            "-c",
+            _CHILD,
+            str(license_dir),
+            deploy,
+            service,
+            "1" if replacing else "0",
+            "1" if limit else "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     try:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -69,8 +90,9 @@ def check_license(root: Path, deploy: str, service: str, runtime_python: Optiona
     return out["verdict"]
 
 
-def check_in_process(license_dir: Path | str, deploy: str, service: str, replacing: bool = False,
-                     limit: bool = True) -> dict[str, Any]:
+def check_in_process(
+    license_dir: Path | str, deploy: str, service: str, replacing: bool = False, limit: bool = True
+) -> dict[str, Any]:
     """The verdict for a start, including a pre-check of the machine-wide instance count.
 
     The master takes its slot itself (the race-free check); this one lets the installer say
@@ -87,6 +109,9 @@ def check_in_process(license_dir: Path | str, deploy: str, service: str, replaci
         return {**verdict.to_dict(), "instances_running": in_use}
     running = instances.count() - (1 if replacing else 0)
     if running >= verdict.instances:
-        raise LicenseError("instance-limit", f"{running} licensed service instance(s) already run on this machine; "
-                                             f"license {verdict.license_id} allows {verdict.instances}")
+        raise LicenseError(
+            "instance-limit",
+            f"{running} licensed service instance(s) already run on this machine; "
+            f"license {verdict.license_id} allows {verdict.instances}",
+        )
     return verdict.to_dict()

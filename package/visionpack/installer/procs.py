@@ -162,8 +162,9 @@ def probe_host(host: str) -> str:
     return host
 
 
-def get_ready(host: str, port: int, timeout: float = 2.0,
-              headers: Optional[Mapping[str, str]] = None) -> tuple[Optional[int], Optional[dict]]:
+def get_ready(
+    host: str, port: int, timeout: float = 2.0, headers: Optional[Mapping[str, str]] = None
+) -> tuple[Optional[int], Optional[dict]]:
     """(HTTP status, JSON body) of GET /ready, or (None, None) if nothing answers.
 
     Without ops rights (access/: a key, or loopback under the default policy) the body is only
@@ -221,9 +222,16 @@ _LAUNCH = (
 )
 
 
-def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence[int] = (),
-           slot_fd: Optional[int] = None, extra_env: Optional[Mapping[str, str]] = None,
-           env: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
+def launch(
+    paths: DeployPaths,
+    venv: Path,
+    release: Path,
+    *,
+    listeners: Sequence[int] = (),
+    slot_fd: Optional[int] = None,
+    extra_env: Optional[Mapping[str, str]] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> subprocess.Popen:
     """Spawn a release's gunicorn master detached (own session); it outlives the installer.
 
     Without ``listeners`` gunicorn binds host:port itself; with them it serves those inherited
@@ -237,9 +245,16 @@ def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence
     filemodes.prepare_shared_state(ids)
     if ids is not None:
         base_python = Path(os.path.realpath(venv / "bin" / "python"))
-        problem = serviceuser.first_blocked([release / "start" / "gunicorn_conf.py", release / "package",
-                                             venv / "bin" / "gunicorn", base_python, base_python.parent.parent / "lib"],
-                                            ids)
+        problem = serviceuser.first_blocked(
+            [
+                release / "start" / "gunicorn_conf.py",
+                release / "package",
+                venv / "bin" / "gunicorn",
+                base_python,
+                base_python.parent.parent / "lib",
+            ],
+            ids,
+        )
         if problem:
             raise StartFailed(problem)
     pidfile = paths.release_pidfile(release.name)
@@ -255,23 +270,39 @@ def launch(paths: DeployPaths, venv: Path, release: Path, *, listeners: Sequence
     keep: list[int] = []
     if listeners or slot_fd is not None:
         keep = list(listeners) + ([slot_fd] if slot_fd is not None else [])
-        cmd = [str(venv / "bin" / "python"), "-c", _LAUNCH, ",".join(map(str, listeners)),
-               str(-1 if slot_fd is None else slot_fd), *cmd]
+        cmd = [
+            str(venv / "bin" / "python"),
+            "-c",
+            _LAUNCH,
+            ",".join(map(str, listeners)),
+            str(-1 if slot_fd is None else slot_fd),
+            *cmd,
+        ]
     out = filemodes.open_console_log(paths.console_log, ids)
     try:
         # Master and workers alike run as the service user: it is dropped before exec, and the
         # listeners and license slot passed on (handover) are descriptors, which survive it.
-        return subprocess.Popen(cmd, cwd=str(paths.dir), env=full_env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, pass_fds=keep,
-                                **serviceuser.popen_kwargs(ids))
+        return subprocess.Popen(
+            cmd,
+            cwd=str(paths.dir),
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=keep,
+            **serviceuser.popen_kwargs(ids),
+        )
     except PermissionError as exc:
         raise StartFailed(f"cannot start {cmd[0]} as {serviceuser.name_of(ids)}: {exc}") from None
     finally:
         os.close(out)
 
 
-def _poll_ready(paths: DeployPaths, host: str, port: int, timeout: float,
-                exited: Callable[[], Optional[str]]) -> Optional[tuple]:
+def _poll_ready(
+    paths: DeployPaths, host: str, port: int, timeout: float, exited: Callable[[], Optional[str]]
+) -> Optional[tuple]:
     """Poll GET /ready until 200 (None) or ``timeout`` (the last answer); StartFailed if the master exits."""
     deadline = time.monotonic() + timeout
     while True:
@@ -288,14 +319,16 @@ def _poll_ready(paths: DeployPaths, host: str, port: int, timeout: float,
 
 def wait_ready(paths: DeployPaths, proc: subprocess.Popen, host: str, port: int, timeout: float) -> None:
     """Wait for GET /ready == 200; on exit or timeout kill what was started and raise StartFailed."""
-    last = _poll_ready(paths, host, port, timeout,
-                       lambda: None if proc.poll() is None else f"exited with status {proc.returncode}")
+    last = _poll_ready(
+        paths, host, port, timeout, lambda: None if proc.poll() is None else f"exited with status {proc.returncode}"
+    )
     if last is None:
         return
     kill_group(proc.pid)
     proc.wait()
-    raise StartFailed(f"not ready after {timeout:.0f} s (last /ready answer: {last[0]} {last[1]}); stopped it\n"
-                      f"{logs_tail(paths)}")
+    raise StartFailed(
+        f"not ready after {timeout:.0f} s (last /ready answer: {last[0]} {last[1]}); stopped it\n{logs_tail(paths)}"
+    )
 
 
 def await_running(paths: DeployPaths, pid: int, host: str, port: int, timeout: float) -> None:
@@ -304,12 +337,23 @@ def await_running(paths: DeployPaths, pid: int, host: str, port: int, timeout: f
     operator decides (stop, then start)."""
     last = _poll_ready(paths, host, port, timeout, lambda: None if _alive([pid]) else f"(pid {pid}) exited")
     if last is not None:
-        raise StartFailed(f"pid {pid} is running but not ready after {timeout:.0f} s (last /ready answer: "
-                          f"{last[0]} {last[1]}); stop it and start again\n{logs_tail(paths)}")
+        raise StartFailed(
+            f"pid {pid} is running but not ready after {timeout:.0f} s (last /ready answer: "
+            f"{last[0]} {last[1]}); stop it and start again\n{logs_tail(paths)}"
+        )
 
 
-def start(paths: DeployPaths, venv: Path, release: Path, host: str, port: int, *, timeout: float = 120.0,
-          env: Optional[Mapping[str, str]] = None, say: Callable[[str], None] = print) -> int:
+def start(
+    paths: DeployPaths,
+    venv: Path,
+    release: Path,
+    host: str,
+    port: int,
+    *,
+    timeout: float = 120.0,
+    env: Optional[Mapping[str, str]] = None,
+    say: Callable[[str], None] = print,
+) -> int:
     """Spawn gunicorn detached and wait for /ready == 200; returns the master pid."""
     proc = launch(paths, venv, release, env=env)
     checkpoint("start", "spawned")
@@ -338,8 +382,7 @@ def _alive(pids: list[int], proc: Path = PROC) -> list[int]:
     return [p for p in pids if (i := proc_info(p, proc)) is not None and i.alive]
 
 
-def stop(paths: DeployPaths, graceful: float, *, say: Callable[[str], None] = print,
-         pid: Optional[int] = None) -> bool:
+def stop(paths: DeployPaths, graceful: float, *, say: Callable[[str], None] = print, pid: Optional[int] = None) -> bool:
     """Stop master ``pid``, or every master of the deploy: TERM, wait ``graceful`` s, then KILL.
 
     False if nothing was running. TERM is graceful: a master closes its copy of the listening

@@ -10,7 +10,9 @@ from .layout import DeployPaths
 from .release import remove_tree
 
 
-def recover(paths: DeployPaths, state: Optional[dict[str, Any]], say: Callable[[str], None]) -> Optional[dict[str, Any]]:
+def recover(
+    paths: DeployPaths, state: Optional[dict[str, Any]], say: Callable[[str], None]
+) -> Optional[dict[str, Any]]:
     """Apply :func:`journal.decide`; returns the state afterwards (None = not installed)."""
     decision = journal.decide(state)
     if decision.action == "none":
@@ -79,8 +81,9 @@ def _repoint_pidfile(paths: DeployPaths, state: dict[str, Any]) -> None:
         procs.point_pidfile(paths, version)
 
 
-def undo_install(paths: DeployPaths, state: dict[str, Any], version: Optional[str],
-                 say: Callable[[str], None]) -> Optional[dict[str, Any]]:
+def undo_install(
+    paths: DeployPaths, state: dict[str, Any], version: Optional[str], say: Callable[[str], None]
+) -> Optional[dict[str, Any]]:
     committed = state.get("release")
     if version and version != committed:
         half = paths.release(version)

@@ -21,21 +21,36 @@ GUNICORN_CONF = "gunicorn_conf.py"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
-def service_config(root: Root, paths: DeployPaths, entry: CatalogEntry, release: Path, *, host: str,
-                   port: int, workers: int) -> Any:
+def service_config(
+    root: Root, paths: DeployPaths, entry: CatalogEntry, release: Path, *, host: str, port: int, workers: int
+) -> Any:
     """The validated ServiceConfig for one release (raises ConfigInvalid on a bad value)."""
     from .. import config
 
     models = {role: str(release / "models" / bundle) for role, bundle in sorted(entry.models.items())}
-    return config.from_mapping({
-        "deploy": paths.name, "service": entry.service, "host": host, "port": port, "workers": workers,
-        "models": models, "options": dict(entry.options), "release": str(release), "root": str(root.path), "log_dir": str(paths.logs),
-        "run_dir": str(paths.release_run(release.name)), "data_dir": str(paths.data), "license_dir": str(root.licenses),
-    }, source="install options")
+    return config.from_mapping(
+        {
+            "deploy": paths.name,
+            "service": entry.service,
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "models": models,
+            "options": dict(entry.options),
+            "release": str(release),
+            "root": str(root.path),
+            "log_dir": str(paths.logs),
+            "run_dir": str(paths.release_run(release.name)),
+            "data_dir": str(paths.data),
+            "license_dir": str(root.licenses),
+        },
+        source="install options",
+    )
 
 
-def build(root: Root, paths: DeployPaths, source: Source, entry: CatalogEntry, version: str, cfg: Any,
-          runtime: Path) -> Path:
+def build(
+    root: Root, paths: DeployPaths, source: Source, entry: CatalogEntry, version: str, cfg: Any, runtime: Path
+) -> Path:
     """Create releases/<version>; the caller journals it so a crash here is undone next run."""
     from .. import config
 
@@ -49,12 +64,22 @@ def build(root: Root, paths: DeployPaths, source: Source, entry: CatalogEntry, v
     if source.samples.is_dir():
         # The sample images prove a new release healthy before traffic is switched to it.
         shutil.copytree(source.samples, pkg / "samples", ignore=_IGNORE)
-    checksums = {bundle: _copy_bundle(source, bundle, release / "models" / bundle) for bundle in sorted(set(entry.models.values()))}
+    checksums = {
+        bundle: _copy_bundle(source, bundle, release / "models" / bundle)
+        for bundle in sorted(set(entry.models.values()))
+    }
     atomic_write(release / "config.yml", config.dump(cfg))
     _render_start(source, release, paths, runtime, version)
-    info = {"schema": 1, "deploy": paths.name, "service": entry.service, "version": version,
-            "runtime": str(runtime), "installed_at": now(), "installer_python": sys.version.split()[0],
-            "models": checksums}
+    info = {
+        "schema": 1,
+        "deploy": paths.name,
+        "service": entry.service,
+        "version": version,
+        "runtime": str(runtime),
+        "installed_at": now(),
+        "installer_python": sys.version.split()[0],
+        "models": checksums,
+    }
     atomic_write(release / "release.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return release
 
@@ -93,8 +118,17 @@ def _render_start(source: Source, release: Path, paths: DeployPaths, runtime: Pa
     start = release / "start"
     start.mkdir()
     shutil.copy2(tpl_dir / GUNICORN_CONF, start / GUNICORN_CONF)
-    script = render(template, {"N": "1", "DEPLOY": paths.name, "VERSION": version, "RELEASE": str(release),
-                               "VENV": str(runtime), "DEPLOY_DIR": str(paths.dir)})
+    script = render(
+        template,
+        {
+            "N": "1",
+            "DEPLOY": paths.name,
+            "VERSION": version,
+            "RELEASE": str(release),
+            "VENV": str(runtime),
+            "DEPLOY_DIR": str(paths.dir),
+        },
+    )
     atomic_write(start / "start-1.sh", script, mode=0o755)
 
 

@@ -66,7 +66,9 @@ def to_prune(state: dict[str, Any], keep: Optional[int] = None) -> list[str]:
     return [v for v in kept(state) if v not in survivors]
 
 
-def prune(paths: DeployPaths, state: dict[str, Any], say: Callable[[str], None], keep: Optional[int] = None) -> list[str]:
+def prune(
+    paths: DeployPaths, state: dict[str, Any], say: Callable[[str], None], keep: Optional[int] = None
+) -> list[str]:
     """Forget, then delete, releases beyond the last ``keep`` (state first: a crash leaves an orphan dir)."""
     gone = to_prune(state, keep)
     if not gone:

@@ -69,8 +69,10 @@ def _run(cmd: list[str]) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EnvironmentCheckFailed(f"cannot create the service user {NAME!r}: {' '.join(cmd)}: {exc}") from None
     if done.returncode != 0:
-        raise EnvironmentCheckFailed(f"cannot create the service user {NAME!r}: {' '.join(cmd)} exited {done.returncode}: "
-                           f"{(done.stderr or done.stdout).strip()[-500:]}")
+        raise EnvironmentCheckFailed(
+            f"cannot create the service user {NAME!r}: {' '.join(cmd)} exited {done.returncode}: "
+            f"{(done.stderr or done.stdout).strip()[-500:]}"
+        )
 
 
 def ensure(say: Callable[[str], None] = print) -> Optional[tuple[int, int]]:
@@ -85,19 +87,37 @@ def ensure(say: Callable[[str], None] = print) -> Optional[tuple[int, int]]:
     if ids is not None:
         return ids
     if shutil.which("useradd") is None or shutil.which("groupadd") is None:
-        raise EnvironmentCheckFailed(f"cannot create the service user {NAME!r}: useradd/groupadd not found; create a system "
-                           f"user {NAME!r} (no login shell) by hand, then run install again")
+        raise EnvironmentCheckFailed(
+            f"cannot create the service user {NAME!r}: useradd/groupadd not found; create a system "
+            f"user {NAME!r} (no login shell) by hand, then run install again"
+        )
     shell = next((s for s in _NOLOGIN if Path(s).exists()), "/bin/false")
     try:
         grp.getgrnam(NAME)
     except KeyError:
         _run(["groupadd", "--system", *(["--gid", str(GID)] if _free_gid(GID) else []), NAME])
-    _run(["useradd", "--system", *(["--uid", str(UID)] if _free_uid(UID) else []), "--gid", NAME,
-          "--no-create-home", "--home-dir", "/nonexistent", "--shell", shell,
-          "--comment", "visionpack services", NAME])
+    _run(
+        [
+            "useradd",
+            "--system",
+            *(["--uid", str(UID)] if _free_uid(UID) else []),
+            "--gid",
+            NAME,
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            shell,
+            "--comment",
+            "visionpack services",
+            NAME,
+        ]
+    )
     ids = lookup()
     if ids is None:  # useradd said yes but NSS does not see it (e.g. an LDAP-only nsswitch)
-        raise EnvironmentCheckFailed(f"created the service user {NAME!r} but cannot look it up; check /etc/nsswitch.conf")
+        raise EnvironmentCheckFailed(
+            f"created the service user {NAME!r} but cannot look it up; check /etc/nsswitch.conf"
+        )
     say(f"created system user {NAME!r} (uid {ids[0]}, gid {ids[1]}); the services run as it")
     return ids
 
@@ -189,9 +209,11 @@ def explain(path: os.PathLike[str] | str, where: Path, ids: Optional[tuple[int, 
         mode = f"{stat.S_IMODE(os.stat(where).st_mode):04o}"
     except OSError:
         mode = "?"
-    return (f"the service user {name_of(ids) if ids else NAME} cannot reach {path}: {where} is mode {mode} "
-            f"(owner uid {_owner(where)}); make it traversable ('chmod o+x {where}') or install under a "
-            f"directory every user can enter (e.g. /opt/visionpack)")
+    return (
+        f"the service user {name_of(ids) if ids else NAME} cannot reach {path}: {where} is mode {mode} "
+        f"(owner uid {_owner(where)}); make it traversable ('chmod o+x {where}') or install under a "
+        f"directory every user can enter (e.g. /opt/visionpack)"
+    )
 
 
 def _owner(path: Path) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional
 
-ROOT_ENV = "VISIONPACK_ROOT"          # the install root when --root is not given (layout.resolve_root)
-REEXEC_ENV = "VISIONPACK_REEXEC"      # "1": install.py re-ran itself in the runtime venv (commands/license.py)
+ROOT_ENV = "VISIONPACK_ROOT"  # the install root when --root is not given (layout.resolve_root)
+REEXEC_ENV = "VISIONPACK_REEXEC"  # "1": install.py re-ran itself in the runtime venv (commands/license.py)
 KILL_ENV = "VISIONPACK_TEST_KILL_AT"  # crash tests only: "<op>:<step>" at which journal.checkpoint() kills
 
 

@@ -23,8 +23,14 @@ class CatalogEntry:
     options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"deploy": self.deploy, "service": self.service, "port": self.port,
-                "description": self.description, "models": dict(self.models), "options": dict(self.options)}
+        return {
+            "deploy": self.deploy,
+            "service": self.service,
+            "port": self.port,
+            "description": self.description,
+            "models": dict(self.models),
+            "options": dict(self.options),
+        }
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,9 @@ class Source:
         try:
             data = self.lock_file.read_bytes()
         except OSError:
-            raise PackageCorrupt(f"{self.lock_file} is missing; run 'bash download.sh' on a connected machine") from None
+            raise PackageCorrupt(
+                f"{self.lock_file} is missing; run 'bash download.sh' on a connected machine"
+            ) from None
         return hashlib.sha256(data).hexdigest()[:16]
 
     def catalog(self) -> dict[str, CatalogEntry]:
@@ -114,9 +122,13 @@ class Source:
                 raise PackageCorrupt(f"{self.catalog_file}: entry {name!r} is not a mapping")
             try:
                 out[str(name)] = CatalogEntry(
-                    deploy=str(name), service=str(item["service"]), port=int(item["port"]),
-                    description=str(item.get("description", "")), models=dict(item.get("models") or {}),
-                    options=dict(item.get("options") or {}))
+                    deploy=str(name),
+                    service=str(item["service"]),
+                    port=int(item["port"]),
+                    description=str(item.get("description", "")),
+                    models=dict(item.get("models") or {}),
+                    options=dict(item.get("options") or {}),
+                )
             except (KeyError, TypeError, ValueError) as exc:
                 raise PackageCorrupt(f"{self.catalog_file}: entry {name!r} is incomplete ({exc})") from None
         return out

@@ -45,8 +45,16 @@ def release_down(detail: str) -> StartFailed:
     return err
 
 
-def activate(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str, *, op: str,
-             timeout: float, runtime: Optional[Runtime] = None) -> dict[str, Any]:
+def activate(
+    ctx: Context,
+    paths: DeployPaths,
+    state: dict[str, Any],
+    target: str,
+    *,
+    op: str,
+    timeout: float,
+    runtime: Optional[Runtime] = None,
+) -> dict[str, Any]:
     """Make kept release ``target`` current (and serving, if the deploy runs); the caller holds the lock.
 
     ``state["operation"]`` must already record ``op`` with ``release=target``. Raises on a
@@ -60,8 +68,9 @@ def activate(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: st
     return result
 
 
-def _switch(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str, op: str, timeout: float,
-            runtime: Runtime) -> dict[str, Any]:
+def _switch(
+    ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str, op: str, timeout: float, runtime: Runtime
+) -> dict[str, Any]:
     old = state["release"]
     old_pid = runtime.serving(paths, old) or procs.master(paths)
     journal.begin(paths, state, op, "start", old_pid=old_pid)
@@ -75,16 +84,19 @@ def _switch(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str
     except (OSError, ConnectionError) as exc:
         if old_pid is None:
             raise
-        ctx.warn(f"the running master {old_pid} cannot hand its socket over ({exc}); "
-                 f"falling back to stop-then-start, which drops requests while {target} starts")
+        ctx.warn(
+            f"the running master {old_pid} cannot hand its socket over ({exc}); "
+            f"falling back to stop-then-start, which drops requests while {target} starts"
+        )
         return _restart_switch(ctx, paths, state, target, op, old_pid, timeout, result, runtime)
     except VisionpackError:
         undo(ctx, paths, state, say_why=False, runtime=runtime)
         raise
     try:
         with probe.credential(paths.data, (INFER,), "127.0.0.1") as auth:  # policy infer=key: a one-off key
-            proof = health.prove(state.get("service") or "", paths.name, paths.release(target), cand.probe_port,
-                                 headers=auth)
+            proof = health.prove(
+                state.get("service") or "", paths.name, paths.release(target), cand.probe_port, headers=auth
+            )
         ctx.say(f"release {target} is healthy: {proof}")
         journal.begin(paths, state, op, "switch")
         runtime.open_public(paths, cand)
@@ -112,8 +124,14 @@ def commit(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str,
     ctx.say(f"{paths.name}: traffic now goes to release {target}")
 
 
-def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, result: dict[str, Any],
-           runtime: Optional[Runtime] = None) -> dict[str, Any]:
+def finish(
+    ctx: Context,
+    paths: DeployPaths,
+    state: dict[str, Any],
+    op: str,
+    result: dict[str, Any],
+    runtime: Optional[Runtime] = None,
+) -> dict[str, Any]:
     """After the commit: stop every master of another release, prune, clear the record."""
     runtime = runtime or runtime_for(state)
     target = state["release"]
@@ -133,8 +151,9 @@ def finish(ctx: Context, paths: DeployPaths, state: dict[str, Any], op: str, res
     return result
 
 
-def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True,
-         runtime: Optional[Runtime] = None) -> None:
+def undo(
+    ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True, runtime: Optional[Runtime] = None
+) -> None:
     """Before the commit: stop the target's master, drop a release the op built, restore links."""
     runtime = runtime or runtime_for(state)
     op = state.get("operation") or {}
@@ -156,8 +175,17 @@ def undo(ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bo
         ctx.say(f"{paths.name} stays on release {current}")
 
 
-def _restart_switch(ctx: Context, paths: DeployPaths, state: dict[str, Any], target: str, op: str, old_pid: int,
-                    timeout: float, result: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+def _restart_switch(
+    ctx: Context,
+    paths: DeployPaths,
+    state: dict[str, Any],
+    target: str,
+    op: str,
+    old_pid: int,
+    timeout: float,
+    result: dict[str, Any],
+    runtime: Runtime,
+) -> dict[str, Any]:
     """Fallback for a master that cannot hand over (started by an older installer): stop, start."""
     old = state["release"]
     journal.begin(paths, state, op, "restart")
@@ -170,9 +198,11 @@ def _restart_switch(ctx: Context, paths: DeployPaths, state: dict[str, Any], tar
             runtime.start(ctx, Installed(paths, state, old), timeout)
         except VisionpackError as again:
             undo(ctx, paths, state, runtime=runtime)
-            raise release_down(f"release {target} did not start ({exc.detail}), and {old} did not start again "
-                              f"either ({again.detail}); {paths.name} is down: fix the cause, then "
-                              f"'install.py start {paths.name}'") from None
+            raise release_down(
+                f"release {target} did not start ({exc.detail}), and {old} did not start again "
+                f"either ({again.detail}); {paths.name} is down: fix the cause, then "
+                f"'install.py start {paths.name}'"
+            ) from None
         undo(ctx, paths, state, runtime=runtime)
         raise
     commit(ctx, paths, state, target, op)

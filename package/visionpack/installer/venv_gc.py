@@ -50,8 +50,9 @@ def referenced(root: Root) -> Optional[set[Path]]:
     return used
 
 
-def collect(root: Root, *, now: Optional[float] = None, grace_s: float = GRACE_S,
-            say: Callable[[str], None] = print) -> list[str]:
+def collect(
+    root: Root, *, now: Optional[float] = None, grace_s: float = GRACE_S, say: Callable[[str], None] = print
+) -> list[str]:
     """Remove unreferenced runtimes; returns the keys removed."""
     base = root.venv_base
     if not base.is_dir() or base.is_symlink():

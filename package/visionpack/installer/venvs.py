@@ -63,17 +63,25 @@ def service_python(python: str = sys.executable, say: Callable[[str], None] = pr
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     for candidate in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", f"/bin/python{version}"):
         if os.path.exists(candidate) and runnable_by_service(candidate, ids) is None and _has_venv(candidate):
-            say(f"the services cannot run {python} ({why}); building the runtime with {candidate} "
-                f"(the same Python {version})")
+            say(
+                f"the services cannot run {python} ({why}); building the runtime with {candidate} "
+                f"(the same Python {version})"
+            )
             return candidate
-    raise EnvironmentCheckFailed(f"{why}; or run install.py with a Python {version} that every user can run "
-                                 f"(with its venv module), e.g. /usr/bin/python{version}")
+    raise EnvironmentCheckFailed(
+        f"{why}; or run install.py with a Python {version} that every user can run "
+        f"(with its venv module), e.g. /usr/bin/python{version}"
+    )
 
 
 def _has_venv(python: str) -> bool:
     try:
-        return subprocess.run([python, "-c", "import venv, ensurepip"], stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=60).returncode == 0
+        return (
+            subprocess.run(
+                [python, "-c", "import venv, ensurepip"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -82,8 +90,7 @@ def _tag(python: str) -> str:
     return hashlib.sha256(os.path.realpath(python).encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
-def ensure(root: Root, source: Source, python: str = sys.executable,
-           say: Callable[[str], None] = print) -> Path:
+def ensure(root: Root, source: Source, python: str = sys.executable, say: Callable[[str], None] = print) -> Path:
     """Path of a complete runtime venv for ``source``'s lock, building it if needed.
 
     As root the venv must be one the service user can run: one that an older installer built
@@ -166,9 +173,23 @@ def _build(build: Path, source: Source, python: str, log: Path) -> None:
     if not source.lock_file.is_file() or not source.wheels.is_dir():
         raise RuntimeInstallFailed(f"{source.lock_file} or {source.wheels} is missing; run 'bash download.sh'")
     _run([python, "-m", "venv", str(build)], log, "creating the venv")
-    _run([str(python_of(build)), "-m", "pip", "install", "--no-index", "--no-cache-dir",
-          "--find-links", str(source.wheels), "--require-hashes", "-r", str(source.lock_file)],
-         log, "installing the wheelhouse")
+    _run(
+        [
+            str(python_of(build)),
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--no-cache-dir",
+            "--find-links",
+            str(source.wheels),
+            "--require-hashes",
+            "-r",
+            str(source.lock_file),
+        ],
+        log,
+        "installing the wheelhouse",
+    )
     if not gunicorn_of(build).exists():
         raise RuntimeInstallFailed(f"{source.lock_file} does not install gunicorn; the service cannot run")
 

@@ -23,6 +23,7 @@ def use_wheelhouse(wheels: Path) -> None:
 def _yaml():
     try:
         import yaml
+
         return yaml
     except ImportError:
         pass
@@ -31,11 +32,14 @@ def _yaml():
             sys.path.append(str(wheel))
             try:
                 import yaml
+
                 return yaml
             except ImportError:
                 sys.path.remove(str(wheel))
-    raise ImportError("PyYAML is neither installed for this python nor present in original/wheels; "
-                      "run 'bash download.sh' or install python3-yaml")
+    raise ImportError(
+        "PyYAML is neither installed for this python nor present in original/wheels; "
+        "run 'bash download.sh' or install python3-yaml"
+    )
 
 
 def ensure_importable() -> None:

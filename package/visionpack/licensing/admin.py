@@ -49,8 +49,9 @@ def write_request(path: str | os.PathLike[str], customer_hint: str | None = None
     return request
 
 
-def diff_report(license_path: str | os.PathLike[str], keys_dir: str | os.PathLike[str],
-                fingerprint: Fingerprint | None = None) -> list[dict[str, Any]]:
+def diff_report(
+    license_path: str | os.PathLike[str], keys_dir: str | os.PathLike[str], fingerprint: Fingerprint | None = None
+) -> list[dict[str, Any]]:
     """Per component of this machine vs the license: like EasyDL's ``easyts.py fg``.
 
     Rows: ``{"component", "status" (match|mismatch|absent|not-bound), "required"}``.
@@ -59,13 +60,16 @@ def diff_report(license_path: str | os.PathLike[str], keys_dir: str | os.PathLik
     """
     lic = verify_envelope(read_license_file(license_path), load_public_keys(keys_dir))
     fp = fingerprint or collect()
-    return [{"component": name, "status": status, "required": name in lic.required}
-            for name, status in fp.diff(lic)]
+    return [{"component": name, "status": status, "required": name in lic.required} for name, status in fp.diff(lic)]
 
 
-def install_license(new_path: str | os.PathLike[str], license_dir: str | os.PathLike[str],
-                    keys_dir: str | os.PathLike[str], now: float | None = None,
-                    state_dir: str | os.PathLike[str] | None = None) -> Verdict:
+def install_license(
+    new_path: str | os.PathLike[str],
+    license_dir: str | os.PathLike[str],
+    keys_dir: str | os.PathLike[str],
+    now: float | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+) -> Verdict:
     """Verify ``new_path`` completely, then make it ``license_dir/license.lic`` atomically.
 
     Checks signature, key, this machine, GPU, issued/not-before/expiry dates (and the clock
@@ -95,8 +99,12 @@ def install_license(new_path: str | os.PathLike[str], license_dir: str | os.Path
     return verdict
 
 
-def check_for_start(license_dir: str | os.PathLike[str], deploy: str, service: str,
-                    state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> Verdict:
+def check_for_start(
+    license_dir: str | os.PathLike[str],
+    deploy: str,
+    service: str,
+    state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+) -> Verdict:
     """What a deploy must pass before it starts: the same checks as every request.
 
     ``license_dir`` holds ``license.lic`` and the vendor public key(s) (``<ROOT>/licenses``).
@@ -107,8 +115,12 @@ def check_for_start(license_dir: str | os.PathLike[str], deploy: str, service: s
     return LicenseGate(d / LICENSE_NAME, d, state_dir, deploy, service).check()
 
 
-def status(license_dir: str | os.PathLike[str], deploy: str | None = None, service: str | None = None,
-           state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> dict[str, Any]:
+def status(
+    license_dir: str | os.PathLike[str],
+    deploy: str | None = None,
+    service: str | None = None,
+    state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+) -> dict[str, Any]:
     """Never raises: license verdict (or reason), days left, and the running instances."""
     d = Path(license_dir)
     snap = LicenseGate(d / LICENSE_NAME, d, state_dir, deploy, service).snapshot()
@@ -119,9 +131,13 @@ def status(license_dir: str | os.PathLike[str], deploy: str | None = None, servi
     return snap
 
 
-def start_instance(license_dir: str | os.PathLike[str], deploy: str, service: str,
-                   owner_info: dict[str, Any] | None = None,
-                   state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> tuple[Verdict, instances.Slot]:
+def start_instance(
+    license_dir: str | os.PathLike[str],
+    deploy: str,
+    service: str,
+    owner_info: dict[str, Any] | None = None,
+    state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+) -> tuple[Verdict, instances.Slot]:
     """For a service master at start (e.g. gunicorn's ``on_starting``): check, then take a slot.
 
     Keep the returned Slot referenced for the life of the process; forked workers inherit

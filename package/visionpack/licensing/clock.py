@@ -88,8 +88,13 @@ class ClockMark:
         try:
             doc = json.loads(data)
             high = doc["high"]
-            if set(doc) == {"v", "high", "mac"} and doc["v"] == 1 and type(high) is int \
-                    and isinstance(doc["mac"], str) and hmac.compare_digest(doc["mac"], self._mac(high)):
+            if (
+                set(doc) == {"v", "high", "mac"}
+                and doc["v"] == 1
+                and type(high) is int
+                and isinstance(doc["mac"], str)
+                and hmac.compare_digest(doc["mac"], self._mac(high))
+            ):
                 return high
         except (ValueError, KeyError, TypeError):
             pass
@@ -101,9 +106,12 @@ class ClockMark:
         highs = [s for s in states if isinstance(s, int)]
         labels = [str(s) if isinstance(s, str) else "ok" for s in states]
         if not highs and "bad" in labels:
-            raise LicenseError("clock-rollback", f"clock mark in {self.state_dir} was altered (it does not verify on "
-                                                 f"this machine); restore the clock, then delete {self.paths[0].name} "
-                                                 f"and {self.paths[1].name} to rebuild it")
+            raise LicenseError(
+                "clock-rollback",
+                f"clock mark in {self.state_dir} was altered (it does not verify on "
+                f"this machine); restore the clock, then delete {self.paths[0].name} "
+                f"and {self.paths[1].name} to rebuild it",
+            )
         return (max(highs) if highs else None), labels
 
     def check(self, now: float, floor: float = 0, witnesses: Iterable[str | os.PathLike[str]] = ()) -> int:
@@ -123,14 +131,20 @@ class ClockMark:
         if rebuilt:
             if lower:
                 # INFO: a first start looks exactly like a deleted mark, and first starts are normal.
-                log.info("clock mark missing in %s; rebuilt from the license and file times (%s)",
-                            self.state_dir, format_time(lower))
+                log.info(
+                    "clock mark missing in %s; rebuilt from the license and file times (%s)",
+                    self.state_dir,
+                    format_time(lower),
+                )
             high = lower
         else:
             high = max(high, lower)
         if now < high - self.drift:
-            raise LicenseError("clock-rollback", f"system clock {format_time(now)} is {(high - now) / 60:.0f} min behind "
-                                                 f"the last time seen {format_time(high)}; set the clock right (NTP)")
+            raise LicenseError(
+                "clock-rollback",
+                f"system clock {format_time(now)} is {(high - now) / 60:.0f} min behind "
+                f"the last time seen {format_time(high)}; set the clock right (NTP)",
+            )
         new_high = max(high, int(now))
         if not rebuilt and labels.count("ok") < len(labels):
             log.warning("clock mark copies in %s: %s; repairing from the good copy", self.state_dir, ", ".join(labels))
@@ -155,6 +169,7 @@ class ClockMark:
         except OSError as exc:
             # Failing requests because /var is full would punish the honest customer; say it once.
             if not self._warned_write:
-                log.warning("cannot write clock mark in %s (%s); clock rollback detection is weakened",
-                            self.state_dir, exc)
+                log.warning(
+                    "cannot write clock mark in %s (%s); clock rollback detection is weakened", self.state_dir, exc
+                )
                 self._warned_write = True

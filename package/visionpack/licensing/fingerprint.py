@@ -39,9 +39,20 @@ _NVIDIA_PROC = "/proc/driver/nvidia/gpus"
 
 # Placeholder values firmware vendors ship; hashing them would make unrelated machines "match".
 _BOGUS = {
-    "", "none", "null", "n/a", "na", "0", "default string", "to be filled by o.e.m.",
-    "not specified", "not applicable", "system serial number", "0123456789",
-    "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    "",
+    "none",
+    "null",
+    "n/a",
+    "na",
+    "0",
+    "default string",
+    "to be filled by o.e.m.",
+    "not specified",
+    "not applicable",
+    "system serial number",
+    "0123456789",
+    "00000000-0000-0000-0000-000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
     "03000200-0400-0500-0006-000700080009",
 }
 _MAX_READ = 4096
@@ -204,7 +215,10 @@ def read_gpu_uuids() -> list[str]:
             # Clean environment: LD_PRELOAD or CUDA_VISIBLE_DEVICES must not change the answer.
             out = subprocess.run(
                 [exe, "--query-gpu=uuid", "--format=csv,noheader"],
-                capture_output=True, timeout=15, env={"PATH": "/usr/bin:/bin"}, check=False,
+                capture_output=True,
+                timeout=15,
+                env={"PATH": "/usr/bin:/bin"},
+                check=False,
             )
         except (OSError, subprocess.SubprocessError):
             continue

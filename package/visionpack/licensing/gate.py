@@ -50,9 +50,16 @@ def _file_key(st: os.stat_result) -> tuple[int, ...]:
 class LicenseGate:
     """What every request calls: ``gate.check()`` returns the Verdict or raises LicenseError."""
 
-    def __init__(self, license_path: str | os.PathLike[str], keys_dir: str | os.PathLike[str],
-                 state_dir: str | os.PathLike[str], deploy: str | None, service: str | None,
-                 clock: Callable[[], float] = time.time, recheck: float = RECHECK_SECONDS) -> None:
+    def __init__(
+        self,
+        license_path: str | os.PathLike[str],
+        keys_dir: str | os.PathLike[str],
+        state_dir: str | os.PathLike[str],
+        deploy: str | None,
+        service: str | None,
+        clock: Callable[[], float] = time.time,
+        recheck: float = RECHECK_SECONDS,
+    ) -> None:
         self.license_path = Path(license_path)
         self.keys_dir = Path(keys_dir)
         self.deploy = deploy
@@ -119,8 +126,13 @@ class LicenseGate:
             verdict = self.check()
         except LicenseError as exc:
             return {"licensed": False, "reason": exc.reason, "detail": exc.detail, "license": None, "days_left": None}
-        return {"licensed": True, "reason": None, "detail": None, "license": verdict.to_dict(),
-                "days_left": verdict.days_left}
+        return {
+            "licensed": True,
+            "reason": None,
+            "detail": None,
+            "license": verdict.to_dict(),
+            "days_left": verdict.days_left,
+        }
 
     # --- slow path (under the lock) --------------------------------------------------------
 
@@ -139,8 +151,11 @@ class LicenseGate:
                     key = _file_key(os.fstat(fh.fileno()))
                     data = fh.read(MAX_BYTES + 1)
             except FileNotFoundError:
-                raise LicenseError("missing", f"no license file at {self.license_path}; "
-                                              f"run 'install.py lu FILE' with the license from the vendor") from None
+                raise LicenseError(
+                    "missing",
+                    f"no license file at {self.license_path}; "
+                    f"run 'install.py lu FILE' with the license from the vendor",
+                ) from None
             except OSError as exc:
                 raise LicenseError("missing", f"cannot read {self.license_path}: {exc.strerror}") from None
             lic = verify_envelope(data, load_public_keys(self.keys_dir))
@@ -170,8 +185,14 @@ class LicenseGate:
             else:
                 v = st.verdict
                 assert v is not None
-                log.info("license %s (%s) valid for %s: %d days left, %d instance(s)",
-                         v.license_id, v.customer, where, v.days_left, v.instances)
+                log.info(
+                    "license %s (%s) valid for %s: %d days left, %d instance(s)",
+                    v.license_id,
+                    v.customer,
+                    where,
+                    v.days_left,
+                    v.instances,
+                )
                 for w in v.warnings[1:] if v.expiring_soon else v.warnings:
                     log.warning("%s", w)
                 self._warned_days = None  # a new license deserves its own expiry warning

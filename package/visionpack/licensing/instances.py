@@ -108,8 +108,11 @@ def _open_slot(path: Path) -> int:
             # descriptor too; only the owner info cannot be written.
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:  # ELOOP for a planted symlink, EACCES, ENOSPC ...
-        hint = ("; services run as the user visionpack or a member of its group (docs/licensing.md "
-                "\"Instances\")") if exc.errno in (errno.EACCES, errno.EPERM) else ""
+        hint = (
+            ('; services run as the user visionpack or a member of its group (docs/licensing.md "Instances")')
+            if exc.errno in (errno.EACCES, errno.EPERM)
+            else ""
+        )
         raise LicenseError("instance-limit", f"cannot open slot file {path}: {exc.strerror}{hint}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
@@ -184,8 +187,11 @@ def _prepare(directory: Path) -> None:
         # Never world-writable: anyone who may create a slot file may also hold it.
         os.chmod(directory, DIR_MODE)
     except OSError as exc:
-        raise LicenseError("instance-limit", f"cannot create the instance directory {directory} ({exc.strerror}); "
-                                             f"run the installer once as root to create it") from None
+        raise LicenseError(
+            "instance-limit",
+            f"cannot create the instance directory {directory} ({exc.strerror}); "
+            f"run the installer once as root to create it",
+        ) from None
 
 
 def acquire(limit: int, owner_info: Mapping[str, Any], directory: Path = INSTANCES_DIR) -> Slot:
@@ -200,10 +206,15 @@ def acquire(limit: int, owner_info: Mapping[str, Any], directory: Path = INSTANC
         # Count every held slot, not just 0..limit-1: instances started under an older,
         # larger license still run and still count against a smaller new one.
         if len(held) >= limit:
-            who = ", ".join(f"{o.get('deploy', '?')}/{o.get('service', '?')} pid {o.get('pid', '?')}"
-                            for o in (_read_owner(directory / f"slot-{i}.lock") for i in held))
-            raise LicenseError("instance-limit", f"{len(held)} of {limit} licensed instances already run on this "
-                                                 f"machine ({who}); stop one or get a license with more instances")
+            who = ", ".join(
+                f"{o.get('deploy', '?')}/{o.get('service', '?')} pid {o.get('pid', '?')}"
+                for o in (_read_owner(directory / f"slot-{i}.lock") for i in held)
+            )
+            raise LicenseError(
+                "instance-limit",
+                f"{len(held)} of {limit} licensed instances already run on this "
+                f"machine ({who}); stop one or get a license with more instances",
+            )
         taken = set(held)
         idx = next(i for i in range(len(taken) + 1) if i not in taken)  # lowest free number
         path = directory / f"slot-{idx}.lock"

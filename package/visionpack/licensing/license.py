@@ -41,9 +41,20 @@ EXPIRY_WARNING_DAYS = 7
 
 # Stable reason codes: logs, /ready, diagnostics and docs/licensing.md use exactly these.
 REASONS = (
-    "missing", "malformed", "unsupported-algorithm", "unknown-key", "bad-signature",
-    "wrong-machine", "wrong-gpu", "expired", "not-yet-valid", "deploy-not-licensed",
-    "service-not-licensed", "instance-limit", "clock-rollback", "issued-in-future",
+    "missing",
+    "malformed",
+    "unsupported-algorithm",
+    "unknown-key",
+    "bad-signature",
+    "wrong-machine",
+    "wrong-gpu",
+    "expired",
+    "not-yet-valid",
+    "deploy-not-licensed",
+    "service-not-licensed",
+    "instance-limit",
+    "clock-rollback",
+    "issued-in-future",
 )
 
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -53,8 +64,19 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _COMPONENT = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
 _PAYLOAD_KEYS = {
-    "schema", "product", "id", "customer", "deploys", "services", "instances", "binding",
-    "components", "rule", "issued_at", "not_before", "expires_at",
+    "schema",
+    "product",
+    "id",
+    "customer",
+    "deploys",
+    "services",
+    "instances",
+    "binding",
+    "components",
+    "rule",
+    "issued_at",
+    "not_before",
+    "expires_at",
 }
 
 
@@ -69,8 +91,7 @@ def key_id(raw_public_key: bytes) -> str:
 
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8: one byte string per value, so signatures are stable."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def format_time(epoch: float) -> str:
@@ -162,13 +183,16 @@ class License:
 
 def armor(env: Envelope) -> bytes:
     """Serialise an envelope to the armoured file text (76-column base64 lines)."""
-    inner = canonical_json({
-        "alg": env.alg, "kid": env.kid,
-        "payload": base64.b64encode(env.payload).decode("ascii"),
-        "sig": base64.b64encode(env.sig).decode("ascii"),
-    })
+    inner = canonical_json(
+        {
+            "alg": env.alg,
+            "kid": env.kid,
+            "payload": base64.b64encode(env.payload).decode("ascii"),
+            "sig": base64.b64encode(env.sig).decode("ascii"),
+        }
+    )
     body = base64.b64encode(inner).decode("ascii")
-    lines = [body[i:i + 76] for i in range(0, len(body), 76)]
+    lines = [body[i : i + 76] for i in range(0, len(body), 76)]
     return ("\n".join([BEGIN, *lines, END]) + "\n").encode("ascii")
 
 
@@ -198,7 +222,9 @@ def parse_envelope(data: Any) -> Envelope:
     # Allow-list before anything else touches the signature: an attacker must never get to
     # choose how we verify (the classic "alg: none" downgrade).
     if alg not in ALLOWED_ALGS:
-        raise LicenseError("unsupported-algorithm", f"license algorithm {alg[:40]!r} is not accepted (only {', '.join(ALLOWED_ALGS)})")
+        raise LicenseError(
+            "unsupported-algorithm", f"license algorithm {alg[:40]!r} is not accepted (only {', '.join(ALLOWED_ALGS)})"
+        )
     kid = env["kid"]
     if not isinstance(kid, str) or not _KID.fullmatch(kid):
         raise fail("kid must be 16 lowercase hex digits")
@@ -213,7 +239,7 @@ def _names(value: Any, field: str) -> tuple[str, ...] | None:
     if value == "*":
         return None
     if not isinstance(value, list) or not value:
-        raise fail(f"{field} must be \"*\" or a non-empty list of names")
+        raise fail(f'{field} must be "*" or a non-empty list of names')
     if not all(isinstance(v, str) and _NAME.fullmatch(v) for v in value) or len(set(value)) != len(value):
         raise fail(f"{field} entries must be unique names of [A-Za-z0-9._-]")
     return tuple(value)
@@ -250,23 +276,36 @@ def decode_payload(env: Envelope) -> License:
     binding = p["binding"]
     if binding == {"type": "machine"}:
         pass
-    elif (isinstance(binding, dict) and set(binding) == {"type", "uuid_hash"} and binding["type"] == "gpu"
-          and isinstance(binding["uuid_hash"], str) and _HEX64.fullmatch(binding["uuid_hash"])):
+    elif (
+        isinstance(binding, dict)
+        and set(binding) == {"type", "uuid_hash"}
+        and binding["type"] == "gpu"
+        and isinstance(binding["uuid_hash"], str)
+        and _HEX64.fullmatch(binding["uuid_hash"])
+    ):
         pass
     else:
-        raise fail("binding must be {\"type\":\"machine\"} or {\"type\":\"gpu\",\"uuid_hash\":<hex>}")
+        raise fail('binding must be {"type":"machine"} or {"type":"gpu","uuid_hash":<hex>}')
     comps = p["components"]
-    if not isinstance(comps, dict) or not comps or not all(
+    if (
+        not isinstance(comps, dict)
+        or not comps
+        or not all(
             isinstance(k, str) and _COMPONENT.fullmatch(k) and isinstance(v, str) and _HEX64.fullmatch(v)
-            for k, v in comps.items()):
+            for k, v in comps.items()
+        )
+    ):
         raise fail("components must map names to 64-hex hashes")
     rule = p["rule"]
     if not isinstance(rule, dict) or set(rule) != {"min_match", "required"}:
         raise fail("rule must have exactly min_match and required")
     min_match = _int(rule["min_match"], "rule.min_match", 1, len(comps))
     required = rule["required"]
-    if not isinstance(required, list) or not all(isinstance(r, str) and r in comps for r in required) \
-            or len(set(required)) != len(required):
+    if (
+        not isinstance(required, list)
+        or not all(isinstance(r, str) and r in comps for r in required)
+        or len(set(required)) != len(required)
+    ):
         raise fail("rule.required must list bound components")
     issued = parse_time(p["issued_at"], "issued_at")
     not_before = parse_time(p["not_before"], "not_before")
@@ -274,11 +313,20 @@ def decode_payload(env: Envelope) -> License:
     if expires <= not_before:
         raise fail("expires_at must be after not_before")
     return License(
-        envelope=env, id=lic_id, customer=customer,
-        deploys=_names(p["deploys"], "deploys"), services=_names(p["services"], "services"),
-        instances=_int(p["instances"], "instances", 1, 100000), binding=dict(binding),
-        components=dict(comps), min_match=min_match, required=tuple(required),
-        issued_at=issued, not_before=not_before, expires_at=expires, payload=p,
+        envelope=env,
+        id=lic_id,
+        customer=customer,
+        deploys=_names(p["deploys"], "deploys"),
+        services=_names(p["services"], "services"),
+        instances=_int(p["instances"], "instances", 1, 100000),
+        binding=dict(binding),
+        components=dict(comps),
+        min_match=min_match,
+        required=tuple(required),
+        issued_at=issued,
+        not_before=not_before,
+        expires_at=expires,
+        payload=p,
     )
 
 

@@ -113,11 +113,15 @@ def verify_envelope(lic_bytes: bytes, keys: Mapping[str, Ed25519PublicKey]) -> L
     key = keys.get(env.kid)
     if key is None:
         known = ", ".join(sorted(keys)) or "none installed"
-        raise LicenseError("unknown-key", f"license signed by key {env.kid}, not a vendor key this package trusts ({known})")
+        raise LicenseError(
+            "unknown-key", f"license signed by key {env.kid}, not a vendor key this package trusts ({known})"
+        )
     try:
         key.verify(env.sig, env.message())
     except InvalidSignature:
-        raise LicenseError("bad-signature", f"license signature does not verify with vendor key {env.kid} (file altered?)") from None
+        raise LicenseError(
+            "bad-signature", f"license signature does not verify with vendor key {env.kid} (file altered?)"
+        ) from None
     return decode_payload(env)
 
 
@@ -131,17 +135,22 @@ def match_machine(lic: License, fp: Fingerprint) -> tuple[tuple[str, ...], tuple
         raise LicenseError(
             "wrong-machine",
             f"license is for another machine: {len(matched)} of {len(lic.components)} bound components match "
-            f"({need}); differing: {', '.join(mismatched)}")
+            f"({need}); differing: {', '.join(mismatched)}",
+        )
     if lic.binding.get("type") == "gpu" and fp.gpu_index(lic.binding["uuid_hash"]) is None:
-        raise LicenseError("wrong-gpu", f"license is bound to one GPU that this machine does not have "
-                                        f"({len(fp.gpus)} GPU(s) found)")
+        raise LicenseError(
+            "wrong-gpu", f"license is bound to one GPU that this machine does not have ({len(fp.gpus)} GPU(s) found)"
+        )
     return matched, mismatched
 
 
 def check_issued(lic: License, now: float, drift: int = MAX_CLOCK_DRIFT) -> None:
     if lic.issued_at > now + drift:
-        raise LicenseError("issued-in-future", f"license issued at {format_time(lic.issued_at)} but the clock says "
-                                               f"{format_time(now)}: fix the system clock (NTP)")
+        raise LicenseError(
+            "issued-in-future",
+            f"license issued at {format_time(lic.issued_at)} but the clock says "
+            f"{format_time(now)}: fix the system clock (NTP)",
+        )
 
 
 def check_dates(lic: License, now: float, drift: int = MAX_CLOCK_DRIFT) -> None:
@@ -155,19 +164,30 @@ def check_dates(lic: License, now: float, drift: int = MAX_CLOCK_DRIFT) -> None:
 
 def check_scope(lic: License, deploy: str | None, service: str | None) -> None:
     if deploy is not None and lic.deploys is not None and deploy not in lic.deploys:
-        raise LicenseError("deploy-not-licensed", f"deploy {deploy!r} is not licensed (licensed: {', '.join(lic.deploys)})")
+        raise LicenseError(
+            "deploy-not-licensed", f"deploy {deploy!r} is not licensed (licensed: {', '.join(lic.deploys)})"
+        )
     if service is not None and lic.services is not None and service not in lic.services:
-        raise LicenseError("service-not-licensed", f"service {service!r} is not licensed (licensed: {', '.join(lic.services)})")
+        raise LicenseError(
+            "service-not-licensed", f"service {service!r} is not licensed (licensed: {', '.join(lic.services)})"
+        )
 
 
-def verify(lic_bytes: bytes, keys: Mapping[str, Ed25519PublicKey], fingerprint: Fingerprint, now: float,
-           deploy: str | None = None, service: str | None = None) -> Verdict:
+def verify(
+    lic_bytes: bytes,
+    keys: Mapping[str, Ed25519PublicKey],
+    fingerprint: Fingerprint,
+    now: float,
+    deploy: str | None = None,
+    service: str | None = None,
+) -> Verdict:
     """Full check of one license file's bytes; a Verdict or LicenseError with the precise reason."""
     return evaluate(verify_envelope(lic_bytes, keys), fingerprint, now, deploy, service)
 
 
-def evaluate(lic: License, fingerprint: Fingerprint, now: float,
-             deploy: str | None = None, service: str | None = None) -> Verdict:
+def evaluate(
+    lic: License, fingerprint: Fingerprint, now: float, deploy: str | None = None, service: str | None = None
+) -> Verdict:
     """Every check after authentication; ``lic`` must come from :func:`verify_envelope`."""
     # A license from the future means the clock is wrong, which makes every later answer suspect.
     check_issued(lic, now)
@@ -177,15 +197,28 @@ def evaluate(lic: License, fingerprint: Fingerprint, now: float,
     left = lic.expires_at - now
     warnings = []
     if left <= EXPIRY_WARNING_DAYS * 86400:
-        warnings.append(f"license {lic.id} expires in {left / 86400:.1f} days ({format_time(lic.expires_at)}); "
-                        f"ask the vendor for a renewal and run 'install.py lu FILE'")
+        warnings.append(
+            f"license {lic.id} expires in {left / 86400:.1f} days ({format_time(lic.expires_at)}); "
+            f"ask the vendor for a renewal and run 'install.py lu FILE'"
+        )
     if mismatched:
-        warnings.append(f"components changed since the license was issued: {', '.join(mismatched)} "
-                        f"(still {len(matched)} of {len(lic.components)}, need {lic.min_match})")
+        warnings.append(
+            f"components changed since the license was issued: {', '.join(mismatched)} "
+            f"(still {len(matched)} of {len(lic.components)}, need {lic.min_match})"
+        )
     gpu_index = fingerprint.gpu_index(lic.binding["uuid_hash"]) if lic.binding.get("type") == "gpu" else None
     return Verdict(
-        license_id=lic.id, customer=lic.customer, expires_at=lic.expires_at, days_left=max(0, int(left // 86400)),
-        instances=lic.instances, deploys=lic.deploys, services=lic.services, binding=lic.binding["type"],
-        matched=matched, mismatched=mismatched, gpu_index=gpu_index,
-        expiring_soon=left <= EXPIRY_WARNING_DAYS * 86400, warnings=tuple(warnings),
+        license_id=lic.id,
+        customer=lic.customer,
+        expires_at=lic.expires_at,
+        days_left=max(0, int(left // 86400)),
+        instances=lic.instances,
+        deploys=lic.deploys,
+        services=lic.services,
+        binding=lic.binding["type"],
+        matched=matched,
+        mismatched=mismatched,
+        gpu_index=gpu_index,
+        expiring_soon=left <= EXPIRY_WARNING_DAYS * 86400,
+        warnings=tuple(warnings),
     )

@@ -83,11 +83,22 @@ def parse_options(raw: Any, visualize_default: bool) -> Options:
     for key in ("det_threshold", "rec_threshold"):
         opts[key] = fields.number(opts, key, -4, 4, err=ConfigInvalid, name=f"options.{key}")
     for key in ("topk", "max_faces", "min_face_size", "hnsw_ef_search", "ivf_nprobe", "max_index_keys"):
-        opts[key] = fields.integer(opts, key, getattr(defaults, key), lo=OPTION_LOWER_BOUND.get(key, 1),
-                                   err=ConfigInvalid, name=f"options.{key}")
+        opts[key] = fields.integer(
+            opts,
+            key,
+            getattr(defaults, key),
+            lo=OPTION_LOWER_BOUND.get(key, 1),
+            err=ConfigInvalid,
+            name=f"options.{key}",
+        )
     for key in ("visualize_paddlex", "visualize_easydl"):
-        opts[key] = fields.boolean(opts, key, visualize_default if key == "visualize_paddlex" else False,
-                                   err=ConfigInvalid, name=f"options.{key}")
+        opts[key] = fields.boolean(
+            opts,
+            key,
+            visualize_default if key == "visualize_paddlex" else False,
+            err=ConfigInvalid,
+            name=f"options.{key}",
+        )
     o = Options(**opts)
     IndexParams(o.index_type, o.metric, o.hnsw_ef_search, ivf_nprobe=o.ivf_nprobe)  # validates
     return o
@@ -98,8 +109,13 @@ def model_fingerprint(bundle: Bundle) -> str:
     import hashlib
 
     files = bundle.manifest.get("files") or {}
-    parts = [f"{k}={v}" for k, v in sorted(files.items())] if files else [
-        f"{p.name}={sha256_file(p)}" for p in (bundle.model_file, bundle.params_file, bundle.path / "inference.yml")]
+    parts = (
+        [f"{k}={v}" for k, v in sorted(files.items())]
+        if files
+        else [
+            f"{p.name}={sha256_file(p)}" for p in (bundle.model_file, bundle.params_file, bundle.path / "inference.yml")
+        ]
+    )
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -125,15 +141,22 @@ class FaceService(FaceCodec):
         else:
             cos = default_rec_threshold(self.feat_bundle.manifest)
             self.rec_threshold = cos if self.opts.metric == "IP" else 2.0 - 2.0 * cos
-        params = IndexParams(self.opts.index_type, self.opts.metric, self.opts.hnsw_ef_search,
-                             ivf_nprobe=self.opts.ivf_nprobe)
+        params = IndexParams(
+            self.opts.index_type, self.opts.metric, self.opts.hnsw_ef_search, ivf_nprobe=self.opts.ivf_nprobe
+        )
         if store is not None:
             self.gallery = Gallery.over(store, params, self.fingerprint, self.dim, max_keys=self.opts.max_index_keys)
         elif not cfg.data_dir:
             raise ConfigInvalid("the face service needs data_dir (where the gallery lives)")
         else:
-            self.gallery = Gallery.open(cfg.data_dir, params, self.fingerprint, self.dim,
-                                        max_keys=self.opts.max_index_keys, settings=cfg.gallery)
+            self.gallery = Gallery.open(
+                cfg.data_dir,
+                params,
+                self.fingerprint,
+                self.dim,
+                max_keys=self.opts.max_index_keys,
+                settings=cfg.gallery,
+            )
         # Each search is one query: OpenMP gains nothing and its spinning threads steal the
         # cores the Paddle predictors need.
         faiss_module().omp_set_num_threads(1)
@@ -143,7 +166,7 @@ class FaceService(FaceCodec):
         thr = self.opts.det_threshold if threshold is None else threshold
         found = [f for f in self.detector.detect(rgb, thr) if M.box_area(f.box) > 0]
         found.sort(key=lambda f: -f.score)
-        return found[:self.opts.max_faces]
+        return found[: self.opts.max_faces]
 
     def chips(self, rgb: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
         out = []
@@ -155,7 +178,7 @@ class FaceService(FaceCodec):
     def embed(self, chips: list[np.ndarray], batch: int = 16) -> np.ndarray:
         vecs = []
         for i in range(0, len(chips), batch):
-            x = FT.preprocess(self.spec, chips[i:i + batch])
+            x = FT.preprocess(self.spec, chips[i : i + batch])
             outputs = self.feat_engine.run({self.feat_input: x})
             # Always unit length: the gallery's thresholds mean the same for every model.
             vecs.append(FT.l2_normalize(outputs[0]))
@@ -179,8 +202,9 @@ class FaceService(FaceCodec):
         vecs = self.embed(chips)
         return [NewFace(lab, v, png(c)) for (_, lab), v, c in zip(pairs, vecs, chips)], found
 
-    def recognise(self, rgb: np.ndarray, key: str, det_threshold: float | None, rec_threshold: float | None,
-                  topk: int) -> list[Face]:
+    def recognise(
+        self, rgb: np.ndarray, key: str, det_threshold: float | None, rec_threshold: float | None, topk: int
+    ) -> list[Face]:
         idx = self.gallery.fresh(key)  # an unknown key fails before any model runs
         faces = self.detect(rgb, det_threshold)
         if not faces:

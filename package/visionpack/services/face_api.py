@@ -44,6 +44,7 @@ MAX_CROPS = 100  # crops in one answer: a page of thumbnails, each a few KB of P
 
 # --- field readers beyond services/fields.py: the gallery's own ---------------------------
 
+
 def _key(body: dict, name: str) -> str:
     v = body.get(name)
     return DEFAULT_INDEX if v is None or v == "" else check_key(v)
@@ -78,8 +79,8 @@ class InferResult:
 @dataclass(frozen=True)
 class EnrollReq:
     pairs: list[tuple[np.ndarray, str]]
-    key: str | None       # None: a new index (build)
-    create: bool          # EasyDL add creates its group on first use, as Baidu's user/add does
+    key: str | None  # None: a new index (build)
+    create: bool  # EasyDL add creates its group on first use, as Baidu's user/add does
 
     def run(self, svc: Any) -> "EnrollResult":
         faces, found = svc.new_faces(self.pairs)
@@ -131,8 +132,12 @@ class ListReq:
 
     def run(self, svc: Any) -> dict[str, Any]:
         total, page = svc.gallery.list_faces(self.key, self.label, self.start, self.length)
-        return {"group_id": self.key, "face_num": total, "group_id_list": svc.gallery.keys(),
-                "face_list": [{"face_id": p["id"], "user_id": p["label"], "ctime": round(p["created"], 3)} for p in page]}
+        return {
+            "group_id": self.key,
+            "face_num": total,
+            "group_id_list": svc.gallery.keys(),
+            "face_list": [{"face_id": p["id"], "user_id": p["label"], "ctime": round(p["created"], 3)} for p in page],
+        }
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,9 @@ class FaceCodec:
             "easydl.add": Operation("easydl", self.decode_easydl_add, self.encode_easydl_add),
             "easydl.remove": Operation("easydl", self.decode_easydl_remove, self.encode_easydl_remove),
             "easydl.list": Operation("easydl", self.decode_easydl_list, self.encode_easydl_list),
-            "easydl.group_delete": Operation("easydl", self.decode_easydl_group_delete, self.encode_easydl_group_delete),
+            "easydl.group_delete": Operation(
+                "easydl", self.decode_easydl_group_delete, self.encode_easydl_group_delete
+            ),
             "easydl.crops": Operation("easydl", self.decode_easydl_crops, self.encode_easydl_list),  # {"result": ...}
         }
 
@@ -204,8 +211,9 @@ class FaceCodec:
         if pairs is None:
             raise MissingParameter("'imageLabelPairs' is required")
         if not isinstance(pairs, list) or not pairs or len(pairs) > MAX_PAIRS:
-            raise InvalidArgument(f"'imageLabelPairs' must be an array of 1..{MAX_PAIRS} objects, "
-                                  f"got {fields.preview(pairs)}")
+            raise InvalidArgument(
+                f"'imageLabelPairs' must be an array of 1..{MAX_PAIRS} objects, got {fields.preview(pairs)}"
+            )
         out = []
         for n, p in enumerate(pairs):
             if not isinstance(p, dict):
@@ -219,16 +227,26 @@ class FaceCodec:
     # --- PaddleX ------------------------------------------------------------------------
     def decode_paddlex_infer(self, body: dict) -> InferReq:
         # hammingRadius belongs to binary indexes, which this service does not build; ignored.
-        return InferReq(self._image(body.get("image")), _key(body, "indexKey"), fields.number(body, "detThreshold"),
-                        fields.number(body, "recThreshold"), fields.integer(body, "topk", self.opts.topk, hi=100),
-                        fields.boolean(body, "visualize", self.opts.visualize_paddlex))
+        return InferReq(
+            self._image(body.get("image")),
+            _key(body, "indexKey"),
+            fields.number(body, "detThreshold"),
+            fields.number(body, "recThreshold"),
+            fields.integer(body, "topk", self.opts.topk, hi=100),
+            fields.boolean(body, "visualize", self.opts.visualize_paddlex),
+        )
 
     def encode_paddlex_infer(self, res: InferResult) -> dict[str, Any]:
-        out: dict[str, Any] = {"faces": [{
-            "bbox": [round(v, 2) for v in f.box],
-            "recResults": [{"label": h.label, "score": round(h.score, 5)} for h in f.hits],
-            "score": round(f.score, 5),
-        } for f in res.faces]}
+        out: dict[str, Any] = {
+            "faces": [
+                {
+                    "bbox": [round(v, 2) for v in f.box],
+                    "recResults": [{"label": h.label, "score": round(h.score, 5)} for h in f.hits],
+                    "score": round(f.score, 5),
+                }
+                for f in res.faces
+            ]
+        }
         if res.image is not None:
             out["image"] = res.image
         return out
@@ -263,9 +281,14 @@ class FaceCodec:
 
     # --- EasyDL (Baidu face search style) ----------------------------------------------
     def decode_easydl_search(self, body: dict) -> InferReq:
-        req = InferReq(self._image(body.get("image")), _key(body, "group_id"), None,
-                       fields.number(body, "match_threshold"), fields.integer(body, "max_user_num", 1, hi=50),
-                       fields.boolean(body, "visualize", self.opts.visualize_easydl))
+        req = InferReq(
+            self._image(body.get("image")),
+            _key(body, "group_id"),
+            None,
+            fields.number(body, "match_threshold"),
+            fields.integer(body, "max_user_num", 1, hi=50),
+            fields.boolean(body, "visualize", self.opts.visualize_easydl),
+        )
         return _Limited(req, fields.integer(body, "max_face_num", None, hi=self.opts.max_faces))
 
     def encode_easydl_search(self, res: InferResult) -> dict[str, Any]:
@@ -273,8 +296,12 @@ class FaceCodec:
         for f in res.faces:
             x1, y1, x2, y2 = f.box
             item: dict[str, Any] = {
-                "location": {"left": round(x1, 2), "top": round(y1, 2), "width": round(x2 - x1, 2),
-                             "height": round(y2 - y1, 2)},
+                "location": {
+                    "left": round(x1, 2),
+                    "top": round(y1, 2),
+                    "width": round(x2 - x1, 2),
+                    "height": round(y2 - y1, 2),
+                },
                 "face_probability": round(f.score, 5),
                 "user_list": [{"group_id": res.key, "user_id": h.label, "score": round(h.score, 5)} for h in f.hits],
             }
@@ -299,8 +326,15 @@ class FaceCodec:
         if f is not None:
             x1, y1, x2, y2 = f.box
             loc = {"left": round(x1, 2), "top": round(y1, 2), "width": round(x2 - x1, 2), "height": round(y2 - y1, 2)}
-        return {"result": {"face_id": res.ids[0], "group_id": res.key, "user_id": res.id_map[res.ids[0]],
-                           "face_found": f is not None, "location": loc}}
+        return {
+            "result": {
+                "face_id": res.ids[0],
+                "group_id": res.key,
+                "user_id": res.id_map[res.ids[0]],
+                "face_found": f is not None,
+                "location": loc,
+            }
+        }
 
     def decode_easydl_remove(self, body: dict) -> RemoveReq:
         ids = _ids(body, "face_ids", required=False)
@@ -315,8 +349,12 @@ class FaceCodec:
 
     def decode_easydl_list(self, body: dict) -> ListReq:
         label = body.get("user_id")
-        return ListReq(_key(body, "group_id"), None if label is None else check_label(label),
-                       fields.integer(body, "start", 0, lo=0), fields.integer(body, "length", 100, hi=MAX_LIST))
+        return ListReq(
+            _key(body, "group_id"),
+            None if label is None else check_label(label),
+            fields.integer(body, "start", 0, lo=0),
+            fields.integer(body, "length", 100, hi=MAX_LIST),
+        )
 
     @staticmethod
     def encode_easydl_list(res: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +384,7 @@ class _Limited:
         r = self.req
         faces = svc.recognise(r.image, r.key, r.det_threshold, r.rec_threshold, r.topk)
         if self.max_faces is not None:
-            faces = sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))[:self.max_faces]
+            faces = sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))[: self.max_faces]
         return InferResult(faces, encode_jpeg_b64(draw_faces(r.image, faces)) if r.visualize else None, r.key)
 
 

@@ -25,7 +25,7 @@ FEATURE_ROLE = "feature"
 
 @dataclass(frozen=True)
 class Face:
-    box: list[float]                  # x1, y1, x2, y2 clipped to the image
+    box: list[float]  # x1, y1, x2, y2 clipped to the image
     score: float
     landmarks: np.ndarray | None = None
     hits: list = field(default_factory=list)  # gallery Hits that pass the threshold, best first
@@ -47,8 +47,9 @@ class MtcnnDetector:
             if not names:
                 raise ModelInvalid(f"{b.path}: MTCNN stage bundle does not name its outputs (runtime.outputs)")
             stages[role] = M.stage_from_engine(engines(b, cfg), names)
-        self.cascade = M.Cascade(stages["detector_pnet"], stages["detector_rnet"], stages["detector_onet"],
-                                 min_size=min_face_size)
+        self.cascade = M.Cascade(
+            stages["detector_pnet"], stages["detector_rnet"], stages["detector_onet"], min_size=min_face_size
+        )
 
     def detect(self, rgb: np.ndarray, threshold: float | None) -> list[Face]:
         h, w = rgb.shape[:2]
@@ -69,8 +70,13 @@ class PaddleXDetector:
         h, w = rgb.shape[:2]
         rows, counts = DP.pick_outputs(self.engine.run(self.pre(rgb)))
         per_image = DP.split_by_counts(rows, counts)
-        boxes = DP.postprocess(per_image[0] if per_image else rows[:0], w, h,
-                               self.default_threshold if threshold is None else threshold, self.labels)
+        boxes = DP.postprocess(
+            per_image[0] if per_image else rows[:0],
+            w,
+            h,
+            self.default_threshold if threshold is None else threshold,
+            self.labels,
+        )
         return [Face(b.xyxy, float(b.score)) for b in boxes]
 
 

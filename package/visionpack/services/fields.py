@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from ..errors import InvalidArgument, MissingParameter, VisionpackError
 from ..imaging import ImageLimits, decode_b64
 
-INT64_MAX = 2 ** 63 - 1
+INT64_MAX = 2**63 - 1
 PREVIEW_CHARS = 40
 
 
@@ -29,7 +29,7 @@ def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
     if isinstance(value, str):
         text = repr(value[:limit])
         if len(value) > limit or len(text) > limit + 2:
-            text = text[:limit + 1] + "…"
+            text = text[: limit + 1] + "…"
         return text
     if isinstance(value, list):
         return f"an array of {len(value)} item{'s' if len(value) != 1 else ''}"
@@ -47,22 +47,39 @@ def _range(lo: float | None, hi: float | None) -> str:
     return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
 
 
-def integer(body: Mapping[str, Any], key: str, default: int | None, lo: int | None = 1, hi: int | None = None,
-            err: type[VisionpackError] = InvalidArgument, name: str | None = None) -> int | None:
+def integer(
+    body: Mapping[str, Any],
+    key: str,
+    default: int | None,
+    lo: int | None = 1,
+    hi: int | None = None,
+    err: type[VisionpackError] = InvalidArgument,
+    name: str | None = None,
+) -> int | None:
     """An integer in ``[lo, hi]`` (``hi`` None: up to 2**63-1). An integral float (``3.0``) counts."""
     value = body.get(key)
     if value is None:
         return default
     top = INT64_MAX if hi is None else hi
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
-            or (lo is not None and value < lo) or value > top):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
+        or (lo is not None and value < lo)
+        or value > top
+    ):
         raise err(f"'{name or key}' must be an integer in {_range(lo, hi)}, got {preview(value)}")
     return int(value)
 
 
-def number(body: Mapping[str, Any], key: str, lo: float | None = None, hi: float | None = None,
-           err: type[VisionpackError] = InvalidArgument, name: str | None = None) -> float | None:
+def number(
+    body: Mapping[str, Any],
+    key: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    err: type[VisionpackError] = InvalidArgument,
+    name: str | None = None,
+) -> float | None:
     """A finite number in ``[lo, hi]``, or None when absent."""
     value = body.get(key)
     if value is None:
@@ -74,8 +91,13 @@ def number(body: Mapping[str, Any], key: str, lo: float | None = None, hi: float
     return float(value)
 
 
-def boolean(body: Mapping[str, Any], key: str, default: bool | None,
-            err: type[VisionpackError] = InvalidArgument, name: str | None = None) -> bool | None:
+def boolean(
+    body: Mapping[str, Any],
+    key: str,
+    default: bool | None,
+    err: type[VisionpackError] = InvalidArgument,
+    name: str | None = None,
+) -> bool | None:
     """``true`` or ``false`` (not 1, not "yes"), or ``default`` when absent."""
     value = body.get(key)
     if value is None:
@@ -85,8 +107,9 @@ def boolean(body: Mapping[str, Any], key: str, default: bool | None,
     return value
 
 
-def int_list(body: Mapping[str, Any], key: str, *, required: bool, max_items: int, lo: int = 0,
-             hi: int = INT64_MAX) -> list[int] | None:
+def int_list(
+    body: Mapping[str, Any], key: str, *, required: bool, max_items: int, lo: int = 0, hi: int = INT64_MAX
+) -> list[int] | None:
     """A non-empty array of at most ``max_items`` integers, each in ``[lo, hi]``."""
     value = body.get(key)
     if value is None:

@@ -27,9 +27,23 @@ from .pose.pipeline import Person, parse_options
 from .protocol import Operation
 
 COCO_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 
 
@@ -86,17 +100,22 @@ class KeypointService:
     # --- encode -----------------------------------------------------------------------
     @staticmethod
     def encode_paddlex(result: KptResult) -> dict[str, Any]:
-        out: dict[str, Any] = {"persons": [
-            {"bbox": p.box.xyxy, "kpts": p.keypoints.tolist(), "detScore": p.box.score, "kptScore": p.score}
-            for p in result.persons
-        ]}
+        out: dict[str, Any] = {
+            "persons": [
+                {"bbox": p.box.xyxy, "kpts": p.keypoints.tolist(), "detScore": p.box.score, "kptScore": p.score}
+                for p in result.persons
+            ]
+        }
         if result.image is not None:  # PaddleX serving omits None fields
             out["image"] = result.image
         return out
 
     @staticmethod
     def encode_easydl(result: KptResult) -> dict[str, Any]:
-        out: dict[str, Any] = {"person_num": len(result.persons), "person_info": [body_analysis(p) for p in result.persons]}
+        out: dict[str, Any] = {
+            "person_num": len(result.persons),
+            "person_info": [body_analysis(p) for p in result.persons],
+        }
         if result.image is not None:
             out["image"] = result.image
         return out
@@ -116,8 +135,11 @@ def body_analysis(p: Person) -> dict[str, Any]:
         # Baidu reports a neck; COCO has none. The shoulder midpoint is the usual stand-in
         # (OpenPose's COCO-18 neck), scored by the weaker shoulder.
         ls, rs = k[5], k[6]
-        parts["neck"] = {"x": float((ls[0] + rs[0]) / 2), "y": float((ls[1] + rs[1]) / 2),
-                         "score": float(min(ls[2], rs[2]))}
+        parts["neck"] = {
+            "x": float((ls[0] + rs[0]) / 2),
+            "y": float((ls[1] + rs[1]) / 2),
+            "score": float(min(ls[2], rs[2])),
+        }
     return {
         "location": {"left": b.x1, "top": b.y1, "width": b.x2 - b.x1, "height": b.y2 - b.y1, "score": b.score},
         "body_parts": parts,

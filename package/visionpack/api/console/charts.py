@@ -60,7 +60,7 @@ def nice_ceiling(value: float) -> float:
         return 1.0
     exp = math.floor(math.log10(value))
     for step in (1, 2, 5, 10):
-        top = step * 10 ** exp
+        top = step * 10**exp
         if top >= value * (1 - 1e-9):
             return float(top)
     return float(10 ** (exp + 1))
@@ -82,8 +82,14 @@ def _span_text(seconds: float) -> str:
     return f"last {round(seconds)} s" if seconds < 120 else f"last {round(seconds / 60)} min"
 
 
-def _line(name: str, css: str, points: list[tuple[float, Optional[float]]], x: Callable[[float], float],
-          y: Callable[[float], float], last: Callable[[Optional[float]], str]) -> Line:
+def _line(
+    name: str,
+    css: str,
+    points: list[tuple[float, Optional[float]]],
+    x: Callable[[float], float],
+    y: Callable[[float], float],
+    last: Callable[[Optional[float]], str],
+) -> Line:
     runs: list[str] = []
     current: list[tuple[float, float]] = []
 
@@ -104,8 +110,14 @@ def _line(name: str, css: str, points: list[tuple[float, Optional[float]]], x: C
     return Line(name, css, tuple(runs), last(newest))
 
 
-def chart(title: str, unit: str, windows: list[Window], series: list[tuple[str, Callable[[Window], Optional[float]]]],
-          last: Callable[[Optional[float]], str] = fmt, scale: float = 1.0) -> Chart:
+def chart(
+    title: str,
+    unit: str,
+    windows: list[Window],
+    series: list[tuple[str, Callable[[Window], Optional[float]]]],
+    last: Callable[[Optional[float]], str] = fmt,
+    scale: float = 1.0,
+) -> Chart:
     """A chart of ``series`` (name, value of a window) over ``windows``, each point at its window's end."""
     if not windows:
         return Chart(title, unit, "", "", (), "collecting: the first numbers appear after the next sample")
@@ -139,30 +151,43 @@ def all_charts(windows: list[Window]) -> list[Chart]:
     codes = _top_codes(windows)
     shown, rest = codes[:MAX_CODES], set(codes[MAX_CODES:])
     error_series: list[tuple[str, Callable[[Window], Optional[float]]]] = [
-        (f"code {c}", lambda w, c=c: w.error_rate(c)) for c in shown]
+        (f"code {c}", lambda w, c=c: w.error_rate(c)) for c in shown
+    ]
     if rest:
         error_series.append(("other", lambda w: sum(w.error_rate(c) for c in rest)))
     errors = chart("Error answers by code", "per second", windows, error_series)
     if not shown and windows:
         errors = Chart(errors.title, errors.unit, errors.top, errors.span, (), "no error answers in this window")
-    latency = chart("Latency percentiles", "ms", windows,
-                    [(f"p{round(q * 100)}", lambda w, q=q: w.latency(q)) for q in PERCENTILES],
-                    last=lambda v: fmt_ms(v), scale=1000.0)
+    latency = chart(
+        "Latency percentiles",
+        "ms",
+        windows,
+        [(f"p{round(q * 100)}", lambda w, q=q: w.latency(q)) for q in PERCENTILES],
+        last=lambda v: fmt_ms(v),
+        scale=1000.0,
+    )
     return [chart("Request rate", "requests per second", windows, [("all routes", lambda w: w.rate)]), errors, latency]
 
 
 def numbers(samples: list[Sample], windows: list[Window]) -> Numbers:
     newest = samples[-1] if samples else Sample(0.0)
     by_code = newest.by_code()
-    error_codes = tuple(sorted(((c, int(n)) for c, n in by_code.items() if c != OK_CODE and n > 0),
-                               key=lambda cn: (-cn[1], cn[0])))
+    error_codes = tuple(
+        sorted(((c, int(n)) for c, n in by_code.items() if c != OK_CODE and n > 0), key=lambda cn: (-cn[1], cn[0]))
+    )
     recent = [w for w in windows if w.end >= newest.at - RECENT]
     seconds = sum(w.seconds for w in recent)
     rate = sum(w.requests for w in recent) / seconds if recent else None
     err = sum(sum(w.errors.values()) for w in recent) / seconds if recent else None
     routes = tuple((r, int(n), int(bad)) for r, (n, bad) in sorted(newest.by_route().items()))
     return Numbers(
-        requests=int(newest.total), errors=sum(n for _c, n in error_codes), error_codes=error_codes,
+        requests=int(newest.total),
+        errors=sum(n for _c, n in error_codes),
+        error_codes=error_codes,
         latency=tuple((f"p{round(q * 100)}", fmt_ms(percentile(newest.buckets, q))) for q in PERCENTILES),
-        inflight=int(newest.inflight), recent_rate=fmt(rate), recent_errors=fmt(err), routes=routes,
-        samples=len(samples))
+        inflight=int(newest.inflight),
+        recent_rate=fmt(rate),
+        recent_errors=fmt(err),
+        routes=routes,
+        samples=len(samples),
+    )

@@ -23,10 +23,14 @@ TAIL_BYTES = 512 * 1024
 MAX_ENTRIES = 500
 MAX_MESSAGE = 300
 
-_OURS = re.compile(r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,\d+)? \[\d+\] (?P<level>[A-Z]+) [\w.]+: "
-                   r"log_id=(?P<log_id>\S+) (?P<rest>.*)$")
-_GUNICORN = re.compile(r"^\[(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?: [+-]\d{4})?\] \[\d+\] \[(?P<level>[A-Z]+)\] "
-                       r"log_id=(?P<log_id>\S+) (?P<rest>.*)$")
+_OURS = re.compile(
+    r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,\d+)? \[\d+\] (?P<level>[A-Z]+) [\w.]+: "
+    r"log_id=(?P<log_id>\S+) (?P<rest>.*)$"
+)
+_GUNICORN = re.compile(
+    r"^\[(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?: [+-]\d{4})?\] \[\d+\] \[(?P<level>[A-Z]+)\] "
+    r"log_id=(?P<log_id>\S+) (?P<rest>.*)$"
+)
 _ROUTE = re.compile(r"^route=(?P<route>\S+) (?P<slug>[a-z0-9-]+)(?: (?P<msg>.*))?$")
 _FRONT = re.compile(r"^front: (?P<status>\d{3}) (?P<msg>.*)$")
 

@@ -89,8 +89,11 @@ def releases(cfg: Any) -> Releases:
         if not isinstance(state, dict):
             raise ValueError("not a JSON object")
     except OSError as exc:
-        return Releases(alone, "", f"{path} cannot be read by the service ({exc.strerror or exc}); "
-                                   "showing the release this worker runs")
+        return Releases(
+            alone,
+            "",
+            f"{path} cannot be read by the service ({exc.strerror or exc}); showing the release this worker runs",
+        )
     except ValueError as exc:
         return Releases(alone, "", f"{path} is not valid ({exc}); showing the release this worker runs")
     journal.migrate(state)  # an older installer's schema, read in memory only
@@ -99,8 +102,16 @@ def releases(cfg: Any) -> Releases:
     versions = list(reversed(kept_releases.kept(state)))
     if current and current not in versions:
         versions.insert(0, current)
-    rows = tuple(ReleaseRow(v, v == current, v == previous, str((info.get(v) or {}).get("installed_at") or ""),
-                            str((info.get(v) or {}).get("activated_at") or "")) for v in versions)
+    rows = tuple(
+        ReleaseRow(
+            v,
+            v == current,
+            v == previous,
+            str((info.get(v) or {}).get("installed_at") or ""),
+            str((info.get(v) or {}).get("activated_at") or ""),
+        )
+        for v in versions
+    )
     note = ""
     if cfg.release and current and cfg.release != current:
         note = f"this worker runs {cfg.release}; state.json names {current} (an upgrade or rollback is under way)"
@@ -127,15 +138,26 @@ def instances_in_use() -> Optional[int]:
         return None
 
 
-def license_facts(ready_info: Mapping[str, Any], gated: bool,
-                  in_use: Callable[[], Optional[int]] = instances_in_use) -> LicenseFacts:
+def license_facts(
+    ready_info: Mapping[str, Any], gated: bool, in_use: Callable[[], Optional[int]] = instances_in_use
+) -> LicenseFacts:
     """The license as ``/ready`` reports it (routes.readiness), plus the instances running now."""
     if not gated:
         return LicenseFacts("none", reason="no license directory in the config (a development service)")
     lic = ready_info.get("license") or {}
     if not lic.get("license_id"):
-        return LicenseFacts("invalid", reason=str(lic.get("reason") or "not valid"),
-                            warnings=(str(lic.get("detail") or ""),) if lic.get("detail") else ())
-    return LicenseFacts("valid", customer=str(lic.get("customer", "")), license_id=str(lic.get("license_id", "")),
-                        days_left=lic.get("days_left"), expires_at=str(lic.get("expires_at", "")),
-                        licensed=lic.get("instances"), in_use=in_use(), warnings=tuple(lic.get("warnings") or ()))
+        return LicenseFacts(
+            "invalid",
+            reason=str(lic.get("reason") or "not valid"),
+            warnings=(str(lic.get("detail") or ""),) if lic.get("detail") else (),
+        )
+    return LicenseFacts(
+        "valid",
+        customer=str(lic.get("customer", "")),
+        license_id=str(lic.get("license_id", "")),
+        days_left=lic.get("days_left"),
+        expires_at=str(lic.get("expires_at", "")),
+        licensed=lic.get("instances"),
+        in_use=in_use(),
+        warnings=tuple(lic.get("warnings") or ()),
+    )

@@ -35,25 +35,68 @@ class TryForm:
 
 
 FORMS = (
-    TryForm("easydl.classify", "classes", (
-        Param("top_num", "top_num (results)", "int", "5", "1", "100", "1", "how many classes to return"),
-    ), {}),
-    TryForm("paddlex.keypoint", "persons", (
-        Param("detThreshold", "detThreshold", "number", "", "0", "1", "0.05", "person detector score; empty: the model's"),
-    ), {"visualize": False}),
-    TryForm("paddlex.infer", "faces", (
-        Param("indexKey", "indexKey (gallery index)", "text", "default", hint="the index to search"),
-        Param("detThreshold", "detThreshold", "number", "", "0", "1", "0.05", "face detector score; empty: the service's"),
-        Param("recThreshold", "recThreshold", "number", "", "-4", "4", "0.01",
-              "similarity a match needs; empty: the service's calibrated value"),
-        Param("topk", "topk (labels per face)", "int", "3", "1", "100", "1"),
-    ), {"visualize": False}),
+    TryForm(
+        "easydl.classify",
+        "classes",
+        (Param("top_num", "top_num (results)", "int", "5", "1", "100", "1", "how many classes to return"),),
+        {},
+    ),
+    TryForm(
+        "paddlex.keypoint",
+        "persons",
+        (
+            Param(
+                "detThreshold",
+                "detThreshold",
+                "number",
+                "",
+                "0",
+                "1",
+                "0.05",
+                "person detector score; empty: the model's",
+            ),
+        ),
+        {"visualize": False},
+    ),
+    TryForm(
+        "paddlex.infer",
+        "faces",
+        (
+            Param("indexKey", "indexKey (gallery index)", "text", "default", hint="the index to search"),
+            Param(
+                "detThreshold",
+                "detThreshold",
+                "number",
+                "",
+                "0",
+                "1",
+                "0.05",
+                "face detector score; empty: the service's",
+            ),
+            Param(
+                "recThreshold",
+                "recThreshold",
+                "number",
+                "",
+                "-4",
+                "4",
+                "0.01",
+                "similarity a match needs; empty: the service's calibrated value",
+            ),
+            Param("topk", "topk (labels per face)", "int", "3", "1", "100", "1"),
+        ),
+        {"visualize": False},
+    ),
 )
 
 # The gallery page's calls, by operation (routes_face.py maps them to paths).
 GALLERY_OPERATIONS = {
-    "list": "easydl.list", "add": "easydl.add", "remove": "easydl.remove", "crops": "easydl.crops",
-    "delete": "easydl.group_delete", "search": "paddlex.infer",
+    "list": "easydl.list",
+    "add": "easydl.add",
+    "remove": "easydl.remove",
+    "crops": "easydl.crops",
+    "delete": "easydl.group_delete",
+    "search": "paddlex.infer",
 }
 
 

@@ -38,8 +38,10 @@ PAGES = (("overview", "Overview"), ("try", "Try it"), ("gallery", "Face gallery"
 GALLERY_PAGE_SIZE = 24
 ERRORS_DEFAULT = 50
 # Only this origin's files; images also from data: (thumbnails, the uploaded photo) and blob:.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class Console:
@@ -68,9 +70,15 @@ class Console:
 
     def _overview(self, r: WorkerState) -> dict[str, Any]:
         ok, info = readiness(r)
-        return {"ready": ok, "ready_reason": info.get("reason", ""), "models": self.models, "running": running_workers(),
-                "releases": releases(self.cfg), "license": license_facts(info, r.gate is not None),
-                **self.charts(r)}
+        return {
+            "ready": ok,
+            "ready_reason": info.get("reason", ""),
+            "models": self.models,
+            "running": running_workers(),
+            "releases": releases(self.cfg),
+            "license": license_facts(info, r.gate is not None),
+            **self.charts(r),
+        }
 
     def _try(self, _r: WorkerState) -> dict[str, Any]:
         return {"form": self.form}
@@ -116,16 +124,31 @@ def console_blueprint(cfg: Any, routes: Sequence[tuple[str, str, str]]) -> Bluep
     """The console of a deploy whose service answers ``routes`` (api/routes_<service>.py ROUTES)."""
     console = Console(cfg, routes)
     here = os.path.dirname(__file__)
-    bp = Blueprint("console", __name__, template_folder=os.path.join(here, "templates"),
-                   static_folder=os.path.join(here, "static"), static_url_path="/console/static")
+    bp = Blueprint(
+        "console",
+        __name__,
+        template_folder=os.path.join(here, "templates"),
+        static_folder=os.path.join(here, "static"),
+        static_url_path="/console/static",
+    )
 
     def common(page: str, token: str) -> dict[str, Any]:
         r = worker()
-        return {"page": page, "pages": console.pages, "title": dict(PAGES)[page], "deploy": cfg.deploy,
-                "service": cfg.service, "release": cfg.release, "token": token, "pid": os.getpid(),
-                "workers": cfg.workers, "inflight_limit": cfg.max_inflight,
-                "now": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()), "key_needed": False,
-                "ops_policy": r.access.state().policies.get(OPS, "")}
+        return {
+            "page": page,
+            "pages": console.pages,
+            "title": dict(PAGES)[page],
+            "deploy": cfg.deploy,
+            "service": cfg.service,
+            "release": cfg.release,
+            "token": token,
+            "pid": os.getpid(),
+            "workers": cfg.workers,
+            "inflight_limit": cfg.max_inflight,
+            "now": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()),
+            "key_needed": False,
+            "ops_policy": r.access.state().policies.get(OPS, ""),
+        }
 
     def show(page: str) -> Response:
         if not console.has(page):
@@ -134,9 +157,18 @@ def console_blueprint(cfg: Any, routes: Sequence[tuple[str, str, str]]) -> Bluep
         refused = _refused(f"console_{page}")
         if refused is not None:
             err, log_id = refused
-            html = render_template("console/locked.html", page=page, pages=(), title="API key needed",
-                                   deploy="", token="", log_id=log_id, code=err.easydl_code, message=err.easydl_msg,
-                                   key_needed=True)
+            html = render_template(
+                "console/locked.html",
+                page=page,
+                pages=(),
+                title="API key needed",
+                deploy="",
+                token="",
+                log_id=log_id,
+                code=err.easydl_code,
+                message=err.easydl_msg,
+                key_needed=True,
+            )
             return _html(html, err.http_status)
         html = render_template(f"console/{page}.html", **common(page, token), **console.context(page, worker()))
         return _html(html, 200, token, new)

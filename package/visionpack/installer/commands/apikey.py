@@ -20,8 +20,12 @@ from ..layout import DeployPaths
 SEND = "'Authorization: Bearer KEY', 'X-API-Key: KEY' or the query parameter '?access_token=KEY'"
 
 
-def configure(p: argparse.ArgumentParser, parser_class: type, common: argparse.ArgumentParser,
-              run: Callable[[Context, argparse.Namespace], Any]) -> None:
+def configure(
+    p: argparse.ArgumentParser,
+    parser_class: type,
+    common: argparse.ArgumentParser,
+    run: Callable[[Context, argparse.Namespace], Any],
+) -> None:
     """The ``apikey`` sub-commands under ``p`` (called by cli.build_parser)."""
     sub = p.add_subparsers(dest="apikey_action", metavar="ACTION", parser_class=parser_class, required=True)
 
@@ -32,8 +36,12 @@ def configure(p: argparse.ArgumentParser, parser_class: type, common: argparse.A
         return a
 
     a = add("create", "create a key and print it (once; only its hash is stored)")
-    a.add_argument("--scope", action="append", metavar="S",
-                   help=f"{' | '.join(SCOPES)}; repeat or comma-separate for several (default infer)")
+    a.add_argument(
+        "--scope",
+        action="append",
+        metavar="S",
+        help=f"{' | '.join(SCOPES)}; repeat or comma-separate for several (default infer)",
+    )
     a.add_argument("--name", default="", help="a label for 'list' and the logs (who holds the key)")
     a.add_argument("--json", action="store_true", help="one JSON document on stdout, the key in the field 'key'")
     a = add("list", "list the keys (never the keys themselves) and the policies")
@@ -41,8 +49,11 @@ def configure(p: argparse.ArgumentParser, parser_class: type, common: argparse.A
     a = add("revoke", "revoke a key; the running service refuses it from its next request on")
     a.add_argument("key_id", metavar="KEY_ID", help="the id 'create' and 'list' show")
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    a = add("policy", "set who may use a scope: open (anyone, no key checked), loopback (this machine, "
-                      "others with a key) or key (everyone with a key)")
+    a = add(
+        "policy",
+        "set who may use a scope: open (anyone, no key checked), loopback (this machine, "
+        "others with a key) or key (everyone with a key)",
+    )
     a.add_argument("--scope", required=True, choices=SCOPES)
     a.add_argument("--policy", required=True, choices=POLICIES)
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -72,22 +83,41 @@ def create(ctx: Context, paths: DeployPaths, scopes: tuple[str, ...], name: str)
     state = store.load(paths.data)
     unused = [s for s in scopes if state.policies[s] == "open"]
     if unused:
-        ctx.warn(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} open: no key is checked there until "
-                 f"'install.py apikey policy {paths.name} --scope {unused[0]} --policy key' (or loopback)")
-    return {"action": "create", "deploy": paths.name, "key": key, "id": rec.id, "name": rec.name,
-            "scopes": list(rec.scopes), "created_at": rec.created_at}
+        ctx.warn(
+            f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} open: no key is checked there until "
+            f"'install.py apikey policy {paths.name} --scope {unused[0]} --policy key' (or loopback)"
+        )
+    return {
+        "action": "create",
+        "deploy": paths.name,
+        "key": key,
+        "id": rec.id,
+        "name": rec.name,
+        "scopes": list(rec.scopes),
+        "created_at": rec.created_at,
+    }
 
 
 def list_keys(paths: DeployPaths) -> dict:
     state = store.load(paths.data)
-    return {"action": "list", "deploy": paths.name, "policies": dict(state.policies),
-            "keys": [k.public() for k in state.keys]}
+    return {
+        "action": "list",
+        "deploy": paths.name,
+        "policies": dict(state.policies),
+        "keys": [k.public() for k in state.keys],
+    }
 
 
 def revoke(paths: DeployPaths, key_id: str) -> dict:
     rec, before = store.revoke_key(paths.data, key_id)
-    return {"action": "revoke", "deploy": paths.name, "id": rec.id, "name": rec.name,
-            "revoked_at": rec.revoked_at, "already_revoked": before}
+    return {
+        "action": "revoke",
+        "deploy": paths.name,
+        "id": rec.id,
+        "name": rec.name,
+        "revoked_at": rec.revoked_at,
+        "already_revoked": before,
+    }
 
 
 def policy(ctx: Context, paths: DeployPaths, scope: str, value: str) -> dict:
@@ -95,10 +125,18 @@ def policy(ctx: Context, paths: DeployPaths, scope: str, value: str) -> dict:
     state = store.load(paths.data)
     if value != "open" and not any(scope in k.scopes and k.active() for k in state.keys):
         who = "every client" if value == "key" else "every client on another machine"
-        ctx.warn(f"no active key holds the {scope} scope: {who} is refused (110) until "
-                 f"'install.py apikey create {paths.name} --scope {scope}'")
-    return {"action": "policy", "deploy": paths.name, "scope": scope, "policy": value, "previous": previous,
-            "policies": dict(state.policies)}
+        ctx.warn(
+            f"no active key holds the {scope} scope: {who} is refused (110) until "
+            f"'install.py apikey create {paths.name} --scope {scope}'"
+        )
+    return {
+        "action": "policy",
+        "deploy": paths.name,
+        "scope": scope,
+        "policy": value,
+        "previous": previous,
+        "policies": dict(state.policies),
+    }
 
 
 def describe_policies(state: AccessState) -> str:
@@ -109,18 +147,22 @@ def render(doc: dict) -> list[str]:
     act = doc["action"]
     if act == "create":
         label = f"name {doc['name']!r}, " if doc["name"] else ""
-        return [f"created API key {doc['id']} ({label}scopes {','.join(doc['scopes'])}) for {doc['deploy']}:",
-                doc["key"],
-                "It is shown only this once (only its hash is stored): keep it now.",
-                f"Clients send it as {SEND}."]
+        return [
+            f"created API key {doc['id']} ({label}scopes {','.join(doc['scopes'])}) for {doc['deploy']}:",
+            doc["key"],
+            "It is shown only this once (only its hash is stored): keep it now.",
+            f"Clients send it as {SEND}.",
+        ]
     if act == "revoke":
         if doc["already_revoked"]:
             return [f"key {doc['id']} of {doc['deploy']} was already revoked (at {doc['revoked_at']})"]
         return [f"revoked key {doc['id']} of {doc['deploy']}; the service refuses it from its next request on"]
     if act == "policy":
-        return [f"{doc['deploy']}: {doc['scope']} is now {doc['policy']} (was {doc['previous']}); "
-                f"applies from the service's next request on",
-                f"policies: {', '.join(f'{s} {p}' for s, p in doc['policies'].items())}"]
+        return [
+            f"{doc['deploy']}: {doc['scope']} is now {doc['policy']} (was {doc['previous']}); "
+            f"applies from the service's next request on",
+            f"policies: {', '.join(f'{s} {p}' for s, p in doc['policies'].items())}",
+        ]
     lines = [f"{doc['deploy']}: policies {', '.join(f'{s} {p}' for s, p in doc['policies'].items())}"]
     if not doc["keys"]:
         return lines + ["no API keys ('install.py apikey create DEPLOY' makes one)"]

@@ -11,8 +11,9 @@ from .install import install
 from .remove import remove
 
 
-def inall(ctx: Context, *, host: str, workers: int, force: bool, stopped: bool, timeout: float,
-          runtime_kind: str = "process") -> dict[str, Any]:
+def inall(
+    ctx: Context, *, host: str, workers: int, force: bool, stopped: bool, timeout: float, runtime_kind: str = "process"
+) -> dict[str, Any]:
     """Install each catalog deploy on its catalog port; already installed ones are skipped."""
     release.yaml_ready(ctx.source)
     rows = []
@@ -24,16 +25,33 @@ def inall(ctx: Context, *, host: str, workers: int, force: bool, stopped: bool, 
             continue
         ctx.say(f"== installing {name} (port {entry.port})")
         try:
-            done = install(ctx, name, host=host, port=None, workers=workers, force=force, stopped=stopped,
-                           timeout=timeout, runtime_kind=runtime_kind)
+            done = install(
+                ctx,
+                name,
+                host=host,
+                port=None,
+                workers=workers,
+                force=force,
+                stopped=stopped,
+                timeout=timeout,
+                runtime_kind=runtime_kind,
+            )
             rows.append({"deploy": name, "result": "installed", "release": done["release"]})
         except AlreadyInstalled as exc:
             rows.append({"deploy": name, "result": "skipped", "detail": exc.detail})
         except VisionpackError as exc:
             # One deploy's failure must not hide the others'; the exit code says something failed.
             ctx.warn(f"{name}: {exc.detail}")
-            rows.append({"deploy": name, "result": "failed", "error": exc.slug, "exit_code": exc.exit_code,
-                         "detail": exc.detail, "exc": exc})
+            rows.append(
+                {
+                    "deploy": name,
+                    "result": "failed",
+                    "error": exc.slug,
+                    "exit_code": exc.exit_code,
+                    "detail": exc.detail,
+                    "exc": exc,
+                }
+            )
     return _summary(ctx, rows)
 
 
@@ -46,8 +64,16 @@ def rmall(ctx: Context, *, purge: bool) -> dict[str, Any]:
             rows.append({"deploy": name, "result": "removed"})
         except VisionpackError as exc:
             ctx.warn(f"{name}: {exc.detail}")
-            rows.append({"deploy": name, "result": "failed", "error": exc.slug, "exit_code": exc.exit_code,
-                         "detail": exc.detail, "exc": exc})
+            rows.append(
+                {
+                    "deploy": name,
+                    "result": "failed",
+                    "error": exc.slug,
+                    "exit_code": exc.exit_code,
+                    "detail": exc.detail,
+                    "exc": exc,
+                }
+            )
     if not rows:
         ctx.say(f"nothing installed under {ctx.root.path}")
     return _summary(ctx, rows)
@@ -58,5 +84,8 @@ def _summary(ctx: Context, rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r in rows:
         ctx.say(f"{r['deploy']}: {r['result']}" + (f" ({r['detail']})" if r.get("detail") else ""))
     worst = max(failed, key=lambda r: r["exit_code"])["exc"] if failed else None
-    return {"deploys": [{k: v for k, v in r.items() if k != "exc"} for r in rows], "failed": len(failed),
-            "worst": worst}
+    return {
+        "deploys": [{k: v for k, v in r.items() if k != "exc"} for r in rows],
+        "failed": len(failed),
+        "worst": worst,
+    }

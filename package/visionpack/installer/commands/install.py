@@ -13,8 +13,19 @@ from ..runtimes.kinds import runtime_for
 from .start import start_installed
 
 
-def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: int, force: bool,
-            stopped: bool, timeout: float, keep: int | None = None, runtime_kind: str = "process") -> dict[str, Any]:
+def install(
+    ctx: Context,
+    deploy: str,
+    *,
+    host: str,
+    port: int | None,
+    workers: int,
+    force: bool,
+    stopped: bool,
+    timeout: float,
+    keep: int | None = None,
+    runtime_kind: str = "process",
+) -> dict[str, Any]:
     source = ctx.source
     release.yaml_ready(source)
     entry = source.entry(deploy)
@@ -69,8 +80,14 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
             atomic_symlink(f"releases/{version}", paths.current)
 
             # The commit: release recorded and the operation cleared in one atomic write.
-            state.update(release=version, desired="stopped" if stopped else "running", host=host, port=port,
-                         workers=workers, operation=None)
+            state.update(
+                release=version,
+                desired="stopped" if stopped else "running",
+                host=host,
+                port=port,
+                workers=workers,
+                operation=None,
+            )
             state["releases"][version] = {"installed_at": journal.now(), "venv": str(venv)}
             if keep:
                 state["keep"] = keep
@@ -86,9 +103,16 @@ def install(ctx: Context, deploy: str, *, host: str, port: int | None, workers: 
             raise
         ctx.say(f"installed {deploy} {version} (service {entry.service}) in {paths.dir}")
 
-        result: dict[str, Any] = {"deploy": deploy, "release": version, "path": str(paths.dir),
-                                  "runtime": str(venv), "runtime_kind": runtime_kind, "host": host, "port": port,
-                                  "started": False}
+        result: dict[str, Any] = {
+            "deploy": deploy,
+            "release": version,
+            "path": str(paths.dir),
+            "runtime": str(venv),
+            "runtime_kind": runtime_kind,
+            "host": host,
+            "port": port,
+            "started": False,
+        }
         if not stopped:
             pid = start_installed(ctx, Installed(paths, state), timeout=timeout)
             result.update(started=True, pid=pid)

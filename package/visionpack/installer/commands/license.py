@@ -84,8 +84,10 @@ def lu(ctx: Context, file: str | None) -> dict:
     checkpoint("lu", "keys")
     filemodes.secure(ctx.root, ctx.say)  # root:<service group> 0640: the services read it, nobody else
     info = verdict.to_dict()
-    ctx.say(f"License update successfully: {info.get('license_id')} for {info.get('customer')}, "
-            f"{info.get('days_left')} days left; running services use it from their next request")
+    ctx.say(
+        f"License update successfully: {info.get('license_id')} for {info.get('customer')}, "
+        f"{info.get('days_left')} days left; running services use it from their next request"
+    )
     return info
 
 

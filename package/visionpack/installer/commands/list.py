@@ -15,8 +15,10 @@ def list_installed(ctx: Context) -> dict:
         if state is None:
             continue
         d = describe(paths, state, probe=False)
-        row = {k: d[k] for k in ("deploy", "service", "state", "desired", "release", "host", "port", "workers",
-                                 "pid", "path")}
+        row = {
+            k: d[k]
+            for k in ("deploy", "service", "state", "desired", "release", "host", "port", "workers", "pid", "path")
+        }
         row["runtime"] = d.get("runtime") or "process"
         row["interrupted_operation"] = (state.get("operation") or {}).get("op")
         row["releases"] = kept_releases(state)
@@ -29,9 +31,17 @@ def kept_releases(state: dict) -> list[dict]:
     """Newest use first: version, installed_at, activated_at, current, previous."""
     prev = releases.previous(state)
     info = state.get("releases") or {}
-    return [{"version": v, "installed_at": info[v].get("installed_at"), "activated_at": info[v].get("activated_at"),
-             "current": v == state.get("release"), "previous": v == prev, "runtime": info[v].get("venv")}
-            for v in reversed(releases.kept(state))]
+    return [
+        {
+            "version": v,
+            "installed_at": info[v].get("installed_at"),
+            "activated_at": info[v].get("activated_at"),
+            "current": v == state.get("release"),
+            "previous": v == prev,
+            "runtime": info[v].get("venv"),
+        }
+        for v in reversed(releases.kept(state))
+    ]
 
 
 def render(doc: dict) -> list[str]:
@@ -39,10 +49,14 @@ def render(doc: dict) -> list[str]:
         return [f"nothing installed under {doc['root']}"]
     lines = [f"{'DEPLOY':<24} {'SERVICE':<15} {'STATE':<9} {'RELEASE':<10} {'RUNTIME':<8} ADDRESS"]
     for d in doc["deploys"]:
-        lines.append(f"{d['deploy']:<24} {str(d['service']):<15} {d['state']:<9} {str(d['release']):<10} "
-                     f"{d.get('runtime') or 'process':<8} {d['host']}:{d['port']}")
+        lines.append(
+            f"{d['deploy']:<24} {str(d['service']):<15} {d['state']:<9} {str(d['release']):<10} "
+            f"{d.get('runtime') or 'process':<8} {d['host']}:{d['port']}"
+        )
         for r in d.get("releases") or []:
             mark = "* current " if r["current"] else ("  previous" if r["previous"] else "          ")
-            lines.append(f"    {mark} {r['version']:<12} installed {r['installed_at']}"
-                         + (f", last current {r['activated_at']}" if r.get("activated_at") else ""))
+            lines.append(
+                f"    {mark} {r['version']:<12} installed {r['installed_at']}"
+                + (f", last current {r['activated_at']}" if r.get("activated_at") else "")
+            )
     return lines

@@ -17,12 +17,18 @@ def remove(ctx: Context, deploy: str, *, purge: bool) -> dict:
         state = recovery.recover(paths, journal.load(paths), ctx.say)
         if state is None:
             if not purge:
-                raise NotInstalled(f"{deploy!r} is not installed under {ctx.root.path} "
-                                   f"(only kept data is left; 'remove --purge' deletes it)")
+                raise NotInstalled(
+                    f"{deploy!r} is not installed under {ctx.root.path} "
+                    f"(only kept data is left; 'remove --purge' deletes it)"
+                )
             recovery.delete_deploy(paths, purge=True, say=ctx.say)
             return {"deploy": deploy, "purged": True, "was_running": False}
         was_running = runtime_for(state).remove(ctx, Installed(paths, state))
         journal.begin(paths, state, "remove", "delete", purge=purge)
         recovery.delete_deploy(paths, purge=purge, say=ctx.say)
-    return {"deploy": deploy, "purged": purge, "was_running": was_running,
-            "runtimes_removed": venv_gc.collect_safely(ctx.root, ctx.say)}
+    return {
+        "deploy": deploy,
+        "purged": purge,
+        "was_running": was_running,
+        "runtimes_removed": venv_gc.collect_safely(ctx.root, ctx.say),
+    }

@@ -20,8 +20,9 @@ def render(doc: dict) -> list[str]:
     lines = []
     for d in doc["deploys"]:
         mark = " (installed)" if d["installed"] else ""
-        lines.append(f"deploy: {d['deploy']}, service: {d['service']}, version: {d['version']}, "
-                     f"default port: {d['port']}{mark}")
+        lines.append(
+            f"deploy: {d['deploy']}, service: {d['service']}, version: {d['version']}, default port: {d['port']}{mark}"
+        )
         if d["description"]:
             lines.append(f"    {d['description']}")
     return lines or ["this package offers no deploys"]

@@ -48,6 +48,14 @@ def start_installed(ctx: Context, inst: Installed, *, timeout: float) -> int:
     finally:
         # Desired stays "running" on failure, so status reports "failed" until it is fixed.
         journal.clear(paths, state)
-    binding.announce(ctx.say, ctx.warn, deploy=paths.name, service=state.get("service") or "", host=inst.host,
-                     port=inst.port, data_dir=paths.data, pid=pid)
+    binding.announce(
+        ctx.say,
+        ctx.warn,
+        deploy=paths.name,
+        service=state.get("service") or "",
+        host=inst.host,
+        port=inst.port,
+        data_dir=paths.data,
+        pid=pid,
+    )
     return pid

@@ -39,10 +39,17 @@ def _license(ctx: Context, name: str, state: dict, *, running: bool = False) -> 
         verdict = check_license(ctx.root.path, name, state.get("service") or "", runtime_python, limit=False)
         licensed, in_use = verdict.get("instances"), verdict.get("instances_running")
         full = isinstance(in_use, int) and isinstance(licensed, int) and in_use >= licensed
-        return {"ok": True, "license_id": verdict.get("license_id"), "days_left": verdict.get("days_left"),
-                "expires_at": verdict.get("expires_at"), "warnings": verdict.get("warnings", []),
-                "instances": licensed, "instances_running": in_use, "slots_full": full,
-                "can_start": running or not full}
+        return {
+            "ok": True,
+            "license_id": verdict.get("license_id"),
+            "days_left": verdict.get("days_left"),
+            "expires_at": verdict.get("expires_at"),
+            "warnings": verdict.get("warnings", []),
+            "instances": licensed,
+            "instances_running": in_use,
+            "slots_full": full,
+            "can_start": running or not full,
+        }
     except LicenseError as exc:
         return {"ok": False, "reason": exc.reason, "detail": exc.detail}
     except VisionpackError as exc:
@@ -70,8 +77,10 @@ def _slots(lic: dict, *, running: bool) -> str:
     over = f" ({in_use} run: started under a license with more)" if in_use > licensed else ""
     if running:
         return f"all {licensed} licensed slots in use{over}; this deploy holds one"
-    return (f"all {licensed} licensed slots in use{over}: starting this deploy is refused (instance-limit) "
-            f"until another instance stops")
+    return (
+        f"all {licensed} licensed slots in use{over}: starting this deploy is refused (instance-limit) "
+        f"until another instance stops"
+    )
 
 
 def render(doc: dict) -> list[str]:
@@ -82,18 +91,24 @@ def render(doc: dict) -> list[str]:
         if d["state"] == "running":
             ready = {True: "ready", False: "NOT ready", None: "readiness unknown"}[d["ready"]]
             workers = " ".join(map(str, d["worker_pids"])) or "none"
-            lines.append(f"run: {d['deploy']}: (pid {d['pid']}, workers {workers}) release {d['release']} "
-                         f"http://{d['host']}:{d['port']} {ready}")
+            lines.append(
+                f"run: {d['deploy']}: (pid {d['pid']}, workers {workers}) release {d['release']} "
+                f"http://{d['host']}:{d['port']} {ready}"
+            )
         elif d["state"] == "not-installed":
             lines.append(f"down: {d['deploy']}: not installed")
         else:
             want = ", want up" if d["desired"] == "running" else ""
-            lines.append(f"{'fail' if d['state'] == 'failed' else 'down'}: {d['deploy']}: {d['state']}{want} "
-                         f"release {d['release']} http://{d['host']}:{d['port']}")
+            lines.append(
+                f"{'fail' if d['state'] == 'failed' else 'down'}: {d['deploy']}: {d['state']}{want} "
+                f"release {d['release']} http://{d['host']}:{d['port']}"
+            )
         for c in d.get("containers") or []:  # docker runtime
-            lines.append(f"  container: {c['name']} {c['id']} {c['status']}"
-                         + (f" ({c['health']})" if c.get("health") else "")
-                         + f", release {c['version']}, restarts {c['restart_count']}")
+            lines.append(
+                f"  container: {c['name']} {c['id']} {c['status']}"
+                + (f" ({c['health']})" if c.get("health") else "")
+                + f", release {c['version']}, restarts {c['restart_count']}"
+            )
         lic = d.get("license") or {}
         if lic.get("ok"):
             lines.append(f"  license: {lic['license_id']}, {lic['days_left']} days left (expires {lic['expires_at']})")
@@ -102,14 +117,18 @@ def render(doc: dict) -> list[str]:
             lines.append(f"  license: NOT valid ({lic.get('reason')}): {lic.get('detail')}")
         acc = d.get("access") or {}
         if acc.get("policies"):
-            lines.append(f"  access: {', '.join(f'{s} {p}' for s, p in acc['policies'].items())}; "
-                         f"{acc['active_keys']} active API key(s)")
+            lines.append(
+                f"  access: {', '.join(f'{s} {p}' for s, p in acc['policies'].items())}; "
+                f"{acc['active_keys']} active API key(s)"
+            )
         elif acc.get("error"):
             lines.append(f"  access: {acc['error']}")
         if d["stale_pidfile"]:
             lines.append(f"  note: stale pid file {d['path']}/run/gunicorn.pid (no such gunicorn)")
         if d["interrupted_operation"]:
             op = d["interrupted_operation"]
-            lines.append(f"  note: interrupted '{op.get('op')}' at step '{op.get('step')}'; "
-                         f"the next install/start/stop/remove of {d['deploy']} repairs it")
+            lines.append(
+                f"  note: interrupted '{op.get('op')}' at step '{op.get('step')}'; "
+                f"the next install/start/stop/remove of {d['deploy']} repairs it"
+            )
     return lines

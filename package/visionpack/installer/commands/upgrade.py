@@ -29,7 +29,9 @@ def source_of(ctx: Context, package: Optional[str]) -> Source:
     return Source(top)
 
 
-def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float, keep: Optional[int]) -> dict[str, Any]:
+def upgrade(
+    ctx: Context, deploy: str, *, package: Optional[str], timeout: float, keep: Optional[int]
+) -> dict[str, Any]:
     source = source_of(ctx, package)
     release.yaml_ready(source)
     entry = source.entry(deploy)
@@ -43,15 +45,21 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
         if keep:
             state["keep"] = keep
         if version == state["release"]:
-            raise AlreadyInstalled(f"{deploy} already runs release {version} (from {source.top}); bump "
-                                   f"package/VERSION of the new package, or 'install.py rollback' to go back")
+            raise AlreadyInstalled(
+                f"{deploy} already runs release {version} (from {source.top}); bump "
+                f"package/VERSION of the new package, or 'install.py rollback' to go back"
+            )
         if version in (state.get("releases") or {}):
-            raise AlreadyInstalled(f"release {version} of {deploy} is already kept (installed "
-                                   f"{state['releases'][version].get('installed_at')}); 'install.py rollback "
-                                   f"{deploy} --to {version}' switches back to it")
+            raise AlreadyInstalled(
+                f"release {version} of {deploy} is already kept (installed "
+                f"{state['releases'][version].get('installed_at')}); 'install.py rollback "
+                f"{deploy} --to {version}' switches back to it"
+            )
         if entry.service != state.get("service"):
-            raise UsageError(f"{deploy} runs service {state.get('service')!r}; this package offers it as "
-                             f"{entry.service!r}: remove and install instead")
+            raise UsageError(
+                f"{deploy} runs service {state.get('service')!r}; this package offers it as "
+                f"{entry.service!r}: remove and install instead"
+            )
         ctx.say(f"upgrading {deploy} from {state['release']} to {version} ({source.top})")
         journal.begin(paths, state, "upgrade", "runtime", release=version, **{"from": state["release"]})
         try:
@@ -65,8 +73,15 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
             rel_dir = paths.release(version)
             if rel_dir.exists():
                 release.remove_tree(rel_dir)  # not kept (checked above): a leftover of a killed run
-            cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=state["host"], port=int(state["port"]),
-                                         workers=int(state.get("workers") or 1))
+            cfg = release.service_config(
+                ctx.root,
+                paths,
+                entry,
+                rel_dir,
+                host=state["host"],
+                port=int(state["port"]),
+                workers=int(state.get("workers") or 1),
+            )
             release.build(ctx.root, paths, source, entry, version, cfg, venv)
             ctx.say(f"release {version} -> {rel_dir}")
             filemodes.secure(ctx.root, ctx.say)  # also repairs what an older installer left
@@ -76,16 +91,22 @@ def upgrade(ctx: Context, deploy: str, *, package: Optional[str], timeout: float
             raise
         try:
             # The new release runs on the new package (docker: its image).
-            result = switch.activate(ctx, paths, state, version, op="upgrade", timeout=timeout,
-                                     runtime=runtime_for(state, source.top))
+            result = switch.activate(
+                ctx, paths, state, version, op="upgrade", timeout=timeout, runtime=runtime_for(state, source.top)
+            )
         except StartFailed as exc:
             if getattr(exc, "down", False):
                 raise
             raise _rolled_back(exc, deploy, version, state["release"]) from None
-        ctx.say(f"upgraded {deploy} to {version}" + (f"; pruned {', '.join(result['pruned'])}" if result.get("pruned") else ""))
+        ctx.say(
+            f"upgraded {deploy} to {version}"
+            + (f"; pruned {', '.join(result['pruned'])}" if result.get("pruned") else "")
+        )
         return result
 
 
 def _rolled_back(exc: StartFailed, deploy: str, version: str, current: str) -> StartFailed:
-    return StartFailed(f"upgrade of {deploy} to {version} failed and was rolled back; release {current} "
-                       f"keeps serving. Why: {exc.detail}")
+    return StartFailed(
+        f"upgrade of {deploy} to {version} failed and was rolled back; release {current} "
+        f"keeps serving. Why: {exc.detail}"
+    )

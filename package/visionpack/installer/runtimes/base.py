@@ -17,7 +17,7 @@ class Candidate:
     version: str
     pid: int
     probe_port: int
-    handed_over: bool     # shares the old master's socket (zero downtime) or bound its own
+    handed_over: bool  # shares the old master's socket (zero downtime) or bound its own
 
 
 class Runtime(Protocol):
@@ -66,8 +66,9 @@ class Runtime(Protocol):
         """Host pid of the running master of release ``version``."""
         ...
 
-    def start_standby(self, ctx: Context, paths: DeployPaths, state: dict[str, Any], version: str,
-                      timeout: float) -> Candidate:
+    def start_standby(
+        self, ctx: Context, paths: DeployPaths, state: dict[str, Any], version: str, timeout: float
+    ) -> Candidate:
         """Start ``version`` beside the serving master, public socket shared but closed to it, proven ready.
 
         OSError/ConnectionError: the serving master cannot hand over (the switch restarts instead).

@@ -57,9 +57,11 @@ class DockerRuntime:
         if ref.image_id and dc.local_image_id(client, ref.image_id):
             return f"docker runtime: image {ref.image_id[:19]} is in the engine"
         if not ref.tar.is_file():
-            raise PackageCorrupt(f"the runtime image {ref.tar.name} is neither in the Docker engine nor in "
-                                 f"{ref.tar.parent}; build it on the connected machine with 'bash download.sh "
-                                 f"--image' and copy original/images/ over")
+            raise PackageCorrupt(
+                f"the runtime image {ref.tar.name} is neither in the Docker engine nor in "
+                f"{ref.tar.parent}; build it on the connected machine with 'bash download.sh "
+                f"--image' and copy original/images/ over"
+            )
         return f"docker runtime: image {ref.tag} will be loaded from {ref.tar}"
 
     def check_release(self, inst: Installed) -> None:
@@ -76,10 +78,12 @@ class DockerRuntime:
         standby.clear_request(inst.paths, inst.version)  # an ordinary start, whatever a killed switch left
         image, ref = self._image_for(ctx, client, inst.state, inst.version, top)
         spec = dc.spec_for(inst.paths, inst.release, inst.version, image, host=inst.host, port=inst.port)
-        dc.write_start_script(top / "start", inst.paths, spec, ref, instance=1, version=inst.version, host=inst.host,
-                              port=inst.port)
-        return int(dc.run(client, spec, inst.paths, host=inst.host, port=inst.port, timeout=timeout,
-                          say=ctx.say)["pid"])
+        dc.write_start_script(
+            top / "start", inst.paths, spec, ref, instance=1, version=inst.version, host=inst.host, port=inst.port
+        )
+        return int(
+            dc.run(client, spec, inst.paths, host=inst.host, port=inst.port, timeout=timeout, say=ctx.say)["pid"]
+        )
 
     def await_serving(self, inst: Installed, pid: int, timeout: float) -> None:
         """A running container has passed /ready already (dc.run waited for it)."""
@@ -108,13 +112,24 @@ class DockerRuntime:
             run_state = "failed" if desired == "running" else "stopped"
         pid = st["pid"] if run_state == "running" else None
         return {
-            "deploy": paths.name, "service": state.get("service"), "state": run_state, "desired": desired,
-            "release": state.get("release"), "host": host, "port": port, "workers": state.get("workers"),
-            "pid": pid, "worker_pids": procs.children(pid) if pid else [], "ready": st["ready"],
+            "deploy": paths.name,
+            "service": state.get("service"),
+            "state": run_state,
+            "desired": desired,
+            "release": state.get("release"),
+            "host": host,
+            "port": port,
+            "workers": state.get("workers"),
+            "pid": pid,
+            "worker_pids": procs.children(pid) if pid else [],
+            "ready": st["ready"],
             "ready_detail": st["ready_detail"],
             "url": f"http://{procs.probe_host(host or '127.0.0.1')}:{port}/{paths.name}/" if port else None,
-            "stale_pidfile": False, "interrupted_operation": state.get("operation"), "path": str(paths.dir),
-            "runtime": self.kind, "containers": st["containers"],
+            "stale_pidfile": False,
+            "interrupted_operation": state.get("operation"),
+            "path": str(paths.dir),
+            "runtime": self.kind,
+            "containers": st["containers"],
             # A start-N.sh run by hand may run another kept release than state.json's current one.
             "running_release": (st["containers"][0]["version"] if st["containers"] and pid else None),
         }
@@ -129,15 +144,17 @@ class DockerRuntime:
                 return int(info["pid"])
         return None
 
-    def start_standby(self, ctx: Context, paths: DeployPaths, state: dict[str, Any], version: str,
-                      timeout: float) -> Candidate:
+    def start_standby(
+        self, ctx: Context, paths: DeployPaths, state: dict[str, Any], version: str, timeout: float
+    ) -> Candidate:
         old = state["release"]
         port = int(state.get("port") or 0)
         found = dc.containers(self.client, paths)
         running = [c for c in found if dc.info(c)["running"]]
         # The current release's container, else whatever a start-N.sh run by hand left serving.
-        source = next((c for c in running if c.labels.get(f"{dc.LABEL}.version") == old),
-                      running[0] if running else None)
+        source = next(
+            (c for c in running if c.labels.get(f"{dc.LABEL}.version") == old), running[0] if running else None
+        )
         from_release = None
         if source is not None:
             # The master names its address by config.yml's release path (not the label's realpath).
@@ -150,8 +167,16 @@ class DockerRuntime:
         release = Path(os.path.realpath(target.release))
         image, ref = self._image_for(ctx, self.client, state, version, self.top)
         spec = dc.spec_for(paths, release, version, image, host=target.host, port=port)
-        dc.write_start_script(Path(self.top or ctx.source.top) / "start", paths, spec, ref, instance=1,
-                              version=version, host=target.host, port=port)
+        dc.write_start_script(
+            Path(self.top or ctx.source.top) / "start",
+            paths,
+            spec,
+            ref,
+            instance=1,
+            version=version,
+            host=target.host,
+            port=port,
+        )
         spare = replace(spec, name=standby.standby_name(spec.name))
         run_dir = paths.release_run(version)
         try:
@@ -162,15 +187,18 @@ class DockerRuntime:
             raise
         except Exception as exc:  # the SDK's errors are OSErrors: not the handover fallback's business
             raise StartFailed(f"cannot create the standby container {spare.name}: {exc}") from None
-        ctx.say(f"started container {spare.name} ({container.short_id}) for release {version} on standby; "
-                f"waiting up to {timeout:.0f} s for it to be ready")
+        ctx.say(
+            f"started container {spare.name} ({container.short_id}) for release {version} on standby; "
+            f"waiting up to {timeout:.0f} s for it to be ready"
+        )
         try:
             # /ready names config.yml's release path; the label holds its realpath.
             names = {str(release), str(paths.release(version))}
             # /ready names the release only to ops rights: a one-off key when the ops policy wants one.
             with probe.credential(paths.data, (OPS,), "127.0.0.1", ttl=timeout + 60) as auth:
-                pid, probe_port = standby.wait_ready(paths, state, container, run_dir, names,
-                                                     int(state.get("workers") or 1), timeout, auth)
+                pid, probe_port = standby.wait_ready(
+                    paths, state, container, run_dir, names, int(state.get("workers") or 1), timeout, auth
+                )
         except BaseException:
             standby.remove_quietly(container)
             raise
@@ -220,8 +248,9 @@ class DockerRuntime:
     # --- helpers -------------------------------------------------------------------------------
 
     @staticmethod
-    def _image_for(ctx: Context, client: Any, state: dict[str, Any], version: str,
-                   top: Optional[Path] = None) -> tuple[str, dc.ImageRef]:
+    def _image_for(
+        ctx: Context, client: Any, state: dict[str, Any], version: str, top: Optional[Path] = None
+    ) -> tuple[str, dc.ImageRef]:
         """(image to run, its ref) for release ``version``, loading it if the engine lacks it.
 
         The image is the one recorded for the release at its first start (so a newer package does

@@ -36,9 +36,18 @@ from ...handover import STANDBY_REQUEST
 from ..layout import DeployPaths
 from ..procs import get_ready, probe_host
 from ..venvs import tail
+
 # The image half, re-exported: callers and tests use docker_containers as the one entry point.
-from .docker_image import (IMAGE_NAME, ImageRef, connect, image_id_or_tag, image_ref, load_image,  # noqa: F401
-                           local_image_id, sdk)
+from .docker_image import (
+    IMAGE_NAME,
+    ImageRef,
+    connect,
+    image_id_or_tag,
+    image_ref,
+    load_image,  # noqa: F401
+    local_image_id,
+    sdk,
+)
 
 UID = GID = serviceuser.UID  # the image's "visionpack" user (tools/image/image.py)
 SERVE = "/usr/local/bin/visionpack-serve"
@@ -48,8 +57,15 @@ SHARED_STATE = "/var/lib/visionpack"  # licensing: instances/ (slots) and state/
 # What licensing/fingerprint.py reads (its module constants), mounted read-only at the same path.
 # /proc/cpuinfo needs no mount: a container's /proc is the host kernel's. The root disk cannot be
 # seen: a container's "/" is an overlay with no block device, so disk_serial is absent inside.
-IDENTITY_SOURCES = ("/etc/machine-id", "/var/lib/dbus/machine-id", "/sys/class/dmi/id", "/sys/class/net",
-                    "/sys/block", "/sys/dev/block", "/dev/disk/by-id")
+IDENTITY_SOURCES = (
+    "/etc/machine-id",
+    "/var/lib/dbus/machine-id",
+    "/sys/class/dmi/id",
+    "/sys/class/net",
+    "/sys/block",
+    "/sys/dev/block",
+    "/dev/disk/by-id",
+)
 HEALTH = {"interval": 10, "timeout": 5, "retries": 3, "start_period": 180}  # seconds
 LOG_OPTS = {"max-size": "10m", "max-file": "3"}  # docker's own log of the container (gunicorn.out)
 START_TEMPLATE = "start-docker.sh.in"
@@ -57,6 +73,7 @@ _NS = 1_000_000_000
 
 
 # --- one container ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Mount:
@@ -86,32 +103,57 @@ class ContainerSpec:
         from docker.types import Mount as SdkMount
 
         return {
-            "image": self.image, "command": list(self.command), "name": self.name, "labels": dict(self.labels),
+            "image": self.image,
+            "command": list(self.command),
+            "name": self.name,
+            "labels": dict(self.labels),
             "mounts": [SdkMount(m.target, m.source, type="bind", read_only=m.read_only) for m in self.mounts],
-            "network_mode": "host", "restart_policy": {"Name": self.restart}, "user": self.user,
-            "working_dir": self.working_dir, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
-            "healthcheck": {"test": ["CMD-SHELL", self.health_cmd], "interval": self.health["interval"] * _NS,
-                            "timeout": self.health["timeout"] * _NS, "retries": self.health["retries"],
-                            "start_period": self.health["start_period"] * _NS},
+            "network_mode": "host",
+            "restart_policy": {"Name": self.restart},
+            "user": self.user,
+            "working_dir": self.working_dir,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "healthcheck": {
+                "test": ["CMD-SHELL", self.health_cmd],
+                "interval": self.health["interval"] * _NS,
+                "timeout": self.health["timeout"] * _NS,
+                "retries": self.health["retries"],
+                "start_period": self.health["start_period"] * _NS,
+            },
             "log_config": LogConfig(type="json-file", config=dict(LOG_OPTS)),
             "environment": dict(self.environment),
         }
 
     def run_arg_groups(self) -> list[list[str]]:
         """``docker run`` arguments, one option with its value per group, giving the same container."""
-        g = [["--detach"], ["--name", self.name], ["--network", "host"], ["--restart", self.restart],
-             ["--user", self.user], ["--workdir", self.working_dir], ["--cap-drop", "ALL"],
-             ["--security-opt", "no-new-privileges"], ["--log-driver", "json-file"]]
+        g = [
+            ["--detach"],
+            ["--name", self.name],
+            ["--network", "host"],
+            ["--restart", self.restart],
+            ["--user", self.user],
+            ["--workdir", self.working_dir],
+            ["--cap-drop", "ALL"],
+            ["--security-opt", "no-new-privileges"],
+            ["--log-driver", "json-file"],
+        ]
         g += [["--log-opt", f"{k}={v}"] for k, v in sorted(LOG_OPTS.items())]
         g += [["--label", f"{k}={v}"] for k, v in sorted(self.labels.items())]
         g += [["--env", f"{k}={v}"] for k, v in sorted(self.environment.items())]
         for m in self.mounts:
             if "," in m.source + m.target or '"' in m.source + m.target:
                 raise StartFailed(f"cannot express the mount {m.source} for docker run --mount (comma or quote)")
-            g.append(["--mount", f"type=bind,source={m.source},target={m.target}" + (",readonly" if m.read_only else "")])
-        g += [["--health-cmd", self.health_cmd], ["--health-interval", f"{self.health['interval']}s"],
-              ["--health-timeout", f"{self.health['timeout']}s"], ["--health-retries", str(self.health["retries"])],
-              ["--health-start-period", f"{self.health['start_period']}s"]]
+            g.append(
+                ["--mount", f"type=bind,source={m.source},target={m.target}" + (",readonly" if m.read_only else "")]
+            )
+        g += [
+            ["--health-cmd", self.health_cmd],
+            ["--health-interval", f"{self.health['interval']}s"],
+            ["--health-timeout", f"{self.health['timeout']}s"],
+            ["--health-retries", str(self.health["retries"])],
+            ["--health-start-period", f"{self.health['start_period']}s"],
+        ]
         return g + [[self.image, *self.command]]
 
     def run_args(self) -> list[str]:
@@ -138,8 +180,9 @@ def identity_mounts() -> list[Mount]:
     return [Mount(p, p, True) for p in IDENTITY_SOURCES if os.path.exists(p)]
 
 
-def spec_for(paths: DeployPaths, release: Path, version: str, image: str, *, host: str, port: int,
-             instance: int = 1) -> ContainerSpec:
+def spec_for(
+    paths: DeployPaths, release: Path, version: str, image: str, *, host: str, port: int, instance: int = 1
+) -> ContainerSpec:
     release = Path(os.path.realpath(release))
     h = probe_host(host)
     url = f"http://[{h}]:{port}/ready" if ":" in h else f"http://{h}:{port}/ready"
@@ -149,12 +192,25 @@ def spec_for(paths: DeployPaths, release: Path, version: str, image: str, *, hos
     # config.yml is the whole truth for instance 1 (as for processes). With host networking every
     # further instance of the same release needs a port of its own: the one override it gets.
     env = {"VISIONPACK_PORT": str(port)} if instance > 1 else {}
-    labels = {f"{LABEL}.deploy": paths.name, f"{LABEL}.version": version, f"{LABEL}.instance": str(instance),
-              f"{LABEL}.root": str(paths.root.path), f"{LABEL}.release": str(release)}
+    labels = {
+        f"{LABEL}.deploy": paths.name,
+        f"{LABEL}.version": version,
+        f"{LABEL}.instance": str(instance),
+        f"{LABEL}.root": str(paths.root.path),
+        f"{LABEL}.release": str(release),
+    }
     uid, gid = service_ids()
-    return ContainerSpec(name=container_name(paths.name, instance), image=image, command=(SERVE, str(release)),
-                         labels=labels, mounts=tuple(mounts), health_cmd=f"{HEALTHCHECK} {url}",
-                         working_dir=str(paths.dir), environment=env, user=f"{uid}:{gid}")
+    return ContainerSpec(
+        name=container_name(paths.name, instance),
+        image=image,
+        command=(SERVE, str(release)),
+        labels=labels,
+        mounts=tuple(mounts),
+        health_cmd=f"{HEALTHCHECK} {url}",
+        working_dir=str(paths.dir),
+        environment=env,
+        user=f"{uid}:{gid}",
+    )
 
 
 def prepare_host(paths: DeployPaths) -> None:
@@ -177,8 +233,9 @@ def prepare_host(paths: DeployPaths) -> None:
 
 def containers(client: Any, paths: DeployPaths) -> list[Any]:
     """This deploy's containers (all states), by labels deploy and root, in instance order."""
-    found = client.containers.list(all=True, filters={"label": [f"{LABEL}.deploy={paths.name}",
-                                                                  f"{LABEL}.root={paths.root.path}"]})
+    found = client.containers.list(
+        all=True, filters={"label": [f"{LABEL}.deploy={paths.name}", f"{LABEL}.root={paths.root.path}"]}
+    )
     return sorted(found, key=lambda c: int(c.labels.get(f"{LABEL}.instance", "0") or 0))
 
 
@@ -189,13 +246,24 @@ def remove_name(client: Any, name: str, paths: DeployPaths) -> None:
     except Exception:  # NotFound
         return
     if old.labels.get(f"{LABEL}.root") != str(paths.root.path) or old.labels.get(f"{LABEL}.deploy") != paths.name:
-        raise StartFailed(f"a container named {name} exists and is not {paths.name} of {paths.root.path} "
-                          f"(labels {old.labels}); remove it with 'docker rm -f {name}'")
+        raise StartFailed(
+            f"a container named {name} exists and is not {paths.name} of {paths.root.path} "
+            f"(labels {old.labels}); remove it with 'docker rm -f {name}'"
+        )
     old.remove(force=True)
 
 
-def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port: int, timeout: float = 180.0,
-        say: Callable[[str], None] = print, headers: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+def run(
+    client: Any,
+    spec: ContainerSpec,
+    paths: DeployPaths,
+    *,
+    host: str,
+    port: int,
+    timeout: float = 180.0,
+    say: Callable[[str], None] = print,
+    headers: Optional[Mapping[str, str]] = None,
+) -> dict[str, Any]:
     """Recreate the container of ``spec`` (rm -f + run) and wait until /ready says 200."""
     prepare_host(paths)
     remove_name(client, spec.name, paths)
@@ -206,8 +274,10 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
             say(f"removing container {other.name}")
             other.remove(force=True)
     container = client.containers.run(detach=True, **spec.sdk_kwargs())
-    say(f"started container {spec.name} ({container.short_id}); waiting up to {timeout:.0f} s for "
-        f"http://{probe_host(host)}:{port}/ready")
+    say(
+        f"started container {spec.name} ({container.short_id}); waiting up to {timeout:.0f} s for "
+        f"http://{probe_host(host)}:{port}/ready"
+    )
     deadline = time.monotonic() + timeout
     last: tuple[Any, Any] = (None, None)
     release = spec.labels.get(f"{LABEL}.release")
@@ -217,8 +287,10 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
         if st.get("Status") in ("exited", "dead") or st.get("Restarting") or container.attrs.get("RestartCount", 0):
             detail = failure_detail(container, paths)
             container.remove(force=True)  # no crash loop left behind, like procs.start kills what it started
-            raise StartFailed(f"container {spec.name} stopped before it was ready (exit code {st.get('ExitCode')}, "
-                              f"status {st.get('Status')}); removed it\n{detail}")
+            raise StartFailed(
+                f"container {spec.name} stopped before it was ready (exit code {st.get('ExitCode')}, "
+                f"status {st.get('Status')}); removed it\n{detail}"
+            )
         status, body = get_ready(host, port, timeout=2.0, headers=headers)
         # The answer must come from this release: another service on the port is not our container.
         if status == 200 and body and body.get("deploy") == paths.name and body.get("release") == release:
@@ -229,15 +301,19 @@ def run(client: Any, spec: ContainerSpec, paths: DeployPaths, *, host: str, port
         time.sleep(0.5)
     detail = failure_detail(container, paths)
     container.remove(force=True)
-    raise StartFailed(f"container {spec.name} not ready after {timeout:.0f} s (last /ready answer: {last[0]} "
-                      f"{last[1]}); removed it\n{detail}")
+    raise StartFailed(
+        f"container {spec.name} not ready after {timeout:.0f} s (last /ready answer: {last[0]} "
+        f"{last[1]}); removed it\n{detail}"
+    )
 
 
 def failure_detail(container: Any, paths: DeployPaths) -> str:
     parts = []
     try:
-        parts.append(f"--- docker logs {container.name} (last lines) ---\n"
-                     + container.logs(tail=20).decode("utf-8", "replace").rstrip())
+        parts.append(
+            f"--- docker logs {container.name} (last lines) ---\n"
+            + container.logs(tail=20).decode("utf-8", "replace").rstrip()
+        )
     except Exception:  # the container may be gone already
         pass
     if paths.error_log.exists():
@@ -245,13 +321,24 @@ def failure_detail(container: Any, paths: DeployPaths) -> str:
     return "\n".join(parts)
 
 
-def start(paths: DeployPaths, top: Path, release: Path, version: str, *, host: str, port: int,
-          timeout: float = 180.0, instance: int = 1, client: Any = None,
-          say: Callable[[str], None] = print) -> dict[str, Any]:
+def start(
+    paths: DeployPaths,
+    top: Path,
+    release: Path,
+    version: str,
+    *,
+    host: str,
+    port: int,
+    timeout: float = 180.0,
+    instance: int = 1,
+    client: Any = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Load the package's image if needed, then (re)create instance ``instance`` and wait for /ready."""
     client = client or connect(Path(top) / "original" / "wheels")
-    spec = spec_for(paths, release, version, image_id_or_tag(client, image_ref(top), say), host=host, port=port,
-                    instance=instance)
+    spec = spec_for(
+        paths, release, version, image_id_or_tag(client, image_ref(top), say), host=host, port=port, instance=instance
+    )
     # /ready names deploy and release only to ops rights: a one-off key when the ops policy wants one.
     with probe.credential(paths.data, (OPS,), probe_host(host), ttl=timeout + 60) as auth:
         return run(client, spec, paths, host=host, port=port, timeout=timeout, say=say, headers=auth)
@@ -261,17 +348,31 @@ def info(container: Any) -> dict[str, Any]:
     a = container.attrs
     st = a.get("State") or {}
     labels = a.get("Config", {}).get("Labels") or {}
-    return {"name": container.name, "id": container.id[:12], "status": st.get("Status"),
-            "running": bool(st.get("Running")) and not st.get("Restarting"),
-            "health": (st.get("Health") or {}).get("Status"), "pid": st.get("Pid") or None,
-            "restart_count": a.get("RestartCount", 0), "exit_code": st.get("ExitCode"),
-            "started_at": st.get("StartedAt"), "image": a.get("Config", {}).get("Image"),
-            "version": labels.get(f"{LABEL}.version"), "instance": labels.get(f"{LABEL}.instance"),
-            "release": labels.get(f"{LABEL}.release")}
+    return {
+        "name": container.name,
+        "id": container.id[:12],
+        "status": st.get("Status"),
+        "running": bool(st.get("Running")) and not st.get("Restarting"),
+        "health": (st.get("Health") or {}).get("Status"),
+        "pid": st.get("Pid") or None,
+        "restart_count": a.get("RestartCount", 0),
+        "exit_code": st.get("ExitCode"),
+        "started_at": st.get("StartedAt"),
+        "image": a.get("Config", {}).get("Image"),
+        "version": labels.get(f"{LABEL}.version"),
+        "instance": labels.get(f"{LABEL}.instance"),
+        "release": labels.get(f"{LABEL}.release"),
+    }
 
 
-def status(paths: DeployPaths, *, host: Optional[str] = None, port: Optional[int] = None, probe: bool = True,
-           client: Any = None) -> dict[str, Any]:
+def status(
+    paths: DeployPaths,
+    *,
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    probe: bool = True,
+    client: Any = None,
+) -> dict[str, Any]:
     """``running`` (every container up), ``stopped``, ``failed`` (restarting or crashed) or ``absent``."""
     client = client or connect()
     found = []
@@ -282,8 +383,9 @@ def status(paths: DeployPaths, *, host: Optional[str] = None, port: Optional[int
         state = "absent"
     elif all(c["running"] for c in found):
         state = "running"
-    elif any(c["status"] == "restarting" or (c["status"] == "exited" and c["exit_code"] not in (0, 143))
-             for c in found):
+    elif any(
+        c["status"] == "restarting" or (c["status"] == "exited" and c["exit_code"] not in (0, 143)) for c in found
+    ):
         state = "failed"
     else:
         state = "stopped"
@@ -291,8 +393,14 @@ def status(paths: DeployPaths, *, host: Optional[str] = None, port: Optional[int
     if probe and state == "running" and port:
         code, body = get_ready(host or "127.0.0.1", int(port))
         ready, detail = code == 200, (body if body is not None else code)
-    return {"runtime": "docker", "state": state, "containers": found, "pid": found[0]["pid"] if found else None,
-            "ready": ready, "ready_detail": detail}
+    return {
+        "runtime": "docker",
+        "state": state,
+        "containers": found,
+        "pid": found[0]["pid"] if found else None,
+        "ready": ready,
+        "ready_detail": detail,
+    }
 
 
 def stop(paths: DeployPaths, graceful: float, *, client: Any = None, say: Callable[[str], None] = print) -> bool:
@@ -324,21 +432,53 @@ def remove(paths: DeployPaths, *, client: Any = None, say: Callable[[str], None]
 
 # --- start/start-N.sh -----------------------------------------------------------------------------
 
-def render_start_script(template: str, spec: ContainerSpec, ref: ImageRef, *, instance: int, deploy: str,
-                        version: str, dirs: Sequence[Path], ready_url: str, standby_request: Path) -> str:
+
+def render_start_script(
+    template: str,
+    spec: ContainerSpec,
+    ref: ImageRef,
+    *,
+    instance: int,
+    deploy: str,
+    version: str,
+    dirs: Sequence[Path],
+    ready_url: str,
+    standby_request: Path,
+) -> str:
     from ..release import render
 
     run_args = "\n    ".join(" ".join(shlex.quote(a) for a in group) for group in spec.run_arg_groups())
-    return render(template, {
-        "N": str(instance), "DEPLOY": deploy, "VERSION": version, "NAME": spec.name, "IMAGE": spec.image,
-        "IMAGE_TAR": str(ref.tar), "UID": str(UID), "GID": str(GID), "READY_URL": ready_url,
-        "DIRS": " ".join(shlex.quote(str(d)) for d in dirs), "DOCKER_RUN_ARGS": run_args,
-        "DEPLOY_DIR": spec.working_dir, "STANDBY_REQUEST": str(standby_request),
-    })
+    return render(
+        template,
+        {
+            "N": str(instance),
+            "DEPLOY": deploy,
+            "VERSION": version,
+            "NAME": spec.name,
+            "IMAGE": spec.image,
+            "IMAGE_TAR": str(ref.tar),
+            "UID": str(UID),
+            "GID": str(GID),
+            "READY_URL": ready_url,
+            "DIRS": " ".join(shlex.quote(str(d)) for d in dirs),
+            "DOCKER_RUN_ARGS": run_args,
+            "DEPLOY_DIR": spec.working_dir,
+            "STANDBY_REQUEST": str(standby_request),
+        },
+    )
 
 
-def write_start_script(template_dir: Path, paths: DeployPaths, spec: ContainerSpec, ref: ImageRef, *,
-                       instance: int, version: str, host: str, port: int) -> Path:
+def write_start_script(
+    template_dir: Path,
+    paths: DeployPaths,
+    spec: ContainerSpec,
+    ref: ImageRef,
+    *,
+    instance: int,
+    version: str,
+    host: str,
+    port: int,
+) -> Path:
     """Write ``<release>/start/start-<instance>.sh`` (the docker flavour) and return its path."""
     from ...fsutil import atomic_write
 
@@ -349,10 +489,17 @@ def write_start_script(template_dir: Path, paths: DeployPaths, spec: ContainerSp
     h = probe_host(host)
     url = f"http://[{h}]:{port}/ready" if ":" in h else f"http://{h}:{port}/ready"
     release = Path(spec.labels[f"{LABEL}.release"])
-    script = render_start_script(template, spec, ref, instance=instance, deploy=paths.name, version=version,
-                                 dirs=(paths.data, paths.logs, paths.run), ready_url=url,
-                                 standby_request=paths.release_run(version) / STANDBY_REQUEST)
+    script = render_start_script(
+        template,
+        spec,
+        ref,
+        instance=instance,
+        deploy=paths.name,
+        version=version,
+        dirs=(paths.data, paths.logs, paths.run),
+        ready_url=url,
+        standby_request=paths.release_run(version) / STANDBY_REQUEST,
+    )
     out = release / "start" / f"start-{instance}.sh"
     atomic_write(out, script, mode=0o755)
     return out
-

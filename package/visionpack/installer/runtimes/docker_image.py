@@ -27,6 +27,7 @@ def sdk(wheels: Optional[Path] = None) -> Any:
     """
     try:
         import docker
+
         return docker
     except ImportError:
         if wheels is None:
@@ -37,6 +38,7 @@ def sdk(wheels: Optional[Path] = None) -> Any:
                 sys.path.append(str(wheel))
     try:
         import docker
+
         return docker
     except ImportError as exc:
         raise RuntimeInstallFailed(f"the Docker SDK for Python is neither installed nor in {wheels} ({exc})") from None
@@ -52,7 +54,9 @@ def connect(wheels: Optional[Path] = None) -> Any:
         client = docker.from_env(timeout=300)
         client.ping()
     except Exception as exc:  # the SDK raises DockerException or requests' errors
-        raise DockerUnavailable(f"no Docker engine answers ({exc}); start it (e.g. bash .ci/docker-engine.sh)") from None
+        raise DockerUnavailable(
+            f"no Docker engine answers ({exc}); start it (e.g. bash .ci/docker-engine.sh)"
+        ) from None
     return client
 
 
@@ -98,8 +102,11 @@ def load_image(client: Any, ref: ImageRef, *, say: Callable[[str], None] = print
         raise PackageCorrupt(f"{ref.tar} is missing; build it with 'bash download.sh --image'")
     if ref.sha256:
         from ...fsutil import sha256_file
+
         if sha256_file(ref.tar) != ref.sha256:
-            raise PackageCorrupt(f"{ref.tar} does not match its recorded sha256; rebuild it with 'bash download.sh --image'")
+            raise PackageCorrupt(
+                f"{ref.tar} does not match its recorded sha256; rebuild it with 'bash download.sh --image'"
+            )
     say(f"loading image {ref.tag} from {ref.tar} ({ref.tar.stat().st_size >> 20} MiB)")
     with open(ref.tar, "rb") as fh:
         client.images.load(fh)

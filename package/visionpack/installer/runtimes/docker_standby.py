@@ -52,8 +52,16 @@ def clear_request(paths: DeployPaths, version: str) -> None:
         remove_tree(paths.release_run(version) / name)
 
 
-def wait_ready(paths: DeployPaths, state: dict[str, Any], container: Any, run_dir: Path, release: set[str],
-               workers: int, timeout: float, headers: Optional[Mapping[str, str]] = None) -> tuple[int, int]:
+def wait_ready(
+    paths: DeployPaths,
+    state: dict[str, Any],
+    container: Any,
+    run_dir: Path,
+    release: set[str],
+    workers: int,
+    timeout: float,
+    headers: Optional[Mapping[str, str]] = None,
+) -> tuple[int, int]:
     """(host pid, probe port) once /ready on the probe port is this release's and every worker booted."""
     deadline = time.monotonic() + timeout
     pid = probe_port = None
@@ -62,8 +70,10 @@ def wait_ready(paths: DeployPaths, state: dict[str, Any], container: Any, run_di
         container.reload()
         st = container.attrs["State"]
         if st.get("Status") in ("exited", "dead") or st.get("Restarting") or container.attrs.get("RestartCount", 0):
-            raise StartFailed(f"standby container {container.name} stopped before it was ready (exit code "
-                              f"{st.get('ExitCode')})\n{dc.failure_detail(container, paths)}")
+            raise StartFailed(
+                f"standby container {container.name} stopped before it was ready (exit code "
+                f"{st.get('ExitCode')})\n{dc.failure_detail(container, paths)}"
+            )
         if pid is None and st.get("Pid"):
             pid = int(st["Pid"])
             journal.begin(paths, state, state["operation"]["op"], "prove", candidate=pid)
@@ -75,12 +85,13 @@ def wait_ready(paths: DeployPaths, state: dict[str, Any], container: Any, run_di
         if pid and probe_port:
             code, body = procs.get_ready("127.0.0.1", probe_port, headers=headers)
             last = (code, body)
-            if code == 200 and body and body.get("release") in release \
-                    and booted_workers(pid, run_dir) >= workers:
+            if code == 200 and body and body.get("release") in release and booted_workers(pid, run_dir) >= workers:
                 return pid, probe_port
         if time.monotonic() >= deadline:
-            raise StartFailed(f"standby container {container.name} not ready after {timeout:.0f} s (probe port "
-                              f"{probe_port}, last /ready answer {last})\n{dc.failure_detail(container, paths)}")
+            raise StartFailed(
+                f"standby container {container.name} not ready after {timeout:.0f} s (probe port "
+                f"{probe_port}, last /ready answer {last})\n{dc.failure_detail(container, paths)}"
+            )
         time.sleep(0.3)
 
 

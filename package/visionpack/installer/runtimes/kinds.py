@@ -26,8 +26,9 @@ def kind_of(state: Optional[Mapping[str, Any]]) -> str:
     return str((state or {}).get("runtime_kind") or DEFAULT)
 
 
-def runtime_for(state: Optional[Mapping[str, Any]], top: Optional[Path] = None, *,
-                kind: Optional[str] = None) -> Runtime:
+def runtime_for(
+    state: Optional[Mapping[str, Any]], top: Optional[Path] = None, *, kind: Optional[str] = None
+) -> Runtime:
     """The runtime of the deploy whose state is ``state`` (or of ``kind``, for an install).
 
     ``top``: the package a switch starts the new release from (upgrade: the new package). A

@@ -63,13 +63,23 @@ class ProcessRuntime:
             ready = status == 200
             ready_detail = body if body is not None else status
         return {
-            "deploy": paths.name, "service": state.get("service"), "state": run_state, "desired": desired,
-            "release": state.get("release"), "host": host, "port": port, "workers": state.get("workers"),
-            "pid": pid, "worker_pids": workers, "ready": ready, "ready_detail": ready_detail,
+            "deploy": paths.name,
+            "service": state.get("service"),
+            "state": run_state,
+            "desired": desired,
+            "release": state.get("release"),
+            "host": host,
+            "port": port,
+            "workers": state.get("workers"),
+            "pid": pid,
+            "worker_pids": workers,
+            "ready": ready,
+            "ready_detail": ready_detail,
             "url": f"http://{procs.probe_host(host or '127.0.0.1')}:{port}/{paths.name}/" if port else None,
             "stale_pidfile": procs.pidfile_is_stale(paths),
             "interrupted_operation": state.get("operation"),
-            "path": str(paths.dir), "runtime": self.kind,
+            "path": str(paths.dir),
+            "runtime": self.kind,
         }
 
     # --- the switch ----------------------------------------------------------------------------
@@ -77,8 +87,9 @@ class ProcessRuntime:
     def serving(self, paths: DeployPaths, version: str) -> Optional[int]:
         return procs.master(paths, version=version)
 
-    def start_standby(self, ctx: Context, paths: DeployPaths, state: dict[str, Any], version: str,
-                      timeout: float) -> Candidate:
+    def start_standby(
+        self, ctx: Context, paths: DeployPaths, state: dict[str, Any], version: str, timeout: float
+    ) -> Candidate:
         release = paths.release(version)
         venv = venv_of(release)
         if not (venv / "bin" / "gunicorn").exists():
@@ -93,8 +104,13 @@ class ProcessRuntime:
             if public is None:
                 handed.close()
                 raise ConnectionError(f"master {old_pid} has no listener on port {port}")
-        check_license(ctx.root.path, paths.name, state.get("service") or "", venv / "bin" / "python",
-                      replacing=bool(handed and handed.slot_fd is not None))
+        check_license(
+            ctx.root.path,
+            paths.name,
+            state.get("service") or "",
+            venv / "bin" / "python",
+            replacing=bool(handed and handed.slot_fd is not None),
+        )
         if public is None:
             try:
                 public = handover.bind_public(host, port)
@@ -105,9 +121,14 @@ class ProcessRuntime:
         paths.release_run(version).mkdir(parents=True, exist_ok=True)
         remove_tree(flag)  # a flag left by an earlier master of this version must not open the gate
         try:
-            proc = procs.launch(paths, venv, release, listeners=[public.fileno(), probe.fileno()],
-                                slot_fd=handed.slot_fd if handed else None,
-                                extra_env={handover.ENV_FLAG: str(flag)})
+            proc = procs.launch(
+                paths,
+                venv,
+                release,
+                listeners=[public.fileno(), probe.fileno()],
+                slot_fd=handed.slot_fd if handed else None,
+                extra_env={handover.ENV_FLAG: str(flag)},
+            )
         finally:
             probe_port = probe.getsockname()[1]
             # Our copies go; the sockets live on in the old master (if any) and the new one.
@@ -117,8 +138,10 @@ class ProcessRuntime:
             else:
                 public.close()
         journal.begin(paths, state, state["operation"]["op"], "prove", candidate=proc.pid)
-        ctx.say(f"started release {version} on standby (pid {proc.pid}, probe port {probe_port}); "
-                f"waiting up to {timeout:.0f} s for /ready")
+        ctx.say(
+            f"started release {version} on standby (pid {proc.pid}, probe port {probe_port}); "
+            f"waiting up to {timeout:.0f} s for /ready"
+        )
         started = time.monotonic()
         procs.wait_ready(paths, proc, "127.0.0.1", probe_port, timeout)
         _wait_all_workers(paths, proc, version, int(state.get("workers") or 1), timeout - (time.monotonic() - started))
@@ -162,8 +185,10 @@ def _wait_all_workers(paths: DeployPaths, proc: Any, version: str, workers: int,
     deadline = time.monotonic() + max(timeout, 5.0)
     while True:
         if proc.poll() is not None:
-            raise StartFailed(f"gunicorn exited with status {proc.returncode} while its workers were booting\n"
-                              f"{procs.logs_tail(paths)}")
+            raise StartFailed(
+                f"gunicorn exited with status {proc.returncode} while its workers were booting\n"
+                f"{procs.logs_tail(paths)}"
+            )
         live = set(procs.children(proc.pid))
         try:
             booted = {int(n) for n in os.listdir(booted_dir) if n.isdigit()}
@@ -174,8 +199,10 @@ def _wait_all_workers(paths: DeployPaths, proc: Any, version: str, workers: int,
         if time.monotonic() >= deadline:
             procs.kill_group(proc.pid)
             proc.wait()
-            raise StartFailed(f"only {len(live & booted)} of {workers} workers of release {version} loaded "
-                              f"their app in time; stopped it\n{procs.logs_tail(paths)}")
+            raise StartFailed(
+                f"only {len(live & booted)} of {workers} workers of release {version} loaded "
+                f"their app in time; stopped it\n{procs.logs_tail(paths)}"
+            )
         time.sleep(0.2)
 
 

@@ -40,8 +40,10 @@ def parse_options(raw: Any, visualize_default: bool) -> Options:
         raise ConfigInvalid(f"options: unknown key(s) {', '.join(unknown)} for the keypoint service")
     bad = ConfigInvalid
     thr = fields.number(opts, "det_threshold", 0.0, 1.0, err=bad, name="options.det_threshold")
-    flags = {key: fields.boolean(opts, key, None, err=bad, name=f"options.{key}")
-             for key in ("flip", "visualize_paddlex", "visualize_easydl")}
+    flags = {
+        key: fields.boolean(opts, key, None, err=bad, name=f"options.{key}")
+        for key in ("flip", "visualize_paddlex", "visualize_easydl")
+    }
     return Options(
         det_threshold=thr,
         flip=bool(flags["flip"]),
@@ -55,7 +57,7 @@ def parse_options(raw: Any, visualize_default: bool) -> Options:
 class Person:
     box: DetBox
     keypoints: np.ndarray  # [K, 3] float32: x, y, score in image pixels
-    score: float           # mean keypoint score
+    score: float  # mean keypoint score
 
 
 class PosePipeline(Protocol):
@@ -77,5 +79,6 @@ class PipelineClass(Protocol):
         """Whether these bundles (tasks, formats) are this pipeline's; asked only to choose
         between pipelines taking the same roles."""
 
-    def __call__(self, cfg: ServiceConfig, opts: Options, bundles: Mapping[str, Bundle],
-                 engines: EngineFactory) -> PosePipeline: ...
+    def __call__(
+        self, cfg: ServiceConfig, opts: Options, bundles: Mapping[str, Bundle], engines: EngineFactory
+    ) -> PosePipeline: ...

@@ -28,14 +28,18 @@ class TopDownPipeline:
     def accepts(cls, bundles: Mapping[str, Bundle]) -> bool:
         return (bundles["detector"].task, bundles["keypoint"].task) == ("object_detection", "keypoint_detection")
 
-    def __init__(self, cfg: ServiceConfig, opts: Options, bundles: Mapping[str, Bundle], engines: EngineFactory) -> None:
+    def __init__(
+        self, cfg: ServiceConfig, opts: Options, bundles: Mapping[str, Bundle], engines: EngineFactory
+    ) -> None:
         self.opts = opts
         self.det_bundle, self.kpt_bundle = bundles["detector"], bundles["keypoint"]
         if self.det_bundle.task == "keypoint_detection" or self.kpt_bundle.task == "object_detection":
             # The likeliest mistake in a hand-written config; say so instead of "unsupported op".
-            raise ModelInvalid("models.detector and models.keypoint look swapped "
-                               f"({self.det_bundle.path.name}: {self.det_bundle.task}, "
-                               f"{self.kpt_bundle.path.name}: {self.kpt_bundle.task})")
+            raise ModelInvalid(
+                "models.detector and models.keypoint look swapped "
+                f"({self.det_bundle.path.name}: {self.det_bundle.task}, "
+                f"{self.kpt_bundle.path.name}: {self.kpt_bundle.task})"
+            )
         self.labels = DP.read_labels(self.det_bundle.config)
         self.threshold = opts.det_threshold
         if self.threshold is None:
@@ -71,7 +75,7 @@ class TopDownPipeline:
         kpts, scores = [], []
         step = self.opts.kpt_batch
         for i in range(0, len(boxes), step):
-            c, s = centers[i:i + step], scales[i:i + step]
+            c, s = centers[i : i + step], scales[i : i + step]
             x = KT.crop_inputs(rgb, c, s, spec)
             n = len(x)
             if self.opts.flip:
