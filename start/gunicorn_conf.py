@@ -73,8 +73,9 @@ if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
 
 # Math libraries size their thread pools on first use in each worker; workers x threads must
 # not exceed the cores, or throughput drops. Set here so every forked worker inherits it.
-_config.export_env({name: str(_cfg.effective_threads())
-                    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+_config.export_env(
+    {name: str(_cfg.effective_threads()) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+)
 
 # The license instance slot: a flock held for the master's life and inherited by its workers,
 # so the kernel frees it when the last of them dies (no cleanup after kill -9).
@@ -158,10 +159,13 @@ def _take_standby_request(server):
     _config.set_standby_flag(req["flag"])  # read by post_worker_init in every worker
     from visionpack.fsutil import atomic_write
 
-    atomic_write(os.path.join(_run_dir, _handover.STANDBY_ANSWER),
-                 json.dumps({"probe_port": probe_port, "from_release": req.get("from_release")}))
-    server.log.info("standby: public socket from %s, probe port %s", req.get("from_release") or "a new bind",
-                    probe_port)
+    atomic_write(
+        os.path.join(_run_dir, _handover.STANDBY_ANSWER),
+        json.dumps({"probe_port": probe_port, "from_release": req.get("from_release")}),
+    )
+    server.log.info(
+        "standby: public socket from %s, probe port %s", req.get("from_release") or "a new bind", probe_port
+    )
     return slot
 
 
@@ -179,8 +183,13 @@ def when_ready(server):
         if _slot is not None and getattr(_slot, "fd", -1) >= 0:
             out.append(_slot.fd)
             kinds.append("slot")
-        header = {"pid": os.getpid(), "deploy": _cfg.deploy, "release": _cfg.release, "fds": kinds,
-                  "listeners": [list(lst.getsockname()) for lst in listeners]}
+        header = {
+            "pid": os.getpid(),
+            "deploy": _cfg.deploy,
+            "release": _cfg.release,
+            "fds": kinds,
+            "listeners": [list(lst.getsockname()) for lst in listeners],
+        }
         return out, header
 
     # A container's master is pid 1 like every other container's: name the address by release.
@@ -207,8 +216,12 @@ def post_worker_init(worker):
     # (Paddle keeps its crash reports for SIGSEGV and friends).
     import signal
 
-    for signum, handler in ((signal.SIGTERM, worker.handle_exit), (signal.SIGQUIT, worker.handle_quit),
-                            (signal.SIGINT, worker.handle_quit), (signal.SIGABRT, worker.handle_abort)):
+    for signum, handler in (
+        (signal.SIGTERM, worker.handle_exit),
+        (signal.SIGQUIT, worker.handle_quit),
+        (signal.SIGINT, worker.handle_quit),
+        (signal.SIGABRT, worker.handle_abort),
+    ):
         signal.signal(signum, handler)
     signal.siginterrupt(signal.SIGTERM, False)
     # One file per worker whose app (models, warm-up) is loaded: install.py switches traffic to
