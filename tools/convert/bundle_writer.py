@@ -91,9 +91,17 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def write_manifest(out_dir: str | os.PathLike[str], *, name: str, task: str, paddlex_model_name: str,
-                   source: Mapping[str, Any], runtime: Mapping[str, Any], build: Mapping[str, Any],
-                   metrics: Mapping[str, Any] | None = None) -> Path:
+def write_manifest(
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    task: str,
+    paddlex_model_name: str,
+    source: Mapping[str, Any],
+    runtime: Mapping[str, Any],
+    build: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+) -> Path:
     """Write manifest.json (schema 1) with the sha256 of every other file of the bundle."""
     out = Path(out_dir)
     manifest = {
@@ -194,8 +202,9 @@ np.savez(outp, *outs)
 """
 
 
-def run_predictor(model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], *, onednn: bool,
-                  timeout: float = 600.0) -> tuple[list[Any] | None, str]:
+def run_predictor(
+    model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], *, onednn: bool, timeout: float = 600.0
+) -> tuple[list[Any] | None, str]:
     """Run the bundle with Paddle Inference configured as PaddleX does, in a child process.
 
     A child, because the known oneDNN/PIR failure of paddle 3.3.x may abort the process.
@@ -212,8 +221,13 @@ def run_predictor(model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], *
         np.savez(inp, **{k: np.asarray(v) for k, v in feeds.items()})
         env = dict(os.environ, OMP_NUM_THREADS="1")
         try:
-            proc = subprocess.run([sys.executable, "-c", _PREDICT_SCRIPT, str(model_dir), "1" if onednn else "0",
-                                   str(inp), str(outp)], capture_output=True, text=True, timeout=timeout, env=env)
+            proc = subprocess.run(
+                [sys.executable, "-c", _PREDICT_SCRIPT, str(model_dir), "1" if onednn else "0", str(inp), str(outp)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+            )
         except subprocess.TimeoutExpired:
             return None, f"timed out after {timeout:.0f}s"
         if proc.returncode != 0 or not outp.exists():
@@ -223,8 +237,9 @@ def run_predictor(model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], *
             return [data[f"arr_{i}"] for i in range(len(data.files))], "ran"
 
 
-def check_exported_model(model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], reference: Any, *,
-                         atol: float = 1e-5) -> dict[str, Any]:
+def check_exported_model(
+    model_dir: str | os.PathLike[str], feeds: Mapping[str, Any], reference: Any, *, atol: float = 1e-5
+) -> dict[str, Any]:
     """Compare the exported model's first output with ``reference``, oneDNN off and on.
 
     ``ok`` means the plain CPU run matches; ``onednn`` is True only if the oneDNN run also
@@ -233,8 +248,13 @@ def check_exported_model(model_dir: str | os.PathLike[str], feeds: Mapping[str, 
     import numpy as np
 
     ref = np.asarray(reference)
-    result: dict[str, Any] = {"ok": False, "max_abs_diff": None, "onednn": False,
-                              "onednn_max_abs_diff": None, "onednn_detail": ""}
+    result: dict[str, Any] = {
+        "ok": False,
+        "max_abs_diff": None,
+        "onednn": False,
+        "onednn_max_abs_diff": None,
+        "onednn_detail": "",
+    }
     outs, detail = run_predictor(model_dir, feeds, onednn=False)
     if outs is None:
         raise RuntimeError(f"exported model does not run with Paddle Inference: {detail}")

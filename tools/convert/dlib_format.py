@@ -53,7 +53,7 @@ class Reader:
     def _take(self, n: int) -> memoryview:
         if n < 0 or self.pos + n > len(self.data):
             raise DlibFormatError(f"unexpected end of data at offset {self.pos} (wanted {n} bytes)")
-        view = self.data[self.pos:self.pos + n]
+        view = self.data[self.pos : self.pos + n]
         self.pos += n
         return view
 
@@ -145,6 +145,7 @@ class Layer:
 
 # --- layer details readers (one per version string) ---------------------------------------
 
+
 def _split(params: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
     flat = params.reshape(-1)
     out, off = [], 0
@@ -152,7 +153,7 @@ def _split(params: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.nda
         n = int(np.prod(shp, dtype=np.int64))
         if off + n > flat.size:
             raise DlibFormatError(f"params of {flat.size} floats too small for {list(shapes)}")
-        out.append(flat[off:off + n].reshape(shp).copy())
+        out.append(flat[off : off + n].reshape(shp).copy())
         off += n
     return out
 
@@ -209,8 +210,9 @@ def _read_affine(r: Reader, kind: str) -> Layer:
     return Layer("affine", a, {"gamma": gamma.reshape(gshape), "beta": beta.reshape(bshape)})
 
 
-def bn_to_affine(gamma: np.ndarray, beta: np.ndarray, running_means: np.ndarray,
-                 running_variances: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def bn_to_affine(
+    gamma: np.ndarray, beta: np.ndarray, running_means: np.ndarray, running_variances: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
     """What affine_(const bn_&) computes: g = gamma/sqrt(var+eps), b = beta - g*mean."""
     g = gamma / np.sqrt(running_variances + np.float32(eps))
     return g.astype(np.float32), (beta - g * running_means).astype(np.float32)
@@ -264,15 +266,22 @@ def _no_details(name: str) -> Callable[[Reader, str], Layer]:
 
 
 _LAYER_READERS: dict[str, Callable[[Reader, str], Layer]] = {
-    "con_4": _read_con, "con_5": _read_con,
-    "fc_2": _read_fc, "fc_3": _read_fc,
-    "affine_": _read_affine, "affine_2": _read_affine,
-    "bn_con2": _read_bn, "bn_fc2": _read_bn,
-    "max_pool_2": _read_pool, "avg_pool_2": _read_pool,
+    "con_4": _read_con,
+    "con_5": _read_con,
+    "fc_2": _read_fc,
+    "fc_3": _read_fc,
+    "affine_": _read_affine,
+    "affine_2": _read_affine,
+    "bn_con2": _read_bn,
+    "bn_fc2": _read_bn,
+    "max_pool_2": _read_pool,
+    "avg_pool_2": _read_pool,
     "relu_": _no_details("relu"),
     "add_prev_": _no_details("add_prev"),
-    "input_rgb_image": _read_input_rgb, "input_rgb_image_sized": _read_input_rgb,
-    "loss_metric_": _read_loss_metric, "loss_metric_2": _read_loss_metric,
+    "input_rgb_image": _read_input_rgb,
+    "input_rgb_image_sized": _read_input_rgb,
+    "loss_metric_": _read_loss_metric,
+    "loss_metric_2": _read_loss_metric,
 }
 
 
@@ -288,6 +297,7 @@ def read_layer_details(r: Reader, allowed: Sequence[str] | None = None) -> Layer
 
 
 # --- network structure ------------------------------------------------------------------
+
 
 @dataclass
 class Node:
@@ -305,7 +315,9 @@ class Node:
     layer: Layer | None = None
 
 
-def parse_network(data: bytes, nodes: Sequence[Node], loss: Sequence[str] | None = None) -> tuple[Layer | None, list[Node]]:
+def parse_network(
+    data: bytes, nodes: Sequence[Node], loss: Sequence[str] | None = None
+) -> tuple[Layer | None, list[Node]]:
     """Read ``add_loss_layer<LOSS, net>`` (when ``loss`` is given) or a bare net from ``data``.
 
     core.h nesting: add_layer (version 1|2) writes version, *subnet*, details, 3 bools

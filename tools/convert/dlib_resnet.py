@@ -33,9 +33,11 @@ VERSION = "0.3.0"
 ARCHIVE = f"face_recognition_models-{VERSION}.tar.gz"
 MEMBER = f"face_recognition_models-{VERSION}/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
 LICENSE = "CC0-1.0"
-LICENSE_SOURCE = (f"{ARCHIVE}: LICENSE (CC0 1.0 Universal text) and README.rst ('licensed in the public "
-                  "domain or under CC0 1.0 Universal'); the sdist's PKG-INFO says 'MIT license' for the "
-                  "package wrapper itself")
+LICENSE_SOURCE = (
+    f"{ARCHIVE}: LICENSE (CC0 1.0 Universal text) and README.rst ('licensed in the public "
+    "domain or under CC0 1.0 Universal'); the sdist's PKG-INFO says 'MIT license' for the "
+    "package wrapper itself"
+)
 SOURCES = [ARCHIVE]
 INPUT_SIZE = 150
 CHIP_PADDING = 0.25  # dlib face_recognition_model_v1.compute_face_descriptor default padding
@@ -50,11 +52,10 @@ DLIB_5PT = {
     "eye_a_inner": (0.6460604764104, 0.2289674387677),  # part 1
     "eye_b_outer": (0.1205750620789, 0.2137274526848),  # part 2 (image-left eye)
     "eye_b_inner": (0.3340850613712, 0.2290642403242),  # part 3
-    "nose_base": (0.4901123135679, 0.6277975316475),    # part 4 (68-pt #33 is the same point)
+    "nose_base": (0.4901123135679, 0.6277975316475),  # part 4 (68-pt #33 is the same point)
 }
 # Same function, 68-point mean face (index i-17): nose tip #30 and mouth corners #48, #54.
-DLIB_68PT = {"nose_tip": (0.490127, 0.515625), "mouth_left": (0.254149, 0.780233),
-             "mouth_right": (0.726104, 0.780233)}
+DLIB_68PT = {"nose_tip": (0.490127, 0.515625), "mouth_left": (0.254149, 0.780233), "mouth_right": (0.726104, 0.780233)}
 
 
 def alignment_template(size: int = INPUT_SIZE, padding: float = CHIP_PADDING) -> list[list[float]]:
@@ -63,20 +64,29 @@ def alignment_template(size: int = INPUT_SIZE, padding: float = CHIP_PADDING) ->
     ``(padding + p) / (2 * padding + 1) * size``.  Eye centres are the midpoints of dlib's eye
     corners; nose tip and mouth corners come from dlib's 68-point mean face (same frame: its
     #33 equals the 5-point nose base)."""
+
     def mid(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
         return ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
 
-    unit = [mid(DLIB_5PT["eye_b_outer"], DLIB_5PT["eye_b_inner"]),
-            mid(DLIB_5PT["eye_a_outer"], DLIB_5PT["eye_a_inner"]),
-            DLIB_68PT["nose_tip"], DLIB_68PT["mouth_left"], DLIB_68PT["mouth_right"]]
-    return [[round((padding + x) / (2 * padding + 1) * size, 4), round((padding + y) / (2 * padding + 1) * size, 4)]
-            for x, y in unit]
+    unit = [
+        mid(DLIB_5PT["eye_b_outer"], DLIB_5PT["eye_b_inner"]),
+        mid(DLIB_5PT["eye_a_outer"], DLIB_5PT["eye_a_inner"]),
+        DLIB_68PT["nose_tip"],
+        DLIB_68PT["mouth_left"],
+        DLIB_68PT["mouth_right"],
+    ]
+    return [
+        [round((padding + x) / (2 * padding + 1) * size, 4), round((padding + y) / (2 * padding + 1) * size, 4)]
+        for x, y in unit
+    ]
 
 
 def dlib_5pt_chip_points(size: int = INPUT_SIZE, padding: float = CHIP_PADDING) -> list[list[float]]:
     """dlib's own 5 template points (parts 0..4) in chip pixels, for dlib 5-point landmarks."""
-    return [[(padding + x) / (2 * padding + 1) * size, (padding + y) / (2 * padding + 1) * size]
-            for x, y in DLIB_5PT.values()]
+    return [
+        [(padding + x) / (2 * padding + 1) * size, (padding + y) / (2 * padding + 1) * size]
+        for x, y in DLIB_5PT.values()
+    ]
 
 
 # --- dlib's network type, top (under the loss) to bottom --------------------------------
@@ -102,19 +112,22 @@ def _ares(n: int) -> list[df.Node]:
 
 def _ares_down(n: int) -> list[df.Node]:
     # relu<add_prev2<avg_pool<2,2,2,2,skip1<tag2<block<N,affine,2,tag1<S>>>>>>>
-    return ([_L("relu_"), _L("add_prev_"), _L("avg_pool_2"), df.Node("skip", n=1), df.Node("tag", n=2)]
-            + _block(n, 2) + [df.Node("tag", n=1)])
+    return (
+        [_L("relu_"), _L("add_prev_"), _L("avg_pool_2"), df.Node("skip", n=1), df.Node("tag", n=2)]
+        + _block(n, 2)
+        + [df.Node("tag", n=1)]
+    )
 
 
 def network_spec() -> list[df.Node]:
     """anet_type = loss_metric<fc_no_bias<128,avg_pool_everything<alevel0<alevel1<alevel2<
     alevel3<alevel4<max_pool<3,3,2,2,relu<affine<con<32,7,7,2,2,input_rgb_image_sized<150>>>>>>>>>>>>>"""
     nodes = [_L("fc_2", "fc_3"), _L("avg_pool_2")]
-    nodes += _ares_down(256)                                   # alevel0
-    nodes += _ares(256) + _ares(256) + _ares_down(256)         # alevel1
-    nodes += _ares(128) + _ares(128) + _ares_down(128)         # alevel2
+    nodes += _ares_down(256)  # alevel0
+    nodes += _ares(256) + _ares(256) + _ares_down(256)  # alevel1
+    nodes += _ares(128) + _ares(128) + _ares_down(128)  # alevel2
     nodes += _ares(64) + _ares(64) + _ares(64) + _ares_down(64)  # alevel3
-    nodes += _ares(32) + _ares(32) + _ares(32)                 # alevel4
+    nodes += _ares(32) + _ares(32) + _ares(32)  # alevel4
     nodes += [_L("max_pool_2"), _L("relu_"), _L(*AFFINE), _L(*CON), df.Node("input", ("input_rgb_image_sized",))]
     # add_prev1 / add_prev2 carry the tag id in the type only; fill it from the structure
     for i, node in enumerate(nodes):
@@ -151,6 +164,7 @@ def read_source(archive: str | Path) -> bytes:
 
 # --- the Paddle network ------------------------------------------------------------------
 
+
 def _plan(model: ParsedModel, in_shape: tuple[int, int, int]) -> list[dict[str, Any]]:
     """Turn dlib ops into a static plan with shapes, folding each conv-mode affine into the
     convolution right under it (exact algebra: W*g, b*g+beta)."""
@@ -173,8 +187,15 @@ def _plan(model: ParsedModel, in_shape: tuple[int, int, int]) -> list[dict[str, 
             if f.shape[1] != shape[0]:
                 raise df.DlibFormatError(f"conv expects {f.shape[1]} channels, gets {shape[0]}")
             b = layer.tensors.get("biases", np.zeros(f.shape[0], np.float32))
-            plan.append({"op": "conv", "w": f.copy(), "b": b.copy(), "stride": (a["stride_y"], a["stride_x"]),
-                         "pad": (a["padding_y"], a["padding_x"])})
+            plan.append(
+                {
+                    "op": "conv",
+                    "w": f.copy(),
+                    "b": b.copy(),
+                    "stride": (a["stride_y"], a["stride_x"]),
+                    "pad": (a["padding_y"], a["padding_x"]),
+                }
+            )
             oh = 1 + (shape[1] + 2 * a["padding_y"] - a["nr"]) // a["stride_y"]
             ow = 1 + (shape[2] + 2 * a["padding_x"] - a["nc"]) // a["stride_x"]
             shape = (f.shape[0], oh, ow)
@@ -200,16 +221,31 @@ def _plan(model: ParsedModel, in_shape: tuple[int, int, int]) -> list[dict[str, 
                 continue
             if k == "avg_pool" and (a["padding_y"] or a["padding_x"]):
                 raise df.DlibFormatError("padded avg_pool is not supported")
-            plan.append({"op": k, "kernel": (a["nr"], a["nc"]), "stride": (a["stride_y"], a["stride_x"]),
-                         "pad": (a["padding_y"], a["padding_x"])})
-            shape = (shape[0], 1 + (shape[1] + 2 * a["padding_y"] - a["nr"]) // a["stride_y"],
-                     1 + (shape[2] + 2 * a["padding_x"] - a["nc"]) // a["stride_x"])
+            plan.append(
+                {
+                    "op": k,
+                    "kernel": (a["nr"], a["nc"]),
+                    "stride": (a["stride_y"], a["stride_x"]),
+                    "pad": (a["padding_y"], a["padding_x"]),
+                }
+            )
+            shape = (
+                shape[0],
+                1 + (shape[1] + 2 * a["padding_y"] - a["nr"]) // a["stride_y"],
+                1 + (shape[2] + 2 * a["padding_x"] - a["nc"]) // a["stride_x"],
+            )
         elif k == "add_prev":
             other = tags[n]
             # dlib add_prev_: output has the max of each dim; missing elements count as 0
             out = tuple(max(s, o) for s, o in zip(shape, other))
-            plan.append({"op": "add_prev", "n": n, "pad_self": tuple(o - s for o, s in zip(out, shape)),
-                         "pad_other": tuple(o - s for o, s in zip(out, other))})
+            plan.append(
+                {
+                    "op": "add_prev",
+                    "n": n,
+                    "pad_self": tuple(o - s for o, s in zip(out, shape)),
+                    "pad_other": tuple(o - s for o, s in zip(out, other)),
+                }
+            )
             shape = out
         elif k == "fc":
             w = layer.tensors["weights"]
@@ -236,8 +272,9 @@ def build_paddle_net(model: ParsedModel) -> Any:
                 op = step["op"]
                 if op == "conv":
                     w = step["w"]
-                    conv = paddle.nn.Conv2D(w.shape[1], w.shape[0], (w.shape[2], w.shape[3]), stride=step["stride"],
-                                            padding=step["pad"])
+                    conv = paddle.nn.Conv2D(
+                        w.shape[1], w.shape[0], (w.shape[2], w.shape[3]), stride=step["stride"], padding=step["pad"]
+                    )
                     conv.weight.set_value(w.astype(np.float32))
                     conv.bias.set_value(step["b"].astype(np.float32))
                     step["mod"] = len(self.mods)
@@ -322,8 +359,9 @@ def preprocess_spec(model: ParsedModel) -> dict[str, Any]:
 
 def normalize_chip(chip_rgb: np.ndarray, model_pre: dict[str, Any]) -> np.ndarray:
     """Reference of what the yml's transform_ops do to a 150x150 RGB uint8 chip -> NCHW float32."""
-    x = (chip_rgb.astype(np.float32) * np.float32(model_pre["scale"]) - np.asarray(model_pre["mean"], np.float32)) \
-        / np.asarray(model_pre["std"], np.float32)
+    x = (
+        chip_rgb.astype(np.float32) * np.float32(model_pre["scale"]) - np.asarray(model_pre["mean"], np.float32)
+    ) / np.asarray(model_pre["std"], np.float32)
     return x.transpose(2, 0, 1)[None].copy()
 
 
@@ -331,11 +369,13 @@ def inference_yml(model: ParsedModel) -> dict[str, Any]:
     size = [int(model.input.attrs["nc"]), int(model.input.attrs["nr"])]
     return {
         "Global": {"model_name": PADDLEX_MODEL_NAME},
-        "PreProcess": {"transform_ops": [
-            {"ResizeImage": {"size": size}},
-            {"NormalizeImage": preprocess_spec(model)},
-            {"ToCHWImage": None},
-        ]},
+        "PreProcess": {
+            "transform_ops": [
+                {"ResizeImage": {"size": size}},
+                {"NormalizeImage": preprocess_spec(model)},
+                {"ToCHWImage": None},
+            ]
+        },
         "PostProcess": {"NormalizeFeatures": None},
     }
 
@@ -365,8 +405,9 @@ def check_export(out_dir: Path, net: Any, size: tuple[int, int], log: Callable[[
     return check
 
 
-def build(sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, Any],
-          log: Callable[[str], None] = print) -> None:
+def build(
+    sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, Any], log: Callable[[str], None] = print
+) -> None:
     """Write the complete bundle into ``out_dir`` (build_models.py's scratch dir)."""
     import paddle
     from tools.convert import bundle_writer as bw
@@ -385,36 +426,61 @@ def build(sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, A
     check = check_export(out_dir, net, size, log)
     write_yml_with_header(out_dir, inference_yml(model), _YML_HEADER)
     bw.write_manifest(
-        out_dir, name=BUNDLE_NAME, task="face_feature", paddlex_model_name=PADDLEX_MODEL_NAME,
-        source={"package": PACKAGE, "version": VERSION, "license": LICENSE, "license_source": LICENSE_SOURCE,
-                "archive": ARCHIVE, "file": MEMBER, "sha256": hashlib.sha256(data).hexdigest(),
-                "architecture": "dlib anet_type: ResNet with 29 conv layers (14 residual adds, 4 downsampling), "
-                                "150x150 RGB -> fc_no_bias 128, loss_metric"},
-        runtime={"onednn": bool(check["onednn"]), "onednn_detail": check["onednn_detail"],
-                 "input_size": [size[1], size[0]], "color": "RGB", "feature_dim": 128,
-                 "output": "raw descriptor (PostProcess NormalizeFeatures L2-normalises it)"},
-        build={**build_info, "seconds": round(time.monotonic() - t0, 1)},
-        metrics={"export_max_abs_diff": check["max_abs_diff"], "onednn_max_abs_diff": check["onednn_max_abs_diff"],
-                 "dlib_same_person_threshold": {"euclidean_raw": 0.6,
-                                                "note": "loss_metric dist_thresh stored in the .dat"}},
-    )
-    add_to_manifest(out_dir, {
-        "alignment": {
-            "size": [size[1], size[0]], "padding": CHIP_PADDING,
-            "points": alignment_template(size[0], CHIP_PADDING),
-            "order": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
-            "transform": "similarity (rotation, uniform scale, translation) from the 5 detected landmarks onto "
-                         "these chip pixel coordinates (integer = pixel centre), bilinear warp",
-            "source": "dlib/image_transforms/interpolation.h get_face_chip_details (size 150, padding 0.25 as "
-                      "dlib's compute_face_descriptor); eyes = midpoints of its 5-point eye corners, nose tip "
-                      "and mouth corners = its 68-point mean face #30, #48, #54",
-            "dlib_5pt": {"points": [[round(v, 4) for v in p] for p in dlib_5pt_chip_points(size[0])],
-                         "order": ["eye_right_outer", "eye_right_inner", "eye_left_outer", "eye_left_inner",
-                                   "nose_base"]},
+        out_dir,
+        name=BUNDLE_NAME,
+        task="face_feature",
+        paddlex_model_name=PADDLEX_MODEL_NAME,
+        source={
+            "package": PACKAGE,
+            "version": VERSION,
+            "license": LICENSE,
+            "license_source": LICENSE_SOURCE,
+            "archive": ARCHIVE,
+            "file": MEMBER,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "architecture": "dlib anet_type: ResNet with 29 conv layers (14 residual adds, 4 downsampling), "
+            "150x150 RGB -> fc_no_bias 128, loss_metric",
         },
-        "dlib": {"loss": model.loss.kind, **model.loss.attrs,
-                 "input_avg_rgb": [float(v) for v in model.input.attrs["avg_rgb"]]},
-    })
+        runtime={
+            "onednn": bool(check["onednn"]),
+            "onednn_detail": check["onednn_detail"],
+            "input_size": [size[1], size[0]],
+            "color": "RGB",
+            "feature_dim": 128,
+            "output": "raw descriptor (PostProcess NormalizeFeatures L2-normalises it)",
+        },
+        build={**build_info, "seconds": round(time.monotonic() - t0, 1)},
+        metrics={
+            "export_max_abs_diff": check["max_abs_diff"],
+            "onednn_max_abs_diff": check["onednn_max_abs_diff"],
+            "dlib_same_person_threshold": {"euclidean_raw": 0.6, "note": "loss_metric dist_thresh stored in the .dat"},
+        },
+    )
+    add_to_manifest(
+        out_dir,
+        {
+            "alignment": {
+                "size": [size[1], size[0]],
+                "padding": CHIP_PADDING,
+                "points": alignment_template(size[0], CHIP_PADDING),
+                "order": ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"],
+                "transform": "similarity (rotation, uniform scale, translation) from the 5 detected landmarks onto "
+                "these chip pixel coordinates (integer = pixel centre), bilinear warp",
+                "source": "dlib/image_transforms/interpolation.h get_face_chip_details (size 150, padding 0.25 as "
+                "dlib's compute_face_descriptor); eyes = midpoints of its 5-point eye corners, nose tip "
+                "and mouth corners = its 68-point mean face #30, #48, #54",
+                "dlib_5pt": {
+                    "points": [[round(v, 4) for v in p] for p in dlib_5pt_chip_points(size[0])],
+                    "order": ["eye_right_outer", "eye_right_inner", "eye_left_outer", "eye_left_inner", "nose_base"],
+                },
+            },
+            "dlib": {
+                "loss": model.loss.kind,
+                **model.loss.attrs,
+                "input_avg_rgb": [float(v) for v in model.input.attrs["avg_rgb"]],
+            },
+        },
+    )
     log(f"wrote bundle files: {sorted(p.name for p in out_dir.iterdir())}")
 
 

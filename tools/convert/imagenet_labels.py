@@ -16,8 +16,14 @@ import os
 import zipfile
 from pathlib import Path
 
-__all__ = ["SYNSETS_MEMBER", "LEMMAS_MEMBER", "NUM_CLASSES", "LabelsError", "read_imagenet_labels",
-           "read_imagenet_labels_from_texts"]
+__all__ = [
+    "SYNSETS_MEMBER",
+    "LEMMAS_MEMBER",
+    "NUM_CLASSES",
+    "LabelsError",
+    "read_imagenet_labels",
+    "read_imagenet_labels_from_texts",
+]
 
 SYNSETS_MEMBER = "timm/data/_info/imagenet_synsets.txt"
 LEMMAS_MEMBER = "timm/data/_info/imagenet_synset_to_lemma.txt"
@@ -58,4 +64,3 @@ def read_imagenet_labels(timm_wheel: str | os.PathLike[str]) -> list[str]:
     except (OSError, zipfile.BadZipFile) as exc:
         raise LabelsError(f"cannot read {path}: {exc}") from exc
     return read_imagenet_labels_from_texts(synsets, lemmas)
-

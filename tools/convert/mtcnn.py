@@ -41,31 +41,64 @@ INPUT_SCALE = 0.0078125  # = 1/128
 # (kind, name or (kernel, stride)) in facenet-pytorch's forward() order; then the heads.
 STAGES: dict[str, dict[str, Any]] = {
     "pnet": {
-        "body": [("conv", "conv1"), ("prelu", "prelu1"), ("pool", (2, 2)), ("conv", "conv2"), ("prelu", "prelu2"),
-                 ("conv", "conv3"), ("prelu", "prelu3")],
+        "body": [
+            ("conv", "conv1"),
+            ("prelu", "prelu1"),
+            ("pool", (2, 2)),
+            ("conv", "conv2"),
+            ("prelu", "prelu2"),
+            ("conv", "conv3"),
+            ("prelu", "prelu3"),
+        ],
         "heads": [("conv4_2", "reg"), ("conv4_1", "prob")],
-        "size": None, "feature_hw": None,
+        "size": None,
+        "feature_hw": None,
     },
     "rnet": {
-        "body": [("conv", "conv1"), ("prelu", "prelu1"), ("pool", (3, 2)), ("conv", "conv2"), ("prelu", "prelu2"),
-                 ("pool", (3, 2)), ("conv", "conv3"), ("prelu", "prelu3"), ("flatten", None), ("dense", "dense4"),
-                 ("prelu", "prelu4")],
+        "body": [
+            ("conv", "conv1"),
+            ("prelu", "prelu1"),
+            ("pool", (3, 2)),
+            ("conv", "conv2"),
+            ("prelu", "prelu2"),
+            ("pool", (3, 2)),
+            ("conv", "conv3"),
+            ("prelu", "prelu3"),
+            ("flatten", None),
+            ("dense", "dense4"),
+            ("prelu", "prelu4"),
+        ],
         "heads": [("dense5_2", "reg"), ("dense5_1", "prob")],
-        "size": 24, "feature_hw": (3, 3),
+        "size": 24,
+        "feature_hw": (3, 3),
     },
     "onet": {
-        "body": [("conv", "conv1"), ("prelu", "prelu1"), ("pool", (3, 2)), ("conv", "conv2"), ("prelu", "prelu2"),
-                 ("pool", (3, 2)), ("conv", "conv3"), ("prelu", "prelu3"), ("pool", (2, 2)), ("conv", "conv4"),
-                 ("prelu", "prelu4"), ("flatten", None), ("dense", "dense5"), ("prelu", "prelu5")],
+        "body": [
+            ("conv", "conv1"),
+            ("prelu", "prelu1"),
+            ("pool", (3, 2)),
+            ("conv", "conv2"),
+            ("prelu", "prelu2"),
+            ("pool", (3, 2)),
+            ("conv", "conv3"),
+            ("prelu", "prelu3"),
+            ("pool", (2, 2)),
+            ("conv", "conv4"),
+            ("prelu", "prelu4"),
+            ("flatten", None),
+            ("dense", "dense5"),
+            ("prelu", "prelu5"),
+        ],
         "heads": [("dense6_2", "reg"), ("dense6_3", "landmarks"), ("dense6_1", "prob")],
-        "size": 48, "feature_hw": (3, 3),
+        "size": 48,
+        "feature_hw": (3, 3),
     },
 }
 
 OUTPUT_DOC = {
     "reg": "box regression [dx1, dy1, dx2, dy2] as fractions of the box width/height",
     "landmarks": "10 values: x of the 5 points then y of the 5 points, fractions of the box (order: left eye, "
-                 "right eye, nose, left mouth corner, right mouth corner)",
+    "right eye, nose, left mouth corner, right mouth corner)",
     "prob": "softmax over [non-face, face]; the face score is channel 1",
 }
 
@@ -182,8 +215,7 @@ def inference_yml(stage: str) -> dict[str, Any]:
         # the cascade crops each candidate box and resizes it (facenet-pytorch: torch
         # interpolate mode="area"; cv2 INTER_AREA = interp 3 is the nearest cv2 equivalent)
         pre.append({"type": "Resize", "target_size": [size, size], "keep_ratio": False, "interp": 3})
-    pre.append({"type": "NormalizeImage", "is_scale": False, "mean": [INPUT_MEAN] * 3,
-                "std": [1.0 / INPUT_SCALE] * 3})
+    pre.append({"type": "NormalizeImage", "is_scale": False, "mean": [INPUT_MEAN] * 3, "std": [1.0 / INPUT_SCALE] * 3})
     pre.append({"type": "Permute"})
     return {
         "Global": {"model_name": f"MTCNN_{stage.upper()}"},
@@ -246,8 +278,13 @@ def check_export(stage: str, out_dir: Path, net: Any, log: Callable[[str], None]
     return {"max_abs_diff": worst, "onednn": dnn_ok, "onednn_max_abs_diff": worst_dnn, "onednn_detail": detail}
 
 
-def build_stage(stage: str, sources: Mapping[str, Path], out_dir: Path, build_info: Mapping[str, Any],
-                log: Callable[[str], None] = print) -> None:
+def build_stage(
+    stage: str,
+    sources: Mapping[str, Path],
+    out_dir: Path,
+    build_info: Mapping[str, Any],
+    log: Callable[[str], None] = print,
+) -> None:
     """Write the complete ``mtcnn_<stage>`` bundle into ``out_dir`` (build_models.py's scratch dir)."""
     import paddle
     from tools.convert import bundle_writer as bw
@@ -267,14 +304,31 @@ def build_stage(stage: str, sources: Mapping[str, Path], out_dir: Path, build_in
     write_yml_with_header(out_dir, inference_yml(stage), _yml_header(stage))
     outs = [out for _, out in STAGES[stage]["heads"]]
     bw.write_manifest(
-        out_dir, name=f"mtcnn_{stage}", task="face_detection", paddlex_model_name=f"MTCNN_{stage.upper()}",
-        source={"package": PACKAGE, "version": VERSION, "license": LICENSE,
-                "license_metadata": bw.wheel_license(wheel), "license_source": LICENSE_SOURCE,
-                "archive": ARCHIVE, "file": member(stage), "sha256": sha,
-                "architecture": "facenet_pytorch/models/mtcnn.py " + stage.upper()},
-        runtime={"onednn": bool(check["onednn"]), "onednn_detail": check["onednn_detail"], "role": stage,
-                 "color": "RGB", "input_shape": shape, "input_scale": {"mean": INPUT_MEAN, "scale": INPUT_SCALE},
-                 "outputs": outs, "outputs_doc": {o: OUTPUT_DOC[o] for o in outs}},
+        out_dir,
+        name=f"mtcnn_{stage}",
+        task="face_detection",
+        paddlex_model_name=f"MTCNN_{stage.upper()}",
+        source={
+            "package": PACKAGE,
+            "version": VERSION,
+            "license": LICENSE,
+            "license_metadata": bw.wheel_license(wheel),
+            "license_source": LICENSE_SOURCE,
+            "archive": ARCHIVE,
+            "file": member(stage),
+            "sha256": sha,
+            "architecture": "facenet_pytorch/models/mtcnn.py " + stage.upper(),
+        },
+        runtime={
+            "onednn": bool(check["onednn"]),
+            "onednn_detail": check["onednn_detail"],
+            "role": stage,
+            "color": "RGB",
+            "input_shape": shape,
+            "input_scale": {"mean": INPUT_MEAN, "scale": INPUT_SCALE},
+            "outputs": outs,
+            "outputs_doc": {o: OUTPUT_DOC[o] for o in outs},
+        },
         build={**build_info, "seconds": round(time.monotonic() - t0, 1)},
         metrics={"export_max_abs_diff": check["max_abs_diff"], "onednn_max_abs_diff": check["onednn_max_abs_diff"]},
     )

@@ -92,7 +92,7 @@ class _Storage:
             flat = root.array()
             if offset < 0 or offset + self.numel > flat.size:
                 raise CheckpointError("storage view lies outside its root storage")
-            return flat[offset:offset + self.numel]
+            return flat[offset : offset + self.numel]
         if self.data is None:
             raise CheckpointError("storage referenced by the pickle has no data in the file")
         return self.data
@@ -141,10 +141,12 @@ class _LazyTensor:
             last = offset + sum((n - 1) * s for n, s in zip(size, stride))
             if offset < 0 or last >= flat.size:
                 raise CheckpointError(
-                    f"tensor (offset {offset}, size {size}, stride {stride}) exceeds its storage of {flat.size} elements")
+                    f"tensor (offset {offset}, size {size}, stride {stride}) exceeds its storage of {flat.size} elements"
+                )
             item = flat.dtype.itemsize
             view = np.lib.stride_tricks.as_strided(
-                flat[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False)
+                flat[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False
+            )
             out = np.array(view, copy=True, order="C")  # own, contiguous memory; shared storages stay independent
         if bfloat16:
             out = (out.astype(np.uint32) << 16).view(np.float32)
@@ -156,15 +158,30 @@ class _LazyTensor:
 _NATIVE_LITTLE = np.little_endian
 
 
-def _rebuild_tensor_v2(storage: Any, storage_offset: int, size: Any, stride: Any, requires_grad: Any = False,
-                       backward_hooks: Any = None, metadata: Any = None) -> _LazyTensor:
+def _rebuild_tensor_v2(
+    storage: Any,
+    storage_offset: int,
+    size: Any,
+    stride: Any,
+    requires_grad: Any = False,
+    backward_hooks: Any = None,
+    metadata: Any = None,
+) -> _LazyTensor:
     if not isinstance(storage, _Storage):
         raise CheckpointError("_rebuild_tensor_v2 called without a storage")
     return _LazyTensor(storage, int(storage_offset), tuple(int(v) for v in size), tuple(int(v) for v in stride))
 
 
-def _rebuild_tensor_v3(storage: Any, storage_offset: int, size: Any, stride: Any, requires_grad: Any = False,
-                       backward_hooks: Any = None, dtype: Any = None, metadata: Any = None) -> _LazyTensor:
+def _rebuild_tensor_v3(
+    storage: Any,
+    storage_offset: int,
+    size: Any,
+    stride: Any,
+    requires_grad: Any = False,
+    backward_hooks: Any = None,
+    dtype: Any = None,
+    metadata: Any = None,
+) -> _LazyTensor:
     # torch >= 2.3 writes dtypes without a typed storage class (uint16/32/64, float8...) this way
     if not isinstance(dtype, _DType):
         raise CheckpointError("_rebuild_tensor_v3 called without a dtype")
@@ -178,8 +195,7 @@ def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any) -
     return _rebuild_tensor_v2(storage, storage_offset, size, stride)
 
 
-def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None,
-                       state: Any = None) -> Any:
+def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None, state: Any = None) -> Any:
     # an nn.Parameter is just its tensor for our purposes
     return data
 
@@ -198,14 +214,33 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("__builtin__", "set"): set,  # protocol-2 files written by Python 2
 }
 _TORCH_DTYPES: dict[str, np.dtype | None] = {
-    "float32": np.dtype("<f4"), "float": np.dtype("<f4"), "float64": np.dtype("<f8"), "double": np.dtype("<f8"),
-    "float16": np.dtype("<f2"), "half": np.dtype("<f2"), "bfloat16": np.dtype("<u2"),
-    "int64": np.dtype("<i8"), "long": np.dtype("<i8"), "int32": np.dtype("<i4"), "int": np.dtype("<i4"),
-    "int16": np.dtype("<i2"), "short": np.dtype("<i2"), "int8": np.dtype("i1"), "uint8": np.dtype("u1"),
-    "uint16": np.dtype("<u2"), "uint32": np.dtype("<u4"), "uint64": np.dtype("<u8"), "bool": np.dtype("?"),
-    "complex64": np.dtype("<c8"), "complex128": np.dtype("<c16"),
-    "complex32": None, "float8_e4m3fn": None, "float8_e5m2": None, "float8_e4m3fnuz": None,
-    "float8_e5m2fnuz": None, "float8_e8m0fnu": None,
+    "float32": np.dtype("<f4"),
+    "float": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "double": np.dtype("<f8"),
+    "float16": np.dtype("<f2"),
+    "half": np.dtype("<f2"),
+    "bfloat16": np.dtype("<u2"),
+    "int64": np.dtype("<i8"),
+    "long": np.dtype("<i8"),
+    "int32": np.dtype("<i4"),
+    "int": np.dtype("<i4"),
+    "int16": np.dtype("<i2"),
+    "short": np.dtype("<i2"),
+    "int8": np.dtype("i1"),
+    "uint8": np.dtype("u1"),
+    "uint16": np.dtype("<u2"),
+    "uint32": np.dtype("<u4"),
+    "uint64": np.dtype("<u8"),
+    "bool": np.dtype("?"),
+    "complex64": np.dtype("<c8"),
+    "complex128": np.dtype("<c16"),
+    "complex32": None,
+    "float8_e4m3fn": None,
+    "float8_e5m2": None,
+    "float8_e4m3fnuz": None,
+    "float8_e5m2fnuz": None,
+    "float8_e8m0fnu": None,
 }
 _ALLOWED[("torch._utils", "_rebuild_tensor_v3")] = _rebuild_tensor_v3
 for _name, _np in _TORCH_DTYPES.items():
@@ -225,7 +260,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if found is None:
             raise UnsafeCheckpointError(
                 f"checkpoint references {module}.{name}, which is not on the allow-list of a plain "
-                "tensor state dict; refusing to load it (it could run arbitrary code)")
+                "tensor state dict; refusing to load it (it could run arbitrary code)"
+            )
         return found
 
     def persistent_load(self, pid: Any) -> Any:

@@ -1,7 +1,7 @@
 """Render the README's error-code table from visionpack.errors (the single source).
 
-    python3 tools/docs/error_table.py            # print the table
-    python3 tools/docs/error_table.py --write    # replace it between the README markers
+python3 tools/docs/error_table.py            # print the table
+python3 tools/docs/error_table.py --write    # replace it between the README markers
 """
 
 from __future__ import annotations

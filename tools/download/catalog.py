@@ -67,8 +67,9 @@ def parse(text: str, name: str = "catalog.yml") -> dict[str, Any]:
                 p_parent[p_key] = None
         is_item = body.startswith("- ") or body == "-"
         # a list may sit at its key's own indentation ("key:\n- a"): a key line there closes it
-        while stack and (indent < stack[-1][0] or (
-                indent == stack[-1][0] and isinstance(stack[-1][1], list) and not is_item)):
+        while stack and (
+            indent < stack[-1][0] or (indent == stack[-1][0] and isinstance(stack[-1][1], list) and not is_item)
+        ):
             stack.pop()
         if not stack or indent != stack[-1][0] and stack[-1][0] != -1:
             raise CatalogError(f"{where}: unexpected indentation")

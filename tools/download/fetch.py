@@ -31,15 +31,34 @@ from visionpack.fsutil import sha256_file
 
 from . import pipconf
 from .lockfile import (
-    EXIT_BAD_LOCK, EXIT_DOWNLOAD_FAILED, EXIT_HASH_MISMATCH, EXIT_OK, EXIT_UNREACHABLE,
-    LockEntry, LockError, canonical_name, human_size, parse_lock,
+    EXIT_BAD_LOCK,
+    EXIT_DOWNLOAD_FAILED,
+    EXIT_HASH_MISMATCH,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    LockEntry,
+    LockError,
+    canonical_name,
+    human_size,
+    parse_lock,
 )
 
 _NETWORK_MARKERS = (
-    "NewConnectionError", "Failed to establish a new connection", "Network is unreachable",
-    "Name or service not known", "Temporary failure in name resolution", "ConnectTimeout",
-    "ReadTimeout", "ProxyError", "Connection refused", "SSLError", "ConnectionError",
-    "Max retries exceeded", "Could not fetch URL", "No route to host", "timed out",
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Network is unreachable",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "ProxyError",
+    "Connection refused",
+    "SSLError",
+    "ConnectionError",
+    "Max retries exceeded",
+    "Could not fetch URL",
+    "No route to host",
+    "timed out",
 )
 
 
@@ -92,25 +111,27 @@ class Fetcher:
             if target.is_file():
                 actual = sha256_file(target)
                 if actual == entry.sha256:
-                    print(f"{tag} {entry.filename} ok (cached, {human_size(target.stat().st_size)})",
-                          flush=True)
+                    print(f"{tag} {entry.filename} ok (cached, {human_size(target.stat().st_size)})", flush=True)
                     cached += 1
                     continue
-                print(f"{tag} {entry.filename}: sha256 {actual[:16]}... is not the locked "
-                      f"{entry.sha256[:16]}...; removing it and downloading again", flush=True)
+                print(
+                    f"{tag} {entry.filename}: sha256 {actual[:16]}... is not the locked "
+                    f"{entry.sha256[:16]}...; removing it and downloading again",
+                    flush=True,
+                )
                 target.unlink()
             size = f" ({human_size(entry.size)})" if entry.size else ""
             print(f"{tag} {entry.filename} downloading{size} ...", flush=True)
             started = time.monotonic()
             self.download(entry, target)
             took = time.monotonic() - started
-            print(f"{tag} {entry.filename} ok (downloaded, {human_size(target.stat().st_size)}, "
-                  f"{took:.1f} s)", flush=True)
+            print(
+                f"{tag} {entry.filename} ok (downloaded, {human_size(target.stat().st_size)}, {took:.1f} s)", flush=True
+            )
             downloaded += 1
         stale = self.prune(dest, {e.filename for e in entries}, remove=prune)
         extra = f", {stale} stale removed" if stale else ""
-        print(f"{label}: {total} files, {cached} already present, {downloaded} downloaded{extra}",
-              flush=True)
+        print(f"{label}: {total} files, {cached} already present, {downloaded} downloaded{extra}", flush=True)
         return cached, downloaded
 
     @staticmethod
@@ -150,8 +171,16 @@ class Fetcher:
         req.write_text(entry.requirement_line() + "\n", encoding="utf-8")
         out_dir = self.scratch / "out"
         cmd = pipconf.pip_command(self.python, "download", self.config) + [
-            "--no-deps", "--require-hashes", "--only-binary=:all:", *pipconf.target_args(),
-            "--progress-bar", "off", "-r", str(req), "-d", str(out_dir),
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            *pipconf.target_args(),
+            "--progress-bar",
+            "off",
+            "-r",
+            str(req),
+            "-d",
+            str(out_dir),
         ]
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"pip-download-{canonical_name(entry.name)}.log"
@@ -181,8 +210,10 @@ class Fetcher:
         for filename, url in files:
             if filename == entry.filename:
                 return self._stream(url, entry)
-        raise FetchError(EXIT_DOWNLOAD_FAILED, f"{what}: {entry.filename} is not listed on the "
-                         f"configured index(es): {', '.join(indexes)}")
+        raise FetchError(
+            EXIT_DOWNLOAD_FAILED,
+            f"{what}: {entry.filename} is not listed on the configured index(es): {', '.join(indexes)}",
+        )
 
     def _stream(self, url: str, entry: LockEntry, out_dir: Path | None = None) -> Path:
         out = (out_dir or self.scratch) / entry.filename
@@ -191,13 +222,16 @@ class Fetcher:
             with _opener(self.config).open(url, timeout=timeout) as resp, open(out, "wb") as fh:
                 shutil.copyfileobj(resp, fh, 1 << 20)
         except (urllib.error.URLError, OSError, socket.timeout) as exc:
-            raise FetchError(EXIT_UNREACHABLE, f"{entry.name}=={entry.version}: download of "
-                             f"{entry.filename} failed: {getattr(exc, 'reason', exc)}") from None
+            raise FetchError(
+                EXIT_UNREACHABLE,
+                f"{entry.name}=={entry.version}: download of {entry.filename} failed: {getattr(exc, 'reason', exc)}",
+            ) from None
         return out
 
 
-def list_index_files(config: dict[str, str], python: str, project: str,
-                     what: str) -> tuple[list[tuple[str, str]], list[str]]:
+def list_index_files(
+    config: dict[str, str], python: str, project: str, what: str
+) -> tuple[list[tuple[str, str]], list[str]]:
     """(file name, URL) of every file the configured indexes list for ``project``, and the indexes.
 
     Raises FetchError(EXIT_UNREACHABLE) when no index answered and none of them listed anything.
@@ -257,8 +291,10 @@ def _read_page(opener: urllib.request.OpenerDirector, url: str, timeout: float) 
 
 
 def _hash_message(entry: LockEntry, actual: str) -> str:
-    return (f"{entry.name}=={entry.version}: {entry.filename} from the registry has sha256 {actual}, "
-            f"the lock says {entry.sha256}; refusing it (lock line wrong, or the file was tampered with)")
+    return (
+        f"{entry.name}=={entry.version}: {entry.filename} from the registry has sha256 {actual}, "
+        f"the lock says {entry.sha256}; refusing it (lock line wrong, or the file was tampered with)"
+    )
 
 
 def _classify_pip_failure(entry: LockEntry, rc: int, text: str, log: Path, out_dir: Path) -> FetchError:
@@ -274,8 +310,9 @@ def _classify_pip_failure(entry: LockEntry, rc: int, text: str, log: Path, out_d
         return FetchError(EXIT_UNREACHABLE, f"{what}: registry unreachable (pip exit {rc})\n{tail}\n  log: {log}")
     saved = sorted(p.name for p in out_dir.glob("*")) if out_dir.is_dir() else []
     if rc == 0 and saved:
-        return FetchError(EXIT_HASH_MISMATCH, f"{what}: pip saved {saved} instead of the locked "
-                          f"{entry.filename}\n  log: {log}")
+        return FetchError(
+            EXIT_HASH_MISMATCH, f"{what}: pip saved {saved} instead of the locked {entry.filename}\n  log: {log}"
+        )
     return FetchError(EXIT_DOWNLOAD_FAILED, f"{what}: pip download failed (exit {rc})\n{tail}\n  log: {log}")
 
 

@@ -25,7 +25,11 @@ if __package__ in (None, ""):  # run as a script: make `tools.download` importab
 from tools.download import pipconf  # noqa: E402
 from tools.download.fetch import Fetcher, FetchError, list_index_files  # noqa: E402
 from tools.download.lockfile import (  # noqa: E402
-    LockEntry, atomic_write, canonical_name, human_size, parse_lock,
+    LockEntry,
+    atomic_write,
+    canonical_name,
+    human_size,
+    parse_lock,
 )
 from visionpack.fsutil import sha256_file  # noqa: E402
 
@@ -73,7 +77,13 @@ def header(source: str, entries: list[LockEntry]) -> str:
 def pip_download(args: list[str], dest: Path) -> None:
     config = pipconf.read_config()
     cmd = pipconf.pip_command(sys.executable, "download", config) + [
-        "--only-binary=:all:", *pipconf.target_args(), "--progress-bar", "off", "-d", str(dest), *args,
+        "--only-binary=:all:",
+        *pipconf.target_args(),
+        "--progress-bar",
+        "off",
+        "-d",
+        str(dest),
+        *args,
     ]
     print("$ " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, env=pipconf.pip_env())
@@ -91,8 +101,7 @@ def lock_requirements(root: Path) -> None:
     if missing:
         raise SystemExit(f"resolution lost direct requirements: {sorted(missing)}")
     out = root / "original" / "requirements.lock"
-    atomic_write(out, header("original/requirements.in", entries)
-                 + "".join(e.lock_line() + "\n" for e in entries))
+    atomic_write(out, header("original/requirements.in", entries) + "".join(e.lock_line() + "\n" for e in entries))
     parse_lock(out)  # what we write must be what we read
     print(f"wrote {out} ({len(entries)} packages)")
 
@@ -112,9 +121,12 @@ def lock_sources(root: Path) -> None:
     if got != want:
         raise SystemExit(f"sources resolved to {sorted(got)}, expected {sorted(want)}")
     out = root / "original" / "sources.lock"
-    atomic_write(out, header("the SOURCES list in tools/download/lock.py", entries)
-                 + "# Not installed: converters read these archives with zipfile/tarfile.\n"
-                 + "".join(e.lock_line() + "\n" for e in entries))
+    atomic_write(
+        out,
+        header("the SOURCES list in tools/download/lock.py", entries)
+        + "# Not installed: converters read these archives with zipfile/tarfile.\n"
+        + "".join(e.lock_line() + "\n" for e in entries),
+    )
     parse_lock(out)
     print(f"wrote {out} ({len(entries)} archives)")
 
@@ -150,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if sys.version_info[:2] != (3, 11) or platform.machine() != "x86_64":
         # Environment markers are evaluated against the running interpreter, so resolve on the target.
-        print("WARNING: run this on CPython 3.11 / x86_64 so environment markers match the target",
-              file=sys.stderr)
+        print("WARNING: run this on CPython 3.11 / x86_64 so environment markers match the target", file=sys.stderr)
     root = args.root.resolve()
     try:
         if args.what in ("requirements", "all"):

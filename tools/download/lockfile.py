@@ -76,9 +76,7 @@ def parse_lock(path: Path | str) -> list[LockEntry]:
             continue
         m = _LINE_RE.match(line)
         if not m:
-            raise LockError(
-                f"{path}:{lineno}: not 'name==version --hash=sha256:<64 hex>  # file: <name>': {raw!r}"
-            )
+            raise LockError(f"{path}:{lineno}: not 'name==version --hash=sha256:<64 hex>  # file: <name>': {raw!r}")
         filename = m.group("file")
         if "/" in filename or filename.startswith("."):
             raise LockError(f"{path}:{lineno}: file name must be a bare name: {filename!r}")

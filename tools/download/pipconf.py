@@ -50,7 +50,11 @@ def read_config(python: str = sys.executable) -> dict[str, str]:
     try:
         out = subprocess.run(
             [python, "-m", "pip", "config", "list"],
-            capture_output=True, text=True, env=env, check=False, timeout=120,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=120,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return {}

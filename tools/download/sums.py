@@ -26,16 +26,20 @@ _LINE_RE = re.compile(r"^(?P<sha>[0-9a-f]{64}) [ *](?P<path>.+)$")
 def _files_under(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
-    return [p for p in directory.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")]
+    return [
+        p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")
+    ]
 
 
 def bundle_dirs(root: Path) -> list[Path]:
     models = root / "models"
     if not models.is_dir():
         return []
-    return sorted(d for d in models.iterdir()
-                  if d.is_dir() and ((d / "inference.yml").is_file() or (d / "manifest.json").is_file()))
+    return sorted(
+        d
+        for d in models.iterdir()
+        if d.is_dir() and ((d / "inference.yml").is_file() or (d / "manifest.json").is_file())
+    )
 
 
 def payload_files(root: Path) -> list[str]:

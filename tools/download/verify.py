@@ -109,7 +109,7 @@ class _Checker:
             self.items.append(Item(INVALID, "manifest", manifest_rel, "no 'files' mapping"))
             return
         for fname, sha in sorted(files.items()):
-            if (not isinstance(sha, str) or len(sha) != 64 or "/" in fname or fname.startswith(".")):
+            if not isinstance(sha, str) or len(sha) != 64 or "/" in fname or fname.startswith("."):
                 self.items.append(Item(INVALID, "manifest", manifest_rel, f"bad entry {fname!r}: {sha!r}"))
                 continue
             self.file("model", f"models/{name}/{fname}", sha.lower())
@@ -131,8 +131,7 @@ class _Checker:
             if path in self.expected:
                 # already checked against its lock/manifest; only a disagreement is news
                 if sha != self.expected[path]:
-                    self.items.append(Item(INVALID, "sums", rel,
-                                           f"{path}: {sha} disagrees with the lock/manifest"))
+                    self.items.append(Item(INVALID, "sums", rel, f"{path}: {sha} disagrees with the lock/manifest"))
                 continue
             self.file("file", path, sha)
 
@@ -155,8 +154,10 @@ def verify(repo_root: Path | str) -> list[Problem]:
 def summary(items: list[Item]) -> str:
     counts = {s: sum(1 for i in items if i.status == s) for s in (OK, MISSING, CORRUPT, INVALID)}
     verdict = "complete" if counts[OK] == len(items) else "INCOMPLETE"
-    return (f"verify: {len(items)} checked, {counts[OK]} OK, {counts[MISSING]} MISSING, "
-            f"{counts[CORRUPT]} CORRUPT, {counts[INVALID]} INVALID -> {verdict}")
+    return (
+        f"verify: {len(items)} checked, {counts[OK]} OK, {counts[MISSING]} MISSING, "
+        f"{counts[CORRUPT]} CORRUPT, {counts[INVALID]} INVALID -> {verdict}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     items = check(args.root)
     problems = [i for i in items if i.status != OK]
     if args.json:
-        print(json.dumps({"complete": not problems, "summary": summary(items),
-                          "items": [asdict(i) for i in items]}, indent=1))
+        print(
+            json.dumps(
+                {"complete": not problems, "summary": summary(items), "items": [asdict(i) for i in items]}, indent=1
+            )
+        )
     else:
         for item in items:
             if item.status == OK and args.problems_only:

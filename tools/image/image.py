@@ -35,7 +35,7 @@ from visionpack.fsutil import sha256_file  # noqa: E402
 
 # Bump when build_image.sh, visionpack-serve or visionpack-healthcheck change the image's content.
 BUILD_VERSION = 1
-SUITE = "bookworm"          # Debian 12: python3 is 3.11, matching the cp311 wheelhouse
+SUITE = "bookworm"  # Debian 12: python3 is 3.11, matching the cp311 wheelhouse
 VARIANT = "minbase"
 # libgomp1: paddlepaddle's libpaddle.so links the system OpenMP runtime.
 PACKAGES = ("python3", "python3-venv", "libgomp1")
@@ -51,8 +51,16 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 def inputs(repo: Path) -> dict[str, Any]:
     lock = repo / "original" / "requirements.lock"
     lock_sha = sha256_file(lock)
-    return {"build_version": BUILD_VERSION, "lock_sha256": lock_sha, "suite": SUITE, "variant": VARIANT,
-            "packages": list(PACKAGES), "venv": VENV, "uid": UID, "gid": GID}
+    return {
+        "build_version": BUILD_VERSION,
+        "lock_sha256": lock_sha,
+        "suite": SUITE,
+        "variant": VARIANT,
+        "packages": list(PACKAGES),
+        "venv": VENV,
+        "uid": UID,
+        "gid": GID,
+    }
 
 
 def key(inp: dict[str, Any]) -> str:
@@ -106,9 +114,18 @@ def record(repo: Path, tar: Path, image_id: str, seconds: float, mirror: str) ->
     """Write <tar>.sha256 and <tar minus .tar>.json for a freshly saved image."""
     inp = inputs(repo)
     digest = sha256_file(tar)
-    doc = {"schema": 1, "image": tag(inp), "image_id": image_id, "file": tar.name, "size": tar.stat().st_size,
-           "sha256": digest, "inputs": inp, "mirror": mirror, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "build_seconds": round(seconds, 1)}
+    doc = {
+        "schema": 1,
+        "image": tag(inp),
+        "image_id": image_id,
+        "file": tar.name,
+        "size": tar.stat().st_size,
+        "sha256": digest,
+        "inputs": inp,
+        "mirror": mirror,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(seconds, 1),
+    }
     _atomic(sums_path(tar), f"{digest}  {tar.name}\n")
     _atomic(record_path(tar), json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return doc
@@ -116,7 +133,7 @@ def record(repo: Path, tar: Path, image_id: str, seconds: float, mirror: str) ->
 
 def prune(repo: Path) -> list[str]:
     """Remove image files of other inputs (an older lock): images/ holds exactly the current one."""
-    keep = tar_path(repo, inputs(repo)).name[:-len(".tar")]
+    keep = tar_path(repo, inputs(repo)).name[: -len(".tar")]
     removed = []
     for path in sorted((repo / "original" / "images").glob(f"{IMAGE_NAME}-*")):
         stem = re.sub(r"(\.tar)?(\.sha256|\.json|\.tmp)?$", "", path.name)
@@ -128,8 +145,15 @@ def prune(repo: Path) -> list[str]:
 
 def mirror(sources: Optional[list[str]] = None) -> str:
     """The first Debian (not security) URI of the configured apt sources, else deb.debian.org."""
-    files = sources if sources is not None else sorted(glob.glob("/etc/apt/sources.list") + glob.glob("/etc/apt/sources.list.d/*.list")
-                                                       + glob.glob("/etc/apt/sources.list.d/*.sources"))
+    files = (
+        sources
+        if sources is not None
+        else sorted(
+            glob.glob("/etc/apt/sources.list")
+            + glob.glob("/etc/apt/sources.list.d/*.list")
+            + glob.glob("/etc/apt/sources.list.d/*.sources")
+        )
+    )
     for name in files:
         try:
             text = Path(name).read_text(encoding="utf-8", errors="replace")

@@ -97,8 +97,11 @@ def init_from(net: Any, ckpt_dir: str) -> dict[str, Any]:
     root = Path(ckpt_dir)
     params = root / "last.pdparams"
     net.set_state_dict(paddle.load(str(params)))
-    return {"dir": str(root), "sha256": hashlib.sha256(params.read_bytes()).hexdigest(),
-            "state": json.loads((root / "state.json").read_text())}
+    return {
+        "dir": str(root),
+        "sha256": hashlib.sha256(params.read_bytes()).hexdigest(),
+        "state": json.loads((root / "state.json").read_text()),
+    }
 
 
 class Log:

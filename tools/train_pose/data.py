@@ -76,17 +76,26 @@ def make_shard(args: tuple[str, int, int]) -> str:
                 crops.append(crop)
                 crop_kpts.append(kin)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, det_imgs=np.stack(det_imgs), det_boxes=np.array(det_boxes, np.float32).reshape(-1, 4),
-             det_count=np.array(det_count, np.int32), crops=np.stack(crops).astype(np.uint8),
-             crop_kpts=np.stack(crop_kpts).astype(np.float32))
+    np.savez(
+        tmp,
+        det_imgs=np.stack(det_imgs),
+        det_boxes=np.array(det_boxes, np.float32).reshape(-1, 4),
+        det_count=np.array(det_count, np.int32),
+        crops=np.stack(crops).astype(np.uint8),
+        crop_kpts=np.stack(crop_kpts).astype(np.float32),
+    )
     os.replace(tmp, path)
     return str(path)
 
 
 def build(out_dir: str, base_seed: int, n_scenes: int, workers: int = 2) -> list[str]:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    meta = {"generator_version": scenes.GENERATOR_VERSION, "base_seed": base_seed, "shard": SHARD,
-            "crops_per_person": CROPS_PER_PERSON}
+    meta = {
+        "generator_version": scenes.GENERATOR_VERSION,
+        "base_seed": base_seed,
+        "shard": SHARD,
+        "crops_per_person": CROPS_PER_PERSON,
+    }
     meta_path = Path(out_dir) / "meta.json"
     if meta_path.exists() and json.loads(meta_path.read_text()) != meta:
         raise SystemExit(f"{out_dir} holds a cache built with other settings: {meta_path.read_text()}")
@@ -100,8 +109,9 @@ def build(out_dir: str, base_seed: int, n_scenes: int, workers: int = 2) -> list
     return paths
 
 
-def load(out_dir: str | list[str], max_shards: int | None = None,
-         keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+def load(
+    out_dir: str | list[str], max_shards: int | None = None, keys: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
     """Concatenate the shards present (in order, cache after cache); det_offsets index det_boxes per scene.
 
     ``keys`` loads only those arrays (a detector run needs no crops): two 16000-scene caches hold

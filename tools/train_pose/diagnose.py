@@ -31,8 +31,25 @@ from tools.train_pose.data import scene_seed
 DET_STRIDE = 8
 KEEP_DET = 0.05
 FLIP_INDEX = scenes.FLIP_INDEX
-NAMES = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_sho", "r_sho", "l_elb", "r_elb", "l_wri", "r_wri",
-         "l_hip", "r_hip", "l_knee", "r_knee", "l_ank", "r_ank"]
+NAMES = [
+    "nose",
+    "l_eye",
+    "r_eye",
+    "l_ear",
+    "r_ear",
+    "l_sho",
+    "r_sho",
+    "l_elb",
+    "r_elb",
+    "l_wri",
+    "r_wri",
+    "l_hip",
+    "r_hip",
+    "l_knee",
+    "r_knee",
+    "l_ank",
+    "r_ank",
+]
 
 
 # ----------------------------------------------------------------------------------------------- collect
@@ -46,8 +63,12 @@ def _heat(kpt: ev.Bundle, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarra
     x = topdown.normalize(crops)
     heat = kpt.run(image=np.concatenate([x, x[:, :, :, ::-1]]))[0]
     n = len(boxes)
-    return (heat[:n].astype(np.float16), heat[n:].astype(np.float16),
-            np.stack([c for c, _ in cs]), np.stack([s for _, s in cs]))
+    return (
+        heat[:n].astype(np.float16),
+        heat[n:].astype(np.float16),
+        np.stack([c for c, _ in cs]),
+        np.stack([s for _, s in cs]),
+    )
 
 
 def collect(models: Path, det_ckpt: Path | None, seed: int, n_scenes: int, out: Path) -> None:
@@ -69,10 +90,13 @@ def collect(models: Path, det_ckpt: Path | None, seed: int, n_scenes: int, out: 
         img, persons = scenes.generate_scene(scene_seed(seed, i))
         h, w = img.shape[:2]
         dets = ev.detect(det, img, 0.01)
-        rec = {"hw": (h, w), "dets": dets,
-               "gt_boxes": np.array([p.bbox for p in persons], np.float32).reshape(-1, 4),
-               "gt_kpts": np.array([p.keypoints for p in persons], np.float32).reshape(-1, 17, 3),
-               "gt_area": np.array([p.area for p in persons], np.float32)}
+        rec = {
+            "hw": (h, w),
+            "dets": dets,
+            "gt_boxes": np.array([p.bbox for p in persons], np.float32).reshape(-1, 4),
+            "gt_kpts": np.array([p.keypoints for p in persons], np.float32).reshape(-1, 17, 3),
+            "gt_area": np.array([p.area for p in persons], np.float32),
+        }
         if tnet is not None:
             import torch
 
@@ -105,17 +129,18 @@ def flip_merge(plain: np.ndarray, flipped: np.ndarray, shift: float) -> np.ndarr
     if shift:
         whole, frac = int(np.floor(shift)), shift - np.floor(shift)
         s = np.zeros_like(fb)
-        s[..., whole:] = fb[..., :fb.shape[-1] - whole]
+        s[..., whole:] = fb[..., : fb.shape[-1] - whole]
         if frac:
             s2 = np.zeros_like(fb)
-            s2[..., whole + 1:] = fb[..., :fb.shape[-1] - whole - 1]
+            s2[..., whole + 1 :] = fb[..., : fb.shape[-1] - whole - 1]
             s = (1 - frac) * s + frac * s2
         fb = s
     return (plain.astype(np.float32) + fb) * 0.5
 
 
-def decode(heat: np.ndarray, heat_f: np.ndarray, c: np.ndarray, s: np.ndarray, flip: float | None,
-           dark: bool) -> np.ndarray:
+def decode(
+    heat: np.ndarray, heat_f: np.ndarray, c: np.ndarray, s: np.ndarray, flip: float | None, dark: bool
+) -> np.ndarray:
     if len(heat) == 0:
         return np.zeros((0, 17, 3), np.float32)
     hm = heat.astype(np.float32) if flip is None else flip_merge(heat, heat_f, flip)
@@ -123,8 +148,14 @@ def decode(heat: np.ndarray, heat_f: np.ndarray, c: np.ndarray, s: np.ndarray, f
 
 
 # ----------------------------------------------------------------------------------------------- metrics
-def kpt_ap(preds: list[np.ndarray], scores: list[np.ndarray], gts: list[np.ndarray], areas: list[np.ndarray],
-           select: list[np.ndarray] | None = None, sim_fn=None) -> float:
+def kpt_ap(
+    preds: list[np.ndarray],
+    scores: list[np.ndarray],
+    gts: list[np.ndarray],
+    areas: list[np.ndarray],
+    select: list[np.ndarray] | None = None,
+    sim_fn=None,
+) -> float:
     """COCO keypoint AP@[.5:.95]; ``select`` limits the ground truths (COCO area-range style:
     detections matched to an unselected person are ignored, unmatched ones count)."""
     thresholds = np.linspace(0.5, 0.95, 10)
@@ -187,7 +218,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> np.ndarray:
         keep.append(i)
         if len(order) == 1:
             break
-        iou = ev.box_iou(boxes[i:i + 1], boxes[order[1:]])[0]
+        iou = ev.box_iou(boxes[i : i + 1], boxes[order[1:]])[0]
         order = order[1:][iou <= thr]
     return np.array(keep, int)
 
@@ -197,7 +228,7 @@ def raw_dets(rec: dict, b: float, nms_thr: float, peak: bool = True, top_k: int 
     hm = 1 / (1 + np.exp(-(rec["raw_hm"] + b)))
     if peak:
         pad = np.pad(hm, 1, constant_values=-1)
-        mx = np.max([pad[dy:dy + hm.shape[0], dx:dx + hm.shape[1]] for dy in range(3) for dx in range(3)], 0)
+        mx = np.max([pad[dy : dy + hm.shape[0], dx : dx + hm.shape[1]] for dy in range(3) for dx in range(3)], 0)
         hm = hm * (mx == hm)
     flat = hm.ravel()
     idx = np.argsort(-flat, kind="stable")[:top_k]
@@ -219,8 +250,7 @@ def raw_dets(rec: dict, b: float, nms_thr: float, peak: bool = True, top_k: int 
     return np.concatenate([boxes[ok], sc[ok, None]], 1)
 
 
-def det_ap(dets: list[np.ndarray], recs: list[dict], iou_thr: float = 0.5, select=None,
-           rescore=None) -> float:
+def det_ap(dets: list[np.ndarray], recs: list[dict], iou_thr: float = 0.5, select=None, rescore=None) -> float:
     rr, n_gt = [], 0
     for k, (d, r) in enumerate(zip(dets, recs)):
         sim = ev.box_iou(d[:, :4], r["gt_boxes"])
@@ -253,10 +283,15 @@ def report(data: Path) -> dict:
         return np.split(mask, splits)
 
     groups = {
-        "area<32^2": alla < 32 ** 2, "32^2-64^2": (alla >= 32 ** 2) & (alla < 64 ** 2),
-        "64^2-96^2": (alla >= 64 ** 2) & (alla < 96 ** 2), "area>=96^2": alla >= 96 ** 2,
-        "visible<6": nvis < 6, "visible6-11": (nvis >= 6) & (nvis < 12), "visible>=12": nvis >= 12,
-        "truncated(labelled<17)": nlab < 17, "all17labelled": nlab == 17,
+        "area<32^2": alla < 32**2,
+        "32^2-64^2": (alla >= 32**2) & (alla < 64**2),
+        "64^2-96^2": (alla >= 64**2) & (alla < 96**2),
+        "area>=96^2": alla >= 96**2,
+        "visible<6": nvis < 6,
+        "visible6-11": (nvis >= 6) & (nvis < 12),
+        "visible>=12": nvis >= 12,
+        "truncated(labelled<17)": nlab < 17,
+        "all17labelled": nlab == 17,
     }
     R["group_sizes"] = {k: int(v.sum()) for k, v in groups.items()}
     R["area_quartiles"] = [round(float(q)) for q in np.percentile(alla, [25, 50, 75])]
@@ -271,16 +306,18 @@ def report(data: Path) -> dict:
     for r, d in zip(recs, served):
         iou = ev.box_iou(r["gt_boxes"], d[:, :4]) if len(d) else np.zeros((len(r["gt_boxes"]), 0))
         best_iou.append(iou.max(1) if iou.shape[1] else np.zeros(len(r["gt_boxes"])))
-        best_score_any.append(np.array([d[iou[j] >= 0.5, 4].max() if (iou[j] >= 0.5).any() else 0.0
-                                        for j in range(len(iou))]))
+        best_score_any.append(
+            np.array([d[iou[j] >= 0.5, 4].max() if (iou[j] >= 0.5).any() else 0.0 for j in range(len(iou))])
+        )
         m = ev.match(ev.box_iou(d[:, :4], r["gt_boxes"]), d[:, 4], 0.5)
         order = np.argsort(-d[:, 4], kind="stable")
         for (sc, tp), di in zip(m, order):
             if tp:
                 continue
             mx = iou[:, di].max() if len(iou) else 0.0
-            kind = ("duplicate" if mx >= 0.5 else "poor_localisation(0.1<=IoU<0.5)" if mx >= 0.1
-                    else "background(IoU<0.1)")
+            kind = (
+                "duplicate" if mx >= 0.5 else "poor_localisation(0.1<=IoU<0.5)" if mx >= 0.1 else "background(IoU<0.1)"
+            )
             fp_kind[kind] += 1
             if sc > 0.5:
                 fp_kind_hi[kind] += 1
@@ -288,50 +325,72 @@ def report(data: Path) -> dict:
     bsa = np.concatenate(best_score_any)
     R["det_recall_any_score(IoU>=0.5)"] = round(float((best_iou >= 0.5).mean()), 4)
     R["det_recall_score>0.5"] = round(float((bsa > 0.5).mean()), 4)
-    R["det_recall_by_group"] = {k: {"any": round(float((best_iou[v] >= 0.5).mean()), 3),
-                                    ">0.5": round(float((bsa[v] > 0.5).mean()), 3),
-                                    "mean_best_IoU": round(float(best_iou[v].mean()), 3)}
-                                for k, v in groups.items()}
+    R["det_recall_by_group"] = {
+        k: {
+            "any": round(float((best_iou[v] >= 0.5).mean()), 3),
+            ">0.5": round(float((bsa[v] > 0.5).mean()), 3),
+            "mean_best_IoU": round(float(best_iou[v].mean()), 3),
+        }
+        for k, v in groups.items()
+    }
     R["det_false_positives_all"] = fp_kind
     R["det_false_positives_score>0.5"] = fp_kind_hi
     R["det_AP_at_IoU"] = {str(t): round(det_ap(served, recs, t), 4) for t in (0.3, 0.4, 0.5, 0.6, 0.7)}
-    R["det_AP50_rescored_by_true_IoU(oracle)"] = round(det_ap(served, recs, rescore=lambda d, s: (
-        s.max(1) if s.shape[1] else np.zeros(len(d))) + 1e-3 * d[:, 4]), 4)
+    R["det_AP50_rescored_by_true_IoU(oracle)"] = round(
+        det_ap(served, recs, rescore=lambda d, s: (s.max(1) if s.shape[1] else np.zeros(len(d))) + 1e-3 * d[:, 4]), 4
+    )
     if "raw_hm" in recs[0]:
         R["det_raw_reproduces_served_AP50"] = round(det_ap([raw_dets(r, b, 0.6) for r in recs], recs), 4)
-        R["det_AP50_by_nms_iou"] = {str(t): round(det_ap([raw_dets(r, b, t) for r in recs], recs), 4)
-                                    for t in (0.4, 0.5, 0.7, 0.8)}
+        R["det_AP50_by_nms_iou"] = {
+            str(t): round(det_ap([raw_dets(r, b, t) for r in recs], recs), 4) for t in (0.4, 0.5, 0.7, 0.8)
+        }
         R["det_AP50_no_peak_pick_nms0.5"] = round(det_ap([raw_dets(r, b, 0.5, peak=False) for r in recs], recs), 4)
 
     # ---- keypoints with ground-truth boxes
     def gt_preds(flip, dark):
         return [decode(r["gt_heat"], r["gt_heat_f"], r["gt_c"], r["gt_s"], flip, dark) for r in recs]
 
-    variants = {"noflip_dark": (None, True), "noflip_nodark": (None, False), "flip_shift0.75_dark": (0.75, True),
-                "flip_shift1_dark(PaddleX)": (1.0, True), "flip_shift0_dark": (0.0, True),
-                "flip_shift0.75_nodark": (0.75, False)}
+    variants = {
+        "noflip_dark": (None, True),
+        "noflip_nodark": (None, False),
+        "flip_shift0.75_dark": (0.75, True),
+        "flip_shift1_dark(PaddleX)": (1.0, True),
+        "flip_shift0_dark": (0.0, True),
+        "flip_shift0.75_nodark": (0.75, False),
+    }
     gp = {k: gt_preds(*v) for k, v in variants.items()}
     gscore = {k: [p[:, :, 2].mean(1) for p in v] for k, v in gp.items()}
     R["gt_box_AP"] = {k: round(kpt_ap(gp[k], gscore[k], gts, areas), 4) for k in variants}
     base = gp["noflip_dark"]
+
     def sub_ap(pl, sl, mask):  # the group's persons and their own predictions only
         ms = per_scene(mask)
-        return round(kpt_ap([p[m] for p, m in zip(pl, ms)], [s[m] for s, m in zip(sl, ms)],
-                            [g[m] for g, m in zip(gts, ms)], [a[m] for a, m in zip(areas, ms)]), 4)
+        return round(
+            kpt_ap(
+                [p[m] for p, m in zip(pl, ms)],
+                [s[m] for s, m in zip(sl, ms)],
+                [g[m] for g, m in zip(gts, ms)],
+                [a[m] for a, m in zip(areas, ms)],
+            ),
+            4,
+        )
 
     R["gt_box_AP_by_group"] = {k: sub_ap(base, gscore["noflip_dark"], v) for k, v in groups.items()}
     fl = gp["flip_shift0.75_dark"]
     R["gt_box_AP_by_group_flip0.75"] = {k: sub_ap(fl, gscore["flip_shift0.75_dark"], v) for k, v in groups.items()}
     # oracles: swaps forgiven; ranking by true OKS
     R["gt_box_AP_if_left_right_swaps_forgiven(oracle)"] = round(
-        kpt_ap(base, gscore["noflip_dark"], gts, areas, sim_fn=_oks_unswapped), 4)
+        kpt_ap(base, gscore["noflip_dark"], gts, areas, sim_fn=_oks_unswapped), 4
+    )
     oks_list = [np.array([ev.oks(p[j], g[j], a[j]) for j in range(len(g))]) for p, g, a in zip(base, gts, areas)]
     R["gt_box_AP_ranked_by_true_OKS(oracle)"] = round(kpt_ap(base, oks_list, gts, areas), 4)
     allo = np.concatenate(oks_list)
-    R["gt_box_person_OKS"] = {"mean": round(float(allo.mean()), 4),
-                              "frac>=0.5": round(float((allo >= 0.5).mean()), 4),
-                              "frac>=0.75": round(float((allo >= 0.75).mean()), 4),
-                              "frac>=0.9": round(float((allo >= 0.9).mean()), 4)}
+    R["gt_box_person_OKS"] = {
+        "mean": round(float(allo.mean()), 4),
+        "frac>=0.5": round(float((allo >= 0.5).mean()), 4),
+        "frac>=0.75": round(float((allo >= 0.75).mean()), 4),
+        "frac>=0.9": round(float((allo >= 0.9).mean()), 4),
+    }
     R["gt_box_mean_OKS_by_group"] = {k: round(float(allo[v].mean()), 3) for k, v in groups.items()}
     # swaps
     P = np.concatenate(base)
@@ -345,12 +404,20 @@ def report(data: Path) -> dict:
     e = d2 / ((2 * ev.SIGMAS) ** 2 * (alla[:, None] + np.spacing(1)) * 2)
     term = np.exp(-e)
     vis = allp[:, :, 2]
-    R["per_joint_mean_OKS_term"] = {NAMES[j]: {"visible": round(float(term[vis[:, j] == 2, j].mean()), 3),
-                                               "hidden": round(float(term[vis[:, j] == 1, j].mean()), 3),
-                                               "n_hidden": int((vis[:, j] == 1).sum())} for j in range(17)}
-    R["mean_OKS_term_visible_vs_hidden"] = {"visible": round(float(term[vis == 2].mean()), 4),
-                                            "hidden": round(float(term[vis == 1].mean()), 4),
-                                            "hidden_share_of_labelled": round(float((vis == 1).sum() / (vis > 0).sum()), 4)}
+    R["per_joint_mean_OKS_term"] = {
+        NAMES[j]: {
+            "visible": round(float(term[vis[:, j] == 2, j].mean()), 3),
+            "hidden": round(float(term[vis[:, j] == 1, j].mean()), 3),
+            "n_hidden": int((vis[:, j] == 1).sum()),
+        }
+        for j in range(17)
+    }
+    R["mean_OKS_term_visible_vs_hidden"] = {
+        "visible": round(float(term[vis == 2].mean()), 4),
+        "hidden": round(float(term[vis == 1].mean()), 4),
+        "hidden_share_of_labelled": round(float((vis == 1).sum() / (vis > 0).sum()), 4),
+    }
+
     # oracle: hidden joints perfect -> AP
     def hidden_perfect(pred_l):
         out = []
@@ -360,14 +427,20 @@ def report(data: Path) -> dict:
             q[:, :, :2][h] = g[:, :, :2][h]
             out.append(q)
         return out
-    R["gt_box_AP_if_hidden_joints_perfect(oracle)"] = round(kpt_ap(hidden_perfect(base), gscore["noflip_dark"],
-                                                                   gts, areas), 4)
+
+    R["gt_box_AP_if_hidden_joints_perfect(oracle)"] = round(
+        kpt_ap(hidden_perfect(base), gscore["noflip_dark"], gts, areas), 4
+    )
     # pair swaps: prediction of joint a nearer to the label of b than to its own (both labelled)
     pair_sw = {}
     for a_, b_ in scenes.FLIP_PAIRS:
         lab = (vis[:, a_] > 0) & (vis[:, b_] > 0)
-        da = np.linalg.norm(P[:, a_, :2] - allp[:, a_, :2], axis=1) + np.linalg.norm(P[:, b_, :2] - allp[:, b_, :2], axis=1)
-        dx = np.linalg.norm(P[:, a_, :2] - allp[:, b_, :2], axis=1) + np.linalg.norm(P[:, b_, :2] - allp[:, a_, :2], axis=1)
+        da = np.linalg.norm(P[:, a_, :2] - allp[:, a_, :2], axis=1) + np.linalg.norm(
+            P[:, b_, :2] - allp[:, b_, :2], axis=1
+        )
+        dx = np.linalg.norm(P[:, a_, :2] - allp[:, b_, :2], axis=1) + np.linalg.norm(
+            P[:, b_, :2] - allp[:, a_, :2], axis=1
+        )
         sep = np.linalg.norm(allp[:, a_, :2] - allp[:, b_, :2], axis=1)
         wide = lab & (sep > 0.1 * np.sqrt(alla))  # sides far enough apart to tell
         pair_sw[f"{NAMES[a_]}/{NAMES[b_]}"] = round(float((dx[wide] < da[wide]).mean()), 3)
@@ -378,8 +451,12 @@ def report(data: Path) -> dict:
         return [decode(r["det_heat"], r["det_heat_f"], r["det_c"], r["det_s"], flip, dark) for r in recs]
 
     full = {}
-    for name, (flip, dark) in {"noflip_dark": (None, True), "flip_shift0.75_dark": (0.75, True),
-                               "flip_shift1_dark(PaddleX)": (1.0, True), "noflip_nodark": (None, False)}.items():
+    for name, (flip, dark) in {
+        "noflip_dark": (None, True),
+        "flip_shift0.75_dark": (0.75, True),
+        "flip_shift1_dark(PaddleX)": (1.0, True),
+        "noflip_nodark": (None, False),
+    }.items():
         pr = det_preds(flip, dark)
         row = {}
         for thr in (0.5, 0.4, 0.3, 0.2, 0.1, 0.05):
@@ -396,17 +473,27 @@ def report(data: Path) -> dict:
                 m = r["kd"][:, 4] > 0.5
                 ps.append(p[m])
                 ss.append(r["kd"][m, 4] * p[m][:, :, 2].mean(1))
-            best = np.concatenate([ev.oks_matrix(p, [scenes.Person(None, g_, a_) for g_, a_ in zip(g, a)]).max(0)
-                                   if len(p) else np.zeros(len(g)) for p, g, a in zip(ps, gts, areas)])
+            best = np.concatenate(
+                [
+                    ev.oks_matrix(p, [scenes.Person(None, g_, a_) for g_, a_ in zip(g, a)]).max(0)
+                    if len(p)
+                    else np.zeros(len(g))
+                    for p, g, a in zip(ps, gts, areas)
+                ]
+            )
             R["full_best_OKS_per_person(det>0.5)"] = {
-                k: {"mean": round(float(best[v].mean()), 3), "frac>=0.5": round(float((best[v] >= 0.5).mean()), 3),
-                    "frac>=0.75": round(float((best[v] >= 0.75).mean()), 3)}
-                for k, v in {"all": np.ones(n, bool), **groups}.items()}
-            R["full_AP_if_swaps_forgiven(oracle,det>0.5)"] = round(kpt_ap(ps, ss, gts, areas,
-                                                                          sim_fn=_oks_unswapped), 4)
+                k: {
+                    "mean": round(float(best[v].mean()), 3),
+                    "frac>=0.5": round(float((best[v] >= 0.5).mean()), 3),
+                    "frac>=0.75": round(float((best[v] >= 0.75).mean()), 3),
+                }
+                for k, v in {"all": np.ones(n, bool), **groups}.items()
+            }
+            R["full_AP_if_swaps_forgiven(oracle,det>0.5)"] = round(kpt_ap(ps, ss, gts, areas, sim_fn=_oks_unswapped), 4)
             # scoring: det score alone / keypoint score alone
-            R["full_AP_score=det_only(det>0.5)"] = round(kpt_ap(ps, [r["kd"][r["kd"][:, 4] > 0.5, 4] for r in recs],
-                                                                gts, areas), 4)
+            R["full_AP_score=det_only(det>0.5)"] = round(
+                kpt_ap(ps, [r["kd"][r["kd"][:, 4] > 0.5, 4] for r in recs], gts, areas), 4
+            )
     R["full_pipeline_AP"] = full
     return R
 

@@ -26,7 +26,10 @@ from tools.train_pose import common, scenes, topdown
 from tools.train_pose.data import scene_seed
 
 LOW_DET_THRESHOLD = 0.1
-SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
+SIGMAS = (
+    np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89])
+    / 10.0
+)
 REC_THRS = np.linspace(0.0, 1.0, 101)
 
 
@@ -141,8 +144,7 @@ def match(sim: np.ndarray, scores: np.ndarray, thr: float) -> list[tuple[float, 
     return out
 
 
-def evaluate(models: Path, seed: int, n_scenes: int, det_threshold: float = 0.5,
-             threads: int = 1) -> dict[str, Any]:
+def evaluate(models: Path, seed: int, n_scenes: int, det_threshold: float = 0.5, threads: int = 1) -> dict[str, Any]:
     det = Bundle(models / "person_det_synthetic", threads)
     kpt = Bundle(models / "tinypose_synthetic", threads)
     thresholds = np.linspace(0.5, 0.95, 10)
@@ -180,18 +182,28 @@ def evaluate(models: Path, seed: int, n_scenes: int, det_threshold: float = 0.5,
     gt_aps = {t: average_precision(gt_recs[t], n_kgt) for t in thresholds}
     low_aps = {t: average_precision(low_recs[t], n_kgt) for t in thresholds}
     return {
-        "test_set": {"generator_version": scenes.GENERATOR_VERSION, "base_seed": seed, "scenes": n_scenes,
-                     "persons": n_gt, "persons_with_keypoints": n_kgt},
+        "test_set": {
+            "generator_version": scenes.GENERATOR_VERSION,
+            "base_seed": seed,
+            "scenes": n_scenes,
+            "persons": n_gt,
+            "persons_with_keypoints": n_kgt,
+        },
         "person_AP50": round(average_precision(det_recs, n_gt), 4),
         "keypoint_AP": round(float(np.mean(list(aps.values()))), 4),
         "keypoint_AP50": round(aps[thresholds[0]], 4),
         "keypoint_AP75": round(aps[thresholds[5]], 4),
         "keypoint_AP_gt_boxes": round(float(np.mean(list(gt_aps.values()))), 4),
         f"keypoint_AP_det_threshold_{low}": round(float(np.mean(list(low_aps.values()))), 4),
-        "protocol": {"det_threshold_for_keypoints": det_threshold, "det_ap_score_threshold": 0.01,
-                     "keypoint_score": "detScore * mean(keypoint maxvals)", "use_dark": True,
-                     "flip_test_in_graph": flips,
-                     "oks_area": "amodal silhouette pixels inside the image", "ap": "COCO 101-point"},
+        "protocol": {
+            "det_threshold_for_keypoints": det_threshold,
+            "det_ap_score_threshold": 0.01,
+            "keypoint_score": "detScore * mean(keypoint maxvals)",
+            "use_dark": True,
+            "flip_test_in_graph": flips,
+            "oks_area": "amodal silhouette pixels inside the image",
+            "ap": "COCO 101-point",
+        },
         "eval_seconds": round(time.time() - t0),
     }
 
@@ -220,8 +232,9 @@ def main() -> None:
 
         shared = {"test_set": res["test_set"], "protocol": res["protocol"]}
         update_metrics(models / DET_NAME, {"person_AP50": res["person_AP50"], **shared})
-        update_metrics(models / KPT_NAME, {k: v for k, v in res.items() if k.startswith(("keypoint_", "person_"))}
-                       | shared)
+        update_metrics(
+            models / KPT_NAME, {k: v for k, v in res.items() if k.startswith(("keypoint_", "person_"))} | shared
+        )
 
 
 if __name__ == "__main__":

@@ -95,10 +95,10 @@ class PersonDetector(nn.Layer):
         super().__init__()
         c0, c1, c2, c3 = ch
         # space-to-depth stem: nothing runs at full resolution, which dominated CPU training time
-        self.stem = nn.Sequential(SpaceToDepth(4), ConvBN(48, c0, 1), ConvBN(c0, c0, 3))          # /4
-        self.c3 = nn.Sequential(DWSep(c0, c1, 2), DWSep(c1, c1), DWSep(c1, c1))                  # /8
-        self.c4 = nn.Sequential(DWSep(c1, c2, 2), DWSep(c2, c2), DWSep(c2, c2))                  # /16
-        self.c5 = nn.Sequential(DWSep(c2, c3, 2), DWSep(c3, c3), DWSep(c3, c3))                  # /32
+        self.stem = nn.Sequential(SpaceToDepth(4), ConvBN(48, c0, 1), ConvBN(c0, c0, 3))  # /4
+        self.c3 = nn.Sequential(DWSep(c0, c1, 2), DWSep(c1, c1), DWSep(c1, c1))  # /8
+        self.c4 = nn.Sequential(DWSep(c1, c2, 2), DWSep(c2, c2), DWSep(c2, c2))  # /16
+        self.c5 = nn.Sequential(DWSep(c2, c3, 2), DWSep(c3, c3), DWSep(c3, c3))  # /32
         self.lat5, self.lat4, self.lat3 = ConvBN(c3, width, 1), ConvBN(c2, width, 1), ConvBN(c1, width, 1)
         self.fuse4, self.fuse3 = DWSep(width, width), DWSep(width, width)
         self.hm_head = nn.Sequential(DWSep(width, width), DWSep(width, width))
@@ -106,8 +106,13 @@ class PersonDetector(nn.Layer):
         # focal-loss prior: start every cell at p ~ 0.1 so early training is not swamped by negatives
         self.hm_out = nn.Conv2D(width, 1, 1, bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(-2.19)))
         # box = log of the distances (in cells) from the cell centre to the left/top/right/bottom edges
-        self.box_out = nn.Conv2D(width, 4, 1, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.01)),
-                                 bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(1.0)))
+        self.box_out = nn.Conv2D(
+            width,
+            4,
+            1,
+            weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.01)),
+            bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(1.0)),
+        )
 
     def forward(self, x):
         x = self.stem(x)
@@ -116,17 +121,24 @@ class PersonDetector(nn.Layer):
         c5 = self.c5(c4)
         p4 = self.fuse4(self.lat4(c4) + up2(self.lat5(c5)))
         p3 = self.fuse3(self.lat3(c3) + up2(p4))
-        hm = self.hm_out(self.hm_head(p3))          # logits [N,1,H/8,W/8]
-        box = self.box_out(self.box_head(p3))       # [N,4,H/8,W/8]: log l, t, r, b (cells)
+        hm = self.hm_out(self.hm_head(p3))  # logits [N,1,H/8,W/8]
+        box = self.box_out(self.box_head(p3))  # [N,4,H/8,W/8]: log l, t, r, b (cells)
         return hm, box
 
 
 class DetectorExport(nn.Layer):
     """Inference graph: image [N,3,DET_SIZE,DET_SIZE] + scale_factor [N,2] -> (boxes [M,6], counts [N] int32)."""
 
-    def __init__(self, net: PersonDetector, top_k: int = 100, score_threshold: float = 0.01,
-                 nms_threshold: float = 0.6, keep_top_k: int = 100, calib: tuple[float, float] = (1.0, 0.0),
-                 flip: bool = False):
+    def __init__(
+        self,
+        net: PersonDetector,
+        top_k: int = 100,
+        score_threshold: float = 0.01,
+        nms_threshold: float = 0.6,
+        keep_top_k: int = 100,
+        calib: tuple[float, float] = (1.0, 0.0),
+        flip: bool = False,
+    ):
         super().__init__()
         self.net = net
         self.flip = flip
@@ -158,41 +170,54 @@ class DetectorExport(nn.Layer):
         peaks = F.max_pool2d(heat, 3, stride=1, padding=1)
         heat = heat * paddle.cast(peaks == heat, heat.dtype)
         fh, fw = paddle.shape(heat)[2], paddle.shape(heat)[3]
-        flat = paddle.flatten(heat, 1)                                   # [N, H*W]
-        scores, idx = paddle.topk(flat, self.top_k, axis=1)             # [N, K]
+        flat = paddle.flatten(heat, 1)  # [N, H*W]
+        scores, idx = paddle.topk(flat, self.top_k, axis=1)  # [N, K]
         ys = paddle.cast(idx // fw, "float32")
         xs = paddle.cast(idx % fw, "float32")
-        boxf = paddle.flatten(dist_map, 2)                               # [N, 4, H*W]
+        boxf = paddle.flatten(dist_map, 2)  # [N, 4, H*W]
         sel = paddle.take_along_axis(boxf, paddle.tile(idx.unsqueeze(1), [1, 4, 1]), axis=2)  # [N,4,K]
-        dist = sel * DET_STRIDE                                          # [N,4,K] l, t, r, b in pixels
+        dist = sel * DET_STRIDE  # [N,4,K] l, t, r, b in pixels
         cx = (xs + 0.5) * DET_STRIDE
         cy = (ys + 0.5) * DET_STRIDE
         # scale_factor is [h_scale, w_scale] = resized / original (PaddleX ToBatch)
         sy = scale_factor[:, 0:1]
         sx = scale_factor[:, 1:2]
-        boxes = paddle.stack([(cx - dist[:, 0]) / sx, (cy - dist[:, 1]) / sy,
-                              (cx + dist[:, 2]) / sx, (cy + dist[:, 3]) / sy], -1)
+        boxes = paddle.stack(
+            [(cx - dist[:, 0]) / sx, (cy - dist[:, 1]) / sy, (cx + dist[:, 2]) / sx, (cy + dist[:, 3]) / sy], -1
+        )
         out, _, counts = paddle._C_ops.multiclass_nms3(
-            boxes, scores.unsqueeze(1), None, self.score_threshold, self.top_k, self.keep_top_k,
-            self.nms_threshold, True, 1.0, -1, True)
+            boxes,
+            scores.unsqueeze(1),
+            None,
+            self.score_threshold,
+            self.top_k,
+            self.keep_top_k,
+            self.nms_threshold,
+            True,
+            1.0,
+            -1,
+            True,
+        )
         return out, counts
 
 
 class TinyPoseNet(nn.Layer):
     def __init__(self, c1: int = KPT_CHANNELS[0], c2: int = KPT_CHANNELS[1], c3: int = KPT_CHANNELS[2]):
         super().__init__()
-        self.stem = nn.Sequential(ConvBN(3, 16, 3, 2), ConvBN(16, c1, 3, 2))         # 32x24
+        self.stem = nn.Sequential(ConvBN(3, 16, 3, 2), ConvBN(16, c1, 3, 2))  # 32x24
         self.l1 = nn.Sequential(Residual(c1), Residual(c1))
-        self.down2 = ConvBN(c1, c2, 3, 2)                                             # 16x12
+        self.down2 = ConvBN(c1, c2, 3, 2)  # 16x12
         self.l2 = nn.Sequential(Residual(c2), DWSep(c2, c2), DWSep(c2, c2))
-        self.down3 = DWSep(c2, c3, 2)                                                 # 8x6
+        self.down3 = DWSep(c2, c3, 2)  # 8x6
         self.l3 = nn.Sequential(DWSep(c3, c3), DWSep(c3, c3), DWSep(c3, c3), DWSep(c3, c3))
         self.up3 = ConvBN(c3, c2, 1)
         self.f2 = nn.Sequential(DWSep(c2, c2), DWSep(c2, c2))
         self.up2 = ConvBN(c2, c1, 1)
         self.f1 = nn.Sequential(Residual(c1))
         # heatmaps start near zero so the first steps do not chase a random offset
-        self.out = nn.Conv2D(c1, NUM_JOINTS, 1, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.001)))
+        self.out = nn.Conv2D(
+            c1, NUM_JOINTS, 1, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0, 0.001))
+        )
 
     def forward(self, x):
         x1 = self.l1(self.stem(x))

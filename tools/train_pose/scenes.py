@@ -24,9 +24,23 @@ import numpy as np
 GENERATOR_VERSION = "1.1.0"
 
 KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 
@@ -40,14 +54,44 @@ def _flip_index() -> list[int]:
 
 # The same exchange as an index list: keypoints[FLIP_INDEX] swaps every left joint with its right.
 FLIP_INDEX = _flip_index()
-SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-            (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+SKELETON = (
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+)
 
 # Body parts and the keypoints each one carries (for the visibility test).
 PARTS = {
-    "head": (0, 1, 2, 3, 4), "neck": (), "torso": (5, 6, 11, 12),
-    "l_uarm": (5, 7), "l_farm": (7, 9), "l_hand": (9,), "r_uarm": (6, 8), "r_farm": (8, 10), "r_hand": (10,),
-    "l_thigh": (11, 13), "l_shin": (13, 15), "l_foot": (15,), "r_thigh": (12, 14), "r_shin": (14, 16),
+    "head": (0, 1, 2, 3, 4),
+    "neck": (),
+    "torso": (5, 6, 11, 12),
+    "l_uarm": (5, 7),
+    "l_farm": (7, 9),
+    "l_hand": (9,),
+    "r_uarm": (6, 8),
+    "r_farm": (8, 10),
+    "r_hand": (10,),
+    "l_thigh": (11, 13),
+    "l_shin": (13, 15),
+    "l_foot": (15,),
+    "r_thigh": (12, 14),
+    "r_shin": (14, 16),
     "r_foot": (16,),
 }
 PART_IDS = {name: i + 1 for i, name in enumerate(PARTS)}
@@ -56,12 +100,13 @@ OCCLUDER_LABEL = -1
 
 @dataclass
 class Person:
-    bbox: np.ndarray        # [x1, y1, x2, y2] float32, amodal silhouette clipped to the image
-    keypoints: np.ndarray   # [17, 3] float32: x, y, v (0 unlabelled, 1 hidden, 2 visible)
-    area: float             # silhouette pixels inside the image (OKS scale, as COCO's segment area)
+    bbox: np.ndarray  # [x1, y1, x2, y2] float32, amodal silhouette clipped to the image
+    keypoints: np.ndarray  # [17, 3] float32: x, y, v (0 unlabelled, 1 hidden, 2 visible)
+    area: float  # silhouette pixels inside the image (OKS scale, as COCO's segment area)
 
 
 # ----------------------------------------------------------------------------- geometry
+
 
 def _rot_y(a: float) -> np.ndarray:
     c, s = math.cos(a), math.sin(a)
@@ -101,13 +146,14 @@ def _limb_dirs(rng: np.random.Generator, side: float, arm: bool, style: str) -> 
         axis = np.cross(upper, np.array([side * 0.3, 0.0, 1.0]) + rng.normal(0, 0.3, 3))
         lower = _rodrigues(axis, -flex) @ upper
     else:
-        hip_flex = math.radians({"rest": rng.uniform(-10, 25), "wide": rng.uniform(-30, 100),
-                                 "walk": rng.uniform(-35, 45)}[style])
+        hip_flex = math.radians(
+            {"rest": rng.uniform(-10, 25), "wide": rng.uniform(-30, 100), "walk": rng.uniform(-35, 45)}[style]
+        )
         abd = math.radians(rng.uniform(-8, {"rest": 15, "wide": 45, "walk": 12}[style]))
-        upper = _rot_x(-hip_flex) @ down          # flexion swings the thigh forward (+z)
+        upper = _rot_x(-hip_flex) @ down  # flexion swings the thigh forward (+z)
         upper = _rodrigues(np.array([0.0, 0.0, 1.0]), side * abd) @ upper
         knee = math.radians(rng.uniform(0, {"rest": 30, "wide": 140, "walk": 80}[style]))
-        lower = _rot_x(knee) @ upper                # the knee folds the shin backward
+        lower = _rot_x(knee) @ upper  # the knee folds the shin backward
         lower = _rodrigues(np.array([0.0, 0.0, 1.0]), side * abd * 0.3) @ lower
     return upper / np.linalg.norm(upper), lower / np.linalg.norm(lower)
 
@@ -115,14 +161,21 @@ def _limb_dirs(rng: np.random.Generator, side: float, arm: bool, style: str) -> 
 def _skeleton_3d(rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
     """17 joints in body coordinates (unit ~ standing height) and the proportions used."""
     p = {
-        "hip_w": rng.uniform(0.075, 0.11), "sh_w": rng.uniform(0.09, 0.14), "torso": rng.uniform(0.27, 0.33),
-        "neck": rng.uniform(0.04, 0.07), "head_r": rng.uniform(0.055, 0.075), "uarm": rng.uniform(0.16, 0.2),
-        "farm": rng.uniform(0.14, 0.17), "thigh": rng.uniform(0.22, 0.27), "shin": rng.uniform(0.21, 0.26),
+        "hip_w": rng.uniform(0.075, 0.11),
+        "sh_w": rng.uniform(0.09, 0.14),
+        "torso": rng.uniform(0.27, 0.33),
+        "neck": rng.uniform(0.04, 0.07),
+        "head_r": rng.uniform(0.055, 0.075),
+        "uarm": rng.uniform(0.16, 0.2),
+        "farm": rng.uniform(0.14, 0.17),
+        "thigh": rng.uniform(0.22, 0.27),
+        "shin": rng.uniform(0.21, 0.26),
     }
     style = rng.choice(["rest", "walk", "wide"], p=[0.35, 0.35, 0.3])
     j = np.zeros((17, 3))
-    bend = _rot_x(math.radians(rng.uniform(-10, 35 if style == "wide" else 15))) @ \
-        _rodrigues(np.array([0.0, 0.0, 1.0]), math.radians(rng.uniform(-12, 12)))
+    bend = _rot_x(math.radians(rng.uniform(-10, 35 if style == "wide" else 15))) @ _rodrigues(
+        np.array([0.0, 0.0, 1.0]), math.radians(rng.uniform(-12, 12))
+    )
     spine = bend @ np.array([0.0, 1.0, 0.0])
     j[11], j[12] = (p["hip_w"], 0, 0), (-p["hip_w"], 0, 0)
     sh_c = spine * p["torso"]
@@ -149,9 +202,13 @@ def _skeleton_3d(rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]
     p["head_c"] = head_c  # type: ignore[assignment]
     # the neckline's corners on the chest surface (body frame): only the front of the torso has one
     chest = bend @ np.array([0.0, 0.0, 1.0])
-    p["collar"] = np.stack([sh_c + across * 0.55 * p["sh_w"] + chest * 0.035,  # type: ignore[assignment]
-                            sh_c - across * 0.55 * p["sh_w"] + chest * 0.035,
-                            sh_c - spine * rng.uniform(0.06, 0.1) + chest * 0.045])
+    p["collar"] = np.stack(
+        [
+            sh_c + across * 0.55 * p["sh_w"] + chest * 0.035,  # type: ignore[assignment]
+            sh_c - across * 0.55 * p["sh_w"] + chest * 0.035,
+            sh_c - spine * rng.uniform(0.06, 0.1) + chest * 0.045,
+        ]
+    )
     p["chest"] = chest  # type: ignore[assignment]
     p["head_fwd"] = fwd  # type: ignore[assignment]
     p["head_up"] = up  # type: ignore[assignment]
@@ -159,6 +216,7 @@ def _skeleton_3d(rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]
 
 
 # ----------------------------------------------------------------------------- textures
+
 
 def _colour(rng: np.random.Generator, sat=(0.2, 1.0), val=(0.2, 1.0)) -> np.ndarray:
     hsv = np.uint8([[[rng.integers(0, 180), int(255 * rng.uniform(*sat)), int(255 * rng.uniform(*val))]]])
@@ -199,7 +257,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     c1, c2 = _colour(rng), _colour(rng)
     ang = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = (np.cos(ang) * xx / w + np.sin(ang) * yy / h)
+    t = np.cos(ang) * xx / w + np.sin(ang) * yy / h
     t = (t - t.min()) / (np.ptp(t) + 1e-6)
     img = c1 * (1 - t[..., None]) + c2 * t[..., None]
     low = cv2.resize(rng.normal(0, 30, (4, 4, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
@@ -221,11 +279,12 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         else:
             hh, ww = int(rng.integers(8, max(9, h // 2))), int(rng.integers(8, max(9, w // 2)))
             y0, x0 = int(rng.integers(0, max(1, h - hh))), int(rng.integers(0, max(1, w - ww)))
-            img[y0:y0 + hh, x0:x0 + ww] = _texture(rng, hh, ww)[: h - y0, : w - x0]
+            img[y0 : y0 + hh, x0 : x0 + ww] = _texture(rng, hh, ww)[: h - y0, : w - x0]
     return img
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def _capsule(mask: np.ndarray, a: np.ndarray, b: np.ndarray, ra: float, rb: float) -> None:
     d = b - a
@@ -268,13 +327,17 @@ class _Canvas:
         self.labels[sel] = label
 
 
-def _render_figure(cv: _Canvas, rng: np.random.Generator, fig: int, height_px: float,
-                   centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _render_figure(
+    cv: _Canvas, rng: np.random.Generator, fig: int, height_px: float, centre: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw one figure; return its projected keypoints [17,2] and its amodal silhouette mask."""
     j3, p = _skeleton_3d(rng)
     yaw_r = rng.random()
-    yaw = rng.uniform(-50, 50) if yaw_r < 0.5 else (rng.uniform(50, 130) * rng.choice([-1, 1]) if yaw_r < 0.75
-                                                     else rng.uniform(130, 230))
+    yaw = (
+        rng.uniform(-50, 50)
+        if yaw_r < 0.5
+        else (rng.uniform(50, 130) * rng.choice([-1, 1]) if yaw_r < 0.75 else rng.uniform(130, 230))
+    )
     rot = _rot_y(math.radians(yaw))
     roll = math.radians(rng.normal(0, 8) if rng.random() < 0.9 else rng.uniform(-60, 60))
     pts3 = j3 @ rot.T
@@ -348,12 +411,13 @@ def _render_figure(cv: _Canvas, rng: np.random.Generator, fig: int, height_px: f
     hr = px(p["head_r"] * rng.uniform(0.95, 1.1))
     cv2.circle(m, tuple(np.round(hc).astype(int)), int(round(hr)), 1, -1)
     for e in (3, 4):
-        cv2.ellipse(m, tuple(np.round(kp[e]).astype(int)), (max(1, int(hr * 0.25)), max(1, int(hr * 0.35))),
-                    0, 0, 360, 1, -1)
+        cv2.ellipse(
+            m, tuple(np.round(kp[e]).astype(int)), (max(1, int(hr * 0.25)), max(1, int(hr * 0.35))), 0, 0, 360, 1, -1
+        )
     pieces.append((float(head_c[2]), "head", m, skin))
     pieces.sort(key=lambda t: t[0])
     silhouette = np.zeros((full.h, full.w), np.uint8)
-    local = silhouette[y0:y0 + cv.h, x0:x0 + cv.w]
+    local = silhouette[y0 : y0 + cv.h, x0 : x0 + cv.w]
     for _, name, m, colour in pieces:
         label = fig * 32 + PART_IDS[name]
         cv.paint(m, colour, label, outline)
@@ -367,8 +431,17 @@ def _render_figure(cv: _Canvas, rng: np.random.Generator, fig: int, height_px: f
     return kp + off, silhouette
 
 
-def _draw_face(cv: _Canvas, rng: np.random.Generator, kp: np.ndarray, hc: np.ndarray, hr: float,
-               fwd: np.ndarray, hair: np.ndarray, skin: np.ndarray, label: int) -> None:
+def _draw_face(
+    cv: _Canvas,
+    rng: np.random.Generator,
+    kp: np.ndarray,
+    hc: np.ndarray,
+    hr: float,
+    fwd: np.ndarray,
+    hair: np.ndarray,
+    skin: np.ndarray,
+    label: int,
+) -> None:
     head = np.zeros((cv.h, cv.w), np.uint8)
     cv2.circle(head, tuple(np.round(hc).astype(int)), int(round(hr)), 1, -1)
     cap = np.zeros_like(head)
@@ -376,8 +449,7 @@ def _draw_face(cv: _Canvas, rng: np.random.Generator, kp: np.ndarray, hc: np.nda
         cap = head
     else:
         off = -np.array([kp[0][0] - hc[0], kp[0][1] - hc[1]]) * 0.6
-        cv2.circle(cap, tuple(np.round(hc + off - np.array([0, hr * 0.35])).astype(int)),
-                   int(round(hr * 0.95)), 1, -1)
+        cv2.circle(cap, tuple(np.round(hc + off - np.array([0, hr * 0.35])).astype(int)), int(round(hr * 0.95)), 1, -1)
         cap &= head
     sel = cap.astype(bool)
     cv.img[sel] = hair
@@ -394,8 +466,13 @@ def _draw_face(cv: _Canvas, rng: np.random.Generator, kp: np.ndarray, hc: np.nda
         er = max(1, int(round(hr * 0.13)))
         for e in (1, 2):
             cv2.circle(cv.img, tuple(np.round(kp[e]).astype(int)), er, tuple(float(x) for x in dark), -1)
-        cv2.circle(cv.img, tuple(np.round(kp[0]).astype(int)), max(1, int(round(hr * 0.12))),
-                   tuple(float(x) for x in skin * 0.6), -1)
+        cv2.circle(
+            cv.img,
+            tuple(np.round(kp[0]).astype(int)),
+            max(1, int(round(hr * 0.12))),
+            tuple(float(x) for x in skin * 0.6),
+            -1,
+        )
 
 
 def _occluder(cv: _Canvas, rng: np.random.Generator, box: np.ndarray) -> None:
@@ -414,8 +491,9 @@ def _occluder(cv: _Canvas, rng: np.random.Generator, box: np.ndarray) -> None:
     if rng.random() < 0.6:
         cv2.rectangle(m, (int(cx - ow / 2), int(cy - oh / 2)), (int(cx + ow / 2), int(cy + oh / 2)), 1, -1)
     else:
-        cv2.ellipse(m, (int(cx), int(cy)), (max(1, int(ow / 2)), max(1, int(oh / 2))), rng.uniform(0, 180),
-                    0, 360, 1, -1)
+        cv2.ellipse(
+            m, (int(cx), int(cy)), (max(1, int(ow / 2)), max(1, int(oh / 2))), rng.uniform(0, 180), 0, 360, 1, -1
+        )
     win.paint(m, _texture(rng, win.h, win.w), OCCLUDER_LABEL, rng.uniform(0.6, 0.9))
 
 
@@ -427,13 +505,14 @@ def _visibility(cv: _Canvas, fig: int, kp: np.ndarray) -> np.ndarray:
         if not (0 <= x < cv.w and 0 <= y < cv.h):
             continue
         xi, yi = int(x), int(y)
-        patch = cv.labels[max(0, yi - 1):yi + 2, max(0, xi - 1):xi + 2]
+        patch = cv.labels[max(0, yi - 1) : yi + 2, max(0, xi - 1) : xi + 2]
         vis[j] = 2.0 if np.isin(patch, list(own[j])).any() else 1.0
     return vis
 
 
-def generate_scene(seed: int, size: tuple[int, int] | None = None, max_persons: int = 5,
-                   min_persons: int = 1) -> tuple[np.ndarray, list[Person]]:
+def generate_scene(
+    seed: int, size: tuple[int, int] | None = None, max_persons: int = 5, min_persons: int = 1
+) -> tuple[np.ndarray, list[Person]]:
     """RGB uint8 image [H,W,3] and its persons (drawn back to front), fully determined by ``seed``."""
     rng = np.random.default_rng(seed)
     if size is None:

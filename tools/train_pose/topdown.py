@@ -14,15 +14,16 @@ import math
 import cv2
 import numpy as np
 
-INPUT_W, INPUT_H = 96, 128            # PP-TinyPose_128x96 trainsize [w, h]
+INPUT_W, INPUT_H = 96, 128  # PP-TinyPose_128x96 trainsize [w, h]
 HEATMAP_W, HEATMAP_H = 24, 32
 PADDING = 1.25
 MEAN = np.float32([0.485, 0.456, 0.406])
 STD = np.float32([0.229, 0.224, 0.225])
 
 
-def box_to_center_scale(box: np.ndarray, aspect: float = INPUT_W / INPUT_H,
-                        padding: float = PADDING) -> tuple[np.ndarray, np.ndarray]:
+def box_to_center_scale(
+    box: np.ndarray, aspect: float = INPUT_W / INPUT_H, padding: float = PADDING
+) -> tuple[np.ndarray, np.ndarray]:
     """Centre and [w, h] scale in pixels, widened to ``aspect`` (w/h) and padded, as PaddleX."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     center = np.array([(x1 + x2) * 0.5, (y1 + y2) * 0.5], np.float32)
@@ -39,8 +40,9 @@ def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b + np.array([-d[1], d[0]], np.float32)
 
 
-def get_affine_transform(center: np.ndarray, scale: np.ndarray, rot: float, output_size: tuple[int, int],
-                         inv: bool = False) -> np.ndarray:
+def get_affine_transform(
+    center: np.ndarray, scale: np.ndarray, rot: float, output_size: tuple[int, int], inv: bool = False
+) -> np.ndarray:
     """2x3 matrix taking the box window (``scale`` wide, rotated by ``rot`` degrees) to ``output_size``."""
     src_w = float(scale[0])
     dst_w, dst_h = output_size
@@ -66,8 +68,13 @@ def apply_affine(points: np.ndarray, trans: np.ndarray) -> np.ndarray:
     return pts @ trans[:, :2].T.astype(np.float32) + trans[:, 2].astype(np.float32)
 
 
-def warp_crop(image: np.ndarray, center: np.ndarray, scale: np.ndarray, rot: float = 0.0,
-              size: tuple[int, int] = (INPUT_W, INPUT_H)) -> tuple[np.ndarray, np.ndarray]:
+def warp_crop(
+    image: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+    rot: float = 0.0,
+    size: tuple[int, int] = (INPUT_W, INPUT_H),
+) -> tuple[np.ndarray, np.ndarray]:
     """TopDownEvalAffine: the crop (H, W, 3) and the image->crop matrix."""
     trans = get_affine_transform(center, scale, rot, size)
     return cv2.warpAffine(image, trans, size, flags=cv2.INTER_LINEAR), trans
@@ -85,7 +92,7 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx = flat.argmax(2)
     maxvals = flat.max(2)[..., None]
     preds = np.stack([idx % w, idx // w], -1).astype(np.float32)
-    preds *= (maxvals > 0.0)
+    preds *= maxvals > 0.0
     return preds, maxvals
 
 
@@ -119,8 +126,7 @@ def _dark_refine(hm: np.ndarray, coord: np.ndarray) -> np.ndarray:
     return coord
 
 
-def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                    use_dark: bool = True) -> np.ndarray:
+def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray, use_dark: bool = True) -> np.ndarray:
     """Heatmaps [N,K,h,w] -> keypoints [N,K,3] (x, y, maxval) in image pixels."""
     heatmaps = np.asarray(heatmaps, np.float32)
     n, k, h, w = heatmaps.shape
@@ -146,8 +152,9 @@ def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarra
     return out
 
 
-def gaussian_targets(kpts_in: np.ndarray, weights: np.ndarray, sigma: float = 2.0,
-                     stride: float = INPUT_W / HEATMAP_W) -> np.ndarray:
+def gaussian_targets(
+    kpts_in: np.ndarray, weights: np.ndarray, sigma: float = 2.0, stride: float = INPUT_W / HEATMAP_W
+) -> np.ndarray:
     """Gaussian heatmap targets [K,hm_h,hm_w] (peak 1 at the sub-pixel joint position)."""
     k = kpts_in.shape[0]
     ys, xs = np.mgrid[0:HEATMAP_H, 0:HEATMAP_W].astype(np.float32)

@@ -77,10 +77,10 @@ class PersonDetector(nn.Module):
         super().__init__()
         c0, c1, c2, c3 = ch
         # space-to-depth stem: nothing runs at full resolution, which dominated CPU training time
-        self.stem = nn.Sequential(SpaceToDepth(4), ConvBN(48, c0, 1), ConvBN(c0, c0, 3))          # /4
-        self.c3 = nn.Sequential(DWSep(c0, c1, 2), DWSep(c1, c1), DWSep(c1, c1))                  # /8
-        self.c4 = nn.Sequential(DWSep(c1, c2, 2), DWSep(c2, c2), DWSep(c2, c2))                  # /16
-        self.c5 = nn.Sequential(DWSep(c2, c3, 2), DWSep(c3, c3), DWSep(c3, c3))                  # /32
+        self.stem = nn.Sequential(SpaceToDepth(4), ConvBN(48, c0, 1), ConvBN(c0, c0, 3))  # /4
+        self.c3 = nn.Sequential(DWSep(c0, c1, 2), DWSep(c1, c1), DWSep(c1, c1))  # /8
+        self.c4 = nn.Sequential(DWSep(c1, c2, 2), DWSep(c2, c2), DWSep(c2, c2))  # /16
+        self.c5 = nn.Sequential(DWSep(c2, c3, 2), DWSep(c3, c3), DWSep(c3, c3))  # /32
         self.lat5, self.lat4, self.lat3 = ConvBN(c3, width, 1), ConvBN(c2, width, 1), ConvBN(c1, width, 1)
         self.fuse4, self.fuse3 = DWSep(width, width), DWSep(width, width)
         self.hm_head = nn.Sequential(DWSep(width, width), DWSep(width, width))

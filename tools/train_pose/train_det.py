@@ -18,11 +18,20 @@ import numpy as np
 from tools.train_pose import common
 
 STRIDE = 8
-CACHE_SIZE = 320          # the scene cache stores detector images at 320x320
+CACHE_SIZE = 320  # the scene cache stores detector images at 320x320
 MEAN = np.float32([0.485, 0.456, 0.406])
 STD = np.float32([0.229, 0.224, 0.225])
-HYPER = {"batch": 16, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "input": common.DET_SIZE, "gauss_alpha": 0.54,
-         "sigma_floor_cells": 0.6, "box_positive_min": 0.3, "loss_weights": {"heatmap": 1.0, "giou": 2.0}}
+HYPER = {
+    "batch": 16,
+    "lr": 2e-3,
+    "weight_decay": 1e-4,
+    "warmup": 50,
+    "input": common.DET_SIZE,
+    "gauss_alpha": 0.54,
+    "sigma_floor_cells": 0.6,
+    "box_positive_min": 0.3,
+    "loss_weights": {"heatmap": 1.0, "giou": 2.0},
+}
 
 
 def det_targets(boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +73,7 @@ def make_batch(data: dict, rng: np.random.Generator, batch: int) -> tuple[np.nda
     imgs = np.stack([cv2.resize(data["det_imgs"][k], (size, size), interpolation=cv2.INTER_AREA) for k in idx])
     hms, regs, wts = [], [], []
     for i, k in enumerate(idx):
-        boxes = data["det_boxes"][data["det_offsets"][k]:data["det_offsets"][k + 1]] * (size / CACHE_SIZE)
+        boxes = data["det_boxes"][data["det_offsets"][k] : data["det_offsets"][k + 1]] * (size / CACHE_SIZE)
         if rng.random() < 0.5:
             imgs[i] = imgs[i, :, ::-1]
             boxes[:, [0, 2]] = size - boxes[:, [2, 0]]
@@ -103,8 +112,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--log-every", type=int, default=20)
-    ap.add_argument("--init-from", help="start a new phase from this checkpoint directory's weights "
-                    "(fresh optimizer and LR schedule)")
+    ap.add_argument(
+        "--init-from",
+        help="start a new phase from this checkpoint directory's weights (fresh optimizer and LR schedule)",
+    )
     ap.add_argument("--lr", type=float, default=HYPER["lr"])
     ap.add_argument("--warmup", type=int, default=HYPER["warmup"])
     a = ap.parse_args()
@@ -118,8 +129,9 @@ def main() -> None:
     paddle.seed(a.seed)
     np.random.seed(a.seed)
     net = PersonDetector()
-    opt = paddle.optimizer.AdamW(learning_rate=hyper["lr"], parameters=net.parameters(),
-                                 weight_decay=hyper["weight_decay"])
+    opt = paddle.optimizer.AdamW(
+        learning_rate=hyper["lr"], parameters=net.parameters(), weight_decay=hyper["weight_decay"]
+    )
     ckpt = common.Checkpoints(a.out)
     log = common.Log(f"{a.out}/train_log.jsonl")
     state = ckpt.load(net, opt)
@@ -130,8 +142,17 @@ def main() -> None:
     else:
         init = common.init_from(net, a.init_from) if a.init_from else None
     data = data_mod.load(a.cache)
-    log.write(event="start", step=start, params=count_params(net), scenes=len(data["det_imgs"]),
-              persons=int(len(data["det_boxes"])), hyper=hyper, seed=a.seed, steps=a.steps, init_from=init and init["dir"])
+    log.write(
+        event="start",
+        step=start,
+        params=count_params(net),
+        scenes=len(data["det_imgs"]),
+        persons=int(len(data["det_boxes"])),
+        hyper=hyper,
+        seed=a.seed,
+        steps=a.steps,
+        init_from=init and init["dir"],
+    )
     net.train()
     t0 = time.time()
     acc = np.zeros(3)
@@ -140,8 +161,9 @@ def main() -> None:
         x, hm_t, reg_t, wt = make_batch(data, rng, HYPER["batch"])
         opt.set_lr(common.lr_at(step, a.steps, hyper["lr"], hyper["warmup"]))
         hm, box = net(paddle.to_tensor(x))
-        loss, l_hm, l_giou = losses(paddle, hm, box, paddle.to_tensor(hm_t), paddle.to_tensor(reg_t),
-                                    paddle.to_tensor(wt))
+        loss, l_hm, l_giou = losses(
+            paddle, hm, box, paddle.to_tensor(hm_t), paddle.to_tensor(reg_t), paddle.to_tensor(wt)
+        )
         loss.backward()
         opt.step()
         opt.clear_grad()
@@ -149,12 +171,28 @@ def main() -> None:
         done = step + 1
         if done % a.log_every == 0:
             acc /= a.log_every
-            log.write(step=done, loss=round(acc[0], 4), hm=round(acc[1], 4), giou=round(acc[2], 4),
-                      lr=round(opt.get_lr(), 6), sec=round(elapsed + time.time() - t0))
+            log.write(
+                step=done,
+                loss=round(acc[0], 4),
+                hm=round(acc[1], 4),
+                giou=round(acc[2], 4),
+                lr=round(opt.get_lr(), 6),
+                sec=round(elapsed + time.time() - t0),
+            )
             acc[:] = 0
         if done % a.ckpt_every == 0 or done == a.steps:
-            ckpt.save(net, opt, done, {"train_seconds": elapsed + time.time() - t0, "seed": a.seed,
-                                       "steps": a.steps, "hyper": hyper, "init_from": init})
+            ckpt.save(
+                net,
+                opt,
+                done,
+                {
+                    "train_seconds": elapsed + time.time() - t0,
+                    "seed": a.seed,
+                    "steps": a.steps,
+                    "hyper": hyper,
+                    "init_from": init,
+                },
+            )
     log.write(event="done", step=a.steps, sec=round(elapsed + time.time() - t0))
 
 

@@ -18,8 +18,15 @@ import numpy as np
 from tools.train_pose import common, topdown
 from tools.train_pose.scenes import FLIP_INDEX
 
-HYPER = {"batch": 32, "lr": 3e-3, "weight_decay": 1e-4, "warmup": 50, "sigma": 2.0, "loss_scale": 1000.0,
-         "fg_weight": 0.0}
+HYPER = {
+    "batch": 32,
+    "lr": 3e-3,
+    "weight_decay": 1e-4,
+    "warmup": 50,
+    "sigma": 2.0,
+    "loss_scale": 1000.0,
+    "fg_weight": 0.0,
+}
 
 
 def make_batch(data: dict, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,12 +62,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--log-every", type=int, default=20)
-    ap.add_argument("--init-from", help="start a new phase from this checkpoint directory's weights "
-                    "(fresh optimizer and LR schedule)")
+    ap.add_argument(
+        "--init-from",
+        help="start a new phase from this checkpoint directory's weights (fresh optimizer and LR schedule)",
+    )
     ap.add_argument("--lr", type=float, default=HYPER["lr"])
     ap.add_argument("--warmup", type=int, default=HYPER["warmup"])
-    ap.add_argument("--fg-weight", type=float, default=HYPER["fg_weight"],
-                    help="extra per-pixel loss weight x target (emphasises the peaks over the flat zeros)")
+    ap.add_argument(
+        "--fg-weight",
+        type=float,
+        default=HYPER["fg_weight"],
+        help="extra per-pixel loss weight x target (emphasises the peaks over the flat zeros)",
+    )
     ap.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans --steps)")
     a = ap.parse_args()
     hyper = dict(HYPER, lr=a.lr, warmup=a.warmup, fg_weight=a.fg_weight)
@@ -73,8 +86,9 @@ def main() -> None:
     paddle.seed(a.seed)
     np.random.seed(a.seed)
     net = TinyPoseNet()
-    opt = paddle.optimizer.AdamW(learning_rate=hyper["lr"], parameters=net.parameters(),
-                                 weight_decay=hyper["weight_decay"])
+    opt = paddle.optimizer.AdamW(
+        learning_rate=hyper["lr"], parameters=net.parameters(), weight_decay=hyper["weight_decay"]
+    )
     ckpt = common.Checkpoints(a.out)
     log = common.Log(f"{a.out}/train_log.jsonl")
     state = ckpt.load(net, opt)
@@ -86,8 +100,16 @@ def main() -> None:
         init = common.init_from(net, a.init_from) if a.init_from else None
     data = data_mod.load(a.cache)
     data.pop("det_imgs")  # the crops are all this trainer needs
-    log.write(event="start", step=start, params=count_params(net), crops=int(len(data["crops"])), hyper=hyper,
-              seed=a.seed, steps=a.steps, init_from=init and init["dir"])
+    log.write(
+        event="start",
+        step=start,
+        params=count_params(net),
+        crops=int(len(data["crops"])),
+        hyper=hyper,
+        seed=a.seed,
+        steps=a.steps,
+        init_from=init and init["dir"],
+    )
     net.train()
     t0 = time.time()
     acc = 0.0
@@ -105,12 +127,26 @@ def main() -> None:
         acc += float(loss)
         done = step + 1
         if done % a.log_every == 0:
-            log.write(step=done, loss=round(acc / a.log_every, 5), lr=round(opt.get_lr(), 6),
-                      sec=round(elapsed + time.time() - t0))
+            log.write(
+                step=done,
+                loss=round(acc / a.log_every, 5),
+                lr=round(opt.get_lr(), 6),
+                sec=round(elapsed + time.time() - t0),
+            )
             acc = 0.0
         if done % a.ckpt_every == 0 or done == a.steps or done == a.stop_at:
-            ckpt.save(net, opt, done, {"train_seconds": elapsed + time.time() - t0, "seed": a.seed,
-                                       "steps": a.steps, "hyper": hyper, "init_from": init})
+            ckpt.save(
+                net,
+                opt,
+                done,
+                {
+                    "train_seconds": elapsed + time.time() - t0,
+                    "seed": a.seed,
+                    "steps": a.steps,
+                    "hyper": hyper,
+                    "init_from": init,
+                },
+            )
     log.write(event="done", step=min(a.steps, a.stop_at or a.steps), sec=round(elapsed + time.time() - t0))
 
 

@@ -42,8 +42,9 @@ def kpt_affine_aug(rng: np.random.Generator, x_u8: np.ndarray, kpts: np.ndarray)
         r = float(rng.uniform(-KPT_AUG["rot"], KPT_AUG["rot"])) if rng.random() < 0.5 else 0.0
         m = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), r, s)
         m[:, 2] += rng.uniform(-KPT_AUG["shift"], KPT_AUG["shift"], 2) * [topdown.INPUT_W, topdown.INPUT_H]
-        out[i] = cv2.warpAffine(x_u8[i], m, (topdown.INPUT_W, topdown.INPUT_H), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT)
+        out[i] = cv2.warpAffine(
+            x_u8[i], m, (topdown.INPUT_W, topdown.INPUT_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
         k_out[i, :, :2] = topdown.apply_affine(kpts[i, :, :2], m)
     return out, k_out
 
@@ -96,13 +97,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--det-input", type=int, default=common.DET_SIZE,
-                    help="det: square training input; 192 reproduces the v2 phases that the 320 phase starts from")
+    ap.add_argument(
+        "--det-input",
+        type=int,
+        default=common.DET_SIZE,
+        help="det: square training input; 192 reproduces the v2 phases that the 320 phase starts from",
+    )
     ap.add_argument("--iou-aware", action="store_true", help="det: IoU-weighted heatmap target (det_loss)")
     ap.add_argument("--fg-weight", type=float, default=9.0, help="kpt: per-pixel loss weight 1 + this x target")
     ap.add_argument("--no-aug", action="store_true", help="kpt: no online affine re-warp of the crops")
-    ap.add_argument("--init-from", help="start a new phase from this run's last.pt weights (fresh optimizer and "
-                    "LR schedule); the manifest then lists both phases")
+    ap.add_argument(
+        "--init-from",
+        help="start a new phase from this run's last.pt weights (fresh optimizer and "
+        "LR schedule); the manifest then lists both phases",
+    )
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--log-every", type=int, default=50)
     a = ap.parse_args()
@@ -128,6 +136,7 @@ def main() -> None:
 
     def tensor(a: np.ndarray):
         return torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+
     opt = torch.optim.AdamW(net.parameters(), lr=hyper["lr"], weight_decay=hyper["weight_decay"])
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,11 +151,23 @@ def main() -> None:
     elif a.init_from:
         src = Path(a.init_from)
         net.load_state_dict(torch.load(src / "last.pt", weights_only=True)["net"])
-        init = {"dir": str(src), "sha256": hashlib.sha256((src / "last.pt").read_bytes()).hexdigest(),
-                "state": json.loads((src / "state.json").read_text())}
+        init = {
+            "dir": str(src),
+            "sha256": hashlib.sha256((src / "last.pt").read_bytes()).hexdigest(),
+            "state": json.loads((src / "state.json").read_text()),
+        }
     data = data_mod.load(a.cache, keys=("det_imgs", "det_boxes", "det_count") if is_det else ("crops", "crop_kpts"))
-    log.write(event="start", step=start, params=sum(p.numel() for p in net.parameters()), hyper=hyper,
-              seed=a.seed, steps=a.steps, torch=torch.__version__, init_from=init and init["dir"], cache=a.cache)
+    log.write(
+        event="start",
+        step=start,
+        params=sum(p.numel() for p in net.parameters()),
+        hyper=hyper,
+        seed=a.seed,
+        steps=a.steps,
+        torch=torch.__version__,
+        init_from=init and init["dir"],
+        cache=a.cache,
+    )
     net.train()
     t0 = time.time()
     acc = np.zeros(3)
@@ -158,8 +179,9 @@ def main() -> None:
         if is_det:
             x, hm_t, reg_t, wt = train_det.make_batch(data, rng, hyper["batch"])
             hm, box = net(tensor(x))
-            loss, l1, l2 = det_loss(torch, hm, box, *(torch.from_numpy(v) for v in (hm_t, reg_t, wt)),
-                                    iou_aware=a.iou_aware)
+            loss, l1, l2 = det_loss(
+                torch, hm, box, *(torch.from_numpy(v) for v in (hm_t, reg_t, wt)), iou_aware=a.iou_aware
+            )
         else:
             x, t, w = kpt_batch(data, rng, hyper["batch"], not a.no_aug)
             target = torch.from_numpy(t)
@@ -174,15 +196,30 @@ def main() -> None:
         done = step + 1
         if done % a.log_every == 0:
             acc /= a.log_every
-            log.write(step=done, loss=round(acc[0], 5), l1=round(acc[1], 5), l2=round(acc[2], 5), lr=round(lr, 6),
-                      sec=round(elapsed + time.time() - t0))
+            log.write(
+                step=done,
+                loss=round(acc[0], 5),
+                l1=round(acc[1], 5),
+                l2=round(acc[2], 5),
+                lr=round(lr, 6),
+                sec=round(elapsed + time.time() - t0),
+            )
             acc[:] = 0
         if done % a.ckpt_every == 0 or done == a.steps:
             torch.save({"net": net.state_dict(), "opt": opt.state_dict()}, out / "last.pt.tmp")
             os.replace(out / "last.pt.tmp", out / "last.pt")
-            state = {"step": done, "train_seconds": elapsed + time.time() - t0, "seed": a.seed, "steps": a.steps,
-                     "hyper": hyper, "init_from": init, "engine": "torch " + torch.__version__, "threads": a.threads,
-                     "caches": a.cache, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            state = {
+                "step": done,
+                "train_seconds": elapsed + time.time() - t0,
+                "seed": a.seed,
+                "steps": a.steps,
+                "hyper": hyper,
+                "init_from": init,
+                "engine": "torch " + torch.__version__,
+                "threads": a.threads,
+                "caches": a.cache,
+                "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
             (out / "state.json.tmp").write_text(json.dumps(state, indent=1))
             os.replace(out / "state.json.tmp", out / "state.json")
     log.write(event="done", step=a.steps, sec=round(elapsed + time.time() - t0))
