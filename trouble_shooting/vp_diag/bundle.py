@@ -27,8 +27,10 @@ REDACTED = "<redacted>"
 
 def redact_json(doc: Any) -> Any:
     if isinstance(doc, dict):
-        return {k: (REDACTED if _SECRET_NAME.search(str(k)) and not isinstance(v, (dict, list)) else redact_json(v))
-                for k, v in doc.items()}
+        return {
+            k: (REDACTED if _SECRET_NAME.search(str(k)) and not isinstance(v, (dict, list)) else redact_json(v))
+            for k, v in doc.items()
+        }
     if isinstance(doc, list):
         return [redact_json(v) for v in doc]
     return doc

@@ -14,12 +14,12 @@ PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 
 @dataclass
 class Result:
-    group: str            # component heading, e.g. "license", "deploy demo-classify"
-    name: str             # short check id, e.g. "process", "port", "model-files"
-    status: str           # PASS | WARN | FAIL | SKIP (skipped: a check it depends on failed)
+    group: str  # component heading, e.g. "license", "deploy demo-classify"
+    name: str  # short check id, e.g. "process", "port", "model-files"
+    status: str  # PASS | WARN | FAIL | SKIP (skipped: a check it depends on failed)
     detail: str
-    fix: List[str] = field(default_factory=list)     # exact commands, shown after "Try fixing it:"
-    lines: List[str] = field(default_factory=list)   # evidence (matching log lines, changed components)
+    fix: List[str] = field(default_factory=list)  # exact commands, shown after "Try fixing it:"
+    lines: List[str] = field(default_factory=list)  # evidence (matching log lines, changed components)
     deploy: Optional[str] = None
     root: Optional[str] = None
     data: Dict[str, Any] = field(default_factory=dict)
@@ -87,16 +87,20 @@ class Deploy:
 class Context:
     roots: List[Path]
     deploys: List[Deploy]
-    package: Optional[Path]          # the unpacked package (holds package/Install/install.py), if found
-    diag_dir: Path                   # trouble_shooting/ (this tool's directory)
-    selected: Optional[str] = None   # a deploy named on the command line
+    package: Optional[Path]  # the unpacked package (holds package/Install/install.py), if found
+    diag_dir: Path  # trouble_shooting/ (this tool's directory)
+    selected: Optional[str] = None  # a deploy named on the command line
     # Facts one check learns and a later one needs (e.g. "process down" -> skip HTTP).
     facts: Dict[str, Any] = field(default_factory=dict)
 
     def install_cmd(self, root: Path, *args: str) -> str:
         """The exact install.py command line for this root."""
-        tool = str(self.package / "package" / "Install" / "install.py") if self.package else "package/Install/install.py"
-        return " ".join(["python3", shlex.quote(tool), "--root", shlex.quote(str(root))] + [shlex.quote(a) for a in args])
+        tool = (
+            str(self.package / "package" / "Install" / "install.py") if self.package else "package/Install/install.py"
+        )
+        return " ".join(
+            ["python3", shlex.quote(tool), "--root", shlex.quote(str(root))] + [shlex.quote(a) for a in args]
+        )
 
     def samples(self) -> List[Path]:
         """Where bundled sample images may be: next to this tool (in the tar), then the package's."""

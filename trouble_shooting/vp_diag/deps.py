@@ -49,10 +49,18 @@ def deps_check(ctx: Context, d: Deploy) -> Result:
         # Only our own modules failing means the release's package is damaged, not the venv.
         if all(m.startswith("visionpack.") for m in bad):
             fix = [ctx.install_cmd(d.root, "remove", d.name), ctx.install_cmd(d.root, "install", d.name)]
-        return Result(g, "python-deps", FAIL, f"{len(bad)} of {len(mods)} module(s) do not import in {rt}: "
-                      f"{', '.join(bad)}", fix, lines, **kw)
-    return Result(g, "python-deps", PASS, f"{', '.join(m for m in mods if '.' not in m)} and our package import "
-                  f"in {rt}", **kw)
+        return Result(
+            g,
+            "python-deps",
+            FAIL,
+            f"{len(bad)} of {len(mods)} module(s) do not import in {rt}: {', '.join(bad)}",
+            fix,
+            lines,
+            **kw,
+        )
+    return Result(
+        g, "python-deps", PASS, f"{', '.join(m for m in mods if '.' not in m)} and our package import in {rt}", **kw
+    )
 
 
 def checks(ctx: Context) -> Iterable[Result]:

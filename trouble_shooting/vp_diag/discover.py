@@ -40,8 +40,11 @@ def deploy_names(root: Path) -> List[str]:
         entries = sorted(root.iterdir())
     except OSError:
         return []
-    return [p.name for p in entries
-            if p.name not in RESERVED and not p.name.startswith(".") and (p / "state.json").is_file()]
+    return [
+        p.name
+        for p in entries
+        if p.name not in RESERVED and not p.name.startswith(".") and (p / "state.json").is_file()
+    ]
 
 
 def _root_of_release_file(path: str) -> Optional[Path]:
@@ -91,8 +94,9 @@ def running_roots(proc: Path = PROC) -> List[Path]:
     return found
 
 
-def find_roots(arg: Optional[str], env: Optional[dict] = None, package: Optional[Path] = None,
-               proc: Path = PROC) -> List[Path]:
+def find_roots(
+    arg: Optional[str], env: Optional[dict] = None, package: Optional[Path] = None, proc: Path = PROC
+) -> List[Path]:
     """Every install root found, in the order above, without duplicates."""
     env = os.environ if env is None else env
     if arg:

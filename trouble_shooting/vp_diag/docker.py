@@ -69,16 +69,38 @@ def container_check(ctx: Context, d: Deploy, summary: dict, sock: str = SOCKET) 
         oom = " (OOM-killed)" if st.get("OOMKilled") else ""
         bad = FAIL if d.desired == "running" else PASS
         fix = [logs, ctx.install_cmd(d.root, "start", d.name)] if bad == FAIL else []
-        return Result(g, f"container {name}", bad, f"{st.get('Status', 'unknown')}, exit code {st.get('ExitCode')}{oom}"
-                      + ("" if bad == FAIL else " (desired: stopped)"), fix, data={"state": st}, **kw)
+        return Result(
+            g,
+            f"container {name}",
+            bad,
+            f"{st.get('Status', 'unknown')}, exit code {st.get('ExitCode')}{oom}"
+            + ("" if bad == FAIL else " (desired: stopped)"),
+            fix,
+            data={"state": st},
+            **kw,
+        )
     if health == "unhealthy":
         last = ((st.get("Health") or {}).get("Log") or [{}])[-1]
-        return Result(g, f"container {name}", FAIL, f"running but unhealthy (failing streak "
-                      f"{st['Health'].get('FailingStreak')})", [logs, ctx.install_cmd(d.root, "restart", d.name)],
-                      [str(last.get("Output", "")).strip()[:300]], data={"state": st}, **kw)
+        return Result(
+            g,
+            f"container {name}",
+            FAIL,
+            f"running but unhealthy (failing streak {st['Health'].get('FailingStreak')})",
+            [logs, ctx.install_cmd(d.root, "restart", d.name)],
+            [str(last.get("Output", "")).strip()[:300]],
+            data={"state": st},
+            **kw,
+        )
     if health == "starting":
-        return Result(g, f"container {name}", WARN, "running, health check still starting",
-                      [f"docker inspect --format '{{{{json .State.Health}}}}' {quote(name)}"], data={"state": st}, **kw)
+        return Result(
+            g,
+            f"container {name}",
+            WARN,
+            "running, health check still starting",
+            [f"docker inspect --format '{{{{json .State.Health}}}}' {quote(name)}"],
+            data={"state": st},
+            **kw,
+        )
     restarts = (info or {}).get("RestartCount", 0) if isinstance(info, dict) else 0
     detail = f"running (pid {st.get('Pid')}), health {health or 'not configured'}"
     # The installer records the image a release first ran on, so a newer package never swaps
@@ -86,12 +108,19 @@ def container_check(ctx: Context, d: Deploy, summary: dict, sock: str = SOCKET) 
     want = (((d.state or {}).get("releases") or {}).get(d.version or "") or {}).get("image") or {}
     have = (info or {}).get("Image") if isinstance(info, dict) else None
     if want.get("id") and have and have != want["id"]:
-        return Result(g, f"container {name}", WARN, f"{detail}, but on image {have[:19]}, not the release's "
-                      f"{str(want['id'])[:19]} ({want.get('tag')})", [ctx.install_cmd(d.root, "restart", d.name)],
-                      data={"state": st}, **kw)
+        return Result(
+            g,
+            f"container {name}",
+            WARN,
+            f"{detail}, but on image {have[:19]}, not the release's {str(want['id'])[:19]} ({want.get('tag')})",
+            [ctx.install_cmd(d.root, "restart", d.name)],
+            data={"state": st},
+            **kw,
+        )
     if restarts:
-        return Result(g, f"container {name}", WARN, f"{detail}, restarted {restarts} time(s)", [logs],
-                      data={"state": st}, **kw)
+        return Result(
+            g, f"container {name}", WARN, f"{detail}, restarted {restarts} time(s)", [logs], data={"state": st}, **kw
+        )
     return Result(g, f"container {name}", PASS, detail, data={"state": st}, **kw)
 
 
@@ -99,12 +128,28 @@ def deploy_checks(ctx: Context, d: Deploy, sock: str = SOCKET) -> List[Result]:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
     found, err = containers(d, sock)
     if found is None:
-        return [Result(g, "docker-engine", FAIL, f"the Docker engine does not answer on {sock}: {err}",
-                       ["systemctl start docker", "docker info"], **kw)]
+        return [
+            Result(
+                g,
+                "docker-engine",
+                FAIL,
+                f"the Docker engine does not answer on {sock}: {err}",
+                ["systemctl start docker", "docker info"],
+                **kw,
+            )
+        ]
     if not found:
         if d.desired == "running":
-            return [Result(g, "containers", FAIL, "no container of this deploy exists (want up)",
-                           [ctx.install_cmd(d.root, "start", d.name)], **kw)]
+            return [
+                Result(
+                    g,
+                    "containers",
+                    FAIL,
+                    "no container of this deploy exists (want up)",
+                    [ctx.install_cmd(d.root, "start", d.name)],
+                    **kw,
+                )
+            ]
         return [Result(g, "containers", PASS, "no container (desired: stopped)", **kw)]
     return [container_check(ctx, d, c, sock) for c in found]
 

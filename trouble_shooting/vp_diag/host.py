@@ -27,7 +27,9 @@ def cpu_check(cpuinfo: Path = Path("/proc/cpuinfo")) -> Result:
     try:
         text = cpuinfo.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        return Result(GROUP, "cpu-features", FAIL, f"cannot read {cpuinfo}: {exc.strerror}", ["mount -t proc proc /proc"])
+        return Result(
+            GROUP, "cpu-features", FAIL, f"cannot read {cpuinfo}: {exc.strerror}", ["mount -t proc proc /proc"]
+        )
     flags = set()
     for line in text.splitlines():
         if line.startswith("flags"):
@@ -36,14 +38,24 @@ def cpu_check(cpuinfo: Path = Path("/proc/cpuinfo")) -> Result:
     missing = [f for f in REQUIRED_FLAGS if f not in flags]
     slow = [f for f in WANTED_FLAGS if f not in flags]
     data = {"missing_required": missing, "missing_wanted": slow}
-    fix = ["grep -o -w -E 'avx|avx2|fma|sse4_2' /proc/cpuinfo | sort -u",
-           "# on a VM expose the host CPU model (e.g. qemu '-cpu host', VMware 'EVC off')"]
+    fix = [
+        "grep -o -w -E 'avx|avx2|fma|sse4_2' /proc/cpuinfo | sort -u",
+        "# on a VM expose the host CPU model (e.g. qemu '-cpu host', VMware 'EVC off')",
+    ]
     if missing:
-        return Result(GROUP, "cpu-features", FAIL, f"CPU lacks {', '.join(missing)}: PaddlePaddle's x86 wheel "
-                      "dies with SIGILL (illegal instruction) without it", fix, data=data)
+        return Result(
+            GROUP,
+            "cpu-features",
+            FAIL,
+            f"CPU lacks {', '.join(missing)}: PaddlePaddle's x86 wheel "
+            "dies with SIGILL (illegal instruction) without it",
+            fix,
+            data=data,
+        )
     if slow:
-        return Result(GROUP, "cpu-features", WARN, f"CPU lacks {', '.join(slow)}: inference works but is slower",
-                      fix, data=data)
+        return Result(
+            GROUP, "cpu-features", WARN, f"CPU lacks {', '.join(slow)}: inference works but is slower", fix, data=data
+        )
     return Result(GROUP, "cpu-features", PASS, "CPU has " + ", ".join(REQUIRED_FLAGS + WANTED_FLAGS), data=data)
 
 
@@ -60,8 +72,14 @@ def disk_check(path: Path, statvfs: Callable = os.statvfs, warn: int = DISK_WARN
     detail = f"{free / GIB:.1f} GiB free under {where}"
     fix = [f"df -h {where}", f"du -xsh {where}/*/logs 2>/dev/null | sort -h | tail"]
     if free < fail:
-        return Result(GROUP, f"disk {where}", FAIL, detail + f" (below {fail // MIB} MiB: logs and state cannot be written)",
-                      fix, data={"free": free})
+        return Result(
+            GROUP,
+            f"disk {where}",
+            FAIL,
+            detail + f" (below {fail // MIB} MiB: logs and state cannot be written)",
+            fix,
+            data={"free": free},
+        )
     if free < warn:
         return Result(GROUP, f"disk {where}", WARN, detail + f" (below {warn // GIB} GiB)", fix, data={"free": free})
     return Result(GROUP, f"disk {where}", PASS, detail, data={"free": free})
@@ -77,11 +95,20 @@ def memory_check(meminfo: Path = Path("/proc/meminfo"), warn: int = MEM_WARN, fa
         return Result(GROUP, "memory", WARN, f"{meminfo} has no MemAvailable line", ["free -m"])
     avail = int(m.group(1)) * 1024
     detail = f"{avail / GIB:.1f} GiB memory available"
-    fix = ["free -m", "ps -eo pid,rss,cmd --sort=-rss | head",
-           "# or lower --workers: each worker holds its own copy of the model"]
+    fix = [
+        "free -m",
+        "ps -eo pid,rss,cmd --sort=-rss | head",
+        "# or lower --workers: each worker holds its own copy of the model",
+    ]
     if avail < fail:
-        return Result(GROUP, "memory", FAIL, detail + f" (below {fail // MIB} MiB: workers will be OOM-killed)", fix,
-                      data={"available": avail})
+        return Result(
+            GROUP,
+            "memory",
+            FAIL,
+            detail + f" (below {fail // MIB} MiB: workers will be OOM-killed)",
+            fix,
+            data={"available": avail},
+        )
     if avail < warn:
         return Result(GROUP, "memory", WARN, detail + f" (below {warn // GIB} GiB)", fix, data={"available": avail})
     return Result(GROUP, "memory", PASS, detail, data={"available": avail})

@@ -38,8 +38,9 @@ def url(host: str, port: int, path: str) -> str:
     return f"http://[{h}]:{port}{path}" if ":" in h else f"http://{h}:{port}{path}"
 
 
-def fetch(u: str, body: Optional[dict] = None, timeout: float = 5.0,
-          headers: Optional[Dict[str, str]] = None) -> Tuple[Optional[int], Any, str]:
+def fetch(
+    u: str, body: Optional[dict] = None, timeout: float = 5.0, headers: Optional[Dict[str, str]] = None
+) -> Tuple[Optional[int], Any, str]:
     """(status, parsed JSON or None, error text); status None when nothing answered."""
     data = json.dumps(body).encode() if body is not None else None
     hdrs = dict(headers or {})
@@ -97,8 +98,14 @@ def health_check(ctx: Context, d: Deploy) -> Result:
     status, doc, err = fetch(u)
     if status == 200:
         return Result(g, "health", PASS, f"GET {u} -> 200", **kw)
-    return Result(g, "health", FAIL, f"GET {u} -> {status or err}",
-                  [f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}", ctx.install_cmd(d.root, "restart", d.name)], **kw)
+    return Result(
+        g,
+        "health",
+        FAIL,
+        f"GET {u} -> {status or err}",
+        [f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}", ctx.install_cmd(d.root, "restart", d.name)],
+        **kw,
+    )
 
 
 def ready_check(ctx: Context, d: Deploy) -> Result:
@@ -107,13 +114,27 @@ def ready_check(ctx: Context, d: Deploy) -> Result:
     status, doc, err = fetch(u, timeout=10, headers=auth_headers())
     summary = isinstance(doc, dict) and set(doc) == {"ready"}  # no ops rights: the verdict only
     if status == 200:
-        return Result(g, "ready", PASS, f"GET {u} -> 200" + (" (readiness only: the ops policy hides the detail)"
-                                                           if summary else ""), **kw)
+        return Result(
+            g,
+            "ready",
+            PASS,
+            f"GET {u} -> 200" + (" (readiness only: the ops policy hides the detail)" if summary else ""),
+            **kw,
+        )
     if summary:
-        return Result(g, "ready", FAIL, f"GET {u} -> {status}: not ready; the reason is shown only with ops rights",
-                      [f"{API_KEY_ENV}=<a key with the ops scope> bash trouble_shooting/trouble_shooting.sh",
-                       ctx.install_cmd(d.root, "apikey", "create", d.name, "--scope", "ops"),
-                       f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}"], data={"body": doc}, **kw)
+        return Result(
+            g,
+            "ready",
+            FAIL,
+            f"GET {u} -> {status}: not ready; the reason is shown only with ops rights",
+            [
+                f"{API_KEY_ENV}=<a key with the ops scope> bash trouble_shooting/trouble_shooting.sh",
+                ctx.install_cmd(d.root, "apikey", "create", d.name, "--scope", "ops"),
+                f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}",
+            ],
+            data={"body": doc},
+            **kw,
+        )
     text = json.dumps(doc, ensure_ascii=False)[:300] if doc is not None else err
     if isinstance(doc, dict) and doc.get("reason"):
         # /ready names why (routes.ready): "license: expired" with the gate's detail, or a load error.
@@ -121,8 +142,10 @@ def ready_check(ctx: Context, d: Deploy) -> Result:
         text = f"{doc['reason']}" + (f" ({lic.get('detail')})" if lic.get("detail") else "")
     fix = [f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}"]
     if "licen" in text.lower():
-        fix = [ctx.install_cmd(d.root, "fingerprint", "--diff", str(d.root / "licenses" / "license.lic")),
-               ctx.install_cmd(d.root, "lu", "NEW_LICENSE")]
+        fix = [
+            ctx.install_cmd(d.root, "fingerprint", "--diff", str(d.root / "licenses" / "license.lic")),
+            ctx.install_cmd(d.root, "lu", "NEW_LICENSE"),
+        ]
     return Result(g, "ready", FAIL, f"GET {u} -> {status}: {text}", fix, data={"body": doc}, **kw)
 
 
@@ -135,8 +158,14 @@ def inference_check(ctx: Context, d: Deploy) -> Result:
     sample = next((p for p in (ctx.sample(n) for n in names) if p is not None), None)
     if sample is None:
         where = " or ".join(str(s) for s in ctx.samples())
-        return Result(g, "inference", WARN, f"no sample image ({', '.join(names)}) in {where}",
-                      ["bash trouble_shooting/build_tar.sh  # the tar carries the sample images"], **kw)
+        return Result(
+            g,
+            "inference",
+            WARN,
+            f"no sample image ({', '.join(names)}) in {where}",
+            ["bash trouble_shooting/build_tar.sh  # the tar carries the sample images"],
+            **kw,
+        )
     u = url(d.host, d.port, route.format(deploy=d.name))
     body = {"image": base64.b64encode(sample.read_bytes()).decode(), **extra}
     t0 = time.monotonic()
@@ -148,20 +177,42 @@ def inference_check(ctx: Context, d: Deploy) -> Result:
     if doc.get("error_code") in REFUSED:
         # The infer policy wants a key (README "API keys"): not a fault of the service.
         given = "the key in $" + API_KEY_ENV if auth_headers() else "no API key"
-        return Result(g, "inference", WARN, f"POST {u} ({sample.name}) refused with {given}: error_code "
-                      f"{doc['error_code']} {doc.get('error_msg')!r}; cannot check inference",
-                      [f"{API_KEY_ENV}=<a key with the infer scope> bash trouble_shooting/trouble_shooting.sh",
-                       ctx.install_cmd(d.root, "apikey", "create", d.name, "--scope", "infer"),
-                       ctx.install_cmd(d.root, "apikey", "list", d.name)], data={"answer": doc}, **kw)
+        return Result(
+            g,
+            "inference",
+            WARN,
+            f"POST {u} ({sample.name}) refused with {given}: error_code "
+            f"{doc['error_code']} {doc.get('error_msg')!r}; cannot check inference",
+            [
+                f"{API_KEY_ENV}=<a key with the infer scope> bash trouble_shooting/trouble_shooting.sh",
+                ctx.install_cmd(d.root, "apikey", "create", d.name, "--scope", "infer"),
+                ctx.install_cmd(d.root, "apikey", "list", d.name),
+            ],
+            data={"answer": doc},
+            **kw,
+        )
     if "error_code" in doc:
         fix = [logs]
         if doc.get("error_code") == 337000:
             fix = [ctx.install_cmd(d.root, "fingerprint", "--diff", str(d.root / "licenses" / "license.lic"))]
-        return Result(g, "inference", FAIL, f"POST {u} ({sample.name}) -> error_code {doc.get('error_code')} "
-                      f"{doc.get('error_msg')!r}", fix, data={"answer": doc}, **kw)
+        return Result(
+            g,
+            "inference",
+            FAIL,
+            f"POST {u} ({sample.name}) -> error_code {doc.get('error_code')} {doc.get('error_msg')!r}",
+            fix,
+            data={"answer": doc},
+            **kw,
+        )
     verdict, what = judge(doc)
-    return Result(g, "inference", verdict, f"POST {route.format(deploy=d.name)} with {sample.name}: {what} "
-                  f"in {ms:.0f} ms", [] if verdict == PASS else [logs], **kw)
+    return Result(
+        g,
+        "inference",
+        verdict,
+        f"POST {route.format(deploy=d.name)} with {sample.name}: {what} in {ms:.0f} ms",
+        [] if verdict == PASS else [logs],
+        **kw,
+    )
 
 
 def targets(host: str, own: List[str]) -> List[str]:
@@ -178,17 +229,30 @@ def reach_check(ctx: Context, d: Deploy, own: Optional[List[str]] = None) -> Res
     own = procfs.own_addresses() if own is None else own
     addrs = targets(d.host, own)
     if not addrs:
-        why = "listens on loopback only" if d.host in ("127.0.0.1", "::1", "localhost") else \
-            f"no non-loopback address of this host matches {d.host}"
+        why = (
+            "listens on loopback only"
+            if d.host in ("127.0.0.1", "::1", "localhost")
+            else f"no non-loopback address of this host matches {d.host}"
+        )
         return Result(g, "reachable", PASS, f"{why}: nothing to probe", **kw)
     bad, good = [], []
     for a in addrs:
         status, _, err = fetch(url(a, d.port, "/health"), timeout=3)
         (good if status == 200 else bad).append(f"{a} ({status or err})" if status != 200 else a)
     if bad:
-        return Result(g, "reachable", FAIL, f"GET /health fails on this host's own address(es) {', '.join(bad)}",
-                      [f"ss -ltn 'sport = :{d.port}'", "iptables -S INPUT  # a firewall rule dropping the port?",
-                       ctx.install_cmd(d.root, "restart", d.name)], data={"ok": good, "failed": bad}, **kw)
+        return Result(
+            g,
+            "reachable",
+            FAIL,
+            f"GET /health fails on this host's own address(es) {', '.join(bad)}",
+            [
+                f"ss -ltn 'sport = :{d.port}'",
+                "iptables -S INPUT  # a firewall rule dropping the port?",
+                ctx.install_cmd(d.root, "restart", d.name),
+            ],
+            data={"ok": good, "failed": bad},
+            **kw,
+        )
     return Result(g, "reachable", PASS, f"GET /health answers on {', '.join(good)}", **kw)
 
 
@@ -201,15 +265,27 @@ def checks(ctx: Context) -> Iterable[Result]:
         yield h
         if h.status != PASS:
             for name in ("ready", "inference", "reachable"):
-                yield Result(deploy_group(d), name, SKIP, "can't check because of previous errors (health)",
-                             deploy=d.name, root=str(d.root))
+                yield Result(
+                    deploy_group(d),
+                    name,
+                    SKIP,
+                    "can't check because of previous errors (health)",
+                    deploy=d.name,
+                    root=str(d.root),
+                )
             continue
         r = ready_check(ctx, d)
         yield r
         if r.status == PASS:
             yield inference_check(ctx, d)
         else:
-            yield Result(deploy_group(d), "inference", SKIP, "can't check because of previous errors (ready)",
-                         deploy=d.name, root=str(d.root))
+            yield Result(
+                deploy_group(d),
+                "inference",
+                SKIP,
+                "can't check because of previous errors (ready)",
+                deploy=d.name,
+                root=str(d.root),
+            )
         own = procfs.own_addresses() if own is None else own
         yield reach_check(ctx, d, own)

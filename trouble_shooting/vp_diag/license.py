@@ -45,11 +45,17 @@ def fix_table(ctx: Context, root: Path) -> Dict[str, List[str]]:
         "missing": [ctx.install_cmd(root, "lu", "LICENSE_FILE_FROM_THE_VENDOR")],
         "malformed": ["# the file was damaged in transfer: get it again from the vendor, then", lu],
         "unsupported-algorithm": ["# ask the vendor for a file made by the current tool, then", lu],
-        "unknown-key": [f"cp {quote(ctx.package / 'licenses') if ctx.package else 'PACKAGE/licenses'}/*.pub "
-                        f"{quote(root / 'licenses')}/", fp],
+        "unknown-key": [
+            f"cp {quote(ctx.package / 'licenses') if ctx.package else 'PACKAGE/licenses'}/*.pub "
+            f"{quote(root / 'licenses')}/",
+            fp,
+        ],
         "bad-signature": ["# the file was altered after signing: get an unmodified copy from the vendor, then", lu],
-        "wrong-machine": [fp, ctx.install_cmd(root, "fingerprint", "--out", "request.json") +
-                          "  # send request.json to the vendor", lu],
+        "wrong-machine": [
+            fp,
+            ctx.install_cmd(root, "fingerprint", "--out", "request.json") + "  # send request.json to the vendor",
+            lu,
+        ],
         "wrong-gpu": ["nvidia-smi -L  # put the licensed GPU back, or ask for a license for this one", lu],
         "expired": ["# ask the vendor for a renewal, then", lu],
         "not-yet-valid": ["date -u  # check the clock; the license starts later", "timedatectl set-ntp true"],
@@ -64,8 +70,11 @@ def fix_table(ctx: Context, root: Path) -> Dict[str, List[str]]:
 def fixes(ctx: Context, root: Path, reason: str) -> List[str]:
     """The repair of ``reason``; for one this tool does not know (a newer runtime's), the fingerprint diff."""
     found = fix_table(ctx, root).get(reason)
-    return found if found is not None else [ctx.install_cmd(root, "fingerprint", "--diff",
-                                                            str(root / "licenses" / "license.lic"))]
+    return (
+        found
+        if found is not None
+        else [ctx.install_cmd(root, "fingerprint", "--diff", str(root / "licenses" / "license.lic"))]
+    )
 
 
 def renew_early(ctx: Context, root: Path) -> List[str]:
@@ -96,27 +105,55 @@ def dates(ctx: Context, root: Path, g: str, licmod: Any, lic: Any, now: float) -
     drift = licmod.MAX_CLOCK_DRIFT
     data = {"issued_at": p["issued_at"], "not_before": p["not_before"], "expires_at": p["expires_at"]}
     if issued > now + drift:
-        return Result(g, "dates", FAIL, f"issued-in-future: issued {p['issued_at']} but the clock says "
-                      f"{licmod.format_time(now)}", fixes(ctx, root, "issued-in-future"), data=data)
+        return Result(
+            g,
+            "dates",
+            FAIL,
+            f"issued-in-future: issued {p['issued_at']} but the clock says {licmod.format_time(now)}",
+            fixes(ctx, root, "issued-in-future"),
+            data=data,
+        )
     if now < nb - drift:
-        return Result(g, "dates", FAIL, f"not-yet-valid: valid from {p['not_before']} "
-                      f"(in {(nb - now) / 3600:.1f} h)", fixes(ctx, root, "not-yet-valid"), data=data)
+        return Result(
+            g,
+            "dates",
+            FAIL,
+            f"not-yet-valid: valid from {p['not_before']} (in {(nb - now) / 3600:.1f} h)",
+            fixes(ctx, root, "not-yet-valid"),
+            data=data,
+        )
     left = exp - now
     data["days_left"] = max(0, int(left // 86400))
     if left <= 0:
-        return Result(g, "dates", FAIL, f"expired: expired at {p['expires_at']} "
-                      f"({-left / 86400:.1f} days ago)", fixes(ctx, root, "expired"), data=data)
+        return Result(
+            g,
+            "dates",
+            FAIL,
+            f"expired: expired at {p['expires_at']} ({-left / 86400:.1f} days ago)",
+            fixes(ctx, root, "expired"),
+            data=data,
+        )
     if left <= licmod.EXPIRY_WARNING_DAYS * 86400:
-        return Result(g, "dates", WARN, f"expires {p['expires_at']}: {left / 86400:.1f} days left",
-                      renew_early(ctx, root), data=data)
+        return Result(
+            g,
+            "dates",
+            WARN,
+            f"expires {p['expires_at']}: {left / 86400:.1f} days left",
+            renew_early(ctx, root),
+            data=data,
+        )
     return Result(g, "dates", PASS, f"valid until {p['expires_at']}: {data['days_left']} days left", data=data)
 
 
 def fingerprint(ctx: Context, root: Path, g: str, p: Dict[str, Any], fpmod: Any) -> Result:
     if fpmod is None:
-        return Result(g, "fingerprint", WARN, "fingerprint not checked: licensing/fingerprint.py not found in "
-                      "any release or the package", [ctx.install_cmd(root, "fingerprint", "--diff",
-                                                                     str(root / "licenses" / "license.lic"))])
+        return Result(
+            g,
+            "fingerprint",
+            WARN,
+            "fingerprint not checked: licensing/fingerprint.py not found in any release or the package",
+            [ctx.install_cmd(root, "fingerprint", "--diff", str(root / "licenses" / "license.lic"))],
+        )
     fp = fpmod.collect()
     m = licfile.match(p, dict(fp.components))
     lines = [f"{r['component']}: {r['status']}" + (" (required)" if r["required"] else "") for r in m["rows"]]
@@ -124,16 +161,38 @@ def fingerprint(ctx: Context, root: Path, g: str, p: Dict[str, Any], fpmod: Any)
     gpu_bad = binding.get("type") == "gpu" and binding.get("uuid_hash") not in fp.gpus
     n = len(m["rows"])
     if gpu_bad:
-        return Result(g, "fingerprint", FAIL, "wrong-gpu: the licensed GPU is not in this machine",
-                      fixes(ctx, root, "wrong-gpu"), lines, data=m)
+        return Result(
+            g,
+            "fingerprint",
+            FAIL,
+            "wrong-gpu: the licensed GPU is not in this machine",
+            fixes(ctx, root, "wrong-gpu"),
+            lines,
+            data=m,
+        )
     if not m["ok"]:
         req = f"; required {', '.join(m['missing_required'])} changed" if m["missing_required"] else ""
-        return Result(g, "fingerprint", FAIL, f"wrong-machine: {len(m['matched'])} of {n} components match, need "
-                      f"{m['min_match']}{req}; changed: {', '.join(m['changed'])}",
-                      fixes(ctx, root, "wrong-machine"), lines, data=m)
+        return Result(
+            g,
+            "fingerprint",
+            FAIL,
+            f"wrong-machine: {len(m['matched'])} of {n} components match, need "
+            f"{m['min_match']}{req}; changed: {', '.join(m['changed'])}",
+            fixes(ctx, root, "wrong-machine"),
+            lines,
+            data=m,
+        )
     if m["changed"]:
-        return Result(g, "fingerprint", WARN, f"still valid ({len(m['matched'])} of {n} match, need {m['min_match']}) "
-                      f"but changed: {', '.join(m['changed'])}", fixes(ctx, root, "wrong-machine"), lines, data=m)
+        return Result(
+            g,
+            "fingerprint",
+            WARN,
+            f"still valid ({len(m['matched'])} of {n} match, need {m['min_match']}) "
+            f"but changed: {', '.join(m['changed'])}",
+            fixes(ctx, root, "wrong-machine"),
+            lines,
+            data=m,
+        )
     return Result(g, "fingerprint", PASS, f"all {n} bound components match ({', '.join(m['matched'])})", data=m)
 
 
@@ -145,28 +204,56 @@ def clock(ctx: Context, root: Path, g: str, licmod: Any, clkmod: Any, now: float
     try:
         high, labels = mark.read()  # reads only: the gate's check() is what advances the mark
     except clkmod.LicenseError:
-        return Result(g, "clock", FAIL, f"clock-rollback: the clock mark in {state_dir} does not verify on this "
-                      "machine (edited or copied)", reset_mark(ctx, root, mark.paths))
+        return Result(
+            g,
+            "clock",
+            FAIL,
+            f"clock-rollback: the clock mark in {state_dir} does not verify on this machine (edited or copied)",
+            reset_mark(ctx, root, mark.paths),
+        )
     if high is None:
         return Result(g, "clock", PASS, f"no clock mark yet ({where}); the first service start writes it")
     behind = high - now
     data = {"mark": licmod.format_time(high), "copies": labels}
     if behind > licmod.MAX_CLOCK_DRIFT:
-        return Result(g, "clock", FAIL, f"clock-rollback: the clock {licmod.format_time(now)} is {behind / 60:.0f} min "
-                      f"behind the latest time seen {licmod.format_time(high)}", fixes(ctx, root, "clock-rollback"),
-                      data=data)
-    return Result(g, "clock", PASS, f"not behind the latest time seen ({licmod.format_time(high)}; copies "
-                  f"{', '.join(labels)})", data=data)
+        return Result(
+            g,
+            "clock",
+            FAIL,
+            f"clock-rollback: the clock {licmod.format_time(now)} is {behind / 60:.0f} min "
+            f"behind the latest time seen {licmod.format_time(high)}",
+            fixes(ctx, root, "clock-rollback"),
+            data=data,
+        )
+    return Result(
+        g,
+        "clock",
+        PASS,
+        f"not behind the latest time seen ({licmod.format_time(high)}; copies {', '.join(labels)})",
+        data=data,
+    )
 
 
 def scope(ctx: Context, root: Path, g: str, p: Dict[str, Any], d: Deploy) -> Result:
     deps, svcs = p.get("deploys"), p.get("services")
     if deps != "*" and d.name not in (deps or []):
-        return Result(g, f"scope {d.name}", FAIL, f"deploy-not-licensed: the license names deploys {deps}",
-                      fixes(ctx, root, "deploy-not-licensed"), deploy=d.name)
+        return Result(
+            g,
+            f"scope {d.name}",
+            FAIL,
+            f"deploy-not-licensed: the license names deploys {deps}",
+            fixes(ctx, root, "deploy-not-licensed"),
+            deploy=d.name,
+        )
     if svcs != "*" and d.service not in (svcs or []):
-        return Result(g, f"scope {d.name}", FAIL, f"service-not-licensed: {d.service!r} is not in {svcs}",
-                      fixes(ctx, root, "service-not-licensed"), deploy=d.name)
+        return Result(
+            g,
+            f"scope {d.name}",
+            FAIL,
+            f"service-not-licensed: {d.service!r} is not in {svcs}",
+            fixes(ctx, root, "service-not-licensed"),
+            deploy=d.name,
+        )
     return Result(g, f"scope {d.name}", PASS, f"deploy {d.name} / service {d.service} licensed", deploy=d.name)
 
 
@@ -176,8 +263,16 @@ def root_checks(ctx: Context, root: Path) -> List[Result]:
     path = root / "licenses" / "license.lic"
     licmod = shared.load("licensing.license", shared.own_package(ctx.package, ctx.diag_dir))
     if licmod is None:
-        return [Result(g, "license-file", WARN, f"{path} not checked: no visionpack package found next to this tool "
-                       "(its license parser reads the file)", [ctx.install_cmd(root, "fingerprint", "--diff", str(path))])]
+        return [
+            Result(
+                g,
+                "license-file",
+                WARN,
+                f"{path} not checked: no visionpack package found next to this tool "
+                "(its license parser reads the file)",
+                [ctx.install_cmd(root, "fingerprint", "--diff", str(path))],
+            )
+        ]
     try:
         data = path.read_bytes()[: licmod.MAX_BYTES + 1]
     except OSError as exc:
@@ -187,14 +282,29 @@ def root_checks(ctx: Context, root: Path) -> List[Result]:
     except licmod.LicenseError as exc:
         return [Result(g, "license-file", FAIL, f"{exc.reason}: {path}: {exc.detail}", fixes(ctx, root, exc.reason))]
     p = lic.payload
-    out = [Result(g, "license-file", PASS, f"{p.get('id')} for {p.get('customer')!r}, issued {p.get('issued_at')}, "
-                  f"{p.get('instances')} instance(s)", data={"id": p.get("id"), "customer": p.get("customer")})]
+    out = [
+        Result(
+            g,
+            "license-file",
+            PASS,
+            f"{p.get('id')} for {p.get('customer')!r}, issued {p.get('issued_at')}, {p.get('instances')} instance(s)",
+            data={"id": p.get("id"), "customer": p.get("customer")},
+        )
+    ]
     kids = licfile.key_ids(licmod, root / "licenses")
     if lic.kid in kids:
         out.append(Result(g, "key", PASS, f"signed with key {lic.kid} ({kids[lic.kid]})"))
     else:
-        out.append(Result(g, "key", FAIL, f"unknown-key: signed with key {lic.kid}, not among the public keys in "
-                          f"{root / 'licenses'} ({', '.join(kids) or 'none'})", fixes(ctx, root, "unknown-key")))
+        out.append(
+            Result(
+                g,
+                "key",
+                FAIL,
+                f"unknown-key: signed with key {lic.kid}, not among the public keys in "
+                f"{root / 'licenses'} ({', '.join(kids) or 'none'})",
+                fixes(ctx, root, "unknown-key"),
+            )
+        )
     now = time.time()
     machine = licfile.candidates(ctx.package, ctx.diag_dir, [d.release for d in deploys if d.release])
     fpmod = shared.load("licensing.fingerprint", machine)
@@ -210,13 +320,27 @@ def root_checks(ctx: Context, root: Path) -> List[Result]:
 def signature(ctx: Context, root: Path, g: str, deploys: List[Deploy], explained: set) -> List[Result]:
     rt = _runtime_for(ctx, root, deploys)
     if rt is None:
-        return [Result(g, "signature", WARN, "license signature not checked (runtime unavailable)",
-                       [ctx.install_cmd(root, "fingerprint", "--diff", str(root / "licenses" / "license.lic"))])]
+        return [
+            Result(
+                g,
+                "signature",
+                WARN,
+                "license signature not checked (runtime unavailable)",
+                [ctx.install_cmd(root, "fingerprint", "--diff", str(root / "licenses" / "license.lic"))],
+            )
+        ]
     specs = [[d.name, d.service] for d in deploys if d.state and d.service]
     res, err = venv_exec.run(rt[0], rt[1], CODE, [str(root / "licenses"), json.dumps(specs)], timeout=60)
     if not isinstance(res, dict):
-        return [Result(g, "signature", WARN, f"license signature not checked (runtime unavailable: {err})",
-                       [f"{quote(rt[0])} -c 'import cryptography'"])]
+        return [
+            Result(
+                g,
+                "signature",
+                WARN,
+                f"license signature not checked (runtime unavailable: {err})",
+                [f"{quote(rt[0])} -c 'import cryptography'"],
+            )
+        ]
     out = []
     sig = res.get("signature")
     if sig == "ok":
@@ -225,8 +349,11 @@ def signature(ctx: Context, root: Path, g: str, deploys: List[Deploy], explained
         if sig not in explained:
             out.append(Result(g, "signature", FAIL, f"{sig}: {res.get('detail')}", fixes(ctx, root, sig)))
     else:
-        out.append(Result(g, "signature", WARN, f"signature not confirmed: {sig}: {res.get('detail')}",
-                          fixes(ctx, root, str(sig))))
+        out.append(
+            Result(
+                g, "signature", WARN, f"signature not confirmed: {sig}: {res.get('detail')}", fixes(ctx, root, str(sig))
+            )
+        )
     for d in deploys:
         st = (res.get("status") or {}).get(d.name)
         if not isinstance(st, dict):
@@ -234,11 +361,26 @@ def signature(ctx: Context, root: Path, g: str, deploys: List[Deploy], explained
         if st.get("licensed"):
             running = st.get("instances_running")
             n = len(running) if isinstance(running, list) else running
-            out.append(Result(g, f"verdict {d.name}", PASS, f"the runtime accepts it for {d.name}: "
-                              f"{st.get('days_left')} days left, instances running: {n}", deploy=d.name))
+            out.append(
+                Result(
+                    g,
+                    f"verdict {d.name}",
+                    PASS,
+                    f"the runtime accepts it for {d.name}: {st.get('days_left')} days left, instances running: {n}",
+                    deploy=d.name,
+                )
+            )
         elif st.get("reason") not in explained:
-            out.append(Result(g, f"verdict {d.name}", FAIL, f"{st.get('reason')}: {st.get('detail')}",
-                              fixes(ctx, root, str(st.get("reason"))), deploy=d.name))
+            out.append(
+                Result(
+                    g,
+                    f"verdict {d.name}",
+                    FAIL,
+                    f"{st.get('reason')}: {st.get('detail')}",
+                    fixes(ctx, root, str(st.get("reason"))),
+                    deploy=d.name,
+                )
+            )
     return out
 
 

@@ -39,7 +39,7 @@ def raw_public_key(data: bytes) -> Optional[bytes]:
             der = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             return None
-        return der[len(_ED25519_SPKI):] if der.startswith(_ED25519_SPKI) and len(der) == 44 else None
+        return der[len(_ED25519_SPKI) :] if der.startswith(_ED25519_SPKI) and len(der) == 44 else None
     return data if len(data) == 32 else None
 
 
@@ -77,5 +77,11 @@ def match(payload: Dict[str, Any], components: Dict[str, Optional[str]]) -> Dict
     need = int(rule.get("min_match") or 0)
     missing_required = [n for n in (rule.get("required") or []) if n not in matched]
     ok = len(matched) >= need and not missing_required
-    return {"rows": rows, "matched": matched, "changed": changed, "min_match": need,
-            "missing_required": missing_required, "ok": ok}
+    return {
+        "rows": rows,
+        "matched": matched,
+        "changed": changed,
+        "min_match": need,
+        "missing_required": missing_required,
+        "ok": ok,
+    }

@@ -14,8 +14,8 @@ from .core import PASS, WARN, Context, Deploy, Result, deploy_group, quote
 
 GROUP = "logs"
 ORDER = 70
-TAIL_BYTES = 2 << 20        # the end of each log is what matters; never read gigabytes
-WINDOW_HOURS = 24.0         # "recent": overridable with --since HOURS
+TAIL_BYTES = 2 << 20  # the end of each log is what matters; never read gigabytes
+WINDOW_HOURS = 24.0  # "recent": overridable with --since HOURS
 LOG_NAMES = ("error.log", "gunicorn.out", "error.log.1")
 # An OOM-killer line about one of ours (the kernel names the victim's comm).
 KERNEL_OOM = re.compile(r"(Out of memory|oom-kill|Killed process).*(gunicorn|python|visionpack)", re.I)
@@ -23,12 +23,22 @@ _TS = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[.,]\d+)?\s*(?:([+-])
 
 # category -> (check name, pattern, what it means)
 PATTERNS: Dict[str, Tuple[str, "re.Pattern[str]", str]] = {
-    "traceback": ("log-tracebacks", re.compile(r"Traceback \(most recent call last\)"), "traceback(s) (Python, or Paddle C++)"),
-    "license": ("log-license", re.compile(r"337000|Auth check failed|license check failed", re.I),
-                "license failures (337000)"),
+    "traceback": (
+        "log-tracebacks",
+        re.compile(r"Traceback \(most recent call last\)"),
+        "traceback(s) (Python, or Paddle C++)",
+    ),
+    "license": (
+        "log-license",
+        re.compile(r"337000|Auth check failed|license check failed", re.I),
+        "license failures (337000)",
+    ),
     "timeout": ("log-worker-timeouts", re.compile(r"WORKER TIMEOUT"), "gunicorn WORKER TIMEOUT(s)"),
-    "oom": ("log-oom", re.compile(r"out of memory|MemoryError|oom-kill|Killed process|std::bad_alloc", re.I),
-            "out-of-memory kill(s)"),
+    "oom": (
+        "log-oom",
+        re.compile(r"out of memory|MemoryError|oom-kill|Killed process|std::bad_alloc", re.I),
+        "out-of-memory kill(s)",
+    ),
 }
 
 
@@ -75,7 +85,7 @@ def scan(lines: List[str], since: float) -> Dict[str, List[str]]:
                 if not pat.search(line):
                     continue
                 if key == "traceback" and "C++ Traceback" in line:
-                    summary = _cpp_summary(lines[i + 1:i + 40])
+                    summary = _cpp_summary(lines[i + 1 : i + 40])
                     if summary is None:
                         break  # Paddle's report of the SIGTERM of a normal stop: not an error
                     found[key].append(f"{line.strip()} ... {summary}")
@@ -101,7 +111,7 @@ def _cpp_summary(after: List[str]) -> Optional[str]:
     for n, ln in enumerate(after):
         m = re.match(r"\s*(\w*(?:Error|Exception):.*)", ln)  # "FatalError: ...", not "Error Message Summary:"
         if m:
-            if "Termination signal" in ln and any("SIGTERM" in x for x in after[n + 1:n + 4]):
+            if "Termination signal" in ln and any("SIGTERM" in x for x in after[n + 1 : n + 4]):
                 return None
             return m.group(1).strip()
     return after[-1].strip() if after else ""
@@ -109,15 +119,21 @@ def _cpp_summary(after: List[str]) -> Optional[str]:
 
 def fixes(ctx: Context, d: Deploy, key: str, log: Path) -> List[str]:
     if key == "traceback":
-        return [f"grep -n -A 40 'Traceback' {quote(log)} | tail -n 80",
-                "bash trouble_shooting/trouble_shooting.sh --bundle  # send the tarball to support"]
+        return [
+            f"grep -n -A 40 'Traceback' {quote(log)} | tail -n 80",
+            "bash trouble_shooting/trouble_shooting.sh --bundle  # send the tarball to support",
+        ]
     if key == "license":
-        return [ctx.install_cmd(d.root, "fingerprint", "--diff", str(d.root / "licenses" / "license.lic")),
-                ctx.install_cmd(d.root, "lu", "NEW_LICENSE")]
+        return [
+            ctx.install_cmd(d.root, "fingerprint", "--diff", str(d.root / "licenses" / "license.lic")),
+            ctx.install_cmd(d.root, "lu", "NEW_LICENSE"),
+        ]
     if key == "timeout":
         cfg = d.release / "config.yml" if d.release else "config.yml"
-        return [f"grep -n '^timeout' {quote(cfg)}  # raise it (seconds per request), then:",
-                ctx.install_cmd(d.root, "restart", d.name)]
+        return [
+            f"grep -n '^timeout' {quote(cfg)}  # raise it (seconds per request), then:",
+            ctx.install_cmd(d.root, "restart", d.name),
+        ]
     return ["free -m", "# fewer workers use less memory: reinstall with --workers N"]
 
 
@@ -137,8 +153,18 @@ def deploy_logs(ctx: Context, d: Deploy, since: float) -> List[Result]:
         lines = merged[key]
         if lines:
             # Newest last, as in the file; the report shows the first 10 like EasyTroubleShoot.
-            out.append(Result(g, check, WARN, f"{len(lines)} {what} in {d.dir / 'logs'} in the last {hours:.0f} h",
-                              fixes(ctx, d, key, where[key]), lines[-10:], data={"count": len(lines)}, **kw))
+            out.append(
+                Result(
+                    g,
+                    check,
+                    WARN,
+                    f"{len(lines)} {what} in {d.dir / 'logs'} in the last {hours:.0f} h",
+                    fixes(ctx, d, key, where[key]),
+                    lines[-10:],
+                    data={"count": len(lines)},
+                    **kw,
+                )
+            )
         else:
             out.append(Result(g, check, PASS, f"no {what} in the last {hours:.0f} h", **kw))
     return out
@@ -168,7 +194,13 @@ def checks(ctx: Context) -> Iterable[Result]:
             yield from deploy_logs(ctx, d, since)
     hits, where = kernel_lines()
     if hits:
-        yield Result("host", "kernel-oom", WARN, f"the kernel OOM killer hit our processes ({where})",
-                     ["free -m", "# fewer workers use less memory: reinstall with --workers N"], hits[-10:])
+        yield Result(
+            "host",
+            "kernel-oom",
+            WARN,
+            f"the kernel OOM killer hit our processes ({where})",
+            ["free -m", "# fewer workers use less memory: reinstall with --workers N"],
+            hits[-10:],
+        )
     else:
         yield Result("host", "kernel-oom", PASS, f"no OOM kills of gunicorn/python in the kernel log ({where})")

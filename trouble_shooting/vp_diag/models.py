@@ -30,15 +30,29 @@ def bundle_check(ctx: Context, core: Any, d: Deploy, bundle: Path, recorded: Dic
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
     want = expected(core, bundle, recorded)
     if not want:
-        return Result(g, f"model {bundle.name}", WARN, "no manifest.json and no recorded checksums: not verifiable",
-                      [f"ls -l {quote(bundle)}"], **kw)
+        return Result(
+            g,
+            f"model {bundle.name}",
+            WARN,
+            "no manifest.json and no recorded checksums: not verifiable",
+            [f"ls -l {quote(bundle)}"],
+            **kw,
+        )
     damage = core.damaged(bundle, want)
     if not damage:
         return Result(g, f"model {bundle.name}", PASS, f"{len(want)} file(s) match their checksums", **kw)
-    bad = [f"{x.name}: {'missing' if x.problem == core.MISSING else 'sha256 differs from the manifest'}"
-           for x in damage]
-    return Result(g, f"model {bundle.name}", FAIL, f"{len(bad)} file(s) damaged in {bundle}",
-                  repair(ctx, core, d, bundle, want, [x.name for x in damage]), bad, **kw)
+    bad = [
+        f"{x.name}: {'missing' if x.problem == core.MISSING else 'sha256 differs from the manifest'}" for x in damage
+    ]
+    return Result(
+        g,
+        f"model {bundle.name}",
+        FAIL,
+        f"{len(bad)} file(s) damaged in {bundle}",
+        repair(ctx, core, d, bundle, want, [x.name for x in damage]),
+        bad,
+        **kw,
+    )
 
 
 def repair(ctx: Context, core: Any, d: Deploy, bundle: Path, want: Dict[str, str], bad: List[str]) -> List[str]:
@@ -53,8 +67,11 @@ def repair(ctx: Context, core: Any, d: Deploy, bundle: Path, want: Dict[str, str
             break
     if cmds:
         return cmds + [ctx.install_cmd(d.root, "restart", d.name)]
-    return ["bash download.sh --verify  # in the package: is its copy intact?",
-            ctx.install_cmd(d.root, "remove", d.name), ctx.install_cmd(d.root, "install", d.name)]
+    return [
+        "bash download.sh --verify  # in the package: is its copy intact?",
+        ctx.install_cmd(d.root, "remove", d.name),
+        ctx.install_cmd(d.root, "install", d.name),
+    ]
 
 
 def checks(ctx: Context) -> Iterable[Result]:
@@ -65,14 +82,27 @@ def checks(ctx: Context) -> Iterable[Result]:
         models = d.release / "models"
         recorded = d.release_info().get("models") or {}
         if not models.is_dir():
-            yield Result(deploy_group(d), "models", FAIL, f"{models} is missing",
-                         [ctx.install_cmd(d.root, "remove", d.name), ctx.install_cmd(d.root, "install", d.name)],
-                         deploy=d.name, root=str(d.root))
+            yield Result(
+                deploy_group(d),
+                "models",
+                FAIL,
+                f"{models} is missing",
+                [ctx.install_cmd(d.root, "remove", d.name), ctx.install_cmd(d.root, "install", d.name)],
+                deploy=d.name,
+                root=str(d.root),
+            )
             continue
         if core is None:
-            yield Result(deploy_group(d), "models", WARN, "model files not checked: no visionpack package found "
-                         "next to this tool (its bundle module checks them)", [f"ls -l {quote(models)}"],
-                         deploy=d.name, root=str(d.root))
+            yield Result(
+                deploy_group(d),
+                "models",
+                WARN,
+                "model files not checked: no visionpack package found "
+                "next to this tool (its bundle module checks them)",
+                [f"ls -l {quote(models)}"],
+                deploy=d.name,
+                root=str(d.root),
+            )
             continue
         for bundle in sorted(p for p in models.iterdir() if p.is_dir()):
             rec = recorded.get(bundle.name) if isinstance(recorded, dict) else None

@@ -46,8 +46,11 @@ def port_check(ctx: Context, d: Deploy, listeners: Optional[List[procfs.Listener
     held_by_us = [l for l in mine if set(owners.get(l.inode, [])) & ours]
     foreign = [l for l in mine if owners.get(l.inode) and not set(owners[l.inode]) & ours]
     unknown = [l for l in mine if not owners.get(l.inode)]
-    data = {"port": port, "host": d.host,
-            "listeners": [{"address": l.address, "pids": owners.get(l.inode, [])} for l in mine]}
+    data = {
+        "port": port,
+        "host": d.host,
+        "listeners": [{"address": l.address, "pids": owners.get(l.inode, [])} for l in mine],
+    }
     if foreign:
         other = sorted({p for l in foreign for p in owners[l.inode]})
         who = ", ".join(_describe(p) for p in other[:3])
@@ -60,22 +63,52 @@ def port_check(ctx: Context, d: Deploy, listeners: Optional[List[procfs.Listener
         return Result(g, "port", FAIL, msg, fix, data=data, **kw)
     if not ctx.deploy_fact(d, "running"):
         if unknown:
-            return Result(g, "port", WARN, f"port {port} is listening, owner unknown (no permission to read its "
-                          "process); this deploy may not be able to start", [ss], data=data, **kw)
+            return Result(
+                g,
+                "port",
+                WARN,
+                f"port {port} is listening, owner unknown (no permission to read its "
+                "process); this deploy may not be able to start",
+                [ss],
+                data=data,
+                **kw,
+            )
         return Result(g, "port", PASS, f"port {port} is free for when the deploy starts", data=data, **kw)
     if not held_by_us:
         if unknown:
-            return Result(g, "port", WARN, f"port {port} is listening but its owner cannot be read "
-                          "(run trouble_shooting.sh as root)", [ss], data=data, **kw)
-        return Result(g, "port", FAIL, f"gunicorn pid {ctx.deploy_fact(d, 'master')} runs but nothing listens on "
-                      f"port {port}", [ss, ctx.install_cmd(d.root, "restart", d.name)], data=data, **kw)
+            return Result(
+                g,
+                "port",
+                WARN,
+                f"port {port} is listening but its owner cannot be read (run trouble_shooting.sh as root)",
+                [ss],
+                data=data,
+                **kw,
+            )
+        return Result(
+            g,
+            "port",
+            FAIL,
+            f"gunicorn pid {ctx.deploy_fact(d, 'master')} runs but nothing listens on port {port}",
+            [ss, ctx.install_cmd(d.root, "restart", d.name)],
+            data=data,
+            **kw,
+        )
     addrs = sorted({l.address for l in held_by_us})
     if not any(covers(a, d.host) for a in addrs):
-        return Result(g, "port", WARN, f"listening on {', '.join(addrs)}:{port} but configured for {d.host}",
-                      [ss, ctx.install_cmd(d.root, "restart", d.name)], data=data, **kw)
+        return Result(
+            g,
+            "port",
+            WARN,
+            f"listening on {', '.join(addrs)}:{port} but configured for {d.host}",
+            [ss, ctx.install_cmd(d.root, "restart", d.name)],
+            data=data,
+            **kw,
+        )
     ctx.set_deploy_fact(d, "listening", addrs)
-    return Result(g, "port", PASS, f"{', '.join(addrs)}:{port} is listening, owned by this deploy's gunicorn",
-                  data=data, **kw)
+    return Result(
+        g, "port", PASS, f"{', '.join(addrs)}:{port} is listening, owned by this deploy's gunicorn", data=data, **kw
+    )
 
 
 def checks(ctx: Context) -> Iterable[Result]:

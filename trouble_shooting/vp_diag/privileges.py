@@ -68,14 +68,19 @@ def shared_state_check(ctx: Context, shared: Path = SHARED) -> Result:
     """/var/lib/visionpack: nothing world-writable, slot files nobody else can open."""
     bad = loose_files(shared, stat.S_IWOTH)
     bad += [(p, m) for p, m in loose_files(shared / "instances", stat.S_IROTH) if p.is_file() and (p, m) not in bad]
-    repair = [ctx.install_cmd(r, "restart", "DEPLOY") for r in ctx.roots[:1]] or \
-        ["python3 package/Install/install.py restart DEPLOY"]
+    repair = [ctx.install_cmd(r, "restart", "DEPLOY") for r in ctx.roots[:1]] or [
+        "python3 package/Install/install.py restart DEPLOY"
+    ]
     if bad:
-        return Result(GROUP, "licensing-state", FAIL,
-                      f"{len(bad)} path(s) under {shared} are world-writable or slot files others can open: any "
-                      f"local user can hold a licensed instance slot and make every start refuse",
-                      repair + [f"chmod -R o-rwx {quote(shared / 'instances')} {quote(shared / 'state')}"],
-                      _shown(bad))
+        return Result(
+            GROUP,
+            "licensing-state",
+            FAIL,
+            f"{len(bad)} path(s) under {shared} are world-writable or slot files others can open: any "
+            f"local user can hold a licensed instance slot and make every start refuse",
+            repair + [f"chmod -R o-rwx {quote(shared / 'instances')} {quote(shared / 'state')}"],
+            _shown(bad),
+        )
     if not shared.is_dir():
         return Result(GROUP, "licensing-state", PASS, f"{shared} does not exist yet (made by the first root install)")
     return Result(GROUP, "licensing-state", PASS, f"nothing under {shared} is open to other users")
@@ -91,10 +96,15 @@ def user_check(ctx: Context, d: Deploy, base: Path = procfs.PROC) -> Optional[Re
     if uid is None:
         return None
     if uid == 0:
-        return Result(deploy_group(d), "service-user", WARN,
-                      f"gunicorn master {pid} runs as root (started by an older installer): a flaw in the service "
-                      f"or a model library would own the machine", [ctx.install_cmd(d.root, "restart", d.name)],
-                      **kw)
+        return Result(
+            deploy_group(d),
+            "service-user",
+            WARN,
+            f"gunicorn master {pid} runs as root (started by an older installer): a flaw in the service "
+            f"or a model library would own the machine",
+            [ctx.install_cmd(d.root, "restart", d.name)],
+            **kw,
+        )
     return Result(deploy_group(d), "service-user", PASS, f"gunicorn master {pid} runs as {user_name(uid)}", **kw)
 
 
@@ -107,11 +117,18 @@ def modes_check(ctx: Context, d: Deploy) -> Result:
     if lic.is_file() and os.stat(lic).st_mode & stat.S_IROTH:
         bad.append((lic, stat.S_IMODE(os.stat(lic).st_mode)))
     if bad:
-        return Result(deploy_group(d), "file-modes", WARN,
-                      f"{len(bad)} path(s) other local users may read or write (gallery, logs with stack traces, "
-                      f"license)", [ctx.install_cmd(d.root, "restart", d.name),
-                                    f"chmod -R o-rwx {quote(d.dir / 'data')} {quote(d.dir / 'logs')}"],
-                      _shown(bad), **kw)
+        return Result(
+            deploy_group(d),
+            "file-modes",
+            WARN,
+            f"{len(bad)} path(s) other local users may read or write (gallery, logs with stack traces, license)",
+            [
+                ctx.install_cmd(d.root, "restart", d.name),
+                f"chmod -R o-rwx {quote(d.dir / 'data')} {quote(d.dir / 'logs')}",
+            ],
+            _shown(bad),
+            **kw,
+        )
     return Result(deploy_group(d), "file-modes", PASS, "data, logs and license are closed to other users", **kw)
 
 

@@ -34,36 +34,83 @@ def process_check(ctx: Context, d: Deploy, procs: Optional[list] = None) -> list
         ctx.set_deploy_fact(d, "running", False)
         stale = ""
         if file_pid:
-            stale = (f"; {pidfile} names pid {file_pid}, which is "
-                     + (f"another program ({file_info.cmdline[:80]})" if file_info and file_info.alive else "gone"))
+            stale = f"; {pidfile} names pid {file_pid}, which is " + (
+                f"another program ({file_info.cmdline[:80]})" if file_info and file_info.alive else "gone"
+            )
         if d.desired == "running":
-            out.append(Result(g, "process", FAIL, f"gunicorn is not running but should be (want up){stale}",
-                              [ctx.install_cmd(d.root, "start", d.name),
-                               f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}  # if it does not stay up"],
-                              data={"desired": d.desired, "pidfile_pid": file_pid}, **kw))
+            out.append(
+                Result(
+                    g,
+                    "process",
+                    FAIL,
+                    f"gunicorn is not running but should be (want up){stale}",
+                    [
+                        ctx.install_cmd(d.root, "start", d.name),
+                        f"tail -n 50 {quote(d.dir / 'logs' / 'error.log')}  # if it does not stay up",
+                    ],
+                    data={"desired": d.desired, "pidfile_pid": file_pid},
+                    **kw,
+                )
+            )
         else:
-            out.append(Result(g, "process", PASS, f"stopped, as recorded (desired: stopped){stale}",
-                              data={"desired": d.desired}, **kw))
+            out.append(
+                Result(
+                    g,
+                    "process",
+                    PASS,
+                    f"stopped, as recorded (desired: stopped){stale}",
+                    data={"desired": d.desired},
+                    **kw,
+                )
+            )
         return out
     workers = procfs.children(master, procs)
     ctx.set_deploy_fact(d, "running", True)
     ctx.set_deploy_fact(d, "master", master)
     ctx.set_deploy_fact(d, "workers", workers)
-    out.append(Result(g, "process", PASS, f"gunicorn master pid {master}, workers {' '.join(map(str, workers)) or 'none'}",
-                      data={"master": master, "workers": workers}, **kw))
+    out.append(
+        Result(
+            g,
+            "process",
+            PASS,
+            f"gunicorn master pid {master}, workers {' '.join(map(str, workers)) or 'none'}",
+            data={"master": master, "workers": workers},
+            **kw,
+        )
+    )
     # A container's gunicorn writes its own namespace's pid: the host sees another number there.
     if how == "scan" and not ctx.deploy_fact(d, "docker"):
-        what = "is missing" if file_pid is None else (
-            f"names pid {file_pid}, which is " + (f"another program ({file_info.cmdline[:80]})"
-                                                   if file_info and file_info.alive else "gone"))
-        out.append(Result(g, "pidfile", WARN, f"{pidfile} {what}; the master was found in /proc",
-                          [f"echo {master} > {quote(pidfile)}"], **kw))
+        what = (
+            "is missing"
+            if file_pid is None
+            else (
+                f"names pid {file_pid}, which is "
+                + (f"another program ({file_info.cmdline[:80]})" if file_info and file_info.alive else "gone")
+            )
+        )
+        out.append(
+            Result(
+                g,
+                "pidfile",
+                WARN,
+                f"{pidfile} {what}; the master was found in /proc",
+                [f"echo {master} > {quote(pidfile)}"],
+                **kw,
+            )
+        )
     want = (d.state or {}).get("workers")
     if isinstance(want, int) and len(workers) < want:
-        out.append(Result(g, "workers", WARN, f"{len(workers)} of {want} workers alive (gunicorn is replacing "
-                          "crashed ones, or they are being OOM-killed)",
-                          [f"grep -E 'WORKER TIMEOUT|SIGKILL|Booting worker' {quote(d.dir / 'logs' / 'error.log')} | tail"],
-                          **kw))
+        out.append(
+            Result(
+                g,
+                "workers",
+                WARN,
+                f"{len(workers)} of {want} workers alive (gunicorn is replacing "
+                "crashed ones, or they are being OOM-killed)",
+                [f"grep -E 'WORKER TIMEOUT|SIGKILL|Booting worker' {quote(d.dir / 'logs' / 'error.log')} | tail"],
+                **kw,
+            )
+        )
     return out
 
 

@@ -76,7 +76,7 @@ def children(pid: int, procs: List[Proc]) -> List[int]:
 
 @dataclass(frozen=True)
 class Listener:
-    address: str   # "0.0.0.0", "127.0.0.1", "::", ...
+    address: str  # "0.0.0.0", "127.0.0.1", "::", ...
     port: int
     inode: int
 
@@ -85,7 +85,7 @@ def _decode_addr(hexaddr: str) -> str:
     raw = bytes.fromhex(hexaddr)
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1])  # /proc prints the u32 in host (little) order
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
     return socket.inet_ntop(socket.AF_INET6, words)
 
 

@@ -35,8 +35,14 @@ def run_all(ctx: Context) -> List[Result]:
         try:
             results.extend(mod.checks(ctx))
         except Exception as exc:  # one broken check must not hide every other finding
-            results.append(Result(mod.GROUP, "diagnostics", FAIL,
-                                  f"the {mod.__name__.rsplit('.', 1)[-1]} checks crashed: {exc!r}",
-                                  ["bash trouble_shooting/trouble_shooting.sh --bundle  # and send the tarball to support"],
-                                  traceback.format_exc().splitlines()[-6:]))
+            results.append(
+                Result(
+                    mod.GROUP,
+                    "diagnostics",
+                    FAIL,
+                    f"the {mod.__name__.rsplit('.', 1)[-1]} checks crashed: {exc!r}",
+                    ["bash trouble_shooting/trouble_shooting.sh --bundle  # and send the tarball to support"],
+                    traceback.format_exc().splitlines()[-6:],
+                )
+            )
     return results

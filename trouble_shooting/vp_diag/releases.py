@@ -25,8 +25,10 @@ def previous(state: Dict[str, Any]) -> Optional[str]:
         v = entry.get("release") if isinstance(entry, dict) else None
         if v != current and v in rels:
             return v
-    others = sorted((v for v in rels if v != current),
-                    key=lambda v: (max(str(rels[v].get("activated_at") or ""), str(rels[v].get("installed_at") or "")), v))
+    others = sorted(
+        (v for v in rels if v != current),
+        key=lambda v: (max(str(rels[v].get("activated_at") or ""), str(rels[v].get("installed_at") or "")), v),
+    )
     return others[-1] if others else None
 
 
@@ -72,8 +74,15 @@ def rollback_check(ctx: Context, d: Deploy) -> Result:
         return Result(g, "rollback-target", PASS, "no previous release kept (nothing to roll back to yet)", **kw)
     bad = release_problems(d, prev)
     if bad:
-        return Result(g, "rollback-target", WARN, f"'install.py rollback' would go to {prev}, which is not usable",
-                      [ctx.install_cmd(d.root, "list"), f"ls -l {quote(d.dir / 'releases')}"], bad, **kw)
+        return Result(
+            g,
+            "rollback-target",
+            WARN,
+            f"'install.py rollback' would go to {prev}, which is not usable",
+            [ctx.install_cmd(d.root, "list"), f"ls -l {quote(d.dir / 'releases')}"],
+            bad,
+            **kw,
+        )
     return Result(g, "rollback-target", PASS, f"rollback would go to {prev} (complete, runtime present)", **kw)
 
 
@@ -84,14 +93,24 @@ def kept_check(ctx: Context, d: Deploy) -> Result:
     bad = [p for v in kept for p in release_problems(d, v)]
     known = set(state.get("releases") or {}) | {d.version}
     rdir = d.dir / "releases"
-    orphans = sorted(p.name for p in rdir.iterdir() if p.is_dir() and p.name not in known
-                     and not p.name.startswith(".")) if rdir.is_dir() else []
+    orphans = (
+        sorted(p.name for p in rdir.iterdir() if p.is_dir() and p.name not in known and not p.name.startswith("."))
+        if rdir.is_dir()
+        else []
+    )
     lines = bad + [f"{o}: not in state.json (left by an interrupted operation)" for o in orphans]
     if lines:
         fix = [ctx.install_cmd(d.root, "list")]
         fix += [f"rm -rf {quote(rdir / o)}" for o in orphans]
-        return Result(g, "kept-releases", WARN, f"{len(bad)} problem(s) in kept releases, {len(orphans)} orphan "
-                      "release dir(s)", fix, lines, **kw)
+        return Result(
+            g,
+            "kept-releases",
+            WARN,
+            f"{len(bad)} problem(s) in kept releases, {len(orphans)} orphan release dir(s)",
+            fix,
+            lines,
+            **kw,
+        )
     return Result(g, "kept-releases", PASS, f"kept besides the current: {', '.join(kept) or 'none'}", **kw)
 
 
@@ -104,16 +123,35 @@ def masters_check(ctx: Context, d: Deploy, procs: List[procfs.Proc]) -> Optional
     op = (d.state or {}).get("operation") or {}
     if len(found) > 1:
         if op.get("op") in ("upgrade", "rollback"):
-            return Result(g, "masters", WARN, f"{len(found)} masters during an {op['op']}: {shown}",
-                          ["# wait for it to finish, then rerun"], **kw)
+            return Result(
+                g,
+                "masters",
+                WARN,
+                f"{len(found)} masters during an {op['op']}: {shown}",
+                ["# wait for it to finish, then rerun"],
+                **kw,
+            )
         strays = [p for p, v in found.items() if v != d.version]
-        return Result(g, "masters", FAIL, f"{len(found)} masters serve this deploy: {shown}; state.json names "
-                      f"release {d.version}", [f"kill {' '.join(map(str, strays))}  # the ones not running {d.version}"]
-                      if strays else [ctx.install_cmd(d.root, "restart", d.name)], **kw)
-    (pid, version), = found.items()
+        return Result(
+            g,
+            "masters",
+            FAIL,
+            f"{len(found)} masters serve this deploy: {shown}; state.json names release {d.version}",
+            [f"kill {' '.join(map(str, strays))}  # the ones not running {d.version}"]
+            if strays
+            else [ctx.install_cmd(d.root, "restart", d.name)],
+            **kw,
+        )
+    ((pid, version),) = found.items()
     if version is not None and version != d.version:
-        return Result(g, "masters", FAIL, f"pid {pid} serves release {version} but state.json names {d.version}",
-                      [ctx.install_cmd(d.root, "restart", d.name)], **kw)
+        return Result(
+            g,
+            "masters",
+            FAIL,
+            f"pid {pid} serves release {version} but state.json names {d.version}",
+            [ctx.install_cmd(d.root, "restart", d.name)],
+            **kw,
+        )
     return Result(g, "masters", PASS, f"one master, serving release {version or d.version}", **kw)
 
 

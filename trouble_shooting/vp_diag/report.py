@@ -42,9 +42,12 @@ def document(results: List[Result], roots: List[str]) -> Dict[str, Any]:
 
 
 def text(results: List[Result], roots: List[str]) -> str:
-    out = [f"visionpack trouble_shooting on {socket.gethostname()} at "
-           f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
-           "install roots: " + (", ".join(roots) or "none found"), ""]
+    out = [
+        f"visionpack trouble_shooting on {socket.gethostname()} at "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
+        "install roots: " + (", ".join(roots) or "none found"),
+        "",
+    ]
     for group, rs in grouped(results):
         out.append(f"Checking {group} ...")
         for r in rs:

@@ -25,8 +25,16 @@ from typing import Any, Dict, Iterable, List, Optional
 # package in trouble_shooting.tar (under shared/visionpack/), so a copy unpacked on a server
 # without the package still has them.
 MODULES = ("bundle", "licensing.license", "licensing.fingerprint", "licensing.clock")
-FILES = ("__init__.py", "errors.py", "fsutil.py", "bundle.py", "licensing/__init__.py", "licensing/license.py",
-         "licensing/fingerprint.py", "licensing/clock.py")
+FILES = (
+    "__init__.py",
+    "errors.py",
+    "fsutil.py",
+    "bundle.py",
+    "licensing/__init__.py",
+    "licensing/license.py",
+    "licensing/fingerprint.py",
+    "licensing/clock.py",
+)
 SHIPPED = "shared"  # <tar>/shared/visionpack: the tar's own copy of FILES
 
 _aliases: Dict[str, str] = {}

@@ -16,15 +16,21 @@ from typing import Any, List, Optional, Tuple
 PRELUDE = "import sys, json\nsys.path.insert(0, sys.argv[1])\n"
 
 
-def run(python: Path, package_dir: Path, code: str, args: List[str], timeout: float = 120.0
-        ) -> Tuple[Optional[Any], str]:
+def run(
+    python: Path, package_dir: Path, code: str, args: List[str], timeout: float = 120.0
+) -> Tuple[Optional[Any], str]:
     """(JSON the snippet printed last, or None; error text)."""
     if not os.access(python, os.X_OK):
         return None, f"{python} is missing or not executable"
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/tmp")}
     try:
-        p = subprocess.run([str(python), "-I", "-c", PRELUDE + code, str(package_dir), *args],
-                           capture_output=True, timeout=timeout, env=env, check=False)
+        p = subprocess.run(
+            [str(python), "-I", "-c", PRELUDE + code, str(package_dir), *args],
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return None, f"{python} did not finish within {timeout:.0f} s"
     except OSError as exc:
@@ -37,4 +43,6 @@ def run(python: Path, package_dir: Path, code: str, args: List[str], timeout: fl
         except ValueError:
             pass
     err = p.stderr.decode("utf-8", "replace").strip().splitlines()
-    return None, f"{python} exited with status {p.returncode}: " + (err[-1] if err else (out[-1] if out else "no output"))
+    return None, f"{python} exited with status {p.returncode}: " + (
+        err[-1] if err else (out[-1] if out else "no output")
+    )
