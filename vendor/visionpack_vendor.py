@@ -31,7 +31,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from visionpack.errors import LicenseError  # noqa: E402
 from visionpack.licensing import fingerprint as fpmod  # noqa: E402
 from visionpack.licensing.license import (  # noqa: E402
-    PRODUCT, SCHEMA, Envelope, armor, canonical_json, decode_payload, format_time, parse_envelope, parse_time,
+    PRODUCT,
+    SCHEMA,
+    Envelope,
+    armor,
+    canonical_json,
+    decode_payload,
+    format_time,
+    parse_envelope,
+    parse_time,
 )
 from visionpack.licensing.verify import key_id, load_public_key_bytes, load_public_keys, verify_envelope  # noqa: E402
 
@@ -49,8 +57,10 @@ def _check_key_dir(out: Path) -> None:
     resolved = out.expanduser().resolve()
     bad = _FORBIDDEN_PARTS.intersection(resolved.parts)
     if bad:
-        raise VendorError(f"refusing to write a private key under {resolved}: '{sorted(bad)[0]}/' is shipped "
-                          f"to customers; keep the key outside the package, e.g. ~/.config/visionpack-vendor")
+        raise VendorError(
+            f"refusing to write a private key under {resolved}: '{sorted(bad)[0]}/' is shipped "
+            f"to customers; keep the key outside the package, e.g. ~/.config/visionpack-vendor"
+        )
     for parent in (resolved, *resolved.parents):
         if (parent / "Install" / "install.py").exists() or (parent / "current").is_symlink():
             raise VendorError(f"refusing to write a private key inside a package or install root ({parent})")
@@ -76,10 +86,12 @@ def keygen(out: Path) -> tuple[Path, Path]:
     private = Ed25519PrivateKey.generate()
     kid = key_id(private.public_key())
     priv_path, pub_path = out / f"vendor-{kid}.key", out / f"vendor-{kid}.pub"
-    priv_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
-    pub_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    priv_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    pub_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     # O_EXCL: never overwrite an existing key; losing the old one orphans every license it signed.
     fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -111,8 +123,9 @@ def read_request(path: Path) -> dict[str, Any]:
     if req.get("product") != PRODUCT or req.get("fp_version") != fpmod.FP_VERSION:
         raise VendorError(f"{path}: request is for product {req.get('product')!r} fingerprint v{req.get('fp_version')}")
     comps = req.get("components")
-    if not isinstance(comps, dict) or not all(v is None or (isinstance(v, str) and _HEX64.fullmatch(v))
-                                              for v in comps.values()):
+    if not isinstance(comps, dict) or not all(
+        v is None or (isinstance(v, str) and _HEX64.fullmatch(v)) for v in comps.values()
+    ):
         raise VendorError(f"{path}: components must map names to hashes or null")
     gpus = req.get("gpus", [])
     if not isinstance(gpus, list) or not all(isinstance(g, str) and _HEX64.fullmatch(g) for g in gpus):
@@ -143,10 +156,21 @@ def _gpu_hash(spec: str, gpus: Sequence[str]) -> str:
     return wanted
 
 
-def build_payload(req: dict[str, Any], *, now: float, days: int = TRIAL_DAYS, customer: str | None = None,
-                  deploys: str = "*", services: str = "*", instances: int = 1, gpu: str | None = None,
-                  min_match: int | None = None, require: str | None = None,
-                  not_before: str | None = None, license_id: str | None = None) -> dict[str, Any]:
+def build_payload(
+    req: dict[str, Any],
+    *,
+    now: float,
+    days: int = TRIAL_DAYS,
+    customer: str | None = None,
+    deploys: str = "*",
+    services: str = "*",
+    instances: int = 1,
+    gpu: str | None = None,
+    min_match: int | None = None,
+    require: str | None = None,
+    not_before: str | None = None,
+    license_id: str | None = None,
+) -> dict[str, Any]:
     """The payload for a request; defaults: 30 days, everything licensed, 3-of-N with machine id required."""
     comps = {k: v for k, v in sorted(req["components"].items()) if v is not None}
     if not comps:
@@ -169,13 +193,18 @@ def build_payload(req: dict[str, Any], *, now: float, days: int = TRIAL_DAYS, cu
     if gpu is not None:
         binding = {"type": "gpu", "uuid_hash": _gpu_hash(gpu, req.get("gpus", []))}
     return {
-        "schema": SCHEMA, "product": PRODUCT,
+        "schema": SCHEMA,
+        "product": PRODUCT,
         "id": license_id or f"vp-{secrets.token_hex(8)}",
         "customer": customer or req.get("customer_hint") or req.get("hostname_hint") or "trial",
-        "deploys": _names(deploys, "deploys"), "services": _names(services, "services"),
-        "instances": instances, "binding": binding, "components": comps,
+        "deploys": _names(deploys, "deploys"),
+        "services": _names(services, "services"),
+        "instances": instances,
+        "binding": binding,
+        "components": comps,
         "rule": {"min_match": min_match, "required": required},
-        "issued_at": format_time(now), "not_before": format_time(start),
+        "issued_at": format_time(now),
+        "not_before": format_time(start),
         "expires_at": format_time(start + days * 86400),
     }
 
@@ -261,13 +290,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "issue":
             req = read_request(args.request)
             payload = build_payload(
-                req, now=time.time(), days=args.days, customer=args.customer, deploys=args.deploys,
-                services=args.services, instances=args.instances, gpu=args.gpu, min_match=args.min_match,
-                require=args.require, not_before=args.not_before)
+                req,
+                now=time.time(),
+                days=args.days,
+                customer=args.customer,
+                deploys=args.deploys,
+                services=args.services,
+                instances=args.instances,
+                gpu=args.gpu,
+                min_match=args.min_match,
+                require=args.require,
+                not_before=args.not_before,
+            )
             data = sign(payload, load_private_key(args.key))
             _write_new(args.out, data)
-            print(f"issued {payload['id']} for {payload['customer']!r}: {payload['not_before']} .. "
-                  f"{payload['expires_at']}, {args.out}")
+            print(
+                f"issued {payload['id']} for {payload['customer']!r}: {payload['not_before']} .. "
+                f"{payload['expires_at']}, {args.out}"
+            )
             return 0
         report, ok = inspect(args.file.read_bytes(), args.pub)
         print(json.dumps(report, indent=2, ensure_ascii=False))
