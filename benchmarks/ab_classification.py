@@ -56,38 +56,58 @@ def main(argv: list[str] | None = None) -> int:
     body_e.write_text(json.dumps({"image": b64, "top_num": 5}))
 
     srv: dict[str, S.Server] = {}
-    res: dict[str, dict[str, Any]] = {n: {"rps": [], "cpu_ms_per_request": [], "p50_1client_ms": [],
-                                          "other_processes_cores": [], "busiest_threads_cpu_s": []}
-                                      for n in variants}
+    res: dict[str, dict[str, Any]] = {
+        n: {
+            "rps": [],
+            "cpu_ms_per_request": [],
+            "p50_1client_ms": [],
+            "other_processes_cores": [],
+            "busiest_threads_cpu_s": [],
+        }
+        for n in variants
+    }
     try:
         for name, v in variants.items():
             log(f"starting {name}")
-            srv[name] = S.start_gunicorn(name, a.bundle, int(v.get("workers", 1)), work, extra_cfg=v.get("cfg"),
-                                         package=Path(v.get("package", S.REPO / "package")), env_extra=v.get("env"),
-                                         conf=Path(v["conf"]) if v.get("conf") else None)
+            srv[name] = S.start_gunicorn(
+                name,
+                a.bundle,
+                int(v.get("workers", 1)),
+                work,
+                extra_cfg=v.get("cfg"),
+                package=Path(v.get("package", S.REPO / "package")),
+                env_extra=v.get("env"),
+                conf=Path(v["conf"]) if v.get("conf") else None,
+            )
         names = list(variants)
         for r in range(a.rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 s = srv[name]
                 S.run_loadgen(s.port, "/bench/ImageClassification", body_e, 1, requests=15)
                 one = S.run_loadgen(s.port, "/bench/ImageClassification", body_e, 1, requests=100)
                 with CpuWindow(s) as w:
-                    lg = S.run_loadgen(s.port, "/image-classification", body_px, a.clients,
-                                       warmup=a.warmup, duration=a.duration)
+                    lg = S.run_loadgen(
+                        s.port, "/image-classification", body_px, a.clients, warmup=a.warmup, duration=a.duration
+                    )
                 rep = w.report(lg["client_cpu_s"], lg["requests_ok"])
                 row = res[name]
                 row["rps"].append(lg["rps"])
                 row["cpu_ms_per_request"].append(
-                    round(w.server_cpu * (lg["window_s"] / w.wall) * 1e3 / max(1, lg["requests_ok"]), 2))
+                    round(w.server_cpu * (lg["window_s"] / w.wall) * 1e3 / max(1, lg["requests_ok"]), 2)
+                )
                 row["p50_1client_ms"].append(one["latency_ms"]["p50"])
                 row["other_processes_cores"].append(rep["other_processes_cores"])
                 row["busiest_threads_cpu_s"].append(rep["busiest_worker_threads_cpu_s"])
-                log(f"round {r + 1} {name}: {lg['rps']} req/s, {row['cpu_ms_per_request'][-1]} ms CPU/req, "
-                    f"1-client p50 {one['latency_ms']['p50']} ms")
+                log(
+                    f"round {r + 1} {name}: {lg['rps']} req/s, {row['cpu_ms_per_request'][-1]} ms CPU/req, "
+                    f"1-client p50 {one['latency_ms']['p50']} ms"
+                )
         for name in names:
             res[name]["rss_mib"] = [w["rss_mib"] for w in srv[name].memory()["workers"]]
-            res[name]["median"] = {k: statistics.median(res[name][k])
-                                   for k in ("rps", "cpu_ms_per_request", "p50_1client_ms", "other_processes_cores")}
+            res[name]["median"] = {
+                k: statistics.median(res[name][k])
+                for k in ("rps", "cpu_ms_per_request", "p50_1client_ms", "other_processes_cores")
+            }
     finally:
         for s in srv.values():
             s.stop()

@@ -57,9 +57,13 @@ def make_image(path: Path) -> dict[str, Any]:
     if not ok:
         raise RuntimeError("cv2.imencode failed")
     path.write_bytes(buf.tobytes())
-    return {"source": "skimage.data.coffee(), cv2.resize to 640x480 (INTER_AREA), JPEG quality 90",
-            "width": 640, "height": 480, "bytes": path.stat().st_size,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {
+        "source": "skimage.data.coffee(), cv2.resize to 640x480 (INTER_AREA), JPEG quality 90",
+        "width": 640,
+        "height": 480,
+        "bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
 
 
 def med(xs: list[float | None]) -> float | None:
@@ -129,11 +133,31 @@ class CpuWindow:
 
 def micro(bundle: Path, jpeg: Path, threads: int, package: Path, server_env: dict[str, str]) -> dict[str, Any]:
     # The same environment a gunicorn worker gets (its conf sets the math-library thread counts).
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "GLOG_minloglevel": "2", **server_env}
-    proc = subprocess.run([sys.executable, str(BENCH / "micro_classification.py"), "--bundle", str(bundle),
-                           "--jpeg", str(jpeg), "--threads", str(threads), "--package", str(package)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "GLOG_minloglevel": "2",
+        **server_env,
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "micro_classification.py"),
+            "--bundle",
+            str(bundle),
+            "--jpeg",
+            str(jpeg),
+            "--threads",
+            str(threads),
+            "--package",
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"micro benchmark failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -156,20 +180,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="1 round, 6 s loads, 60 requests: a smoke run")
     ap.add_argument("--no-paddlex", action="store_true", help="skip PaddleX serving")
-    ap.add_argument("--no-paddlex-tuned", action="store_true",
-                    help="skip the extra PaddleX run with PADDLE_PDX_CPU_NUM_THREADS=cores")
+    ap.add_argument(
+        "--no-paddlex-tuned",
+        action="store_true",
+        help="skip the extra PaddleX run with PADDLE_PDX_CPU_NUM_THREADS=cores",
+    )
     ap.add_argument("--paddlex-python", type=Path, default=DEFAULT_PADDLEX_PY)
-    ap.add_argument("--package", type=Path, default=REPO / "package",
-                    help="package dir our service runs from (to measure a patched scratch copy)")
-    ap.add_argument("--server-env", action="append", default=[], metavar="K=V",
-                    help="extra environment for our gunicorn (repeatable), e.g. KMP_BLOCKTIME=0")
+    ap.add_argument(
+        "--package",
+        type=Path,
+        default=REPO / "package",
+        help="package dir our service runs from (to measure a patched scratch copy)",
+    )
+    ap.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra environment for our gunicorn (repeatable), e.g. KMP_BLOCKTIME=0",
+    )
     ap.add_argument("--workers", default="1,2", help="our worker counts to measure (default 1,2)")
     ap.add_argument("--label", default="", help="suffix for the results file, e.g. 'patched'")
     ap.add_argument("--out-dir", type=Path, default=BENCH / "results")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--keep-work", action="store_true", help="keep the temp dir with configs and logs")
-    ap.add_argument("--table", type=Path, metavar="RESULT_JSON",
-                    help="print a saved result as the markdown table of benchmarks/README.md and exit")
+    ap.add_argument(
+        "--table",
+        type=Path,
+        metavar="RESULT_JSON",
+        help="print a saved result as the markdown table of benchmarks/README.md and exit",
+    )
     a = ap.parse_args(argv)
     if a.table:
         print(markdown_table(json.loads(a.table.read_text())))
@@ -199,16 +239,28 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "classification",
         "label": a.label,
         "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cores": cores, "cpu": _cpu_model(), "python": platform.python_version(),
-                    "loadavg_start": [round(x, 2) for x in os.getloadavg()]},
-        "bundle": {"path": str(a.bundle.relative_to(REPO) if a.bundle.is_relative_to(REPO) else a.bundle),
-                   "name": bundle.name, "paddlex_model_name": bundle.model_name,
-                   "onednn": bundle.onednn_default},
+        "machine": {
+            "cores": cores,
+            "cpu": _cpu_model(),
+            "python": platform.python_version(),
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "bundle": {
+            "path": str(a.bundle.relative_to(REPO) if a.bundle.is_relative_to(REPO) else a.bundle),
+            "name": bundle.name,
+            "paddlex_model_name": bundle.model_name,
+            "onednn": bundle.onednn_default,
+        },
         "image": {**image, "base64_bytes": len(b64)},
-        "method": {"rounds": a.rounds, "load_duration_s": a.duration, "load_warmup_s": a.warmup,
-                   "clients": a.clients, "single_client_requests": a.requests,
-                   "loadgen": "benchmarks/loadgen.py in its own process: keep-alive sockets, one request in "
-                              "flight per client, pre-built request bytes, same bytes for every server"},
+        "method": {
+            "rounds": a.rounds,
+            "load_duration_s": a.duration,
+            "load_warmup_s": a.warmup,
+            "clients": a.clients,
+            "single_client_requests": a.requests,
+            "loadgen": "benchmarks/loadgen.py in its own process: keep-alive sockets, one request in "
+            "flight per client, pre-built request bytes, same bytes for every server",
+        },
     }
 
     servers: dict[str, S.Server] = {}
@@ -224,13 +276,23 @@ def main(argv: list[str] | None = None) -> int:
             # at equal workers' settings, beside the target's 1 worker at its own default.
             log("starting our service: 1 worker, 1 Paddle thread")
             servers["ours_1_worker_1_thread"] = S.start_gunicorn(
-                "ours_1_worker_1_thread", a.bundle, 1, work, package=a.package, env_extra=server_env,
-                extra_cfg={"threads_per_worker": max(1, cores // 2)})
+                "ours_1_worker_1_thread",
+                a.bundle,
+                1,
+                work,
+                package=a.package,
+                env_extra=server_env,
+                extra_cfg={"threads_per_worker": max(1, cores // 2)},
+            )
         first = servers[next(iter(servers))]
-        result["ours"] = {"gunicorn_conf": first.notes["conf"], "worker_class": "gthread",
-                          "package": str(a.package), "server_env": server_env,
-                          "paddle_threads_per_worker": {str(n): max(1, cores // n) for n in counts},
-                          "max_batch": _default_max_batch()}
+        result["ours"] = {
+            "gunicorn_conf": first.notes["conf"],
+            "worker_class": "gthread",
+            "package": str(a.package),
+            "server_env": server_env,
+            "paddle_threads_per_worker": {str(n): max(1, cores // n) for n in counts},
+            "max_batch": _default_max_batch(),
+        }
         if not a.no_paddlex:
             _start_paddlex(a, bundle, work, servers, result, cores)
 
@@ -256,18 +318,22 @@ def main(argv: list[str] | None = None) -> int:
             for label, port, path, body in (
                 ("ours_easydl", o1.port, easydl_path, body_easydl),
                 ("ours_paddlex_route", o1.port, paddlex_path, body_paddlex),
-                *((("paddlex_serving", servers["paddlex_serving"].port, paddlex_path, body_paddlex),)
-                  if "paddlex_serving" in servers else ()),
+                *(
+                    (("paddlex_serving", servers["paddlex_serving"].port, paddlex_path, body_paddlex),)
+                    if "paddlex_serving" in servers
+                    else ()
+                ),
             ):
                 S.run_loadgen(port, path, body, 1, requests=max(10, a.requests // 10))
                 rr["single"][label] = S.run_loadgen(port, path, body, 1, requests=a.requests)
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 srv = servers[name]
                 log(f"round {r + 1}/{a.rounds}: {a.clients} clients -> {name}")
                 with CpuWindow(srv) as w:
-                    lg = S.run_loadgen(srv.port, paddlex_path, body_paddlex, a.clients,
-                                       warmup=a.warmup, duration=a.duration)
+                    lg = S.run_loadgen(
+                        srv.port, paddlex_path, body_paddlex, a.clients, warmup=a.warmup, duration=a.duration
+                    )
                 # The window includes the load generator's warm-up; scale server CPU by time.
                 lg["cpu"] = w.report(lg["client_cpu_s"] * (w.wall / max(1e-9, lg["window_s"])), lg["requests_ok"])
                 lg["cpu"]["server_cpu_ms_per_request"] = _cpu_per_req(w, lg)
@@ -315,20 +381,33 @@ def _start_paddlex(a: argparse.Namespace, bundle: Any, work: Path, servers: dict
         log("creating the PaddleX env with tools/paddlex_env.sh")
         subprocess.run(["bash", str(REPO / "tools" / "paddlex_env.sh")], check=True, stdout=subprocess.DEVNULL)
     info["version"] = subprocess.run(
-        [str(a.paddlex_python), "-c", "import importlib.metadata as m; print(m.version('paddlex'), m.version('paddlepaddle'))"],
-        capture_output=True, text=True, check=True).stdout.split()
+        [
+            str(a.paddlex_python),
+            "-c",
+            "import importlib.metadata as m; print(m.version('paddlex'), m.version('paddlepaddle'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     yml = S.paddlex_pipeline_yaml(a.paddlex_python, a.bundle, bundle.model_name, work / "paddlex_cfg")
     info["pipeline_yaml"] = yml.read_text()
     info["launcher"] = "benchmarks/paddlex_serve.py (paddlex --serve + the Topk list fix for PaddleX 3.7.2)"
     log(f"starting PaddleX serving (model_name {bundle.model_name}, its default cpu_threads=10, oneDNN default)")
     servers["paddlex_serving"] = S.start_paddlex("paddlex_serving", a.paddlex_python, yml, work)
-    info["configs"] = {"paddlex_serving": "PaddleX defaults: cpu_threads 10 (PADDLE_PDX_CPU_NUM_THREADS), "
-                                          "run_mode mkldnn (PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT)"}
+    info["configs"] = {
+        "paddlex_serving": "PaddleX defaults: cpu_threads 10 (PADDLE_PDX_CPU_NUM_THREADS), "
+        "run_mode mkldnn (PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT)"
+    }
     if not a.no_paddlex_tuned:
         log(f"starting PaddleX serving tuned to this machine (PADDLE_PDX_CPU_NUM_THREADS={cores})")
         servers["paddlex_serving_threads_matched"] = S.start_paddlex(
-            "paddlex_serving_threads_matched", a.paddlex_python, yml, work,
-            env_extra={"PADDLE_PDX_CPU_NUM_THREADS": str(cores)})
+            "paddlex_serving_threads_matched",
+            a.paddlex_python,
+            yml,
+            work,
+            env_extra={"PADDLE_PDX_CPU_NUM_THREADS": str(cores)},
+        )
         info["configs"]["paddlex_serving_threads_matched"] = f"PADDLE_PDX_CPU_NUM_THREADS={cores}, else defaults"
 
 
@@ -344,22 +423,29 @@ def _summarise(result: dict[str, Any], rounds: list[dict[str, Any]], cores: int)
 
     pred: dict[str, Any] = {}
     for th in sorted({cores, 1}, reverse=True):
-        pred[f"threads_{th}"] = {"p50_ms": spread(col(lambda rr: rr["micro"][th]["predictor_ms"]["p50"])),
-                                 "p95_ms": spread(col(lambda rr: rr["micro"][th]["predictor_ms"]["p95"]))}
+        pred[f"threads_{th}"] = {
+            "p50_ms": spread(col(lambda rr: rr["micro"][th]["predictor_ms"]["p50"])),
+            "p95_ms": spread(col(lambda rr: rr["micro"][th]["predictor_ms"]["p95"])),
+        }
     result["predictor"] = pred
     m = lambda key, q="p50": spread(col(lambda rr: rr["micro"][cores][key][q]))  # noqa: E731
     result["decode_preprocess"] = {
-        "decode_preprocess_p50_ms": m("decode_preprocess_ms"), "decode_preprocess_p95_ms": m("decode_preprocess_ms", "p95"),
-        "decode_p50_ms": m("decode_ms"), "preprocess_p50_ms": m("preprocess_ms"),
-        "json_base64_p50_ms": m("envelope_ms"), "service_inprocess_p50_ms": m("service_inprocess_ms"),
+        "decode_preprocess_p50_ms": m("decode_preprocess_ms"),
+        "decode_preprocess_p95_ms": m("decode_preprocess_ms", "p95"),
+        "decode_p50_ms": m("decode_ms"),
+        "preprocess_p50_ms": m("preprocess_ms"),
+        "json_base64_p50_ms": m("envelope_ms"),
+        "service_inprocess_p50_ms": m("service_inprocess_ms"),
     }
     result["single_client"] = {
-        label: {"p50_ms": spread(col(lambda rr: rr["single"][label]["latency_ms"]["p50"])),
-                "p95_ms": spread(col(lambda rr: rr["single"][label]["latency_ms"]["p95"]))}
+        label: {
+            "p50_ms": spread(col(lambda rr: rr["single"][label]["latency_ms"]["p50"])),
+            "p95_ms": spread(col(lambda rr: rr["single"][label]["latency_ms"]["p95"])),
+        }
         for label in (rounds[0]["single"] if rounds else {})
     }
     load: dict[str, Any] = {}
-    for name in (rounds[0]["load"] if rounds else {}):
+    for name in rounds[0]["load"] if rounds else {}:
         load[name] = {
             "rps": spread(col(lambda rr: rr["load"][name]["rps"])),
             "latency_p50_ms": spread(col(lambda rr: rr["load"][name]["latency_ms"]["p50"])),
@@ -372,8 +458,12 @@ def _summarise(result: dict[str, Any], rounds: list[dict[str, Any]], cores: int)
     result["load"] = load
 
     # Targets: each ratio per round (same minute, same background), then the median.
-    lat = col(lambda rr: rr["single"]["ours_easydl"]["latency_ms"]["p50"]
-              / (rr["micro"][cores]["predictor_ms"]["p50"] + rr["micro"][cores]["decode_preprocess_ms"]["p50"]))
+    lat = col(
+        lambda rr: (
+            rr["single"]["ours_easydl"]["latency_ms"]["p50"]
+            / (rr["micro"][cores]["predictor_ms"]["p50"] + rr["micro"][cores]["decode_preprocess_ms"]["p50"])
+        )
+    )
     scal = col(lambda rr: rr["load"]["ours_2_workers"]["rps"] / rr["load"]["ours_1_worker"]["rps"])
     targets: dict[str, Any] = {
         "service_p50_over_predictor_plus_preprocess": _target(lat, TARGETS["latency_overhead_max"], "<="),
@@ -383,7 +473,8 @@ def _summarise(result: dict[str, Any], rounds: list[dict[str, Any]], cores: int)
         if px in load:
             for ours in ("ours_1_worker", "ours_2_workers"):
                 targets[f"rps_{ours}_over_{px}"] = _target(
-                    col(lambda rr: rr["load"][ours]["rps"] / rr["load"][px]["rps"]), TARGETS["vs_paddlex_min"], ">=")
+                    col(lambda rr: rr["load"][ours]["rps"] / rr["load"][px]["rps"]), TARGETS["vs_paddlex_min"], ">="
+                )
     result["targets"] = targets
     if "ours_1_worker_1_thread" in load and "ours_2_workers" in load:
         # Not a target: the same question (do workers add up, no oversubscription?) asked of
@@ -404,7 +495,14 @@ def _target(values: list[float | None], threshold: float, op: str) -> dict[str, 
     s = spread(values)
     v = s["median"]
     ok = None if v is None else (v <= threshold if op == "<=" else v >= threshold)
-    return {"value": v, "target": f"{op} {threshold}", "pass": ok, "min": s["min"], "max": s["max"], "rounds": s["rounds"]}
+    return {
+        "value": v,
+        "target": f"{op} {threshold}",
+        "pass": ok,
+        "min": s["min"],
+        "max": s["max"],
+        "rounds": s["rounds"],
+    }
 
 
 def _print_summary(result: dict[str, Any]) -> None:

@@ -58,24 +58,29 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
     out = np.empty((n, DIM), np.float32)
     for i in range(0, n, 100_000):  # chunks keep the float64 temporaries small
         v = rng.standard_normal((min(100_000, n - i), DIM))
-        out[i:i + len(v)] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        out[i : i + len(v)] = v / np.linalg.norm(v, axis=1, keepdims=True)
     return out
 
 
 def near(rng: np.random.Generator, base: np.ndarray, nq: int, cos: float) -> np.ndarray:
     """Gallery vectors plus Gaussian noise of norm sqrt(1/cos² - 1): cosine ~``cos`` to the original."""
     picks = base[rng.choice(len(base), nq, replace=False)]
-    noisy = picks + rng.standard_normal(picks.shape).astype(np.float32) * (np.sqrt(1 / cos ** 2 - 1) / np.sqrt(DIM))
+    noisy = picks + rng.standard_normal(picks.shape).astype(np.float32) * (np.sqrt(1 / cos**2 - 1) / np.sqrt(DIM))
     return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
     a = np.array(ms)
-    return {"p50_ms": round(float(np.percentile(a, 50)), 4), "p99_ms": round(float(np.percentile(a, 99)), 4),
-            "mean_ms": round(float(a.mean()), 4)}
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 4),
+        "p99_ms": round(float(np.percentile(a, 99)), 4),
+        "mean_ms": round(float(a.mean()), 4),
+    }
 
 
-def bench_search(sizes: list[int], types: list[str], nq: int, seed: int, ef_construction: int = 40) -> list[dict[str, Any]]:
+def bench_search(
+    sizes: list[int], types: list[str], nq: int, seed: int, ef_construction: int = 40
+) -> list[dict[str, Any]]:
     import faiss
 
     rows = []
@@ -105,18 +110,21 @@ def bench_search(sizes: list[int], types: list[str], nq: int, seed: int, ef_cons
                 row["ef_construction"] = ef_construction
             for kind, q in queries.items():
                 for i in range(min(20, nq)):  # warm caches
-                    idx.search(q[i:i + 1], 1)
+                    idx.search(q[i : i + 1], 1)
                 ms, top = [], []
                 for i in range(nq):
                     t1 = time.perf_counter()
-                    hits = idx.search(q[i:i + 1], 1)
+                    hits = idx.search(q[i : i + 1], 1)
                     ms.append((time.perf_counter() - t1) * 1000)
                     top.append(hits[0][0].id if hits[0] else -1)
                 recall = float(np.mean(np.array(top) == exact[kind]))
                 row[kind] = {**percentiles(ms), "recall_at_1_vs_flat": round(recall, 4)}
             if t == "HNSW32":
                 row["ef_search_sweep_near"] = sweep_hnsw(idx, queries["near"], exact["near"])
-            log(f"search n={n} {t}: build {build_s:.1f}s " + " ".join(f"{k} {row[k]}" for k in row if k not in ("n", "index_type")))
+            log(
+                f"search n={n} {t}: build {build_s:.1f}s "
+                + " ".join(f"{k} {row[k]}" for k in row if k not in ("n", "index_type"))
+            )
             rows.append(row)
             del idx
     return rows
@@ -126,12 +134,13 @@ def sweep_hnsw(idx: VectorIndex, q: np.ndarray, exact: np.ndarray) -> dict[str, 
     """Recall and latency of one built HNSW graph at several search breadths (no rebuild)."""
     out = {}
     for ef in (32, 64, 128, 256, 512):
-        idx.params = IndexParams("HNSW32", idx.params.metric, hnsw_ef_search=ef,
-                                 hnsw_ef_construction=idx.params.hnsw_ef_construction)
+        idx.params = IndexParams(
+            "HNSW32", idx.params.metric, hnsw_ef_search=ef, hnsw_ef_construction=idx.params.hnsw_ef_construction
+        )
         ms, top = [], []
         for i in range(len(q)):
             t1 = time.perf_counter()
-            hits = idx.search(q[i:i + 1], 1)
+            hits = idx.search(q[i : i + 1], 1)
             ms.append((time.perf_counter() - t1) * 1000)
             top.append(hits[0][0].id if hits[0] else -1)
         out[str(ef)] = {**percentiles(ms), "recall_at_1_vs_flat": round(float(np.mean(np.array(top) == exact)), 4)}
@@ -152,7 +161,7 @@ def bench_adds(seed: int, n_single: int = 200, n_batched: int = 6400) -> dict[st
         out["one_per_transaction_per_s"] = round(n_single / (time.perf_counter() - t0), 1)
         t0 = time.perf_counter()
         for i in range(0, n_batched, 64):
-            g.add("default", [NewFace("p", v, crop) for v in vecs[i:i + 64]])
+            g.add("default", [NewFace("p", v, crop) for v in vecs[i : i + 64]])
         out["batch_64_per_s"] = round(n_batched / (time.perf_counter() - t0), 1)
         t0 = time.perf_counter()
         g.fresh("default")
@@ -182,18 +191,35 @@ def bench_e2e(rounds: int, onednn: bool | None = None) -> dict[str, Any]:
     from visionpack.api.app import create_app
     from visionpack.config import ServiceConfig
 
-    models = {"detector_pnet": "mtcnn_pnet", "detector_rnet": "mtcnn_rnet", "detector_onet": "mtcnn_onet",
-              "feature": "dlib_resnet_face"}
-    out: dict[str, Any] = {"threads_per_worker": os.cpu_count(), "rounds": rounds,
-                           "onednn": "per bundle manifest" if onednn is None else onednn}
+    models = {
+        "detector_pnet": "mtcnn_pnet",
+        "detector_rnet": "mtcnn_rnet",
+        "detector_onet": "mtcnn_onet",
+        "feature": "dlib_resnet_face",
+    }
+    out: dict[str, Any] = {
+        "threads_per_worker": os.cpu_count(),
+        "rounds": rounds,
+        "onednn": "per bundle manifest" if onednn is None else onednn,
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ServiceConfig(deploy="demo-face", service="face", workers=1, data_dir=tmp, onednn=onednn,
-                            models={k: str(REPO / "models" / v) for k, v in models.items()})
+        cfg = ServiceConfig(
+            deploy="demo-face",
+            service="face",
+            workers=1,
+            data_dir=tmp,
+            onednn=onednn,
+            models={k: str(REPO / "models" / v) for k, v in models.items()},
+        )
         client = create_app(cfg, gate=None).test_client()
         faces_dir = REPO / "package/samples/faces"
-        pairs = [{"image": base64.b64encode((faces_dir / p).read_bytes()).decode(), "label": lab}
-                 for p, lab in (line.split(maxsplit=1) for line in (faces_dir / "gallery.txt").read_text().splitlines())]
-        key = client.post("/face-recognition-index-build", json={"imageLabelPairs": pairs}).get_json()["result"]["indexKey"]
+        pairs = [
+            {"image": base64.b64encode((faces_dir / p).read_bytes()).decode(), "label": lab}
+            for p, lab in (line.split(maxsplit=1) for line in (faces_dir / "gallery.txt").read_text().splitlines())
+        ]
+        key = client.post("/face-recognition-index-build", json={"imageLabelPairs": pairs}).get_json()["result"][
+            "indexKey"
+        ]
 
         def jpeg(rgb: np.ndarray) -> str:
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -212,8 +238,12 @@ def bench_e2e(rounds: int, onednn: bool | None = None) -> dict[str, Any]:
                     r = client.post("/face-recognition-infer", json=body)
                     ms.append((time.perf_counter() - t0) * 1000)
                     assert r.status_code == 200
-                stats = {"faces": len(res["faces"]), "p50_ms": round(statistics.median(ms), 1),
-                         "p90_ms": round(float(np.percentile(ms, 90)), 1), "min_ms": round(min(ms), 1)}
+                stats = {
+                    "faces": len(res["faces"]),
+                    "p50_ms": round(statistics.median(ms), 1),
+                    "p90_ms": round(float(np.percentile(ms, 90)), 1),
+                    "min_ms": round(min(ms), 1),
+                }
                 out[f"{name}{'_visualize' if vis else ''}"] = stats
                 log(f"e2e {name} visualize={vis}: {stats}")
         # Enrolment through the API: decode, detect, align, embed, commit -- one photo per request.
@@ -236,16 +266,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("search", "adds", "e2e"))
     ap.add_argument("--no-e2e", action="store_true")
     ap.add_argument("--rounds", type=int, default=30, help="requests per end-to-end case")
-    ap.add_argument("--onednn", choices=("manifest", "on", "off"), default="manifest",
-                    help="end-to-end: oneDNN as each bundle's manifest says (default), or forced")
+    ap.add_argument(
+        "--onednn",
+        choices=("manifest", "on", "off"),
+        default="manifest",
+        help="end-to-end: oneDNN as each bundle's manifest says (default), or forced",
+    )
     args = ap.parse_args(argv)
     report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "targets": TARGETS,
     }
     if args.only in (None, "search"):
-        report["search"] = bench_search([int(s) for s in args.sizes.split(",")], args.types.split(","),
-                                        args.queries, args.seed, args.hnsw_ef_construction)
+        report["search"] = bench_search(
+            [int(s) for s in args.sizes.split(",")],
+            args.types.split(","),
+            args.queries,
+            args.seed,
+            args.hnsw_ef_construction,
+        )
         report["verdict"] = verdict(report["search"])
     if args.only in (None, "adds"):
         report["adds"] = bench_adds(args.seed)
@@ -266,8 +305,10 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if h:
         out["hnsw32_1m_p50_ms"] = h["near"]["p50_ms"]
         out["hnsw32_1m_recall_near"] = h["near"]["recall_at_1_vs_flat"]
-        out["hnsw32_1m_ok"] = (h["near"]["p50_ms"] <= TARGETS["hnsw32_1m_p50_ms_max"]
-                               and h["near"]["recall_at_1_vs_flat"] >= TARGETS["hnsw32_1m_recall_min"])
+        out["hnsw32_1m_ok"] = (
+            h["near"]["p50_ms"] <= TARGETS["hnsw32_1m_p50_ms_max"]
+            and h["near"]["recall_at_1_vs_flat"] >= TARGETS["hnsw32_1m_recall_min"]
+        )
     f = by.get((100_000, "Flat"))
     if f:
         out["flat_100k_p50_ms"] = f["near"]["p50_ms"]

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "package"))
 sys.path.insert(0, str(REPO))
 
-PADDLEX_SIDE = textwrap.dedent('''
+PADDLEX_SIDE = textwrap.dedent("""
     import json, sys, time
     import cv2, numpy as np
     from paddlex import create_model, create_pipeline
@@ -84,7 +84,7 @@ PADDLEX_SIDE = textwrap.dedent('''
         t = time.perf_counter()
         fn(cmd["case"])
         print(json.dumps({"ms": (time.perf_counter() - t) * 1000}), flush=True)
-''')
+""")
 
 
 class PaddleXSide:
@@ -94,11 +94,20 @@ class PaddleXSide:
         (tmp / "job.json").write_text(json.dumps(job))
         (tmp / "paddlex_side.py").write_text(PADDLEX_SIDE)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env.update(PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT="False",
-                   GLOG_minloglevel="2")
-        self.proc = subprocess.Popen([python, str(tmp / "paddlex_side.py"), str(tmp / "job.json")], cwd=tmp, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(tmp / "paddlex.err", "w"),
-                                     text=True)
+        env.update(
+            PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True",
+            PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT="False",
+            GLOG_minloglevel="2",
+        )
+        self.proc = subprocess.Popen(
+            [python, str(tmp / "paddlex_side.py"), str(tmp / "job.json")],
+            cwd=tmp,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(tmp / "paddlex.err", "w"),
+            text=True,
+        )
         self.err = tmp / "paddlex.err"
         hello = self._read()
         self.found = hello["found"]
@@ -184,8 +193,15 @@ def scenes(tmp: Path, counts: list[int], size: tuple[int, int]) -> list[dict]:
         cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         # read back what both sides will decode, so pixels are identical
         rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        out.append({"persons": n, "seed": seed, "image": str(path), "rgb": rgb,
-                    "boxes": [[float(v) for v in p.bbox] for p in persons]})
+        out.append(
+            {
+                "persons": n,
+                "seed": seed,
+                "image": str(path),
+                "rgb": rgb,
+                "boxes": [[float(v) for v in p.bbox] for p in persons],
+            }
+        )
     return out
 
 
@@ -218,9 +234,13 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--size", default="640x480", help="scene size WxH")
     ap.add_argument("--skip-paddlex", action="store_true", help="only our side (no .paddlex-venv)")
-    ap.add_argument("--kpt-onednn", choices=("auto", "on", "off", "whitelist"), default="auto",
-                    help="our keypoint engine's oneDNN: auto = the bundle manifest's verified choice; "
-                         "whitelist = oneDNN for convolution-type ops only (see WhitelistEngine)")
+    ap.add_argument(
+        "--kpt-onednn",
+        choices=("auto", "on", "off", "whitelist"),
+        default="auto",
+        help="our keypoint engine's oneDNN: auto = the bundle manifest's verified choice; "
+        "whitelist = oneDNN for convolution-type ops only (see WhitelistEngine)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -235,8 +255,13 @@ def main() -> None:
         det, kpt, source = bundles(args, tmp)
         size = tuple(int(v) for v in args.size.lower().split("x"))
         cases = scenes(tmp, [int(x) for x in args.persons.split(",")], size)
-        cfg = ServiceConfig(deploy="bench", service="keypoint", threads_per_worker=args.threads,
-                            models={"detector": str(det), "keypoint": str(kpt)})
+        cfg = ServiceConfig(
+            deploy="bench",
+            service="keypoint",
+            threads_per_worker=args.threads,
+            models={"detector": str(det), "keypoint": str(kpt)},
+        )
+
         def factory(bundle, c):
             # oneDNN for our keypoint engine only; PaddleX never uses it for PP-TinyPose (its blocklist).
             if bundle.path == Path(kpt) and args.kpt_onednn == "whitelist":
@@ -255,10 +280,19 @@ def main() -> None:
                 error = "no PaddleX env (bash tools/paddlex_env.sh failed)"
             else:
                 # PaddleX needs a model name it knows; the bundles' Global.model_name is exactly that.
-                pdx = PaddleXSide(python, {"det": str(det), "kpt": str(kpt), "det_name": pipe.det_bundle.model_name,
-                                           "kpt_name": pipe.kpt_bundle.model_name, "threads": args.threads,
-                                           "threshold": args.threshold,
-                                           "cases": [{"image": c["image"], "boxes": c["boxes"]} for c in cases]}, tmp)
+                pdx = PaddleXSide(
+                    python,
+                    {
+                        "det": str(det),
+                        "kpt": str(kpt),
+                        "det_name": pipe.det_bundle.model_name,
+                        "kpt_name": pipe.kpt_bundle.model_name,
+                        "threads": args.threads,
+                        "threshold": args.threshold,
+                        "cases": [{"image": c["image"], "boxes": c["boxes"]} for c in cases],
+                    },
+                    tmp,
+                )
 
         contenders = {}
         for i, case in enumerate(cases):
@@ -268,7 +302,8 @@ def main() -> None:
             contenders[i] = {
                 "ours_batched_ms": lambda img=img, boxes=boxes: once_ms(lambda: pipe.keypoints(img, boxes)),
                 "ours_one_by_one_ms": lambda img=img, boxes=boxes: once_ms(
-                    lambda: [pipe.keypoints(img, [b]) for b in boxes]),
+                    lambda: [pipe.keypoints(img, [b]) for b in boxes]
+                ),
                 "ours_e2e_ms": lambda req=req: once_ms(lambda: svc.predict(req)),
             }
             if pdx:
@@ -295,10 +330,15 @@ def main() -> None:
         if pdx:
             pdx.close()
     result = {
-        "benchmark": "keypoint", "bundles": {"source": source, "detector": str(det), "keypoint": str(kpt)},
-        "threads": args.threads, "rounds": args.rounds,
-        "onednn": {"detector": pipe.det_engine.onednn, "keypoint": pipe.kpt_engine.onednn, "paddlex": False}, "detThreshold": args.threshold, "image_size": list(size),
-        "load_average": os.getloadavg(), "rows": rows,
+        "benchmark": "keypoint",
+        "bundles": {"source": source, "detector": str(det), "keypoint": str(kpt)},
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "onednn": {"detector": pipe.det_engine.onednn, "keypoint": pipe.kpt_engine.onednn, "paddlex": False},
+        "detThreshold": args.threshold,
+        "image_size": list(size),
+        "load_average": os.getloadavg(),
+        "rows": rows,
     }
     if error:
         result["paddlex_error"] = error

@@ -44,8 +44,7 @@ def _flood_process(port: int, path: str, counts: dict[str, int], ready: Any, sto
     out.put({"open_at_end": flood.open_now(), **flood.stop().__dict__})
 
 
-def measure(port: int, path: str, body: bytes, n: int, counts: dict[str, int],
-            timeout: float = 30.0) -> dict[str, Any]:
+def measure(port: int, path: str, body: bytes, n: int, counts: dict[str, int], timeout: float = 30.0) -> dict[str, Any]:
     unloaded = timed_requests("127.0.0.1", port, path, body, n, timeout=timeout)
     ctx = multiprocessing.get_context("fork")
     ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
@@ -58,10 +57,13 @@ def measure(port: int, path: str, body: bytes, n: int, counts: dict[str, int],
     flood = out.get(timeout=60)
     proc.join(30)
     ratio = (loaded["p50_ms"] / unloaded["p50_ms"]) if loaded["p50_ms"] and unloaded["p50_ms"] else None
-    return {"unloaded": unloaded, "loaded": loaded, "flood": flood,
-            "p50_ratio": round(ratio, 2) if ratio else None,
-            "bar_met": bool(ratio is not None and ratio <= 2.0 and not loaded["failures"]
-                            and loaded["ok"] == n)}
+    return {
+        "unloaded": unloaded,
+        "loaded": loaded,
+        "flood": flood,
+        "p50_ratio": round(ratio, 2) if ratio else None,
+        "bar_met": bool(ratio is not None and ratio <= 2.0 and not loaded["failures"] and loaded["ok"] == n),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-header", type=int, default=20)
     ap.add_argument("--slow-body", type=int, default=20)
     ap.add_argument("--label", default="")
-    ap.add_argument("--before", metavar="DIR", help="also measure an older checkout's package/ and start/ "
-                    "(e.g. `git archive 4603fa8 package start | tar -x -C DIR`: the gthread worker)")
+    ap.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also measure an older checkout's package/ and start/ "
+        "(e.g. `git archive 4603fa8 package start | tar -x -C DIR`: the gthread worker)",
+    )
     args = ap.parse_args(argv)
     counts = {"idle": args.idle, "slow_header": args.slow_header, "slow_body": args.slow_body}
     image = base64.b64encode((REPO / "package" / "samples" / "cat.jpg").read_bytes()).decode()
@@ -85,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     targets.append(("ours", ours, "/bench/ImageClassification", json.dumps({"image": image, "top_num": 5}).encode()))
     if args.before:
         old = Path(args.before)
-        before = servers.start_gunicorn("before", BUNDLE, 1, work, package=old / "package",
-                                        conf=old / "start" / "gunicorn_conf.py")
-        targets.append(("before", before, "/bench/ImageClassification",
-                        json.dumps({"image": image, "top_num": 5}).encode()))
+        before = servers.start_gunicorn(
+            "before", BUNDLE, 1, work, package=old / "package", conf=old / "start" / "gunicorn_conf.py"
+        )
+        targets.append(
+            ("before", before, "/bench/ImageClassification", json.dumps({"image": image, "top_num": 5}).encode())
+        )
     if not args.no_paddlex:
         sys.path.insert(0, str(REPO / "package"))
         from visionpack.bundle import load_bundle
@@ -101,18 +109,31 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for name, srv, path, body in targets:
                 # The old worker may hang each request for as long as the floods last: bound it.
-                results[name].append(measure(srv.port, path, body, args.requests, counts,
-                                             timeout=10.0 if name == "before" else 30.0))
+                results[name].append(
+                    measure(srv.port, path, body, args.requests, counts, timeout=10.0 if name == "before" else 30.0)
+                )
     finally:
         for _, srv, *_ in targets:
             srv.stop()
-    summary = {name: {"p50_ratio": [r["p50_ratio"] for r in rs],
-                      "unloaded_p50_ms": [r["unloaded"]["p50_ms"] for r in rs],
-                      "loaded_p50_ms": [r["loaded"]["p50_ms"] for r in rs],
-                      "loaded_failures": [len(r["loaded"]["failures"]) for r in rs],
-                      "bar_met": all(r["bar_met"] for r in rs)} for name, rs in results.items()}
-    doc = {"benchmark": "slow_clients", "started": started, "flood": counts, "requests": args.requests,
-           "rounds": args.rounds, "summary": summary, "runs": results}
+    summary = {
+        name: {
+            "p50_ratio": [r["p50_ratio"] for r in rs],
+            "unloaded_p50_ms": [r["unloaded"]["p50_ms"] for r in rs],
+            "loaded_p50_ms": [r["loaded"]["p50_ms"] for r in rs],
+            "loaded_failures": [len(r["loaded"]["failures"]) for r in rs],
+            "bar_met": all(r["bar_met"] for r in rs),
+        }
+        for name, rs in results.items()
+    }
+    doc = {
+        "benchmark": "slow_clients",
+        "started": started,
+        "flood": counts,
+        "requests": args.requests,
+        "rounds": args.rounds,
+        "summary": summary,
+        "runs": results,
+    }
     out = BENCH / "results" / f"slowclients-{started}{'-' + args.label if args.label else ''}.json"
     out.write_text(json.dumps(doc, indent=1))
     print(json.dumps(doc["summary"], indent=1))

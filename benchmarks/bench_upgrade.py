@@ -42,6 +42,7 @@ def log(msg: str) -> None:
 
 # --- the load process --------------------------------------------------------------------------
 
+
 def client_main(port: int, deploy: str, image: str, out: str, clients: int, stop_file: str, max_seconds: float) -> None:
     """Run ``clients`` threads until ``stop_file`` exists; write one JSON line per request."""
     import http.client
@@ -57,8 +58,12 @@ def client_main(port: int, deploy: str, image: str, out: str, clients: int, stop
             ok, why = 0, ""
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                conn.request("POST", f"/{deploy}/ImageClassification", body=body,
-                             headers={"Content-Type": "application/json", "Connection": "close"})
+                conn.request(
+                    "POST",
+                    f"/{deploy}/ImageClassification",
+                    body=body,
+                    headers={"Content-Type": "application/json", "Connection": "close"},
+                )
                 resp = conn.getresponse()
                 doc = json.loads(resp.read())
                 conn.close()
@@ -79,6 +84,7 @@ def client_main(port: int, deploy: str, image: str, out: str, clients: int, stop
 
 # --- the driver --------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,8 +94,13 @@ def free_port() -> int:
 def installer(src: Path, root: Path, *args: str, timeout: float = 1800) -> tuple[subprocess.CompletedProcess, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
     t0 = time.monotonic()
-    proc = subprocess.run([SYSTEM_PYTHON, str(src / "package" / "Install" / "install.py"), "--root", str(root), *args],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [SYSTEM_PYTHON, str(src / "package" / "Install" / "install.py"), "--root", str(root), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"install.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -112,10 +123,29 @@ def license_root(root: Path, work: Path) -> None:
     tool = REPO / "vendor" / "visionpack_vendor.py"
     run = lambda *a, **kw: subprocess.run([str(x) for x in a], check=True, capture_output=True, timeout=120, **kw)  # noqa: E731
     run(python, tool, "keygen", "--out", work / "keys", "--reuse")
-    run(python, "-c", f"from visionpack.licensing.admin import write_request; write_request({str(work / 'req.json')!r})",
-        env={**os.environ, "PYTHONPATH": str(REPO / "package")})
-    run(python, tool, "issue", "--key", next((work / "keys").glob("*.key")), "--request", work / "req.json",
-        "--out", work / "trial.lic", "--days", "30", "--customer", "bench", "--instances", "64")
+    run(
+        python,
+        "-c",
+        f"from visionpack.licensing.admin import write_request; write_request({str(work / 'req.json')!r})",
+        env={**os.environ, "PYTHONPATH": str(REPO / "package")},
+    )
+    run(
+        python,
+        tool,
+        "issue",
+        "--key",
+        next((work / "keys").glob("*.key")),
+        "--request",
+        work / "req.json",
+        "--out",
+        work / "trial.lic",
+        "--days",
+        "30",
+        "--customer",
+        "bench",
+        "--instances",
+        "64",
+    )
     (root / "licenses").mkdir(exist_ok=True)
     shutil.copy2(next((work / "keys").glob("*.pub")), root / "licenses")
     shutil.copy2(work / "trial.lic", root / "licenses" / "license.lic")
@@ -148,21 +178,35 @@ def phase_stats(rows: list[list[float]], start: float, end: float) -> dict[str, 
     # A request belongs to the phase in which it started.
     inside = [r for r in rows if start <= r[0] < end]
     lat = [r[1] - r[0] for r in inside if r[2]]
-    return {"seconds": round(end - start, 2), "requests": len(inside), "failed": sum(1 for r in inside if not r[2]),
-            "p50_ms": percentile(lat, 0.50), "p99_ms": percentile(lat, 0.99), "max_ms": percentile(lat, 1.0)}
+    return {
+        "seconds": round(end - start, 2),
+        "requests": len(inside),
+        "failed": sum(1 for r in inside if not r[2]),
+        "p50_ms": percentile(lat, 0.50),
+        "p99_ms": percentile(lat, 0.99),
+        "max_ms": percentile(lat, 1.0),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runtime-from", type=Path, default=None,
-                    help="an existing <root>/.runtime to symlink (default: one built once in ~/.cache/visionpack-bench)")
+    ap.add_argument(
+        "--runtime-from",
+        type=Path,
+        default=None,
+        help="an existing <root>/.runtime to symlink (default: one built once in ~/.cache/visionpack-bench)",
+    )
     ap.add_argument("--root", type=Path, default=None, help="scratch install root (default: a temp dir)")
     ap.add_argument("--clients", type=int, default=4, help="client threads of the load process (default 4)")
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers of the deploy (default 1)")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds of load before, between and after")
     ap.add_argument("--max-seconds", type=float, default=900.0, help="the load process stops by itself after this")
-    ap.add_argument("--runtime", choices=("process", "docker"), default="process",
-                    help="install --runtime (docker: containers of original/images/, docs/docker.md)")
+    ap.add_argument(
+        "--runtime",
+        choices=("process", "docker"),
+        default="process",
+        help="install --runtime (docker: containers of original/images/, docs/docker.md)",
+    )
     ap.add_argument("--keep-root", action="store_true")
     a = ap.parse_args(argv)
 
@@ -177,15 +221,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         log(f"installing {DEPLOY} in {root} on port {port}")
         license_root(root, work)
-        _, install_wall = installer(REPO, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port),
-                                    "--workers", str(a.workers), "--runtime", a.runtime, "--timeout", "300")
+        _, install_wall = installer(
+            REPO,
+            root,
+            "install",
+            DEPLOY,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(a.workers),
+            "--runtime",
+            a.runtime,
+            "--timeout",
+            "300",
+        )
         v1 = (REPO / "package" / "VERSION").read_text().strip()
         v2 = v1 + "-bench2"
         pkg2 = update_package(work / "pkg2", v2, ["efficientnet_lite0_imagenet"])
         out = work / "requests.jsonl"
-        load = subprocess.Popen([sys.executable, __file__, "--client", str(port), DEPLOY,
-                                 str(REPO / "package" / "samples" / "cat.jpg"), str(out), str(a.clients),
-                                 str(stop_file), str(a.max_seconds)])
+        load = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--client",
+                str(port),
+                DEPLOY,
+                str(REPO / "package" / "samples" / "cat.jpg"),
+                str(out),
+                str(a.clients),
+                str(stop_file),
+                str(a.max_seconds),
+            ]
+        )
         marks = {"start": time.time()}
         time.sleep(a.settle)
         marks["upgrade_start"] = time.time()
@@ -204,9 +273,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = [json.loads(line) for line in out.read_text().splitlines() if line]
         status = json.loads(installer(REPO, root, "status", DEPLOY, "--json")[0].stdout)["deploys"][0]
         result = {
-            "benchmark": "upgrade", "deploy": DEPLOY, "runtime": a.runtime, "workers": a.workers, "clients": a.clients,
-            "cpus": os.cpu_count(), "from": v1, "to": v2, "install_wall_s": round(install_wall, 2),
-            "upgrade_wall_s": round(up_wall, 2), "rollback_wall_s": round(rb_wall, 2),
+            "benchmark": "upgrade",
+            "deploy": DEPLOY,
+            "runtime": a.runtime,
+            "workers": a.workers,
+            "clients": a.clients,
+            "cpus": os.cpu_count(),
+            "from": v1,
+            "to": v2,
+            "install_wall_s": round(install_wall, 2),
+            "upgrade_wall_s": round(up_wall, 2),
+            "rollback_wall_s": round(rb_wall, 2),
             "phases": {
                 "before": phase_stats(rows, marks["start"], marks["upgrade_start"]),
                 "upgrade": phase_stats(rows, marks["upgrade_start"], marks["upgrade_end"]),
@@ -214,9 +291,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "rollback": phase_stats(rows, marks["rollback_start"], marks["rollback_end"]),
                 "after": phase_stats(rows, marks["rollback_end"], marks["end"]),
             },
-            "failed_total": sum(1 for r in rows if not r[2]), "requests_total": len(rows),
+            "failed_total": sum(1 for r in rows if not r[2]),
+            "requests_total": len(rows),
             "failures": sorted({r[3] for r in rows if len(r) > 3})[:10],
-            "final_release": status["release"], "final_state": status["state"],
+            "final_release": status["release"],
+            "final_state": status["state"],
             "upgrade_proof": next((ln for ln in up.stdout.splitlines() if "is healthy" in ln), None),
             # The stop-then-start fallback (a master that cannot hand its socket over) says so.
             "upgrade_handed_over": "stop-then-start" not in up.stdout + up.stderr,
@@ -230,9 +309,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if load and load.poll() is None:
             load.kill()
         # remove, not stop: a docker deploy's container would outlive the scratch root.
-        subprocess.run([SYSTEM_PYTHON, str(REPO / "package" / "Install" / "install.py"), "--root", str(root),
-                        "remove" if a.runtime == "docker" and not a.keep_root else "stop", DEPLOY],
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [
+                SYSTEM_PYTHON,
+                str(REPO / "package" / "Install" / "install.py"),
+                "--root",
+                str(root),
+                "remove" if a.runtime == "docker" and not a.keep_root else "stop",
+                DEPLOY,
+            ],
+            capture_output=True,
+            timeout=300,
+        )
         if not a.keep_root:
             shutil.rmtree(work, ignore_errors=True)
 

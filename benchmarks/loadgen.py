@@ -127,8 +127,17 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def run(host: str, port: int, path: str, body: bytes, clients: int, warmup: float,
-        duration: float | None, requests: int | None, timeout: float) -> dict[str, Any]:
+def run(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    clients: int,
+    warmup: float,
+    duration: float | None,
+    requests: int | None,
+    timeout: float,
+) -> dict[str, Any]:
     payload = build_payload(host, port, path, body)
     t_start = time.perf_counter()
     t0 = t_start + warmup
@@ -201,8 +210,11 @@ def run(host: str, port: int, path: str, body: bytes, clients: int, warmup: floa
         "window_s": round(window, 3),
         "rps": round(n / window, 3) if window > 0 else None,
         "latency_ms": {
-            "p50": _r(percentile(ms, 50)), "p95": _r(percentile(ms, 95)), "p99": _r(percentile(ms, 99)),
-            "mean": _r(sum(ms) / len(ms) if ms else None), "min": _r(min(ms) if ms else None),
+            "p50": _r(percentile(ms, 50)),
+            "p95": _r(percentile(ms, 95)),
+            "p99": _r(percentile(ms, 99)),
+            "mean": _r(sum(ms) / len(ms) if ms else None),
+            "min": _r(min(ms) if ms else None),
             "max": _r(max(ms) if ms else None),
         },
         "client_cpu_s": round(cpu1 - cpu0, 3),

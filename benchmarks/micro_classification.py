@@ -49,8 +49,12 @@ def summary(ms: list[float]) -> dict[str, float]:
     import numpy as np
 
     a = np.asarray(ms)
-    return {"p50": round(float(np.percentile(a, 50)), 3), "p95": round(float(np.percentile(a, 95)), 3),
-            "mean": round(float(a.mean()), 3), "n": int(a.size)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p95": round(float(np.percentile(a, 95)), 3),
+        "mean": round(float(a.mean()), 3),
+        "n": int(a.size),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,17 +94,32 @@ def main(argv: list[str] | None = None) -> int:
     x = T.batch([T.preprocess(ops, decode(jpg, limits))])
 
     res: dict[str, Any] = {
-        "threads": a.threads, "onednn": onednn, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cv2_threads": cv2.getNumThreads(), "paddle": paddle_version(), "input_shape": list(x.shape),
+        "threads": a.threads,
+        "onednn": onednn,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cv2_threads": cv2.getNumThreads(),
+        "paddle": paddle_version(),
+        "input_shape": list(x.shape),
     }
     # Interleave the CPU-only stages with the predictor in blocks, so a burst of load from
     # another process on the shared machine hits every stage rather than one of them.
-    acc: dict[str, list[float]] = {k: [] for k in ("predictor", "predictor_batch4_per_image", "decode", "preprocess",
-                                                    "decode_preprocess", "envelope", "service_inprocess")}
+    acc: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "predictor",
+            "predictor_batch4_per_image",
+            "decode",
+            "preprocess",
+            "decode_preprocess",
+            "envelope",
+            "service_inprocess",
+        )
+    }
     x4 = np.repeat(x, 4, axis=0)
     img = decode(jpg, limits)
-    cfg = config_mod.from_mapping({"models": {"classifier": a.bundle}, "threads_per_worker": a.threads,
-                                   "onednn": onednn})
+    cfg = config_mod.from_mapping(
+        {"models": {"classifier": a.bundle}, "threads_per_worker": a.threads, "onednn": onednn}
+    )
     service = ClassificationService(cfg, lambda b, c: engine)
 
     def full() -> bytes:
@@ -112,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(blocks):
         w = a.warmup if i == 0 else 2
         acc["predictor"] += timeit(lambda: engine.run({name: x}), per, w)
-        acc["predictor_batch4_per_image"] += [t / 4 for t in timeit(lambda: engine.run({name: x4}), max(1, per // 2), w)]
+        acc["predictor_batch4_per_image"] += [
+            t / 4 for t in timeit(lambda: engine.run({name: x4}), max(1, per // 2), w)
+        ]
         acc["decode"] += timeit(lambda: decode(jpg, limits), per, w)
         acc["preprocess"] += timeit(lambda: T.batch([T.preprocess(ops, img)]), per, w)
         acc["decode_preprocess"] += timeit(lambda: T.batch([T.preprocess(ops, decode(jpg, limits))]), per, w)

@@ -105,9 +105,15 @@ class Server:
         for p in self.workers():
             try:
                 full = p.memory_full_info()
-                rows.append({"pid": p.pid, "rss_mib": round(full.rss / 2**20, 1),
-                             "pss_mib": round(getattr(full, "pss", 0) / 2**20, 1),
-                             "uss_mib": round(full.uss / 2**20, 1), "threads": p.num_threads()})
+                rows.append(
+                    {
+                        "pid": p.pid,
+                        "rss_mib": round(full.rss / 2**20, 1),
+                        "pss_mib": round(getattr(full, "pss", 0) / 2**20, 1),
+                        "uss_mib": round(full.uss / 2**20, 1),
+                        "threads": p.num_threads(),
+                    }
+                )
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
         out: dict[str, Any] = {"workers": rows}
@@ -194,18 +200,33 @@ def gunicorn_conf() -> tuple[Path, str]:
     return BENCH / "gunicorn_fallback_conf.py", "benchmarks/gunicorn_fallback_conf.py"
 
 
-def start_gunicorn(name: str, bundle: Path, workers: int, work: Path, extra_cfg: dict[str, Any] | None = None,
-                   venv: Path = REPO / ".venv", package: Path = REPO / "package",
-                   env_extra: dict[str, str] | None = None, conf: Path | None = None) -> Server:
+def start_gunicorn(
+    name: str,
+    bundle: Path,
+    workers: int,
+    work: Path,
+    extra_cfg: dict[str, Any] | None = None,
+    venv: Path = REPO / ".venv",
+    package: Path = REPO / "package",
+    env_extra: dict[str, str] | None = None,
+    conf: Path | None = None,
+) -> Server:
     import yaml
 
     port = free_port()
     d = work / name
     (d / "run").mkdir(parents=True, exist_ok=True)
     (d / "logs").mkdir(parents=True, exist_ok=True)
-    cfg = {"deploy": "bench", "service": "classification", "host": "127.0.0.1", "port": port,
-           "workers": workers, "models": {"classifier": str(bundle)},
-           "run_dir": str(d / "run"), "log_dir": str(d / "logs")}
+    cfg = {
+        "deploy": "bench",
+        "service": "classification",
+        "host": "127.0.0.1",
+        "port": port,
+        "workers": workers,
+        "models": {"classifier": str(bundle)},
+        "run_dir": str(d / "run"),
+        "log_dir": str(d / "logs"),
+    }
     cfg.update(extra_cfg or {})
     (d / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=True))
     conf, conf_label = (conf, str(conf)) if conf is not None else gunicorn_conf()
@@ -213,13 +234,24 @@ def start_gunicorn(name: str, bundle: Path, workers: int, work: Path, extra_cfg:
     log = d / "logs" / "stdout.log"
     # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default, one path for
     # every instance on the machine; give ours a private one so we never touch another's.
-    cmd = [str(venv / "bin" / "gunicorn"), "-c", str(conf), "--control-socket", str(d / "run" / "gunicorn.ctl"),
-           "visionpack.api.app:create_app()"]
+    cmd = [
+        str(venv / "bin" / "gunicorn"),
+        "-c",
+        str(conf),
+        "--control-socket",
+        str(d / "run" / "gunicorn.ctl"),
+        "visionpack.api.app:create_app()",
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    srv = Server(name, port, proc, d / "logs" / "error.log", workers,
-                 {"kind": "gunicorn", "conf": conf_label, "config": cfg, "package": str(package),
-                  "env": env_extra or {}})
+    srv = Server(
+        name,
+        port,
+        proc,
+        d / "logs" / "error.log",
+        workers,
+        {"kind": "gunicorn", "conf": conf_label, "config": cfg, "package": str(package), "env": env_extra or {}},
+    )
     try:
         srv.wait_ready("/ready")
         srv.wait_workers_loaded()
@@ -235,8 +267,19 @@ def paddlex_pipeline_yaml(paddlex_python: Path, bundle: Path, model_name: str, o
 
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True")
-    subprocess.run([str(paddlex_python.parent / "paddlex"), "--get_pipeline_config", "image_classification",
-                    "--save_path", str(out_dir)], check=True, env=env, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            str(paddlex_python.parent / "paddlex"),
+            "--get_pipeline_config",
+            "image_classification",
+            "--save_path",
+            str(out_dir),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     path = out_dir / "image_classification.yaml"
     cfg = yaml.safe_load(path.read_text())
     sub = cfg["SubModules"]["ImageClassification"]
@@ -248,16 +291,27 @@ def paddlex_pipeline_yaml(paddlex_python: Path, bundle: Path, model_name: str, o
     return path
 
 
-def start_paddlex(name: str, paddlex_python: Path, pipeline_yaml: Path, work: Path,
-                  env_extra: dict[str, str] | None = None) -> Server:
+def start_paddlex(
+    name: str, paddlex_python: Path, pipeline_yaml: Path, work: Path, env_extra: dict[str, str] | None = None
+) -> Server:
     port = free_port()
     d = work / name
     d.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", **(env_extra or {}))
     env.pop("PYTHONPATH", None)
     log = d / "paddlex.log"
-    cmd = [str(paddlex_python), str(BENCH / "paddlex_serve.py"), "--pipeline", str(pipeline_yaml),
-           "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    cmd = [
+        str(paddlex_python),
+        str(BENCH / "paddlex_serve.py"),
+        "--pipeline",
+        str(pipeline_yaml),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     srv = Server(name, port, proc, log, 1, {"kind": "paddlex", "env": env_extra or {}})
@@ -269,11 +323,31 @@ def start_paddlex(name: str, paddlex_python: Path, pipeline_yaml: Path, work: Pa
     return srv
 
 
-def run_loadgen(port: int, path: str, body_file: Path, clients: int, *, warmup: float = 0.0,
-                duration: float | None = None, requests: int | None = None) -> dict[str, Any]:
+def run_loadgen(
+    port: int,
+    path: str,
+    body_file: Path,
+    clients: int,
+    *,
+    warmup: float = 0.0,
+    duration: float | None = None,
+    requests: int | None = None,
+) -> dict[str, Any]:
     """The load generator in its own process (its CPU is its own, visible, and not the server's)."""
-    cmd = [sys.executable, str(BENCH / "loadgen.py"), "--port", str(port), "--path", path,
-           "--body", str(body_file), "--clients", str(clients), "--warmup", str(warmup)]
+    cmd = [
+        sys.executable,
+        str(BENCH / "loadgen.py"),
+        "--port",
+        str(port),
+        "--path",
+        path,
+        "--body",
+        str(body_file),
+        "--clients",
+        str(clients),
+        "--warmup",
+        str(warmup),
+    ]
     cmd += ["--duration", str(duration)] if duration else ["--requests", str(requests)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=(duration or 0) + warmup + 600)
     if not proc.stdout.strip():

@@ -28,8 +28,18 @@ class FloodStats:
 class Flood:
     """Keep ``idle`` + ``slow_header`` + ``slow_body`` connections open until :meth:`stop`."""
 
-    def __init__(self, host: str, port: int, *, idle: int = 500, slow_header: int = 20, slow_body: int = 20,
-                 path: str = "/", interval: float = 1.0, body_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        idle: int = 500,
+        slow_header: int = 20,
+        slow_body: int = 20,
+        path: str = "/",
+        interval: float = 1.0,
+        body_size: int = 100_000,
+    ) -> None:
         self.host, self.port, self.path = host, port, path
         self.counts = {"idle": idle, "slow_header": slow_header, "slow_body": slow_body}
         self.interval = interval
@@ -112,20 +122,26 @@ class Flood:
         await self._answer_or_close(reader)  # sends nothing; returns when the server closes
 
     async def _slow_header(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                + "".join(f"X-Slow-{i}: {'a' * 20}\r\n" for i in range(400))).encode()
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            + "".join(f"X-Slow-{i}: {'a' * 20}\r\n" for i in range(400))
+        ).encode()
         pending = asyncio.ensure_future(self._answer_or_close(reader))
         for i in range(0, len(head), 8):
             if pending.done():
                 return
-            writer.write(head[i:i + 8])
+            writer.write(head[i : i + 8])
             await writer.drain()
             await asyncio.sleep(self.interval)
         await pending
 
     async def _slow_body(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write((f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                      f"Content-Length: {self.body_size}\r\n\r\n").encode())
+        writer.write(
+            (
+                f"POST {self.path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {self.body_size}\r\n\r\n"
+            ).encode()
+        )
         await writer.drain()
         pending = asyncio.ensure_future(self._answer_or_close(reader))
         sent = 0
@@ -168,8 +184,15 @@ def timed_requests(host: str, port: int, path: str, body: bytes, n: int, timeout
             failures.append(code)
     conn.close()
     lat.sort()
-    return {"n": n, "ok": len(lat), "failures": failures, "codes": codes,
-            "p50_ms": _pct(lat, 0.5), "p95_ms": _pct(lat, 0.95), "max_ms": lat[-1] * 1000 if lat else None}
+    return {
+        "n": n,
+        "ok": len(lat),
+        "failures": failures,
+        "codes": codes,
+        "p50_ms": _pct(lat, 0.5),
+        "p95_ms": _pct(lat, 0.95),
+        "max_ms": lat[-1] * 1000 if lat else None,
+    }
 
 
 def _code(status: int, raw: bytes) -> str:
