@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
@@ -84,7 +85,7 @@ class CpuWindow:
     def __init__(self, server: S.Server) -> None:
         self.server = server
 
-    def __enter__(self) -> "CpuWindow":
+    def __enter__(self) -> CpuWindow:
         self.t0 = time.perf_counter()
         self.sys0 = psutil.cpu_times()
         self.srv0 = self.server.cpu_seconds()

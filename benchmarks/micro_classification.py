@@ -25,8 +25,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # --package DIR (a patched scratch copy) must win over the tree's package/, so read it first.
@@ -76,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         cv2.setNumThreads(a.cv2_threads)
 
     from visionpack import config as config_mod
+    from visionpack.bundle import load_bundle
     from visionpack.imaging import ImageLimits, decode
     from visionpack.inference import cls_transforms as T
-    from visionpack.bundle import load_bundle
     from visionpack.inference.paddle_engine import PaddleEngine as Engine, paddle_version
     from visionpack.services.classification import ClassificationService
 

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass
@@ -45,13 +45,13 @@ class Flood:
         self.interval = interval
         self.body_size = body_size
         self.stats = FloodStats()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._stop: Optional[asyncio.Event] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._open = {k: 0 for k in self.counts}
 
-    def start(self, settle: float = 30.0) -> "Flood":
+    def start(self, settle: float = 30.0) -> Flood:
         """Start, and return once every connection has been opened once (or ``settle`` passed)."""
         self._thread = threading.Thread(target=self._run, name="flood", daemon=True)
         self._thread.start()
@@ -72,7 +72,7 @@ class Flood:
             self._thread.join(timeout=30)
         return self.stats
 
-    def __enter__(self) -> "Flood":
+    def __enter__(self) -> Flood:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -207,7 +207,7 @@ def _code(status: int, raw: bytes) -> str:
     return f"{status}:{code}"
 
 
-def _pct(sorted_s: list[float], q: float) -> Optional[float]:
+def _pct(sorted_s: list[float], q: float) -> float | None:
     if not sorted_s:
         return None
     return round(sorted_s[min(len(sorted_s) - 1, int(q * len(sorted_s)))] * 1000, 2)

@@ -16,9 +16,7 @@ until install.py has proved it healthy (docs/releases.md).
 
 import os
 
-from visionpack import config as _config
-from visionpack import logs as _logs
-from visionpack import handover as _handover
+from visionpack import config as _config, handover as _handover, logs as _logs
 
 _cfg = _config.load()
 # Files the service creates (gallery, crops, logs, metric snapshots) are not for other users:

@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from .config import SLOT_FD_ENV, STANDBY_FLAG_ENV
 
@@ -67,7 +67,7 @@ STANDBY_ANSWER = "standby.json"  # the standby master's answer: its private prob
 # --- master side (runs inside gunicorn, started from when_ready) ------------------------------
 
 
-def serve(get_fds: Callable[[], tuple[list[int], dict[str, Any]]], addr: Optional[str] = None) -> socket.socket:
+def serve(get_fds: Callable[[], tuple[list[int], dict[str, Any]]], addr: str | None = None) -> socket.socket:
     """Answer every connection with ``get_fds()``'s descriptors and JSON header, in a thread.
 
     ``addr``: where to listen (default :func:`address` of this pid).
@@ -112,9 +112,9 @@ class Handed:
 
     info: dict[str, Any]
     listeners: list[socket.socket] = field(default_factory=list)
-    slot_fd: Optional[int] = None
+    slot_fd: int | None = None
 
-    def public(self, port: int) -> Optional[socket.socket]:
+    def public(self, port: int) -> socket.socket | None:
         for s in self.listeners:
             if s.getsockname()[1] == port:
                 return s
@@ -129,7 +129,7 @@ class Handed:
             self.slot_fd = None
 
 
-def fetch(pid: Optional[int], timeout: float = 5.0, *, addr: Optional[str] = None) -> Handed:
+def fetch(pid: int | None, timeout: float = 5.0, *, addr: str | None = None) -> Handed:
     """Copies of master ``pid``'s (or the master at ``addr``'s) listening sockets and license slot.
 
     OSError if it does not answer.
@@ -184,7 +184,7 @@ def bind_public(host: str, port: int, backlog: int = 2048) -> socket.socket:
 # --- worker side (post_worker_init hook) ----------------------------------------------------
 
 
-def hold_public(worker: Any, public_port: int, flag: Optional[str]) -> bool:
+def hold_public(worker: Any, public_port: int, flag: str | None) -> bool:
     """Keep a standby worker off the public socket until ``flag`` exists; True if held back.
 
     Relies on our HTTP front worker (visionpack.api.front, the only class we configure): the
@@ -210,7 +210,7 @@ def hold_public(worker: Any, public_port: int, flag: Optional[str]) -> bool:
     return True
 
 
-def _port(listener: Any) -> Optional[int]:
+def _port(listener: Any) -> int | None:
     try:
         name = listener.getsockname()
     except OSError:

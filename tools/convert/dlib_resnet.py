@@ -17,9 +17,10 @@ import hashlib
 import json
 import tarfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -393,6 +394,7 @@ def check_export(out_dir: Path, net: Any, size: tuple[int, int], log: Callable[[
     """The exported graph must reproduce the network under Paddle Inference (oneDNN off); oneDNN
     is recorded as usable only if it also runs and matches (bundle_writer.check_exported_model)."""
     import paddle
+
     from tools.convert import bundle_writer as bw
 
     probe = np.random.default_rng(0).uniform(-0.5, 0.5, size=(2, 3, *size)).astype(np.float32)
@@ -410,6 +412,7 @@ def build(
 ) -> None:
     """Write the complete bundle into ``out_dir`` (build_models.py's scratch dir)."""
     import paddle
+
     from tools.convert import bundle_writer as bw
 
     t0 = time.monotonic()

@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -98,8 +99,8 @@ def block_configs() -> list[tuple[int, int, int, int, int]]:
 def build_network(with_softmax: bool = True) -> Any:
     """The Paddle network (random weights). Imported lazily: only converters may import paddle."""
     import paddle
-    from paddle import nn
     import paddle.nn.functional as F
+    from paddle import nn
 
     def conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2D:
         return nn.Conv2D(cin, cout, k, stride=stride, padding="SAME", groups=groups, bias_attr=False)

@@ -18,9 +18,10 @@ import io
 import sys
 import time
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -252,6 +253,7 @@ def check_export(stage: str, out_dir: Path, net: Any, log: Callable[[str], None]
     """Every output of the exported graph must match the network (oneDNN off); oneDNN counts as
     usable only if every probe also runs and matches with it on."""
     import paddle
+
     from tools.convert import bundle_writer as bw
 
     worst, worst_dnn, dnn_ok, detail = 0.0, 0.0, True, "ran"
@@ -287,6 +289,7 @@ def build_stage(
 ) -> None:
     """Write the complete ``mtcnn_<stage>`` bundle into ``out_dir`` (build_models.py's scratch dir)."""
     import paddle
+
     from tools.convert import bundle_writer as bw
 
     t0 = time.monotonic()

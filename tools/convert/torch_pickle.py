@@ -25,8 +25,9 @@ import os
 import pickle
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Union
+from typing import IO, Any, Union
 
 import numpy as np
 

@@ -80,7 +80,7 @@ def parse(text: str, name: str = "catalog.yml") -> dict[str, Any]:
             if not isinstance(container, list):
                 raise CatalogError(f"{where}: list item where a mapping key was expected")
             item = body[1:].strip()
-            if ":" in item and not item[:1] in ("'", '"'):
+            if ":" in item and item[:1] not in ("'", '"'):
                 raise CatalogError(f"{where}: mappings inside lists are outside the catalog subset")
             container.append(_scalar(item, where))
             continue

@@ -17,7 +17,6 @@ import argparse
 import html.parser
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -221,7 +220,7 @@ class Fetcher:
         try:
             with _opener(self.config).open(url, timeout=timeout) as resp, open(out, "wb") as fh:
                 shutil.copyfileobj(resp, fh, 1 << 20)
-        except (urllib.error.URLError, OSError, socket.timeout) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
             raise FetchError(
                 EXIT_UNREACHABLE,
                 f"{entry.name}=={entry.version}: download of {entry.filename} failed: {getattr(exc, 'reason', exc)}",
@@ -254,7 +253,7 @@ def list_index_files(
             continue
         except FileNotFoundError:
             continue
-        except (urllib.error.URLError, OSError, socket.timeout) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
             unreachable.append(f"{page_url}: {getattr(exc, 'reason', exc)}")
             continue
         parser = _Links()

@@ -25,7 +25,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 # The package's standard-library file primitives are shared, not copied: package/ goes on the
 # path after whatever is there (a process that already imports a visionpack keeps it).
@@ -89,7 +89,7 @@ def sums_path(tar: Path) -> Path:
     return tar.with_name(tar.name + ".sha256")
 
 
-def check(repo: Path, *, deep: bool = False) -> Optional[str]:
+def check(repo: Path, *, deep: bool = False) -> str | None:
     """None if the image for the current inputs is present and intact, else why not."""
     inp = inputs(repo)
     tar = tar_path(repo, inp)
@@ -143,7 +143,7 @@ def prune(repo: Path) -> list[str]:
     return removed
 
 
-def mirror(sources: Optional[list[str]] = None) -> str:
+def mirror(sources: list[str] | None = None) -> str:
     """The first Debian (not security) URI of the configured apt sources, else deb.debian.org."""
     files = (
         sources
@@ -196,7 +196,7 @@ def _atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="image.py", description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("inputs", "check", "record", "mirror", "prune", "tag", "tar", "rootfs-key"))
     p.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])

@@ -24,8 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tools.train_pose import common, scenes, topdown
-from tools.train_pose import evaluate as ev
+from tools.train_pose import common, evaluate as ev, scenes, topdown
 from tools.train_pose.data import scene_seed
 
 DET_STRIDE = 8

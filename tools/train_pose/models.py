@@ -18,7 +18,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from tools.train_pose.common import DET_CHANNELS, DET_SIZE, DET_WIDTH, KPT_CHANNELS
+from tools.train_pose.common import DET_CHANNELS, DET_WIDTH, KPT_CHANNELS
 from tools.train_pose.scenes import FLIP_INDEX
 
 DET_STRIDE = 8

@@ -307,7 +307,7 @@ class _Canvas:
         self.labels = np.zeros(img.shape[:2], np.int32)
         self.h, self.w = img.shape[:2]
 
-    def window(self, x0: int, y0: int, x1: int, y1: int) -> "_Canvas":
+    def window(self, x0: int, y0: int, x1: int, y1: int) -> _Canvas:
         """A canvas over a sub-rectangle that writes through to this one (numpy views)."""
         sub = _Canvas.__new__(_Canvas)
         sub.img, sub.labels = self.img[y0:y1, x0:x1], self.labels[y0:y1, x0:x1]

@@ -13,7 +13,6 @@ running_var become paddle's ``_mean`` / ``_variance``.
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -117,8 +117,7 @@ def main() -> None:
     common.limit_threads(a.threads)
     import torch
 
-    from tools.train_pose import data as data_mod
-    from tools.train_pose import torch_models
+    from tools.train_pose import data as data_mod, torch_models
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)

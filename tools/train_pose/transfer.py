@@ -35,6 +35,7 @@ def transfer(model: str, ckpt: Path) -> float:
     import torch
 
     from tools.train_pose import models, torch_models
+    from tools.train_pose.common import DET_SIZE
 
     tnet = torch_models.PersonDetector() if model == "det" else torch_models.TinyPoseNet()
     tnet.load_state_dict(torch.load(ckpt / "last.pt", weights_only=True)["net"])
@@ -49,7 +50,7 @@ def transfer(model: str, ckpt: Path) -> float:
             raise SystemExit(f"{k}: paddle {own[k].shape} vs torch {v.shape}")
     pnet.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()})
     pnet.eval()
-    shape = (4, 3, models.DET_SIZE, models.DET_SIZE) if model == "det" else (4, 3, 128, 96)
+    shape = (4, 3, DET_SIZE, DET_SIZE) if model == "det" else (4, 3, 128, 96)
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     with torch.no_grad():
         t_out = tnet(torch.from_numpy(x))

@@ -14,7 +14,7 @@ import re
 import tarfile
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from .core import Context
 
@@ -52,9 +52,9 @@ def _tail(path: Path, limit: int) -> bytes:
         return fh.read()
 
 
-def collect(ctx: Context) -> List[Tuple[str, bytes]]:
+def collect(ctx: Context) -> list[tuple[str, bytes]]:
     """(name in the tarball, bytes) of everything support needs."""
-    files: List[Tuple[str, bytes]] = []
+    files: list[tuple[str, bytes]] = []
 
     def add(arc: str, path: Path, kind: str) -> None:
         try:
@@ -100,7 +100,7 @@ def collect(ctx: Context) -> List[Tuple[str, bytes]]:
     return files
 
 
-def write(ctx: Context, report_text: str, report_json: str, out: Optional[Path] = None) -> Path:
+def write(ctx: Context, report_text: str, report_json: str, out: Path | None = None) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = out or Path.cwd() / f"visionpack-support-{os.uname().nodename}-{stamp}.tar.gz"
     top = f"visionpack-support-{stamp}"

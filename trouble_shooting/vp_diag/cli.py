@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from . import bundle, discover, registry, report
 from .core import FAIL, Context, Result
@@ -25,7 +24,7 @@ def _rank(group: str) -> int:
     return 3
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="trouble_shooting.sh",
         description="Diagnose a visionpack install: one line "
@@ -46,7 +45,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def build_context(args: argparse.Namespace) -> tuple:
     package = discover.find_package(DIAG_DIR)
-    pre: List[Result] = []
+    pre: list[Result] = []
     roots = discover.find_roots(args.root, package=package)
     if args.root and not discover.is_root(roots[0]):
         pre.append(
@@ -108,7 +107,7 @@ def build_context(args: argparse.Namespace) -> tuple:
     return ctx, pre
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
     except SystemExit as exc:

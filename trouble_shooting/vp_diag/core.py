@@ -7,7 +7,7 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 
@@ -18,13 +18,13 @@ class Result:
     name: str  # short check id, e.g. "process", "port", "model-files"
     status: str  # PASS | WARN | FAIL | SKIP (skipped: a check it depends on failed)
     detail: str
-    fix: List[str] = field(default_factory=list)  # exact commands, shown after "Try fixing it:"
-    lines: List[str] = field(default_factory=list)  # evidence (matching log lines, changed components)
-    deploy: Optional[str] = None
-    root: Optional[str] = None
-    data: Dict[str, Any] = field(default_factory=dict)
+    fix: list[str] = field(default_factory=list)  # exact commands, shown after "Try fixing it:"
+    lines: list[str] = field(default_factory=list)  # evidence (matching log lines, changed components)
+    deploy: str | None = None
+    root: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -34,19 +34,19 @@ class Deploy:
 
     root: Path
     name: str
-    state: Optional[Dict[str, Any]] = None
-    state_error: Optional[str] = None
+    state: dict[str, Any] | None = None
+    state_error: str | None = None
 
     @property
     def dir(self) -> Path:
         return self.root / self.name
 
     @property
-    def version(self) -> Optional[str]:
+    def version(self) -> str | None:
         return (self.state or {}).get("release")
 
     @property
-    def release(self) -> Optional[Path]:
+    def release(self) -> Path | None:
         return self.dir / "releases" / self.version if self.version else None
 
     @property
@@ -68,7 +68,7 @@ class Deploy:
     def desired(self) -> str:
         return str((self.state or {}).get("desired") or "stopped")
 
-    def release_info(self) -> Dict[str, Any]:
+    def release_info(self) -> dict[str, Any]:
         if self.release is None:
             return {}
         try:
@@ -78,20 +78,20 @@ class Deploy:
             return {}
 
     @property
-    def runtime(self) -> Optional[Path]:
+    def runtime(self) -> Path | None:
         rt = self.release_info().get("runtime")
         return Path(rt) if rt else None
 
 
 @dataclass
 class Context:
-    roots: List[Path]
-    deploys: List[Deploy]
-    package: Optional[Path]  # the unpacked package (holds package/Install/install.py), if found
+    roots: list[Path]
+    deploys: list[Deploy]
+    package: Path | None  # the unpacked package (holds package/Install/install.py), if found
     diag_dir: Path  # trouble_shooting/ (this tool's directory)
-    selected: Optional[str] = None  # a deploy named on the command line
+    selected: str | None = None  # a deploy named on the command line
     # Facts one check learns and a later one needs (e.g. "process down" -> skip HTTP).
-    facts: Dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def install_cmd(self, root: Path, *args: str) -> str:
         """The exact install.py command line for this root."""
@@ -102,14 +102,14 @@ class Context:
             ["python3", shlex.quote(tool), "--root", shlex.quote(str(root))] + [shlex.quote(a) for a in args]
         )
 
-    def samples(self) -> List[Path]:
+    def samples(self) -> list[Path]:
         """Where bundled sample images may be: next to this tool (in the tar), then the package's."""
         out = [self.diag_dir / "samples"]
         if self.package:
             out.append(self.package / "package" / "samples")
         return out
 
-    def sample(self, rel: str) -> Optional[Path]:
+    def sample(self, rel: str) -> Path | None:
         for base in self.samples():
             if (base / rel).is_file():
                 return base / rel

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List
+from typing import Iterable
 
-from . import deploys as deploys_mod
-from . import venv_exec
+from . import deploys as deploys_mod, venv_exec
 from .core import FAIL, PASS, Context, Deploy, Result, deploy_group, quote
 
 GROUP = "deps"
 ORDER = 90
 COMMON = ["numpy", "cv2", "yaml", "flask", "gunicorn", "cryptography", "paddle"]
-BY_SERVICE: Dict[str, List[str]] = {"face": ["faiss"]}
+BY_SERVICE: dict[str, list[str]] = {"face": ["faiss"]}
 # Our own modules last: they pull the third-party ones in, so a failure there names the culprit.
 OWN = ["visionpack.licensing.admin", "visionpack.api.app"]
 TIMEOUT = 180.0  # importing paddle takes seconds on a cold page cache; 2 shared cores are slow
@@ -29,7 +28,7 @@ print(json.dumps(res))
 """
 
 
-def modules_for(service: str) -> List[str]:
+def modules_for(service: str) -> list[str]:
     return COMMON + BY_SERVICE.get(service, []) + OWN
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable
 
 from .core import Deploy
 
@@ -20,7 +20,7 @@ RESERVED = {".runtime", "licenses"}
 PROC = Path("/proc")
 
 
-def find_package(diag_dir: Path) -> Optional[Path]:
+def find_package(diag_dir: Path) -> Path | None:
     """The unpacked package this tool ships in (trouble_shooting/ sits at its top), if any."""
     top = diag_dir.resolve().parent
     return top if (top / "package" / "Install" / "install.py").is_file() else None
@@ -34,7 +34,7 @@ def is_root(path: Path) -> bool:
     return bool(deploy_names(path))
 
 
-def deploy_names(root: Path) -> List[str]:
+def deploy_names(root: Path) -> list[str]:
     """Directories holding a journal (state.json), as layout.Root.deploy_names does."""
     try:
         entries = sorted(root.iterdir())
@@ -47,7 +47,7 @@ def deploy_names(root: Path) -> List[str]:
     ]
 
 
-def _root_of_release_file(path: str) -> Optional[Path]:
+def _root_of_release_file(path: str) -> Path | None:
     # <root>/<deploy>/releases/<version>/{config.yml, start/gunicorn_conf.py}
     p = Path(path)
     parts = p.parts
@@ -59,9 +59,9 @@ def _root_of_release_file(path: str) -> Optional[Path]:
     return Path(*parts[: i - 1])
 
 
-def running_roots(proc: Path = PROC) -> List[Path]:
+def running_roots(proc: Path = PROC) -> list[Path]:
     """Roots of running gunicorn processes (environ when readable, else the -c path in cmdline)."""
-    found: List[Path] = []
+    found: list[Path] = []
     try:
         entries = list(proc.iterdir())
     except OSError:
@@ -94,21 +94,19 @@ def running_roots(proc: Path = PROC) -> List[Path]:
     return found
 
 
-def find_roots(
-    arg: Optional[str], env: Optional[dict] = None, package: Optional[Path] = None, proc: Path = PROC
-) -> List[Path]:
+def find_roots(arg: str | None, env: dict | None = None, package: Path | None = None, proc: Path = PROC) -> list[Path]:
     """Every install root found, in the order above, without duplicates."""
     env = os.environ if env is None else env
     if arg:
         return [Path(os.path.abspath(os.path.expanduser(arg)))]
-    cands: List[Path] = []
+    cands: list[Path] = []
     if env.get("VISIONPACK_ROOT"):
         cands.append(Path(os.path.abspath(os.path.expanduser(env["VISIONPACK_ROOT"]))))
     cands.append(DEFAULT_ROOT)
     if package is not None:
         cands.append(package / "work")
     cands += running_roots(proc)
-    out: List[Path] = []
+    out: list[Path] = []
     seen = set()
     for c in cands:
         key = os.path.realpath(c)
@@ -119,7 +117,7 @@ def find_roots(
     return out
 
 
-def load_deploys(roots: Iterable[Path], only: Optional[str] = None) -> List[Deploy]:
+def load_deploys(roots: Iterable[Path], only: str | None = None) -> list[Deploy]:
     out = []
     for root in roots:
         for name in deploy_names(root):

@@ -12,7 +12,7 @@ import http.client
 import json
 import socket
 import urllib.parse
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable
 
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote
 
@@ -33,7 +33,7 @@ class _UnixHTTP(http.client.HTTPConnection):
         self.sock = s
 
 
-def api(path: str, sock: str = SOCKET, timeout: float = 10.0) -> Tuple[Optional[int], Any, str]:
+def api(path: str, sock: str = SOCKET, timeout: float = 10.0) -> tuple[int | None, Any, str]:
     """(status, JSON, error) of GET ``path`` on the Engine API."""
     conn = _UnixHTTP(sock, timeout)
     try:
@@ -50,7 +50,7 @@ def api(path: str, sock: str = SOCKET, timeout: float = 10.0) -> Tuple[Optional[
         return resp.status, raw.decode("utf-8", "replace"), ""
 
 
-def containers(d: Deploy, sock: str = SOCKET) -> Tuple[Optional[List[dict]], str]:
+def containers(d: Deploy, sock: str = SOCKET) -> tuple[list[dict] | None, str]:
     filters = json.dumps({"label": [f"visionpack.deploy={d.name}", f"visionpack.root={d.root}"]})
     status, doc, err = api("/containers/json?all=1&filters=" + urllib.parse.quote(filters), sock)
     if status != 200 or not isinstance(doc, list):
@@ -124,7 +124,7 @@ def container_check(ctx: Context, d: Deploy, summary: dict, sock: str = SOCKET) 
     return Result(g, f"container {name}", PASS, detail, data={"state": st}, **kw)
 
 
-def deploy_checks(ctx: Context, d: Deploy, sock: str = SOCKET) -> List[Result]:
+def deploy_checks(ctx: Context, d: Deploy, sock: str = SOCKET) -> list[Result]:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
     found, err = containers(d, sock)
     if found is None:
@@ -154,7 +154,7 @@ def deploy_checks(ctx: Context, d: Deploy, sock: str = SOCKET) -> List[Result]:
     return [container_check(ctx, d, c, sock) for c in found]
 
 
-def runtime_kind(state: Optional[dict]) -> str:
+def runtime_kind(state: dict | None) -> str:
     """The deploy's runtime kind; an installer older than state schema 2 wrote it as ``runtime``
     (the installer migrates it when it next reads the file, this tool never writes)."""
     state = state or {}

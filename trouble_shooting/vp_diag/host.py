@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Callable, Iterable, List
+from typing import Callable, Iterable
 
 from .core import FAIL, PASS, WARN, Context, Result
 
@@ -114,9 +114,9 @@ def memory_check(meminfo: Path = Path("/proc/meminfo"), warn: int = MEM_WARN, fa
     return Result(GROUP, "memory", PASS, detail, data={"available": avail})
 
 
-def disk_paths(ctx: Context) -> List[Path]:
+def disk_paths(ctx: Context) -> list[Path]:
     """The filesystems we write to: each root, and the machine-wide licensing state."""
-    paths: List[Path] = list(ctx.roots) + [Path("/var/lib/visionpack")]
+    paths: list[Path] = list(ctx.roots) + [Path("/var/lib/visionpack")]
     seen, out = set(), []
     for p in paths:
         dev = os.stat(_existing(p)).st_dev

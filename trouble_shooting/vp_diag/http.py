@@ -16,7 +16,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable
 
 from . import procfs
 from .core import FAIL, PASS, SKIP, WARN, Context, Deploy, Result, deploy_group, quote
@@ -28,7 +28,7 @@ API_KEY_ENV = "VISIONPACK_API_KEY"
 REFUSED = (110, 6)  # Baidu's codes for "no / bad key" and "key without the scope" (errors.py)
 
 
-def auth_headers(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def auth_headers(env: dict[str, str] | None = None) -> dict[str, str]:
     key = (os.environ if env is None else env).get(API_KEY_ENV, "").strip()
     return {"X-API-Key": key} if key else {}
 
@@ -39,8 +39,8 @@ def url(host: str, port: int, path: str) -> str:
 
 
 def fetch(
-    u: str, body: Optional[dict] = None, timeout: float = 5.0, headers: Optional[Dict[str, str]] = None
-) -> Tuple[Optional[int], Any, str]:
+    u: str, body: dict | None = None, timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> tuple[int | None, Any, str]:
     """(status, parsed JSON or None, error text); status None when nothing answered."""
     data = json.dumps(body).encode() if body is not None else None
     hdrs = dict(headers or {})
@@ -60,7 +60,7 @@ def fetch(
         return status, None, raw[:200].decode("utf-8", "replace")
 
 
-def _cls_ok(doc: dict) -> Tuple[str, str]:
+def _cls_ok(doc: dict) -> tuple[str, str]:
     res = doc.get("results")
     if not isinstance(res, list) or not res:
         return WARN, "answered without results"
@@ -68,13 +68,13 @@ def _cls_ok(doc: dict) -> Tuple[str, str]:
     return PASS, f"top result {top.get('name')!r} score {top.get('score')}"
 
 
-def _kpt_ok(doc: dict) -> Tuple[str, str]:
+def _kpt_ok(doc: dict) -> tuple[str, str]:
     if not isinstance(doc.get("person_num"), int):
         return FAIL, "answer has no person_num"
     return PASS, f"{doc['person_num']} person(s) found"
 
 
-def _face_ok(doc: dict) -> Tuple[str, str]:
+def _face_ok(doc: dict) -> tuple[str, str]:
     res = doc.get("result") or {}
     n = res.get("face_num")
     if not isinstance(n, int):
@@ -85,7 +85,7 @@ def _face_ok(doc: dict) -> Tuple[str, str]:
 
 
 # service -> (sample candidates, EasyDL route, extra fields, judge of a success answer)
-INFERENCE: Dict[str, Tuple[Tuple[str, ...], str, dict, Callable[[dict], Tuple[str, str]]]] = {
+INFERENCE: dict[str, tuple[tuple[str, ...], str, dict, Callable[[dict], tuple[str, str]]]] = {
     "classification": (("cat.jpg",), "/{deploy}/ImageClassification", {"top_num": 3}, _cls_ok),
     "keypoint": (("person.jpg", "keypoint.jpg", "astronaut.jpg"), "/{deploy}/HumanKeypointDetection", {}, _kpt_ok),
     "face": (("faces/obama_2.jpg", "faces/obama_1.jpg"), "/{deploy}/FaceRecognition", {}, _face_ok),
@@ -215,7 +215,7 @@ def inference_check(ctx: Context, d: Deploy) -> Result:
     )
 
 
-def targets(host: str, own: List[str]) -> List[str]:
+def targets(host: str, own: list[str]) -> list[str]:
     """Own addresses a client could use for a server bound to ``host`` (empty: loopback only)."""
     if host == "0.0.0.0":
         return [a for a in own if ":" not in a]
@@ -224,7 +224,7 @@ def targets(host: str, own: List[str]) -> List[str]:
     return [host] if host in own else []
 
 
-def reach_check(ctx: Context, d: Deploy, own: Optional[List[str]] = None) -> Result:
+def reach_check(ctx: Context, d: Deploy, own: list[str] | None = None) -> Result:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
     own = procfs.own_addresses() if own is None else own
     addrs = targets(d.host, own)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Iterable
 
 from . import licfile, shared, venv_exec
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, quote
@@ -36,7 +36,7 @@ print(json.dumps(out, default=str))
 """
 
 
-def fix_table(ctx: Context, root: Path) -> Dict[str, List[str]]:
+def fix_table(ctx: Context, root: Path) -> dict[str, list[str]]:
     """The repair of each licensing reason (the keys are exactly ``licensing.license.REASONS``)."""
     lic = str(root / "licenses" / "license.lic")
     fp = ctx.install_cmd(root, "fingerprint", "--diff", lic)
@@ -67,7 +67,7 @@ def fix_table(ctx: Context, root: Path) -> Dict[str, List[str]]:
     }
 
 
-def fixes(ctx: Context, root: Path, reason: str) -> List[str]:
+def fixes(ctx: Context, root: Path, reason: str) -> list[str]:
     """The repair of ``reason``; for one this tool does not know (a newer runtime's), the fingerprint diff."""
     found = fix_table(ctx, root).get(reason)
     return (
@@ -77,18 +77,18 @@ def fixes(ctx: Context, root: Path, reason: str) -> List[str]:
     )
 
 
-def renew_early(ctx: Context, root: Path) -> List[str]:
+def renew_early(ctx: Context, root: Path) -> list[str]:
     """Not a reason (the license still works): it expires within EXPIRY_WARNING_DAYS."""
     return ["# ask the vendor for a renewal before it expires, then", ctx.install_cmd(root, "lu", "NEW_LICENSE")]
 
 
-def reset_mark(ctx: Context, root: Path, marks: Tuple[Path, ...]) -> List[str]:
+def reset_mark(ctx: Context, root: Path, marks: tuple[Path, ...]) -> list[str]:
     """clock-rollback because no copy of the mark verifies (edited or copied): once the clock is
     right, deleting the copies lets the next start rebuild the mark."""
     return ["timedatectl set-ntp true  # restore the clock first, then:", "rm " + " ".join(quote(m) for m in marks)]
 
 
-def _runtime_for(ctx: Context, root: Path, deploys: List[Deploy]) -> Optional[Tuple[Path, Path]]:
+def _runtime_for(ctx: Context, root: Path, deploys: list[Deploy]) -> tuple[Path, Path] | None:
     """(python, package dir) to verify with: a deploy's runtime and release, else any runtime + the package."""
     for d in deploys:
         if d.runtime and d.release and (d.runtime / "bin" / "python").exists():
@@ -145,7 +145,7 @@ def dates(ctx: Context, root: Path, g: str, licmod: Any, lic: Any, now: float) -
     return Result(g, "dates", PASS, f"valid until {p['expires_at']}: {data['days_left']} days left", data=data)
 
 
-def fingerprint(ctx: Context, root: Path, g: str, p: Dict[str, Any], fpmod: Any) -> Result:
+def fingerprint(ctx: Context, root: Path, g: str, p: dict[str, Any], fpmod: Any) -> Result:
     if fpmod is None:
         return Result(
             g,
@@ -234,7 +234,7 @@ def clock(ctx: Context, root: Path, g: str, licmod: Any, clkmod: Any, now: float
     )
 
 
-def scope(ctx: Context, root: Path, g: str, p: Dict[str, Any], d: Deploy) -> Result:
+def scope(ctx: Context, root: Path, g: str, p: dict[str, Any], d: Deploy) -> Result:
     deps, svcs = p.get("deploys"), p.get("services")
     if deps != "*" and d.name not in (deps or []):
         return Result(
@@ -257,7 +257,7 @@ def scope(ctx: Context, root: Path, g: str, p: Dict[str, Any], d: Deploy) -> Res
     return Result(g, f"scope {d.name}", PASS, f"deploy {d.name} / service {d.service} licensed", deploy=d.name)
 
 
-def root_checks(ctx: Context, root: Path) -> List[Result]:
+def root_checks(ctx: Context, root: Path) -> list[Result]:
     g = f"license ({root / 'licenses'})"
     deploys = [d for d in ctx.deploys if d.root == root]
     path = root / "licenses" / "license.lic"
@@ -317,7 +317,7 @@ def root_checks(ctx: Context, root: Path) -> List[Result]:
     return out
 
 
-def signature(ctx: Context, root: Path, g: str, deploys: List[Deploy], explained: set) -> List[Result]:
+def signature(ctx: Context, root: Path, g: str, deploys: list[Deploy], explained: set) -> list[Result]:
     rt = _runtime_for(ctx, root, deploys)
     if rt is None:
         return [

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hmac
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from . import shared
 
@@ -22,13 +22,13 @@ from . import shared
 _ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
 
 
-def candidates(package: Optional[Path], diag_dir: Path, releases: List[Path]) -> List[Path]:
+def candidates(package: Path | None, diag_dir: Path, releases: list[Path]) -> list[Path]:
     """Where the licensing modules are taken from: the deploys' releases first (their fingerprint
     and clock mark are what the services compute), then this tool's own package."""
     return [r / "package" / "visionpack" for r in releases] + shared.own_package(package, diag_dir)
 
 
-def raw_public_key(data: bytes) -> Optional[bytes]:
+def raw_public_key(data: bytes) -> bytes | None:
     """32 raw bytes of a PEM SubjectPublicKeyInfo or raw Ed25519 key file; None otherwise."""
     if b"PRIVATE KEY" in data:
         return None
@@ -43,9 +43,9 @@ def raw_public_key(data: bytes) -> Optional[bytes]:
     return data if len(data) == 32 else None
 
 
-def key_ids(licmod: Any, keys_dir: Path) -> Dict[str, str]:
+def key_ids(licmod: Any, keys_dir: Path) -> dict[str, str]:
     """kid -> file name of every public key in ``keys_dir`` (*.pub, *.pem)."""
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     for path in sorted(list(keys_dir.glob("*.pub")) + list(keys_dir.glob("*.pem"))):
         try:
             raw = raw_public_key(path.read_bytes()[:16384])
@@ -56,7 +56,7 @@ def key_ids(licmod: Any, keys_dir: Path) -> Dict[str, str]:
     return out
 
 
-def match(payload: Dict[str, Any], components: Dict[str, Optional[str]]) -> Dict[str, Any]:
+def match(payload: dict[str, Any], components: dict[str, str | None]) -> dict[str, Any]:
     """The licensing matching rule, per component, with its verdict."""
     bound = payload.get("components") or {}
     rule = payload.get("rule") or {}

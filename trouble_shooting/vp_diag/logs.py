@@ -8,7 +8,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Iterable
 
 from .core import PASS, WARN, Context, Deploy, Result, deploy_group, quote
 
@@ -22,7 +22,7 @@ KERNEL_OOM = re.compile(r"(Out of memory|oom-kill|Killed process).*(gunicorn|pyt
 _TS = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[.,]\d+)?\s*(?:([+-])(\d\d):?(\d\d)|Z)?")
 
 # category -> (check name, pattern, what it means)
-PATTERNS: Dict[str, Tuple[str, "re.Pattern[str]", str]] = {
+PATTERNS: dict[str, tuple[str, re.Pattern[str], str]] = {
     "traceback": (
         "log-tracebacks",
         re.compile(r"Traceback \(most recent call last\)"),
@@ -42,7 +42,7 @@ PATTERNS: Dict[str, Tuple[str, "re.Pattern[str]", str]] = {
 }
 
 
-def parse_time(line: str) -> Optional[float]:
+def parse_time(line: str) -> float | None:
     m = _TS.search(line[:64])
     if not m:
         return None
@@ -56,7 +56,7 @@ def parse_time(line: str) -> Optional[float]:
     return t + time.timezone if time.localtime().tm_isdst <= 0 else t + time.altzone
 
 
-def read_tail(path: Path, limit: int = TAIL_BYTES) -> List[str]:
+def read_tail(path: Path, limit: int = TAIL_BYTES) -> list[str]:
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
@@ -69,10 +69,10 @@ def read_tail(path: Path, limit: int = TAIL_BYTES) -> List[str]:
     return lines[1:] if size > limit else lines  # the first line of a cut tail is partial
 
 
-def scan(lines: List[str], since: float) -> Dict[str, List[str]]:
+def scan(lines: list[str], since: float) -> dict[str, list[str]]:
     """Matching recent lines per category; a traceback is shown with its final exception line."""
-    found: Dict[str, List[str]] = {k: [] for k in PATTERNS}
-    stamp: Optional[float] = None
+    found: dict[str, list[str]] = {k: [] for k in PATTERNS}
+    stamp: float | None = None
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -101,7 +101,7 @@ def scan(lines: List[str], since: float) -> Dict[str, List[str]]:
     return found
 
 
-def _cpp_summary(after: List[str]) -> Optional[str]:
+def _cpp_summary(after: list[str]) -> str | None:
     """The error line of a Paddle C++ traceback; None when it only reports a SIGTERM.
 
     gunicorn stops workers with SIGTERM, and Paddle's signal handler prints a "C++ Traceback"
@@ -117,7 +117,7 @@ def _cpp_summary(after: List[str]) -> Optional[str]:
     return after[-1].strip() if after else ""
 
 
-def fixes(ctx: Context, d: Deploy, key: str, log: Path) -> List[str]:
+def fixes(ctx: Context, d: Deploy, key: str, log: Path) -> list[str]:
     if key == "traceback":
         return [
             f"grep -n -A 40 'Traceback' {quote(log)} | tail -n 80",
@@ -137,10 +137,10 @@ def fixes(ctx: Context, d: Deploy, key: str, log: Path) -> List[str]:
     return ["free -m", "# fewer workers use less memory: reinstall with --workers N"]
 
 
-def deploy_logs(ctx: Context, d: Deploy, since: float) -> List[Result]:
+def deploy_logs(ctx: Context, d: Deploy, since: float) -> list[Result]:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
-    merged: Dict[str, List[str]] = {k: [] for k in PATTERNS}
-    where: Dict[str, Path] = {}
+    merged: dict[str, list[str]] = {k: [] for k in PATTERNS}
+    where: dict[str, Path] = {}
     for name in LOG_NAMES:
         path = d.dir / "logs" / name
         for key, lines in scan(read_tail(path), since).items():
@@ -170,7 +170,7 @@ def deploy_logs(ctx: Context, d: Deploy, since: float) -> List[Result]:
     return out
 
 
-def kernel_lines() -> Tuple[List[str], str]:
+def kernel_lines() -> tuple[list[str], str]:
     """OOM-killer lines about our processes from dmesg or the kernel log files, and where from."""
     sources = []
     try:

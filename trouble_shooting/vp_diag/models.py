@@ -8,7 +8,7 @@ loaded by path (shared.py), not a copy of it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Iterable
 
 from . import shared
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote
@@ -17,7 +17,7 @@ GROUP = "models"
 ORDER = 80
 
 
-def expected(core: Any, bundle: Path, recorded: Dict[str, str]) -> Dict[str, str]:
+def expected(core: Any, bundle: Path, recorded: dict[str, str]) -> dict[str, str]:
     """file -> sha256: the manifest's, else what the installer recorded."""
     try:
         declared = core.declared_checksums(core.read_manifest(bundle))
@@ -26,7 +26,7 @@ def expected(core: Any, bundle: Path, recorded: Dict[str, str]) -> Dict[str, str
     return declared or {k: v for k, v in recorded.items() if k != core.MANIFEST_FILE}
 
 
-def bundle_check(ctx: Context, core: Any, d: Deploy, bundle: Path, recorded: Dict[str, str]) -> Result:
+def bundle_check(ctx: Context, core: Any, d: Deploy, bundle: Path, recorded: dict[str, str]) -> Result:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
     want = expected(core, bundle, recorded)
     if not want:
@@ -55,9 +55,9 @@ def bundle_check(ctx: Context, core: Any, d: Deploy, bundle: Path, recorded: Dic
     )
 
 
-def repair(ctx: Context, core: Any, d: Deploy, bundle: Path, want: Dict[str, str], bad: List[str]) -> List[str]:
+def repair(ctx: Context, core: Any, d: Deploy, bundle: Path, want: dict[str, str], bad: list[str]) -> list[str]:
     """Copy intact files back from the package when its copy matches; else reinstall the deploy."""
-    src: Optional[Path] = ctx.package / "models" / bundle.name if ctx.package else None
+    src: Path | None = ctx.package / "models" / bundle.name if ctx.package else None
     cmds = []
     for name in bad:
         if src is not None and not core.damaged(src, {name: want[name]}):

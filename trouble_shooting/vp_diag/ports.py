@@ -6,7 +6,7 @@ Listening sockets come from /proc/net/tcp{,6}; their owners from the socket inod
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional
+from typing import Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group
@@ -30,7 +30,7 @@ def covers(listen_addr: str, host: str) -> bool:
     return listen_addr == "0.0.0.0" and ":" not in host
 
 
-def port_check(ctx: Context, d: Deploy, listeners: Optional[List[procfs.Listener]] = None) -> Result:
+def port_check(ctx: Context, d: Deploy, listeners: list[procfs.Listener] | None = None) -> Result:
     g = deploy_group(d)
     kw = dict(deploy=d.name, root=str(d.root))
     port = d.port

@@ -12,7 +12,7 @@ import os
 import pwd
 import stat
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote
@@ -24,7 +24,7 @@ SHARED = Path("/var/lib/visionpack")
 MAX_SHOWN = 5
 
 
-def uid_of(pid: int, base: Path = procfs.PROC) -> Optional[int]:
+def uid_of(pid: int, base: Path = procfs.PROC) -> int | None:
     """The real uid of ``pid`` (``Uid:`` of /proc/<pid>/status), None if it is gone."""
     try:
         for line in (base / str(pid) / "status").read_text().splitlines():
@@ -42,7 +42,7 @@ def user_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def loose_files(top: Path, bits: int) -> List[Tuple[Path, int]]:
+def loose_files(top: Path, bits: int) -> list[tuple[Path, int]]:
     """(path, mode) of everything under ``top`` (not following links) with any of ``bits`` set."""
     out = []
     if not top.is_dir():
@@ -59,7 +59,7 @@ def loose_files(top: Path, bits: int) -> List[Tuple[Path, int]]:
     return out
 
 
-def _shown(items: List[Tuple[Path, int]]) -> List[str]:
+def _shown(items: list[tuple[Path, int]]) -> list[str]:
     more = [f"... and {len(items) - MAX_SHOWN} more"] if len(items) > MAX_SHOWN else []
     return [f"{m:04o} {p}" for p, m in items[:MAX_SHOWN]] + more
 
@@ -86,7 +86,7 @@ def shared_state_check(ctx: Context, shared: Path = SHARED) -> Result:
     return Result(GROUP, "licensing-state", PASS, f"nothing under {shared} is open to other users")
 
 
-def user_check(ctx: Context, d: Deploy, base: Path = procfs.PROC) -> Optional[Result]:
+def user_check(ctx: Context, d: Deploy, base: Path = procfs.PROC) -> Result | None:
     """A running process deploy's master runs as the service user (or, non-root installs, its operator)."""
     if not ctx.deploy_fact(d, "running") or ctx.deploy_fact(d, "docker"):
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote
@@ -23,7 +23,7 @@ def find_master(d: Deploy, procs: list) -> tuple:
     return (masters[0] if masters else None), "scan", pid, info
 
 
-def process_check(ctx: Context, d: Deploy, procs: Optional[list] = None) -> list:
+def process_check(ctx: Context, d: Deploy, procs: list | None = None) -> list:
     g = deploy_group(d)
     procs = procfs.all_procs() if procs is None else procs
     master, how, file_pid, file_info = find_master(d, procs)

@@ -9,7 +9,6 @@ import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Set
 
 PROC = Path("/proc")
 TCP_LISTEN = "0A"
@@ -27,7 +26,7 @@ class Proc:
         return self.state not in ("Z", "X")
 
 
-def proc(pid: int, base: Path = PROC) -> Optional[Proc]:
+def proc(pid: int, base: Path = PROC) -> Proc | None:
     try:
         stat = (base / str(pid) / "stat").read_text()
         raw = (base / str(pid) / "cmdline").read_bytes()
@@ -39,7 +38,7 @@ def proc(pid: int, base: Path = PROC) -> Optional[Proc]:
     return Proc(pid, int(rest[1]), rest[0], raw.replace(b"\0", b" ").decode("utf-8", "replace").strip())
 
 
-def all_procs(base: Path = PROC) -> List[Proc]:
+def all_procs(base: Path = PROC) -> list[Proc]:
     out = []
     try:
         entries = list(base.iterdir())
@@ -53,7 +52,7 @@ def all_procs(base: Path = PROC) -> List[Proc]:
     return out
 
 
-def is_ours(p: Optional[Proc], deploy_dir: Path, deploy: str) -> bool:
+def is_ours(p: Proc | None, deploy_dir: Path, deploy: str) -> bool:
     """Same rule as installer/procs.is_ours: proc title, or gunicorn naming this deploy's releases."""
     if p is None or not p.alive:
         return False
@@ -62,7 +61,7 @@ def is_ours(p: Optional[Proc], deploy_dir: Path, deploy: str) -> bool:
     return "gunicorn" in p.cmdline and f"{deploy_dir}/releases/" in p.cmdline
 
 
-def read_pid(path: Path) -> Optional[int]:
+def read_pid(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
     except OSError:
@@ -70,7 +69,7 @@ def read_pid(path: Path) -> Optional[int]:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def children(pid: int, procs: List[Proc]) -> List[int]:
+def children(pid: int, procs: list[Proc]) -> list[int]:
     return sorted(p.pid for p in procs if p.ppid == pid and p.alive)
 
 
@@ -89,7 +88,7 @@ def _decode_addr(hexaddr: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, words)
 
 
-def listeners(base: Path = PROC) -> List[Listener]:
+def listeners(base: Path = PROC) -> list[Listener]:
     """Every TCP socket in LISTEN state in this network namespace."""
     out = []
     for name in ("tcp", "tcp6"):
@@ -106,10 +105,10 @@ def listeners(base: Path = PROC) -> List[Listener]:
     return out
 
 
-def socket_owners(inodes: Set[int], base: Path = PROC) -> Dict[int, List[int]]:
+def socket_owners(inodes: set[int], base: Path = PROC) -> dict[int, list[int]]:
     """inode -> pids holding that socket (needs permission to read their fd tables)."""
     want = {f"socket:[{i}]": i for i in inodes}
-    owners: Dict[int, List[int]] = {i: [] for i in inodes}
+    owners: dict[int, list[int]] = {i: [] for i in inodes}
     if not want:
         return owners
     try:
@@ -135,9 +134,9 @@ def socket_owners(inodes: Set[int], base: Path = PROC) -> Dict[int, List[int]]:
     return owners
 
 
-def own_addresses() -> List[str]:
+def own_addresses() -> list[str]:
     """This host's own non-loopback unicast addresses (IPv4 by ioctl, IPv6 from /proc/net/if_inet6)."""
-    out: List[str] = []
+    out: list[str] = []
     try:
         names = [n for _, n in socket.if_nameindex()]
     except OSError:

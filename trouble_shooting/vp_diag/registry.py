@@ -11,10 +11,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import traceback
-from typing import List
 
-from . import __name__ as PKG
-from . import __path__ as PKG_PATH
+from . import __name__ as PKG, __path__ as PKG_PATH
 from .core import FAIL, Context, Result
 
 
@@ -29,8 +27,8 @@ def modules() -> list:
     return sorted(found, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 
-def run_all(ctx: Context) -> List[Result]:
-    results: List[Result] = []
+def run_all(ctx: Context) -> list[Result]:
+    results: list[Result] = []
     for mod in modules():
         try:
             results.extend(mod.checks(ctx))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote
@@ -19,7 +19,7 @@ ORDER = 45
 NEEDED = ("release.json", "config.yml", "start/gunicorn_conf.py", "package/visionpack/__init__.py")
 
 
-def previous(state: Dict[str, Any]) -> Optional[str]:
+def previous(state: dict[str, Any]) -> str | None:
     current, rels = state.get("release"), state.get("releases") or {}
     for entry in reversed(state.get("history") or []):
         v = entry.get("release") if isinstance(entry, dict) else None
@@ -32,7 +32,7 @@ def previous(state: Dict[str, Any]) -> Optional[str]:
     return others[-1] if others else None
 
 
-def release_problems(d: Deploy, version: str) -> List[str]:
+def release_problems(d: Deploy, version: str) -> list[str]:
     rel = d.dir / "releases" / version
     if not rel.is_dir():
         return [f"{rel} is missing"]
@@ -46,7 +46,7 @@ def release_problems(d: Deploy, version: str) -> List[str]:
     return out
 
 
-def release_of(p: procfs.Proc, d: Deploy) -> Optional[str]:
+def release_of(p: procfs.Proc, d: Deploy) -> str | None:
     marker = f"{d.dir}/releases/"
     texts = [p.cmdline]
     try:
@@ -62,7 +62,7 @@ def release_of(p: procfs.Proc, d: Deploy) -> Optional[str]:
     return None
 
 
-def masters(d: Deploy, procs: List[procfs.Proc]) -> Dict[int, Optional[str]]:
+def masters(d: Deploy, procs: list[procfs.Proc]) -> dict[int, str | None]:
     ours = {p.pid: p for p in procs if procfs.is_ours(p, d.dir, d.name)}
     return {pid: release_of(p, d) for pid, p in sorted(ours.items()) if p.ppid not in ours}
 
@@ -114,7 +114,7 @@ def kept_check(ctx: Context, d: Deploy) -> Result:
     return Result(g, "kept-releases", PASS, f"kept besides the current: {', '.join(kept) or 'none'}", **kw)
 
 
-def masters_check(ctx: Context, d: Deploy, procs: List[procfs.Proc]) -> Optional[Result]:
+def masters_check(ctx: Context, d: Deploy, procs: list[procfs.Proc]) -> Result | None:
     g, kw = deploy_group(d), dict(deploy=d.name, root=str(d.root))
     found = masters(d, procs)
     if not found:

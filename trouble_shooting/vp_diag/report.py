@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 from .core import FAIL, PASS, SKIP, WARN, Result
 
@@ -13,13 +13,13 @@ STATUSES = (PASS, WARN, FAIL, SKIP)
 MAX_LINES = 10  # EasyTroubleShoot shows the first 10 matching log lines; so do we
 
 
-def counts(results: List[Result]) -> Dict[str, int]:
+def counts(results: list[Result]) -> dict[str, int]:
     return {s: sum(1 for r in results if r.status == s) for s in STATUSES}
 
 
-def grouped(results: List[Result]) -> List[tuple]:
-    order: List[str] = []
-    by: Dict[str, List[Result]] = {}
+def grouped(results: list[Result]) -> list[tuple]:
+    order: list[str] = []
+    by: dict[str, list[Result]] = {}
     for r in results:
         if r.group not in by:
             order.append(r.group)
@@ -28,7 +28,7 @@ def grouped(results: List[Result]) -> List[tuple]:
     return [(g, by[g]) for g in order]
 
 
-def document(results: List[Result], roots: List[str]) -> Dict[str, Any]:
+def document(results: list[Result], roots: list[str]) -> dict[str, Any]:
     c = counts(results)
     return {
         "tool": "visionpack trouble_shooting",
@@ -41,7 +41,7 @@ def document(results: List[Result], roots: List[str]) -> Dict[str, Any]:
     }
 
 
-def text(results: List[Result], roots: List[str]) -> str:
+def text(results: list[Result], roots: list[str]) -> str:
     out = [
         f"visionpack trouble_shooting on {socket.gethostname()} at "
         f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
@@ -68,5 +68,5 @@ def text(results: List[Result], roots: List[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_json(results: List[Result], roots: List[str]) -> str:
+def to_json(results: list[Result], roots: list[str]) -> str:
     return json.dumps(document(results, roots), indent=1, sort_keys=False, ensure_ascii=False) + "\n"

@@ -19,7 +19,7 @@ import importlib
 import sys
 import types
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Iterable
 
 # What vp_diag loads, and the files they import. build_tar.sh ships exactly these files of the
 # package in trouble_shooting.tar (under shared/visionpack/), so a copy unpacked on a server
@@ -37,16 +37,16 @@ FILES = (
 )
 SHIPPED = "shared"  # <tar>/shared/visionpack: the tar's own copy of FILES
 
-_aliases: Dict[str, str] = {}
+_aliases: dict[str, str] = {}
 
 
-def own_package(package: Optional[Path], diag_dir: Path) -> List[Path]:
+def own_package(package: Path | None, diag_dir: Path) -> list[Path]:
     """This tool's own ``visionpack`` directory: the package it sits in, else the copy the tar ships."""
     out = [package / "package" / "visionpack"] if package else []
     return out + [diag_dir / SHIPPED / "visionpack"]
 
 
-def load(name: str, candidates: Iterable[Path]) -> Optional[Any]:
+def load(name: str, candidates: Iterable[Path]) -> Any | None:
     """Module ``name`` (e.g. ``"licensing.license"``) of the first ``visionpack`` directory that has
     it and loads; None when none does."""
     rel = name.replace(".", "/") + ".py"

@@ -11,14 +11,12 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 PRELUDE = "import sys, json\nsys.path.insert(0, sys.argv[1])\n"
 
 
-def run(
-    python: Path, package_dir: Path, code: str, args: List[str], timeout: float = 120.0
-) -> Tuple[Optional[Any], str]:
+def run(python: Path, package_dir: Path, code: str, args: list[str], timeout: float = 120.0) -> tuple[Any | None, str]:
     """(JSON the snippet printed last, or None; error text)."""
     if not os.access(python, os.X_OK):
         return None, f"{python} is missing or not executable"

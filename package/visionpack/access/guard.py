@@ -40,7 +40,7 @@ def _signature(st: os.stat_result) -> tuple:
 class AccessGuard:
     """Per-worker view of one deploy's access.json; thread-safe."""
 
-    def __init__(self, path: Optional[Path]) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._sig: Any = _NEVER
@@ -48,7 +48,7 @@ class AccessGuard:
         self._state = AccessState()
 
     @classmethod
-    def for_config(cls, cfg: Any) -> "AccessGuard":
+    def for_config(cls, cfg: Any) -> AccessGuard:
         """The guard of a service config: ``<data_dir>/access.json``; defaults when no data_dir."""
         data_dir = getattr(cfg, "data_dir", "") or ""
         return cls(Path(data_dir) / FILE if data_dir else None)
@@ -96,7 +96,7 @@ class AccessGuard:
             log.info("reloaded %s: %s, %d key(s)", self.path, _describe(state), len(state.keys))
         self._state, self._good, self._sig = state, True, sig
 
-    def authorize(self, scope: str, peer: Optional[str], presented: Optional[str]) -> Grant:
+    def authorize(self, scope: str, peer: str | None, presented: str | None) -> Grant:
         """Grant, or AccessTokenInvalid / NoPermission (model.decide) against the current file."""
         return decide(self.state(), scope, peer, presented)
 
@@ -105,7 +105,7 @@ def _describe(state: AccessState) -> str:
     return ", ".join(f"{s} {state.policies[s]}" for s in SCOPES)
 
 
-def presented_key(headers: Any, args: Any) -> Optional[str]:
+def presented_key(headers: Any, args: Any) -> str | None:
     """The credential a request carries, in this order: ``Authorization: Bearer``, ``X-API-Key``,
     the ``access_token`` query parameter (Baidu's). The first one present is used."""
     scheme, _, value = (headers.get("Authorization") or "").strip().partition(" ")

@@ -23,7 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 from ..errors import AccessTokenInvalid, NoPermission
 
@@ -56,7 +56,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _epoch(text: Optional[str], what: str) -> Optional[float]:
+def _epoch(text: str | None, what: str) -> float | None:
     if text is None:
         return None
     if not isinstance(text, str):
@@ -75,13 +75,13 @@ class KeyRecord:
     sha256: str
     created_at: str
     revoked: bool = False
-    revoked_at: Optional[str] = None
+    revoked_at: str | None = None
     # Set only on the installer's own short-lived probe keys (probe.py).
-    expires_at: Optional[str] = None
-    _expires: Optional[float] = field(default=None, compare=False, repr=False)
+    expires_at: str | None = None
+    _expires: float | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "KeyRecord":
+    def from_dict(cls, d: Any) -> KeyRecord:
         if not isinstance(d, dict):
             raise ValueError("each key must be an object")
         kid = d.get("id")
@@ -124,17 +124,17 @@ class KeyRecord:
             "expires_at": self.expires_at,
         }
 
-    def public(self, now: Optional[float] = None) -> dict[str, Any]:
+    def public(self, now: float | None = None) -> dict[str, Any]:
         """What ``apikey list`` shows: everything but the hash."""
         d = self.to_dict()
         del d["sha256"]
         d["active"] = self.active(now)
         return d
 
-    def expired(self, now: Optional[float] = None) -> bool:
+    def expired(self, now: float | None = None) -> bool:
         return self._expires is not None and (time.time() if now is None else now) >= self._expires
 
-    def active(self, now: Optional[float] = None) -> bool:
+    def active(self, now: float | None = None) -> bool:
         return not self.revoked and not self.expired(now)
 
 
@@ -148,7 +148,7 @@ class AccessState:
         object.__setattr__(self, "policies", {**DEFAULT_POLICIES, **self.policies})
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "AccessState":
+    def from_json(cls, text: str | bytes) -> AccessState:
         """Parse and validate; ValueError naming what is wrong."""
         try:
             doc = json.loads(text)
@@ -185,7 +185,7 @@ class AccessState:
             + "\n"
         )
 
-    def match(self, presented: str) -> Optional[KeyRecord]:
+    def match(self, presented: str) -> KeyRecord | None:
         """The record whose hash matches ``presented``, revoked or not; None if none does.
 
         Every stored hash is compared, each in constant time, so the answer's timing says
@@ -198,20 +198,20 @@ class AccessState:
                 found = rec
         return found
 
-    def key(self, key_id: str) -> Optional[KeyRecord]:
+    def key(self, key_id: str) -> KeyRecord | None:
         return next((k for k in self.keys if k.id == key_id), None)
 
-    def with_policy(self, scope: str, policy: str) -> "AccessState":
+    def with_policy(self, scope: str, policy: str) -> AccessState:
         return replace(self, policies={**self.policies, scope: policy})
 
-    def with_key(self, rec: KeyRecord) -> "AccessState":
+    def with_key(self, rec: KeyRecord) -> AccessState:
         return replace(self, keys=self.keys + (rec,))
 
-    def with_keys(self, keys: tuple[KeyRecord, ...]) -> "AccessState":
+    def with_keys(self, keys: tuple[KeyRecord, ...]) -> AccessState:
         return replace(self, keys=keys)
 
 
-def is_loopback(peer: Optional[str]) -> bool:
+def is_loopback(peer: str | None) -> bool:
     """127.0.0.0/8, ::1 and IPv4-mapped ::ffff:127.x; anything unparsable is not loopback."""
     if not peer:
         return False
@@ -230,12 +230,10 @@ class Grant:
 
     scope: str
     via: str
-    key_id: Optional[str] = None
+    key_id: str | None = None
 
 
-def decide(
-    state: AccessState, scope: str, peer: Optional[str], presented: Optional[str], now: Optional[float] = None
-) -> Grant:
+def decide(state: AccessState, scope: str, peer: str | None, presented: str | None, now: float | None = None) -> Grant:
     """The access decision for one request; AccessTokenInvalid (110) or NoPermission (6) if refused.
 
     ``open`` checks no credential at all (a wrong key is not even looked at); ``loopback`` lets

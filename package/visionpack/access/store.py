@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from ..errors import ConfigInvalid, UsageError
 from ..fsutil import atomic_write, fsync_dir
@@ -91,7 +91,7 @@ def update(data_dir: Path, change: Callable[[AccessState], tuple[AccessState, T]
     return result
 
 
-def parse_scopes(values: Optional[Sequence[str]]) -> tuple[str, ...]:
+def parse_scopes(values: Sequence[str] | None) -> tuple[str, ...]:
     """``--scope infer --scope gallery`` or ``--scope infer,gallery``; default ``infer``."""
     scopes: list[str] = []
     for value in values or ["infer"]:
@@ -111,7 +111,7 @@ def check_name(name: str) -> str:
 
 
 def create_key(
-    data_dir: Path, scopes: Sequence[str], name: str = "", expires_in: Optional[float] = None
+    data_dir: Path, scopes: Sequence[str], name: str = "", expires_in: float | None = None
 ) -> tuple[str, KeyRecord]:
     """(the key, its record); the key itself is returned here once and stored nowhere."""
     key = new_key()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from ..errors import NoPermission
@@ -47,11 +47,11 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def valid_token(value: Optional[str]) -> bool:
+def valid_token(value: str | None) -> bool:
     return bool(value) and bool(_TOKEN.match(value or ""))
 
 
-def _host_port(netloc: str, scheme: str) -> Optional[tuple[str, int]]:
+def _host_port(netloc: str, scheme: str) -> tuple[str, int] | None:
     try:
         parts = urlsplit(f"{scheme}://{netloc}")
         port = parts.port
@@ -62,7 +62,7 @@ def _host_port(netloc: str, scheme: str) -> Optional[tuple[str, int]]:
     return parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS.get(scheme, -1)
 
 
-def same_origin(origin: str, host: Optional[str]) -> bool:
+def same_origin(origin: str, host: str | None) -> bool:
     """Whether ``origin`` (``scheme://host[:port]``) names the service the ``Host`` header names.
 
     The port of a Host without one is the Origin scheme's default, so the service behind a TLS
@@ -80,7 +80,7 @@ def same_origin(origin: str, host: Optional[str]) -> bool:
     return mine is not None and mine == theirs
 
 
-def cross_site_reason(origin: Optional[str], fetch_site: Optional[str], host: Optional[str]) -> Optional[str]:
+def cross_site_reason(origin: str | None, fetch_site: str | None, host: str | None) -> str | None:
     """None when the request may be served; else why it is refused (a short, escaped text)."""
     if fetch_site is not None and fetch_site.strip().lower() in REFUSED_SITES:
         return f"Sec-Fetch-Site is {fetch_site.strip().lower()}"
@@ -93,7 +93,7 @@ def cross_site_reason(origin: Optional[str], fetch_site: Optional[str], host: Op
     return None
 
 
-def token_reason(cookie: Optional[str], header: Optional[str]) -> Optional[str]:
+def token_reason(cookie: str | None, header: str | None) -> str | None:
     """None when the console token is absent from both places (an API client) or the same in both."""
     if cookie is None and header is None:
         return None

@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Any
 
 import h11
 from gunicorn.workers import base
@@ -40,8 +40,7 @@ from gunicorn.workers import base
 from .. import config as config_mod
 from ..access.guard import redact_target
 from ..errors import InvalidArgument, VisionpackError
-from . import envelopes as E
-from . import wsgi
+from . import envelopes as E, wsgi
 
 READ_CHUNK = 256 * 1024
 # A stopping worker keeps kept-alive connections this long, for a request a client may already
@@ -70,7 +69,7 @@ class _Conn:
         self.peer: tuple[str, int] = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
         self.idle = True  # waiting for the first byte of a request: safe to close
         self.idle_since = time.monotonic()
-        self.task: Optional[asyncio.Task] = None
+        self.task: asyncio.Task | None = None
         self.closing = False
 
 
@@ -80,7 +79,7 @@ class FrontWorker(base.Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = config_mod.load()
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.conns: set[_Conn] = set()
         self._pending_listeners: list[socket.socket] = []
         self._listener_lock = threading.Lock()
@@ -246,7 +245,7 @@ class FrontWorker(base.Worker):
         first_wait = (
             s.keepalive_timeout if conn.h11.their_state is h11.IDLE and self._served(conn) else s.header_timeout
         )
-        head_deadline: Optional[float] = None
+        head_deadline: float | None = None
         started = 0.0
         while True:
             try:
@@ -282,7 +281,7 @@ class FrontWorker(base.Worker):
     def _served(conn: _Conn) -> bool:
         return conn.h11.their_http_version is not None
 
-    async def _read(self, conn: _Conn, timeout: float, on_timeout: Optional[str]) -> bytes:
+    async def _read(self, conn: _Conn, timeout: float, on_timeout: str | None) -> bytes:
         if timeout <= 0:
             await self._timed_out(conn, on_timeout)
         try:
@@ -294,7 +293,7 @@ class FrontWorker(base.Worker):
             raise _Closed()  # the client hung up (between requests or mid-way: nobody to answer)
         return data
 
-    async def _timed_out(self, conn: _Conn, what: Optional[str]) -> None:
+    async def _timed_out(self, conn: _Conn, what: str | None) -> None:
         if what is not None and conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             await self._send_error(conn, InvalidArgument(f"the request {what} did not arrive in time"), 408)
         raise _Closed()
@@ -418,7 +417,7 @@ class FrontWorker(base.Worker):
             return False
         return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
 
-    async def _read_body(self, conn: _Conn, started: float, limit: int) -> Optional[tuple[bytes, Optional[int]]]:
+    async def _read_body(self, conn: _Conn, started: float, limit: int) -> tuple[bytes, int | None] | None:
         """(body, None), or (b"", bytes seen) when over ``limit``; None after a protocol error."""
         s = self.settings
         if conn.h11.they_are_waiting_for_100_continue:
@@ -493,7 +492,7 @@ _REASONS = {
 }
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> Optional[int]:
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
             try:

@@ -29,8 +29,7 @@ from ..errors import (
     VisionpackError,
 )
 from ..services.protocol import Operation, Service
-from . import csrf
-from . import envelopes as E
+from . import csrf, envelopes as E
 from .jsonbody import parse_object
 
 log = logging.getLogger("visionpack.api")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 from urllib.parse import unquote_to_bytes
 
 import h11
@@ -21,7 +21,7 @@ Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 
 
 def environ(
-    req: h11.Request, body: bytes, too_large: Optional[int], peer: tuple[str, int], server: Any, *, multiprocess: bool
+    req: h11.Request, body: bytes, too_large: int | None, peer: tuple[str, int], server: Any, *, multiprocess: bool
 ) -> dict[str, Any]:
     """PEP 3333 environ of a request read whole; ``visionpack.body_too_large`` when its body was
     over the limit (then discarded: the app answers 336004 in its route's dialect)."""

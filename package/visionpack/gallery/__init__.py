@@ -95,7 +95,7 @@ class Gallery:
         dim: int,
         max_keys: int | None = None,
         settings: GalleryConfig | None = None,
-    ) -> "Gallery":
+    ) -> Gallery:
         """The deploy's gallery: the store its config names (``settings``; SQLite when None)."""
         store = open_store(settings or GalleryConfig(), data_dir)
         return cls.over(store, params, model, dim, cache_dir(data_dir), max_keys)
@@ -109,7 +109,7 @@ class Gallery:
         dim: int,
         cache_dir: Path | None = None,
         max_keys: int | None = None,
-    ) -> "Gallery":
+    ) -> Gallery:
         """A gallery on a store already open, with its default index (requests without an
         indexKey and the service's warm-up use it)."""
         g = cls(store, params, model, dim, cache_dir, max_keys)

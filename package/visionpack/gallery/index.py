@@ -208,7 +208,7 @@ class VectorIndex:
             return buf.getvalue()
 
     @classmethod
-    def load(cls, data: bytes, dim: int, params: IndexParams, labels: dict[int, str]) -> "VectorIndex":
+    def load(cls, data: bytes, dim: int, params: IndexParams, labels: dict[int, str]) -> VectorIndex:
         """A dumped index; ``labels`` = the store's id -> label now. Ids the store no longer has
         keep a blank label until the tombstones newer than the snapshot remove them."""
         z = np.load(io.BytesIO(data), allow_pickle=False)

@@ -92,7 +92,7 @@ class SqliteStore:
         self._conn = self._connect()
 
     @classmethod
-    def from_config(cls, settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> "SqliteStore":
+    def from_config(cls, settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> SqliteStore:
         """The deploy's database, in its data directory."""
         if settings.dsn:
             raise ConfigInvalid(
@@ -143,16 +143,14 @@ class SqliteStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            with self._tx(self.conn, write=True) as c:
-                yield c
+        with self._lock, self._tx(self.conn, write=True) as c:
+            yield c
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         # One read transaction = one WAL snapshot: generation and rows agree with each other.
-        with self._lock:
-            with self._tx(self.conn) as c:
-                yield c
+        with self._lock, self._tx(self.conn) as c:
+            yield c
 
     def close(self) -> None:
         with self._lock:

@@ -243,7 +243,7 @@ class DetPreprocessor:
     input_names: list[str] = field(default_factory=lambda: ["image", "scale_factor"])
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], input_names: Sequence[str]) -> "DetPreprocessor":
+    def from_config(cls, config: dict[str, Any], input_names: Sequence[str]) -> DetPreprocessor:
         names = list(input_names)
         unknown = [n for n in names if n not in KNOWN_INPUTS]
         if "image" not in names or unknown:

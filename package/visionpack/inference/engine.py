@@ -22,9 +22,9 @@ from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ..bundle import ENGINE_KIND, Bundle
 from ..config import ServiceConfig
 from ..errors import ModelInvalid
-from ..bundle import ENGINE_KIND, Bundle
 
 MODULE_SUFFIX = "_engine"
 

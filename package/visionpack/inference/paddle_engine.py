@@ -17,9 +17,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..bundle import Bundle
 from ..config import ServiceConfig, export_env
 from ..errors import ModelInvalid
-from ..bundle import Bundle
 
 _init_lock = threading.Lock()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from .procs import probe_host
 
@@ -47,7 +47,7 @@ def describe(host: str, port: int, deploy: str) -> str:
     return f"listening on {_url(host, port)} (that interface only): {local}"
 
 
-def gallery_policy(data_dir: Path) -> Optional[str]:
+def gallery_policy(data_dir: Path) -> str | None:
     """The deploy's policy for gallery writes (open | loopback | key), None if unknown.
 
     Read through access/store.py (the credentials' module); a broken access file is not
@@ -63,7 +63,7 @@ def gallery_policy(data_dir: Path) -> Optional[str]:
         return None
 
 
-def warning(host: str, port: int, service: str, data_dir: Path) -> Optional[str]:
+def warning(host: str, port: int, service: str, data_dir: Path) -> str | None:
     """The warning for a deploy whose gallery anyone on the network may change, else None."""
     if is_loopback(host) or service not in GALLERY_SERVICES:
         return None

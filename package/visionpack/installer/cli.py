@@ -18,13 +18,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 from ..errors import UsageError, VisionpackError
 from .context import Context
 from .layout import DEFAULT_ROOT, Root, resolve_root
-from .runtimes.kinds import DEFAULT as DEFAULT_KIND
-from .runtimes.kinds import KINDS
+from .runtimes.kinds import DEFAULT as DEFAULT_KIND, KINDS
 from .settings import ROOT_ENV
 from .source import Source
 
@@ -374,9 +373,7 @@ def report_error(exc: VisionpackError, as_json: bool) -> int:
     return exc.exit_code
 
 
-def main(
-    argv: Optional[Sequence[str]] = None, *, package_dir: Optional[Path] = None, env: Optional[dict] = None
-) -> int:
+def main(argv: Sequence[str] | None = None, *, package_dir: Path | None = None, env: dict | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
     if os.geteuid() == 0:

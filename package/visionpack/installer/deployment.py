@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ..errors import NotInstalled
 from . import journal, recovery
@@ -12,9 +12,7 @@ from .layout import DeployPaths
 from .runtimes.kinds import runtime_for
 
 
-def require(
-    ctx: Context, deploy: str, *, recover: bool = False, say: Optional[Callable[[str], None]] = None
-) -> Installed:
+def require(ctx: Context, deploy: str, *, recover: bool = False, say: Callable[[str], None] | None = None) -> Installed:
     """The installed deploy or NotInstalled; ``recover`` (only under the lock) repairs first."""
     paths = ctx.root.deploy(deploy)
     state = journal.load(paths)

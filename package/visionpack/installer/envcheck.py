@@ -14,7 +14,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 from ..bundle import files as bundle_files
 from ..errors import EnvironmentCheckFailed, InstallerError, ModelInvalid, PackageCorrupt, PortInUse
@@ -137,7 +137,7 @@ def check_memory(meminfo: Path = Path("/proc/meminfo"), minimum: int = MIN_MEMOR
     return Check("memory", True, f"{free / GIB:.1f} GiB memory available")
 
 
-def port_free(host: str, port: int) -> Optional[str]:
+def port_free(host: str, port: int) -> str | None:
     """None when ``host:port`` can be bound the way gunicorn binds it, else the reason."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -206,7 +206,7 @@ def check_payload(source: Source) -> Check:
 
 
 def check_checksums(
-    source: Source, bundles: Optional[Sequence[str]] = None, verify: Optional[Callable[[Path], list]] = None
+    source: Source, bundles: Sequence[str] | None = None, verify: Callable[[Path], list] | None = None
 ) -> Check:
     """verify.py over the whole package; damage in a model bundle this deploy does not use only warns."""
     if verify is None:
@@ -280,7 +280,7 @@ def _problem_text(problem: object) -> str:
     return str(problem)
 
 
-def _load_verify(source: Source) -> Optional[Callable[[Path], list]]:
+def _load_verify(source: Source) -> Callable[[Path], list] | None:
     """tools/download/verify.py's ``verify``, imported the way its docstring says (repo root on the path)."""
     if source.find_verifier() is None:
         return None
@@ -386,7 +386,7 @@ def run(source: Source, root: Path, deploy: str, host: str, port: int, bundles: 
     return Report(checks)
 
 
-def error_for(report: Report) -> Optional[InstallerError]:
+def error_for(report: Report) -> InstallerError | None:
     """The error to raise for a failed report: the specific class if every failure shares it."""
     failures = report.failures
     if not failures:

@@ -46,7 +46,7 @@ def private_mode(mode: int, is_dir: bool) -> int:
     return perm | 0o700 if is_dir else perm
 
 
-def _fix_fd(fd: int, st: os.stat_result, mode: Optional[int], owner: Optional[tuple[int, int]]) -> None:
+def _fix_fd(fd: int, st: os.stat_result, mode: int | None, owner: tuple[int, int] | None) -> None:
     # root:<service group> is a file the installer shares read-only on purpose (access.json,
     # serviceuser.share_with_service): left so. Anything else of root's in a service tree was
     # written by an older installer or a root-run service, and becomes the service user's.
@@ -57,7 +57,7 @@ def _fix_fd(fd: int, st: os.stat_result, mode: Optional[int], owner: Optional[tu
         os.fchmod(fd, mode)
 
 
-def _open_entry(name: str, dir_fd: int) -> Optional[int]:
+def _open_entry(name: str, dir_fd: int) -> int | None:
     """A descriptor of a regular file or directory entry, never through a symlink; None to skip."""
     try:
         return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dir_fd)
@@ -68,7 +68,7 @@ def _open_entry(name: str, dir_fd: int) -> Optional[int]:
 
 
 def walk_fix(
-    top: Path, mode_of: Callable[[os.stat_result, bool], Optional[int]], owner: Optional[tuple[int, int]] = None
+    top: Path, mode_of: Callable[[os.stat_result, bool], int | None], owner: tuple[int, int] | None = None
 ) -> None:
     """Apply ``mode_of(st, is_dir)`` (None: leave the mode) and ``owner`` to ``top`` and below."""
     if not top.is_dir() or top.is_symlink():
@@ -88,7 +88,7 @@ def walk_fix(
                 os.close(fd)
 
 
-def _no_world_write(st: os.stat_result, is_dir: bool) -> Optional[int]:
+def _no_world_write(st: os.stat_result, is_dir: bool) -> int | None:
     mode = stat.S_IMODE(st.st_mode)
     return mode & ~0o002 if mode & 0o002 else None
 
@@ -129,7 +129,7 @@ def prepare_shared_state(ids: Ids, base: Path = SHARED_STATE) -> None:
         walk_fix(d, lambda st, is_dir, m=file_mode: SHARED_DIR_MODE if is_dir else m, ids)
 
 
-def secure_root(root: Root, ids: Ids, *, deploys: Optional[list[str]] = None) -> None:
+def secure_root(root: Root, ids: Ids, *, deploys: list[str] | None = None) -> None:
     """The whole install root: nothing world-writable, licenses and each deploy's service trees."""
     if not root.path.is_dir():
         return

@@ -16,7 +16,7 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping
 
 from ..errors import StartFailed
 
@@ -29,7 +29,7 @@ def prove(
     release: Path,
     port: int,
     timeout: float = 60.0,
-    headers: Optional[Mapping[str, str]] = None,
+    headers: Mapping[str, str] | None = None,
 ) -> str:
     """A one-line description of the proof; StartFailed with the answer if it failed.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .layout import DeployPaths
 from .release import config_from_release, read_info
@@ -32,7 +32,7 @@ class Installed:
 
     paths: DeployPaths
     state: dict[str, Any]
-    at: Optional[str] = None
+    at: str | None = None
 
     @property
     def version(self) -> str:

@@ -20,7 +20,7 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from ..errors import ConfigInvalid, OperationLocked
 from ..fsutil import atomic_write
@@ -34,7 +34,7 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def load(paths: DeployPaths) -> Optional[dict[str, Any]]:
+def load(paths: DeployPaths) -> dict[str, Any] | None:
     """The journal in this installer's schema, or None when the deploy is not installed (no state.json)."""
     state = _read(paths)
     if state is not None and migrate(state):
@@ -42,7 +42,7 @@ def load(paths: DeployPaths) -> Optional[dict[str, Any]]:
     return state
 
 
-def _read(paths: DeployPaths) -> Optional[dict[str, Any]]:
+def _read(paths: DeployPaths) -> dict[str, Any] | None:
     try:
         text = paths.state.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -161,11 +161,11 @@ def clear(paths: DeployPaths, state: dict[str, Any]) -> None:
 @dataclass(frozen=True)
 class Recovery:
     action: str  # "none" | "undo-install" | "complete-remove" | "clear" | "undo-switch" | "complete-switch"
-    op: Optional[dict[str, Any]]
+    op: dict[str, Any] | None
     reason: str
 
 
-def decide(state: Optional[dict[str, Any]]) -> Recovery:
+def decide(state: dict[str, Any] | None) -> Recovery:
     """What to do about an operation a killed installer left behind."""
     op = (state or {}).get("operation")
     if not op:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping
 
 from . import settings
 
@@ -27,7 +27,7 @@ LICENSES_DIR = "licenses"
 RESERVED = {VENVS_DIR, LICENSES_DIR}
 
 
-def resolve_root(arg: Optional[str], env: Optional[Mapping[str, str]] = None) -> Path:
+def resolve_root(arg: str | None, env: Mapping[str, str] | None = None) -> Path:
     """``--root`` beats ``$VISIONPACK_ROOT`` beats /opt/visionpack; always absolute."""
     raw = arg or settings.root(env) or DEFAULT_ROOT
     # abspath, not resolve(): a root that is itself a symlink keeps the name the operator gave.
@@ -53,7 +53,7 @@ class Root:
     def licenses(self) -> Path:
         return self.path / LICENSES_DIR
 
-    def deploy(self, name: str) -> "DeployPaths":
+    def deploy(self, name: str) -> DeployPaths:
         return DeployPaths(self, name)
 
     def deploy_names(self) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import LicenseError, RuntimeInstallFailed
 from . import settings
@@ -44,7 +44,7 @@ def check_license(
     root: Path,
     deploy: str,
     service: str,
-    runtime_python: Optional[Path] = None,
+    runtime_python: Path | None = None,
     replacing: bool = False,
     limit: bool = True,
 ) -> dict[str, Any]:

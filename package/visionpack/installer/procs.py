@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..config import CONFIG_ENV, SLOT_FD_ENV
 from ..errors import StartFailed, StopFailed
@@ -43,7 +43,7 @@ class ProcInfo:
         return self.state not in ("Z", "X")
 
 
-def proc_info(pid: int, proc: Path = PROC) -> Optional[ProcInfo]:
+def proc_info(pid: int, proc: Path = PROC) -> ProcInfo | None:
     try:
         stat = (proc / str(pid) / "stat").read_text()
         raw = (proc / str(pid) / "cmdline").read_bytes()
@@ -56,7 +56,7 @@ def proc_info(pid: int, proc: Path = PROC) -> Optional[ProcInfo]:
     return ProcInfo(pid, int(rest[1]), rest[0], raw.replace(b"\0", b" ").decode("utf-8", "replace").strip())
 
 
-def is_ours(info: Optional[ProcInfo], paths: DeployPaths) -> bool:
+def is_ours(info: ProcInfo | None, paths: DeployPaths) -> bool:
     """True if ``info`` is a live gunicorn of this deploy (by proc title or by config path)."""
     if info is None or not info.alive:
         return False
@@ -65,7 +65,7 @@ def is_ours(info: Optional[ProcInfo], paths: DeployPaths) -> bool:
     return "gunicorn" in info.cmdline and f"{paths.dir}/releases/" in info.cmdline
 
 
-def read_pid(pidfile: Path) -> Optional[int]:
+def read_pid(pidfile: Path) -> int | None:
     try:
         text = pidfile.read_text().strip()
     except OSError:
@@ -73,7 +73,7 @@ def read_pid(pidfile: Path) -> Optional[int]:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def release_of(pid: int, paths: DeployPaths, proc: Path = PROC) -> Optional[str]:
+def release_of(pid: int, paths: DeployPaths, proc: Path = PROC) -> str | None:
     """Which release a master of this deploy runs: from its -c path, else its VISIONPACK_CONFIG."""
     info = proc_info(pid, proc)
     marker = f"{paths.dir}/releases/"
@@ -97,7 +97,7 @@ def _environ_config(pid: int, proc: Path) -> str:
     return ""
 
 
-def masters(paths: DeployPaths, proc: Path = PROC) -> dict[int, Optional[str]]:
+def masters(paths: DeployPaths, proc: Path = PROC) -> dict[int, str | None]:
     """Every running gunicorn master of this deploy -> its release (two during an upgrade)."""
     ours = {}
     for entry in proc.iterdir():
@@ -109,7 +109,7 @@ def masters(paths: DeployPaths, proc: Path = PROC) -> dict[int, Optional[str]]:
     return {pid: release_of(pid, paths, proc) for pid in sorted(ours) if ours[pid].ppid not in ours}
 
 
-def master(paths: DeployPaths, proc: Path = PROC, version: Optional[str] = None) -> Optional[int]:
+def master(paths: DeployPaths, proc: Path = PROC, version: str | None = None) -> int | None:
     """Pid of this deploy's serving master (or of ``version``'s master), or None.
 
     The pid file is the fast path; if it is missing or stale, /proc is searched, so a deleted
@@ -163,8 +163,8 @@ def probe_host(host: str) -> str:
 
 
 def get_ready(
-    host: str, port: int, timeout: float = 2.0, headers: Optional[Mapping[str, str]] = None
-) -> tuple[Optional[int], Optional[dict]]:
+    host: str, port: int, timeout: float = 2.0, headers: Mapping[str, str] | None = None
+) -> tuple[int | None, dict | None]:
     """(HTTP status, JSON body) of GET /ready, or (None, None) if nothing answers.
 
     Without ops rights (access/: a key, or loopback under the default policy) the body is only
@@ -228,9 +228,9 @@ def launch(
     release: Path,
     *,
     listeners: Sequence[int] = (),
-    slot_fd: Optional[int] = None,
-    extra_env: Optional[Mapping[str, str]] = None,
-    env: Optional[Mapping[str, str]] = None,
+    slot_fd: int | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen:
     """Spawn a release's gunicorn master detached (own session); it outlives the installer.
 
@@ -301,8 +301,8 @@ def launch(
 
 
 def _poll_ready(
-    paths: DeployPaths, host: str, port: int, timeout: float, exited: Callable[[], Optional[str]]
-) -> Optional[tuple]:
+    paths: DeployPaths, host: str, port: int, timeout: float, exited: Callable[[], str | None]
+) -> tuple | None:
     """Poll GET /ready until 200 (None) or ``timeout`` (the last answer); StartFailed if the master exits."""
     deadline = time.monotonic() + timeout
     while True:
@@ -351,7 +351,7 @@ def start(
     port: int,
     *,
     timeout: float = 120.0,
-    env: Optional[Mapping[str, str]] = None,
+    env: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
 ) -> int:
     """Spawn gunicorn detached and wait for /ready == 200; returns the master pid."""
@@ -382,7 +382,7 @@ def _alive(pids: list[int], proc: Path = PROC) -> list[int]:
     return [p for p in pids if (i := proc_info(p, proc)) is not None and i.alive]
 
 
-def stop(paths: DeployPaths, graceful: float, *, say: Callable[[str], None] = print, pid: Optional[int] = None) -> bool:
+def stop(paths: DeployPaths, graceful: float, *, say: Callable[[str], None] = print, pid: int | None = None) -> bool:
     """Stop master ``pid``, or every master of the deploy: TERM, wait ``graceful`` s, then KILL.
 
     False if nothing was running. TERM is graceful: a master closes its copy of the listening

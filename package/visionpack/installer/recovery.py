@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from . import journal
 from .layout import DeployPaths
 from .release import remove_tree
 
 
-def recover(
-    paths: DeployPaths, state: Optional[dict[str, Any]], say: Callable[[str], None]
-) -> Optional[dict[str, Any]]:
+def recover(paths: DeployPaths, state: dict[str, Any] | None, say: Callable[[str], None]) -> dict[str, Any] | None:
     """Apply :func:`journal.decide`; returns the state afterwards (None = not installed)."""
     decision = journal.decide(state)
     if decision.action == "none":
@@ -82,8 +80,8 @@ def _repoint_pidfile(paths: DeployPaths, state: dict[str, Any]) -> None:
 
 
 def undo_install(
-    paths: DeployPaths, state: dict[str, Any], version: Optional[str], say: Callable[[str], None]
-) -> Optional[dict[str, Any]]:
+    paths: DeployPaths, state: dict[str, Any], version: str | None, say: Callable[[str], None]
+) -> dict[str, Any] | None:
     committed = state.get("release")
     if version and version != committed:
         half = paths.release(version)

@@ -9,7 +9,7 @@ undo`` mean it, provided it is still kept.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from . import journal
 from .layout import DeployPaths
@@ -34,7 +34,7 @@ def _last_used(info: dict[str, Any]) -> str:
     return max(str(info.get("activated_at") or ""), str(info.get("installed_at") or ""))
 
 
-def previous(state: dict[str, Any]) -> Optional[str]:
+def previous(state: dict[str, Any]) -> str | None:
     """The kept release that was current before the current one (None if there is none)."""
     current = state.get("release")
     rels = state.get("releases") or {}
@@ -54,7 +54,7 @@ def record_activation(state: dict[str, Any], version: str, op: str) -> None:
     del history[:-HISTORY_MAX]
 
 
-def to_prune(state: dict[str, Any], keep: Optional[int] = None) -> list[str]:
+def to_prune(state: dict[str, Any], keep: int | None = None) -> list[str]:
     """Versions beyond the newest ``keep``; never the current or the previous release."""
     keep = keep or keep_of(state)
     protected = {state.get("release"), previous(state)}
@@ -66,9 +66,7 @@ def to_prune(state: dict[str, Any], keep: Optional[int] = None) -> list[str]:
     return [v for v in kept(state) if v not in survivors]
 
 
-def prune(
-    paths: DeployPaths, state: dict[str, Any], say: Callable[[str], None], keep: Optional[int] = None
-) -> list[str]:
+def prune(paths: DeployPaths, state: dict[str, Any], say: Callable[[str], None], keep: int | None = None) -> list[str]:
     """Forget, then delete, releases beyond the last ``keep`` (state first: a crash leaves an orphan dir)."""
     gone = to_prune(state, keep)
     if not gone:

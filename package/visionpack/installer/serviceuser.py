@@ -19,7 +19,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import EnvironmentCheckFailed
 
@@ -32,7 +32,7 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def lookup() -> Optional[tuple[int, int]]:
+def lookup() -> tuple[int, int] | None:
     """(uid, gid) the services run as, or None when they run as the invoking user.
 
     None when not root (a non-root installer cannot switch users) or when the user does not
@@ -75,7 +75,7 @@ def _run(cmd: list[str]) -> None:
         )
 
 
-def ensure(say: Callable[[str], None] = print) -> Optional[tuple[int, int]]:
+def ensure(say: Callable[[str], None] = print) -> tuple[int, int] | None:
     """As root, create the system user once (no login shell, no home); return its (uid, gid).
 
     uid/gid 10001 as in the Docker image when those numbers are free on this host, else the
@@ -140,7 +140,7 @@ def share_with_service(path: os.PathLike[str] | str) -> None:
         os.chown(path, 0, ids[1], follow_symlinks=False)
 
 
-def name_of(ids: Optional[tuple[int, int]]) -> str:
+def name_of(ids: tuple[int, int] | None) -> str:
     """Who the services run as, for messages."""
     if ids is None:
         try:
@@ -150,7 +150,7 @@ def name_of(ids: Optional[tuple[int, int]]) -> str:
     return f"{NAME} (uid {ids[0]})"
 
 
-def popen_kwargs(ids: Optional[tuple[int, int]]) -> dict[str, Any]:
+def popen_kwargs(ids: tuple[int, int] | None) -> dict[str, Any]:
     """subprocess.Popen arguments that start a child as the service user (nothing when None).
 
     Only the user's own group: the root installer's supplementary groups must not leak into
@@ -170,7 +170,7 @@ def popen_kwargs(ids: Optional[tuple[int, int]]) -> dict[str, Any]:
     return {"preexec_fn": demote}
 
 
-def _may(st: os.stat_result, uid: Optional[int], gids: Sequence[int], bits: int) -> bool:
+def _may(st: os.stat_result, uid: int | None, gids: Sequence[int], bits: int) -> bool:
     """Mode-bit permission check for ``bits`` (4 r, 2 w, 1 x) as ``uid``/``gids`` (ACLs ignored)."""
     if uid == 0:
         return True
@@ -181,7 +181,7 @@ def _may(st: os.stat_result, uid: Optional[int], gids: Sequence[int], bits: int)
     return st.st_mode & bits == bits
 
 
-def blocked(path: os.PathLike[str] | str, ids: Optional[tuple[int, int]], *, need: int = 4) -> Optional[Path]:
+def blocked(path: os.PathLike[str] | str, ids: tuple[int, int] | None, *, need: int = 4) -> Path | None:
     """The first directory (or the file itself) the service user cannot pass to reach ``path``.
 
     ``ids`` None means a user who does not exist yet: only "other" permission bits count.
@@ -203,7 +203,7 @@ def blocked(path: os.PathLike[str] | str, ids: Optional[tuple[int, int]], *, nee
     return None if _may(os.stat(target), uid, gids, bits) else target
 
 
-def explain(path: os.PathLike[str] | str, where: Path, ids: Optional[tuple[int, int]]) -> str:
+def explain(path: os.PathLike[str] | str, where: Path, ids: tuple[int, int] | None) -> str:
     """A sentence saying why the service user cannot reach ``path`` and what to do."""
     try:
         mode = f"{stat.S_IMODE(os.stat(where).st_mode):04o}"
@@ -223,7 +223,7 @@ def _owner(path: Path) -> str:
         return "?"
 
 
-def first_blocked(paths: Iterable[os.PathLike[str] | str], ids: Optional[tuple[int, int]]) -> Optional[str]:
+def first_blocked(paths: Iterable[os.PathLike[str] | str], ids: tuple[int, int] | None) -> str | None:
     """``explain`` for the first of ``paths`` the service user cannot reach, or None."""
     for p in paths:
         where = blocked(p, ids, need=5 if os.access(p, os.X_OK) and not os.path.isdir(p) else 4)

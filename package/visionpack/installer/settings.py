@@ -11,7 +11,7 @@ operator's shell gives the installer.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional
+from typing import Mapping
 
 ROOT_ENV = "VISIONPACK_ROOT"  # the install root when --root is not given (layout.resolve_root)
 REEXEC_ENV = "VISIONPACK_REEXEC"  # "1": install.py re-ran itself in the runtime venv (commands/license.py)
@@ -24,7 +24,7 @@ def environ() -> dict[str, str]:
     return dict(os.environ)
 
 
-def root(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+def root(env: Mapping[str, str] | None = None) -> str | None:
     """``$VISIONPACK_ROOT`` (of ``env`` when given), or None."""
     return (os.environ if env is None else env).get(ROOT_ENV) or None
 
@@ -34,6 +34,6 @@ def reexecuted() -> bool:
     return os.environ.get(REEXEC_ENV) == "1"
 
 
-def kill_point() -> Optional[str]:
+def kill_point() -> str | None:
     """The crash tests' ``<op>:<step>``; None (always, outside them) leaves every checkpoint inert."""
     return os.environ.get(KILL_ENV) or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import PackageCorrupt, UnknownDeploy
 from . import yamlload
@@ -40,7 +40,7 @@ class Source:
     top: Path
 
     @classmethod
-    def from_package_dir(cls, package_dir: Path) -> "Source":
+    def from_package_dir(cls, package_dir: Path) -> Source:
         return cls(Path(package_dir).resolve().parent)
 
     @property
@@ -143,5 +143,5 @@ class Source:
     def bundle_dir(self, bundle: str) -> Path:
         return self.models / bundle
 
-    def find_verifier(self) -> Optional[Path]:
+    def find_verifier(self) -> Path | None:
         return self.verifier if self.verifier.is_file() else None

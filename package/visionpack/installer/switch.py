@@ -20,7 +20,7 @@ caller reports why. How a master starts, proves and retires is the deploy's runt
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from ..access import probe
 from ..access.scopes import INFER
@@ -53,7 +53,7 @@ def activate(
     *,
     op: str,
     timeout: float,
-    runtime: Optional[Runtime] = None,
+    runtime: Runtime | None = None,
 ) -> dict[str, Any]:
     """Make kept release ``target`` current (and serving, if the deploy runs); the caller holds the lock.
 
@@ -130,7 +130,7 @@ def finish(
     state: dict[str, Any],
     op: str,
     result: dict[str, Any],
-    runtime: Optional[Runtime] = None,
+    runtime: Runtime | None = None,
 ) -> dict[str, Any]:
     """After the commit: stop every master of another release, prune, clear the record."""
     runtime = runtime or runtime_for(state)
@@ -152,7 +152,7 @@ def finish(
 
 
 def undo(
-    ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True, runtime: Optional[Runtime] = None
+    ctx: Context, paths: DeployPaths, state: dict[str, Any], *, say_why: bool = True, runtime: Runtime | None = None
 ) -> None:
     """Before the commit: stop the target's master, drop a release the op built, restore links."""
     runtime = runtime or runtime_for(state)

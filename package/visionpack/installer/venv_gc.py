@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from ..fsutil import fsync_dir
 from .layout import Root
@@ -32,7 +32,7 @@ GC_PREFIX = ".gc-"
 GRACE_S = 3600.0
 
 
-def referenced(root: Root) -> Optional[set[Path]]:
+def referenced(root: Root) -> set[Path] | None:
     """Runtime paths used by the root's releases, or None when some release cannot be read."""
     used: set[Path] = set()
     for name in root.deploy_names():
@@ -51,7 +51,7 @@ def referenced(root: Root) -> Optional[set[Path]]:
 
 
 def collect(
-    root: Root, *, now: Optional[float] = None, grace_s: float = GRACE_S, say: Callable[[str], None] = print
+    root: Root, *, now: float | None = None, grace_s: float = GRACE_S, say: Callable[[str], None] = print
 ) -> list[str]:
     """Remove unreferenced runtimes; returns the keys removed."""
     base = root.venv_base

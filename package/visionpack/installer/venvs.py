@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from ..errors import EnvironmentCheckFailed, RuntimeInstallFailed
 from ..fsutil import fsync_dir
@@ -40,7 +40,7 @@ def is_complete(venv: Path) -> bool:
     return python_of(venv).exists() and gunicorn_of(venv).exists()
 
 
-def runnable_by_service(python: os.PathLike[str] | str, ids: Optional[tuple[int, int]]) -> Optional[str]:
+def runnable_by_service(python: os.PathLike[str] | str, ids: tuple[int, int] | None) -> str | None:
     """None if the service user can run ``python`` (a venv's or a base interpreter), else why not.
 
     A venv's bin/python is a symlink to its base interpreter, whose standard library sits

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-_WHEELS: Optional[Path] = None
+_WHEELS: Path | None = None
 
 
 def use_wheelhouse(wheels: Path) -> None:

@@ -60,7 +60,7 @@ _MAX_READ = 4096
 
 def component_hash(component: str, value: str) -> str:
     """Domain-separated hash of one identifier (hex)."""
-    key = f"{PRODUCT}/fp/v{FP_VERSION}/{component}".encode("utf-8")
+    key = f"{PRODUCT}/fp/v{FP_VERSION}/{component}".encode()
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 

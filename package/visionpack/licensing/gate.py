@@ -76,7 +76,7 @@ class LicenseGate:
         self._warned_days: int | None = None
 
     @classmethod
-    def for_service(cls, cfg: Any) -> "LicenseGate":
+    def for_service(cls, cfg: Any) -> LicenseGate:
         """The gate of a running service, from its ServiceConfig (``license_dir``, ``deploy``, ``service``).
 
         ``license_dir`` is ``<ROOT>/licenses``: ``license.lic`` and the vendor public keys.

@@ -59,7 +59,7 @@ class Slot:
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = -1
 
-    def __enter__(self) -> "Slot":
+    def __enter__(self) -> Slot:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -72,7 +72,7 @@ class _Mutex:
     def __init__(self, directory: Path) -> None:
         self.path = directory / _MUTEX
 
-    def __enter__(self) -> "_Mutex":
+    def __enter__(self) -> _Mutex:
         self.fd = _open_slot(self.path)
         deadline = time.monotonic() + _MUTEX_WAIT
         while True:

@@ -274,9 +274,7 @@ def decode_payload(env: Envelope) -> License:
     if not isinstance(customer, str) or not 0 < len(customer) <= 200 or not customer.isprintable():
         raise fail("customer must be 1..200 printable characters")
     binding = p["binding"]
-    if binding == {"type": "machine"}:
-        pass
-    elif (
+    if binding == {"type": "machine"} or (
         isinstance(binding, dict)
         and set(binding) == {"type", "uuid_hash"}
         and binding["type"] == "gpu"

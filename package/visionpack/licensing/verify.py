@@ -19,8 +19,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import LicenseError
 from .fingerprint import Fingerprint
-from .license import EXPIRY_WARNING_DAYS, MAX_CLOCK_DRIFT, License, decode_payload, format_time, parse_envelope
-from .license import key_id as raw_key_id
+from .license import (
+    EXPIRY_WARNING_DAYS,
+    MAX_CLOCK_DRIFT,
+    License,
+    decode_payload,
+    format_time,
+    key_id as raw_key_id,
+    parse_envelope,
+)
 
 log = logging.getLogger("visionpack.license")
 

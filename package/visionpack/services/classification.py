@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from ..bundle import load_bundle
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid
 from ..imaging import ImageLimits
 from ..inference import cls_transforms as T
 from ..inference.batching import Batcher
-from ..bundle import load_bundle
 from ..inference.engine import EngineFactory
 from . import fields
 from .protocol import Operation

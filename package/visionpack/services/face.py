@@ -18,22 +18,19 @@ max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (256), ivf_nprobe (16)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
+from dataclasses import dataclass, fields as dataclass_fields
 from typing import Any
 
 import numpy as np
 
+from ..bundle import Bundle, load_bundle
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid, InvalidArgument, ModelInvalid
 from ..fsutil import sha256_file
 from ..gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, NewFace
 from ..gallery.index import faiss_module
 from ..imaging import ImageLimits
-from ..inference import face_align as FA
-from ..inference import feature as FT
-from ..inference import mtcnn as M
-from ..bundle import Bundle, load_bundle
+from ..inference import face_align as FA, feature as FT, mtcnn as M
 from ..inference.engine import EngineFactory
 from . import fields
 from .face_api import FaceCodec

@@ -64,7 +64,7 @@ class InferReq:
     topk: int
     visualize: bool
 
-    def run(self, svc: Any) -> "InferResult":
+    def run(self, svc: Any) -> InferResult:
         faces = svc.recognise(self.image, self.key, self.det_threshold, self.rec_threshold, self.topk)
         return InferResult(faces, encode_jpeg_b64(draw_faces(self.image, faces)) if self.visualize else None, self.key)
 
@@ -82,7 +82,7 @@ class EnrollReq:
     key: str | None  # None: a new index (build)
     create: bool  # EasyDL add creates its group on first use, as Baidu's user/add does
 
-    def run(self, svc: Any) -> "EnrollResult":
+    def run(self, svc: Any) -> EnrollResult:
         faces, found = svc.new_faces(self.pairs)
         if self.key is None:
             key, ids = svc.gallery.build(faces)
@@ -107,7 +107,7 @@ class RemoveReq:
     ids: list[int] | None
     label: str | None
 
-    def run(self, svc: Any) -> "RemoveResult":
+    def run(self, svc: Any) -> RemoveResult:
         gone = []
         if self.ids:
             gone += svc.gallery.remove(self.key, self.ids)
@@ -146,7 +146,7 @@ class DeleteReq:
 
     key: str
 
-    def run(self, svc: Any) -> "DeleteResult":
+    def run(self, svc: Any) -> DeleteResult:
         return DeleteResult(self.key, svc.gallery.delete(self.key))
 
 

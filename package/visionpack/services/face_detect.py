@@ -12,11 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
+from ..bundle import load_bundle
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid, ModelInvalid
-from ..inference import det_postprocess as DP
-from ..inference import mtcnn as M
-from ..bundle import load_bundle
+from ..inference import det_postprocess as DP, mtcnn as M
 from ..inference.det_transforms import DetPreprocessor
 from ..inference.engine import EngineFactory
 

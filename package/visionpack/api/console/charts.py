@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from .history import OK_CODE, PERCENTILES, Sample, Window, percentile
 
@@ -66,7 +66,7 @@ def nice_ceiling(value: float) -> float:
     return float(10 ** (exp + 1))
 
 
-def fmt(value: Optional[float], digits: int = 3) -> str:
+def fmt(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "–"
     if value == 0:
@@ -74,7 +74,7 @@ def fmt(value: Optional[float], digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def fmt_ms(seconds: Optional[float]) -> str:
+def fmt_ms(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds * 1000:.3g} ms"
 
 
@@ -85,10 +85,10 @@ def _span_text(seconds: float) -> str:
 def _line(
     name: str,
     css: str,
-    points: list[tuple[float, Optional[float]]],
+    points: list[tuple[float, float | None]],
     x: Callable[[float], float],
     y: Callable[[float], float],
-    last: Callable[[Optional[float]], str],
+    last: Callable[[float | None], str],
 ) -> Line:
     runs: list[str] = []
     current: list[tuple[float, float]] = []
@@ -114,8 +114,8 @@ def chart(
     title: str,
     unit: str,
     windows: list[Window],
-    series: list[tuple[str, Callable[[Window], Optional[float]]]],
-    last: Callable[[Optional[float]], str] = fmt,
+    series: list[tuple[str, Callable[[Window], float | None]]],
+    last: Callable[[float | None], str] = fmt,
     scale: float = 1.0,
 ) -> Chart:
     """A chart of ``series`` (name, value of a window) over ``windows``, each point at its window's end."""
@@ -150,7 +150,7 @@ def all_charts(windows: list[Window]) -> list[Chart]:
     """The overview's three charts: request rate, error answers by code, latency percentiles."""
     codes = _top_codes(windows)
     shown, rest = codes[:MAX_CODES], set(codes[MAX_CODES:])
-    error_series: list[tuple[str, Callable[[Window], Optional[float]]]] = [
+    error_series: list[tuple[str, Callable[[Window], float | None]]] = [
         (f"code {c}", lambda w, c=c: w.error_rate(c)) for c in shown
     ]
     if rest:

@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 from ...errors import InternalError, all_error_classes
 
@@ -62,7 +61,7 @@ def _code(route: str, slug: str) -> str:
     return str(http) if route.startswith("paddlex_") else str(easydl)
 
 
-def parse_line(line: str) -> Optional[ErrorEntry]:
+def parse_line(line: str) -> ErrorEntry | None:
     """One error answer from a log line, or None for any other line (tracebacks, notices)."""
     m = _OURS.match(line) or _GUNICORN.match(line)
     if not m:

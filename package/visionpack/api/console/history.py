@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 REQUESTS = "visionpack_requests_total"
 BUCKET = "visionpack_request_duration_seconds_bucket"
@@ -55,7 +55,7 @@ class Sample:
         return out
 
 
-def _number(text: str) -> Optional[float]:
+def _number(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
@@ -90,7 +90,7 @@ def parse(text: str, at: float) -> Sample:
     return Sample(at, requests, buckets, inflight)
 
 
-def percentile(buckets: dict[float, float], q: float) -> Optional[float]:
+def percentile(buckets: dict[float, float], q: float) -> float | None:
     """The ``q`` quantile (seconds) of a cumulative histogram, interpolated inside its bucket the
     way Prometheus' ``histogram_quantile`` does; None without observations. Past the largest
     finite bound the answer is that bound."""
@@ -148,7 +148,7 @@ class Window:
     def error_rate(self, code: str) -> float:
         return self.by_code.get(code, 0.0) / self.seconds
 
-    def latency(self, q: float) -> Optional[float]:
+    def latency(self, q: float) -> float | None:
         return percentile(self.buckets, q)
 
 

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping
 
 from ...bundle import load_bundle
 from ...errors import LicenseError, ModelInvalid
@@ -50,10 +50,10 @@ class LicenseFacts:
     state: str  # valid | invalid | none
     customer: str = ""
     license_id: str = ""
-    days_left: Optional[int] = None
+    days_left: int | None = None
     expires_at: str = ""
-    licensed: Optional[int] = None  # instances the license allows on this machine
-    in_use: Optional[int] = None  # instances running on this machine now (every deploy)
+    licensed: int | None = None  # instances the license allows on this machine
+    in_use: int | None = None  # instances running on this machine now (every deploy)
     reason: str = ""
     warnings: tuple[str, ...] = ()
 
@@ -77,8 +77,7 @@ def _state_path(root: str, deploy: str) -> Path:
 
 def releases(cfg: Any) -> Releases:
     """The kept releases, newest first, as the installer's journal lists them (read, never written)."""
-    from ...installer import journal
-    from ...installer import releases as kept_releases
+    from ...installer import journal, releases as kept_releases
 
     alone = (ReleaseRow(cfg.release or "?", True, False, "", ""),)
     if not cfg.root:
@@ -118,7 +117,7 @@ def releases(cfg: Any) -> Releases:
     return Releases(rows, str(state.get("runtime_kind") or ""), note)
 
 
-def running_workers(master: Optional[int] = None) -> Optional[list[int]]:
+def running_workers(master: int | None = None) -> list[int] | None:
     """The pids of the gunicorn master's children (this worker and its siblings), as the kernel
     lists them; None where /proc cannot tell (no such file on this kernel, another user's master)."""
     master = os.getppid() if master is None else master
@@ -129,7 +128,7 @@ def running_workers(master: Optional[int] = None) -> Optional[list[int]]:
     return sorted(int(pid) for pid in text.split())
 
 
-def instances_in_use() -> Optional[int]:
+def instances_in_use() -> int | None:
     from ...licensing import instances
 
     try:
@@ -139,7 +138,7 @@ def instances_in_use() -> Optional[int]:
 
 
 def license_facts(
-    ready_info: Mapping[str, Any], gated: bool, in_use: Callable[[], Optional[int]] = instances_in_use
+    ready_info: Mapping[str, Any], gated: bool, in_use: Callable[[], int | None] = instances_in_use
 ) -> LicenseFacts:
     """The license as ``/ready`` reports it (routes.readiness), plus the instances running now."""
     if not gated:

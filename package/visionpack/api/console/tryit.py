@@ -10,7 +10,7 @@ page sends exactly what a client would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,14 @@ def paths_of(routes: Sequence[tuple[str, str, str]], deploy: str) -> dict[str, s
     return {op: path.format(deploy=deploy) for _endpoint, path, op in routes}
 
 
-def try_form(paths: Mapping[str, str]) -> Optional[TryForm]:
+def try_form(paths: Mapping[str, str]) -> TryForm | None:
     for form in FORMS:
         if form.operation in paths:
             return TryForm(form.operation, form.draw, form.params, form.fixed, paths[form.operation])
     return None
 
 
-def gallery_paths(paths: Mapping[str, str]) -> Optional[dict[str, str]]:
+def gallery_paths(paths: Mapping[str, str]) -> dict[str, str] | None:
     """The gallery page's routes, or None when the service has no face gallery."""
     if not all(op in paths for op in GALLERY_OPERATIONS.values()):
         return None

@@ -16,20 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from flask import Blueprint, Response, abort, jsonify, make_response, render_template, request
 
 from ...access import guard as access
 from ...access.scopes import OPS
 from ...errors import AccessTokenInvalid, NoPermission
-from .. import csrf
-from .. import envelopes as E
+from .. import csrf, envelopes as E
 from ..routes import WorkerState, readiness, worker
 from .charts import all_charts, numbers
 from .errorlog import MAX_ENTRIES, recent_errors
-from .overview import license_facts, model_rows, releases, running_workers
 from .history import History
+from .overview import license_facts, model_rows, releases, running_workers
 from .tryit import gallery_paths, paths_of, try_form
 
 log = logging.getLogger("visionpack.api")
@@ -93,7 +92,7 @@ class Console:
         return {"entries": entries, "n": n, "no_logs": not self.cfg.log_dir}
 
 
-def _refused(route: str) -> Optional[tuple[AccessTokenInvalid | NoPermission, int]]:
+def _refused(route: str) -> tuple[AccessTokenInvalid | NoPermission, int] | None:
     """None when the request holds the ops scope; else the refusal, logged with its log id."""
     try:
         access.authorize_request(worker().access, OPS)

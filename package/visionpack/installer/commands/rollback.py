@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ...errors import NotInstalled, StartFailed
 from .. import filemodes, journal, releases, switch
@@ -11,7 +11,7 @@ from ..deployment import require
 from ..runtimes.kinds import runtime_for
 
 
-def rollback(ctx: Context, deploy: str, *, to: Optional[str], timeout: float) -> dict[str, Any]:
+def rollback(ctx: Context, deploy: str, *, to: str | None, timeout: float) -> dict[str, Any]:
     paths = ctx.root.deploy(deploy)
     if not paths.state.is_file():  # checked before the lock, which would create the deploy dir
         require(ctx, deploy)

@@ -8,7 +8,7 @@ hand the socket over, retire the old master, prune) is switch.activate's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ...errors import AlreadyInstalled, StartFailed, UsageError
 from .. import filemodes, journal, release, switch, venvs
@@ -18,7 +18,7 @@ from ..runtimes.kinds import runtime_for
 from ..source import Source
 
 
-def source_of(ctx: Context, package: Optional[str]) -> Source:
+def source_of(ctx: Context, package: str | None) -> Source:
     if not package:
         return ctx.source
     top = Path(package).expanduser().resolve()
@@ -29,9 +29,7 @@ def source_of(ctx: Context, package: Optional[str]) -> Source:
     return Source(top)
 
 
-def upgrade(
-    ctx: Context, deploy: str, *, package: Optional[str], timeout: float, keep: Optional[int]
-) -> dict[str, Any]:
+def upgrade(ctx: Context, deploy: str, *, package: str | None, timeout: float, keep: int | None) -> dict[str, Any]:
     source = source_of(ctx, package)
     release.yaml_ready(source)
     entry = source.entry(deploy)

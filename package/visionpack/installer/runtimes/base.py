@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from ..context import Context
 from ..installed import Installed
@@ -32,7 +32,7 @@ class Runtime(Protocol):
 
     # --- install, start, stop, status, remove --------------------------------------------------
 
-    def preflight(self, ctx: Context) -> Optional[str]:
+    def preflight(self, ctx: Context) -> str | None:
         """Before ``install`` writes anything: raise if this runtime cannot run here; what was found."""
         ...
 
@@ -62,7 +62,7 @@ class Runtime(Protocol):
 
     # --- the switch (switch.py) ----------------------------------------------------------------
 
-    def serving(self, paths: DeployPaths, version: str) -> Optional[int]:
+    def serving(self, paths: DeployPaths, version: str) -> int | None:
         """Host pid of the running master of release ``version``."""
         ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ... import handover
 from ...access import probe
@@ -21,8 +21,7 @@ from ..context import Context
 from ..installed import Installed, graceful_of
 from ..layout import DeployPaths
 from ..release import config_from_release
-from . import docker_containers as dc
-from . import docker_standby as standby
+from . import docker_containers as dc, docker_standby as standby
 from .base import Candidate
 from .process import open_gate
 
@@ -33,7 +32,7 @@ class DockerRuntime:
 
     kind = "docker"
 
-    def __init__(self, top: Optional[Path] = None, client: Any = None) -> None:
+    def __init__(self, top: Path | None = None, client: Any = None) -> None:
         self.top = Path(top) if top else None
         self._client = client
 
@@ -45,7 +44,7 @@ class DockerRuntime:
 
     # --- install, start, stop, status, remove --------------------------------------------------
 
-    def preflight(self, ctx: Context) -> Optional[str]:
+    def preflight(self, ctx: Context) -> str | None:
         """An engine answers (else DockerUnavailable, exit 23) and the package's image is in the
         engine or its tar is in original/images/ (else PackageCorrupt, exit 12)."""
         top = Path(self.top or ctx.source.top)
@@ -136,7 +135,7 @@ class DockerRuntime:
 
     # --- the switch ----------------------------------------------------------------------------
 
-    def serving(self, paths: DeployPaths, version: str) -> Optional[int]:
+    def serving(self, paths: DeployPaths, version: str) -> int | None:
         """Host pid of the running container master of release ``version``."""
         for c in dc.containers(self.client, paths):
             info = dc.info(c)
@@ -249,7 +248,7 @@ class DockerRuntime:
 
     @staticmethod
     def _image_for(
-        ctx: Context, client: Any, state: dict[str, Any], version: str, top: Optional[Path] = None
+        ctx: Context, client: Any, state: dict[str, Any], version: str, top: Path | None = None
     ) -> tuple[str, dc.ImageRef]:
         """(image to run, its ref) for release ``version``, loading it if the engine lacks it.
 

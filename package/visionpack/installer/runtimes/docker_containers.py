@@ -26,27 +26,27 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ...access import probe
 from ...access.scopes import OPS
 from ...errors import PackageCorrupt, StartFailed, StopFailed
-from .. import filemodes, serviceuser
 from ...handover import STANDBY_REQUEST
+from .. import filemodes, serviceuser
 from ..layout import DeployPaths
 from ..procs import get_ready, probe_host
 from ..venvs import tail
 
 # The image half, re-exported: callers and tests use docker_containers as the one entry point.
 from .docker_image import (
-    IMAGE_NAME,
+    IMAGE_NAME as IMAGE_NAME,
     ImageRef,
     connect,
     image_id_or_tag,
     image_ref,
-    load_image,  # noqa: F401
-    local_image_id,
-    sdk,
+    load_image as load_image,
+    local_image_id as local_image_id,
+    sdk as sdk,
 )
 
 UID = GID = serviceuser.UID  # the image's "visionpack" user (tools/image/image.py)
@@ -99,8 +99,7 @@ class ContainerSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
 
     def sdk_kwargs(self) -> dict[str, Any]:
-        from docker.types import LogConfig
-        from docker.types import Mount as SdkMount
+        from docker.types import LogConfig, Mount as SdkMount
 
         return {
             "image": self.image,
@@ -262,7 +261,7 @@ def run(
     port: int,
     timeout: float = 180.0,
     say: Callable[[str], None] = print,
-    headers: Optional[Mapping[str, str]] = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Recreate the container of ``spec`` (rm -f + run) and wait until /ready says 200."""
     prepare_host(paths)
@@ -368,8 +367,8 @@ def info(container: Any) -> dict[str, Any]:
 def status(
     paths: DeployPaths,
     *,
-    host: Optional[str] = None,
-    port: Optional[int] = None,
+    host: str | None = None,
+    port: int | None = None,
     probe: bool = True,
     client: Any = None,
 ) -> dict[str, Any]:

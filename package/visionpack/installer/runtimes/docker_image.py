@@ -11,14 +11,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ...errors import DockerUnavailable, PackageCorrupt, RuntimeInstallFailed
 
 IMAGE_NAME = "visionpack-runtime"
 
 
-def sdk(wheels: Optional[Path] = None) -> Any:
+def sdk(wheels: Path | None = None) -> Any:
     """The ``docker`` module; from the pure-Python wheels of ``wheels`` if the python lacks it.
 
     The installer runs on the system python (no third-party packages); the wheelhouse carries
@@ -44,7 +44,7 @@ def sdk(wheels: Optional[Path] = None) -> Any:
         raise RuntimeInstallFailed(f"the Docker SDK for Python is neither installed nor in {wheels} ({exc})") from None
 
 
-def connect(wheels: Optional[Path] = None) -> Any:
+def connect(wheels: Path | None = None) -> Any:
     """A client of the local engine (/var/run/docker.sock or $DOCKER_HOST); DockerUnavailable if none answers.
 
     ``wheels`` defaults to the wheelhouse of the package this installer runs from.
@@ -83,7 +83,7 @@ def image_ref(top: Path) -> ImageRef:
     return ImageRef(f"{IMAGE_NAME}:{key}", tar, str(rec.get("image_id") or ""), str(rec.get("sha256") or ""))
 
 
-def local_image_id(client: Any, name: str) -> Optional[str]:
+def local_image_id(client: Any, name: str) -> str | None:
     try:
         return client.images.get(name).id
     except Exception:  # ImageNotFound, or a malformed name

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping
 
 from ... import handover
 from ...errors import StartFailed
@@ -32,7 +32,7 @@ def standby_name(name: str) -> str:
     return name + STANDBY_SUFFIX
 
 
-def write_request(paths: DeployPaths, run_dir: Path, from_release: Optional[str]) -> None:
+def write_request(paths: DeployPaths, run_dir: Path, from_release: str | None) -> None:
     """The standby request the new container's master consumes (start/gunicorn_conf.py)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     flag = paths.public_flag(run_dir.name)
@@ -60,7 +60,7 @@ def wait_ready(
     release: set[str],
     workers: int,
     timeout: float,
-    headers: Optional[Mapping[str, str]] = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
     """(host pid, probe port) once /ready on the probe port is this release's and every worker booted."""
     deadline = time.monotonic() + timeout
@@ -108,7 +108,7 @@ def booted_workers(master: int, run_dir: Path) -> int:
     return len({_inner_pid(p) for p in procs.children(master)} & booted)
 
 
-def _inner_pid(pid: int) -> Optional[int]:
+def _inner_pid(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("NSpid:"):

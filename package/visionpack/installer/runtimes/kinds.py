@@ -8,7 +8,7 @@ module beside process.py and docker.py and one entry in ``KINDS``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping
 
 from .base import Runtime
 from .docker import DockerRuntime
@@ -16,19 +16,17 @@ from .process import ProcessRuntime
 
 DEFAULT = "process"
 # Each kind's runtime, given the package whose image or files a new release runs on.
-KINDS: dict[str, Callable[[Optional[Path]], Runtime]] = {
+KINDS: dict[str, Callable[[Path | None], Runtime]] = {
     "process": lambda _top: ProcessRuntime(),
     "docker": lambda top: DockerRuntime(top),
 }
 
 
-def kind_of(state: Optional[Mapping[str, Any]]) -> str:
+def kind_of(state: Mapping[str, Any] | None) -> str:
     return str((state or {}).get("runtime_kind") or DEFAULT)
 
 
-def runtime_for(
-    state: Optional[Mapping[str, Any]], top: Optional[Path] = None, *, kind: Optional[str] = None
-) -> Runtime:
+def runtime_for(state: Mapping[str, Any] | None, top: Path | None = None, *, kind: str | None = None) -> Runtime:
     """The runtime of the deploy whose state is ``state`` (or of ``kind``, for an install).
 
     ``top``: the package a switch starts the new release from (upgrade: the new package). A

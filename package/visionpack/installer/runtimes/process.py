@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Optional
+from typing import Any
 
 from ... import handover
 from ...errors import PortInUse, StartFailed
@@ -26,7 +26,7 @@ class ProcessRuntime:
 
     # --- install, start, stop, status, remove --------------------------------------------------
 
-    def preflight(self, ctx: Context) -> Optional[str]:
+    def preflight(self, ctx: Context) -> str | None:
         return None  # the environment check (envcheck.py) covers what processes need
 
     def check_release(self, inst: Installed) -> None:
@@ -84,7 +84,7 @@ class ProcessRuntime:
 
     # --- the switch ----------------------------------------------------------------------------
 
-    def serving(self, paths: DeployPaths, version: str) -> Optional[int]:
+    def serving(self, paths: DeployPaths, version: str) -> int | None:
         return procs.master(paths, version=version)
 
     def start_standby(
@@ -96,8 +96,8 @@ class ProcessRuntime:
             raise StartFailed(f"runtime {venv} of release {version} is missing; reinstall that release")
         host, port = state.get("host") or "127.0.0.1", int(state.get("port") or 0)
         old_pid = procs.master(paths, version=state.get("release")) or procs.master(paths)
-        handed: Optional[handover.Handed] = None
-        public: Optional[socket.socket] = None
+        handed: handover.Handed | None = None
+        public: socket.socket | None = None
         if old_pid:
             handed = handover.fetch(old_pid)  # OSError: the caller falls back to a restart
             public = handed.public(port)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ...bundle import load_bundle
 from ...config import ServiceConfig
 from ...errors import ConfigInvalid
-from ...bundle import load_bundle
 from ...inference.engine import EngineFactory
 from .pipeline import Options, PipelineClass, PosePipeline
 

@@ -14,9 +14,9 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
+from ...bundle import Bundle
 from ...config import ServiceConfig
 from ...errors import ConfigInvalid
-from ...bundle import Bundle
 from ...inference.det_postprocess import DetBox
 from ...inference.engine import EngineFactory
 from .. import fields

@@ -11,11 +11,10 @@ from typing import Mapping
 
 import numpy as np
 
+from ...bundle import Bundle
 from ...config import ServiceConfig
 from ...errors import ModelInvalid
-from ...inference import det_postprocess as DP
-from ...inference import kpt_transforms as KT
-from ...bundle import Bundle
+from ...inference import det_postprocess as DP, kpt_transforms as KT
 from ...inference.det_transforms import DetPreprocessor
 from ...inference.engine import EngineFactory
 from .pipeline import Options, Person
