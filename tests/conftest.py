@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-PACKAGE = REPO / "package"
+from tests.paths import PACKAGE, REPO
+
+# The code under test is imported from the tree, never installed. Test helpers need no path:
+# tests/ is a package, imported from the repository root (``from tests.unit.fakes import ...``).
 if str(PACKAGE) not in sys.path:
     sys.path.insert(0, str(PACKAGE))
+
+# Fixtures shared by folders of both tiers (a plugin: a conftest's fixtures reach only its folder).
+pytest_plugins = ["tests.licensing_keys"]
 
 
 def pytest_configure(config):

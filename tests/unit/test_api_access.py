@@ -12,8 +12,8 @@ import logging
 
 import pytest
 
-from face_fakes import RED, b64, face_config, factory, picture
-from fakes import fake_factory, jpeg_b64, write_cls_bundle
+from tests.unit.face_fakes import RED, b64, face_config, factory, picture
+from tests.unit.fakes import fake_factory, jpeg_b64, write_cls_bundle
 from visionpack.access import store
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig

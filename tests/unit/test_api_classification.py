@@ -10,7 +10,7 @@ import pytest
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 from visionpack.errors import LicenseError
-from fakes import LABELS, fake_factory, jpeg_b64, png_bytes
+from tests.unit.fakes import LABELS, fake_factory, jpeg_b64, png_bytes
 
 DEPLOY = "demo-classify"
 URL = f"/{DEPLOY}/ImageClassification"
@@ -18,7 +18,7 @@ URL = f"/{DEPLOY}/ImageClassification"
 
 @pytest.fixture
 def cfg(tmp_path):
-    from fakes import write_cls_bundle
+    from tests.unit.fakes import write_cls_bundle
 
     bundle = write_cls_bundle(tmp_path)
     return ServiceConfig(deploy=DEPLOY, models={"classifier": str(bundle)}, run_dir=str(tmp_path / "run"))
@@ -220,7 +220,7 @@ def test_an_engine_crash_is_336000_not_a_traceback(cfg):
 
 
 def test_requests_that_arrive_while_the_engine_is_busy_are_batched_each_with_its_own_answer(cfg):
-    from fakes import FakeEngine
+    from tests.unit.fakes import FakeEngine
 
     colors = [(250, 0, 0), (0, 0, 0), (120, 40, 40)]
     sequential = {}
@@ -276,7 +276,7 @@ def test_requests_that_arrive_while_the_engine_is_busy_are_batched_each_with_its
 
 
 def test_a_model_that_refuses_batches_is_served_one_image_at_a_time(cfg):
-    from fakes import FakeEngine
+    from tests.unit.fakes import FakeEngine
 
     class SingleOnly(FakeEngine):
         def run(self, feeds):

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from face_fakes import BLUE, GREEN, RED, YELLOW, b64, face_config, factory, picture, write_feature
+from tests.unit.face_fakes import BLUE, GREEN, RED, YELLOW, b64, face_config, factory, picture, write_feature
 from visionpack.api.app import create_app
 from visionpack.errors import ConfigInvalid, LicenseError
 

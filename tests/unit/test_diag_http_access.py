@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from fakes import fake_factory, write_cls_bundle
+from tests.unit.fakes import fake_factory, write_cls_bundle
 from visionpack.access import store
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig

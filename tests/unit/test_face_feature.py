@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-import face_fakes as F
+from tests.unit import face_fakes as F
 from visionpack.api.app import create_app
 from visionpack.errors import ModelInvalid
 from visionpack.inference import feature as FT

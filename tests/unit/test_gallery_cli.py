@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-import face_fakes as F
+from tests.unit import face_fakes as F
 from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
 from visionpack.gallery import cli
 from visionpack.gallery.sqlite_store import SqliteStore, db_path

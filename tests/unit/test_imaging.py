@@ -11,7 +11,7 @@ import pytest
 
 from visionpack import imaging
 from visionpack.errors import Base64DecodeFailed, ImageDecodeFailed, ImageSizeInvalid, InvalidArgument
-from fakes import png_bytes
+from tests.unit.fakes import png_bytes
 
 LIMITS = imaging.ImageLimits()
 

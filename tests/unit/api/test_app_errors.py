@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from fakes import fake_factory, jpeg_b64, write_cls_bundle
+from tests.unit.fakes import fake_factory, jpeg_b64, write_cls_bundle
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_fakes import GREEN, RED, b64, face_config, factory, picture
+from tests.unit.face_fakes import GREEN, RED, b64, face_config, factory, picture
 from visionpack.access import store
 from visionpack.api.app import create_app
 from visionpack.services import face_api

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from face_fakes import GREEN, RED, b64, face_config, factory, picture
+from tests.unit.face_fakes import GREEN, RED, b64, face_config, factory, picture
 from visionpack.api.app import create_app
 from visionpack.gallery import open_store
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_fakes import GREEN, RED, b64, face_config, factory, picture
-from memory_store import MemoryStore
+from tests.unit.face_fakes import GREEN, RED, b64, face_config, factory, picture
+from tests.unit.gallery.memory_store import MemoryStore
 from visionpack import config
 from visionpack.api.app import create_app
 from visionpack.config import GalleryConfig

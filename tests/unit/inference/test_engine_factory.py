@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from fakes import FakeEngine, jpeg_b64, write_cls_bundle
+from tests.unit.fakes import FakeEngine, jpeg_b64, write_cls_bundle
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 from visionpack.errors import ModelInvalid

@@ -76,7 +76,7 @@ def test_the_shipped_pipelines_are_found_by_module():
 
 
 def test_a_one_stage_pipeline_serves_both_dialects_when_the_deploy_names_its_role(tmp_path, with_one_stage):
-    from fakes import jpeg_b64
+    from tests.unit.fakes import jpeg_b64
 
     cfg = ServiceConfig(deploy=DEPLOY, service="keypoint", models={"pose": str(write_bundle(tmp_path, "p", KPT_YML))})
     client = create_app(cfg, engine_factory=lambda b, c: OneStageEngine(), gate=None).test_client()

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from fakes import fake_factory, jpeg_b64, write_cls_bundle
+from tests.unit.fakes import fake_factory, jpeg_b64, write_cls_bundle
 from visionpack.api.app import create_app
 from visionpack.api.routes import operation_blueprint
 from visionpack.config import ServiceConfig

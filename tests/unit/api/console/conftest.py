@@ -4,21 +4,13 @@ face_fakes.py, console_fakes.py), and the logger isolation an app with a log dir
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-UNIT = HERE.parents[1]
-for path in (UNIT, HERE):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from console_fakes import cls_config  # noqa: E402
-from face_fakes import face_config, factory  # noqa: E402
-from fakes import fake_factory  # noqa: E402
-from visionpack.api.app import create_app  # noqa: E402
+from tests.unit.api.console.console_fakes import cls_config
+from tests.unit.face_fakes import face_config, factory
+from tests.unit.fakes import fake_factory
+from visionpack.api.app import create_app
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakes import write_cls_bundle
+from tests.unit.fakes import write_cls_bundle
 from visionpack.config import ServiceConfig
 
 DEPLOY = "demo-classify"

@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
-from console_fakes import DEPLOY, LOCAL
-from face_fakes import RED, b64, picture
-from fakes import jpeg_b64
+from tests.unit.api.console.console_fakes import DEPLOY, LOCAL
+from tests.unit.face_fakes import RED, b64, picture
+from tests.unit.fakes import jpeg_b64
 from visionpack.api import csrf
 from visionpack.errors import NoPermission
 

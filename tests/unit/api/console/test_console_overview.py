@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from console_fakes import cls_config
+from tests.unit.api.console.console_fakes import cls_config
 from visionpack.api.console import overview
 from visionpack.api.console.overview import license_facts, model_rows, releases
 from visionpack.errors import LicenseError

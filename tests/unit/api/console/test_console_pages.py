@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from console_fakes import DEPLOY, LOCAL, REMOTE, cls_config
-from fakes import fake_factory, jpeg_b64
+from tests.unit.api.console.console_fakes import DEPLOY, LOCAL, REMOTE, cls_config
+from tests.unit.fakes import fake_factory, jpeg_b64
 from visionpack.access import store
 from visionpack.api import csrf
 from visionpack.api.app import create_app

@@ -1,25 +1,20 @@
 """Fixtures for the licensing tests: a real vendor key pair and real licenses for THIS machine.
 
 Nothing fakes the machine: licenses that must not match are issued from requests whose
-component hashes were changed, exactly like a license made for another machine.
+component hashes were changed, exactly like a license made for another machine. A pytest plugin
+(tests/conftest.py's ``pytest_plugins``) because the licensing and vendor tool tests of both tiers
+use them: one definition, one key pair per session.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import sys
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-try:
-    import visionpack  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(REPO / "package"))
-
-from visionpack.licensing import fingerprint as fpmod  # noqa: E402
+from tests.paths import REPO
+from visionpack.licensing import fingerprint as fpmod
 
 VENDOR_TOOL = REPO / "vendor" / "visionpack_vendor.py"
 
