@@ -425,8 +425,8 @@ def _summarise(result: dict[str, Any], rounds: list[dict[str, Any]], cores: int)
     pred: dict[str, Any] = {}
     for th in sorted({cores, 1}, reverse=True):
         pred[f"threads_{th}"] = {
-            "p50_ms": spread(col(lambda rr: rr["micro"][th]["predictor_ms"]["p50"])),
-            "p95_ms": spread(col(lambda rr: rr["micro"][th]["predictor_ms"]["p95"])),
+            "p50_ms": spread(col(lambda rr, th=th: rr["micro"][th]["predictor_ms"]["p50"])),
+            "p95_ms": spread(col(lambda rr, th=th: rr["micro"][th]["predictor_ms"]["p95"])),
         }
     result["predictor"] = pred
     m = lambda key, q="p50": spread(col(lambda rr: rr["micro"][cores][key][q]))  # noqa: E731
@@ -440,21 +440,27 @@ def _summarise(result: dict[str, Any], rounds: list[dict[str, Any]], cores: int)
     }
     result["single_client"] = {
         label: {
-            "p50_ms": spread(col(lambda rr: rr["single"][label]["latency_ms"]["p50"])),
-            "p95_ms": spread(col(lambda rr: rr["single"][label]["latency_ms"]["p95"])),
+            "p50_ms": spread(col(lambda rr, label=label: rr["single"][label]["latency_ms"]["p50"])),
+            "p95_ms": spread(col(lambda rr, label=label: rr["single"][label]["latency_ms"]["p95"])),
         }
         for label in (rounds[0]["single"] if rounds else {})
     }
     load: dict[str, Any] = {}
     for name in rounds[0]["load"] if rounds else {}:
         load[name] = {
-            "rps": spread(col(lambda rr: rr["load"][name]["rps"])),
-            "latency_p50_ms": spread(col(lambda rr: rr["load"][name]["latency_ms"]["p50"])),
-            "latency_p95_ms": spread(col(lambda rr: rr["load"][name]["latency_ms"]["p95"])),
-            "server_cpu_ms_per_request": spread(col(lambda rr: rr["load"][name]["cpu"]["server_cpu_ms_per_request"])),
-            "client_cpu_ms_per_request": spread(col(lambda rr: rr["load"][name]["client_cpu_ms_per_request"])),
-            "other_processes_cores": spread(col(lambda rr: rr["load"][name]["cpu"]["other_processes_cores"])),
-            "failed": sum(x or 0 for x in col(lambda rr: rr["load"][name]["requests_failed"])),
+            "rps": spread(col(lambda rr, name=name: rr["load"][name]["rps"])),
+            "latency_p50_ms": spread(col(lambda rr, name=name: rr["load"][name]["latency_ms"]["p50"])),
+            "latency_p95_ms": spread(col(lambda rr, name=name: rr["load"][name]["latency_ms"]["p95"])),
+            "server_cpu_ms_per_request": spread(
+                col(lambda rr, name=name: rr["load"][name]["cpu"]["server_cpu_ms_per_request"])
+            ),
+            "client_cpu_ms_per_request": spread(
+                col(lambda rr, name=name: rr["load"][name]["client_cpu_ms_per_request"])
+            ),
+            "other_processes_cores": spread(
+                col(lambda rr, name=name: rr["load"][name]["cpu"]["other_processes_cores"])
+            ),
+            "failed": sum(x or 0 for x in col(lambda rr, name=name: rr["load"][name]["requests_failed"])),
         }
     result["load"] = load
 
@@ -474,7 +480,9 @@ def _summarise(result: dict[str, Any], rounds: list[dict[str, Any]], cores: int)
         if px in load:
             for ours in ("ours_1_worker", "ours_2_workers"):
                 targets[f"rps_{ours}_over_{px}"] = _target(
-                    col(lambda rr: rr["load"][ours]["rps"] / rr["load"][px]["rps"]), TARGETS["vs_paddlex_min"], ">="
+                    col(lambda rr, ours=ours, px=px: rr["load"][ours]["rps"] / rr["load"][px]["rps"]),
+                    TARGETS["vs_paddlex_min"],
+                    ">=",
                 )
     result["targets"] = targets
     if "ours_1_worker_1_thread" in load and "ours_2_workers" in load:

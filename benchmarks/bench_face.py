@@ -226,7 +226,7 @@ def bench_e2e(rounds: int, onednn: bool | None = None) -> dict[str, Any]:
             return base64.b64encode(buf.tobytes()).decode()
 
         one = cv2.cvtColor(cv2.imread(str(faces_dir / "obama_2.jpg")), cv2.COLOR_BGR2RGB)
-        cases = {"1_face_417x800": one, "6_faces_%dx360" % six_faces().shape[1]: six_faces()}
+        cases = {"1_face_417x800": one, f"6_faces_{six_faces().shape[1]}x360": six_faces()}
         for name, img in cases.items():
             body = {"image": jpeg(img), "indexKey": key}
             for vis in (False, True):

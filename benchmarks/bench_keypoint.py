@@ -105,7 +105,7 @@ class PaddleXSide:
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=open(tmp / "paddlex.err", "w"),
+            stderr=open(tmp / "paddlex.err", "w"),  # noqa: SIM115  (the child writes it for its whole life)
             text=True,
         )
         self.err = tmp / "paddlex.err"

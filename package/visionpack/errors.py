@@ -62,7 +62,10 @@ class InvalidArgument(RequestError):
     slug = "invalid-argument"
     easydl_code = 336001
     easydl_msg = "Invalid Argument"
-    hint = "Send Content-Type: application/json and check each field's type and range (e.g. top_num is a positive integer)."
+    hint = (
+        "Send Content-Type: application/json and check each field's type and range"
+        " (e.g. top_num is a positive integer)."
+    )
 
 
 class InvalidJson(RequestError):
@@ -180,7 +183,10 @@ class InstallerError(VisionpackError):
 class UsageError(InstallerError):
     slug = "usage"
     exit_code = 2
-    hint = "Run the command with --help for its commands and options ('install.py --help', 'python3 -m visionpack.gallery --help')."
+    hint = (
+        "Run the command with --help for its commands and options"
+        " ('install.py --help', 'python3 -m visionpack.gallery --help')."
+    )
 
 
 class EnvironmentCheckFailed(InstallerError):
@@ -210,13 +216,19 @@ class UnknownDeploy(InstallerError):
 class NotInstalled(InstallerError):
     slug = "not-installed"
     exit_code = 14
-    hint = "'install.py list' shows the installed deploys and the releases each keeps; install the deploy first, or pick a kept release."
+    hint = (
+        "'install.py list' shows the installed deploys and the releases each keeps;"
+        " install the deploy first, or pick a kept release."
+    )
 
 
 class AlreadyInstalled(InstallerError):
     slug = "already-installed"
     exit_code = 15
-    hint = "'install.py list' shows what is installed and kept: upgrade with a newer package, roll back to a kept release, or 'install.py remove' first."
+    hint = (
+        "'install.py list' shows what is installed and kept: upgrade with a newer package,"
+        " roll back to a kept release, or 'install.py remove' first."
+    )
 
 
 class RuntimeInstallFailed(InstallerError):
@@ -252,7 +264,10 @@ class OperationLocked(InstallerError):
 class ModelInvalid(InstallerError):
     slug = "model-invalid"
     exit_code = 22
-    hint = "The model bundle is missing inference.json/.pdmodel, .pdiparams or inference.yml, or its yml is not a PaddleX export."
+    hint = (
+        "The model bundle is missing inference.json/.pdmodel, .pdiparams or inference.yml,"
+        " or its yml is not a PaddleX export."
+    )
 
 
 class DockerUnavailable(InstallerError):

@@ -382,7 +382,8 @@ def inference_yml(model: ParsedModel) -> dict[str, Any]:
 
 
 _YML_HEADER = (
-    "# dlib_face_recognition_resnet_model_v1 (dlib ResNet, 128-d descriptor) converted by tools/convert/dlib_resnet.py\n"
+    "# dlib_face_recognition_resnet_model_v1 (dlib ResNet, 128-d descriptor)"
+    " converted by tools/convert/dlib_resnet.py\n"
     "# Global.model_name: PaddleX has no dlib model; MobileFaceNet is its 128-d face feature model and\n"
     "# shares this predictor contract (ResizeImage/NormalizeImage/ToCHWImage + NormalizeFeatures).\n"
     "# NormalizeImage = dlib input_rgb_image_sized::to_tensor: (pixel - avg_rgb) / 256 on RGB.\n"

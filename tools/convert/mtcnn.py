@@ -237,7 +237,8 @@ def _yml_header(stage: str) -> str:
     return (
         f"# MTCNN {stage.upper()} (facenet-pytorch {VERSION} weights) converted by tools/convert/mtcnn.py\n"
         "# Not a PaddleX model: one stage of the MTCNN cascade (docs/face-models.md). Input RGB,\n"
-        "# NormalizeImage = (x - 127.5) * 0.0078125 as facenet-pytorch detect_face.py; outputs in MTCNN.outputs order.\n"
+        "# NormalizeImage = (x - 127.5) * 0.0078125 as facenet-pytorch detect_face.py;"
+        " outputs in MTCNN.outputs order.\n"
     )
 
 

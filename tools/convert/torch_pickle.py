@@ -142,7 +142,8 @@ class _LazyTensor:
             last = offset + sum((n - 1) * s for n, s in zip(size, stride))
             if offset < 0 or last >= flat.size:
                 raise CheckpointError(
-                    f"tensor (offset {offset}, size {size}, stride {stride}) exceeds its storage of {flat.size} elements"
+                    f"tensor (offset {offset}, size {size}, stride {stride})"
+                    f" exceeds its storage of {flat.size} elements"
                 )
             item = flat.dtype.itemsize
             view = np.lib.stride_tricks.as_strided(

@@ -262,7 +262,8 @@ def det_ap(dets: list[np.ndarray], recs: list[dict], iou_thr: float = 0.5, selec
 
 # ----------------------------------------------------------------------------------------------- report
 def report(data: Path) -> dict:
-    D = pickle.load(open(data, "rb"))
+    with open(data, "rb") as f:
+        D = pickle.load(f)
     recs = D["recs"]
     b = float(D["calib"]["b"])
     R: dict = {"scenes": D["scenes"], "base_seed": D["seed"]}
@@ -271,8 +272,6 @@ def report(data: Path) -> dict:
     n = sum(len(g) for g in gts)
     allp = np.concatenate(gts)
     alla = np.concatenate(areas)
-    allbox = np.concatenate([r["gt_boxes"] for r in recs])
-    hfrac = np.concatenate([(r["gt_boxes"][:, 3] - r["gt_boxes"][:, 1]) / r["hw"][0] for r in recs])
     nvis = (allp[:, :, 2] == 2).sum(1)
     nlab = (allp[:, :, 2] > 0).sum(1)
     R["persons"] = n
@@ -299,7 +298,7 @@ def report(data: Path) -> dict:
     served = [r["dets"] for r in recs]
     R["det_AP50_served"] = round(det_ap(served, recs), 4)
     R["det_AP50_by_group"] = {k: round(det_ap(served, recs, select=per_scene(v)), 4) for k, v in groups.items()}
-    best_iou, best_score_any, best_iou_05 = [], [], []
+    best_iou, best_score_any = [], []
     fp_kind = {"duplicate": 0, "poor_localisation(0.1<=IoU<0.5)": 0, "background(IoU<0.1)": 0}
     fp_kind_hi = dict.fromkeys(fp_kind, 0)
     for r, d in zip(recs, served):

@@ -169,7 +169,7 @@ class DetectorExport(nn.Layer):
         heat = F.sigmoid(hm * self.calib_a + self.calib_b)
         peaks = F.max_pool2d(heat, 3, stride=1, padding=1)
         heat = heat * paddle.cast(peaks == heat, heat.dtype)
-        fh, fw = paddle.shape(heat)[2], paddle.shape(heat)[3]
+        _fh, fw = paddle.shape(heat)[2], paddle.shape(heat)[3]
         flat = paddle.flatten(heat, 1)  # [N, H*W]
         scores, idx = paddle.topk(flat, self.top_k, axis=1)  # [N, K]
         ys = paddle.cast(idx // fw, "float32")

@@ -91,12 +91,12 @@ def losses(paddle, hm_logit, box, hm_t, reg_t, wt):
     n_obj = paddle.clip(paddle.cast(hm_t >= 0.999, "float32").sum(), min=1.0)
     l_hm = (bce * paddle.abs(hm_t - p) ** 2).sum() / n_obj
     d = paddle.exp(paddle.clip(box, -4.0, 5.0))
-    l, t, r, b = d[:, 0:1], d[:, 1:2], d[:, 2:3], d[:, 3:4]
+    lp, tp, rp, bp = d[:, 0:1], d[:, 1:2], d[:, 2:3], d[:, 3:4]
     lg, tg, rg, bg = reg_t[:, 0:1], reg_t[:, 1:2], reg_t[:, 2:3], reg_t[:, 3:4]
-    area_p, area_g = (l + r) * (t + b), (lg + rg) * (tg + bg)
-    inter = (paddle.minimum(l, lg) + paddle.minimum(r, rg)) * (paddle.minimum(t, tg) + paddle.minimum(b, bg))
+    area_p, area_g = (lp + rp) * (tp + bp), (lg + rg) * (tg + bg)
+    inter = (paddle.minimum(lp, lg) + paddle.minimum(rp, rg)) * (paddle.minimum(tp, tg) + paddle.minimum(bp, bg))
     union = area_p + area_g - inter
-    enclose = (paddle.maximum(l, lg) + paddle.maximum(r, rg)) * (paddle.maximum(t, tg) + paddle.maximum(b, bg))
+    enclose = (paddle.maximum(lp, lg) + paddle.maximum(rp, rg)) * (paddle.maximum(tp, tg) + paddle.maximum(bp, bg))
     giou = inter / union - (enclose - union) / enclose
     l_giou = ((1.0 - giou) * wt).sum() / paddle.clip(wt.sum(), min=1.0)
     w = HYPER["loss_weights"]

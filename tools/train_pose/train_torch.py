@@ -68,12 +68,12 @@ def det_loss(torch, hm_logit, box, hm_t, reg_t, wt, iou_aware: bool = False):
     """
     F = torch.nn.functional
     d = torch.exp(box.clamp(-4.0, 5.0))
-    l, t, r, b = d[:, 0:1], d[:, 1:2], d[:, 2:3], d[:, 3:4]
+    lp, tp, rp, bp = d[:, 0:1], d[:, 1:2], d[:, 2:3], d[:, 3:4]
     lg, tg, rg, bg = reg_t[:, 0:1], reg_t[:, 1:2], reg_t[:, 2:3], reg_t[:, 3:4]
-    area_p, area_g = (l + r) * (t + b), (lg + rg) * (tg + bg)
-    inter = (torch.minimum(l, lg) + torch.minimum(r, rg)) * (torch.minimum(t, tg) + torch.minimum(b, bg))
+    area_p, area_g = (lp + rp) * (tp + bp), (lg + rg) * (tg + bg)
+    inter = (torch.minimum(lp, lg) + torch.minimum(rp, rg)) * (torch.minimum(tp, tg) + torch.minimum(bp, bg))
     union = area_p + area_g - inter
-    enclose = (torch.maximum(l, lg) + torch.maximum(r, rg)) * (torch.maximum(t, tg) + torch.maximum(b, bg))
+    enclose = (torch.maximum(lp, lg) + torch.maximum(rp, rg)) * (torch.maximum(tp, tg) + torch.maximum(bp, bg))
     giou = inter / union - (enclose - union) / enclose
     n_obj = (hm_t >= 0.999).float().sum().clamp(min=1.0)
     if iou_aware:

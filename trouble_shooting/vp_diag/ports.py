@@ -37,22 +37,22 @@ def port_check(ctx: Context, d: Deploy, listeners: list[procfs.Listener] | None 
     if not port:
         return Result(g, "port", FAIL, "state.json records no port", [ctx.install_cmd(d.root, "status", d.name)], **kw)
     listeners = procfs.listeners() if listeners is None else listeners
-    mine = [l for l in listeners if l.port == port]
-    owners = procfs.socket_owners({l.inode for l in mine})
+    mine = [sock for sock in listeners if sock.port == port]
+    owners = procfs.socket_owners({sock.inode for sock in mine})
     ours = set()
     if ctx.deploy_fact(d, "running"):
         ours = {ctx.deploy_fact(d, "master")} | set(ctx.deploy_fact(d, "workers") or [])
     ss = f"ss -ltnp 'sport = :{port}'"
-    held_by_us = [l for l in mine if set(owners.get(l.inode, [])) & ours]
-    foreign = [l for l in mine if owners.get(l.inode) and not set(owners[l.inode]) & ours]
-    unknown = [l for l in mine if not owners.get(l.inode)]
+    held_by_us = [sock for sock in mine if set(owners.get(sock.inode, [])) & ours]
+    foreign = [sock for sock in mine if owners.get(sock.inode) and not set(owners[sock.inode]) & ours]
+    unknown = [sock for sock in mine if not owners.get(sock.inode)]
     data = {
         "port": port,
         "host": d.host,
-        "listeners": [{"address": l.address, "pids": owners.get(l.inode, [])} for l in mine],
+        "listeners": [{"address": sock.address, "pids": owners.get(sock.inode, [])} for sock in mine],
     }
     if foreign:
-        other = sorted({p for l in foreign for p in owners[l.inode]})
+        other = sorted({p for sock in foreign for p in owners[sock.inode]})
         who = ", ".join(_describe(p) for p in other[:3])
         fix = [ss, f"kill {' '.join(map(str, other[:3]))}  # if that program should not be there"]
         if ctx.deploy_fact(d, "running"):
@@ -94,7 +94,7 @@ def port_check(ctx: Context, d: Deploy, listeners: list[procfs.Listener] | None 
             data=data,
             **kw,
         )
-    addrs = sorted({l.address for l in held_by_us})
+    addrs = sorted({sock.address for sock in held_by_us})
     if not any(covers(a, d.host) for a in addrs):
         return Result(
             g,

@@ -28,7 +28,7 @@ def post(url: str, body: dict) -> dict:
         with urllib.request.urlopen(req, timeout=120) as r:
             out = json.loads(r.read())
     except urllib.error.URLError as exc:
-        raise SystemExit(f"{url}: {exc}")
+        raise SystemExit(f"{url}: {exc}") from None
     if out.get("error_code"):
         raise SystemExit(f"{url}: error {out['error_code']} {out.get('error_msg')}")
     return out

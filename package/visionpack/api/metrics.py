@@ -127,7 +127,8 @@ class Metrics:
                 "# HELP visionpack_inference_batches_total Engine runs of batched inference (one per batch).",
                 "# TYPE visionpack_inference_batches_total counter",
                 f"visionpack_inference_batches_total {batches[0]}",
-                "# HELP visionpack_inference_batched_images_total Images those runs served (divided by the batches: the mean batch size).",
+                "# HELP visionpack_inference_batched_images_total Images those runs served"
+                " (divided by the batches: the mean batch size).",
                 "# TYPE visionpack_inference_batched_images_total counter",
                 f"visionpack_inference_batched_images_total {batches[1]}",
             ]

@@ -371,8 +371,8 @@ class SqliteStore:
     def stats(self) -> list[IndexStats]:
         with self.read() as c:
             return [
-                {"key": k, "faces": int(n), "labels": int(l), "gen": int(g), "created": float(t)}
-                for k, t, g, n, l in c.execute(
+                {"key": k, "faces": int(n), "labels": int(labels), "gen": int(g), "created": float(t)}
+                for k, t, g, n, labels in c.execute(
                     "SELECT i.key, i.created, i.gen, COUNT(f.id), COUNT(DISTINCT f.label) FROM indexes i "
                     "LEFT JOIN faces f ON f.index_key=i.key GROUP BY i.key ORDER BY i.created, i.key"
                 )
@@ -440,7 +440,8 @@ class SqliteStore:
                         gen = self._insert_index(c, key, next_id=next_id)
                         out[key] = c.execute(
                             "INSERT INTO faces(index_key, id, label, vector, model, crop, created, gen) "
-                            "SELECT index_key, id, label, vector, model, crop, created, ? FROM src.faces WHERE index_key=?",
+                            "SELECT index_key, id, label, vector, model, crop, created, ? FROM src.faces "
+                            "WHERE index_key=?",
                             (gen, key),
                         ).rowcount
             finally:

@@ -1,4 +1,5 @@
-"""The engine seam: the ``Engine`` protocol every inference backend implements, and the one factory that picks the backend a bundle needs.
+"""The engine seam: the ``Engine`` protocol every inference backend implements, and the one factory that
+picks the backend a bundle needs.
 
 A backend is one module, ``inference/<kind>_engine.py``, exposing ``create(bundle, cfg) ->
 Engine``; the kind comes from the bundle (:func:`engine_kind`). Adding ONNX Runtime or OpenVINO

@@ -145,11 +145,9 @@ def crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np
     x2, y2 = np.minimum(b[:, 2], w), np.minimum(b[:, 3], h)
     ok = (x2 > x1 - 1) & (y2 > y1 - 1)
     out = np.empty((int(ok.sum()), size, size, 3), np.float32)
-    n = 0
-    for i in np.nonzero(ok)[0]:
+    for n, i in enumerate(np.nonzero(ok)[0]):
         patch = rgb[y1[i] - 1 : y2[i], x1[i] - 1 : x2[i]]
         out[n] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
-        n += 1
     return normalise(out), ok
 
 

@@ -25,8 +25,8 @@ _CHILD = (
     "from visionpack.errors import LicenseError\n"
     "from visionpack.installer.licensecheck import check_in_process\n"
     "try:\n"
-    "    print(json.dumps({'ok': True, 'verdict': check_in_process(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1',\n"
-    "                                                              sys.argv[5] == '1')}))\n"
+    "    verdict = check_in_process(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1', sys.argv[5] == '1')\n"
+    "    print(json.dumps({'ok': True, 'verdict': verdict}))\n"
     "except LicenseError as e:\n"
     "    print(json.dumps({'ok': False, 'reason': e.reason, 'detail': e.detail}))\n"
 )

@@ -117,9 +117,12 @@ def master(paths: DeployPaths, proc: Path = PROC, version: str | None = None) ->
     """
     pidfile = paths.release_pidfile(version) if version else paths.pidfile
     pid = read_pid(pidfile)
-    if pid is not None and is_ours(proc_info(pid, proc), paths):
-        if version is None or release_of(pid, paths, proc) in (version, None):
-            return pid
+    if (
+        pid is not None
+        and is_ours(proc_info(pid, proc), paths)
+        and (version is None or release_of(pid, paths, proc) in (version, None))
+    ):
+        return pid
     found = masters(paths, proc)
     if version is not None:
         found = {p: v for p, v in found.items() if v == version}

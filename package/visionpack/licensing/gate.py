@@ -197,7 +197,6 @@ class LicenseGate:
                     log.warning("%s", w)
                 self._warned_days = None  # a new license deserves its own expiry warning
         v = st.verdict
-        if v is not None and v.expiring_soon:
-            if self._warned_days != v.days_left:
-                self._warned_days = v.days_left
-                log.warning("%s", v.warnings[0])
+        if v is not None and v.expiring_soon and self._warned_days != v.days_left:
+            self._warned_days = v.days_left
+            log.warning("%s", v.warnings[0])

@@ -1,4 +1,5 @@
-"""The service factory: one module per service (``services/<name>.py`` exposing ``SERVICE``, its class implementing services/protocol.py), picked by ``cfg.service``."""
+"""The service factory: one module per service (``services/<name>.py`` exposing ``SERVICE``, its class
+implementing services/protocol.py), picked by ``cfg.service``."""
 
 from __future__ import annotations
 

@@ -164,7 +164,7 @@ class CropsReq:
     ids: list[int]
 
     def run(self, svc: Any) -> dict[str, Any]:
-        if self.key not in svc.gallery.keys():
+        if self.key not in svc.gallery.keys():  # noqa: SIM118  (Gallery.keys() reads the store; a Gallery is no mapping)
             raise unknown_index(self.key)
         crops, missing = [], []
         for face_id in self.ids:

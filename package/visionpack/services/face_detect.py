@@ -1,4 +1,5 @@
-"""Face detectors of the face service: the ``FaceDetector`` protocol, its two implementations (the MTCNN cascade, one PaddleX face detector) and the factory that picks one from the deploy's model roles.
+"""Face detectors of the face service: the ``FaceDetector`` protocol, its two implementations (the MTCNN
+cascade, one PaddleX face detector) and the factory that picks one from the deploy's model roles.
 
 MTCNN (``detector_pnet``/``detector_rnet``/``detector_onet``) gives boxes and five landmarks, so
 chips are aligned; a PaddleX face detector (``detector``) gives boxes only (PaddleX's crop).

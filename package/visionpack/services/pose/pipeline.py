@@ -1,4 +1,5 @@
-"""The ``PosePipeline`` protocol (image -> persons with keypoints), its result ``Person`` and the keypoint service's options.
+"""The ``PosePipeline`` protocol (image -> persons with keypoints), its result ``Person`` and the keypoint
+service's options.
 
 A pipeline is one way of finding people's keypoints from a set of bundles: top-down
 (``top_down.py``: a person detector, then a keypoint model on every box) today; a one-stage

@@ -1,4 +1,5 @@
-"""The top-down pose pipeline (PaddleX's human keypoint pipeline): a person detector, then a top-down keypoint model (PP-TinyPose contract) on every box.
+"""The top-down pose pipeline (PaddleX's human keypoint pipeline): a person detector, then a top-down
+keypoint model (PP-TinyPose contract) on every box.
 
 PaddleX runs the keypoint model once per person; here all persons of an image go through it
 together, chunked by ``kpt_batch``. Each engine serialises only itself (inference/engine.py),
