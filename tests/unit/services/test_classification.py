@@ -1,4 +1,4 @@
-"""The classification service's own setup errors (its request paths: tests/unit/test_api_classification.py)."""
+"""The classification service's own setup errors (its request paths: tests/unit/api/test_routes_classification.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Console unit fixtures: a classification and a face app on fakes (tests/unit/fakes.py,
-face_fakes.py, console_fakes.py), and the logger isolation an app with a log directory needs."""
+"""API and console unit fixtures: a classification and a face app on fakes (tests/unit/fakes.py,
+face_fakes.py, api/console/console_fakes.py), and the logger isolation an app with a log directory
+needs (the console tests and api/test_csrf.py use them)."""
 
 from __future__ import annotations
 

@@ -140,7 +140,7 @@ def test_start_instance_uses_the_license_limit(tmp_path, issue, keypair):
         (lic_dir / pub.name).write_bytes(pub.read_bytes())
     new = tmp_path / "n.lic"
     # A limit above whatever else runs on this machine right now, so the test is not
-    # disturbed by real services; the limit itself is tested in test_license_instances.py.
+    # disturbed by real services; the limit itself is tested in test_instances.py.
     new.write_bytes(issue(instances=instances.count() + 1))
     admin.install_license(new, lic_dir, lic_dir)
     verdict, slot = admin.start_instance(lic_dir, "shop", "face", {"port": 8701}, state_dir=tmp_path / "s")
