@@ -389,7 +389,7 @@ def test_deliberately_stopped_deploy_passes(healthy):
         rc, doc, _ = diag(root, "--since", "1")
         assert rc == 0, not_passing(doc)
         # Paddle may print a "C++ Traceback" for the SIGTERM of a stop; that is not an error
-        # (tests/unit/test_diag_logs.py holds the text such a stop left in a real error.log).
+        # (tests/unit/vp_diag/test_logs.py holds the text such a stop left in a real error.log).
         assert find(doc, "log-tracebacks")["data"].get("count", 0) == tracebacks
         assert find(doc, "process")["detail"].startswith("stopped, as recorded")
         assert find(doc, "port")["detail"] == f"port {port} is free for when the deploy starts"

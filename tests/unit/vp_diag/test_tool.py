@@ -7,9 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 TS = REPO / "trouble_shooting"
 sys.path.insert(0, str(TS))
 

@@ -4,11 +4,11 @@ the one an older installer left (``runtime``; the installer migrates it, vp_diag
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
 from vp_diag.docker import runtime_kind  # noqa: E402

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.paths import REPO
+
+sys.path.insert(0, str(REPO))
 
 from tools.train_pose import data, train_det, train_torch  # noqa: E402
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch  # a training-time tool only, installed from tests/requirements.txt
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.paths import REPO
+
+sys.path.insert(0, str(REPO))
 
 from tools.train_pose import torch_models, transfer  # noqa: E402
 

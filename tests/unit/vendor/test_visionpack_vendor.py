@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
 from visionpack.licensing import fingerprint as fpmod
 from visionpack.licensing import license as fmt
 from visionpack.licensing.admin import install_license
 from visionpack.licensing.verify import load_public_keys, verify
 
-REPO = Path(__file__).resolve().parents[3]
 TOOL = REPO / "vendor" / "visionpack_vendor.py"
 
 

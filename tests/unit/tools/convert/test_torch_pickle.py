@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tests.paths import REPO
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 from tools.convert import torch_pickle as tp  # noqa: E402
 

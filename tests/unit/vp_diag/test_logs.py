@@ -5,9 +5,9 @@ from __future__ import annotations
 import calendar
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
 from vp_diag import logs  # noqa: E402

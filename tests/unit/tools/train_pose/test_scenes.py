@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.paths import REPO
+
+sys.path.insert(0, str(REPO))
 
 from tools.train_pose import scenes, topdown  # noqa: E402
 

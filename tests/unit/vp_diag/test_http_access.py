@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
+from tests.paths import REPO
 from tests.unit.fakes import fake_factory, write_cls_bundle
 from visionpack.access import store
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
 from vp_diag import http as diag_http  # noqa: E402

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
 from vp_diag import host  # noqa: E402

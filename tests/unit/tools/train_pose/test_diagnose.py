@@ -8,12 +8,13 @@ re-aligns by 0.75 and models.PoseExport(flip=True) bakes the same merge into the
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import paddle
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.paths import REPO
+
+sys.path.insert(0, str(REPO))
 
 from tools.train_pose import diagnose, models, scenes, topdown  # noqa: E402
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
 from vp_diag import procfs, releases  # noqa: E402

@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
 from vp_diag import privileges  # noqa: E402

@@ -8,11 +8,11 @@ import os
 import socket
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
 from vp_diag import http as diag_http  # noqa: E402
