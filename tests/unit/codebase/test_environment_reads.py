@@ -9,9 +9,9 @@ config (start/gunicorn_conf.py), fails.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 PACKAGE = REPO / "package" / "visionpack"
 ALLOWED = {PACKAGE / "config.py", PACKAGE / "installer" / "settings.py"}
 NAMES = {"environ", "environb", "getenv", "putenv", "unsetenv"}

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
 
 
 def _imports_tool():

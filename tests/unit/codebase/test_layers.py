@@ -7,9 +7,9 @@ breaks the table fails here; the exceptions are listed, each with what would rem
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 _spec = importlib.util.spec_from_file_location("vp_imports", REPO / "tools" / "dev" / "imports.py")
 imports = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(imports)

@@ -12,9 +12,9 @@ import ast
 import re
 from pathlib import Path
 
+from tests.paths import REPO
 from visionpack.errors import all_error_classes
 
-REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "package" / "visionpack"
 CODE = re.compile(r"(?<!\d)33(?:6[01]\d\d|7000)(?!\d)")  # 3360xx, 3361xx, 337000
 BUILTIN_EXCEPTIONS = {"Exception", "BaseException", "ValueError", "RuntimeError", "OSError", "LookupError",
