@@ -294,7 +294,7 @@ def all_error_classes() -> Iterator[type[VisionpackError]]:
 
 def error_table() -> list[dict[str, object]]:
     """Rows for the README table: where each code shows up and how to fix it."""
-    rows = []
+    rows: list[dict[str, object]] = []
     classes = sorted(all_error_classes(), key=lambda c: (not isinstance_api(c), c.easydl_code, c.exit_code, c.slug))
     for cls in classes:
         if cls in (VisionpackError, RequestError, InstallerError):

@@ -16,7 +16,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path | str, data: bytes | str, mode: int = 0o644) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` via temp file + fsync + rename + directory fsync."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -139,8 +139,8 @@ def fetch(pid: int | None, timeout: float = 5.0, *, addr: str | None = None) -> 
         s.connect(addr or address(int(pid or 0)))
         msg, anc, _flags, _addr = s.recvmsg(65536, socket.CMSG_SPACE(MAX_FDS * 4))
     fds: list[int] = []
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+    for level, ctype, data in anc:
+        if level == socket.SOL_SOCKET and ctype == socket.SCM_RIGHTS:
             arr = array.array("i")
             arr.frombytes(data[: len(data) - len(data) % arr.itemsize])
             fds.extend(arr)
@@ -241,7 +241,7 @@ def adopt_slot(fd: int, owner_info: dict[str, Any]) -> Any:
         # (handed on from container to container) reads as relative to its bind mount.
         named = os.stat(instances.INSTANCES_DIR / match.group(0)) if match else None
         st = os.fstat(fd)
-        if named is None or (named.st_dev, named.st_ino) != (st.st_dev, st.st_ino):
+        if match is None or named is None or (named.st_dev, named.st_ino) != (st.st_dev, st.st_ino):
             raise LicenseError("instance-limit", f"handed-over descriptor {fd} is not an instance slot ({target})")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # already ours through the shared open file
     except OSError as exc:

@@ -80,12 +80,13 @@ def gunicorn_logger_class(max_bytes: int, backups: int) -> type:
     """gunicorn's Logger with its file handlers replaced by rotating shared ones."""
     from gunicorn import glogging
 
-    class Logger(glogging.Logger):  # type: ignore[misc]
+    # _set_handler and _get_gunicorn_handler are gunicorn's private API, absent from its stubs.
+    class Logger(glogging.Logger):
         def _set_handler(self, log: logging.Logger, output: Any, fmt: logging.Formatter, stream: Any = None) -> None:
             if output is None or output == "-":
-                super()._set_handler(log, output, fmt, stream)
+                super()._set_handler(log, output, fmt, stream)  # type: ignore[misc]  # private, not in the stubs
                 return
-            old = self._get_gunicorn_handler(log)
+            old = self._get_gunicorn_handler(log)  # type: ignore[attr-defined]  # private, not in the stubs
             if old:
                 log.handlers.remove(old)
             handler = SharedRotatingFileHandler(output, max_bytes, backups)

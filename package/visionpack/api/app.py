@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .. import config as config_mod
@@ -50,8 +51,9 @@ def create_app(
         gate = build_gate(cfg)
     app = Flask("visionpack")
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_image_b64_bytes + ENVELOPE_SLACK
-    app.json.ensure_ascii = False  # EasyDL error messages and labels may be Chinese
-    app.json.sort_keys = False
+    provider = cast(DefaultJSONProvider, app.json)  # Flask's default provider, typed as the base class
+    provider.ensure_ascii = False  # EasyDL error messages and labels may be Chinese
+    provider.sort_keys = False
     metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
     app.extensions["visionpack"] = WorkerState(
         cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None))

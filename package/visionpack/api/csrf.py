@@ -25,11 +25,14 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
 from ..errors import NoPermission
 from ..services.fields import preview
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 TOKEN_HEADER = "X-CSRF-Token"
 COOKIE_PREFIX = "vp_console_"
@@ -110,7 +113,7 @@ def refusal(reason: str, detail: str) -> NoPermission:
     return err
 
 
-def check(headers: Mapping[str, Any], cookies: Mapping[str, Any], deploy: str) -> None:
+def check(headers: Mapping[str, Any] | Headers, cookies: Mapping[str, Any], deploy: str) -> None:
     """NoPermission unless the request may act: not from another site, and with the console's
     token when it carries one."""
     why = cross_site_reason(headers.get("Origin"), headers.get("Sec-Fetch-Site"), headers.get("Host"))

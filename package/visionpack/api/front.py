@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Iterable
 
 import h11
 from gunicorn.workers import base
@@ -363,6 +363,7 @@ class FrontWorker(base.Worker):
         limit = s.max_body_bytes()
         declared = _content_length(req.headers)
         reserved = 0
+        too_large: int | None
         try:
             if (
                 declared is not None
@@ -492,7 +493,7 @@ _REASONS = {
 }
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
             try:
@@ -510,7 +511,12 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
     """Wait until ``sock`` is readable; cancelling it leaves nothing behind."""
     fd = sock.fileno()
     fut = loop.create_future()
-    loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+
+    def wake() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(fd, wake)
     try:
         await fut
     finally:

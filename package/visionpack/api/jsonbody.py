@@ -88,8 +88,8 @@ def nesting_depth(data: bytes) -> int:
     quote = chars == 0x22
     outside = ~quote & (np.cumsum(quote) % 2 == 0)
     opens = (chars == 0x5B) | (chars == 0x7B)
-    level = np.cumsum(np.where(opens, 1, -1)[outside], dtype=np.int64)
-    return int(level.max(initial=0))
+    levels = np.cumsum(np.where(opens, 1, -1)[outside], dtype=np.int64)
+    return int(levels.max(initial=0))
 
 
 def _utf8(raw: bytes) -> bytes:

@@ -19,7 +19,7 @@ import io
 import json
 import threading
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class VectorIndex:
         self._trained_on = 0
         self._lock = threading.Lock()
         self._index = self._empty(0)
-        self._selector = None
+        self._selector: tuple[Any, Any] | None = None  # (IDSelectorNot, the batch it points into)
         self.rebuilt = False  # set by a full build; the Gallery then saves a snapshot
 
     # --- construction -------------------------------------------------------------------

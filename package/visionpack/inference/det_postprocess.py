@@ -64,8 +64,8 @@ def pick_outputs(outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 def split_by_counts(rows: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     out, start = [], 0
-    for n in counts.astype(np.int64).tolist():
-        n = max(0, int(n))
+    for count in counts.astype(np.int64):
+        n = max(0, int(count))
         out.append(rows[start : start + n])
         start += n
     if start > len(rows):

@@ -113,7 +113,7 @@ def _limb_polygon(p: np.ndarray, q: np.ndarray, half_width: int = 1) -> np.ndarr
     mid = (int((p[0] + q[0]) / 2), int((p[1] + q[1]) / 2))
     half_len = int(math.hypot(float(p[0] - q[0]), float(p[1] - q[1])) / 2)
     angle = int(math.degrees(math.atan2(float(p[1] - q[1]), float(p[0] - q[0]))))
-    return cv2.ellipse2Poly(mid, (half_len, half_width), angle, 0, 360, 1)
+    return np.asarray(cv2.ellipse2Poly(mid, (half_len, half_width), angle, 0, 360, 1))
 
 
 def skeleton_jpeg_b64(rgb: np.ndarray, keypoints: Sequence[np.ndarray]) -> str:

@@ -59,7 +59,7 @@ def _seconds(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     # --root is accepted before or after the command; SUPPRESS keeps the sub-parser's unset
     # default from overwriting a value given before the command.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--root",
         default=argparse.SUPPRESS,

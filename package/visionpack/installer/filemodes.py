@@ -110,6 +110,11 @@ def secure_licenses(root: Root, ids: Ids) -> None:
     walk_fix(d, lambda st, is_dir: LICENSES_DIR_MODE if is_dir else LICENSE_FILE_MODE, owner)
 
 
+def _shared_modes(file_mode: int) -> Callable[[os.stat_result, bool], int | None]:
+    """A shared subdirectory's modes: SHARED_DIR_MODE for its directories, ``file_mode`` for its files."""
+    return lambda _st, is_dir: SHARED_DIR_MODE if is_dir else file_mode
+
+
 def prepare_shared_state(ids: Ids, base: Path = SHARED_STATE) -> None:
     """As root: the licensing directories, owned by the service user, nothing for others.
 
@@ -126,7 +131,7 @@ def prepare_shared_state(ids: Ids, base: Path = SHARED_STATE) -> None:
     for sub, file_mode in SHARED_SUBDIRS.items():
         d = base / sub
         d.mkdir(exist_ok=True)
-        walk_fix(d, lambda st, is_dir, m=file_mode: SHARED_DIR_MODE if is_dir else m, ids)
+        walk_fix(d, _shared_modes(file_mode), ids)
 
 
 def secure_root(root: Root, ids: Ids, *, deploys: list[str] | None = None) -> None:

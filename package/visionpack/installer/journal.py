@@ -167,7 +167,8 @@ class Recovery:
 
 def decide(state: dict[str, Any] | None) -> Recovery:
     """What to do about an operation a killed installer left behind."""
-    op = (state or {}).get("operation")
+    state = state or {}
+    op = state.get("operation")
     if not op:
         return Recovery("none", None, "")
     kind, step = op.get("op"), op.get("step")

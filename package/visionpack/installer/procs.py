@@ -103,7 +103,7 @@ def masters(paths: DeployPaths, proc: Path = PROC) -> dict[int, str | None]:
     for entry in proc.iterdir():
         if entry.name.isdigit():
             info = proc_info(int(entry.name), proc)
-            if is_ours(info, paths):
+            if info is not None and is_ours(info, paths):
                 ours[info.pid] = info
     # Workers share the master's command line; a master is one whose parent is not ours.
     return {pid: release_of(pid, paths, proc) for pid in sorted(ours) if ours[pid].ppid not in ours}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from . import journal
 from .layout import DeployPaths
 from .release import remove_tree
+
+if TYPE_CHECKING:
+    from .context import Context
 
 
 def recover(paths: DeployPaths, state: dict[str, Any] | None, say: Callable[[str], None]) -> dict[str, Any] | None:
@@ -37,7 +40,8 @@ def _switch(paths: DeployPaths, state: dict[str, Any], action: str, say: Callabl
     from . import procs, switch
     from .layout import Root
 
-    ctx = _SayOnly(Root(paths.root.path), say)
+    # Duck-typed: _SayOnly holds what these switch calls read of a Context (no package source).
+    ctx = cast("Context", _SayOnly(Root(paths.root.path), say))
     op = state["operation"]
     if action == "complete-switch":
         target, old = op["release"], op.get("from")

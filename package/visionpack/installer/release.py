@@ -134,7 +134,7 @@ def _render_start(source: Source, release: Path, paths: DeployPaths, runtime: Pa
 
 def copy_licenses(root: Root, source: Source) -> list[str]:
     """Vendor public keys always; the package's license.lic only if the root has none yet."""
-    copied = []
+    copied: list[str] = []
     if not source.licenses.is_dir():
         return copied
     root.licenses.mkdir(parents=True, exist_ok=True)

@@ -128,7 +128,7 @@ class ClockMark:
                 lower = max(lower, int(os.stat(path).st_ctime))
             except OSError:
                 pass
-        if rebuilt:
+        if high is None:  # rebuilt
             if lower:
                 # INFO: a first start looks exactly like a deleted mark, and first starts are normal.
                 log.info(

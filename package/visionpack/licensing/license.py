@@ -106,7 +106,8 @@ def parse_time(value: Any, field: str) -> int:
     if not m:
         raise fail(f"{field} must look like 2026-01-31T23:59:59Z")
     try:
-        moment = datetime.datetime(*(int(g) for g in m.groups()), tzinfo=datetime.timezone.utc)
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc)
     except ValueError:
         raise fail(f"{field} is not a real date") from None
     return int(moment.timestamp())

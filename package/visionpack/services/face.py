@@ -48,7 +48,8 @@ def default_rec_threshold(manifest: dict[str, Any]) -> float:
     value = (manifest.get("runtime") or {}).get("rec_threshold")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    return CALIBRATED_REC_THRESHOLD.get((manifest.get("source") or {}).get("package"), PADDLEX_REC_THRESHOLD)
+    source: dict[str, Any] = manifest.get("source") or {}
+    return CALIBRATED_REC_THRESHOLD.get(source.get("package", ""), PADDLEX_REC_THRESHOLD)
 
 
 OPTION_LOWER_BOUND = {"min_face_size": 12}  # MTCNN's window is 12 px
@@ -118,6 +119,7 @@ def model_fingerprint(bundle: Bundle) -> str:
 
 class FaceService(FaceCodec):
     kind = "face"
+    opts: Options  # all of them; the codec reads a few
 
     def __init__(self, cfg: ServiceConfig, engine_factory: EngineFactory, store: GalleryStore | None = None) -> None:
         """``store``: the gallery's store (tests); by default the one ``cfg.gallery`` names."""
@@ -186,7 +188,8 @@ class FaceService(FaceCodec):
         PaddleX does with gallery images -- the whole image when no face is found."""
         faces = self.detect(rgb)
         if not faces:
-            return FA.crop(rgb, [0, 0, rgb.shape[1], rgb.shape[0]]), None
+            whole = FA.crop(rgb, [0, 0, rgb.shape[1], rgb.shape[0]])
+            return (rgb if whole is None else whole), None  # None only for an empty image, as chips() does
         best = max(faces, key=lambda f: M.box_area(f.box) * f.score)
         return self.chips(rgb, [best])[0], best
 

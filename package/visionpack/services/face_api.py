@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import InvalidArgument, MissingParameter
 from ..gallery import DEFAULT_INDEX
 from ..gallery.store import check_key, check_label, unknown_index
-from ..imaging import encode_jpeg_b64
+from ..imaging import ImageLimits, encode_jpeg_b64
 from . import fields
 from .protocol import Operation
 
@@ -182,8 +182,24 @@ def _required_key(body: dict, name: str) -> str:
     return check_key(fields.required(body, name))
 
 
+class CodecOptions(Protocol):
+    """What the codec reads of face.Options (face.py imports this module, not the reverse)."""
+
+    @property
+    def topk(self) -> int: ...
+    @property
+    def visualize_paddlex(self) -> bool: ...
+    @property
+    def visualize_easydl(self) -> bool: ...
+    @property
+    def max_faces(self) -> int: ...
+
+
 class FaceCodec:
     """Mixed into FaceService: needs ``self.limits``, ``self.opts``."""
+
+    limits: ImageLimits
+    opts: CodecOptions
 
     def operations(self) -> dict[str, Operation]:
         """Every wire operation, by name (api/routes_face.py maps paths to these names)."""
@@ -280,7 +296,7 @@ class FaceCodec:
         return {"indexKey": res.key, "removedFaces": res.faces}
 
     # --- EasyDL (Baidu face search style) ----------------------------------------------
-    def decode_easydl_search(self, body: dict) -> InferReq:
+    def decode_easydl_search(self, body: dict) -> _Limited:
         req = InferReq(
             self._image(body.get("image")),
             _key(body, "group_id"),

@@ -11,7 +11,7 @@ numpy that they cannot hold); and a message shows at most a short, escaped prefi
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 from ..errors import InvalidArgument, MissingParameter, VisionpackError
 from ..imaging import ImageLimits, decode_b64
@@ -47,6 +47,27 @@ def _range(lo: float | None, hi: float | None) -> str:
     return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
 
 
+# The overloads say what the callers rely on: a default (or required=True) means a value.
+@overload
+def integer(
+    body: Mapping[str, Any],
+    key: str,
+    default: int,
+    lo: int | None = ...,
+    hi: int | None = ...,
+    err: type[VisionpackError] = ...,
+    name: str | None = ...,
+) -> int: ...
+@overload
+def integer(
+    body: Mapping[str, Any],
+    key: str,
+    default: int | None,
+    lo: int | None = ...,
+    hi: int | None = ...,
+    err: type[VisionpackError] = ...,
+    name: str | None = ...,
+) -> int | None: ...
 def integer(
     body: Mapping[str, Any],
     key: str,
@@ -91,6 +112,22 @@ def number(
     return float(value)
 
 
+@overload
+def boolean(
+    body: Mapping[str, Any],
+    key: str,
+    default: bool,
+    err: type[VisionpackError] = ...,
+    name: str | None = ...,
+) -> bool: ...
+@overload
+def boolean(
+    body: Mapping[str, Any],
+    key: str,
+    default: bool | None,
+    err: type[VisionpackError] = ...,
+    name: str | None = ...,
+) -> bool | None: ...
 def boolean(
     body: Mapping[str, Any],
     key: str,
@@ -107,6 +144,14 @@ def boolean(
     return value
 
 
+@overload
+def int_list(
+    body: Mapping[str, Any], key: str, *, required: Literal[True], max_items: int, lo: int = ..., hi: int = ...
+) -> list[int]: ...
+@overload
+def int_list(
+    body: Mapping[str, Any], key: str, *, required: bool, max_items: int, lo: int = ..., hi: int = ...
+) -> list[int] | None: ...
 def int_list(
     body: Mapping[str, Any], key: str, *, required: bool, max_items: int, lo: int = 0, hi: int = INT64_MAX
 ) -> list[int] | None:

@@ -146,13 +146,19 @@ def _top_codes(windows: list[Window]) -> list[str]:
     return [c for c, _n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def _error_rate(code: str) -> Callable[[Window], float | None]:
+    return lambda w: w.error_rate(code)
+
+
+def _latency(q: float) -> Callable[[Window], float | None]:
+    return lambda w: w.latency(q)
+
+
 def all_charts(windows: list[Window]) -> list[Chart]:
     """The overview's three charts: request rate, error answers by code, latency percentiles."""
     codes = _top_codes(windows)
     shown, rest = codes[:MAX_CODES], set(codes[MAX_CODES:])
-    error_series: list[tuple[str, Callable[[Window], float | None]]] = [
-        (f"code {c}", lambda w, c=c: w.error_rate(c)) for c in shown
-    ]
+    error_series: list[tuple[str, Callable[[Window], float | None]]] = [(f"code {c}", _error_rate(c)) for c in shown]
     if rest:
         error_series.append(("other", lambda w: sum(w.error_rate(c) for c in rest)))
     errors = chart("Error answers by code", "per second", windows, error_series)
@@ -162,7 +168,7 @@ def all_charts(windows: list[Window]) -> list[Chart]:
         "Latency percentiles",
         "ms",
         windows,
-        [(f"p{round(q * 100)}", lambda w, q=q: w.latency(q)) for q in PERCENTILES],
+        [(f"p{round(q * 100)}", _latency(q)) for q in PERCENTILES],
         last=lambda v: fmt_ms(v),
         scale=1000.0,
     )

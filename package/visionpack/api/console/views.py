@@ -106,7 +106,7 @@ def _refused(route: str) -> tuple[AccessTokenInvalid | NoPermission, int] | None
 def _token() -> tuple[str, bool]:
     """The console token of this browser (its cookie's, when well formed), and whether it is new."""
     current = request.cookies.get(csrf.cookie_name(worker().cfg.deploy))
-    return (current, False) if csrf.valid_token(current) else (csrf.new_token(), True)
+    return (current, False) if current is not None and csrf.valid_token(current) else (csrf.new_token(), True)
 
 
 def _html(body: str, status: int, token: str = "", new: bool = False) -> Response:

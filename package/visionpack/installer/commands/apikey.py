@@ -22,7 +22,7 @@ SEND = "'Authorization: Bearer KEY', 'X-API-Key: KEY' or the query parameter '?a
 
 def configure(
     p: argparse.ArgumentParser,
-    parser_class: type,
+    parser_class: type[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
     run: Callable[[Context, argparse.Namespace], Any],
 ) -> None:

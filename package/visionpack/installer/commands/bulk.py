@@ -16,7 +16,7 @@ def inall(
 ) -> dict[str, Any]:
     """Install each catalog deploy on its catalog port; already installed ones are skipped."""
     release.yaml_ready(ctx.source)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, entry in sorted(ctx.source.catalog().items()):
         state = journal.load(ctx.root.deploy(name))
         if state and state.get("release"):
@@ -56,7 +56,7 @@ def inall(
 
 
 def rmall(ctx: Context, *, purge: bool) -> dict[str, Any]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in ctx.root.deploy_names():
         ctx.say(f"== removing {name}")
         try:

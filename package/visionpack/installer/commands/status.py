@@ -74,7 +74,8 @@ def _slots(lic: dict, *, running: bool) -> str:
         return f"{in_use or 'unknown'} in use of {licensed} licensed on this machine"
     if not lic.get("slots_full"):
         return f"{in_use} of {licensed} licensed slots in use on this machine"
-    over = f" ({in_use} run: started under a license with more)" if in_use > licensed else ""
+    more = isinstance(licensed, int) and in_use > licensed  # a license without a count has no "more"
+    over = f" ({in_use} run: started under a license with more)" if more else ""
     if running:
         return f"all {licensed} licensed slots in use{over}; this deploy holds one"
     return (

@@ -259,7 +259,8 @@ class DockerRuntime:
         """
         top = Path(top or ctx.source.top)
         kept = state.get("releases") or {}
-        rec = kept.get(version) if isinstance(kept.get(version), dict) else {}
+        found = kept.get(version)
+        rec: dict[str, Any] = found if isinstance(found, dict) else {}
         want = rec.get("image") or {}
         ref = dc.image_ref(top)
         if want.get("id") and dc.local_image_id(client, want["id"]):

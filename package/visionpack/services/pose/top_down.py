@@ -41,9 +41,9 @@ class TopDownPipeline:
                 f"{self.kpt_bundle.path.name}: {self.kpt_bundle.task})"
             )
         self.labels = DP.read_labels(self.det_bundle.config)
-        self.threshold = opts.det_threshold
-        if self.threshold is None:
-            self.threshold = DP.default_threshold(self.det_bundle.config)
+        self.threshold = (
+            DP.default_threshold(self.det_bundle.config) if opts.det_threshold is None else opts.det_threshold
+        )
         self.kpt_spec = KT.read_spec(self.kpt_bundle.config, self.kpt_bundle.model_name)
         self.det_engine = engines(self.det_bundle, cfg)
         self.det_pre = DetPreprocessor.from_config(self.det_bundle.config, self.det_engine.input_names)
