@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 from urllib.parse import unquote_plus
 
 from ..errors import AccessTokenInvalid, NoPermission
@@ -30,10 +30,11 @@ FILE = "access.json"
 LOCKED = AccessState({s: "key" for s in SCOPES}, ())
 _NEVER = object()
 
-Signature = Optional[tuple]
+# A stat signature, or ("stat-error", errno); typing.Tuple: evaluated at run time, on 3.8 too.
+Signature = Optional[Tuple[object, ...]]
 
 
-def _signature(st: os.stat_result) -> tuple:
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns)
 
 
@@ -113,7 +114,8 @@ def presented_key(headers: Any, args: Any) -> str | None:
         return value.strip()
     for candidate in (headers.get("X-API-Key"), args.get("access_token")):
         if candidate and candidate.strip():
-            return candidate.strip()
+            key: str = candidate.strip()
+            return key
     return None
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any, cast
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
@@ -66,13 +66,13 @@ def create_app(
         app.register_blueprint(console_blueprint(cfg, routes.ROUTES))
 
     @app.errorhandler(RequestEntityTooLarge)
-    def too_large(_exc):
+    def too_large(_exc: RequestEntityTooLarge) -> tuple[Response, int]:
         # Routes turn an oversized body into 336004 themselves (routes.read_json); this answers
         # any other reader of a body, in the route's dialect when it has one.
         return error_answer(ImageSizeInvalid("request body too large"), None)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
         # Unknown paths (404), wrong methods (405) and anything else Werkzeug raises: never its
         # HTML page, an envelope both dialects read, with a log id like every other answer.
         status = exc.code or 500

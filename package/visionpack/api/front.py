@@ -69,7 +69,7 @@ class _Conn:
         self.peer: tuple[str, int] = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
         self.idle = True  # waiting for the first byte of a request: safe to close
         self.idle_since = time.monotonic()
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[Any] | None = None
         self.closing = False
 
 
@@ -83,7 +83,7 @@ class FrontWorker(base.Worker):
         self.conns: set[_Conn] = set()
         self._pending_listeners: list[socket.socket] = []
         self._listener_lock = threading.Lock()
-        self._accepting: dict[int, asyncio.Task] = {}
+        self._accepting: dict[int, asyncio.Task[None]] = {}
         self._opening = 0  # accepted, streams not yet made: counted against max_connections
         self._room = asyncio.Event()
         # Request bodies held in memory by this worker, reserved before they are read.

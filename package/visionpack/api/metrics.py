@@ -49,7 +49,7 @@ class Metrics:
         if self.dir and time.monotonic() - self._last_flush > 1.0:
             self.flush()
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             snap = {
                 "requests": [[r, c, n] for (r, c), n in self.requests.items()],
@@ -70,7 +70,7 @@ class Metrics:
         tmp.write_text(json.dumps(self.snapshot()))
         os.replace(tmp, self.dir / f"{os.getpid()}.json")
 
-    def _all_snapshots(self) -> list[dict]:
+    def _all_snapshots(self) -> list[dict[str, Any]]:
         own = self.snapshot()
         if not self.dir:
             return [own]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -52,7 +52,8 @@ class WorkerState:
 
 
 def worker() -> WorkerState:
-    return current_app.extensions["visionpack"]
+    state: WorkerState = current_app.extensions["visionpack"]
+    return state
 
 
 def read_json(max_bytes: int) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def operation_blueprint(name: str, service: Service, routes: Sequence[tuple[str,
     return bp
 
 
-def _view(endpoint: str, op: Operation):
+def _view(endpoint: str, op: Operation) -> Callable[[], tuple[Response, int]]:
     def view() -> tuple[Response, int]:
         return handle(endpoint, op)
 
@@ -167,7 +168,9 @@ def handle(route: str, op: Operation) -> tuple[Response, int]:
     return resp, status
 
 
-def _error(dialect: str, log_id: Any, err: VisionpackError, route: str, logged: bool = False) -> tuple[dict, int]:
+def _error(
+    dialect: str, log_id: Any, err: VisionpackError, route: str, logged: bool = False
+) -> tuple[dict[str, Any], int]:
     if not logged:
         level = logging.WARNING if isinstance(err, (LicenseError, ServiceUnavailable)) else logging.INFO
         reason = getattr(err, "reason", "")
@@ -222,12 +225,12 @@ def ops_blueprint() -> Blueprint:
     bp = Blueprint("ops", __name__)
 
     @bp.get("/health")
-    def health():
+    def health() -> Response:
         # PaddleX's shape, so PaddleX health probes work unchanged.
         return jsonify({"logId": E.paddlex_log_id(), "errorCode": 0, "errorMsg": "Healthy"})
 
     @bp.get("/ready")
-    def ready():
+    def ready() -> tuple[Response, int]:
         r = worker()
         ok, info = readiness(r)
         if not _ops_allowed(r):
@@ -237,7 +240,7 @@ def ops_blueprint() -> Blueprint:
         return jsonify(info), 200 if ok else 503
 
     @bp.get("/metrics")
-    def metrics():
+    def metrics() -> Response | tuple[Response, int]:
         r = worker()
         try:
             access.authorize_request(r.access, OPS)

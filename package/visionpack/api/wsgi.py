@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import unquote_to_bytes
 
 import h11
@@ -65,11 +65,11 @@ def environ(
     return env
 
 
-def call(app: Callable, env: dict[str, Any], log: Any) -> Answer:
+def call(app: Callable[..., Iterable[bytes]], env: dict[str, Any], log: Any) -> Answer:
     """Run the app on ``env``; (status, reason, headers, body)."""
     started: list[Any] = []
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         started[:] = [status, headers]
         return lambda _data: None  # the legacy write() callable; Flask never uses it
 

@@ -16,7 +16,7 @@ import logging
 import threading
 import uuid
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from ..config import GalleryConfig
 from .index import Hit, IndexParams, VectorIndex
 from .store import DEFAULT_INDEX, FaceEntry, GalleryStore, NewFace, UnknownIndex, check_key, gallery_dir
 from .store_factory import open_store
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = [
     "DEFAULT_INDEX",
@@ -183,7 +186,7 @@ class Gallery:
             log.warning("cannot write index snapshot %s: %s", path, exc)
 
     # --- operations ---------------------------------------------------------------------
-    def search(self, key: str, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(self, key: str, vectors: NDArray[np.float32], k: int) -> list[list[Hit]]:
         return self.fresh(key).search(vectors, k)
 
     def build(self, faces: Sequence[NewFace], key: str | None = None) -> tuple[str, list[int]]:
@@ -240,7 +243,7 @@ class Gallery:
 
     def migrate(
         self,
-        embed: Callable[[list[bytes]], np.ndarray],
+        embed: Callable[[list[bytes]], NDArray[np.float32]],
         batch: int = 32,
         progress: Callable[[int, int], None] | None = None,
     ) -> int:
@@ -257,7 +260,7 @@ class Gallery:
             if not rows:
                 return done
             vecs = embed([r.crop for r in rows])
-            by_key: dict[tuple[str, str], list[tuple[int, np.ndarray]]] = {}
+            by_key: dict[tuple[str, str], list[tuple[int, NDArray[np.float32]]]] = {}
             for r, v in zip(rows, vecs):
                 by_key.setdefault((r.key, r.model), []).append((r.id, v))
             for (key, old), updates in by_key.items():

@@ -30,11 +30,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import config as config_mod
 from ..errors import UsageError, VisionpackError
 from . import DEFAULT_INDEX, Gallery, GalleryConfig, GalleryStore, IndexParams, cache_dir, open_store
+
+if TYPE_CHECKING:
+    from ..inference.engine import EngineFactory
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BATCH = 32
@@ -92,7 +95,7 @@ def read_layout(root: Path, list_file: Path | None = None) -> list[tuple[Path, s
 
 
 @contextlib.contextmanager
-def stdout_to_stderr():
+def stdout_to_stderr() -> Iterator[None]:
     """Paddle's C++ side prints to fd 1; keep stdout for our one JSON line (scripts parse it)."""
     sys.stdout.flush()
     saved = os.dup(1)
@@ -112,7 +115,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if summary["skipped"] == 0 else 1
 
 
-def _build(args: argparse.Namespace) -> dict:
+def _build(args: argparse.Namespace) -> dict[str, Any]:
     from ..imaging import decode
     from ..services.face import FaceService
 
@@ -152,7 +155,7 @@ def _build(args: argparse.Namespace) -> dict:
     return {"index": args.index, "added": added, "skipped": total - added, "whole_image_no_face": no_face}
 
 
-def engine_factory():
+def engine_factory() -> EngineFactory:
     """The engines the bundles name (a seam: tests put fakes here)."""
     from ..inference.engine import create_engine
 
@@ -244,7 +247,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except VisionpackError as exc:
         log(f"error: {exc.slug}: {exc.detail}\nhint: {exc.hint}")
         return 2 if isinstance(exc, UsageError) or exc.http_status < 500 else 1

@@ -42,7 +42,7 @@ def ivf_lists(n: int) -> int:
     return max(1, min(n // 8, 4 * int(n**0.5), 65536))
 
 
-def faiss_module():
+def faiss_module() -> Any:
     """faiss, imported on first use with its loader's INFO lines (which CPU build it picked) muted."""
     import logging
 
@@ -114,7 +114,7 @@ class VectorIndex:
             return f"IVF{ivf_lists(n)},Flat"
         return self.params.index_type
 
-    def _empty(self, n: int):
+    def _empty(self, n: int) -> Any:
         faiss = faiss_module()
 
         metric = faiss.METRIC_INNER_PRODUCT if self.params.metric == "IP" else faiss.METRIC_L2
@@ -224,7 +224,7 @@ class VectorIndex:
         return idx
 
     # --- search -------------------------------------------------------------------------
-    def _search_params(self, k: int):
+    def _search_params(self, k: int) -> Any:
         faiss = faiss_module()
 
         sel = None

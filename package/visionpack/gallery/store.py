@@ -29,12 +29,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol, Sequence, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence, TypedDict
 
 import numpy as np
 
 from ..errors import InvalidArgument
 from ..services.fields import preview
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 DEFAULT_INDEX = "default"
 MAX_LABEL_CHARS = 256
@@ -55,7 +58,7 @@ def gallery_dir(data_dir: str | os.PathLike[str]) -> Path:
 @dataclass(frozen=True)
 class NewFace:
     label: str
-    vector: np.ndarray  # float32 [dim], L2-normalised by the feature model
+    vector: NDArray[np.float32]  # [dim], L2-normalised by the feature model
     crop_png: bytes  # the aligned chip the vector was computed from
 
 
@@ -65,10 +68,10 @@ class Changes:
 
     gen: int
     full: bool  # True: ``ids``/``vectors`` are the whole index
-    ids: np.ndarray  # int64 [n] rows added or changed (current model only)
+    ids: NDArray[np.int64]  # [n] rows added or changed (current model only)
     labels: list[str]
-    vectors: np.ndarray  # float32 [n, dim]
-    removed: np.ndarray  # int64 ids gone (or now made by another model)
+    vectors: NDArray[np.float32]  # [n, dim]
+    removed: NDArray[np.int64]  # ids gone (or now made by another model)
 
 
 class StaleFace(NamedTuple):

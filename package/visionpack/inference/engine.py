@@ -19,13 +19,14 @@ import importlib
 import pkgutil
 import threading
 from pathlib import Path
-from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..bundle import ENGINE_KIND, Bundle
 from ..config import ServiceConfig
 from ..errors import ModelInvalid
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 MODULE_SUFFIX = "_engine"
 
@@ -37,7 +38,7 @@ class Engine(Protocol):
 
     input_names: list[str]
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]: ...
+    def run(self, feeds: Mapping[str, NDArray[Any]]) -> Sequence[NDArray[Any]]: ...
 
 
 # What services are given to open their models: (bundle, deploy config) -> engine. Tests pass
@@ -85,7 +86,8 @@ def factory_for(kind: str) -> EngineFactory:
     create = getattr(module, "create", None)
     if not callable(create):
         raise ModelInvalid(f"{name} has no create(bundle, cfg)")
-    return create
+    factory: EngineFactory = create
+    return factory
 
 
 def create_engine(bundle: Bundle, cfg: ServiceConfig) -> Engine:
@@ -112,7 +114,7 @@ class SerializedEngine:
         self.output_names: list[str] = list(getattr(engine, "output_names", []))
         self._lock = threading.Lock()
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
+    def run(self, feeds: Mapping[str, NDArray[Any]]) -> Sequence[NDArray[Any]]:
         with self._lock:
             return self.engine.run(feeds)
 

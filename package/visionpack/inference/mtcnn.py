@@ -22,9 +22,12 @@ that is what the networks were trained on. The stage networks are plain callable
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 Stage = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -248,7 +251,7 @@ class Cascade:
         return self.output(rgb, self.refine(rgb, self.proposals(rgb)), threshold)
 
 
-def stage_from_engine(engine, output_names: Sequence[str]) -> Stage:
+def stage_from_engine(engine: Engine, output_names: Sequence[str]) -> Stage:
     """Adapt an engine (positional outputs) to a stage returning outputs by name."""
     names = list(output_names)
     input_name = engine.input_names[0]

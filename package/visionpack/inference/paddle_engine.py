@@ -159,4 +159,4 @@ def create(bundle: Bundle, cfg: ServiceConfig) -> PaddleEngine:
 def paddle_version() -> str:
     import paddle
 
-    return str(paddle.__version__)
+    return str(paddle.__version__)  # type: ignore[attr-defined]  # paddle re-exports it implicitly

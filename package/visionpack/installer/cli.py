@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import UsageError, VisionpackError
 from .context import Context
@@ -208,7 +208,7 @@ def _keep(text: str) -> int:
     return value
 
 
-def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.install import install
 
     return install(
@@ -225,19 +225,19 @@ def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict:
     )
 
 
-def _cmd_upgrade(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_upgrade(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.upgrade import upgrade
 
     return _quiet_json(a, ctx, lambda c: upgrade(c, a.deploy, package=a.package, timeout=a.timeout, keep=a.keep))
 
 
-def _cmd_rollback(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_rollback(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.rollback import rollback
 
     return _quiet_json(a, ctx, lambda c: rollback(c, a.deploy, to=a.to, timeout=a.timeout))
 
 
-def _cmd_inall(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_inall(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.bulk import inall
 
     return _bulk_exit(
@@ -253,13 +253,13 @@ def _cmd_inall(ctx: Context, a: argparse.Namespace) -> dict:
     )
 
 
-def _cmd_rmall(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_rmall(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.bulk import rmall
 
     return _bulk_exit(rmall(ctx, purge=a.purge))
 
 
-def _bulk_exit(doc: dict) -> dict:
+def _bulk_exit(doc: dict[str, Any]) -> dict[str, Any]:
     if doc["failed"]:
         # Every failure was reported per deploy; exit with the worst one's code and hint.
         err = doc["worst"]
@@ -268,49 +268,49 @@ def _bulk_exit(doc: dict) -> dict:
     return doc
 
 
-def _cmd_remove(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_remove(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.remove import remove
 
     return remove(ctx, a.deploy, purge=a.purge)
 
 
-def _cmd_list(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_list(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands import list as cmd
 
     return _show(a, cmd.list_installed(ctx), cmd.render)
 
 
-def _cmd_search(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_search(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands import search as cmd
 
     return _show(a, cmd.search(ctx), cmd.render)
 
 
-def _cmd_status(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_status(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands import status as cmd
 
     return _show(a, cmd.status(ctx, a.deploy), cmd.render)
 
 
-def _cmd_apikey(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_apikey(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands import apikey as cmd
 
     return _show(a, cmd.run(ctx, a), cmd.render)
 
 
-def _cmd_fingerprint(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_fingerprint(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands import license as cmd
 
     return _quiet_json(a, ctx, lambda c: cmd.fingerprint(c, a.out, a.diff))
 
 
-def _cmd_lu(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_lu(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands import license as cmd
 
     return _quiet_json(a, ctx, lambda c: cmd.lu(c, a.file))
 
 
-def _quiet_json(a: argparse.Namespace, ctx: Context, run: Callable[[Context], dict]) -> dict:
+def _quiet_json(a: argparse.Namespace, ctx: Context, run: Callable[[Context], dict[str, Any]]) -> dict[str, Any]:
     if not a.json:
         return run(ctx)
     # With --json the only thing on stdout is the document; progress goes to stderr.
@@ -319,25 +319,25 @@ def _quiet_json(a: argparse.Namespace, ctx: Context, run: Callable[[Context], di
     return doc
 
 
-def _cmd_start(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_start(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.start import start
 
     return start(ctx, a.deploy, timeout=a.timeout)
 
 
-def _cmd_stop(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_stop(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.stop import stop
 
     return stop(ctx, a.deploy)
 
 
-def _cmd_restart(ctx: Context, a: argparse.Namespace) -> dict:
+def _cmd_restart(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands.restart import restart
 
     return restart(ctx, a.deploy, timeout=a.timeout)
 
 
-def _show(a: argparse.Namespace, doc: dict, render: Callable[[dict], list]) -> dict:
+def _show(a: argparse.Namespace, doc: dict[str, Any], render: Callable[[dict[str, Any]], list[str]]) -> dict[str, Any]:
     if a.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
@@ -373,7 +373,9 @@ def report_error(exc: VisionpackError, as_json: bool) -> int:
     return exc.exit_code
 
 
-def main(argv: Sequence[str] | None = None, *, package_dir: Path | None = None, env: dict | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, package_dir: Path | None = None, env: dict[str, str] | None = None
+) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
     if os.geteuid() == 0:

@@ -14,7 +14,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ..bundle import files as bundle_files
 from ..errors import EnvironmentCheckFailed, InstallerError, ModelInvalid, PackageCorrupt, PortInUse
@@ -34,7 +34,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
-    error: type = EnvironmentCheckFailed
+    error: type[InstallerError] = EnvironmentCheckFailed
     warn_only: bool = False
 
 
@@ -104,7 +104,7 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def check_disk(root: Path, statvfs: Callable = os.statvfs, minimum: int = MIN_DISK) -> Check:
+def check_disk(root: Path, statvfs: Callable[[str], os.statvfs_result] = os.statvfs, minimum: int = MIN_DISK) -> Check:
     where = _existing_ancestor(root)
     st = statvfs(str(where))
     free = st.f_bavail * st.f_frsize
@@ -206,7 +206,7 @@ def check_payload(source: Source) -> Check:
 
 
 def check_checksums(
-    source: Source, bundles: Sequence[str] | None = None, verify: Callable[[Path], list] | None = None
+    source: Source, bundles: Sequence[str] | None = None, verify: Callable[[Path], list[Any]] | None = None
 ) -> Check:
     """verify.py over the whole package; damage in a model bundle this deploy does not use only warns."""
     if verify is None:
@@ -266,7 +266,7 @@ def _other_bundle(problem: object, bundles: Sequence[str]) -> bool:
     return len(parts) >= 2 and parts[0] == "models" and parts[1] not in bundles
 
 
-def _shown(problems: list) -> str:
+def _shown(problems: list[Any]) -> str:
     more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
     return "; ".join(_problem_text(p) for p in problems[:10]) + more
 
@@ -280,7 +280,7 @@ def _problem_text(problem: object) -> str:
     return str(problem)
 
 
-def _load_verify(source: Source) -> Callable[[Path], list] | None:
+def _load_verify(source: Source) -> Callable[[Path], list[Any]] | None:
     """tools/download/verify.py's ``verify``, imported the way its docstring says (repo root on the path)."""
     if source.find_verifier() is None:
         return None
@@ -291,7 +291,8 @@ def _load_verify(source: Source) -> Callable[[Path], list] | None:
     top = str(source.top)
     sys.path.insert(0, top)
     try:
-        return importlib.import_module("tools.download.verify").verify
+        verify: Callable[[Path], list[Any]] = importlib.import_module("tools.download.verify").verify
+        return verify
     finally:
         sys.path.remove(top)
         for name in [n for n in sys.modules if n == "tools" or n.startswith("tools.")]:
@@ -351,14 +352,14 @@ def check_service_user(root: Path, python: str = sys.executable) -> Check:
 
 @dataclass
 class Report:
-    checks: list = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
 
     @property
-    def failures(self) -> list:
+    def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.ok and not c.warn_only]
 
     @property
-    def warnings(self) -> list:
+    def warnings(self) -> list[Check]:
         return [c for c in self.checks if not c.ok and c.warn_only]
 
     def lines(self) -> list[str]:

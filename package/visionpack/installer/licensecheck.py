@@ -87,7 +87,8 @@ def check_license(
         raise RuntimeInstallFailed(f"license check in {runtime_python} failed: {proc.stderr.strip()[-500:]}") from None
     if not out["ok"]:
         raise LicenseError(out["reason"], out["detail"])
-    return out["verdict"]
+    verdict: dict[str, Any] = out["verdict"]
+    return verdict
 
 
 def check_in_process(

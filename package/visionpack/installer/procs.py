@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..config import CONFIG_ENV, SLOT_FD_ENV
 from ..errors import StartFailed, StopFailed
@@ -167,7 +167,7 @@ def probe_host(host: str) -> str:
 
 def get_ready(
     host: str, port: int, timeout: float = 2.0, headers: Mapping[str, str] | None = None
-) -> tuple[int | None, dict | None]:
+) -> tuple[int | None, dict[str, Any] | None]:
     """(HTTP status, JSON body) of GET /ready, or (None, None) if nothing answers.
 
     Without ops rights (access/: a key, or loopback under the default policy) the body is only
@@ -234,7 +234,7 @@ def launch(
     slot_fd: int | None = None,
     extra_env: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     """Spawn a release's gunicorn master detached (own session); it outlives the installer.
 
     Without ``listeners`` gunicorn binds host:port itself; with them it serves those inherited
@@ -305,7 +305,7 @@ def launch(
 
 def _poll_ready(
     paths: DeployPaths, host: str, port: int, timeout: float, exited: Callable[[], str | None]
-) -> tuple | None:
+) -> tuple[int | None, dict[str, Any] | None] | None:
     """Poll GET /ready until 200 (None) or ``timeout`` (the last answer); StartFailed if the master exits."""
     deadline = time.monotonic() + timeout
     while True:
@@ -320,7 +320,7 @@ def _poll_ready(
         time.sleep(0.3)
 
 
-def wait_ready(paths: DeployPaths, proc: subprocess.Popen, host: str, port: int, timeout: float) -> None:
+def wait_ready(paths: DeployPaths, proc: subprocess.Popen[bytes], host: str, port: int, timeout: float) -> None:
     """Wait for GET /ready == 200; on exit or timeout kill what was started and raise StartFailed."""
     last = _poll_ready(
         paths, host, port, timeout, lambda: None if proc.poll() is None else f"exited with status {proc.returncode}"

@@ -151,7 +151,8 @@ def copy_licenses(root: Root, source: Source) -> list[str]:
 
 def read_info(release: Path) -> dict[str, Any]:
     try:
-        return json.loads((release / "release.json").read_text(encoding="utf-8"))
+        info: dict[str, Any] = json.loads((release / "release.json").read_text(encoding="utf-8"))
+        return info
     except (OSError, ValueError):
         return {}
 

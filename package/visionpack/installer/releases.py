@@ -39,7 +39,7 @@ def previous(state: dict[str, Any]) -> str | None:
     current = state.get("release")
     rels = state.get("releases") or {}
     for entry in reversed(state.get("history") or []):
-        version = entry.get("release")
+        version: str | None = entry.get("release")
         if version != current and version in rels:
             return version
     others = [v for v in kept(state) if v != current]

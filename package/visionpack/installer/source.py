@@ -17,10 +17,10 @@ class CatalogEntry:
     service: str
     port: int
     description: str
-    models: dict  # role -> bundle directory name under models/
+    models: dict[str, Any]  # role -> bundle directory name under models/
     # Service settings the vendor ships with the deploy (thresholds, index type, ...); the
     # service validates them at start (config 'options').
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

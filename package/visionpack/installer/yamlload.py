@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 _WHEELS: Path | None = None
@@ -20,7 +21,7 @@ def use_wheelhouse(wheels: Path) -> None:
     _WHEELS = wheels
 
 
-def _yaml():
+def _yaml() -> ModuleType:
     try:
         import yaml
 

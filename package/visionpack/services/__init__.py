@@ -30,4 +30,5 @@ def service_class(name: str) -> ServiceFactory:
     cls = getattr(module, "SERVICE", None)
     if cls is None:
         raise ConfigInvalid(f"service {name!r} is not available in this release")
-    return cls
+    factory: ServiceFactory = cls
+    return factory

@@ -19,7 +19,7 @@ max_faces (20), min_face_size (20, MTCNN), hnsw_ef_search (256), ivf_nprobe (16)
 from __future__ import annotations
 
 from dataclasses import dataclass, fields as dataclass_fields
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -234,7 +234,7 @@ class FaceService(FaceCodec):
             chips.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
         return self.embed(chips)
 
-    def migrate(self, progress=None) -> int:
+    def migrate(self, progress: Callable[[int, int], None] | None = None) -> int:
         return self.gallery.migrate(self.embed_pngs, progress=progress)
 
     # --- the service interface (services/protocol.py; operations() is face_api's) ---------

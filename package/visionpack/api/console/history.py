@@ -15,13 +15,14 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 REQUESTS = "visionpack_requests_total"
 BUCKET = "visionpack_request_duration_seconds_bucket"
 INFLIGHT = "visionpack_requests_in_flight"
 OK_CODE = "0"  # routes.handle counts a success as code 0 in both dialects
 PERCENTILES = (0.5, 0.95, 0.99)
+_K = TypeVar("_K")  # a counter's key: a status code, or a bucket's upper bound
 
 _LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)\s*$")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -114,9 +115,9 @@ def percentile(buckets: dict[float, float], q: float) -> float | None:
     return lower
 
 
-def _delta(new: dict, old: dict) -> dict:
+def _delta(new: dict[_K, float], old: dict[_K, float]) -> dict[_K, float]:
     """Counter increments; a counter that went down (the service restarted) counts from zero."""
-    out = {}
+    out: dict[_K, float] = {}
     for key, value in new.items():
         before = old.get(key, 0.0)
         out[key] = value - before if value >= before else value

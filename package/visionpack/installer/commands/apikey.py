@@ -59,7 +59,7 @@ def configure(
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
-def run(ctx: Context, a: argparse.Namespace) -> dict:
+def run(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     """Dispatch one action; returns its JSON document (the CLI prints it or renders it)."""
     paths = _installed(ctx, a.deploy)
     if a.apikey_action == "create":
@@ -78,7 +78,7 @@ def _installed(ctx: Context, deploy: str) -> DeployPaths:
     return paths
 
 
-def create(ctx: Context, paths: DeployPaths, scopes: tuple[str, ...], name: str) -> dict:
+def create(ctx: Context, paths: DeployPaths, scopes: tuple[str, ...], name: str) -> dict[str, Any]:
     key, rec = store.create_key(paths.data, scopes, name)
     state = store.load(paths.data)
     unused = [s for s in scopes if state.policies[s] == "open"]
@@ -98,7 +98,7 @@ def create(ctx: Context, paths: DeployPaths, scopes: tuple[str, ...], name: str)
     }
 
 
-def list_keys(paths: DeployPaths) -> dict:
+def list_keys(paths: DeployPaths) -> dict[str, Any]:
     state = store.load(paths.data)
     return {
         "action": "list",
@@ -108,7 +108,7 @@ def list_keys(paths: DeployPaths) -> dict:
     }
 
 
-def revoke(paths: DeployPaths, key_id: str) -> dict:
+def revoke(paths: DeployPaths, key_id: str) -> dict[str, Any]:
     rec, before = store.revoke_key(paths.data, key_id)
     return {
         "action": "revoke",
@@ -120,7 +120,7 @@ def revoke(paths: DeployPaths, key_id: str) -> dict:
     }
 
 
-def policy(ctx: Context, paths: DeployPaths, scope: str, value: str) -> dict:
+def policy(ctx: Context, paths: DeployPaths, scope: str, value: str) -> dict[str, Any]:
     previous = store.set_policy(paths.data, scope, value)
     state = store.load(paths.data)
     if value != "open" and not any(scope in k.scopes and k.active() for k in state.keys):
@@ -143,7 +143,7 @@ def describe_policies(state: AccessState) -> str:
     return ", ".join(f"{s} {state.policies[s]}" for s in SCOPES)
 
 
-def render(doc: dict) -> list[str]:
+def render(doc: dict[str, Any]) -> list[str]:
     act = doc["action"]
     if act == "create":
         label = f"name {doc['name']!r}, " if doc["name"] else ""

@@ -12,6 +12,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from ...errors import LicenseError, RuntimeInstallFailed, UsageError
 from ...fsutil import atomic_write
@@ -23,7 +25,7 @@ from ..licensecheck import crypto_available
 LICENSE_NAME = "license.lic"
 
 
-def _admin(ctx: Context):
+def _admin(ctx: Context) -> ModuleType:
     """The licensing helpers; re-runs this command in the runtime venv if 'cryptography' is missing.
 
     The system python of an offline server may lack it; the runtime venv is built offline from
@@ -42,7 +44,7 @@ def _admin(ctx: Context):
     return admin
 
 
-def fingerprint(ctx: Context, out: str | None, diff: str | None) -> dict:
+def fingerprint(ctx: Context, out: str | None, diff: str | None) -> dict[str, Any]:
     admin = _admin(ctx)
     if diff:
         rows = admin.diff_report(diff, _keys_dir_for_reading(ctx))
@@ -58,7 +60,7 @@ def fingerprint(ctx: Context, out: str | None, diff: str | None) -> dict:
     return {"request": str(path), "components": present}
 
 
-def lu(ctx: Context, file: str | None) -> dict:
+def lu(ctx: Context, file: str | None) -> dict[str, Any]:
     admin = _admin(ctx)
     new = Path(file) if file else ctx.source.licenses / LICENSE_NAME
     if not new.is_file():
@@ -83,7 +85,7 @@ def lu(ctx: Context, file: str | None) -> dict:
         atomic_write(ctx.root.licenses / pub.name, pub.read_bytes(), mode=0o640)
     checkpoint("lu", "keys")
     filemodes.secure(ctx.root, ctx.say)  # root:<service group> 0640: the services read it, nobody else
-    info = verdict.to_dict()
+    info: dict[str, Any] = verdict.to_dict()
     ctx.say(
         f"License update successfully: {info.get('license_id')} for {info.get('customer')}, "
         f"{info.get('days_left')} days left; running services use it from their next request"

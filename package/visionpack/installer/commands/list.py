@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import journal, releases
 from ..context import Context
 from ..deployment import describe
 
 
-def list_installed(ctx: Context) -> dict:
+def list_installed(ctx: Context) -> dict[str, Any]:
     rows = []
     for name in ctx.root.deploy_names():
         paths = ctx.root.deploy(name)
@@ -27,7 +29,7 @@ def list_installed(ctx: Context) -> dict:
     return {"root": str(ctx.root.path), "deploys": rows}
 
 
-def kept_releases(state: dict) -> list[dict]:
+def kept_releases(state: dict[str, Any]) -> list[dict[str, Any]]:
     """Newest use first: version, installed_at, activated_at, current, previous."""
     prev = releases.previous(state)
     info = state.get("releases") or {}
@@ -44,7 +46,7 @@ def kept_releases(state: dict) -> list[dict]:
     ]
 
 
-def render(doc: dict) -> list[str]:
+def render(doc: dict[str, Any]) -> list[str]:
     if not doc["deploys"]:
         return [f"nothing installed under {doc['root']}"]
     lines = [f"{'DEPLOY':<24} {'SERVICE':<15} {'STATE':<9} {'RELEASE':<10} {'RUNTIME':<8} ADDRESS"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...errors import NotInstalled
 from .. import journal, recovery, venv_gc
 from ..context import Context
@@ -9,7 +11,7 @@ from ..installed import Installed
 from ..runtimes.kinds import runtime_for
 
 
-def remove(ctx: Context, deploy: str, *, purge: bool) -> dict:
+def remove(ctx: Context, deploy: str, *, purge: bool) -> dict[str, Any]:
     paths = ctx.root.deploy(deploy)
     if not paths.dir.is_dir():
         raise NotInstalled(f"{deploy!r} is not installed under {ctx.root.path}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import journal
 from ..context import Context
 from ..deployment import require
@@ -9,7 +11,7 @@ from .start import start_installed
 from .stop import stop_installed
 
 
-def restart(ctx: Context, deploy: str, *, timeout: float) -> dict:
+def restart(ctx: Context, deploy: str, *, timeout: float) -> dict[str, Any]:
     paths = ctx.root.deploy(deploy)
     with journal.deploy_lock(paths):
         inst = require(ctx, deploy, recover=True)

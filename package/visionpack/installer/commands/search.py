@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import journal, release
 from ..context import Context
 
 
-def search(ctx: Context) -> dict:
+def search(ctx: Context) -> dict[str, Any]:
     release.yaml_ready(ctx.source)
     version = ctx.source.version()
     rows = []
@@ -16,7 +18,7 @@ def search(ctx: Context) -> dict:
     return {"package_version": version, "deploys": rows}
 
 
-def render(doc: dict) -> list[str]:
+def render(doc: dict[str, Any]) -> list[str]:
     lines = []
     for d in doc["deploys"]:
         mark = " (installed)" if d["installed"] else ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...errors import PortInUse
 from .. import binding, envcheck, filemodes, journal, venvs
 from ..context import Context
@@ -11,7 +13,7 @@ from ..licensecheck import check_license
 from ..runtimes.kinds import runtime_for
 
 
-def start(ctx: Context, deploy: str, *, timeout: float) -> dict:
+def start(ctx: Context, deploy: str, *, timeout: float) -> dict[str, Any]:
     paths = ctx.root.deploy(deploy)
     with journal.deploy_lock(paths):
         inst = require(ctx, deploy, recover=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ...errors import LicenseError, NotInstalled, VisionpackError
 from .. import journal
@@ -11,7 +12,7 @@ from ..deployment import describe
 from ..licensecheck import check_license
 
 
-def status(ctx: Context, deploy: str | None) -> dict:
+def status(ctx: Context, deploy: str | None) -> dict[str, Any]:
     names = [deploy] if deploy else ctx.root.deploy_names()
     out = []
     for name in names:
@@ -26,7 +27,7 @@ def status(ctx: Context, deploy: str | None) -> dict:
     return {"root": str(ctx.root.path), "deploys": out}
 
 
-def _license(ctx: Context, name: str, state: dict, *, running: bool = False) -> dict:
+def _license(ctx: Context, name: str, state: dict[str, Any], *, running: bool = False) -> dict[str, Any]:
     """Days left, or the reason this deploy is not licensed; never fails the status command.
 
     The instance slots are reported apart from the license's validity: every licensed slot in
@@ -56,7 +57,7 @@ def _license(ctx: Context, name: str, state: dict, *, running: bool = False) -> 
         return {"ok": None, "reason": "unchecked", "detail": exc.detail}
 
 
-def _access(data_dir: Path) -> dict:
+def _access(data_dir: Path) -> dict[str, Any]:
     """The per-scope policies and the number of usable keys (access/store.py); never fails status."""
     from ...access import store
 
@@ -67,7 +68,7 @@ def _access(data_dir: Path) -> dict:
     return {"policies": dict(state.policies), "active_keys": sum(k.active() for k in state.keys)}
 
 
-def _slots(lic: dict, *, running: bool) -> str:
+def _slots(lic: dict[str, Any], *, running: bool) -> str:
     """'all N licensed slots in use' is not 'license not valid': say which it is."""
     licensed, in_use = lic.get("instances"), lic.get("instances_running")
     if not isinstance(in_use, int):
@@ -84,7 +85,7 @@ def _slots(lic: dict, *, running: bool) -> str:
     )
 
 
-def render(doc: dict) -> list[str]:
+def render(doc: dict[str, Any]) -> list[str]:
     if not doc["deploys"]:
         return [f"nothing installed under {doc['root']}"]
     lines = []

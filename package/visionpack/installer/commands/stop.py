@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import journal
 from ..context import Context
 from ..deployment import require
@@ -9,7 +11,7 @@ from ..installed import Installed
 from ..runtimes.kinds import runtime_for
 
 
-def stop(ctx: Context, deploy: str) -> dict:
+def stop(ctx: Context, deploy: str) -> dict[str, Any]:
     paths = ctx.root.deploy(deploy)
     with journal.deploy_lock(paths):
         inst = require(ctx, deploy, recover=True)

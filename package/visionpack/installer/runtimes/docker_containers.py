@@ -40,10 +40,10 @@ from ..venvs import tail
 # The image half, re-exported: callers and tests use docker_containers as the one entry point.
 from .docker_image import (
     IMAGE_NAME as IMAGE_NAME,
-    ImageRef,
-    connect,
-    image_id_or_tag,
-    image_ref,
+    ImageRef as ImageRef,
+    connect as connect,
+    image_id_or_tag as image_id_or_tag,
+    image_ref as image_ref,
     load_image as load_image,
     local_image_id as local_image_id,
     sdk as sdk,

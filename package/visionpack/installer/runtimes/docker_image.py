@@ -85,7 +85,8 @@ def image_ref(top: Path) -> ImageRef:
 
 def local_image_id(client: Any, name: str) -> str | None:
     try:
-        return client.images.get(name).id
+        image_id: str = client.images.get(name).id
+        return image_id
     except Exception:  # ImageNotFound, or a malformed name
         return None
 
