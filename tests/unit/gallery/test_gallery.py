@@ -254,23 +254,6 @@ def test_search_k_larger_than_the_index_and_zero(tmp_path):
     assert g.search(DEFAULT_INDEX, vecs[:2], 0) == [[], []]
 
 
-def test_store_survives_a_fork_by_reopening(tmp_path):
-    import os
-
-    g = open_gallery(tmp_path)
-    g.add(DEFAULT_INDEX, faces(unit_vectors(1)))
-    pid = os.fork()
-    if pid == 0:  # child: the inherited connection must not be used; a new one is opened
-        try:
-            g.add(DEFAULT_INDEX, faces(unit_vectors(1, seed=4), prefix="child"))
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert g.id_map(DEFAULT_INDEX) == {0: "p0", 1: "child0"}
-
-
 # --- snapshots ---------------------------------------------------------------------------
 
 def test_large_indexes_are_snapshotted_and_a_new_process_catches_up_from_it(tmp_path, monkeypatch):

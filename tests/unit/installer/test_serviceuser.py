@@ -1,4 +1,5 @@
-"""serviceuser.py: who the services run as, whether they can reach a path, creating the user."""
+"""serviceuser.py: who the services run as, whether they can reach a path, creating the user (a
+failing useradd, run for real: tests/integration/installer/test_serviceuser.py)."""
 
 from __future__ import annotations
 
@@ -86,12 +87,6 @@ def test_ensure_without_useradd_says_what_to_do(monkeypatch):
     with pytest.raises(EnvironmentCheckFailed) as exc:
         serviceuser.ensure(say=lambda m: None)
     assert "useradd/groupadd not found" in exc.value.detail and "by hand" in exc.value.detail
-
-
-def test_a_failing_useradd_is_an_environment_error():
-    with pytest.raises(EnvironmentCheckFailed) as exc:
-        serviceuser._run([sys.executable, "-c", "import sys; sys.stderr.write('uid in use'); sys.exit(4)"])
-    assert "exited 4" in exc.value.detail and "uid in use" in exc.value.detail
 
 
 def test_popen_kwargs_drop_supplementary_groups():

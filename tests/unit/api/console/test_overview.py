@@ -1,5 +1,6 @@
 """What the overview says about a deploy: kept releases from state.json (read, never written),
-license facts as /ready reports them, models and their backends."""
+license facts as /ready reports them, models and their backends (its running workers, with real
+processes: tests/integration/api/console/test_overview.py)."""
 
 from __future__ import annotations
 
@@ -105,17 +106,3 @@ def test_models_with_their_backend(tmp_path):
         "classifier", "fake_cls", "PP-LCNet_x1_0", "image_classification", "paddle", "")
     (broken,) = model_rows({"detector": str(tmp_path / "gone")})
     assert (broken.bundle, broken.backend) == ("gone", "?") and "not a directory" in broken.note
-
-
-def test_running_workers_are_the_masters_children():
-    import os
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        assert child.pid in overview.running_workers(os.getpid())
-    finally:
-        child.kill()
-        child.wait()
-    assert overview.running_workers(2 ** 22 + 12345) is None  # no such process

@@ -1,4 +1,5 @@
-"""Several processes on one gallery: nothing lost, ids unique, readers current; kill -9 loses nothing committed."""
+"""Several processes on one gallery: nothing lost, ids unique, readers current; kill -9 loses nothing
+committed; a store survives a fork by reopening its connection."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
-
+from tests.paths import PACKAGE
+from tests.unit.gallery.test_gallery import faces, open_gallery, unit_vectors
 from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams
 from visionpack.gallery.sqlite_store import SqliteStore, db_path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "package"
 DIM = 8
 
 # A worker process: adds N faces one transaction at a time, removing every third one it added.
@@ -110,3 +110,20 @@ def test_kill_9_mid_batch_loses_no_committed_row(tmp_path):
     t0 = time.monotonic()
     g.add(DEFAULT_INDEX, [])
     assert time.monotonic() - t0 < 5
+
+
+def test_store_survives_a_fork_by_reopening(tmp_path):
+    import os
+
+    g = open_gallery(tmp_path)
+    g.add(DEFAULT_INDEX, faces(unit_vectors(1)))
+    pid = os.fork()
+    if pid == 0:  # child: the inherited connection must not be used; a new one is opened
+        try:
+            g.add(DEFAULT_INDEX, faces(unit_vectors(1, seed=4), prefix="child"))
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert g.id_map(DEFAULT_INDEX) == {0: "p0", 1: "child0"}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "package"
+from tests.paths import PACKAGE
+
 PROBE = ("from visionpack import config; from visionpack.inference.paddle_engine import tune_malloc; "
          "on = config.load().malloc_tuning; print(tune_malloc(on), tune_malloc(on))")
 
