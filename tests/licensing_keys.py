@@ -77,8 +77,9 @@ def issue(keypair, request_doc) -> Callable[..., bytes]:
     """issue(now=..., change=[components], edit=callable(payload), key=..., **build_payload kwargs) -> bytes."""
     import time
 
-    def _issue(now: float | None = None, change: tuple[str, ...] = (), edit=None, key=None, request=None,
-               **kwargs: Any) -> bytes:
+    def _issue(
+        now: float | None = None, change: tuple[str, ...] = (), edit=None, key=None, request=None, **kwargs: Any
+    ) -> bytes:
         req = dict(request or request_doc)
         comps = dict(req["components"])
         for name in change:

@@ -23,8 +23,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (REPO, free_port, kill_leftovers, new_root, post_json, run_installer,  # noqa: E402,F401
-                                     shared_runtime, source_tree, wheelhouse)
+from test_installer_fixtures import (
+    REPO,
+    free_port,
+    kill_leftovers,
+    new_root,
+    post_json,
+    run_installer,  # noqa: E402,F401
+    shared_runtime,
+    source_tree,
+    wheelhouse,
+)
 
 DEPLOY = "demo-classify"
 CAT = base64.b64encode((REPO / "package" / "samples" / "cat.jpg").read_bytes()).decode()
@@ -48,9 +57,11 @@ def classify(site: dict, key: str | None = None) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(f"http://127.0.0.1:{site['port']}/{DEPLOY}/ImageClassification",
-                                 data=json.dumps({"image": CAT, "top_num": 1}).encode(),
-                                 headers={"Content-Type": "application/json", **({"X-API-Key": key} if key else {})})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{site['port']}/{DEPLOY}/ImageClassification",
+        data=json.dumps({"image": CAT, "top_num": 1}).encode(),
+        headers={"Content-Type": "application/json", **({"X-API-Key": key} if key else {})},
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=60) as resp:

@@ -27,8 +27,19 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_docker_fixtures import (DEPLOY, REPO, classify_cat, docker_client, free_port,  # noqa: E402,F401
-                                  runtime_image, shared_runtime, source_tree, vendor, wait_for, wheelhouse)
+from test_docker_fixtures import (
+    DEPLOY,
+    REPO,
+    classify_cat,
+    docker_client,
+    free_port,  # noqa: E402,F401
+    runtime_image,
+    shared_runtime,
+    source_tree,
+    vendor,
+    wait_for,
+    wheelhouse,
+)
 from test_install_classify import demo_models  # noqa: E402,F401
 from test_installer_fixtures import new_root, run_installer  # noqa: E402
 
@@ -79,9 +90,18 @@ def assert_classifies(port: int) -> None:
 
 # --- refusals: nothing half installed ------------------------------------------------------------
 
+
 def test_no_engine_is_refused_before_anything_is_written(site):
-    proc = installer(site, "install", DEPLOY, "--runtime", "docker", "--port", str(site["port"]),
-                     env={"DOCKER_HOST": f"unix://{site['base']}/no-such-docker.sock"})
+    proc = installer(
+        site,
+        "install",
+        DEPLOY,
+        "--runtime",
+        "docker",
+        "--port",
+        str(site["port"]),
+        env={"DOCKER_HOST": f"unix://{site['base']}/no-such-docker.sock"},
+    )
     assert proc.returncode == 23, proc.stdout + proc.stderr
     assert "docker-unavailable" in proc.stderr or "no Docker engine answers" in proc.stderr, proc.stderr
     assert not (site["root"] / DEPLOY).exists()
@@ -100,17 +120,32 @@ def test_no_image_is_refused_before_anything_is_written(site):
 
 # --- the life of a docker deploy -------------------------------------------------------------------
 
+
 def test_install_runtime_docker_classifies_over_loopback(site):
-    proc = installer(site, "install", DEPLOY, "--runtime", "docker", "--host", "127.0.0.1",
-                     "--port", str(site["port"]), "--timeout", "300")
+    proc = installer(
+        site,
+        "install",
+        DEPLOY,
+        "--runtime",
+        "docker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(site["port"]),
+        "--timeout",
+        "300",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_classifies(site["port"])
     c = container(site)
     assert c.name == NAME and c.attrs["HostConfig"]["NetworkMode"] == "host"
     assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert c.attrs["Config"]["User"] == "10001:10001" and c.attrs["Config"]["Healthcheck"]["Test"]
-    assert (c.labels["visionpack.deploy"], c.labels["visionpack.version"], c.labels["visionpack.instance"]) == \
-        (DEPLOY, V1, "1")
+    assert (c.labels["visionpack.deploy"], c.labels["visionpack.version"], c.labels["visionpack.instance"]) == (
+        DEPLOY,
+        V1,
+        "1",
+    )
     modes = {m["Destination"]: m["RW"] for m in c.attrs["Mounts"]}
     paths_root = site["root"].resolve()
     assert modes[str(paths_root / "licenses")] is False and modes[str(paths_root / DEPLOY / "data")] is True
@@ -119,8 +154,11 @@ def test_install_runtime_docker_classifies_over_loopback(site):
 
 
 def test_status_and_list_show_the_container(site):
-    wait_for(lambda: container(site).attrs["State"].get("Health", {}).get("Status") == "healthy", 60,
-             what="docker health 'healthy'")
+    wait_for(
+        lambda: container(site).attrs["State"].get("Health", {}).get("Status") == "healthy",
+        60,
+        what="docker health 'healthy'",
+    )
     st = status(site)
     assert (st["runtime"], st["state"], st["release"], st["ready"]) == ("docker", "running", V1, True), st
     (c,) = st["containers"]
@@ -179,9 +217,20 @@ class Load:
 
     def __init__(self, site, work: Path) -> None:
         self.out, self.stop = work / "requests.jsonl", work / "stop"
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "bench_upgrade.py"), "--client",
-                                      str(site["port"]), DEPLOY, str(REPO / "package" / "samples" / "cat.jpg"),
-                                      str(self.out), "4", str(self.stop), "600"])
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "benchmarks" / "bench_upgrade.py"),
+                "--client",
+                str(site["port"]),
+                DEPLOY,
+                str(REPO / "package" / "samples" / "cat.jpg"),
+                str(self.out),
+                "4",
+                str(self.stop),
+                "600",
+            ]
+        )
 
     def finish(self) -> list:
         self.stop.write_text("stop\n")
@@ -208,11 +257,21 @@ def test_upgrade_and_rollback_under_load_fail_nothing(site, tmp_path):
     finally:
         rows = load.finish()
     up_doc, rb_doc = json.loads(up.stdout), json.loads(rb.stdout)
-    phases = {"upgrade": phase_stats(rows, marks["up"], marks["up_end"]),
-              "rollback": phase_stats(rows, marks["rb"], marks["rb_end"])}
-    print("docker switch under load:", json.dumps({"phases": phases, "requests": len(rows),
-                                                   "upgrade_wall_s": round(marks["up_end"] - marks["up"], 1),
-                                                   "rollback_wall_s": round(marks["rb_end"] - marks["rb"], 1)}))
+    phases = {
+        "upgrade": phase_stats(rows, marks["up"], marks["up_end"]),
+        "rollback": phase_stats(rows, marks["rb"], marks["rb_end"]),
+    }
+    print(
+        "docker switch under load:",
+        json.dumps(
+            {
+                "phases": phases,
+                "requests": len(rows),
+                "upgrade_wall_s": round(marks["up_end"] - marks["up"], 1),
+                "rollback_wall_s": round(marks["rb_end"] - marks["rb"], 1),
+            }
+        ),
+    )
     failures = [r for r in rows if not r[2]]
     assert not failures, failures[:5]
     assert phases["upgrade"]["requests"] > 5 and phases["rollback"]["requests"] > 5, phases
@@ -233,8 +292,16 @@ def test_upgrade_and_rollback_under_load_fail_nothing(site, tmp_path):
 def test_a_killed_container_switch_is_undone_or_finished(site, tmp_path, step, expected):
     load = Load(site, tmp_path)
     try:
-        killed = installer(site, "rollback", DEPLOY, "--to", V2, "--timeout", "300",
-                           env={"VISIONPACK_TEST_KILL_AT": f"rollback:{step}"})
+        killed = installer(
+            site,
+            "rollback",
+            DEPLOY,
+            "--to",
+            V2,
+            "--timeout",
+            "300",
+            env={"VISIONPACK_TEST_KILL_AT": f"rollback:{step}"},
+        )
         assert killed.returncode == -9, killed.stdout + killed.stderr
         assert status(site)["interrupted_operation"]["op"] == "rollback"
         nxt = installer(site, "start", DEPLOY)
@@ -247,8 +314,12 @@ def test_a_killed_container_switch_is_undone_or_finished(site, tmp_path, step, e
     c = container(site)  # one container, under its own name, of the release state.json names
     assert (c.name, c.labels["visionpack.version"]) == (NAME, expected)
     st = status(site)
-    assert (st["release"], st["running_release"], st["state"], st["interrupted_operation"]) == \
-        (expected, expected, "running", None)
+    assert (st["release"], st["running_release"], st["state"], st["interrupted_operation"]) == (
+        expected,
+        expected,
+        "running",
+        None,
+    )
     assert os.readlink(site["root"] / DEPLOY / "current") == f"releases/{expected}"
     assert_classifies(site["port"])
     if expected != V1:  # back to V1 for the tests below
@@ -264,8 +335,11 @@ def test_a_killed_main_process_is_restarted_by_docker(site):
 
     def restarted():
         c.reload()
-        return c.attrs["State"]["Running"] and c.attrs["State"]["Pid"] not in (0, pid) \
+        return (
+            c.attrs["State"]["Running"]
+            and c.attrs["State"]["Pid"] not in (0, pid)
             and c.attrs["RestartCount"] == restarts + 1
+        )
 
     wait_for(restarted, 60, what="docker to restart the container")
     wait_for(lambda: get_ready("127.0.0.1", site["port"])[0] == 200, 180, what="/ready after the restart")
@@ -285,12 +359,17 @@ def test_start_script_recreates_the_container(site):
 
 
 def test_trouble_shooting_passes_on_the_docker_deploy(site):
-    proc = subprocess.run(["bash", str(REPO / "trouble_shooting" / "trouble_shooting.sh"), "--root",
-                           str(site["root"]), DEPLOY, "--json"], capture_output=True, text=True, timeout=600,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")})
+    proc = subprocess.run(
+        ["bash", str(REPO / "trouble_shooting" / "trouble_shooting.sh"), "--root", str(site["root"]), DEPLOY, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")},
+    )
     doc = json.loads(proc.stdout)
-    bad = [f"{c['status']} {c['name']}: {c['detail']}" for g in doc["groups"] for c in g["checks"]
-           if c["status"] == "FAIL"]
+    bad = [
+        f"{c['status']} {c['name']}: {c['detail']}" for g in doc["groups"] for c in g["checks"] if c["status"] == "FAIL"
+    ]
     assert proc.returncode == 0 and not bad, bad
     names = {c["name"] for g in doc["groups"] for c in g["checks"]}
     assert any("container" in n for n in names), names
@@ -306,8 +385,19 @@ def test_remove_keeps_data_and_purge_deletes_it(site):
     assert get_ready("127.0.0.1", site["port"]) == (None, None)
     assert marker.read_text() == "x" and not (root / DEPLOY / "releases").exists()
     # Installed again on the kept data, then purged with it.
-    proc = installer(site, "install", DEPLOY, "--runtime", "docker", "--host", "127.0.0.1", "--port",
-                     str(site["port"]), "--timeout", "300")
+    proc = installer(
+        site,
+        "install",
+        DEPLOY,
+        "--runtime",
+        "docker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(site["port"]),
+        "--timeout",
+        "300",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_classifies(site["port"])
     proc = installer(site, "remove", DEPLOY, "--purge")

@@ -20,13 +20,21 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (REPO, SYSTEM_PYTHON, free_port, kill_leftovers, new_root,  # noqa: E402,F401
-                                     shared_runtime, source_tree, wheelhouse)
+from test_installer_fixtures import (
+    REPO,
+    SYSTEM_PYTHON,
+    free_port,
+    kill_leftovers,
+    new_root,  # noqa: E402,F401
+    shared_runtime,
+    source_tree,
+    wheelhouse,
+)
 
 DEPLOY = "demo-classify"
 BUNDLE = REPO / "models" / "efficientnet_lite0_imagenet"
 
-CLIENT = r'''
+CLIENT = r"""
 import base64, json, sys, urllib.request
 port, deploy, path, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 body = json.dumps({"image": base64.b64encode(open(path, "rb").read()).decode(), "top_num": 5}).encode()
@@ -34,9 +42,9 @@ req = urllib.request.Request(f"http://127.0.0.1:{port}/{deploy}/ImageClassificat
                              headers={"Content-Type": "application/json"})
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 open(out, "wb").write(opener.open(req, timeout=120).read())
-'''
+"""
 
-SCRIPT = r'''
+SCRIPT = r"""
 set -euo pipefail
 ip link set lo up
 ip -o link show | awk -F': ' '{print $2}' > "$WORK/links.txt"
@@ -53,7 +61,7 @@ cp "$WORK/trial.lic" "$ROOT/licenses/license.lic"
 "$SYSPY" "$WORK/client.py" "$PORT" demo-classify "$WORK/chelsea.jpg" "$WORK/answer.json"
 "$SYSPY" "$REPO/package/Install/install.py" --root "$ROOT" status demo-classify --json > "$WORK/status.json"
 "$SYSPY" "$REPO/package/Install/install.py" --root "$ROOT" stop demo-classify
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +88,20 @@ def test_offline_install_and_classify_a_cat(tmp_path, shared_runtime, demo_model
     (work / "client.py").write_text(CLIENT)
     runtime_python = next(shared_runtime.glob("*/bin/python"))
     port = free_port()
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path), "REPO": str(REPO), "ROOT": str(root),
-           "WORK": str(work), "PORT": str(port), "RPY": str(runtime_python), "SYSPY": SYSTEM_PYTHON}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path),
+        "REPO": str(REPO),
+        "ROOT": str(root),
+        "WORK": str(work),
+        "PORT": str(port),
+        "RPY": str(runtime_python),
+        "SYSPY": SYSTEM_PYTHON,
+    }
     try:
-        proc = subprocess.run(["unshare", "-n", "bash", "-c", SCRIPT], env=env, capture_output=True, text=True,
-                              timeout=600)
+        proc = subprocess.run(
+            ["unshare", "-n", "bash", "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+        )
     finally:
         kill_leftovers(root)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -29,8 +29,20 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (DEPLOY, REPO, free_port, kill_leftovers, new_root, run_installer,  # noqa: E402,F401
-                                     shared_runtime, source_tree, status_json, traversable, trial_license, wheelhouse)
+from test_installer_fixtures import (
+    DEPLOY,
+    REPO,
+    free_port,
+    kill_leftovers,
+    new_root,
+    run_installer,  # noqa: E402,F401
+    shared_runtime,
+    source_tree,
+    status_json,
+    traversable,
+    trial_license,
+    wheelhouse,
+)
 from test_installer_upgrade import version_tree  # noqa: E402
 
 from visionpack.installer import serviceuser  # noqa: E402
@@ -42,8 +54,7 @@ SHARED = Path("/var/lib/visionpack")
 def ids_of(pid: int) -> tuple[list[int], list[int], str]:
     """(real, effective, saved, fs uids), (the same gids), supplementary groups of ``pid``."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return ([int(x) for x in fields["Uid"].split()], [int(x) for x in fields["Gid"].split()],
-            fields["Groups"].strip())
+    return ([int(x) for x in fields["Uid"].split()], [int(x) for x in fields["Gid"].split()], fields["Groups"].strip())
 
 
 def assert_runs_as(st: dict, uid: int, gid: int) -> None:
@@ -75,8 +86,9 @@ def assert_modes(root: Path, uid: int, gid: int) -> None:
                     continue
                 st = os.lstat(p)
                 shared = st.st_uid == 0 and st.st_gid == gid  # root:<group> on purpose (access.json, flags)
-                assert (st.st_uid, st.st_gid) == (uid, gid) or shared or p.name == "serve-public", \
+                assert (st.st_uid, st.st_gid) == (uid, gid) or shared or p.name == "serve-public", (
                     f"{p} owned by {st.st_uid}:{st.st_gid}"
+                )
                 # gunicorn makes its pid file 0644 itself: run/ (0750) is what keeps others out.
                 closed = 0o022 if sub == "run" else 0o027
                 assert not mode(p) & closed, f"{p} is {mode(p):o}: group-writable or open to others"
@@ -152,8 +164,9 @@ def test_install_prints_the_address_it_listens_on(site):
     assert f"listening on http://127.0.0.1:{site['port']}/ (this machine only)" in out, out
 
 
-def test_upgrade_of_an_aged_root_repairs_modes_and_hands_over_to_the_service_user(site, source_tree, tmp_path_factory,
-                                                                                 wheelhouse):
+def test_upgrade_of_an_aged_root_repairs_modes_and_hands_over_to_the_service_user(
+    site, source_tree, tmp_path_factory, wheelhouse
+):
     root = site["root"]
     before = status_json(source_tree, root)
     age(root, before["pid"])
@@ -178,10 +191,25 @@ def test_upgrade_of_an_aged_root_repairs_modes_and_hands_over_to_the_service_use
 def _vendor(site: dict, pub: Path, *args: str) -> None:
     base = pub.parent.parent  # trial_license's vendor directory: keys/ and request.json
     python = next((site["root"] / ".runtime").glob("*/bin/python"))
-    proc = subprocess.run([str(python), str(REPO / "vendor" / "visionpack_vendor.py"), "issue", "--key",
-                           str(next((base / "keys").glob("*.key"))), "--request", str(base / "request.json"),
-                           "--days", "30", "--customer", "least-privilege", *args],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(python),
+            str(REPO / "vendor" / "visionpack_vendor.py"),
+            "issue",
+            "--key",
+            str(next((base / "keys").glob("*.key"))),
+            "--request",
+            str(base / "request.json"),
+            "--days",
+            "30",
+            "--customer",
+            "least-privilege",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -221,25 +249,36 @@ def test_status_says_all_slots_in_use_not_license_invalid(site, source_tree, tri
 def stranger():
     """A throwaway local user outside the service group."""
     name = f"vpt{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True
+    )
     yield pwd.getpwnam(name)
     subprocess.run(["userdel", name], capture_output=True)
 
 
 def test_a_local_user_cannot_hold_or_block_a_slot(site, source_tree, stranger):
-    code = ("import fcntl, json, os, sys\n"
-            "out = {}\n"
-            "for name in sorted(os.listdir(sys.argv[1])) if os.access(sys.argv[1], os.R_OK) else ['slot-0.lock']:\n"
-            "    try:\n"
-            "        fd = os.open(os.path.join(sys.argv[1], name), os.O_RDONLY | os.O_CREAT, 0o644)\n"
-            "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-            "        out[name] = 'locked'\n"
-            "    except OSError as exc:\n"
-            "        out[name] = exc.strerror\n"
-            "print(json.dumps(out))\n")
-    proc = subprocess.run(["/usr/bin/python3", "-c", code, str(SHARED / "instances")], capture_output=True, text=True,
-                          timeout=60, user=stranger.pw_uid, group=stranger.pw_gid, extra_groups=[], cwd="/")
+    code = (
+        "import fcntl, json, os, sys\n"
+        "out = {}\n"
+        "for name in sorted(os.listdir(sys.argv[1])) if os.access(sys.argv[1], os.R_OK) else ['slot-0.lock']:\n"
+        "    try:\n"
+        "        fd = os.open(os.path.join(sys.argv[1], name), os.O_RDONLY | os.O_CREAT, 0o644)\n"
+        "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "        out[name] = 'locked'\n"
+        "    except OSError as exc:\n"
+        "        out[name] = exc.strerror\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run(
+        ["/usr/bin/python3", "-c", code, str(SHARED / "instances")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=stranger.pw_uid,
+        group=stranger.pw_gid,
+        extra_groups=[],
+        cwd="/",
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out and set(out.values()) == {"Permission denied"}, out
@@ -252,8 +291,11 @@ def test_a_non_root_operator_installs_into_a_root_of_their_own(site, source_tree
     """Services then run as that operator. A member of the service group, as docs/operator-guide.md
     says, so its services count in the machine-wide slots."""
     name = f"vpo{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "-G", serviceuser.NAME, name],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "-G", serviceuser.NAME, name],
+        check=True,
+        capture_output=True,
+    )
     op = pwd.getpwnam(name)
     base = traversable(tmp_path_factory.mktemp("operator"))
     root = base / "root"
@@ -266,9 +308,17 @@ def test_a_non_root_operator_installs_into_a_root_of_their_own(site, source_tree
     env = {"PATH": "/usr/bin:/bin", "HOME": str(base), "LANG": "C.UTF-8"}
     cmd = ["/usr/bin/python3", str(source_tree / "package" / "Install" / "install.py"), "--root", str(root)]
     try:
-        proc = subprocess.run(cmd + ["install", DEPLOY, "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              capture_output=True, text=True, timeout=600, user=op.pw_uid, group=op.pw_gid,
-                              extra_groups=[grp.getgrnam(serviceuser.NAME).gr_gid], cwd=str(base))
+        proc = subprocess.run(
+            cmd + ["install", DEPLOY, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            user=op.pw_uid,
+            group=op.pw_gid,
+            extra_groups=[grp.getgrnam(serviceuser.NAME).gr_gid],
+            cwd=str(base),
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"services run as {name}" in proc.stdout
         st = status_json(source_tree, root)
@@ -276,8 +326,16 @@ def test_a_non_root_operator_installs_into_a_root_of_their_own(site, source_tree
         for pid in [st["pid"], *st["worker_pids"]]:
             assert ids_of(pid)[0] == [op.pw_uid] * 4
         assert os.stat(root / DEPLOY / "data").st_uid == op.pw_uid and mode(root / DEPLOY / "data") == 0o750
-        proc = subprocess.run(cmd + ["stop", DEPLOY], env=env, capture_output=True, text=True, timeout=300,
-                              user=op.pw_uid, group=op.pw_gid, cwd=str(base))
+        proc = subprocess.run(
+            cmd + ["stop", DEPLOY],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            user=op.pw_uid,
+            group=op.pw_gid,
+            cwd=str(base),
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         kill_leftovers(root)

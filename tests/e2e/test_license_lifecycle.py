@@ -17,8 +17,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (REPO, free_port, kill_leftovers, new_root, post_json,  # noqa: E402,F401
-                                     run_installer, shared_runtime, source_tree, wheelhouse)
+from test_installer_fixtures import (
+    REPO,
+    free_port,
+    kill_leftovers,
+    new_root,
+    post_json,  # noqa: E402,F401
+    run_installer,
+    shared_runtime,
+    source_tree,
+    wheelhouse,
+)
 
 DEPLOY = "demo-classify"
 CAT = base64.b64encode((REPO / "package" / "samples" / "cat.jpg").read_bytes()).decode()
@@ -35,14 +44,28 @@ class Vendor:
         self.pub = next((base / "keys").glob("*.pub"))
 
     def run(self, *args) -> subprocess.CompletedProcess:
-        proc = subprocess.run([str(self.python), str(self.tool), *map(str, args)], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [str(self.python), str(self.tool), *map(str, args)], capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
 
     def issue(self, request: Path, name: str, *extra) -> Path:
         out = self.base / name
-        self.run("issue", "--key", self.key, "--request", request, "--out", out, "--customer", "e2e",
-                 "--instances", "64", *extra)
+        self.run(
+            "issue",
+            "--key",
+            self.key,
+            "--request",
+            request,
+            "--out",
+            out,
+            "--customer",
+            "e2e",
+            "--instances",
+            "64",
+            *extra,
+        )
         return out
 
 
@@ -187,8 +210,21 @@ def test_instance_limit_refuses_the_one_over(licensed, tmp_path, shared_runtime)
     running = instances.count()
     # Exactly the instances already running (ours among them): the next start is one too many.
     limited = licensed["base"] / "limited.lic"
-    licensed["vendor"].run("issue", "--key", licensed["vendor"].key, "--request", licensed["request"],
-                           "--out", limited, "--instances", str(running), "--days", "30", "--customer", "e2e")
+    licensed["vendor"].run(
+        "issue",
+        "--key",
+        licensed["vendor"].key,
+        "--request",
+        licensed["request"],
+        "--out",
+        limited,
+        "--instances",
+        str(running),
+        "--days",
+        "30",
+        "--customer",
+        "e2e",
+    )
     root2 = new_root(tmp_path, shared_runtime)
     (root2 / "licenses").mkdir()
     shutil.copy2(licensed["vendor"].pub, root2 / "licenses" / licensed["vendor"].pub.name)
@@ -202,19 +238,50 @@ def test_instance_limit_refuses_the_one_over(licensed, tmp_path, shared_runtime)
 def test_lu_works_from_a_system_python_without_cryptography(licensed, tmp_path):
     """Offline servers may lack 'cryptography': lu re-runs itself in the runtime venv."""
     bare = tmp_path / "bare"
-    subprocess.run([sys.executable if not shutil.which("python3") else shutil.which("python3"), "-m", "venv",
-                    "--without-pip", str(bare)], check=True)
+    subprocess.run(
+        [
+            sys.executable if not shutil.which("python3") else shutil.which("python3"),
+            "-m",
+            "venv",
+            "--without-pip",
+            str(bare),
+        ],
+        check=True,
+    )
     probe = subprocess.run([str(bare / "bin" / "python"), "-c", "import cryptography"], capture_output=True)
     assert probe.returncode != 0  # really without it
     renewal = licensed["vendor"].issue(licensed["request"], "renewal2.lic", "--days", "60")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
-    proc = subprocess.run([str(bare / "bin" / "python"), str(REPO / "package" / "Install" / "install.py"),
-                           "--root", str(licensed["root"]), "lu", str(renewal)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            str(bare / "bin" / "python"),
+            str(REPO / "package" / "Install" / "install.py"),
+            "--root",
+            str(licensed["root"]),
+            "lu",
+            str(renewal),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "License update successfully" in proc.stdout
-    status = subprocess.run([str(bare / "bin" / "python"), str(REPO / "package" / "Install" / "install.py"),
-                             "--root", str(licensed["root"]), "status", DEPLOY, "--json"],
-                            capture_output=True, text=True, env=env, timeout=300)
+    status = subprocess.run(
+        [
+            str(bare / "bin" / "python"),
+            str(REPO / "package" / "Install" / "install.py"),
+            "--root",
+            str(licensed["root"]),
+            "status",
+            DEPLOY,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     lic = json.loads(status.stdout)["deploys"][0]["license"]
     assert lic["ok"] is True and 58 <= lic["days_left"] <= 60

@@ -20,9 +20,21 @@ from test_install_classify import demo_models  # noqa: E402,F401
 
 
 def test_upgrade_and_rollback_of_demo_classify_under_load_fail_nothing(shared_runtime, demo_models):
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_upgrade.py"), "--runtime-from",
-                           str(shared_runtime), "--settle", "3", "--max-seconds", "600"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_upgrade.py"),
+            "--runtime-from",
+            str(shared_runtime),
+            "--settle",
+            "3",
+            "--max-seconds",
+            "600",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["failed_total"] == 0, doc

@@ -20,8 +20,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (REPO, free_port, kill_leftovers, new_root, post_json,  # noqa: E402,F401
-                                     shared_runtime, source_tree, wheelhouse)
+from test_installer_fixtures import (
+    REPO,
+    free_port,
+    kill_leftovers,
+    new_root,
+    post_json,  # noqa: E402,F401
+    shared_runtime,
+    source_tree,
+    wheelhouse,
+)
 
 DEPLOY = "demo-face"
 FACES = REPO / "package" / "samples" / "faces"
@@ -37,8 +45,9 @@ def bench_upgrade():
 
 def models_in_gallery(root: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for db in glob.glob(str(root / DEPLOY / "data" / "**" / "*.db"), recursive=True) + \
-            glob.glob(str(root / DEPLOY / "data" / "**" / "*.sqlite*"), recursive=True):
+    for db in glob.glob(str(root / DEPLOY / "data" / "**" / "*.db"), recursive=True) + glob.glob(
+        str(root / DEPLOY / "data" / "**" / "*.sqlite*"), recursive=True
+    ):
         if db.endswith(("-wal", "-shm")):
             continue
         with sqlite3.connect(db) as con:
@@ -56,8 +65,12 @@ def recognise(port: int) -> list[str]:
 
 def open_to_others(root: Path) -> list[str]:
     """Files of the gallery (faces, crops, vectors) and logs other local users could open (issue 14 item 4)."""
-    return [f"{p} {p.stat().st_mode & 0o777:o}" for sub in ("data", "logs") for p in (root / DEPLOY / sub).rglob("*")
-            if not p.is_symlink() and p.stat().st_mode & 0o007]
+    return [
+        f"{p} {p.stat().st_mode & 0o777:o}"
+        for sub in ("data", "logs")
+        for p in (root / DEPLOY / sub).rglob("*")
+        if not p.is_symlink() and p.stat().st_mode & 0o007
+    ]
 
 
 def test_gallery_survives_upgrade_and_rollback_and_follows_the_feature_model(tmp_path, shared_runtime):
@@ -68,8 +81,12 @@ def test_gallery_survives_upgrade_and_rollback_and_follows_the_feature_model(tmp
     try:
         proc, _ = bu.installer(REPO, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port), "--force")
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        seeded = subprocess.run([sys.executable, str(FACES / "seed_gallery.py"), "--port", str(port)],
-                                capture_output=True, text=True, timeout=300)
+        seeded = subprocess.run(
+            [sys.executable, str(FACES / "seed_gallery.py"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert seeded.returncode == 0, seeded.stdout + seeded.stderr
         assert "Barack_Obama" in recognise(port)
         assert open_to_others(root) == []
@@ -90,7 +107,7 @@ def test_gallery_survives_upgrade_and_rollback_and_follows_the_feature_model(tmp
         assert proc.returncode == 0, proc.stdout + proc.stderr
         after = models_in_gallery(root)
         assert sum(after.values()) == sum(before.values()), (before, after)  # nothing lost
-        assert old_model not in after and len(after) == 1, after             # every face re-embedded
+        assert old_model not in after and len(after) == 1, after  # every face re-embedded
         assert "Barack_Obama" in recognise(port)
 
         proc, _ = bu.installer(REPO, root, "rollback", DEPLOY, "--timeout", "300")

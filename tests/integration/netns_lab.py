@@ -39,8 +39,12 @@ sys.stdin.read()  # until the test closes our stdin (or dies): then the namespac
 
 class Netns:
     def __init__(self) -> None:
-        self.holder = subprocess.Popen(["unshare", "-n", sys.executable, "-c", HOLDER, PEER], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, text=True)
+        self.holder = subprocess.Popen(
+            ["unshare", "-n", sys.executable, "-c", HOLDER, PEER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.holder.stdout.readline() if self.holder.stdout else ""
         if line.strip() != "ready":
             self.close()
@@ -54,8 +58,12 @@ class Netns:
 
     def forward(self, *ports: int) -> dict[int, int]:
         """Host ports on 127.0.0.1 that reach ``127.0.0.1:port`` inside the namespace."""
-        proc = subprocess.Popen([sys.executable, __file__, "forward", self.path, *map(str, ports)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "forward", self.path, *map(str, ports)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self._forwarders.append(proc)
         line = proc.stdout.readline() if proc.stdout else ""
         try:
@@ -76,6 +84,7 @@ class Netns:
 
 
 # --- the forwarder (a separate process: setns changes the namespace of the calling thread) -----
+
 
 def _enter(ns_path: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)

@@ -48,15 +48,29 @@ def write_deploy(root: Path, port: int, host: str = "127.0.0.1") -> Path:
     d = root / DEPLOY
     d.mkdir(parents=True)
     (d / "state.json").write_text(json.dumps({"schema": 1, "service": "classification", "release": "test"}))
-    cfg = {"deploy": DEPLOY, "service": "classification", "host": host, "port": port, "workers": 2,
-           "threads_per_worker": 1, "models": {"classifier": str(REPO / "models" / "efficientnet_lite0_imagenet")},
-           "data_dir": str(d / "data"), "run_dir": str(d / "run"), "log_dir": str(d / "logs")}
+    cfg = {
+        "deploy": DEPLOY,
+        "service": "classification",
+        "host": host,
+        "port": port,
+        "workers": 2,
+        "threads_per_worker": 1,
+        "models": {"classifier": str(REPO / "models" / "efficientnet_lite0_imagenet")},
+        "data_dir": str(d / "data"),
+        "run_dir": str(d / "run"),
+        "log_dir": str(d / "logs"),
+    }
     (d / "config.yml").write_text(yaml.safe_dump(cfg))
     return d / "config.yml"
 
 
 def server_cmd() -> list[str]:
-    return [str(VENV_BIN / "gunicorn"), "-c", str(REPO / "start" / "gunicorn_conf.py"), "visionpack.api.app:create_app()"]
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "-c",
+        str(REPO / "start" / "gunicorn_conf.py"),
+        "visionpack.api.app:create_app()",
+    ]
 
 
 def server_env(config: Path) -> dict[str, str]:
@@ -66,17 +80,23 @@ def server_env(config: Path) -> dict[str, str]:
 
 def apikey(root: Path, *args: str) -> subprocess.CompletedProcess:
     """The operator's command, as a separate process like in real life."""
-    proc = subprocess.run([sys.executable, str(REPO / "package" / "Install" / "install.py"), "--root", str(root),
-                           "apikey", *args], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "package" / "Install" / "install.py"), "--root", str(root), "apikey", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
-def request(port: int, path: str, body: dict | None = None, headers: dict | None = None,
-            timeout: float = 60) -> tuple[int, dict | str]:
+def request(
+    port: int, path: str, body: dict | None = None, headers: dict | None = None, timeout: float = 60
+) -> tuple[int, dict | str]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
@@ -110,8 +130,15 @@ def service(tmp_path_factory):
     root = tmp_path_factory.mktemp("access-root")
     port = free_port()
     config = write_deploy(root, port)
-    proc = subprocess.Popen(server_cmd(), env=server_env(config), cwd=str(root / DEPLOY), stdin=subprocess.DEVNULL,
-                            stdout=open(root / "console.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        server_cmd(),
+        env=server_env(config),
+        cwd=str(root / DEPLOY),
+        stdin=subprocess.DEVNULL,
+        stdout=open(root / "console.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -127,8 +154,13 @@ def service(tmp_path_factory):
         while len(pids(root / DEPLOY / "run")[1]) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.3)
-        yield {"root": root, "port": port, "data": root / DEPLOY / "data", "logs": root / DEPLOY / "logs",
-               "run": root / DEPLOY / "run"}
+        yield {
+            "root": root,
+            "port": port,
+            "data": root / DEPLOY / "data",
+            "logs": root / DEPLOY / "logs",
+            "run": root / DEPLOY / "run",
+        }
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -270,7 +302,7 @@ def test_a_broken_file_keeps_the_last_good_state(fresh):
 
 # --- a real non-loopback peer, in a private network namespace ------------------------------
 
-NETNS_DRIVER = textwrap.dedent('''
+NETNS_DRIVER = textwrap.dedent("""
     import json, os, signal, subprocess, sys, time, urllib.request, urllib.error, http.client
     spec = json.loads(sys.argv[1])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -318,7 +350,7 @@ NETNS_DRIVER = textwrap.dedent('''
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(60)
-''')
+""")
 
 
 def test_a_real_non_loopback_peer_needs_a_key(tmp_path):
@@ -326,13 +358,23 @@ def test_a_real_non_loopback_peer_needs_a_key(tmp_path):
     port = free_port()
     config = write_deploy(root, port, host="0.0.0.0")
     key = json.loads(apikey(root, "create", DEPLOY, "--scope", "ops", "--json").stdout)["key"]
-    spec = {"cmd": server_cmd(), "env": server_env(config), "cwd": str(root / DEPLOY), "port": port,
-            "log": str(tmp_path / "console.log"), "ops_key": key}
-    proc = subprocess.run(["unshare", "-n", sys.executable, "-c", NETNS_DRIVER, json.dumps(spec)],
-                          capture_output=True, text=True, timeout=400)
+    spec = {
+        "cmd": server_cmd(),
+        "env": server_env(config),
+        "cwd": str(root / DEPLOY),
+        "port": port,
+        "log": str(tmp_path / "console.log"),
+        "ops_key": key,
+    }
+    proc = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", NETNS_DRIVER, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line, proc.stdout[-2000:] + proc.stderr[-2000:] + (tmp_path / "console.log").read_text()[-3000:]
-    out = json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT ") :])
     # ops is loopback by default: this machine sees the detail, 10.9.9.1 only the verdict.
     assert out["local_ready"][0] == 200 and out["local_ready"][1]["deploy"] == DEPLOY
     assert out["local_metrics"] == 200

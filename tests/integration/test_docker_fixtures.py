@@ -26,8 +26,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_installer_fixtures import (REPO, new_root, run_installer,  # noqa: E402,F401
-                                     shared_runtime, source_tree, wheelhouse)
+from test_installer_fixtures import (
+    REPO,
+    new_root,
+    run_installer,  # noqa: E402,F401
+    shared_runtime,
+    source_tree,
+    wheelhouse,
+)
 
 DEPLOY = "demo-classify"
 BUNDLE = REPO / "models" / "efficientnet_lite0_imagenet"
@@ -74,8 +80,9 @@ def docker_client():
 def runtime_image(docker_client, wheelhouse):
     from visionpack.installer.runtimes import docker_containers
 
-    proc = subprocess.run(["bash", str(REPO / "tools" / "image" / "build_image.sh")], capture_output=True,
-                          text=True, timeout=3600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "tools" / "image" / "build_image.sh")], capture_output=True, text=True, timeout=3600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ref = docker_containers.image_ref(REPO)
     assert ref.tar.is_file() and ref.image_id and ref.sha256
@@ -94,11 +101,29 @@ class Vendor:
         if other_machine:
             # The same request with another machine id, as the vendor would get from other hardware.
             from visionpack.licensing.fingerprint import component_hash
+
             request["components"]["machine_id"] = component_hash("machine_id", "0123456789abcdef0123456789abcdef")
         req = out.with_suffix(".request.json")
         req.write_text(json.dumps(request))
-        sh([sys.executable, VENDOR_TOOL, "issue", "--key", self.key, "--request", req, "--out", out,
-            "--days", "30", "--customer", "docker-tests", "--instances", str(instances)])
+        sh(
+            [
+                sys.executable,
+                VENDOR_TOOL,
+                "issue",
+                "--key",
+                self.key,
+                "--request",
+                req,
+                "--out",
+                out,
+                "--days",
+                "30",
+                "--customer",
+                "docker-tests",
+                "--instances",
+                str(instances),
+            ]
+        )
         return out
 
 
@@ -122,8 +147,7 @@ def docker_root(tmp_path_factory, shared_runtime, vendor, runtime_image, docker_
     shutil.copy2(vendor.pub, root / "licenses" / vendor.pub.name)
     vendor.issue(root / "licenses" / "license.lic")
     port = free_port()
-    proc = run_installer(REPO, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port))
+    proc = run_installer(REPO, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield root, port
     from visionpack.installer.runtimes import docker_containers
@@ -147,8 +171,9 @@ def post_json(port: int, path: str, doc: dict, timeout: float = 60) -> tuple[int
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(doc).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(doc).encode(), headers={"Content-Type": "application/json"}
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=timeout) as resp:

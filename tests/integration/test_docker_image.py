@@ -43,15 +43,17 @@ def test_tar_checksum_and_record(runtime_image):
     lock_sha = hashlib.sha256((REPO / "original" / "requirements.lock").read_bytes()).hexdigest()
     assert runtime_image.tar.name == f"visionpack-runtime-{lock_sha[:16]}.tar"
     digest = image_tool.sha256_file(runtime_image.tar)
-    assert (runtime_image.tar.parent / (runtime_image.tar.name + ".sha256")).read_text() == \
-        f"{digest}  {runtime_image.tar.name}\n"
+    assert (
+        runtime_image.tar.parent / (runtime_image.tar.name + ".sha256")
+    ).read_text() == f"{digest}  {runtime_image.tar.name}\n"
     rec = json.loads(runtime_image.tar.with_suffix(".json").read_text())
     assert rec["sha256"] == digest and rec["size"] == runtime_image.tar.stat().st_size
     assert rec["inputs"] == image_tool.inputs(REPO)
     assert rec["inputs"]["lock_sha256"] == lock_sha and rec["image"] == runtime_image.tag
     # Only the image of the current lock is kept.
     assert sorted(p.name for p in runtime_image.tar.parent.glob("visionpack-runtime-*")) == sorted(
-        [runtime_image.tar.name, runtime_image.tar.name + ".sha256", runtime_image.tar.with_suffix(".json").name])
+        [runtime_image.tar.name, runtime_image.tar.name + ".sha256", runtime_image.tar.with_suffix(".json").name]
+    )
 
 
 def test_image_config(runtime_image, docker_client):
@@ -72,12 +74,19 @@ def test_image_runs_python_311_with_the_locked_wheels_as_a_non_root_user(runtime
     code, out = in_image(docker_client, runtime_image, "python", "-m", "pip", "freeze", "--all")
     assert code == 0, out
     installed = {line.split("==")[0].lower().replace("_", "-") for line in out.split()}
-    locked = {line.split("==")[0].lower().replace("_", "-")
-              for line in (REPO / "original" / "requirements.lock").read_text().splitlines()
-              if "==" in line and not line.startswith("#")}
+    locked = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (REPO / "original" / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
     assert locked <= installed, locked - installed
-    code, out = in_image(docker_client, runtime_image, "python", "-c",
-                         "import paddle, cv2, flask, gunicorn, faiss; print(paddle.__version__)")
+    code, out = in_image(
+        docker_client,
+        runtime_image,
+        "python",
+        "-c",
+        "import paddle, cv2, flask, gunicorn, faiss; print(paddle.__version__)",
+    )
     assert code == 0 and out.strip().splitlines()[-1] == "3.3.1", out
 
 
@@ -85,10 +94,16 @@ def test_image_has_no_app_code_no_models_and_no_machine_identity(runtime_image, 
     code, out = in_image(docker_client, runtime_image, "python", "-c", "import visionpack")
     assert code != 0 and "No module named 'visionpack'" in out, out
     # (python3-venv's own pip/setuptools wheels for ensurepip are the only wheels expected.)
-    code, out = in_image(docker_client, runtime_image, "sh", "-c",
-                         "find / -xdev -path /usr/share/python-wheels -prune -o \\( -name '*.pdiparams' -o "
-                         "-name 'inference.yml' -o -name '*.whl' -o -path '*/visionpack/__init__.py' \\) -print; "
-                         "wc -c < /etc/machine-id", user="0:0")
+    code, out = in_image(
+        docker_client,
+        runtime_image,
+        "sh",
+        "-c",
+        "find / -xdev -path /usr/share/python-wheels -prune -o \\( -name '*.pdiparams' -o "
+        "-name 'inference.yml' -o -name '*.whl' -o -path '*/visionpack/__init__.py' \\) -print; "
+        "wc -c < /etc/machine-id",
+        user="0:0",
+    )
     assert code == 0 and out.split() == ["0"], out
     # Without a release the entry point refuses with a usage message.
     code, out = in_image(docker_client, runtime_image, "/usr/local/bin/visionpack-serve")
@@ -125,9 +140,11 @@ def test_image_tool_inputs_and_cache_decisions(tmp_path):
 
 def test_image_tool_reads_the_debian_mirror_from_apt_sources(tmp_path):
     deb822 = tmp_path / "debian.sources"
-    deb822.write_text("Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n"
-                      "Components: main\n\nTypes: deb deb-src\nURIs: http://mirror.example/debian/\n"
-                      "Suites: bookworm bookworm-updates\nComponents: main\n")
+    deb822.write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n\nTypes: deb deb-src\nURIs: http://mirror.example/debian/\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n"
+    )
     assert image_tool.mirror([str(deb822)]) == "http://mirror.example/debian"
     one_line = tmp_path / "sources.list"
     one_line.write_text("# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://other.example/debian bookworm main\n")

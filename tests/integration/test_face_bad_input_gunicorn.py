@@ -18,8 +18,12 @@ from test_face_serving import FACES, env, gunicorn_cmd, wait_ready, write_config
 
 
 def send(port: int, path: str, data: bytes, method: str = "POST") -> tuple[int, dict]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data if method == "POST" else None,
-                                 method=method, headers={"Content-Type": "application/json", "Connection": "close"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=data if method == "POST" else None,
+        method=method,
+        headers={"Content-Type": "application/json", "Connection": "close"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read())
@@ -37,13 +41,20 @@ def test_delete_through_one_worker_and_hostile_bodies(tmp_path):
         port = s.getsockname()[1]
     config = write_config(tmp_path, port)
     access = tmp_path / "access.log"
-    proc = subprocess.Popen(gunicorn_cmd(config, port, access), env=env(config), stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "gunicorn.log", "w"), start_new_session=True)
+    proc = subprocess.Popen(
+        gunicorn_cmd(config, port, access),
+        env=env(config),
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "gunicorn.log", "w"),
+        start_new_session=True,
+    )
     try:
         wait_ready(port, proc)
         img = base64.b64encode((FACES / "obama_1.jpg").read_bytes()).decode()
         probe = base64.b64encode((FACES / "obama_2.jpg").read_bytes()).decode()
-        status, out = post(port, "/face-recognition-index-build", {"imageLabelPairs": [{"image": img, "label": "obama"}]})
+        status, out = post(
+            port, "/face-recognition-index-build", {"imageLabelPairs": [{"image": img, "label": "obama"}]}
+        )
         assert status == 200, out
         key = out["result"]["indexKey"]
 

@@ -22,13 +22,22 @@ from visionpack.services.face import FaceService
 REPO = Path(__file__).resolve().parents[2]
 FACES = REPO / "package" / "samples" / "faces"
 MODELS = REPO / "models"
-PEOPLE = {"obama_1.jpg": "obama", "obama_2.jpg": "obama", "obama_3.jpg": "obama", "biden.jpg": "biden",
-          "collins.jpg": "collins"}
+PEOPLE = {
+    "obama_1.jpg": "obama",
+    "obama_2.jpg": "obama",
+    "obama_3.jpg": "obama",
+    "biden.jpg": "biden",
+    "collins.jpg": "collins",
+}
 
 
 def demo_models() -> dict[str, str]:
-    return {"detector_pnet": str(MODELS / "mtcnn_pnet"), "detector_rnet": str(MODELS / "mtcnn_rnet"),
-            "detector_onet": str(MODELS / "mtcnn_onet"), "feature": str(MODELS / "dlib_resnet_face")}
+    return {
+        "detector_pnet": str(MODELS / "mtcnn_pnet"),
+        "detector_rnet": str(MODELS / "mtcnn_rnet"),
+        "detector_onet": str(MODELS / "mtcnn_onet"),
+        "feature": str(MODELS / "dlib_resnet_face"),
+    }
 
 
 def rgb(name: str) -> np.ndarray:
@@ -39,8 +48,9 @@ def rgb(name: str) -> np.ndarray:
 def svc(tmp_path_factory):
     missing = [m for m in demo_models().values() if not Path(m, "inference.pdiparams").exists()]
     assert not missing, f"demo bundles missing: {missing}; run tools/convert/build_models.py"
-    cfg = ServiceConfig(deploy="demo-face", service="face", models=demo_models(),
-                        data_dir=str(tmp_path_factory.mktemp("face_data")))
+    cfg = ServiceConfig(
+        deploy="demo-face", service="face", models=demo_models(), data_dir=str(tmp_path_factory.mktemp("face_data"))
+    )
     return FaceService(cfg, create_engine)
 
 
@@ -81,8 +91,12 @@ def test_same_person_scores_clearly_above_strangers(vectors):
     aligned, cropped = vectors
     same_min, diff_max = margins(aligned)
     c_same, c_diff = margins(cropped)
-    print(f"\naligned: same-person min {same_min:.3f}, different-person max {diff_max:.3f}, margin {same_min - diff_max:.3f}")
-    print(f"PaddleX crop: same-person min {c_same:.3f}, different-person max {c_diff:.3f}, margin {c_same - c_diff:.3f}")
+    print(
+        f"\naligned: same-person min {same_min:.3f}, different-person max {diff_max:.3f}, margin {same_min - diff_max:.3f}"
+    )
+    print(
+        f"PaddleX crop: same-person min {c_same:.3f}, different-person max {c_diff:.3f}, margin {c_same - c_diff:.3f}"
+    )
     assert same_min - diff_max > 0.05
     # The calibrated default threshold (0.9) separates them.
     assert same_min > 0.9 > diff_max
@@ -91,8 +105,9 @@ def test_same_person_scores_clearly_above_strangers(vectors):
 
 
 def test_recognition_through_the_gallery(svc):
-    faces, found = svc.new_faces([(rgb("collins.jpg"), "collins"), (rgb("biden.jpg"), "biden"),
-                                  (rgb("obama_1.jpg"), "obama")])
+    faces, found = svc.new_faces(
+        [(rgb("collins.jpg"), "collins"), (rgb("biden.jpg"), "biden"), (rgb("obama_1.jpg"), "obama")]
+    )
     assert all(f is not None for f in found)
     key, _ = svc.gallery.build(faces)
     for name in ("obama_2.jpg", "obama_3.jpg"):

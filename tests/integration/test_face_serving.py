@@ -28,8 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 FACES = REPO / "package" / "samples" / "faces"
 SEED = REPO.parent / "shared" / "seeds" / "001_2afddc544cbbab0f.txt"
 VENV_BIN = Path(sys.executable).parent
-MODELS = {"detector_pnet": "mtcnn_pnet", "detector_rnet": "mtcnn_rnet", "detector_onet": "mtcnn_onet",
-          "feature": "dlib_resnet_face"}
+MODELS = {
+    "detector_pnet": "mtcnn_pnet",
+    "detector_rnet": "mtcnn_rnet",
+    "detector_onet": "mtcnn_onet",
+    "feature": "dlib_resnet_face",
+}
 
 
 def seed_client() -> str:
@@ -50,23 +54,49 @@ def client_python() -> str:
 
 
 def write_config(tmp: Path, port: int) -> Path:
-    cfg = {"deploy": "demo-face", "service": "face", "host": "127.0.0.1", "port": port, "workers": 2,
-           "models": {role: str(REPO / "models" / name) for role, name in MODELS.items()},
-           "data_dir": str(tmp / "data"), "run_dir": str(tmp / "run"), "log_dir": str(tmp / "logs")}
+    cfg = {
+        "deploy": "demo-face",
+        "service": "face",
+        "host": "127.0.0.1",
+        "port": port,
+        "workers": 2,
+        "models": {role: str(REPO / "models" / name) for role, name in MODELS.items()},
+        "data_dir": str(tmp / "data"),
+        "run_dir": str(tmp / "run"),
+        "log_dir": str(tmp / "logs"),
+    }
     path = tmp / "config.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
 def gunicorn_cmd(config: Path, port: int, access_log: Path) -> list[str]:
-    return [str(VENV_BIN / "gunicorn"), "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
-            "--timeout", "120", "--access-logfile", str(access_log), "--access-logformat", "%(p)s %(U)s %(s)s",
-            "visionpack.api.app:create_app()"]
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "120",
+        "--access-logfile",
+        str(access_log),
+        "--access-logformat",
+        "%(p)s %(U)s %(s)s",
+        "visionpack.api.app:create_app()",
+    ]
 
 
 def env(config: Path) -> dict[str, str]:
-    return {**os.environ, "VISIONPACK_CONFIG": str(config), "PYTHONPATH": str(REPO / "package"),
-            "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2"}
+    return {
+        **os.environ,
+        "VISIONPACK_CONFIG": str(config),
+        "PYTHONPATH": str(REPO / "package"),
+        "OMP_NUM_THREADS": "1",
+        "GLOG_minloglevel": "2",
+    }
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -129,13 +159,23 @@ def test_the_seed_python_client_runs_unchanged(tmp_path):
     for i, name in enumerate(("collins.jpg", "biden.jpg", "obama_1.jpg", "obama_3.jpg", "obama_2.jpg")):
         shutil.copy(FACES / name, work / f"demo{i}.jpg")
     config = write_config(tmp_path, 8080)
-    spec = {"server": gunicorn_cmd(config, 8080, tmp_path / "access.log"), "env": env(config),
-            "log": str(tmp_path / "gunicorn.log"), "python": client_python(), "cwd": str(work)}
+    spec = {
+        "server": gunicorn_cmd(config, 8080, tmp_path / "access.log"),
+        "env": env(config),
+        "log": str(tmp_path / "gunicorn.log"),
+        "python": client_python(),
+        "cwd": str(work),
+    }
     if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"):
         cmd = ["unshare", "-n", sys.executable, "-c", DRIVER, json.dumps(spec)]
     else:
         assert port_free(8080), "port 8080 is taken and no network namespace is available"
-        cmd = [sys.executable, "-c", DRIVER.replace('subprocess.run(["ip"', 'None and subprocess.run(["ip"'), json.dumps(spec)]
+        cmd = [
+            sys.executable,
+            "-c",
+            DRIVER.replace('subprocess.run(["ip"', 'None and subprocess.run(["ip"'),
+            json.dumps(spec),
+        ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr + (tmp_path / "gunicorn.log").read_text()
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -143,8 +183,12 @@ def test_the_seed_python_client_runs_unchanged(tmp_path):
     print(out)
     assert result["rc"] == 0, out + result["err"]
     lines = out.splitlines()
-    assert lines[:4] == ["Number of images indexed: 3", "Number of images indexed: 4", "Number of images indexed: 3",
-                         "Output image saved at ./out.jpg"]
+    assert lines[:4] == [
+        "Number of images indexed: 3",
+        "Number of images indexed: 4",
+        "Number of images indexed: 3",
+        "Output image saved at ./out.jpg",
+    ]
     assert lines[4:6] == ["", "Detected faces:"]
     faces = eval(" ".join(lines[6:]))  # pprint of a list of dicts from the client
     best = max(faces, key=lambda f: f["score"])
@@ -153,8 +197,11 @@ def test_the_seed_python_client_runs_unchanged(tmp_path):
 
 
 def post(port: int, path: str, body: dict) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json", "Connection": "close"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Connection": "close"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
 
@@ -167,8 +214,13 @@ def test_an_add_through_one_worker_is_seen_by_the_next_search_on_the_other(tmp_p
         port = s.getsockname()[1]
     config = write_config(tmp_path, port)
     access = tmp_path / "access.log"
-    proc = subprocess.Popen(gunicorn_cmd(config, port, access), env=env(config), stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "gunicorn.log", "w"), start_new_session=True)
+    proc = subprocess.Popen(
+        gunicorn_cmd(config, port, access),
+        env=env(config),
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "gunicorn.log", "w"),
+        start_new_session=True,
+    )
     try:
         wait_ready(port, proc)
         img = lambda name: base64.b64encode((FACES / name).read_bytes()).decode()  # noqa: E731

@@ -29,8 +29,16 @@ from slowclients import Flood, timed_requests  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 ROUTE = "/demo-classify/ImageClassification"
-SETTINGS = {"header_timeout": 2, "body_timeout": 2, "request_timeout": 8, "keepalive_timeout": 3,
-            "max_inflight": 2, "max_connections": 600, "log_max_bytes": 50_000, "log_backups": 2}
+SETTINGS = {
+    "header_timeout": 2,
+    "body_timeout": 2,
+    "request_timeout": 8,
+    "keepalive_timeout": 3,
+    "max_inflight": 2,
+    "max_connections": 600,
+    "log_max_bytes": 50_000,
+    "log_backups": 2,
+}
 
 
 def free_port() -> int:
@@ -44,16 +52,38 @@ class Server:
         self.tmp = tmp
         self.port = free_port()
         self.logs = tmp / "logs"
-        cfg = {"deploy": "demo-classify", "service": "classification", "host": "127.0.0.1", "port": self.port,
-               "workers": 1, "models": {"classifier": str(REPO / "models" / "efficientnet_lite0_imagenet")},
-               "log_dir": str(self.logs), "run_dir": str(tmp / "run"), **SETTINGS}
+        cfg = {
+            "deploy": "demo-classify",
+            "service": "classification",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "workers": 1,
+            "models": {"classifier": str(REPO / "models" / "efficientnet_lite0_imagenet")},
+            "log_dir": str(self.logs),
+            "run_dir": str(tmp / "run"),
+            **SETTINGS,
+        }
         (tmp / "config.yml").write_text(yaml.safe_dump(cfg))
-        env = {**os.environ, "VISIONPACK_CONFIG": str(tmp / "config.yml"), "PYTHONPATH": str(REPO / "package"),
-               "GLOG_minloglevel": "2"}
+        env = {
+            **os.environ,
+            "VISIONPACK_CONFIG": str(tmp / "config.yml"),
+            "PYTHONPATH": str(REPO / "package"),
+            "GLOG_minloglevel": "2",
+        }
         self.console = open(tmp / "console.log", "ab")
-        self.proc = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(REPO / "start" / "gunicorn_conf.py"),
-                                      "visionpack.api.app:create_app()"], env=env, cwd=tmp,
-                                     stdout=self.console, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "gunicorn"),
+                "-c",
+                str(REPO / "start" / "gunicorn_conf.py"),
+                "visionpack.api.app:create_app()",
+            ],
+            env=env,
+            cwd=tmp,
+            stdout=self.console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (tmp / "console.log").read_text()[-3000:]
@@ -164,10 +194,13 @@ def test_a_trickling_body_is_cut_at_the_request_timeout(server):
     assert SETTINGS["request_timeout"] - 1 <= time.monotonic() - t0 < 25
 
 
-@pytest.mark.parametrize("route,status,code_field,code", [
-    (ROUTE, 200, "error_code", 336004),
-    ("/image-classification", 400, "errorCode", 400),
-])
+@pytest.mark.parametrize(
+    "route,status,code_field,code",
+    [
+        (ROUTE, 200, "error_code", 336004),
+        ("/image-classification", 400, "errorCode", 400),
+    ],
+)
 def test_a_body_over_the_limit_is_drained_and_answered_to_requests_and_urllib(server, route, status, code_field, code):
     big = json.dumps({"image": "A" * (4 * 1024 * 1024 + 100 * 1024)}).encode()
     r = requests.post(server.url(route), data=big, headers={"Content-Type": "application/json"}, timeout=60)
@@ -191,8 +224,10 @@ def test_a_chunked_body_over_the_limit_is_refused_the_same_way(server):
 
 
 def test_expect_100_continue_gets_the_refusal_before_sending_the_body(server):
-    head = (f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {5 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n")
+    head = (
+        f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {5 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n"
+    )
     raw = raw_exchange(server.port, head.encode())  # the body is never sent
     assert not raw.startswith(b"HTTP/1.1 100")
     status, doc = json_answer(raw)
@@ -200,8 +235,10 @@ def test_expect_100_continue_gets_the_refusal_before_sending_the_body(server):
 
 
 def test_expect_100_continue_within_the_limit_is_served(server, cat_body):
-    head = (f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            f"Content-Length: {len(cat_body)}\r\nExpect: 100-continue\r\n\r\n")
+    head = (
+        f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        f"Content-Length: {len(cat_body)}\r\nExpect: 100-continue\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
         s.sendall(head.encode())
         assert s.recv(100).startswith(b"HTTP/1.1 100")
@@ -223,7 +260,7 @@ def test_a_head_over_the_limit_gets_431_in_the_json_envelope(server, how):
             raw = b""
             try:
                 for i in range(0, len(head), 4096):
-                    s.sendall(head[i:i + 4096])
+                    s.sendall(head[i : i + 4096])
             except (BrokenPipeError, ConnectionResetError):
                 pass
             while chunk := s.recv(65536):
@@ -284,8 +321,10 @@ def test_a_stopping_worker_finishes_the_request_it_is_reading(tmp_path, cat_body
     whole, answered, and the connection closed; only then does the worker exit."""
     srv = Server(tmp_path)
     try:
-        head = (f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(cat_body)}\r\n\r\n").encode()
+        head = (
+            f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(cat_body)}\r\n\r\n"
+        ).encode()
         with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
             # A first request on the connection proves the worker accepted it (not only the kernel).
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -5,17 +5,32 @@ from __future__ import annotations
 import json
 import shutil
 
-from test_installer_fixtures import (DEPLOY, alive, free_port, make_source_tree, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, trial_license, wheelhouse)
+from test_installer_fixtures import (
+    DEPLOY,
+    alive,
+    free_port,
+    make_source_tree,
+    root,
+    run_installer,  # noqa: F401
+    shared_runtime,
+    source_tree,
+    trial_license,
+    wheelhouse,
+)
 
 
 def two_deploy_tree(tmp_path, wheelhouse, source_tree, ports):
     src = make_source_tree(tmp_path / "src2", wheelhouse, params_bytes=1024)
     for lic in (source_tree / "licenses").iterdir():
         shutil.copy2(lic, src / "licenses" / lic.name)
-    (src / "package" / "catalog.yml").write_text("deploys:\n" + "".join(
-        f"  {name}:\n    service: classification\n    port: {port}\n    description: stand-in\n"
-        f"    models:\n      classifier: tiny_bundle\n" for name, port in zip(("cls-a", "cls-b"), ports)))
+    (src / "package" / "catalog.yml").write_text(
+        "deploys:\n"
+        + "".join(
+            f"  {name}:\n    service: classification\n    port: {port}\n    description: stand-in\n"
+            f"    models:\n      classifier: tiny_bundle\n"
+            for name, port in zip(("cls-a", "cls-b"), ports)
+        )
+    )
     return src
 
 
@@ -25,8 +40,10 @@ def test_inall_then_rmall_keeps_data(tmp_path, wheelhouse, source_tree, trial_li
     proc = run_installer(src, root, "inall", "--host", "127.0.0.1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     listed = json.loads(run_installer(src, root, "list", "--json").stdout)["deploys"]
-    assert [(d["deploy"], d["state"], d["port"]) for d in listed] == [("cls-a", "running", ports[0]),
-                                                                       ("cls-b", "running", ports[1])]
+    assert [(d["deploy"], d["state"], d["port"]) for d in listed] == [
+        ("cls-a", "running", ports[0]),
+        ("cls-b", "running", ports[1]),
+    ]
     again = run_installer(src, root, "inall", "--host", "127.0.0.1")
     assert again.returncode == 0 and again.stdout.count("already installed") == 2
     (root / "cls-a" / "data" / "keep.me").write_text("precious")
@@ -44,6 +61,7 @@ def test_inall_then_rmall_keeps_data(tmp_path, wheelhouse, source_tree, trial_li
 
 def test_inall_goes_on_after_a_failure_and_exits_with_its_code(tmp_path, wheelhouse, source_tree, trial_license, root):
     import socket
+
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

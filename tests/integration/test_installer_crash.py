@@ -9,14 +9,28 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_installer_fixtures import (DEPLOY, SYSTEM_PYTHON, free_port, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
+from test_installer_fixtures import (
+    DEPLOY,
+    SYSTEM_PYTHON,
+    free_port,
+    root,
+    run_installer,  # noqa: F401
+    shared_runtime,
+    source_tree,
+    status_json,
+    trial_license,
+    wheelhouse,
+)
 
 
 def spawn_installer(src: Path, root: Path, *args: str) -> subprocess.Popen:
     # Own session, so the kill takes pip/venv children too, like an operator's kill -9 of the group.
-    return subprocess.Popen([SYSTEM_PYTHON, str(src / "package" / "Install" / "install.py"), "--root", str(root),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [SYSTEM_PYTHON, str(src / "package" / "Install" / "install.py"), "--root", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
@@ -66,11 +80,18 @@ def test_killed_mid_runtime_build_then_rerun_completes(tmp_path, source_tree):
     log = root / ".runtime" / "install.log"
     proc = spawn_installer(source_tree, root, *args)
     # Kill once pip is installing into the build dir (its command line is logged before it runs).
-    kill_when(proc, lambda: log.exists() and "pip install" in log.read_text()
-              and any((root / ".runtime").glob(".build-*/lib/python3*/site-packages/*")))
+    kill_when(
+        proc,
+        lambda: (
+            log.exists()
+            and "pip install" in log.read_text()
+            and any((root / ".runtime").glob(".build-*/lib/python3*/site-packages/*"))
+        ),
+    )
     builds = list((root / ".runtime").glob(".build-*"))
-    assert builds and not [p for p in (root / ".runtime").iterdir() if not p.name.startswith(".")
-                           and p.name != "install.log"], "a runtime dir looked complete after the kill"
+    assert builds and not [
+        p for p in (root / ".runtime").iterdir() if not p.name.startswith(".") and p.name != "install.log"
+    ], "a runtime dir looked complete after the kill"
     assert operation(root)["step"] == "runtime"
 
     rerun = run_installer(source_tree, root, *args)
@@ -78,6 +99,8 @@ def test_killed_mid_runtime_build_then_rerun_completes(tmp_path, source_tree):
     assert "recovery: an interrupted 'install' (stopped at step 'runtime'" in rerun.stdout
     assert not list((root / ".runtime").glob(".build-*"))
     runtimes = [p for p in (root / ".runtime").iterdir() if not p.name.startswith(".") and p.is_dir()]
-    assert len(runtimes) == 1 and (runtimes[0] / "bin" / "gunicorn").read_text().startswith(f"#!{runtimes[0]}/bin/python")
+    assert len(runtimes) == 1 and (runtimes[0] / "bin" / "gunicorn").read_text().startswith(
+        f"#!{runtimes[0]}/bin/python"
+    )
     st = status_json(source_tree, root)
     assert (st["state"], st["release"]) == ("stopped", "1.0.0")

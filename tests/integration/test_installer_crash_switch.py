@@ -15,8 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from test_installer_fixtures import (DEPLOY, free_port, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
+from test_installer_fixtures import (
+    DEPLOY,
+    free_port,
+    root,
+    run_installer,  # noqa: F401
+    shared_runtime,
+    source_tree,
+    status_json,
+    trial_license,
+    wheelhouse,
+)
 from test_installer_upgrade import Load, served_release, v2_tree  # noqa: F401
 
 from visionpack.installer import procs
@@ -61,8 +70,9 @@ def installed(src: Path, root: Path, *extra: str) -> int:
 def test_upgrade_killed_at_each_step(source_tree, v2_tree, root, step):
     port = installed(source_tree, root)
     with Load(port, threads=2) as load:
-        killed = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree),
-                               env=kill_at(f"upgrade:{step}"))
+        killed = run_installer(
+            source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree), env=kill_at(f"upgrade:{step}")
+        )
         assert killed.returncode == -9, killed.stdout + killed.stderr
         st = status_json(source_tree, root)
         assert st["interrupted_operation"]["op"] == "upgrade"

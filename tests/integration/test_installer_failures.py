@@ -10,8 +10,19 @@ import socket
 
 import pytest
 
-from test_installer_fixtures import (DEPLOY, alive, free_port, make_source_tree, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
+from test_installer_fixtures import (
+    DEPLOY,
+    alive,
+    free_port,
+    make_source_tree,
+    root,
+    run_installer,  # noqa: F401
+    shared_runtime,
+    source_tree,
+    status_json,
+    trial_license,
+    wheelhouse,
+)
 
 
 def test_port_in_use_exits_11_before_writing(source_tree, root):
@@ -31,8 +42,9 @@ def test_force_installs_despite_a_failed_check(source_tree, root):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = run_installer(source_tree, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port),
-                             "--force", "--stopped")
+        proc = run_installer(
+            source_tree, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port), "--force", "--stopped"
+        )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "going on because of --force" in proc.stderr
     assert status_json(source_tree, root)["state"] == "stopped"
@@ -40,8 +52,12 @@ def test_force_installs_despite_a_failed_check(source_tree, root):
 
 def test_port_taken_after_install_blocks_start_with_11(source_tree, root):
     port = free_port()
-    assert run_installer(source_tree, root, "in", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
+    assert (
+        run_installer(
+            source_tree, root, "in", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
@@ -54,8 +70,9 @@ def test_unknown_deploy_exits_13(source_tree, root):
     assert not (root / "no-such-deploy").exists()
 
 
-@pytest.mark.parametrize("command", [["start", DEPLOY], ["stop", DEPLOY], ["restart", DEPLOY],
-                                     ["status", DEPLOY], ["remove", DEPLOY]])
+@pytest.mark.parametrize(
+    "command", [["start", DEPLOY], ["stop", DEPLOY], ["restart", DEPLOY], ["status", DEPLOY], ["remove", DEPLOY]]
+)
 def test_not_installed_exits_14(source_tree, root, command):
     proc = run_installer(source_tree, root, *command)
     assert proc.returncode == 14, proc.stderr
@@ -64,10 +81,15 @@ def test_not_installed_exits_14(source_tree, root, command):
 
 def test_second_install_exits_15(source_tree, root):
     port = free_port()
-    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
-    proc = run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(free_port()))
+    assert (
+        run_installer(
+            source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
+    proc = run_installer(
+        source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(free_port())
+    )
     assert proc.returncode == 15 and "already installed" in proc.stderr
 
 
@@ -79,8 +101,17 @@ def test_bad_option_value_exits_19_before_writing(source_tree, root):
 
 def test_boot_failure_exits_17_with_the_log_and_status_says_failed(source_tree, root):
     port = free_port()
-    proc = run_installer(source_tree, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port),
-                         env={"STANDIN_MODE": "fail-boot"})
+    proc = run_installer(
+        source_tree,
+        root,
+        "install",
+        DEPLOY,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env={"STANDIN_MODE": "fail-boot"},
+    )
     assert proc.returncode == 17, proc.stdout + proc.stderr
     assert "stand-in told to fail at boot" in proc.stderr and "error.log" in proc.stderr
     st = status_json(source_tree, root)
@@ -94,8 +125,12 @@ def test_boot_failure_exits_17_with_the_log_and_status_says_failed(source_tree, 
 
 def test_never_ready_times_out_with_17_and_leaves_no_process(source_tree, root):
     port = free_port()
-    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
+    assert (
+        run_installer(
+            source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
     proc = run_installer(source_tree, root, "start", DEPLOY, "--timeout", "3", env={"STANDIN_MODE": "never-ready"})
     assert proc.returncode == 17 and "not ready after 3 s" in proc.stderr and "503" in proc.stderr
     st = status_json(source_tree, root)
@@ -106,8 +141,12 @@ def test_never_ready_times_out_with_17_and_leaves_no_process(source_tree, root):
 
 def test_concurrent_installer_is_refused_with_21(source_tree, root):
     port = free_port()
-    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
+    assert (
+        run_installer(
+            source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
     fd = os.open(root / DEPLOY / ".lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -129,7 +168,8 @@ def test_damaged_package_exits_12(tmp_path, wheelhouse, shared_runtime):
     (tool / "verify.py").write_text(
         "from dataclasses import dataclass\n"
         "@dataclass(frozen=True)\nclass Item:\n    status: str\n    kind: str\n    path: str\n    detail: str = ''\n"
-        "def verify(root):\n    return [Item('CORRUPT', 'wheel', 'original/wheels/flask.whl', 'sha256 00')]\n")
+        "def verify(root):\n    return [Item('CORRUPT', 'wheel', 'original/wheels/flask.whl', 'sha256 00')]\n"
+    )
     root = tmp_path / "root"
     proc = run_installer(src, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(free_port()))
     assert proc.returncode == 12, proc.stdout + proc.stderr
@@ -152,8 +192,9 @@ def test_broken_wheelhouse_exits_16_and_leaves_nothing_half_made(tmp_path, wheel
     proc = run_installer(src, root, "install", DEPLOY, "--force", "--port", str(free_port()))
     assert proc.returncode == 16, proc.stdout + proc.stderr
     assert "install.log" in proc.stderr and "undoing it" in proc.stdout
-    assert [p.name for p in (root / ".runtime").iterdir() if not p.name.startswith(".") or
-            p.name.startswith(".build")] == ["install.log"]
+    assert [
+        p.name for p in (root / ".runtime").iterdir() if not p.name.startswith(".") or p.name.startswith(".build")
+    ] == ["install.log"]
     assert "No matching distribution" in (root / ".runtime" / "install.log").read_text()
     # Undone at once: the deploy is not installed, and nothing is left for a later run to repair.
     assert not (root / DEPLOY / "state.json").exists() and not (root / DEPLOY / "releases").exists()
@@ -162,8 +203,12 @@ def test_broken_wheelhouse_exits_16_and_leaves_nothing_half_made(tmp_path, wheel
 
 def test_start_without_a_license_exits_20_and_starts_nothing(source_tree, root):
     port = free_port()
-    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
+    assert (
+        run_installer(
+            source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
     (root / "licenses" / "license.lic").unlink()
     proc = run_installer(source_tree, root, "start", DEPLOY)
     assert proc.returncode == 20, proc.stdout + proc.stderr

@@ -96,8 +96,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_installer(src: Path, root: Path, *args: str, env: dict | None = None, timeout: float = 900,
-                  netns: bool = False) -> subprocess.CompletedProcess:
+def run_installer(
+    src: Path, root: Path, *args: str, env: dict | None = None, timeout: float = 900, netns: bool = False
+) -> subprocess.CompletedProcess:
     """Run install.py of ``src`` with the system python, as an operator would."""
     cmd = [SYSTEM_PYTHON, str(src / "package" / "Install" / "install.py"), "--root", str(root), *args]
     if netns:
@@ -116,8 +117,11 @@ def status_json(src: Path, root: Path, deploy: str = DEPLOY) -> dict:
 @pytest.fixture(scope="session")
 def wheelhouse() -> Path:
     original = REPO / "original"
-    if not (original / "requirements.lock").is_file() or not (original / "wheels").is_dir() \
-            or not any((original / "wheels").glob("gunicorn-*.whl")):
+    if (
+        not (original / "requirements.lock").is_file()
+        or not (original / "wheels").is_dir()
+        or not any((original / "wheels").glob("gunicorn-*.whl"))
+    ):
         subprocess.run(["bash", str(REPO / "download.sh"), "--no-models"], cwd=REPO, check=True, timeout=3600)
     return original
 
@@ -126,8 +130,7 @@ def make_source_tree(dest: Path, wheelhouse: Path, *, params_bytes: int = 64 << 
     """A package tree with the stand-in app; big weights make 'kill mid-copy' catchable."""
     pkg = dest / "package"
     shutil.copytree(REPO / "package" / "Install", pkg / "Install")
-    shutil.copytree(REPO / "package" / "visionpack", pkg / "visionpack",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "package" / "visionpack", pkg / "visionpack", ignore=shutil.ignore_patterns("__pycache__"))
     (pkg / "visionpack" / "api").mkdir(exist_ok=True)
     (pkg / "visionpack" / "api" / "__init__.py").write_text('"""Stand-in api package."""\n')
     (pkg / "visionpack" / "api" / "app.py").write_text(STANDIN_APP)
@@ -137,7 +140,8 @@ def make_source_tree(dest: Path, wheelhouse: Path, *, params_bytes: int = 64 << 
         "deploys:\n"
         f"  {DEPLOY}:\n    service: classification\n    port: 18701\n"
         "    description: stand-in classifier for installer tests\n"
-        "    models:\n      classifier: tiny_bundle\n")
+        "    models:\n      classifier: tiny_bundle\n"
+    )
     shutil.copytree(REPO / "start", dest / "start")
     bundle = dest / "models" / "tiny_bundle"
     bundle.mkdir(parents=True)
@@ -164,8 +168,18 @@ def shared_runtime(tmp_path_factory, source_tree) -> Path:
     shared.mkdir(exist_ok=True)
     traversable(shared)
     if not (shared / ".runtime").is_dir() or not list((shared / ".runtime").glob("*/bin/gunicorn")):
-        proc = run_installer(source_tree, shared, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                             "--port", str(free_port()), netns=True)
+        proc = run_installer(
+            source_tree,
+            shared,
+            "install",
+            DEPLOY,
+            "--stopped",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            netns=True,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return shared / ".runtime"
 
@@ -191,10 +205,33 @@ def trial_license(tmp_path_factory, shared_runtime, source_tree) -> tuple[Path, 
     if not lic.exists():
         base.mkdir(exist_ok=True)
         _run([python, tool, "keygen", "--out", base / "keys", "--reuse"])
-        _run([python, "-c", f"from visionpack.licensing.admin import write_request; write_request({str(base / 'request.json')!r})"],
-             env={**os.environ, "PYTHONPATH": str(REPO / "package")})
-        _run([python, tool, "issue", "--key", next((base / "keys").glob("*.key")), "--request", base / "request.json",
-              "--out", lic, "--days", "30", "--customer", "installer-tests", "--instances", "64"])
+        _run(
+            [
+                python,
+                "-c",
+                f"from visionpack.licensing.admin import write_request; write_request({str(base / 'request.json')!r})",
+            ],
+            env={**os.environ, "PYTHONPATH": str(REPO / "package")},
+        )
+        _run(
+            [
+                python,
+                tool,
+                "issue",
+                "--key",
+                next((base / "keys").glob("*.key")),
+                "--request",
+                base / "request.json",
+                "--out",
+                lic,
+                "--days",
+                "30",
+                "--customer",
+                "installer-tests",
+                "--instances",
+                "64",
+            ]
+        )
     pub = next((base / "keys").glob("*.pub"))
     shutil.copy2(pub, source_tree / "licenses" / pub.name)
     shutil.copy2(lic, source_tree / "licenses" / "license.lic")
@@ -212,6 +249,7 @@ def new_root(tmp_path: Path, shared_runtime: Path) -> Path:
 def kill_leftovers(root: Path) -> None:
     """Teardown: no gunicorn of a test root may outlive its test."""
     import signal
+
     # Per-release pid files: an upgrade test may leave two masters (run/<version>/gunicorn.pid).
     for pidfile in list(root.glob("*/run/gunicorn.pid")) + list(root.glob("*/run/*/gunicorn.pid")):
         try:
@@ -231,8 +269,10 @@ def root(tmp_path, shared_runtime, trial_license):
 def post_json(port: int, path: str, doc: dict, timeout: float = 30) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(doc).encode(),
-                                 headers={"Content-Type": "application/json"})
+
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(doc).encode(), headers={"Content-Type": "application/json"}
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=timeout) as resp:

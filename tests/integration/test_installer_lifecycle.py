@@ -13,8 +13,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_installer_fixtures import (DEPLOY, alive, free_port, post_json, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
+from test_installer_fixtures import (
+    DEPLOY,
+    alive,
+    free_port,
+    post_json,
+    root,
+    run_installer,  # noqa: F401
+    shared_runtime,
+    source_tree,
+    status_json,
+    trial_license,
+    wheelhouse,
+)
 
 
 def test_full_lifecycle(source_tree, root, trial_license):
@@ -27,9 +38,16 @@ def test_full_lifecycle(source_tree, root, trial_license):
     d = root / DEPLOY
     assert os.readlink(d / "current") == "releases/1.0.0"
     rel = d / "releases" / "1.0.0"
-    for rel_path in ("package/visionpack/config.py", "package/catalog.yml", "package/VERSION",
-                     "models/tiny_bundle/inference.pdiparams", "config.yml", "start/start-1.sh",
-                     "start/gunicorn_conf.py", "release.json"):
+    for rel_path in (
+        "package/visionpack/config.py",
+        "package/catalog.yml",
+        "package/VERSION",
+        "models/tiny_bundle/inference.pdiparams",
+        "config.yml",
+        "start/start-1.sh",
+        "start/gunicorn_conf.py",
+        "release.json",
+    ):
         assert (rel / rel_path).exists(), rel_path
     info = json.loads((rel / "release.json").read_text())
     assert info["version"] == "1.0.0" and Path(info["runtime"]).parent == root / ".runtime"
@@ -44,7 +62,13 @@ def test_full_lifecycle(source_tree, root, trial_license):
 
     # status: pids, address, readiness; the master really is gunicorn with our config and no --preload.
     st = status_json(source_tree, root)
-    assert (st["state"], st["release"], st["host"], st["port"], st["ready"]) == ("running", "1.0.0", "127.0.0.1", port, True)
+    assert (st["state"], st["release"], st["host"], st["port"], st["ready"]) == (
+        "running",
+        "1.0.0",
+        "127.0.0.1",
+        port,
+        True,
+    )
     assert len(st["worker_pids"]) == 1 and st["ready_detail"]["pid"] == st["worker_pids"][0]
     cmdline = Path(f"/proc/{st['pid']}/cmdline").read_bytes().split(b"\0")
     assert str(rel / "start" / "gunicorn_conf.py").encode() in cmdline and b"--preload" not in cmdline
@@ -52,13 +76,15 @@ def test_full_lifecycle(source_tree, root, trial_license):
     assert st["ready_detail"]["models"] == {"classifier": str(rel / "models" / "tiny_bundle")}
     # The master holds a licensed instance slot (taken in gunicorn_conf.py's on_starting).
     from visionpack.licensing import instances
+
     assert any(h.get("pid") == st["pid"] and h.get("deploy") == DEPLOY for h in instances.holders())
     code, body = post_json(port, f"/{DEPLOY}/ImageClassification", {"image": "x"})
     assert code == 200 and body["results"][0]["name"] == "stand-in"
 
     listed = json.loads(run_installer(source_tree, root, "li", "--json").stdout)
-    assert [(x["deploy"], x["state"], x["release"], x["port"]) for x in listed["deploys"]] == \
-        [(DEPLOY, "running", "1.0.0", port)]
+    assert [(x["deploy"], x["state"], x["release"], x["port"]) for x in listed["deploys"]] == [
+        (DEPLOY, "running", "1.0.0", port)
+    ]
     found = json.loads(run_installer(source_tree, root, "se", "--json").stdout)
     assert found["deploys"][0]["installed"] is True and found["deploys"][0]["port"] == 18701
 
@@ -90,8 +116,12 @@ def test_full_lifecycle(source_tree, root, trial_license):
     assert json.loads(run_installer(source_tree, root, "list", "--json").stdout)["deploys"] == []
 
     # reinstall over kept data, then purge everything.
-    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
+    assert (
+        run_installer(
+            source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
     assert (d / "data" / "gallery.db").exists()
     assert status_json(source_tree, root)["state"] == "stopped"
     assert run_installer(source_tree, root, "remove", DEPLOY, "--purge").returncode == 0
@@ -101,8 +131,9 @@ def test_full_lifecycle(source_tree, root, trial_license):
 
 def test_two_workers_split_the_cores(source_tree, root):
     port = free_port()
-    proc = run_installer(source_tree, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port),
-                         "--workers", "2")
+    proc = run_installer(
+        source_tree, root, "install", DEPLOY, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     st = status_json(source_tree, root)
     assert len(st["worker_pids"]) == 2
@@ -117,8 +148,12 @@ def test_two_workers_split_the_cores(source_tree, root):
 
 def test_start_script_runs_the_same_service_by_hand(source_tree, root):
     port = free_port()
-    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
+    assert (
+        run_installer(
+            source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
     script = root / DEPLOY / "releases" / "1.0.0" / "start" / "start-1.sh"
     out = subprocess.run(["bash", str(script), "--daemon"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "started gunicorn" in out.stdout
@@ -130,8 +165,11 @@ def test_start_script_runs_the_same_service_by_hand(source_tree, root):
         time.sleep(0.3)
     assert st["state"] == "running" and st["ready"] is True
     # Started by root, it runs as the service user, like 'install.py start' (issue 14 item 4).
-    uid = next(line.split()[1] for line in Path(f"/proc/{st['pid']}/status").read_text().splitlines()
-               if line.startswith("Uid:"))
+    uid = next(
+        line.split()[1]
+        for line in Path(f"/proc/{st['pid']}/status").read_text().splitlines()
+        if line.startswith("Uid:")
+    )
     assert int(uid) == pwd.getpwnam("visionpack").pw_uid
     # The installer manages a hand-started service like its own.
     assert run_installer(source_tree, root, "stop", DEPLOY).returncode == 0
@@ -140,8 +178,12 @@ def test_start_script_runs_the_same_service_by_hand(source_tree, root):
 
 def test_stale_pid_file_never_kills_a_stranger(source_tree, root):
     port = free_port()
-    assert run_installer(source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1",
-                         "--port", str(port)).returncode == 0
+    assert (
+        run_installer(
+            source_tree, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port)
+        ).returncode
+        == 0
+    )
     stranger = subprocess.Popen(["sleep", "60"])
     try:
         (root / DEPLOY / "run" / "gunicorn.pid").write_text(f"{stranger.pid}\n")

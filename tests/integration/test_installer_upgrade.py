@@ -18,8 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from test_installer_fixtures import (DEPLOY, alive, free_port, make_source_tree, root, run_installer,  # noqa: F401
-                                     shared_runtime, source_tree, status_json, trial_license, wheelhouse)
+from test_installer_fixtures import (
+    DEPLOY,
+    alive,
+    free_port,
+    make_source_tree,
+    root,
+    run_installer,  # noqa: F401
+    shared_runtime,
+    source_tree,
+    status_json,
+    trial_license,
+    wheelhouse,
+)
 
 
 def version_tree(base: Path, wheelhouse: Path, source_tree: Path, version: str) -> Path:
@@ -58,8 +69,11 @@ class Load:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         body = json.dumps({"image": "x"}).encode()
         while not self.stop.is_set():
-            req = urllib.request.Request(f"http://127.0.0.1:{self.port}/{DEPLOY}/ImageClassification", data=body,
-                                         headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/{DEPLOY}/ImageClassification",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
             try:
                 with opener.open(req, timeout=30) as resp:
                     good = resp.status == 200 and json.loads(resp.read())["results"]
@@ -99,6 +113,7 @@ def test_upgrade_and_rollback_under_load_fail_no_request(source_tree, v2_tree, r
     (d / "data" / "gallery.db").write_text("precious")
     first = status_json(source_tree, root)
     from visionpack.licensing import instances
+
     slot = [h["slot"] for h in instances.holders() if h.get("pid") == first["pid"]]
     with Load(port) as load:
         time.sleep(0.5)
@@ -127,8 +142,10 @@ def test_upgrade_and_rollback_under_load_fail_no_request(source_tree, v2_tree, r
     assert [(h["pid"], h["slot"]) for h in mine] == [(st["pid"], slot[0])]
 
     listed = json.loads(run_installer(source_tree, root, "list", "--json").stdout)["deploys"][0]
-    assert [(r["version"], r["current"], r["previous"]) for r in listed["releases"]] == \
-        [("1.0.0", True, False), ("1.1.0", False, True)]
+    assert [(r["version"], r["current"], r["previous"]) for r in listed["releases"]] == [
+        ("1.0.0", True, False),
+        ("1.1.0", False, True),
+    ]
     text = run_installer(source_tree, root, "list").stdout
     assert "* current  1.0.0" in text and "previous 1.1.0" in text and "installed 20" in text
     # Rolling "back" again goes to the previous one: 1.1.0, by name too.
@@ -142,7 +159,9 @@ def test_new_release_that_fails_to_boot_is_rolled_back_automatically(source_tree
     install(source_tree, root, port)
     before = status_json(source_tree, root)
     with Load(port, threads=2) as load:
-        up = run_installer(source_tree, root, "up", DEPLOY, "--package", str(v2_tree), env={"STANDIN_MODE": "fail-boot"})
+        up = run_installer(
+            source_tree, root, "up", DEPLOY, "--package", str(v2_tree), env={"STANDIN_MODE": "fail-boot"}
+        )
     assert up.returncode == 17, up.stdout + up.stderr
     assert "upgrade of test-classify to 1.1.0 failed and was rolled back; release 1.0.0 keeps serving" in up.stderr
     assert "stand-in told to fail at boot" in up.stderr
@@ -158,8 +177,9 @@ def test_a_worker_failing_after_the_first_was_ready_still_rolls_back(source_tree
     install(source_tree, root, port, "--workers", "2")
     before = status_json(source_tree, root)
     with Load(port, threads=2) as load:
-        up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree),
-                           env={"STANDIN_MODE": "second-worker-fails"})
+        up = run_installer(
+            source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree), env={"STANDIN_MODE": "second-worker-fails"}
+        )
     assert up.returncode == 17, up.stdout + up.stderr
     assert "rolled back" in up.stderr and "traffic now goes" not in up.stdout
     assert load.failed == [] and load.ok > 0
@@ -171,8 +191,17 @@ def test_new_release_never_ready_is_rolled_back_after_the_timeout(source_tree, v
     port = free_port()
     install(source_tree, root, port)
     before = status_json(source_tree, root)
-    up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree), "--timeout", "3",
-                       env={"STANDIN_MODE": "never-ready"})
+    up = run_installer(
+        source_tree,
+        root,
+        "upgrade",
+        DEPLOY,
+        "--package",
+        str(v2_tree),
+        "--timeout",
+        "3",
+        env={"STANDIN_MODE": "never-ready"},
+    )
     assert up.returncode == 17 and "not ready after 3 s" in up.stderr and "rolled back" in up.stderr
     candidate = int(up.stdout.split("on standby (pid ")[1].split(",")[0])
     assert not alive(candidate)
@@ -206,6 +235,7 @@ def test_rollback_errors(source_tree, v2_tree, root):
 
 def test_lock_held_refuses_upgrade_and_rollback_with_21(source_tree, v2_tree, root):
     import fcntl
+
     port = free_port()
     install(source_tree, root, port, "--stopped")
     fd = os.open(root / DEPLOY / ".lock", os.O_RDWR)
@@ -228,8 +258,9 @@ def test_stopped_deploy_switches_without_starting(source_tree, v2_tree, root):
     assert served_release(status_json(source_tree, root)["port"]) == "1.1.0"
 
 
-def test_keep_n_prunes_the_oldest_but_never_current_or_previous(source_tree, v2_tree, v3_tree, tmp_path,
-                                                                wheelhouse, root):
+def test_keep_n_prunes_the_oldest_but_never_current_or_previous(
+    source_tree, v2_tree, v3_tree, tmp_path, wheelhouse, root
+):
     install(source_tree, root, free_port(), "--stopped", "--keep", "2")
     assert run_installer(source_tree, root, "up", DEPLOY, "--package", str(v2_tree)).returncode == 0
     up = run_installer(source_tree, root, "up", DEPLOY, "--package", str(v3_tree))
@@ -260,8 +291,10 @@ def test_full_package_brings_its_own_runtime_and_rollback_uses_the_old_one(sourc
     shared = (root / ".runtime").resolve()
     os.unlink(root / ".runtime")
     (root / ".runtime").mkdir()
-    os.symlink(next(p for p in shared.iterdir() if p.is_dir() and not p.name.startswith(".")),
-               root / ".runtime" / next(p for p in shared.iterdir() if p.is_dir() and not p.name.startswith(".")).name)
+    os.symlink(
+        next(p for p in shared.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        root / ".runtime" / next(p for p in shared.iterdir() if p.is_dir() and not p.name.startswith(".")).name,
+    )
     with Load(port, threads=2) as load:
         up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(full))
         assert up.returncode == 0, up.stdout + up.stderr
@@ -297,8 +330,9 @@ def test_master_without_handover_falls_back_to_stop_then_start(source_tree, v2_t
 def test_fallback_start_failure_starts_the_old_release_again(source_tree, v2_tree, root):
     port = free_port()
     legacy_master(source_tree, root, port)
-    up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree),
-                       env={"STANDIN_FAIL_RELEASE": "1.1.0"})
+    up = run_installer(
+        source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree), env={"STANDIN_FAIL_RELEASE": "1.1.0"}
+    )
     assert up.returncode == 17 and "rolled back" in up.stderr, up.stdout + up.stderr
     assert "starting 1.0.0 again" in up.stdout and "stand-in told to fail at boot" in up.stderr
     st = status_json(source_tree, root)
@@ -309,7 +343,9 @@ def test_fallback_start_failure_starts_the_old_release_again(source_tree, v2_tre
 def test_fallback_where_the_old_release_does_not_start_again_says_so(source_tree, v2_tree, root):
     port = free_port()
     legacy_master(source_tree, root, port)
-    up = run_installer(source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree), env={"STANDIN_MODE": "fail-boot"})
+    up = run_installer(
+        source_tree, root, "upgrade", DEPLOY, "--package", str(v2_tree), env={"STANDIN_MODE": "fail-boot"}
+    )
     assert up.returncode == 17, up.stdout + up.stderr
     assert "did not start again either" in up.stderr and "keeps serving" not in up.stderr
     st = status_json(source_tree, root)

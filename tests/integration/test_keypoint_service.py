@@ -118,14 +118,30 @@ EXPORT = textwrap.dedent('''
     paddle.jit.save(static, out + "/inference")
 ''')
 
-DET_YML = {"mode": "paddle", "draw_threshold": 0.5, "metric": "COCO", "arch": "YOLO", "min_subgraph_size": 3,
-           "Preprocess": [{"type": "Resize", "target_size": [320, 320], "keep_ratio": False, "interp": 2}, NORM,
-                          {"type": "Permute"}],
-           "label_list": ["person"], "Global": {"model_name": "PP-YOLOE-S_human"}}
-KPT_YML = {"mode": "paddle", "draw_threshold": 0.5, "metric": "KeyPointTopDownCOCOEval", "arch": "HRNet",
-           "min_subgraph_size": 3,
-           "Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, NORM, {"type": "Permute"}],
-           "label_list": ["person"], "Global": {"model_name": "PP-TinyPose_128x96"}}
+DET_YML = {
+    "mode": "paddle",
+    "draw_threshold": 0.5,
+    "metric": "COCO",
+    "arch": "YOLO",
+    "min_subgraph_size": 3,
+    "Preprocess": [
+        {"type": "Resize", "target_size": [320, 320], "keep_ratio": False, "interp": 2},
+        NORM,
+        {"type": "Permute"},
+    ],
+    "label_list": ["person"],
+    "Global": {"model_name": "PP-YOLOE-S_human"},
+}
+KPT_YML = {
+    "mode": "paddle",
+    "draw_threshold": 0.5,
+    "metric": "KeyPointTopDownCOCOEval",
+    "arch": "HRNet",
+    "min_subgraph_size": 3,
+    "Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, NORM, {"type": "Permute"}],
+    "label_list": ["person"],
+    "Global": {"model_name": "PP-TinyPose_128x96"},
+}
 
 
 def export_toy_bundles(root: Path) -> dict[str, Path]:
@@ -134,8 +150,11 @@ def export_toy_bundles(root: Path) -> dict[str, Path]:
     script = root / "export_toy_pose.py"
     script.write_text(EXPORT)
     out = {}
-    for kind, yml in (("det", DET_YML), ("det_im_shape", {**DET_YML, "Global": {"model_name": "YOLOv3-DarkNet53"}}),
-                      ("pose", KPT_YML)):
+    for kind, yml in (
+        ("det", DET_YML),
+        ("det_im_shape", {**DET_YML, "Global": {"model_name": "YOLOv3-DarkNet53"}}),
+        ("pose", KPT_YML),
+    ):
         d = root / kind
         d.mkdir(exist_ok=True)
         if not (d / "inference.pdiparams").exists():
@@ -164,8 +183,9 @@ def bundle_sets(toy) -> dict[str, tuple[Path, Path]]:
 
 def cfg_for(det: Path, kpt: Path, **kw) -> ServiceConfig:
     kw = {"port": 8702, "threads_per_worker": 1, **kw}
-    return ServiceConfig(deploy="demo-keypoint", service="keypoint",
-                         models={"detector": str(det), "keypoint": str(kpt)}, **kw)
+    return ServiceConfig(
+        deploy="demo-keypoint", service="keypoint", models={"detector": str(det), "keypoint": str(kpt)}, **kw
+    )
 
 
 def scene_image() -> np.ndarray:
@@ -246,13 +266,14 @@ def test_one_batch_equals_one_crop_at_a_time(toy):
 
 def test_many_persons_chunked_tiny_and_border_boxes(toy):
     client = create_app(cfg_for(toy["det"], toy["pose"], options={"kpt_batch": 7}), gate=None).test_client()
-    body = client.post("/human-keypoint-detection", json={"image": b64(scene_image()), "detThreshold": 0.0,
-                                                          "visualize": False}).get_json()
+    body = client.post(
+        "/human-keypoint-detection", json={"image": b64(scene_image()), "detThreshold": 0.0, "visualize": False}
+    ).get_json()
     persons = body["result"]["persons"]
     assert len(persons) == 24 and "image" not in body["result"]
     boxes = np.array([p["bbox"] for p in persons])
-    assert (boxes[:, 0] == 0).any() and (boxes[:, 2] == 640).any()     # clipped at the borders
-    assert ((boxes[:, 2] - boxes[:, 0]) < 10).any()                     # the tiny one
+    assert (boxes[:, 0] == 0).any() and (boxes[:, 2] == 640).any()  # clipped at the borders
+    assert ((boxes[:, 2] - boxes[:, 0]) < 10).any()  # the tiny one
     assert all(np.isfinite(np.array(p["kpts"])).all() for p in persons)
 
 
@@ -287,6 +308,7 @@ def test_concurrent_requests_get_the_answers_sequential_ones_get(toy):
 
 # --- the seed's Python client against gunicorn ------------------------------------------------
 
+
 def seed_client_code() -> str:
     """The Python example of the seed's serving section, verbatim."""
     text = SEED.read_text(encoding="utf-8")
@@ -308,10 +330,24 @@ def test_seed_client_works_unchanged_against_gunicorn(toy, tmp_path):
     conf = tmp_path / "config.yml"
     conf.write_text(yaml.safe_dump(cfg.to_dict()))
     env = dict(os.environ, VISIONPACK_CONFIG=str(conf), PYTHONPATH=str(REPO / "package"))
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-                               "--workers", "1", "--threads", "4", "--timeout", "120",
-                               "visionpack.api.app:create_app()"],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+            "visionpack.api.app:create_app()",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 120
         while True:

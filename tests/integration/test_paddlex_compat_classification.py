@@ -37,7 +37,7 @@ DEPLOY = "compat-classify"
 # value sitting on a rounding boundary after last-bit differences between thread counts.
 SCORE_ATOL = 1e-5 + 1e-9
 
-RUNNER = textwrap.dedent('''
+RUNNER = textwrap.dedent("""
     import json, sys
     import numpy as np
     import paddlex
@@ -67,7 +67,7 @@ RUNNER = textwrap.dedent('''
         except Exception as exc:
             out["schema_errors"].append(str(exc)[:500])
     print("RESULT " + json.dumps(out))
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +82,21 @@ def paddlex_python() -> str:
 def bundle() -> Path:
     if not (BUNDLE / "inference.json").exists():
         # The test command runs download.sh first; build here too so the test never skips.
-        proc = subprocess.run([sys.executable, str(REPO / "tools" / "convert" / "build_models.py"),
-                               "--sources", str(REPO / "original" / "sources"), "--out", str(REPO / "models"),
-                               "--only", BUNDLE.name], capture_output=True, text=True, cwd=REPO)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "tools" / "convert" / "build_models.py"),
+                "--sources",
+                str(REPO / "original" / "sources"),
+                "--out",
+                str(REPO / "models"),
+                "--only",
+                BUNDLE.name,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return BUNDLE
 
@@ -134,18 +146,29 @@ def ours(bundle, photos, tmp_path_factory):
 def theirs(paddlex_python, bundle, photos, ours, tmp_path_factory):
     d = tmp_path_factory.mktemp("paddlex")
     b = load_bundle(bundle)
-    job = {"bundle": str(bundle), "model_name": b.model_name, "images": [str(p) for p in photos],
-           "onednn": b.onednn_default, "threads": ServiceConfig().effective_threads(),
-           "our_paddlex_bodies": [a["paddlex"] for a in ours]}
+    job = {
+        "bundle": str(bundle),
+        "model_name": b.model_name,
+        "images": [str(p) for p in photos],
+        "onednn": b.onednn_default,
+        "threads": ServiceConfig().effective_threads(),
+        "our_paddlex_bodies": [a["paddlex"] for a in ours],
+    }
     (d / "job.json").write_text(json.dumps(job))
     (d / "runner.py").write_text(RUNNER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", GLOG_minloglevel="2")
-    proc = subprocess.run([paddlex_python, str(d / "runner.py"), str(d / "job.json")], capture_output=True,
-                          text=True, env=env, cwd=d, timeout=900)
+    proc = subprocess.run(
+        [paddlex_python, str(d / "runner.py"), str(d / "job.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=d,
+        timeout=900,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_paddlex_loads_the_bundle_as_a_classification_export(theirs, photos):
@@ -158,13 +181,13 @@ def test_top5_ids_names_and_scores_equal_paddlex(ours, theirs, photos):
         cats = mine["paddlex"]["result"]["categories"]
         assert [c["id"] for c in cats] == ref["class_ids"], path.name
         assert [c["name"] for c in cats] == ref["label_names"], path.name
-        np.testing.assert_allclose([c["score"] for c in cats], ref["scores"], rtol=0, atol=SCORE_ATOL,
-                                   err_msg=path.name)
+        np.testing.assert_allclose(
+            [c["score"] for c in cats], ref["scores"], rtol=0, atol=SCORE_ATOL, err_msg=path.name
+        )
         # The EasyDL dialect carries the same ranking, names and scores.
         res = mine["easydl"]["results"]
         assert [r["name"] for r in res] == ref["label_names"], path.name
-        np.testing.assert_allclose([r["score"] for r in res], ref["scores"], rtol=0, atol=SCORE_ATOL,
-                                   err_msg=path.name)
+        np.testing.assert_allclose([r["score"] for r in res], ref["scores"], rtol=0, atol=SCORE_ATOL, err_msg=path.name)
 
 
 def test_answers_are_sensible_imagenet_labels(theirs, photos):
@@ -221,5 +244,6 @@ def test_photos_batched_together_get_the_answers_they_get_alone(bundle, photos, 
         mine = answers[i]["result"]["categories"]
         alone = ours[i]["paddlex"]["result"]["categories"]
         assert [c["id"] for c in mine] == [c["id"] for c in alone], path.name
-        np.testing.assert_allclose([c["score"] for c in mine], [c["score"] for c in alone], rtol=0,
-                                   atol=SCORE_ATOL, err_msg=path.name)
+        np.testing.assert_allclose(
+            [c["score"] for c in mine], [c["score"] for c in alone], rtol=0, atol=SCORE_ATOL, err_msg=path.name
+        )

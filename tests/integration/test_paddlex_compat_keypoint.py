@@ -44,7 +44,7 @@ STRICT = {"xy": 1e-2, "xy_window": 0.0, "score": 1e-4, "det_score": 1e-5, "box":
 # 5e-3 of the window = 0.12 cell. The "_native" cases still hold the pipeline to STRICT.
 ONEDNN = {"xy": 5e-2, "xy_window": 5e-3, "score": 5e-3, "det_score": 1e-4, "box": 1e-2}
 
-RUNNER = textwrap.dedent('''
+RUNNER = textwrap.dedent("""
     import json, sys
     import cv2, numpy as np
     from paddlex import create_pipeline
@@ -68,7 +68,7 @@ RUNNER = textwrap.dedent('''
                          for b in res["boxes"]])
         out.append(runs)
     print("RESULT " + json.dumps(out))
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -82,32 +82,42 @@ def paddlex_python() -> str:
 def paddlex_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     # Offline: no model-hoster probe; oneDNN off on both sides (paddle 3.3.1 + PIR + oneDNN is broken).
-    env.update(PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT="False",
-               GLOG_minloglevel="2")
+    env.update(
+        PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK="True", PADDLE_PDX_ENABLE_MKLDNN_BYDEFAULT="False", GLOG_minloglevel="2"
+    )
     return env
 
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     toy = export_toy_bundles(tmp_path_factory.mktemp("toy_pose_compat"))
-    out = [("toy", toy["det"], toy["pose"], "PP-YOLOE-S_human", False),
-           ("toy_flip", toy["det"], toy["pose"], "PP-YOLOE-S_human", True),
-           # PaddleX feeds im_shape only to models whose name says so (YOLOv3 here); we go by input names.
-           ("toy_im_shape", toy["det_im_shape"], toy["pose"], "YOLOv3-DarkNet53", False)]
+    out = [
+        ("toy", toy["det"], toy["pose"], "PP-YOLOE-S_human", False),
+        ("toy_flip", toy["det"], toy["pose"], "PP-YOLOE-S_human", True),
+        # PaddleX feeds im_shape only to models whose name says so (YOLOv3 here); we go by input names.
+        ("toy_im_shape", toy["det_im_shape"], toy["pose"], "YOLOv3-DarkNet53", False),
+    ]
     if demo_present():
-        out += [("demo", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", False),
-                ("demo_flip", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", True),
-                ("demo_native", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", False)]
+        out += [
+            ("demo", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", False),
+            ("demo_flip", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", True),
+            ("demo_native", DEMO_DET, DEMO_KPT, "PP-YOLOE-S_human", False),
+        ]
     return out
 
 
-THRESHOLDS = (0.5, 0.3, 0.0, 1.0)   # default, lower, everything (many persons), nobody (score > 1)
+THRESHOLDS = (0.5, 0.3, 0.0, 1.0)  # default, lower, everything (many persons), nobody (score > 1)
 
 
 def ours(det: Path, kpt: Path, flip: bool, image_b64: str, native: bool = False) -> list[list[dict]]:
-    cfg = ServiceConfig(deploy="demo-keypoint", service="keypoint", threads_per_worker=1,
-                        models={"detector": str(det), "keypoint": str(kpt)}, options={"flip": flip},
-                        onednn=False if native else None)
+    cfg = ServiceConfig(
+        deploy="demo-keypoint",
+        service="keypoint",
+        threads_per_worker=1,
+        models={"detector": str(det), "keypoint": str(kpt)},
+        options={"flip": flip},
+        onednn=False if native else None,
+    )
     client = create_app(cfg, gate=None).test_client()
     runs = []
     for thr in THRESHOLDS:
@@ -124,9 +134,10 @@ def assert_same_persons(a: list[dict], b: list[dict], what: str, tol: dict = STR
         assert p["detScore"] == pytest.approx(q["detScore"], abs=tol["det_score"]), f"{what} person {i} detScore"
         kp, kq = np.array(p["kpts"]), np.array(q["kpts"])
         x1, y1, x2, y2 = q["bbox"]
-        window = max(x2 - x1, (y2 - y1) * 0.75) * 1.25   # the crop window's width (96x128 input)
-        np.testing.assert_allclose(kp[:, :2], kq[:, :2], atol=max(tol["xy"], tol["xy_window"] * window),
-                                   err_msg=f"{what} person {i} keypoints")
+        window = max(x2 - x1, (y2 - y1) * 0.75) * 1.25  # the crop window's width (96x128 input)
+        np.testing.assert_allclose(
+            kp[:, :2], kq[:, :2], atol=max(tol["xy"], tol["xy_window"] * window), err_msg=f"{what} person {i} keypoints"
+        )
         np.testing.assert_allclose(kp[:, 2], kq[:, 2], atol=tol["score"], err_msg=f"{what} person {i} scores")
         assert p["kptScore"] == pytest.approx(q["kptScore"], abs=tol["score"])
 
@@ -136,12 +147,28 @@ def test_persons_and_keypoints_equal_paddlex(paddlex_python, cases, tmp_path):
     path = tmp_path / "scene.jpg"
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     image_b64 = base64.b64encode(path.read_bytes()).decode()
-    jobs = [{"det": str(d), "kpt": str(k), "det_name": name, "kpt_name": "PP-TinyPose_128x96", "flip": flip,
-             "image": str(path), "thresholds": list(THRESHOLDS)} for _, d, k, name, flip in cases]
+    jobs = [
+        {
+            "det": str(d),
+            "kpt": str(k),
+            "det_name": name,
+            "kpt_name": "PP-TinyPose_128x96",
+            "flip": flip,
+            "image": str(path),
+            "thresholds": list(THRESHOLDS),
+        }
+        for _, d, k, name, flip in cases
+    ]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     (tmp_path / "runner.py").write_text(RUNNER)
-    proc = subprocess.run([paddlex_python, str(tmp_path / "runner.py"), str(tmp_path / "jobs.json")],
-                          capture_output=True, text=True, env=paddlex_env(), cwd=tmp_path, timeout=1200)
+    proc = subprocess.run(
+        [paddlex_python, str(tmp_path / "runner.py"), str(tmp_path / "jobs.json")],
+        capture_output=True,
+        text=True,
+        env=paddlex_env(),
+        cwd=tmp_path,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     theirs = json.loads(proc.stdout.split("RESULT ", 1)[1])
     compared = 0
@@ -154,7 +181,7 @@ def test_persons_and_keypoints_equal_paddlex(paddlex_python, cases, tmp_path):
     assert compared >= 20 * len(cases)  # the threshold-0 runs carry the many-person case
 
 
-DECODE_RUNNER = textwrap.dedent('''
+DECODE_RUNNER = textwrap.dedent("""
     import json, sys
     import numpy as np
     from paddlex.inference.models.keypoint_detection.processors import KptPostProcess
@@ -169,7 +196,7 @@ DECODE_RUNNER = textwrap.dedent('''
             kpts.append(np.concatenate([r["keypoints"], [[r["kpt_score"]] * 3]]).tolist())
         out[str(dark)] = kpts
     print("RESULT " + json.dumps(out))
-''')
+""")
 
 
 def test_heatmap_decoding_equals_paddlex_on_hard_maps(paddlex_python, tmp_path):
@@ -182,19 +209,24 @@ def test_heatmap_decoding_equals_paddlex_on_hard_maps(paddlex_python, tmp_path):
         cx, cy = rng.uniform(-1, 25), rng.uniform(-1, 33)
         g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * rng.uniform(1, 3) ** 2)) * rng.uniform(0.1, 1)
         maps.append((g + rng.normal(0, 0.02, g.shape) * (i % 3 == 0)).astype(np.float32))
-    maps[3] = np.full((32, 24), 0.5, np.float32)                          # plateau: the first cell wins
-    maps[20] = -np.abs(rng.normal(0, 1, (32, 24))).astype(np.float32)      # peak <= 0: the origin
+    maps[3] = np.full((32, 24), 0.5, np.float32)  # plateau: the first cell wins
+    maps[20] = -np.abs(rng.normal(0, 1, (32, 24))).astype(np.float32)  # peak <= 0: the origin
     maps[40] = np.zeros((32, 24), np.float32)
-    maps[40][0, 23] = 1.0                                                   # corner peak
+    maps[40][0, 23] = 1.0  # corner peak
     maps[41] = np.zeros((32, 24), np.float32)
-    maps[41][2, 21] = 1.0                                                   # first cell DARK refines
+    maps[41][2, 21] = 1.0  # first cell DARK refines
     hm = np.stack(maps[:51] + maps[:3]).reshape(3, 17, 32, 24)
     centers = np.float32([[100, 200], [50.5, 60.25], [300, 10]])
     scales = np.float32([[90, 120], [33, 44], [201, 268]])
     np.savez(tmp_path / "maps.npz", hm=hm, centers=centers, scales=scales)
     (tmp_path / "decode.py").write_text(DECODE_RUNNER)
-    proc = subprocess.run([paddlex_python, str(tmp_path / "decode.py"), str(tmp_path / "maps.npz")],
-                          capture_output=True, text=True, env=paddlex_env(), timeout=300)
+    proc = subprocess.run(
+        [paddlex_python, str(tmp_path / "decode.py"), str(tmp_path / "maps.npz")],
+        capture_output=True,
+        text=True,
+        env=paddlex_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = json.loads(proc.stdout.split("RESULT ", 1)[1])
     from visionpack.inference.kpt_transforms import decode
@@ -206,7 +238,7 @@ def test_heatmap_decoding_equals_paddlex_on_hard_maps(paddlex_python, tmp_path):
         np.testing.assert_allclose(scores, ref[:, 17, 0], atol=1e-6)
 
 
-DET_PRE_RUNNER = textwrap.dedent('''
+DET_PRE_RUNNER = textwrap.dedent("""
     import copy, json, sys, types
     import numpy as np
     from paddlex.inference.models.object_detection.predictor import DetRunnerPredictor
@@ -227,21 +259,42 @@ DET_PRE_RUNNER = textwrap.dedent('''
         shape, image, scale = ToBatch(("img_size", "img", "scale_factors"))(datas)
         np.savez(sys.argv[3] + f"/{i}.npz", im_shape=shape, image=image, scale_factor=scale)
     print("DONE")
-''')
+""")
 
 DET_PRES = [
-    [{"type": "Resize", "target_size": [320, 320], "keep_ratio": False, "interp": 2}, NORM_YML := {
-        "type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "is_scale": True},
-     {"type": "Permute"}],
-    [{"type": "Resize", "target_size": [608, 800], "keep_ratio": True, "interp": 1},
-     {"type": "NormalizeImage", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "is_scale": False},
-     {"type": "Permute"}, {"type": "PadStride", "stride": 32}],
-    [{"type": "Resize", "target_size": [640, 640], "keep_ratio": True, "interp": 3},
-     {"type": "Pad", "size": [640, 640], "fill_value": [114.0, 114.0, 114.0]}, NORM_YML, {"type": "Permute"}],
+    [
+        {"type": "Resize", "target_size": [320, 320], "keep_ratio": False, "interp": 2},
+        NORM_YML := {
+            "type": "NormalizeImage",
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "is_scale": True,
+        },
+        {"type": "Permute"},
+    ],
+    [
+        {"type": "Resize", "target_size": [608, 800], "keep_ratio": True, "interp": 1},
+        {
+            "type": "NormalizeImage",
+            "mean": [123.675, 116.28, 103.53],
+            "std": [58.395, 57.12, 57.375],
+            "is_scale": False,
+        },
+        {"type": "Permute"},
+        {"type": "PadStride", "stride": 32},
+    ],
+    [
+        {"type": "Resize", "target_size": [640, 640], "keep_ratio": True, "interp": 3},
+        {"type": "Pad", "size": [640, 640], "fill_value": [114.0, 114.0, 114.0]},
+        NORM_YML,
+        {"type": "Permute"},
+    ],
     [{"type": "WarpAffine", "keep_res": True}, NORM_YML, {"type": "Permute"}],
-    [{"type": "Resize", "target_size": [96, 160], "interp": 0},
-     {"type": "NormalizeImage", "norm_type": "none", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
-     {"type": "Permute"}],
+    [
+        {"type": "Resize", "target_size": [96, 160], "interp": 0},
+        {"type": "NormalizeImage", "norm_type": "none", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+        {"type": "Permute"},
+    ],
 ]
 
 
@@ -254,9 +307,19 @@ def test_detector_preprocessing_equals_paddlex(paddlex_python, tmp_path):
     np.save(tmp_path / "img.npy", img)
     (tmp_path / "job.json").write_text(json.dumps(DET_PRES))
     (tmp_path / "pre.py").write_text(DET_PRE_RUNNER)
-    proc = subprocess.run([paddlex_python, str(tmp_path / "pre.py"), str(tmp_path / "job.json"),
-                           str(tmp_path / "img.npy"), str(tmp_path)], capture_output=True, text=True,
-                          env=paddlex_env(), timeout=300)
+    proc = subprocess.run(
+        [
+            paddlex_python,
+            str(tmp_path / "pre.py"),
+            str(tmp_path / "job.json"),
+            str(tmp_path / "img.npy"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=paddlex_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0 and "DONE" in proc.stdout, proc.stderr[-3000:]
     for i, pre in enumerate(DET_PRES):
         theirs = np.load(tmp_path / f"{i}.npz")
@@ -277,10 +340,22 @@ def test_detector_preprocessing_equals_paddlex(paddlex_python, tmp_path):
 SERVE_CONFIG = {
     "pipeline_name": "human_keypoint_detection",
     "SubModules": {
-        "ObjectDetection": {"module_name": "object_detection", "model_name": "PP-YOLOE-S_human", "model_dir": None,
-                            "batch_size": 1, "threshold": None, "img_size": None},
-        "KeypointDetection": {"module_name": "keypoint_detection", "model_name": "PP-TinyPose_128x96",
-                              "model_dir": None, "batch_size": 1, "flip": False, "use_udp": None},
+        "ObjectDetection": {
+            "module_name": "object_detection",
+            "model_name": "PP-YOLOE-S_human",
+            "model_dir": None,
+            "batch_size": 1,
+            "threshold": None,
+            "img_size": None,
+        },
+        "KeypointDetection": {
+            "module_name": "keypoint_detection",
+            "model_name": "PP-TinyPose_128x96",
+            "model_dir": None,
+            "batch_size": 1,
+            "flip": False,
+            "use_udp": None,
+        },
     },
 }
 
@@ -295,9 +370,24 @@ def test_http_contract_equals_paddlex_serve(paddlex_python, cases, tmp_path):
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(conf))
     port = free_port()
     paddlex_bin = str(Path(paddlex_python).parent / "paddlex")
-    server = subprocess.Popen([paddlex_bin, "--serve", "--pipeline", str(tmp_path / "pipeline.yaml"), "--device", "cpu",
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              env=paddlex_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            paddlex_bin,
+            "--serve",
+            "--pipeline",
+            str(tmp_path / "pipeline.yaml"),
+            "--device",
+            "cpu",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=paddlex_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     img = scene_image()
     image_b64 = base64.b64encode(cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes()).decode()
     try:
@@ -312,19 +402,28 @@ def test_http_contract_equals_paddlex_serve(paddlex_python, cases, tmp_path):
                 time.sleep(1)
 
         def theirs(body):
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/human-keypoint-detection",
-                                         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/human-keypoint-detection",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             try:
                 with urllib.request.urlopen(req, timeout=120) as r:
                     return r.status, json.loads(r.read())
             except urllib.error.HTTPError as err:
                 return err.code, json.loads(err.read())
 
-        cfg = ServiceConfig(deploy="demo-keypoint", service="keypoint", threads_per_worker=1,
-                            models={"detector": str(det), "keypoint": str(kpt)})
+        cfg = ServiceConfig(
+            deploy="demo-keypoint",
+            service="keypoint",
+            threads_per_worker=1,
+            models={"detector": str(det), "keypoint": str(kpt)},
+        )
         client = create_app(cfg, gate=None).test_client()
-        for body, drawn in (({"image": image_b64, "detThreshold": 0.3, "visualize": False}, False),
-                            ({"image": image_b64, "detThreshold": 0.3}, True)):  # PaddleX draws by default
+        for body, drawn in (
+            ({"image": image_b64, "detThreshold": 0.3, "visualize": False}, False),
+            ({"image": image_b64, "detThreshold": 0.3}, True),
+        ):  # PaddleX draws by default
             status, their = theirs(body)
             mine = client.post("/human-keypoint-detection", json=body)
             assert status == mine.status_code == 200, their

@@ -110,8 +110,10 @@ def graph_inputs(bundle: Path) -> dict[str, tuple[list[int], str]]:
 def test_detector_inputs_by_name(det):
     # no im_shape, like PP-YOLOE-S_human; PaddleX feeds detection inputs by name
     assert sorted(det.input_names) == ["image", "scale_factor"]
-    assert graph_inputs(DET) == {"image": ([-1, 3, DET_SIZE, DET_SIZE], "float32"),
-                                 "scale_factor": ([-1, 2], "float32")}
+    assert graph_inputs(DET) == {
+        "image": ([-1, 3, DET_SIZE, DET_SIZE], "float32"),
+        "scale_factor": ([-1, 2], "float32"),
+    }
 
 
 def _scene(i: int):
@@ -140,7 +142,7 @@ def test_detector_outputs_rows_and_counts(det):
     # rows are per image in order; per image, scores are sorted and boxes near the original frame
     start = 0
     for img, c in zip(imgs, counts):
-        rows = boxes[start:start + c]
+        rows = boxes[start : start + c]
         start += c
         assert (np.diff(rows[:, 1]) <= 1e-6).all()
         h, w = img.shape[:2]

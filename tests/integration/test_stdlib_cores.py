@@ -57,14 +57,22 @@ def test_shared_modules_load_with_the_standard_library_alone(tmp_path):
     b.mkdir()
     (b / "inference.json").write_bytes(b"graph")
     (b / "inference.pdiparams").write_bytes(b"tampered")
-    manifest = {"schema": 1, "task": "image_classification", "files": {
-        "inference.json": hashlib.sha256(b"graph").hexdigest(),
-        "inference.pdiparams": hashlib.sha256(b"params").hexdigest(),  # a corrupt checksum
-        "inference.yml": hashlib.sha256(b"yml").hexdigest(),  # a missing file
-    }}
+    manifest = {
+        "schema": 1,
+        "task": "image_classification",
+        "files": {
+            "inference.json": hashlib.sha256(b"graph").hexdigest(),
+            "inference.pdiparams": hashlib.sha256(b"params").hexdigest(),  # a corrupt checksum
+            "inference.yml": hashlib.sha256(b"yml").hexdigest(),  # a missing file
+        },
+    }
     (b / "manifest.json").write_text(json.dumps(manifest))
-    out = subprocess.run(["/usr/bin/python3", "-S", "-I", "-B", "-c", PROBE, str(REPO / "trouble_shooting"), str(pkg),
-                          str(b)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["/usr/bin/python3", "-S", "-I", "-B", "-c", PROBE, str(REPO / "trouble_shooting"), str(pkg), str(b)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["site"] is False and doc["foreign"] == []
@@ -80,9 +88,16 @@ def test_shared_modules_load_with_the_standard_library_alone(tmp_path):
 def test_a_module_missing_from_the_copy_is_not_loaded(tmp_path):
     pkg = _only_shipped_files(tmp_path / "copy")
     (pkg / "fsutil.py").unlink()  # bundle.py imports it
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; from vp_diag import shared; "
-            "print(shared.load('bundle', [Path(sys.argv[2])]), shared.load('licensing.license', [Path(sys.argv[2])]) "
-            "is not None)")
-    out = subprocess.run(["/usr/bin/python3", "-S", "-I", "-B", "-c", code, str(REPO / "trouble_shooting"), str(pkg)],
-                         capture_output=True, text=True, timeout=60, check=True)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; from vp_diag import shared; "
+        "print(shared.load('bundle', [Path(sys.argv[2])]), shared.load('licensing.license', [Path(sys.argv[2])]) "
+        "is not None)"
+    )
+    out = subprocess.run(
+        ["/usr/bin/python3", "-S", "-I", "-B", "-c", code, str(REPO / "trouble_shooting"), str(pkg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.split() == ["None", "True"]

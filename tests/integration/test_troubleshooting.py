@@ -16,8 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from test_troubleshooting_helpers import (DEPLOY, DIAG, REPO, Vendor, find, install_demo, not_passing, run_diag,  # noqa: F401
-                          run_installer)
+from test_troubleshooting_helpers import (
+    DEPLOY,
+    DIAG,
+    REPO,
+    Vendor,
+    find,
+    install_demo,
+    not_passing,
+    run_diag,  # noqa: F401
+    run_installer,
+)
 from test_installer_fixtures import kill_leftovers, new_root, shared_runtime, source_tree, wheelhouse  # noqa: F401
 
 BUNDLE = "efficientnet_lite0_imagenet"
@@ -71,9 +80,30 @@ def test_healthy_install_all_pass_and_text_layout(healthy):
     assert not not_passing(doc), not_passing(doc)
     assert rc == 0
     names = {c["name"] for g in doc["groups"] for c in g["checks"]}
-    assert {"cpu-features", "memory", "license-file", "key", "signature", "dates", "fingerprint", "clock",
-            "journal", "operation", "release", "runtime", "process", "port", "health", "ready", "inference",
-            "reachable", "log-tracebacks", "log-oom", f"model {BUNDLE}", "python-deps"} <= names
+    assert {
+        "cpu-features",
+        "memory",
+        "license-file",
+        "key",
+        "signature",
+        "dates",
+        "fingerprint",
+        "clock",
+        "journal",
+        "operation",
+        "release",
+        "runtime",
+        "process",
+        "port",
+        "health",
+        "ready",
+        "inference",
+        "reachable",
+        "log-tracebacks",
+        "log-oom",
+        f"model {BUNDLE}",
+        "python-deps",
+    } <= names
     assert "cat" in find(doc, "inference")["detail"]  # a real ImageNet answer for the bundled cat photo
     assert "192.0.2" in find(doc, "reachable")["detail"] or "answers on" in find(doc, "reachable")["detail"]
     assert doc["summary"]["ok"] is True and doc["summary"]["fail"] == 0
@@ -103,9 +133,15 @@ def test_crashed_service_fails_with_start_command(healthy):
 def test_port_taken_by_another_program(healthy):
     root, port = healthy
     crash(root)
-    squatter = subprocess.Popen(["python3", "-c", "import socket,time; s=socket.socket(); "
-                                 "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-                                 f"s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(120)"])
+    squatter = subprocess.Popen(
+        [
+            "python3",
+            "-c",
+            "import socket,time; s=socket.socket(); "
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            f"s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(120)",
+        ]
+    )
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -222,7 +258,7 @@ def test_altered_license_fails_the_signature(healthy, vendor, swap_license):
     sig[0] ^= 1
     env["sig"] = base64.b64encode(bytes(sig)).decode()
     body = base64.b64encode(_json.dumps(env).encode()).decode()
-    swap_license("\n".join([lines[0]] + [body[i:i + 76] for i in range(0, len(body), 76)] + [lines[-1]]).encode())
+    swap_license("\n".join([lines[0]] + [body[i : i + 76] for i in range(0, len(body), 76)] + [lines[-1]]).encode())
     rc, doc, _ = diag(root)
     s = find(doc, "signature")
     assert rc == 1 and s["status"] == "FAIL" and s["detail"].startswith("bad-signature")
@@ -242,18 +278,32 @@ def test_clock_behind_the_high_water_mark(healthy, tmp_path):
     prefix = ("unshare", "-m", "sh", "-c", f'mount --bind "{state}" /var/lib/visionpack/state && exec "$@"', "sh")
     rc, doc, _ = diag(root, prefix=prefix)
     c = find(doc, "clock")
-    assert rc == 1 and c["status"] == "FAIL" and c["detail"].startswith("clock-rollback") and "120 min behind" in c["detail"]
+    assert (
+        rc == 1
+        and c["status"] == "FAIL"
+        and c["detail"].startswith("clock-rollback")
+        and "120 min behind" in c["detail"]
+    )
     assert "timedatectl set-ntp true" in fixes(c)
 
 
-@pytest.mark.parametrize("line,check,fix", [
-    ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nValueError: boom", "log-tracebacks",
-     "grep -n -A 40 'Traceback'"),
-    ("[{ts} +0000] [77] [CRITICAL] WORKER TIMEOUT (pid:78)", "log-worker-timeouts", "grep -n '^timeout'"),
-    ("[{ts} +0000] [77] [ERROR] Worker (pid:78) was sent SIGKILL! Perhaps out of memory?", "log-oom", "free -m"),
-    ("{ts},123 [78] ERROR visionpack.license: license check failed for demo-classify/classification: expired: x",
-     "log-license", "fingerprint --diff"),
-])
+@pytest.mark.parametrize(
+    "line,check,fix",
+    [
+        (
+            'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\nValueError: boom',
+            "log-tracebacks",
+            "grep -n -A 40 'Traceback'",
+        ),
+        ("[{ts} +0000] [77] [CRITICAL] WORKER TIMEOUT (pid:78)", "log-worker-timeouts", "grep -n '^timeout'"),
+        ("[{ts} +0000] [77] [ERROR] Worker (pid:78) was sent SIGKILL! Perhaps out of memory?", "log-oom", "free -m"),
+        (
+            "{ts},123 [78] ERROR visionpack.license: license check failed for demo-classify/classification: expired: x",
+            "log-license",
+            "fingerprint --diff",
+        ),
+    ],
+)
 def test_key_errors_in_recent_logs(healthy, line, check, fix):
     root, _ = healthy
     log = root / DEPLOY / "logs" / "error.log"

@@ -43,9 +43,19 @@ def docker_root(tmp_path):
     d = root / DEPLOY
     (d / "releases" / "1.0.0").mkdir(parents=True)
     os.symlink("releases/1.0.0", d / "current")
-    state = {"schema": 1, "deploy": DEPLOY, "service": "classification", "release": "1.0.0", "runtime": "docker",
-             "releases": {"1.0.0": {}}, "desired": "running", "host": "127.0.0.1", "port": free_port(),
-             "workers": 1, "operation": None}
+    state = {
+        "schema": 1,
+        "deploy": DEPLOY,
+        "service": "classification",
+        "release": "1.0.0",
+        "runtime": "docker",
+        "releases": {"1.0.0": {}},
+        "desired": "running",
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "workers": 1,
+        "operation": None,
+    }
     (d / "state.json").write_text(json.dumps(state))
     (root / "licenses").mkdir()
     return root
@@ -55,9 +65,26 @@ def docker_root(tmp_path):
 def container(image, docker_root):
     name = f"vpdiag-test-{os.getpid()}"
     _docker("rm", "-f", name, check=False)
-    _docker("run", "-d", "--name", name, "--network", "none", "--label", f"visionpack.deploy={DEPLOY}",
-            "--label", f"visionpack.root={docker_root}", "--health-cmd", "true", "--health-interval", "1s",
-            "--entrypoint", "sleep", image, "300")
+    _docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--label",
+        f"visionpack.deploy={DEPLOY}",
+        "--label",
+        f"visionpack.root={docker_root}",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        "--entrypoint",
+        "sleep",
+        image,
+        "300",
+    )
     try:
         deadline = time.monotonic() + 60
         while _docker("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip() != "healthy":

@@ -42,8 +42,12 @@ def test_face_deploy_all_pass_with_a_real_recognition(face):
 
 def test_tar_runs_unpacked_elsewhere(face, tmp_path):
     out = tmp_path / "trouble_shooting.tar"
-    subprocess.run(["bash", str(REPO / "trouble_shooting" / "build_tar.sh"), str(out)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["bash", str(REPO / "trouble_shooting" / "build_tar.sh"), str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     dest = tmp_path / "elsewhere"
     dest.mkdir()
     with tarfile.open(out) as tar:
@@ -76,16 +80,34 @@ def test_support_bundle_has_logs_and_config_without_secrets(face, tmp_path):
     try:
         cfg.write_text(good + "secret_token: s3cr3t-value\napi_key: another-s3cr3t\n")
         out = tmp_path / "support.tar.gz"
-        proc = subprocess.run(["bash", str(REPO / "trouble_shooting" / "trouble_shooting.sh"), "--root", str(face),
-                               "--bundle", "--bundle-out", str(out)], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                "bash",
+                str(REPO / "trouble_shooting" / "trouble_shooting.sh"),
+                "--root",
+                str(face),
+                "--bundle",
+                "--bundle-out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert f"support bundle written: {out}" in proc.stdout
         with tarfile.open(out) as tar:
             files = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     finally:
         cfg.write_text(good)
         evil.unlink()
-    assert {"report.txt", "report.json", "root0/demo-face/state.json", "root0/demo-face/release/config.yml",
-            "root0/demo-face/logs/error.log", "root0/licenses/license.lic"} <= set(files)
+    assert {
+        "report.txt",
+        "report.json",
+        "root0/demo-face/state.json",
+        "root0/demo-face/release/config.yml",
+        "root0/demo-face/logs/error.log",
+        "root0/licenses/license.lic",
+    } <= set(files)
     assert not [n for n in files if n.endswith(".key")]
     blob = b"".join(files.values())
     assert b"s3cr3t" not in blob and b"PRIVATE KEY" not in blob

@@ -56,13 +56,15 @@ def _other(name: str) -> str:
     return fingerprint.component_hash(name, "another-machine")
 
 
-def run_diag(*args: str, env: Optional[dict] = None, script: Path = DIAG, prefix: tuple = (),
-             timeout: float = 300) -> tuple[int, dict, str]:
+def run_diag(
+    *args: str, env: Optional[dict] = None, script: Path = DIAG, prefix: tuple = (), timeout: float = 300
+) -> tuple[int, dict, str]:
     """(exit status, JSON report, stderr) of trouble_shooting.sh --json."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
     base.update(env or {})
-    proc = subprocess.run([*prefix, "bash", str(script), *args, "--json"], capture_output=True, text=True,
-                          env=base, timeout=timeout)
+    proc = subprocess.run(
+        [*prefix, "bash", str(script), *args, "--json"], capture_output=True, text=True, env=base, timeout=timeout
+    )
     try:
         doc = json.loads(proc.stdout)
     except ValueError:
@@ -75,8 +77,13 @@ def checks(doc: dict) -> list[dict]:
 
 
 def find(doc: dict, name: str, deploy: Optional[str] = None, root: Optional[Path] = None) -> dict:
-    hits = [c for c in checks(doc) if c["name"] == name and (deploy is None or c["deploy"] in (deploy, None))
-            and (root is None or c["root"] == str(root))]
+    hits = [
+        c
+        for c in checks(doc)
+        if c["name"] == name
+        and (deploy is None or c["deploy"] in (deploy, None))
+        and (root is None or c["root"] == str(root))
+    ]
     assert hits, f"no check {name!r} in {[c['name'] for c in checks(doc)]}"
     return hits[0]
 
@@ -87,12 +94,21 @@ MACHINE_WIDE = {"kernel-oom"}
 
 
 def not_passing(doc: dict) -> list[str]:
-    return [f"{c['status']} {c['group']}: {c['name']}: {c['detail']}" for c in checks(doc)
-            if c["status"] != "PASS" and not (c["name"] in MACHINE_WIDE and c["status"] == "WARN")]
+    return [
+        f"{c['status']} {c['group']}: {c['name']}: {c['detail']}"
+        for c in checks(doc)
+        if c["status"] != "PASS" and not (c["name"] in MACHINE_WIDE and c["status"] == "WARN")
+    ]
 
 
-def install_demo(root: Path, vendor: Vendor, port: Optional[int] = None, deploy: str = DEPLOY,
-                 host: str = "0.0.0.0", force: bool = False) -> int:
+def install_demo(
+    root: Path,
+    vendor: Vendor,
+    port: Optional[int] = None,
+    deploy: str = DEPLOY,
+    host: str = "0.0.0.0",
+    force: bool = False,
+) -> int:
     (root / "licenses").mkdir(exist_ok=True)
     (root / "licenses" / vendor.pub.name).write_bytes(vendor.pub.read_bytes())
     if not (root / "licenses" / "license.lic").exists():
@@ -100,6 +116,8 @@ def install_demo(root: Path, vendor: Vendor, port: Optional[int] = None, deploy:
     port = port or free_port()
     # --force: only for bundles another engineer is rebuilding in this tree (SHA256SUMS lagging
     # behind); the diagnostics check the installed files against their manifests themselves.
-    proc = run_installer(REPO, root, "install", deploy, "--host", host, "--port", str(port), *(["--force"] if force else []))
+    proc = run_installer(
+        REPO, root, "install", deploy, "--host", host, "--port", str(port), *(["--force"] if force else [])
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return port

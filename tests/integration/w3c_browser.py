@@ -20,9 +20,18 @@ from typing import Any, Callable, Optional
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        "--window-size=1360,1000", "--lang=en-US"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--window-size=1360,1000",
+    "--lang=en-US",
+]
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -39,14 +48,17 @@ class Browser:
 
     def __init__(self, url: str, profile: Path) -> None:
         self.url = url.rstrip("/")
-        caps = {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": str(CHROMIUM), "args": [*ARGS, f"--user-data-dir={profile}"]}}
+        caps = {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": str(CHROMIUM), "args": [*ARGS, f"--user-data-dir={profile}"]},
+        }
         self.session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
 
     def _call(self, method: str, path: str, body: Optional[dict] = None, timeout: float = 60) -> Any:
         data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with _OPENER.open(req, timeout=timeout) as resp:
                 doc = json.loads(resp.read())
@@ -123,6 +135,7 @@ class Browser:
 
     def wait_text(self, css: str, needle: str, timeout: float = 60) -> str:
         """The text of ``css`` once it holds ``needle``."""
+
         def check() -> str | None:
             text = self.text(css)
             return text if needle in text else None
@@ -138,8 +151,13 @@ class Browser:
 
 def start_driver(popen: Callable[..., subprocess.Popen], port: int, log: Path) -> subprocess.Popen:
     """chromedriver listening on ``port`` (``popen``: how to start it, e.g. inside a namespace)."""
-    return popen([str(CHROMEDRIVER), f"--port={port}", f"--log-path={log}"], stdin=subprocess.DEVNULL,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    return popen(
+        [str(CHROMEDRIVER), f"--port={port}", f"--log-path={log}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def wait_driver(url: str, timeout: float = 30) -> None:

@@ -33,9 +33,16 @@ def _write(bundle: Path, cfg: dict, manifest: dict | None = None) -> Path:
 
 def write_mtcnn(root: Path) -> dict[str, str]:
     out = {}
-    for stage, outputs in (("pnet", ["reg", "prob"]), ("rnet", ["reg", "prob"]), ("onet", ["reg", "landmarks", "prob"])):
-        b = _write(root / f"fake_mtcnn_{stage}", {"Global": {"model_name": f"MTCNN_{stage.upper()}"}, "MTCNN": {"outputs": outputs}},
-                   {"schema": 1, "name": f"fake_mtcnn_{stage}", "task": "face_detection", "runtime": {"outputs": outputs}})
+    for stage, outputs in (
+        ("pnet", ["reg", "prob"]),
+        ("rnet", ["reg", "prob"]),
+        ("onet", ["reg", "landmarks", "prob"]),
+    ):
+        b = _write(
+            root / f"fake_mtcnn_{stage}",
+            {"Global": {"model_name": f"MTCNN_{stage.upper()}"}, "MTCNN": {"outputs": outputs}},
+            {"schema": 1, "name": f"fake_mtcnn_{stage}", "task": "face_detection", "runtime": {"outputs": outputs}},
+        )
         out[f"detector_{stage}"] = str(b)
     return out
 
@@ -43,11 +50,13 @@ def write_mtcnn(root: Path) -> dict[str, str]:
 def write_feature(root: Path, size: int = 32, name: str = "fake_feature", extra: dict | None = None) -> str:
     cfg = {
         "Global": {"model_name": "MobileFaceNet"},
-        "PreProcess": {"transform_ops": [
-            {"ResizeImage": {"size": [size, size]}},
-            {"NormalizeImage": {"scale": 1.0 / 255, "mean": [0, 0, 0], "std": [1, 1, 1], "order": "hwc"}},
-            {"ToCHWImage": None},
-        ]},
+        "PreProcess": {
+            "transform_ops": [
+                {"ResizeImage": {"size": [size, size]}},
+                {"NormalizeImage": {"scale": 1.0 / 255, "mean": [0, 0, 0], "std": [1, 1, 1], "order": "hwc"}},
+                {"ToCHWImage": None},
+            ]
+        },
         "PostProcess": {"NormalizeFeatures": None},
         **(extra or {}),
     }
@@ -55,10 +64,16 @@ def write_feature(root: Path, size: int = 32, name: str = "fake_feature", extra:
 
 
 def write_paddlex_detector(root: Path) -> str:
-    cfg = {"Global": {"model_name": "PicoDet_LCNet_x2_5_face"}, "draw_threshold": 0.5, "label_list": ["face"],
-           "Preprocess": [{"type": "Resize", "target_size": [64, 64], "keep_ratio": False, "interp": 1},
-                          {"type": "NormalizeImage", "is_scale": True, "mean": [0, 0, 0], "std": [1, 1, 1]},
-                          {"type": "Permute"}]}
+    cfg = {
+        "Global": {"model_name": "PicoDet_LCNet_x2_5_face"},
+        "draw_threshold": 0.5,
+        "label_list": ["face"],
+        "Preprocess": [
+            {"type": "Resize", "target_size": [64, 64], "keep_ratio": False, "interp": 1},
+            {"type": "NormalizeImage", "is_scale": True, "mean": [0, 0, 0], "std": [1, 1, 1]},
+            {"type": "Permute"},
+        ],
+    }
     return str(_write(root / "fake_face_det", cfg))
 
 
@@ -83,7 +98,7 @@ class FakePNet:
 
         def mean(y0, x0, size):
             y, xx = ys + y0, xs + x0
-            return (ii[y + size, xx + size] - ii[y, xx + size] - ii[y + size, xx] + ii[y, xx]) / size ** 2
+            return (ii[y + size, xx + size] - ii[y, xx + size] - ii[y + size, xx] + ii[y, xx]) / size**2
 
         centre = mean(3, 3, 6)
         corners = (mean(0, 0, 2) + mean(0, 10, 2) + mean(10, 0, 2) + mean(10, 10, 2)) / 4
@@ -104,7 +119,7 @@ class FakeHead:
         s = b.shape[1]
         c, k = s // 4, max(1, s // 7)
         # A whole face: a bright centre and dark corners (a box inside the square scores low).
-        centre = b[:, c:s - c, c:s - c].mean(axis=(1, 2))
+        centre = b[:, c : s - c, c : s - c].mean(axis=(1, 2))
         corners = np.stack([b[:, :k, :k], b[:, :k, -k:], b[:, -k:, :k], b[:, -k:, -k:]]).mean(axis=(0, 2, 3))
         p = (centre * (1 - corners)).astype(np.float32)
         prob = np.stack([1 - p, p], axis=1)
@@ -128,7 +143,12 @@ class FakeFeature:
         self.calls += 1
         x = feeds["x"]
         _, _, h, w = x.shape
-        q = [x[:, :, :h // 2, :w // 2], x[:, :, :h // 2, w // 2:], x[:, :, h // 2:, :w // 2], x[:, :, h // 2:, w // 2:]]
+        q = [
+            x[:, :, : h // 2, : w // 2],
+            x[:, :, : h // 2, w // 2 :],
+            x[:, :, h // 2 :, : w // 2],
+            x[:, :, h // 2 :, w // 2 :],
+        ]
         v = np.concatenate([a.mean(axis=(2, 3)) for a in q], axis=1) + 0.01
         if self.twist:
             v = v + self.twist * np.roll(v, 1, axis=1)
@@ -162,6 +182,7 @@ def factory(twist: float = 0.0):
         if name == "fake_face_det":
             return FakePaddleXDetector()
         return FakeFeature(twist)
+
     return make
 
 
@@ -171,7 +192,7 @@ def picture(*faces, size=(160, 240)) -> np.ndarray:
     img = np.full((h, w, 3), 10, np.uint8)
     for i, colour in enumerate(faces):
         x = 20 + i * 70
-        img[50:98, x:x + 48] = colour
+        img[50:98, x : x + 48] = colour
     return img
 
 
@@ -183,9 +204,21 @@ def b64(rgb: np.ndarray, fmt: str = ".jpg") -> str:
     return base64.b64encode(buf.tobytes()).decode()
 
 
-def face_config(tmp_path: Path, *, detector: str = "mtcnn", options: dict | None = None, feature: str | None = None,
-                deploy: str = "demo-face") -> ServiceConfig:
+def face_config(
+    tmp_path: Path,
+    *,
+    detector: str = "mtcnn",
+    options: dict | None = None,
+    feature: str | None = None,
+    deploy: str = "demo-face",
+) -> ServiceConfig:
     models = write_mtcnn(tmp_path) if detector == "mtcnn" else {"detector": write_paddlex_detector(tmp_path)}
     models["feature"] = feature or write_feature(tmp_path)
-    return ServiceConfig(deploy=deploy, service="face", models=models, options=options or {"rec_threshold": 0.9},
-                         data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "run"))
+    return ServiceConfig(
+        deploy=deploy,
+        service="face",
+        models=models,
+        options=options or {"rec_threshold": 0.9},
+        data_dir=str(tmp_path / "data"),
+        run_dir=str(tmp_path / "run"),
+    )

@@ -18,13 +18,22 @@ def write_cls_bundle(root: Path, labels=LABELS, resize_short=256, crop=224) -> P
     (bundle / "inference.pdiparams").write_bytes(b"\0")
     cfg = {
         "Global": {"model_name": "PP-LCNet_x1_0"},
-        "PreProcess": {"transform_ops": [
-            {"ResizeImage": {"resize_short": resize_short}},
-            {"CropImage": {"size": crop}},
-            {"NormalizeImage": {"channel_num": 3, "mean": [0.485, 0.456, 0.406],
-                                "std": [0.229, 0.224, 0.225], "order": "", "scale": 0.00392156862745098}},
-            {"ToCHWImage": None},
-        ]},
+        "PreProcess": {
+            "transform_ops": [
+                {"ResizeImage": {"resize_short": resize_short}},
+                {"CropImage": {"size": crop}},
+                {
+                    "NormalizeImage": {
+                        "channel_num": 3,
+                        "mean": [0.485, 0.456, 0.406],
+                        "std": [0.229, 0.224, 0.225],
+                        "order": "",
+                        "scale": 0.00392156862745098,
+                    }
+                },
+                {"ToCHWImage": None},
+            ]
+        },
         "PostProcess": {"Topk": {"topk": 5, "label_list": list(labels)}},
     }
     (bundle / "inference.yml").write_text(yaml.safe_dump(cfg))

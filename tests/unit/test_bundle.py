@@ -33,8 +33,11 @@ def test_files_prefer_the_json_graph_like_paddlex(tmp_path):
     d = make(tmp_path)
     (d / "inference.pdmodel").write_bytes(b"stale")
     f = B.files(d)
-    assert (f.model_file.name, f.params_file.name, f.config_file.name) == ("inference.json", "inference.pdiparams",
-                                                                          "inference.yml")
+    assert (f.model_file.name, f.params_file.name, f.config_file.name) == (
+        "inference.json",
+        "inference.pdiparams",
+        "inference.yml",
+    )
     assert f.manifest_file == d / "manifest.json" and f.missing() == []
     (d / "inference.json").unlink()
     assert B.files(d).model_file.name == "inference.pdmodel"
@@ -54,16 +57,22 @@ def test_missing_files_are_named(tmp_path):
 def test_checksums_cover_every_file_and_damage_is_found(tmp_path):
     d = make(tmp_path)
     sums = B.checksums(d)
-    assert sums == {"inference.json": sha(b"graph"), "inference.pdiparams": sha(b"params"),
-                    "inference.yml": sha(CLS_YML.encode())}
+    assert sums == {
+        "inference.json": sha(b"graph"),
+        "inference.pdiparams": sha(b"params"),
+        "inference.yml": sha(CLS_YML.encode()),
+    }
     assert B.damaged(d, sums) == []
     (d / "inference.pdiparams").write_bytes(b"tampered")
     (d / "inference.yml").unlink()
-    assert B.damaged(d, sums) == [B.Damage("inference.pdiparams", B.MISMATCH, sha(b"tampered")),
-                                  B.Damage("inference.yml", B.MISSING)]
+    assert B.damaged(d, sums) == [
+        B.Damage("inference.pdiparams", B.MISMATCH, sha(b"tampered")),
+        B.Damage("inference.yml", B.MISSING),
+    ]
     # Precomputed sums are used as they are (a caller that records them hashes once).
-    assert B.damaged(d, sums, {**sums, "inference.json": "0" * 64})[0] == B.Damage("inference.json", B.MISMATCH,
-                                                                                   "0" * 64)
+    assert B.damaged(d, sums, {**sums, "inference.json": "0" * 64})[0] == B.Damage(
+        "inference.json", B.MISMATCH, "0" * 64
+    )
 
 
 def test_declared_checksums_come_from_the_manifest(tmp_path):
@@ -89,23 +98,39 @@ def test_no_manifest_reads_as_empty(tmp_path):
     assert B.read_manifest(make(tmp_path)) == {}
 
 
-@pytest.mark.parametrize("config,task", [
-    ({"PreProcess": {}, "PostProcess": {"Topk": {}}}, "image_classification"),
-    ({"PreProcess": {}, "PostProcess": {"NormalizeFeatures": {}}}, "face_feature"),
-    ({"Preprocess": [{"type": "Resize"}]}, "object_detection"),
-    ({"Preprocess": [{"type": "TopDownEvalAffine"}]}, "keypoint_detection"),
-    ({"Global": {}}, "unknown"),
-])
+@pytest.mark.parametrize(
+    "config,task",
+    [
+        ({"PreProcess": {}, "PostProcess": {"Topk": {}}}, "image_classification"),
+        ({"PreProcess": {}, "PostProcess": {"NormalizeFeatures": {}}}, "face_feature"),
+        ({"Preprocess": [{"type": "Resize"}]}, "object_detection"),
+        ({"Preprocess": [{"type": "TopDownEvalAffine"}]}, "keypoint_detection"),
+        ({"Global": {}}, "unknown"),
+    ],
+)
 def test_task_of_a_raw_export_from_its_yml(config, task):
     assert B.infer_task(config) == task
 
 
 def test_the_manifest_names_task_and_format(tmp_path):
-    d = make(tmp_path, manifest={"schema": 1, "name": "n", "task": "face_feature", "engine": "onnxruntime",
-                                 "runtime": {"onednn": True}})
+    d = make(
+        tmp_path,
+        manifest={
+            "schema": 1,
+            "name": "n",
+            "task": "face_feature",
+            "engine": "onnxruntime",
+            "runtime": {"onednn": True},
+        },
+    )
     b = B.load_bundle(d)
-    assert (b.name, b.task, b.engine, b.onednn_default, b.model_name) == ("n", "face_feature", "onnxruntime", True,
-                                                                          "tiny")
+    assert (b.name, b.task, b.engine, b.onednn_default, b.model_name) == (
+        "n",
+        "face_feature",
+        "onnxruntime",
+        True,
+        "tiny",
+    )
     raw = B.load_bundle(make(tmp_path / "raw"))
     assert (raw.name, raw.task, raw.engine, raw.onednn_default) == ("b", "image_classification", "paddle", False)
 

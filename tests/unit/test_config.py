@@ -30,11 +30,24 @@ def test_round_trip_through_dump(tmp_path):
     assert config.load(f, env={}) == cfg
 
 
-@pytest.mark.parametrize("data", [
-    {"port": 0}, {"port": "eighty"}, {"workers": 0}, {"service": "ocr"}, {"deploy": "a/b"},
-    {"device": "tpu"}, {"models": ["x"]}, {"options": [1]}, {"visualize": "maybe"}, {"unknown_key": 1},
-    {"threads_per_worker": -1}, {"workers": True}, {"max_batch": 0},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"port": 0},
+        {"port": "eighty"},
+        {"workers": 0},
+        {"service": "ocr"},
+        {"deploy": "a/b"},
+        {"device": "tpu"},
+        {"models": ["x"]},
+        {"options": [1]},
+        {"visualize": "maybe"},
+        {"unknown_key": 1},
+        {"threads_per_worker": -1},
+        {"workers": True},
+        {"max_batch": 0},
+    ],
+)
 def test_invalid_values_are_named(data):
     with pytest.raises(ConfigInvalid):
         config.from_mapping(data)
@@ -56,11 +69,21 @@ def test_threads_never_oversubscribe_cores():
     assert config.from_mapping({"workers": 4}).effective_threads(cores=2) == 1
 
 
-@pytest.mark.parametrize("key,value", [
-    ("header_timeout", 0), ("body_timeout", -1), ("request_timeout", 0), ("keepalive_timeout", 0),
-    ("max_connections", 0), ("max_header_bytes", 512), ("max_drain_bytes", -1), ("log_max_bytes", 0),
-    ("log_backups", -1), ("max_buffered_bytes", 0),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("header_timeout", 0),
+        ("body_timeout", -1),
+        ("request_timeout", 0),
+        ("keepalive_timeout", 0),
+        ("max_connections", 0),
+        ("max_header_bytes", 512),
+        ("max_drain_bytes", -1),
+        ("log_max_bytes", 0),
+        ("log_backups", -1),
+        ("max_buffered_bytes", 0),
+    ],
+)
 def test_http_front_and_log_limits_are_validated(key, value):
     with pytest.raises(ConfigInvalid, match=key):
         config.from_mapping({key: value})

@@ -43,8 +43,12 @@ def test_container_masters_serve_the_handover_under_their_release_not_their_pid(
     assert handover.release_address(one) != handover.release_address(two) != handover.address(1)
     assert handover.release_address(one) == handover.release_address(one + "/")  # config.yml may end in /
     listeners = [handover.bind_probe(), handover.bind_probe()]
-    servers = [handover.serve(lambda i=i: ([listeners[i].fileno()], {"fds": ["listener"], "release": str(i)}),
-                              handover.release_address(r)) for i, r in enumerate((one, two))]
+    servers = [
+        handover.serve(
+            lambda i=i: ([listeners[i].fileno()], {"fds": ["listener"], "release": str(i)}), handover.release_address(r)
+        )
+        for i, r in enumerate((one, two))
+    ]
     try:
         for i, r in enumerate((one, two)):
             got = handover.fetch(None, addr=handover.release_address(r))

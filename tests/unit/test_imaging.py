@@ -64,7 +64,7 @@ def test_rejects_bad_base64():
 def test_accepts_wrapped_base64_lines():
     data = png_bytes(20, 20)
     text = b64(data)
-    wrapped = "\n".join(text[i:i + 76] for i in range(0, len(text), 76))
+    wrapped = "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
     assert imaging.b64_to_bytes(wrapped, LIMITS) == data
 
 

@@ -55,8 +55,12 @@ BATCHER = textwrap.dedent("""
 
 
 def spawn(script: str, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", script.format(package=str(PACKAGE), dim=DIM), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", script.format(package=str(PACKAGE), dim=DIM), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_concurrent_writers_lose_nothing_and_ids_are_unique(tmp_path):

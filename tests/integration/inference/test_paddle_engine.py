@@ -12,15 +12,18 @@ import sys
 
 from tests.paths import PACKAGE
 
-PROBE = ("from visionpack import config; from visionpack.inference.paddle_engine import tune_malloc; "
-         "on = config.load().malloc_tuning; print(tune_malloc(on), tune_malloc(on))")
+PROBE = (
+    "from visionpack import config; from visionpack.inference.paddle_engine import tune_malloc; "
+    "on = config.load().malloc_tuning; print(tune_malloc(on), tune_malloc(on))"
+)
 
 
 def probe(**env: str) -> str:
     full = {k: v for k, v in os.environ.items() if k != "VISIONPACK_MALLOC_TUNING"}
     full.update(PYTHONPATH=str(PACKAGE), **env)
-    return subprocess.run([sys.executable, "-c", PROBE], env=full, capture_output=True, text=True,
-                          check=True, timeout=60).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], env=full, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
 
 
 def test_tuning_applies_once_and_reports_it():

@@ -16,9 +16,12 @@ def test_checkpoint_is_inert_unless_named(monkeypatch):
     journal.checkpoint("upgrade", "prove")
     monkeypatch.setenv(settings.KILL_ENV, "upgrade:other")
     journal.checkpoint("upgrade", "prove")
-    code = ("import os; os.environ['VISIONPACK_TEST_KILL_AT'] = 'upgrade:prove';"
-            "from visionpack.installer import journal; journal.checkpoint('upgrade', 'prove'); print('alive')")
+    code = (
+        "import os; os.environ['VISIONPACK_TEST_KILL_AT'] = 'upgrade:prove';"
+        "from visionpack.installer import journal; journal.checkpoint('upgrade', 'prove'); print('alive')"
+    )
     package = str(Path(journal.__file__).resolve().parents[2])
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": package})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": package}
+    )
     assert proc.returncode == -9 and "alive" not in proc.stdout

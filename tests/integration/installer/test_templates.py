@@ -10,9 +10,17 @@ from visionpack.installer import release
 
 
 def test_start_script_renders_to_valid_bash(tmp_path):
-    text = release.render((REPO / "start" / "start-N.sh.in").read_text(),
-                          {"N": "1", "DEPLOY": "demo", "VERSION": "1.0.0", "RELEASE": "/R/demo/releases/1.0.0",
-                           "VENV": "/R/.runtime/k", "DEPLOY_DIR": "/R/demo"})
+    text = release.render(
+        (REPO / "start" / "start-N.sh.in").read_text(),
+        {
+            "N": "1",
+            "DEPLOY": "demo",
+            "VERSION": "1.0.0",
+            "RELEASE": "/R/demo/releases/1.0.0",
+            "VENV": "/R/.runtime/k",
+            "DEPLOY_DIR": "/R/demo",
+        },
+    )
     script = tmp_path / "start-1.sh"
     script.write_text(text)
     subprocess.run(["bash", "-n", str(script)], check=True)

@@ -15,10 +15,16 @@ def test_environment_cannot_redirect(machine, tmp_path):
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\necho GPU-11111111-2222-3333-4444-555555555555\n")
     fake.chmod(0o755)
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path), "LC_ALL": "C",
-           "PYTHONPATH": str(REPO / "package")}
-    code = ("import json; from visionpack.licensing import fingerprint as f; fp = f.collect();"
-            "print(json.dumps([fp.components, list(fp.gpus)]))")
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LC_ALL": "C",
+        "PYTHONPATH": str(REPO / "package"),
+    }
+    code = (
+        "import json; from visionpack.licensing import fingerprint as f; fp = f.collect();"
+        "print(json.dumps([fp.components, list(fp.gpus)]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True, timeout=60)
     comps, gpus = json.loads(out.stdout)
     assert comps == dict(machine.components) and gpus == list(machine.gpus)

@@ -131,8 +131,12 @@ def test_root_made_slot_files_go_to_the_service_user_who_labels_them(service_slo
         st = (service_slots / name).stat()
         assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (10001, 10001, instances.SLOT_MODE), name
     # A container's master (uid:gid 10001, the same user) takes the slot and labels it.
-    proc = _as_user(10001, 10001, f"s = instances.acquire(1, {{'deploy': 'container'}}, directory=Path({str(service_slots)!r}))\n"
-                                  f"print(json.dumps(instances.holders(Path({str(service_slots)!r}))))\n")
+    proc = _as_user(
+        10001,
+        10001,
+        f"s = instances.acquire(1, {{'deploy': 'container'}}, directory=Path({str(service_slots)!r}))\n"
+        f"print(json.dumps(instances.holders(Path({str(service_slots)!r}))))\n",
+    )
     assert proc.returncode == 0, proc.stderr
     (holder,) = json.loads(proc.stdout)
     assert (holder["slot"], holder["deploy"]) == (0, "container")
@@ -142,21 +146,23 @@ def test_a_local_user_outside_the_service_group_cannot_hold_or_block_a_slot(serv
     """Before, 1777 + 0666 let any local user flock a free slot file and make every start refuse."""
     with instances.acquire(4, {"deploy": "a"}, directory=service_slots):
         pass  # slot-0.lock and the mutex exist now, free
-    probe = (f"d = Path({str(service_slots)!r})\n"
-             "out = {}\n"
-             "for name in ('slot-0.lock', '.acquire.lock', 'slot-1.lock'):\n"
-             "    try:\n"
-             "        fd = os.open(d / name, os.O_RDONLY | os.O_CREAT, 0o644)\n"
-             "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-             "        out[name] = 'locked'\n"
-             "    except OSError as exc:\n"
-             "        out[name] = exc.strerror\n"
-             "try:\n"
-             "    instances.acquire(4, {'deploy': 'stranger'}, directory=d)\n"
-             "    out['acquire'] = 'taken'\n"
-             "except LicenseError as exc:\n"
-             "    out['acquire'] = exc.detail\n"
-             "print(json.dumps(out))\n")
+    probe = (
+        f"d = Path({str(service_slots)!r})\n"
+        "out = {}\n"
+        "for name in ('slot-0.lock', '.acquire.lock', 'slot-1.lock'):\n"
+        "    try:\n"
+        "        fd = os.open(d / name, os.O_RDONLY | os.O_CREAT, 0o644)\n"
+        "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "        out[name] = 'locked'\n"
+        "    except OSError as exc:\n"
+        "        out[name] = exc.strerror\n"
+        "try:\n"
+        "    instances.acquire(4, {'deploy': 'stranger'}, directory=d)\n"
+        "    out['acquire'] = 'taken'\n"
+        "except LicenseError as exc:\n"
+        "    out['acquire'] = exc.detail\n"
+        "print(json.dumps(out))\n"
+    )
     proc = _as_user(10002, 10002, probe)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

@@ -23,8 +23,9 @@ TOOL = REPO / "vendor" / "visionpack_vendor.py"
 def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     # Plain interpreter, no PYTHONPATH: the tool must find the format code by itself.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=60,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd
+    )
 
 
 def test_keygen_request_issue_inspect_verify(tmp_path, machine):
@@ -37,10 +38,16 @@ def test_keygen_request_issue_inspect_verify(tmp_path, machine):
     assert stat.S_IMODE(priv.stat().st_mode) == 0o600 and str(pub) in out.stdout
     # Operator: the request file from this machine (what 'install.py fingerprint' calls).
     req = tmp_path / "request.json"
-    code = ("import sys; from visionpack.licensing.admin import write_request; "
-            "write_request(sys.argv[1], customer_hint='ACME')")
-    subprocess.run([sys.executable, "-c", code, str(req)], check=True, timeout=60,
-                   env={**os.environ, "PYTHONPATH": str(REPO / "package")})
+    code = (
+        "import sys; from visionpack.licensing.admin import write_request; "
+        "write_request(sys.argv[1], customer_hint='ACME')"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(req)],
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO / "package")},
+    )
     # Vendor: issue the default 30-day trial and inspect it.
     lic = tmp_path / "license.lic"
     out = run_tool("issue", "--key", str(priv), "--request", str(req), "--out", str(lic), "--services", "face,keypoint")

@@ -139,31 +139,38 @@ def test_threads_see_consistent_states_while_the_file_changes(data):
 
 # --- where the key comes from ------------------------------------------------------------
 
-@pytest.mark.parametrize("headers, query, want", [
-    ({"Authorization": "Bearer vpk_a"}, {}, "vpk_a"),
-    ({"Authorization": "bearer   vpk_a  "}, {}, "vpk_a"),
-    ({"X-API-Key": "vpk_b"}, {}, "vpk_b"),
-    ({"x-api-key": " vpk_b "}, {}, "vpk_b"),
-    ({}, {"access_token": "vpk_c"}, "vpk_c"),
-    ({"Authorization": "Bearer vpk_a", "X-API-Key": "vpk_b"}, {"access_token": "vpk_c"}, "vpk_a"),
-    ({"X-API-Key": "vpk_b"}, {"access_token": "vpk_c"}, "vpk_b"),
-    ({"Authorization": "Basic dXNlcjpwYXNz", "X-API-Key": "vpk_b"}, {}, "vpk_b"),
-    ({"Authorization": "Basic dXNlcjpwYXNz"}, {}, None),
-    ({"Authorization": "Bearer "}, {}, None),
-    ({"X-API-Key": "   "}, {"access_token": ""}, None),
-    ({}, {}, None),
-])
+
+@pytest.mark.parametrize(
+    "headers, query, want",
+    [
+        ({"Authorization": "Bearer vpk_a"}, {}, "vpk_a"),
+        ({"Authorization": "bearer   vpk_a  "}, {}, "vpk_a"),
+        ({"X-API-Key": "vpk_b"}, {}, "vpk_b"),
+        ({"x-api-key": " vpk_b "}, {}, "vpk_b"),
+        ({}, {"access_token": "vpk_c"}, "vpk_c"),
+        ({"Authorization": "Bearer vpk_a", "X-API-Key": "vpk_b"}, {"access_token": "vpk_c"}, "vpk_a"),
+        ({"X-API-Key": "vpk_b"}, {"access_token": "vpk_c"}, "vpk_b"),
+        ({"Authorization": "Basic dXNlcjpwYXNz", "X-API-Key": "vpk_b"}, {}, "vpk_b"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, {}, None),
+        ({"Authorization": "Bearer "}, {}, None),
+        ({"X-API-Key": "   "}, {"access_token": ""}, None),
+        ({}, {}, None),
+    ],
+)
 def test_presented_key(headers, query, want):
     assert presented_key(Headers(headers), MultiDict(query)) == want
 
 
-@pytest.mark.parametrize("target, logged", [
-    ("/d/ImageClassification", "/d/ImageClassification"),
-    ("/d/x?access_token=vpk_secret", "/d/x?access_token=***"),
-    ("/d/x?a=1&access_token=vpk_secret&b=2", "/d/x?a=1&access_token=***&b=2"),
-    ("/d/x?access%5Ftoken=vpk_secret", "/d/x?access%5Ftoken=***"),
-    ("/d/x?access_token", "/d/x?access_token=***"),
-    ("/d/x?my_access_token=1&token=2", "/d/x?my_access_token=1&token=2"),
-])
+@pytest.mark.parametrize(
+    "target, logged",
+    [
+        ("/d/ImageClassification", "/d/ImageClassification"),
+        ("/d/x?access_token=vpk_secret", "/d/x?access_token=***"),
+        ("/d/x?a=1&access_token=vpk_secret&b=2", "/d/x?a=1&access_token=***&b=2"),
+        ("/d/x?access%5Ftoken=vpk_secret", "/d/x?access%5Ftoken=***"),
+        ("/d/x?access_token", "/d/x?access_token=***"),
+        ("/d/x?my_access_token=1&token=2", "/d/x?my_access_token=1&token=2"),
+    ],
+)
 def test_redact_target_hides_the_query_key(target, logged):
     assert guard_mod.redact_target(target) == logged

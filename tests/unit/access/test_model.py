@@ -16,8 +16,16 @@ REMOTE_PEERS = ["10.1.2.3", "192.168.0.7", "::ffff:10.0.0.1", "2001:db8::1", "",
 
 
 def record(kid: str, key: str, scopes, **kw) -> KeyRecord:
-    return KeyRecord.from_dict({"id": kid, "name": kid, "scopes": list(scopes), "sha256": key_hash(key),
-                                "created_at": "2025-01-01T00:00:00Z", **kw})
+    return KeyRecord.from_dict(
+        {
+            "id": kid,
+            "name": kid,
+            "scopes": list(scopes),
+            "sha256": key_hash(key),
+            "created_at": "2025-01-01T00:00:00Z",
+            **kw,
+        }
+    )
 
 
 def test_new_keys_are_random_urlsafe_and_long():
@@ -50,39 +58,66 @@ def test_defaults_when_the_file_says_nothing():
 
 
 def test_round_trip_keeps_policies_and_keys():
-    state = AccessState({"infer": "key", "gallery": "open", "ops": "loopback"},
-                        (record("0000000a", "vpk_a", ["infer", "ops"]),
-                         record("0000000b", "vpk_b", ["gallery"], revoked=True, revoked_at="2025-01-02T00:00:00Z")))
+    state = AccessState(
+        {"infer": "key", "gallery": "open", "ops": "loopback"},
+        (
+            record("0000000a", "vpk_a", ["infer", "ops"]),
+            record("0000000b", "vpk_b", ["gallery"], revoked=True, revoked_at="2025-01-02T00:00:00Z"),
+        ),
+    )
     again = AccessState.from_json(state.to_json())
     assert again == state
     doc = json.loads(state.to_json())
     assert doc["schema"] == 1 and "vpk_a" not in state.to_json()
 
 
-@pytest.mark.parametrize("text, why", [
-    ("{", "not valid JSON"),
-    ("[]", "schema 1"),
-    ('{"schema": 2}', "schema 1"),
-    ('{"schema": 1, "policies": []}', "policies must be an object"),
-    ('{"schema": 1, "policies": {"admin": "open"}}', "unknown scope 'admin'"),
-    ('{"schema": 1, "policies": {"infer": "closed"}}', "policy of infer is 'closed'"),
-    ('{"schema": 1, "keys": {}}', "keys must be a list"),
-    ('{"schema": 1, "keys": [1]}', "each key must be an object"),
-    ('{"schema": 1, "keys": [{"id": "XYZ"}]}', "not 8 lowercase hex"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": []}]}', "scopes must be a non-empty list"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["root"]}]}', "scopes must be a non-empty list"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "abc"}]}', "sha256 must be 64"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "' + "a" * 64
-     + '", "created_at": 5}]}', "must be strings"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "' + "a" * 64
-     + '", "created_at": "x", "revoked": "yes"}]}', "revoked true or false"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "' + "a" * 64
-     + '", "created_at": "x", "revoked_at": 3}]}', "revoked_at must be a string"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "' + "a" * 64
-     + '", "created_at": "x", "expires_at": "soon"}]}', "not an ISO time"),
-    ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "' + "a" * 64
-     + '", "created_at": "x", "expires_at": 5}]}', "UTC time string"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("{", "not valid JSON"),
+        ("[]", "schema 1"),
+        ('{"schema": 2}', "schema 1"),
+        ('{"schema": 1, "policies": []}', "policies must be an object"),
+        ('{"schema": 1, "policies": {"admin": "open"}}', "unknown scope 'admin'"),
+        ('{"schema": 1, "policies": {"infer": "closed"}}', "policy of infer is 'closed'"),
+        ('{"schema": 1, "keys": {}}', "keys must be a list"),
+        ('{"schema": 1, "keys": [1]}', "each key must be an object"),
+        ('{"schema": 1, "keys": [{"id": "XYZ"}]}', "not 8 lowercase hex"),
+        ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": []}]}', "scopes must be a non-empty list"),
+        ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["root"]}]}', "scopes must be a non-empty list"),
+        ('{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "abc"}]}', "sha256 must be 64"),
+        (
+            '{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "'
+            + "a" * 64
+            + '", "created_at": 5}]}',
+            "must be strings",
+        ),
+        (
+            '{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "'
+            + "a" * 64
+            + '", "created_at": "x", "revoked": "yes"}]}',
+            "revoked true or false",
+        ),
+        (
+            '{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "'
+            + "a" * 64
+            + '", "created_at": "x", "revoked_at": 3}]}',
+            "revoked_at must be a string",
+        ),
+        (
+            '{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "'
+            + "a" * 64
+            + '", "created_at": "x", "expires_at": "soon"}]}',
+            "not an ISO time",
+        ),
+        (
+            '{"schema": 1, "keys": [{"id": "0000000a", "scopes": ["infer"], "sha256": "'
+            + "a" * 64
+            + '", "created_at": "x", "expires_at": 5}]}',
+            "UTC time string",
+        ),
+    ],
+)
 def test_invalid_files_are_refused_with_the_reason(text, why):
     with pytest.raises(ValueError, match=re.escape(why)):
         AccessState.from_json(text)
@@ -119,17 +154,24 @@ def test_expiry():
 # --- the decision table: every scope x policy x peer kind x credential --------------------
 
 CREDENTIALS = ("none", "bad", "revoked", "other-scopes", "with-scope")
-KEYS = {"bad": "vpk_not-a-key-anyone-made", "revoked": "vpk_revoked", "other-scopes": "vpk_other",
-        "with-scope": "vpk_right"}
+KEYS = {
+    "bad": "vpk_not-a-key-anyone-made",
+    "revoked": "vpk_revoked",
+    "other-scopes": "vpk_other",
+    "with-scope": "vpk_right",
+}
 
 
 def state_for(scope: str, policy: str) -> AccessState:
     others = [s for s in model.SCOPES if s != scope]
-    return AccessState({**model.DEFAULT_POLICIES, scope: policy}, (
-        record("0000000a", KEYS["revoked"], model.SCOPES, revoked=True, revoked_at="2025-01-02T00:00:00Z"),
-        record("0000000b", KEYS["other-scopes"], others),
-        record("0000000c", KEYS["with-scope"], [scope]),
-    ))
+    return AccessState(
+        {**model.DEFAULT_POLICIES, scope: policy},
+        (
+            record("0000000a", KEYS["revoked"], model.SCOPES, revoked=True, revoked_at="2025-01-02T00:00:00Z"),
+            record("0000000b", KEYS["other-scopes"], others),
+            record("0000000c", KEYS["with-scope"], [scope]),
+        ),
+    )
 
 
 def expected(policy: str, loopback: bool, cred: str):
@@ -138,8 +180,13 @@ def expected(policy: str, loopback: bool, cred: str):
         return ("ok", "open")
     if policy == "loopback" and loopback:
         return ("ok", "loopback")
-    return {"none": (110, "missing"), "bad": (110, "unknown"), "revoked": (110, "revoked"),
-            "other-scopes": (6, "scope"), "with-scope": ("ok", "key")}[cred]
+    return {
+        "none": (110, "missing"),
+        "bad": (110, "unknown"),
+        "revoked": (110, "revoked"),
+        "other-scopes": (6, "scope"),
+        "with-scope": ("ok", "key"),
+    }[cred]
 
 
 @pytest.mark.parametrize("cred", CREDENTIALS)

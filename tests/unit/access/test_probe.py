@@ -9,11 +9,18 @@ from visionpack.access import probe, store
 from visionpack.access.model import decide
 
 
-@pytest.mark.parametrize("policy, peer, needed", [
-    ("open", "127.0.0.1", False), ("open", "10.0.0.5", False),
-    ("loopback", "127.0.0.1", False), ("loopback", "::1", False), ("loopback", "10.0.0.5", True),
-    ("key", "127.0.0.1", True), ("key", "10.0.0.5", True),
-])
+@pytest.mark.parametrize(
+    "policy, peer, needed",
+    [
+        ("open", "127.0.0.1", False),
+        ("open", "10.0.0.5", False),
+        ("loopback", "127.0.0.1", False),
+        ("loopback", "::1", False),
+        ("loopback", "10.0.0.5", True),
+        ("key", "127.0.0.1", True),
+        ("key", "10.0.0.5", True),
+    ],
+)
 def test_needs_key(tmp_path, policy, peer, needed):
     store.set_policy(tmp_path, "ops", policy)
     assert probe.needs_key(tmp_path, ("ops",), peer) is needed

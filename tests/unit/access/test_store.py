@@ -80,10 +80,16 @@ def test_expired_keys_are_dropped_by_the_next_change(tmp_path):
     assert probe.id != kept.id
 
 
-@pytest.mark.parametrize("values, scopes", [
-    (None, ("infer",)), (["gallery"], ("gallery",)), (["infer", "ops"], ("infer", "ops")),
-    (["infer,gallery", "ops"], ("infer", "gallery", "ops")), (["ops, ops"], ("ops",)),
-])
+@pytest.mark.parametrize(
+    "values, scopes",
+    [
+        (None, ("infer",)),
+        (["gallery"], ("gallery",)),
+        (["infer", "ops"], ("infer", "ops")),
+        (["infer,gallery", "ops"], ("infer", "gallery", "ops")),
+        (["ops, ops"], ("ops",)),
+    ],
+)
 def test_parse_scopes(values, scopes):
     assert store.parse_scopes(values) == scopes
 

@@ -20,8 +20,9 @@ PADDLEX = "/image-classification"
 
 @pytest.fixture
 def app(tmp_path):
-    cfg = ServiceConfig(deploy=DEPLOY, models={"classifier": str(write_cls_bundle(tmp_path))},
-                        run_dir=str(tmp_path / "run"))
+    cfg = ServiceConfig(
+        deploy=DEPLOY, models={"classifier": str(write_cls_bundle(tmp_path))}, run_dir=str(tmp_path / "run")
+    )
     return create_app(cfg, engine_factory=fake_factory, gate=None)
 
 
@@ -59,10 +60,16 @@ def both_dialects(r, status, code=336001):
     return body
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/other/ImageClassification"), ("GET", "/nope"), ("POST", "/"), ("DELETE", "/x/y/z"),
-    ("POST", "/" + "a" * 5000),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/other/ImageClassification"),
+        ("GET", "/nope"),
+        ("POST", "/"),
+        ("DELETE", "/x/y/z"),
+        ("POST", "/" + "a" * 5000),
+    ],
+)
 def test_unknown_paths_answer_404_in_both_dialects(client, method, path, records):
     r = client.open(path, method=method, data="{}", content_type="application/json")
     body = both_dialects(r, 404)
@@ -81,8 +88,11 @@ def test_wrong_methods_answer_405_with_allow(client, method, path):
 
 def test_a_body_without_length_past_the_limit_is_336004_in_the_route_dialect(client):
     big = b'{"image": "' + b"A" * (4 * 1024 * 1024 + 100 * 1024) + b'"}'
-    kw = {"input_stream": io.BytesIO(big), "content_type": "application/json",
-          "environ_overrides": {"wsgi.input_terminated": True}}  # as gunicorn marks a chunked body
+    kw = {
+        "input_stream": io.BytesIO(big),
+        "content_type": "application/json",
+        "environ_overrides": {"wsgi.input_terminated": True},
+    }  # as gunicorn marks a chunked body
     r = client.post(EASYDL, **kw)
     assert r.status_code == 200 and r.get_json()["error_code"] == 336004 and "log_id" in r.get_json()
     kw["input_stream"] = io.BytesIO(big)
@@ -91,8 +101,9 @@ def test_a_body_without_length_past_the_limit_is_336004_in_the_route_dialect(cli
 
 
 def test_the_front_s_too_large_mark_is_336004_without_reading(client):
-    r = client.post(EASYDL, data=b"", content_type="application/json",
-                    environ_overrides={"visionpack.body_too_large": 9_000_000})
+    r = client.post(
+        EASYDL, data=b"", content_type="application/json", environ_overrides={"visionpack.body_too_large": 9_000_000}
+    )
     out = r.get_json()
     assert out["error_code"] == 336004 and isinstance(out["log_id"], int)
 
@@ -134,8 +145,9 @@ def test_an_exception_outside_handle_is_336000_without_internals(app, records):
     assert str(logged[0].exc_info[1]) == "secret internals"
 
 
-@pytest.mark.parametrize("url", ["http://192.0.2.1/cat.jpg", "https://example.com/a.png", "ftp://host/x.bmp",
-                                 "HTTP://EXAMPLE.COM/A.JPG"])
+@pytest.mark.parametrize(
+    "url", ["http://192.0.2.1/cat.jpg", "https://example.com/a.png", "ftp://host/x.bmp", "HTTP://EXAMPLE.COM/A.JPG"]
+)
 def test_image_urls_are_422_and_336001_as_the_readme_says(client, url):
     r = client.post(PADDLEX, json={"image": url})
     assert r.status_code == 422 and r.get_json()["errorCode"] == 422 and "URL" in r.get_json()["errorMsg"]

@@ -38,11 +38,15 @@ HUGE_INT = "9" * 5000  # Python's int() refuses it with a message about sys.set_
 CLS_E, CLS_P = "/demo-classify/ImageClassification", "/image-classification"
 KPT_E, KPT_P = "/demo-keypoint/HumanKeypointDetection", "/human-keypoint-detection"
 FACE = {
-    "P:infer": "/face-recognition-infer", "P:build": "/face-recognition-index-build",
-    "P:add": "/face-recognition-index-add", "P:remove": "/face-recognition-index-remove",
+    "P:infer": "/face-recognition-infer",
+    "P:build": "/face-recognition-index-build",
+    "P:add": "/face-recognition-index-add",
+    "P:remove": "/face-recognition-index-remove",
     "P:delete": "/face-recognition-index-delete",
-    "E:search": "/demo-face/FaceRecognition", "E:add": "/demo-face/FaceGallery/add",
-    "E:remove": "/demo-face/FaceGallery/remove", "E:list": "/demo-face/FaceGallery/list",
+    "E:search": "/demo-face/FaceRecognition",
+    "E:add": "/demo-face/FaceGallery/add",
+    "E:remove": "/demo-face/FaceGallery/remove",
+    "E:list": "/demo-face/FaceGallery/list",
     "E:delete": "/demo-face/FaceGallery/group/delete",
 }
 ROUTES = {
@@ -55,12 +59,19 @@ ROUTES = {
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
-    cls_cfg = ServiceConfig(deploy="demo-classify", models={"classifier": str(write_cls_bundle(root / "cls"))},
-                            run_dir=str(root / "cls-run"))
+    cls_cfg = ServiceConfig(
+        deploy="demo-classify",
+        models={"classifier": str(write_cls_bundle(root / "cls"))},
+        run_dir=str(root / "cls-run"),
+    )
     det, kpt = write_bundle(root, "det", DET_YML), write_bundle(root, "kpt", KPT_YML)
-    kpt_cfg = ServiceConfig(deploy="demo-keypoint", service="keypoint", run_dir=str(root / "kpt-run"),
-                            models={"detector": str(det), "keypoint": str(kpt)},
-                            options={"visualize_paddlex": False})
+    kpt_cfg = ServiceConfig(
+        deploy="demo-keypoint",
+        service="keypoint",
+        run_dir=str(root / "kpt-run"),
+        models={"detector": str(det), "keypoint": str(kpt)},
+        options={"visualize_paddlex": False},
+    )
     engines = {str(det): FakeDetector(), str(kpt): FakeKeypoints()}
     face_cfg = FF.face_config(root / "face", options={"rec_threshold": 0.9, "visualize_paddlex": False})
     clients = {
@@ -73,10 +84,10 @@ def clients(tmp_path_factory):
 
 @dataclass(frozen=True)
 class Case:
-    route: str          # key of ROUTES
-    dialect: str        # "E" (EasyDL) or "P" (PaddleX)
-    body: Any           # bytes/str sent as is, anything else as JSON
-    want: type | None   # the error class whose code the answer must carry, or OK
+    route: str  # key of ROUTES
+    dialect: str  # "E" (EasyDL) or "P" (PaddleX)
+    body: Any  # bytes/str sent as is, anything else as JSON
+    want: type | None  # the error class whose code the answer must carry, or OK
     content_type: str = "application/json"
     method: str = "POST"
     path: str | None = None  # overrides the route's path
@@ -257,17 +268,33 @@ def cases() -> list[Case]:
             for body, want in FIELDS.get(route, []):
                 names = NAMES.get(route, {})
                 real = {(names[k][dialect] if k in names else k): v for k, v in body.items()}
-                out.append(Case(route, dialect, real, InvalidArgument if want == "range" and dialect == "E" else
-                                (OK if want == "range" else want)))
+                out.append(
+                    Case(
+                        route,
+                        dialect,
+                        real,
+                        InvalidArgument if want == "range" and dialect == "E" else (OK if want == "range" else want),
+                    )
+                )
             if route in IMAGE_ROUTES:
                 extra = {"user_id": "u"} if route == "face-E:add" else {}
                 out += [Case(route, dialect, {"image": img, **extra}, want) for img, want in IMAGES]
     # Wrong methods and unknown paths: both dialects in one envelope (checked in run()).
     for path in (CLS_E, CLS_P, FACE["P:delete"], FACE["E:delete"]):
-        out += [Case("cls" if "lassif" in path else "face-P:infer", "both", b"", "405", method=m, path=path)
-                for m in ("GET", "PUT", "DELETE")]
-    for path in ("/", "/demo-classify", "/demo-classify/Nope", "/face-recognition-index-drop", "/%00",
-                 "/" + "a" * 4000, "/demo-face/FaceGallery/group/delete/x", "/..%2f..%2fetc%2fpasswd"):
+        out += [
+            Case("cls" if "lassif" in path else "face-P:infer", "both", b"", "405", method=m, path=path)
+            for m in ("GET", "PUT", "DELETE")
+        ]
+    for path in (
+        "/",
+        "/demo-classify",
+        "/demo-classify/Nope",
+        "/face-recognition-index-drop",
+        "/%00",
+        "/" + "a" * 4000,
+        "/demo-face/FaceGallery/group/delete/x",
+        "/..%2f..%2fetc%2fpasswd",
+    ):
         out.append(Case("cls" if "face" not in path else "face-P:infer", "both", b"{}", "404", path=path))
     return out
 

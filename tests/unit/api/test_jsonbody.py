@@ -24,10 +24,10 @@ def reference_depth(value) -> int:
 
 def random_doc(rng: random.Random, depth: int):
     if depth == 0 or rng.random() < 0.25:
-        return rng.choice([1, -2.5, None, True, "", "a\"b", "\\", "\\\\", "[{", "]}", "\\\"[", "x\\\\\"]]"])
+        return rng.choice([1, -2.5, None, True, "", 'a"b', "\\", "\\\\", "[{", "]}", '\\"[', 'x\\\\"]]'])
     if rng.random() < 0.5:
         return [random_doc(rng, depth - 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(["k", "[", "\\\"", "}"]) + str(i): random_doc(rng, depth - 1) for i in range(rng.randint(0, 3))}
+    return {rng.choice(["k", "[", '\\"', "}"]) + str(i): random_doc(rng, depth - 1) for i in range(rng.randint(0, 3))}
 
 
 def test_depth_scan_agrees_with_the_parsed_structure_on_random_documents():
@@ -39,21 +39,28 @@ def test_depth_scan_agrees_with_the_parsed_structure_on_random_documents():
 
 
 def test_brackets_and_escapes_inside_strings_do_not_count():
-    assert J.nesting_depth(json.dumps({"a": "[" * 500, "b": "\\" * 7 + "\"{{{"}).encode()) == 1
+    assert J.nesting_depth(json.dumps({"a": "[" * 500, "b": "\\" * 7 + '"{{{'}).encode()) == 1
     assert J.nesting_depth(b'"' + b'\\"' * 1000) == 0  # unterminated: all of it is a string
-    assert J.nesting_depth(b'[' * 40 + b'"' + b'[' * 1000) == 40
+    assert J.nesting_depth(b"[" * 40 + b'"' + b"[" * 1000) == 40
 
 
-@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'[NaN]'])
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b"[NaN]"])
 def test_non_standard_literals_are_invalid_json(raw):
     with pytest.raises(InvalidJson, match="not a JSON value"):
         J.parse_object(raw)
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"a": 1e400}', b'{"a": -1e400}', b'{"a": 9223372036854775808}', b'{"a": -9223372036854775809}',
-    b'{"a": ' + b"9" * 5000 + b"}", b'{"a": [' + b"1" * 100 + b"]}",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 1e400}',
+        b'{"a": -1e400}',
+        b'{"a": 9223372036854775808}',
+        b'{"a": -9223372036854775809}',
+        b'{"a": ' + b"9" * 5000 + b"}",
+        b'{"a": [' + b"1" * 100 + b"]}",
+    ],
+)
 def test_unrepresentable_numbers_are_invalid_arguments_with_a_clean_message(raw):
     with pytest.raises(InvalidArgument) as err:
         J.parse_object(raw)
@@ -82,11 +89,19 @@ def test_nesting_is_bounded_before_the_parser_recurses():
             J.parse_object(raw)
 
 
-@pytest.mark.parametrize("raw,cls", [
-    (b"", InvalidJson), (b"{not json", InvalidJson), (b"\xff\xfe\x00garbage", InvalidJson),
-    (b'{"a": "\xff"}', InvalidJson), (b"[1, 2]", InvalidArgument), (b'"text"', InvalidArgument),
-    (b"null", InvalidArgument), (b"3", InvalidArgument),
-])
+@pytest.mark.parametrize(
+    "raw,cls",
+    [
+        (b"", InvalidJson),
+        (b"{not json", InvalidJson),
+        (b"\xff\xfe\x00garbage", InvalidJson),
+        (b'{"a": "\xff"}', InvalidJson),
+        (b"[1, 2]", InvalidArgument),
+        (b'"text"', InvalidArgument),
+        (b"null", InvalidArgument),
+        (b"3", InvalidArgument),
+    ],
+)
 def test_other_bad_bodies(raw, cls):
     with pytest.raises(cls):
         J.parse_object(raw)
@@ -124,5 +139,5 @@ def test_the_scan_is_cheap_next_to_parsing_a_4_mb_image_body():
     assert _best_of(lambda: J.nesting_depth(raw)) < 0.5
     hostile = b"[" * (4 * 1024 * 1024)
     assert _best_of(lambda: pytest.raises(InvalidJson, J.parse_object, hostile), n=1) < 2.0
-    quotes = b'[' * 40 + b'"\\"' * (1024 * 1024)
+    quotes = b"[" * 40 + b'"\\"' * (1024 * 1024)
     assert _best_of(lambda: J.nesting_depth(quotes), n=1) < 2.0

@@ -33,8 +33,12 @@ def data(tmp_path):
 
 @pytest.fixture
 def app(tmp_path, data):
-    cfg = ServiceConfig(deploy=DEPLOY, models={"classifier": str(write_cls_bundle(tmp_path))},
-                        run_dir=str(tmp_path / "run"), data_dir=str(data))
+    cfg = ServiceConfig(
+        deploy=DEPLOY,
+        models={"classifier": str(write_cls_bundle(tmp_path))},
+        run_dir=str(tmp_path / "run"),
+        data_dir=str(data),
+    )
     return create_app(cfg, engine_factory=fake_factory, gate=None)
 
 
@@ -45,8 +49,7 @@ def client(app):
 
 def classify(client, url=EASYDL, env=REMOTE, headers=None, query="", body=None):
     data = json.dumps(body if body is not None else {"image": jpeg_b64(), "top_num": 1})
-    return client.post(url + query, data=data, content_type="application/json", headers=headers or {},
-                       environ_base=env)
+    return client.post(url + query, data=data, content_type="application/json", headers=headers or {}, environ_base=env)
 
 
 def test_inference_is_open_by_default_from_anywhere(client):
@@ -154,8 +157,11 @@ def test_refusals_are_logged_with_log_id_peer_and_key_id_never_the_key(client, d
     with caplog.at_level(logging.INFO, "visionpack"):
         body = classify(client, headers={"X-API-Key": key}).get_json()
         classify(client, query="?access_token=vpk_guessed")
-    lines = [r.getMessage() for r in caplog.records if "no-permission" in r.getMessage()
-             or "access-token-invalid" in r.getMessage()]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if "no-permission" in r.getMessage() or "access-token-invalid" in r.getMessage()
+    ]
     assert len(lines) == 2
     assert f"log_id={body['log_id']}" in lines[0] and "route=easydl_classify" in lines[0]
     assert "peer=10.1.2.3" in lines[0] and f"key_id={rec.id}" in lines[0] and "reason=scope-infer" in lines[0]
@@ -171,6 +177,7 @@ def test_metrics_count_refusals_by_code(client, data):
 
 
 # --- /ready, /metrics, /health --------------------------------------------------------------
+
 
 def test_ready_detail_for_loopback_by_default(client):
     r = client.get("/ready", environ_base=LOCAL)
@@ -222,6 +229,7 @@ def test_health_is_always_open(client, data):
 
 # --- the face service: gallery routes are the gallery scope, recognition is inference ----
 
+
 @pytest.fixture
 def face(tmp_path):
     cfg = face_config(tmp_path)
@@ -256,22 +264,32 @@ def test_gallery_routes_take_a_gallery_key_not_an_infer_key(face, url, body):
     client, data = face
     infer, _ = store.create_key(data, ("infer",))
     gallery, _ = store.create_key(data, ("gallery",))
-    r = client.post(url, data=json.dumps(body), content_type="application/json", environ_base=REMOTE,
-                    headers={"X-API-Key": infer})
+    r = client.post(
+        url, data=json.dumps(body), content_type="application/json", environ_base=REMOTE, headers={"X-API-Key": infer}
+    )
     assert r.status_code == 403
-    r = client.post(url, data=json.dumps(body), content_type="application/json", environ_base=REMOTE,
-                    headers={"X-API-Key": gallery})
+    r = client.post(
+        url, data=json.dumps(body), content_type="application/json", environ_base=REMOTE, headers={"X-API-Key": gallery}
+    )
     assert r.status_code not in (401, 403)
 
 
 def test_face_recognition_is_inference(face):
     client, data = face
     image = b64(picture(RED))
-    r = client.post("/face-recognition-infer", data=json.dumps({"image": image, "indexKey": "none"}),
-                    content_type="application/json", environ_base=REMOTE)
+    r = client.post(
+        "/face-recognition-infer",
+        data=json.dumps({"image": image, "indexKey": "none"}),
+        content_type="application/json",
+        environ_base=REMOTE,
+    )
     assert r.status_code not in (401, 403)
-    r = client.post("/demo-face/FaceRecognition", data=json.dumps({"image": image}),
-                    content_type="application/json", environ_base=REMOTE)
+    r = client.post(
+        "/demo-face/FaceRecognition",
+        data=json.dumps({"image": image}),
+        content_type="application/json",
+        environ_base=REMOTE,
+    )
     assert r.status_code == 200 and r.get_json().get("error_code") not in (110, 6)
 
 

@@ -73,19 +73,22 @@ def test_paddlex_default_topk_comes_from_the_yml(client):
     assert len(body["result"]["categories"]) == 5
 
 
-@pytest.mark.parametrize("body,code", [
-    ("{not json", 336002),
-    (b"\xff\xfe\x00garbage", 336002),
-    ("[1, 2]", 336001),
-    ({"top_num": 3}, 336006),
-    ({"image": ""}, 336006),
-    ({"image": 5}, 336001),
-    ({"image": "@@@not-base64@@@"}, 336003),
-    ({"image": "data:image/jpeg;base64,AAAA"}, 336003),
-    ({"image": "R0lGODlhAQABAAAAACw="}, 336005),  # GIF
-    ({"image": "A" * (4 * 1024 * 1024 + 8)}, 336004),
-    ({"image": None, "top_num": 1}, 336006),
-])
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ("{not json", 336002),
+        (b"\xff\xfe\x00garbage", 336002),
+        ("[1, 2]", 336001),
+        ({"top_num": 3}, 336006),
+        ({"image": ""}, 336006),
+        ({"image": 5}, 336001),
+        ({"image": "@@@not-base64@@@"}, 336003),
+        ({"image": "data:image/jpeg;base64,AAAA"}, 336003),
+        ({"image": "R0lGODlhAQABAAAAACw="}, 336005),  # GIF
+        ({"image": "A" * (4 * 1024 * 1024 + 8)}, 336004),
+        ({"image": None, "top_num": 1}, 336006),
+    ],
+)
 def test_easydl_error_codes(client, body, code):
     r = post(client, body)
     out = r.get_json()
@@ -116,12 +119,15 @@ def test_body_over_limit_is_size_invalid_without_reading_it(client):
     assert r.get_json()["error_code"] == 336004
 
 
-@pytest.mark.parametrize("body,status", [
-    ({}, 422),
-    ({"image": jpeg_b64(), "topk": 0}, 422),
-    ("nope", 422),
-    ({"image": "###"}, 400),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({}, 422),
+        ({"image": jpeg_b64(), "topk": 0}, 422),
+        ("nope", 422),
+        ({"image": "###"}, 400),
+    ],
+)
 def test_paddlex_errors_use_status_as_error_code(client, body, status):
     r = post(client, body, url="/image-classification")
     out = r.get_json()
@@ -163,6 +169,7 @@ def test_requests_over_the_inflight_limit_get_336100_at_once(cfg, tmp_path):
             entered.set()
             gate_open.wait(10)
             import numpy as np
+
             return [np.full((feeds["x"].shape[0], 10), 0.1, np.float32)]
 
     engine = SlowEngine()
@@ -211,6 +218,7 @@ def test_an_engine_crash_is_336000_not_a_traceback(cfg):
             if Boom.n > 1:  # let warmup pass
                 raise RuntimeError("kernel exploded")
             import numpy as np
+
             return [np.full((1, 10), 0.1, np.float32)]
 
     client = create_app(cfg, engine_factory=lambda b, c: Boom(), gate=None).test_client()

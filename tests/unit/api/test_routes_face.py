@@ -104,37 +104,40 @@ def test_a_gallery_image_without_a_detected_face_is_used_whole(client):
     assert status == 200 and body["result"]["idMap"] == {"0": "dark"}
 
 
-@pytest.mark.parametrize("op,body,status", [
-    ("infer", {}, 422),
-    ("infer", {"image": ""}, 422),
-    ("infer", {"image": "###"}, 400),
-    ("infer", {"image": "http://192.0.2.1/x.jpg"}, 422),
-    ("infer", {"image": "IMG", "detThreshold": "0.5"}, 422),
-    ("infer", {"image": "IMG", "recThreshold": True}, 422),
-    ("infer", {"image": "IMG", "topk": 0}, 422),
-    ("infer", {"image": "IMG", "topk": 1.5}, 422),
-    ("infer", {"image": "IMG", "visualize": "yes"}, 422),
-    ("infer", {"image": "IMG", "indexKey": 5}, 422),
-    ("infer", {"image": "IMG", "indexKey": "no-such-index"}, 422),
-    ("index-build", {}, 422),
-    ("index-build", {"imageLabelPairs": []}, 422),
-    ("index-build", {"imageLabelPairs": "x"}, 422),
-    ("index-build", {"imageLabelPairs": ["x"]}, 422),
-    ("index-build", {"imageLabelPairs": [{"image": "IMG"}]}, 422),
-    ("index-build", {"imageLabelPairs": [{"image": "IMG", "label": ""}]}, 422),
-    ("index-build", {"imageLabelPairs": [{"image": "IMG", "label": 7}]}, 422),
-    ("index-build", {"imageLabelPairs": [{"label": "a"}]}, 422),
-    ("index-build", {"imageLabelPairs": [{"image": "R0lGODlhAQABAAAAACw=", "label": "a"}]}, 400),
-    ("index-build", {"imageLabelPairs": [{"image": "IMG", "label": "a"}] * 101}, 422),
-    ("index-add", {"imageLabelPairs": [{"image": "IMG", "label": "a"}], "indexKey": "nope"}, 422),
-    ("index-remove", {}, 422),
-    ("index-remove", {"ids": []}, 422),
-    ("index-remove", {"ids": ["1"]}, 422),
-    ("index-remove", {"ids": [True]}, 422),
-    ("index-remove", {"ids": [1], "indexKey": "nope"}, 422),
-    ("infer", "[1]", 422),
-    ("infer", "{bad json", 422),
-])
+@pytest.mark.parametrize(
+    "op,body,status",
+    [
+        ("infer", {}, 422),
+        ("infer", {"image": ""}, 422),
+        ("infer", {"image": "###"}, 400),
+        ("infer", {"image": "http://192.0.2.1/x.jpg"}, 422),
+        ("infer", {"image": "IMG", "detThreshold": "0.5"}, 422),
+        ("infer", {"image": "IMG", "recThreshold": True}, 422),
+        ("infer", {"image": "IMG", "topk": 0}, 422),
+        ("infer", {"image": "IMG", "topk": 1.5}, 422),
+        ("infer", {"image": "IMG", "visualize": "yes"}, 422),
+        ("infer", {"image": "IMG", "indexKey": 5}, 422),
+        ("infer", {"image": "IMG", "indexKey": "no-such-index"}, 422),
+        ("index-build", {}, 422),
+        ("index-build", {"imageLabelPairs": []}, 422),
+        ("index-build", {"imageLabelPairs": "x"}, 422),
+        ("index-build", {"imageLabelPairs": ["x"]}, 422),
+        ("index-build", {"imageLabelPairs": [{"image": "IMG"}]}, 422),
+        ("index-build", {"imageLabelPairs": [{"image": "IMG", "label": ""}]}, 422),
+        ("index-build", {"imageLabelPairs": [{"image": "IMG", "label": 7}]}, 422),
+        ("index-build", {"imageLabelPairs": [{"label": "a"}]}, 422),
+        ("index-build", {"imageLabelPairs": [{"image": "R0lGODlhAQABAAAAACw=", "label": "a"}]}, 400),
+        ("index-build", {"imageLabelPairs": [{"image": "IMG", "label": "a"}] * 101}, 422),
+        ("index-add", {"imageLabelPairs": [{"image": "IMG", "label": "a"}], "indexKey": "nope"}, 422),
+        ("index-remove", {}, 422),
+        ("index-remove", {"ids": []}, 422),
+        ("index-remove", {"ids": ["1"]}, 422),
+        ("index-remove", {"ids": [True]}, 422),
+        ("index-remove", {"ids": [1], "indexKey": "nope"}, 422),
+        ("infer", "[1]", 422),
+        ("infer", "{bad json", 422),
+    ],
+)
 def test_paddlex_errors(client, op, body, status):
     small = b64(picture(RED, size=(64, 64)))
     if isinstance(body, dict):
@@ -160,11 +163,14 @@ def test_a_failed_build_leaves_no_index_behind(client, cfg):
 
 # --- EasyDL -----------------------------------------------------------------------------
 
+
 def test_easydl_gallery_add_search_list_remove(client):
     out = ez(client, "FaceGallery/add", {"image": b64(picture(RED)), "user_id": "alice", "group_id": "staff"})
     res = out["result"]
     assert isinstance(out["log_id"], int)
-    assert res["face_id"] == 0 and res["group_id"] == "staff" and res["user_id"] == "alice" and res["face_found"] is True
+    assert (
+        res["face_id"] == 0 and res["group_id"] == "staff" and res["user_id"] == "alice" and res["face_found"] is True
+    )
     assert set(res["location"]) == {"left", "top", "width", "height"}
     ez(client, "FaceGallery/add", {"image": b64(picture(GREEN)), "user_id": "bob", "group_id": "staff"})
     ez(client, "FaceGallery/add", {"image": b64(picture(GREEN)), "user_id": "bob", "group_id": "staff"})
@@ -177,8 +183,11 @@ def test_easydl_gallery_add_search_list_remove(client):
     assert set(f0) == {"location", "face_probability", "user_list", "landmark"} and len(f0["landmark"]) == 5
     known = next(f for f in res["face_list"] if f["user_list"])
     assert set(known["user_list"][0]) == {"group_id", "user_id", "score"}
-    out = ez(client, "FaceRecognition", {"image": b64(picture(GREEN, RED)), "group_id": "staff", "max_face_num": 1,
-                                         "visualize": True})
+    out = ez(
+        client,
+        "FaceRecognition",
+        {"image": b64(picture(GREEN, RED)), "group_id": "staff", "max_face_num": 1, "visualize": True},
+    )
     assert out["result"]["face_num"] == 1 and "image" in out
     out = ez(client, "FaceGallery/list", {"group_id": "staff", "start": 1, "length": 1})
     res = out["result"]
@@ -201,28 +210,31 @@ def test_easydl_match_threshold_and_max_user_num(client):
     assert [u["group_id"] for u in out["result"]["face_list"][0]["user_list"]] == ["default", "default"]
 
 
-@pytest.mark.parametrize("op,body,code", [
-    ("FaceRecognition", {}, 336006),
-    ("FaceRecognition", {"image": "@@"}, 336003),
-    ("FaceRecognition", {"image": "IMG", "group_id": "nope"}, 336001),
-    ("FaceRecognition", {"image": "IMG", "max_user_num": 0}, 336001),
-    ("FaceRecognition", {"image": "IMG", "max_face_num": 21}, 336001),
-    ("FaceRecognition", {"image": "IMG", "match_threshold": "high"}, 336001),
-    ("FaceRecognition", {"image": "A" * (4 * 1024 * 1024 + 8)}, 336004),
-    ("FaceGallery/add", {"image": "IMG"}, 336006),
-    ("FaceGallery/add", {"user_id": "a"}, 336006),
-    ("FaceGallery/add", {"image": "IMG", "user_id": "a\nb"}, 336001),
-    ("FaceGallery/add", {"image": "IMG", "user_id": "a", "group_id": ""}, 0),
-    ("FaceGallery/add", {"image": "IMG", "user_id": "a", "group_id": 3}, 336001),
-    ("FaceGallery/remove", {}, 336006),
-    ("FaceGallery/remove", {"face_ids": "1"}, 336001),
-    ("FaceGallery/remove", {"face_ids": [1], "group_id": "nope"}, 336001),
-    ("FaceGallery/remove", {"user_id": 5}, 336001),
-    ("FaceGallery/list", {"group_id": "nope"}, 336001),
-    ("FaceGallery/list", {"start": -1}, 336001),
-    ("FaceGallery/list", {"length": 1001}, 336001),
-    ("FaceGallery/list", {"user_id": ""}, 336001),
-])
+@pytest.mark.parametrize(
+    "op,body,code",
+    [
+        ("FaceRecognition", {}, 336006),
+        ("FaceRecognition", {"image": "@@"}, 336003),
+        ("FaceRecognition", {"image": "IMG", "group_id": "nope"}, 336001),
+        ("FaceRecognition", {"image": "IMG", "max_user_num": 0}, 336001),
+        ("FaceRecognition", {"image": "IMG", "max_face_num": 21}, 336001),
+        ("FaceRecognition", {"image": "IMG", "match_threshold": "high"}, 336001),
+        ("FaceRecognition", {"image": "A" * (4 * 1024 * 1024 + 8)}, 336004),
+        ("FaceGallery/add", {"image": "IMG"}, 336006),
+        ("FaceGallery/add", {"user_id": "a"}, 336006),
+        ("FaceGallery/add", {"image": "IMG", "user_id": "a\nb"}, 336001),
+        ("FaceGallery/add", {"image": "IMG", "user_id": "a", "group_id": ""}, 0),
+        ("FaceGallery/add", {"image": "IMG", "user_id": "a", "group_id": 3}, 336001),
+        ("FaceGallery/remove", {}, 336006),
+        ("FaceGallery/remove", {"face_ids": "1"}, 336001),
+        ("FaceGallery/remove", {"face_ids": [1], "group_id": "nope"}, 336001),
+        ("FaceGallery/remove", {"user_id": 5}, 336001),
+        ("FaceGallery/list", {"group_id": "nope"}, 336001),
+        ("FaceGallery/list", {"start": -1}, 336001),
+        ("FaceGallery/list", {"length": 1001}, 336001),
+        ("FaceGallery/list", {"user_id": ""}, 336001),
+    ],
+)
 def test_easydl_errors(client, op, body, code):
     small = b64(picture(RED, size=(64, 64)))
     body = json.loads(json.dumps(body).replace('"IMG"', json.dumps(small)))
@@ -252,6 +264,7 @@ def test_metrics_name_each_face_route(client):
 
 
 # --- deploy variants --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("index_type", ["Flat", "IVF", "HNSW32"])
 def test_l2_thresholds_accept_close_matches_and_reject_strangers(tmp_path, index_type):
@@ -323,11 +336,21 @@ def test_a_new_feature_model_reembeds_the_gallery_at_start(tmp_path):
     assert hit["label"] == "g" and hit["score"] == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("options", [
-    {"colour": 1}, {"rec_threshold": "high"}, {"det_threshold": True}, {"topk": 0}, {"max_faces": 1.5},
-    {"index_type": "IVF4096"}, {"metric": "cosine"}, {"visualize_paddlex": "on"}, {"min_face_size": 8},
-    {"hnsw_ef_search": 0},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"colour": 1},
+        {"rec_threshold": "high"},
+        {"det_threshold": True},
+        {"topk": 0},
+        {"max_faces": 1.5},
+        {"index_type": "IVF4096"},
+        {"metric": "cosine"},
+        {"visualize_paddlex": "on"},
+        {"min_face_size": 8},
+        {"hnsw_ef_search": 0},
+    ],
+)
 def test_bad_options_stop_the_service(tmp_path, options):
     with pytest.raises(ConfigInvalid):
         create_app(face_config(tmp_path, options=options), engine_factory=factory(), gate=None)
@@ -336,7 +359,9 @@ def test_bad_options_stop_the_service(tmp_path, options):
 def test_models_must_be_one_of_the_two_layouts_and_data_dir_is_required(tmp_path):
     cfg = face_config(tmp_path)
     with pytest.raises(ConfigInvalid, match="needs models"):
-        create_app(dataclasses.replace(cfg, models={"feature": cfg.models["feature"]}), engine_factory=factory(), gate=None)
+        create_app(
+            dataclasses.replace(cfg, models={"feature": cfg.models["feature"]}), engine_factory=factory(), gate=None
+        )
     with pytest.raises(ConfigInvalid, match="data_dir"):
         create_app(dataclasses.replace(cfg, data_dir=""), engine_factory=factory(), gate=None)
 
@@ -346,7 +371,10 @@ def test_default_rec_threshold_comes_from_the_model(tmp_path):
 
     assert default_rec_threshold({}) == 0.4  # PaddleX's
     assert default_rec_threshold({"source": {"package": "face-recognition-models"}}) == 0.9
-    assert default_rec_threshold({"runtime": {"rec_threshold": 0.55}, "source": {"package": "face-recognition-models"}}) == 0.55
+    assert (
+        default_rec_threshold({"runtime": {"rec_threshold": 0.55}, "source": {"package": "face-recognition-models"}})
+        == 0.55
+    )
     cfg = face_config(tmp_path, options={"metric": "L2"})
     svc = create_app(cfg, engine_factory=factory(), gate=None).extensions["visionpack"].service
     assert svc.rec_threshold == pytest.approx(2 - 2 * 0.4)

@@ -26,12 +26,16 @@ def client(tmp_path):
 
 
 def post(client, path, body, env=LOCAL, headers=None):
-    r = client.post(path, data=json.dumps(body), content_type="application/json", environ_base=env, headers=headers or {})
+    r = client.post(
+        path, data=json.dumps(body), content_type="application/json", environ_base=env, headers=headers or {}
+    )
     return r.status_code, r.get_json()
 
 
 def enrol(client, index=None):
-    body = {"imageLabelPairs": [{"image": b64(picture(c)), "label": lab} for c, lab in ((RED, "red"), (GREEN, "green"))]}
+    body = {
+        "imageLabelPairs": [{"image": b64(picture(c)), "label": lab} for c, lab in ((RED, "red"), (GREEN, "green"))]
+    }
     if index is None:
         status, res = post(client, "/face-recognition-index-add", body)
         assert status == 200, res
@@ -54,8 +58,10 @@ def test_crops_are_the_stored_chips_as_png(client):
         chip = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
         assert chip is not None and chip.shape[0] > 0
     # Red's chip is red, green's green: each crop is its own face's.
-    reds = [cv2.imdecode(np.frombuffer(base64.b64decode(c["image"]), np.uint8), cv2.IMREAD_COLOR)[..., 2].mean()
-            for c in res["crops"]]
+    reds = [
+        cv2.imdecode(np.frombuffer(base64.b64decode(c["image"]), np.uint8), cv2.IMREAD_COLOR)[..., 2].mean()
+        for c in res["crops"]
+    ]
     assert reds[0] > reds[1]
 
 
@@ -65,17 +71,20 @@ def test_without_group_id_the_default_index(client):
     assert status == 200 and body["result"]["group_id"] == "default" and len(body["result"]["crops"]) == 1
 
 
-@pytest.mark.parametrize("body, code", [
-    ({}, 336006),
-    ({"face_ids": []}, 336001),
-    ({"face_ids": [-1]}, 336001),
-    ({"face_ids": ["1"]}, 336001),
-    ({"face_ids": [True]}, 336001),
-    ({"face_ids": list(range(face_api.MAX_CROPS + 1))}, 336001),
-    ({"face_ids": [2 ** 70]}, 336001),
-    ({"face_ids": [0], "group_id": "no-such-index"}, 336001),
-    ({"face_ids": [0], "group_id": 7}, 336001),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({}, 336006),
+        ({"face_ids": []}, 336001),
+        ({"face_ids": [-1]}, 336001),
+        ({"face_ids": ["1"]}, 336001),
+        ({"face_ids": [True]}, 336001),
+        ({"face_ids": list(range(face_api.MAX_CROPS + 1))}, 336001),
+        ({"face_ids": [2**70]}, 336001),
+        ({"face_ids": [0], "group_id": "no-such-index"}, 336001),
+        ({"face_ids": [0], "group_id": 7}, 336001),
+    ],
+)
 def test_bad_requests_get_their_code(client, body, code):
     status, answer = post(client, CROPS, body)
     assert (status, answer["error_code"]) == (200, code), answer

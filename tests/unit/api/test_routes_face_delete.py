@@ -64,15 +64,18 @@ def test_easydl_group_delete_and_the_default_group_is_emptied(tmp_path):
     assert out["result"]["face_list"][0]["user_list"] == []
 
 
-@pytest.mark.parametrize("body,easydl,status", [
-    ({}, 336006, 422),                       # never the default index by omission
-    ({"K": ""}, 336006, 422),
-    ({"K": None}, 336006, 422),
-    ({"K": 5}, 336001, 422),
-    ({"K": "x" * 129}, 336001, 422),
-    ({"K": "ghost"}, 336001, 422),
-    ({"K": ["default"]}, 336001, 422),
-])
+@pytest.mark.parametrize(
+    "body,easydl,status",
+    [
+        ({}, 336006, 422),  # never the default index by omission
+        ({"K": ""}, 336006, 422),
+        ({"K": None}, 336006, 422),
+        ({"K": 5}, 336001, 422),
+        ({"K": "x" * 129}, 336001, 422),
+        ({"K": "ghost"}, 336001, 422),
+        ({"K": ["default"]}, 336001, 422),
+    ],
+)
 def test_delete_errors(tmp_path, body, easydl, status):
     _, client = make(tmp_path)
     ez_body = {("group_id" if k == "K" else k): v for k, v in body.items()}

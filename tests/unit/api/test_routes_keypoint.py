@@ -27,13 +27,20 @@ EASYDL = f"/{DEPLOY}/HumanKeypointDetection"
 PADDLEX = "/human-keypoint-detection"
 NORM = {"type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "is_scale": True}
 DET_YML = {
-    "mode": "paddle", "draw_threshold": 0.5, "arch": "YOLO", "label_list": ["person"],
-    "Preprocess": [{"type": "Resize", "target_size": [320, 320], "keep_ratio": False, "interp": 2}, NORM,
-                   {"type": "Permute"}],
+    "mode": "paddle",
+    "draw_threshold": 0.5,
+    "arch": "YOLO",
+    "label_list": ["person"],
+    "Preprocess": [
+        {"type": "Resize", "target_size": [320, 320], "keep_ratio": False, "interp": 2},
+        NORM,
+        {"type": "Permute"},
+    ],
     "Global": {"model_name": "PP-YOLOE-S_human"},
 }
 KPT_YML = {
-    "arch": "HRNet", "use_dark": True,
+    "arch": "HRNet",
+    "use_dark": True,
     "Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, NORM, {"type": "Permute"}],
     "Global": {"model_name": "PP-TinyPose_128x96"},
 }
@@ -55,8 +62,12 @@ class FakeDetector:
 
     def __init__(self, rows=None, names=("image", "scale_factor")):
         self.input_names = list(names)
-        self.rows = np.array(rows if rows is not None else [
-            [0, 0.9, 20, 40, 100, 300], [0, 0.6, 150, 30, 230, 290], [0, 0.3, 250, 10, 300, 100]], np.float32)
+        self.rows = np.array(
+            rows
+            if rows is not None
+            else [[0, 0.9, 20, 40, 100, 300], [0, 0.6, 150, 30, 230, 290], [0, 0.3, 250, 10, 300, 100]],
+            np.float32,
+        )
         self.feeds = []
 
     def run(self, feeds):
@@ -84,8 +95,8 @@ class FakeKeypoints:
         self.inputs.append(x)
         n = x.shape[0]
         ys, xs = np.mgrid[0:32, 0:24].astype(np.float32)
-        bright = x[:, 0].mean(axis=1)                       # [N, W] column brightness
-        col = bright.argmax(axis=1) / 4.0                   # 96 input columns -> 24 heatmap columns
+        bright = x[:, 0].mean(axis=1)  # [N, W] column brightness
+        col = bright.argmax(axis=1) / 4.0  # 96 input columns -> 24 heatmap columns
         if self.centred:
             col[:] = 12.0
         hm = np.zeros((n, 17, 32, 24), np.float32)
@@ -99,7 +110,7 @@ class FakeKeypoints:
 def scene(h=480, w=640, stripes=(), noise=False):
     img = np.full((h, w, 3), 40, np.uint8)
     for x in stripes:
-        img[:, x:x + 3] = 250
+        img[:, x : x + 3] = 250
     return img
 
 
@@ -117,8 +128,14 @@ def bundles(tmp_path):
 def make(bundles, tmp_path, det=None, kpt=None, gate=None, **cfg_kw):
     det = det or FakeDetector()
     kpt = kpt or FakeKeypoints()
-    cfg = ServiceConfig(deploy=DEPLOY, service="keypoint", port=8702, run_dir=str(tmp_path / "run"),
-                        models={"detector": str(bundles[0]), "keypoint": str(bundles[1])}, **cfg_kw)
+    cfg = ServiceConfig(
+        deploy=DEPLOY,
+        service="keypoint",
+        port=8702,
+        run_dir=str(tmp_path / "run"),
+        models={"detector": str(bundles[0]), "keypoint": str(bundles[1])},
+        **cfg_kw,
+    )
     app = create_app(cfg, engine_factory=lambda b, c: det if b.path == bundles[0] else kpt, gate=gate)
     return app.test_client(), det, kpt
 
@@ -134,6 +151,7 @@ def post(client, body, url=PADDLEX, **kw):
 
 
 # --- PaddleX route ------------------------------------------------------------------------------
+
 
 def test_paddlex_persons_have_the_paddlex_shape_and_an_image_by_default(env):
     client, det, kpt = env
@@ -221,10 +239,12 @@ def test_many_persons_are_batched_in_kpt_batch_chunks(bundles, tmp_path):
 
 
 def test_tiny_and_huge_boxes_at_the_border(bundles, tmp_path):
-    rows = [[0, 0.9, -40, -40, 400, 400],      # larger than the image: clipped to it
-            [0, 0.8, 0, 0, 0.5, 1.0],          # one pixel at the corner
-            [0, 0.8, 319.5, 319, 330, 330],    # sliver at the far corner
-            [0, 0.8, 100, 100, 100, 150]]      # zero width: dropped
+    rows = [
+        [0, 0.9, -40, -40, 400, 400],  # larger than the image: clipped to it
+        [0, 0.8, 0, 0, 0.5, 1.0],  # one pixel at the corner
+        [0, 0.8, 319.5, 319, 330, 330],  # sliver at the far corner
+        [0, 0.8, 100, 100, 100, 150],
+    ]  # zero width: dropped
     client, _, _ = make(bundles, tmp_path, det=FakeDetector(rows))
     persons = post(client, {"image": b64(scene(stripes=(600,)))}).get_json()["result"]["persons"]
     assert len(persons) == 3
@@ -265,11 +285,13 @@ def test_flip_test_runs_plain_and_mirrored_crops_together(bundles, tmp_path, env
         kp, kf = np.array(p["kpts"]), np.array(f["kpts"])
         assert np.all(np.abs(kp[:, 0] - kf[:, 0]) < 8)
         np.testing.assert_allclose(kp[:, 1], kf[:, 1], atol=1e-3)
-    assert any(np.abs(np.array(p["kpts"])[:, 0] - np.array(f["kpts"])[:, 0]).max() > 0.01
-               for p, f in zip(plain, flipped))
+    assert any(
+        np.abs(np.array(p["kpts"])[:, 0] - np.array(f["kpts"])[:, 0]).max() > 0.01 for p, f in zip(plain, flipped)
+    )
 
 
 # --- EasyDL route ---------------------------------------------------------------------------------
+
 
 def test_easydl_shapes_results_like_baidu_body_analysis(env):
     client, _, _ = env
@@ -305,27 +327,30 @@ def test_easydl_threshold_and_visualize(bundles, tmp_path, env):
 GOOD = b64(scene())
 
 
-@pytest.mark.parametrize("body,code", [
-    ("{not json", 336002),
-    (b"\xff\xfe\x00garbage", 336002),
-    ("[1, 2]", 336001),
-    ({"threshold": 0.5}, 336006),
-    ({"image": ""}, 336006),
-    ({"image": None}, 336006),
-    ({"image": 5}, 336001),
-    ({"image": "@@@not-base64@@@"}, 336003),
-    ({"image": "data:image/jpeg;base64,AAAA"}, 336003),
-    ({"image": "R0lGODlhAQABAAAAACw="}, 336005),
-    ({"image": "A" * (4 * 1024 * 1024 + 8)}, 336004),
-    ({"image": "http://127.0.0.1:9/x.jpg"}, 336001),
-    ({"image": GOOD, "threshold": 1.5}, 336001),
-    ({"image": GOOD, "threshold": -0.1}, 336001),
-    ({"image": GOOD, "threshold": "0.5"}, 336001),
-    ({"image": GOOD, "threshold": True}, 336001),
-    ({"image": GOOD, "visualize": "yes"}, 336001),
-    ({"image": GOOD, "visualize": 1}, 336001),
-    ('{"image": "%s", "threshold": NaN}' % GOOD, 336002),  # NaN is not JSON (RFC 8259)
-])
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ("{not json", 336002),
+        (b"\xff\xfe\x00garbage", 336002),
+        ("[1, 2]", 336001),
+        ({"threshold": 0.5}, 336006),
+        ({"image": ""}, 336006),
+        ({"image": None}, 336006),
+        ({"image": 5}, 336001),
+        ({"image": "@@@not-base64@@@"}, 336003),
+        ({"image": "data:image/jpeg;base64,AAAA"}, 336003),
+        ({"image": "R0lGODlhAQABAAAAACw="}, 336005),
+        ({"image": "A" * (4 * 1024 * 1024 + 8)}, 336004),
+        ({"image": "http://127.0.0.1:9/x.jpg"}, 336001),
+        ({"image": GOOD, "threshold": 1.5}, 336001),
+        ({"image": GOOD, "threshold": -0.1}, 336001),
+        ({"image": GOOD, "threshold": "0.5"}, 336001),
+        ({"image": GOOD, "threshold": True}, 336001),
+        ({"image": GOOD, "visualize": "yes"}, 336001),
+        ({"image": GOOD, "visualize": 1}, 336001),
+        ('{"image": "%s", "threshold": NaN}' % GOOD, 336002),  # NaN is not JSON (RFC 8259)
+    ],
+)
 def test_easydl_error_codes(env, body, code):
     client, _, _ = env
     r = post(client, body, url=EASYDL)
@@ -344,19 +369,22 @@ def test_easydl_tiny_image_form_body_and_oversized_body(env):
     assert big.get_json()["error_code"] == 336004
 
 
-@pytest.mark.parametrize("body,status", [
-    ({}, 422),
-    ({"image": None}, 422),
-    ("nope", 422),
-    ("[1]", 422),
-    ({"image": GOOD, "detThreshold": "0.5"}, 422),
-    ({"image": GOOD, "detThreshold": False}, 422),
-    ('{"image": "%s", "detThreshold": Infinity}' % GOOD, 422),
-    ({"image": GOOD, "visualize": "true"}, 422),
-    ({"image": "https://example.com/person.jpg"}, 422),
-    ({"image": "###"}, 400),
-    ({"image": "R0lGODlhAQABAAAAACw="}, 400),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({}, 422),
+        ({"image": None}, 422),
+        ("nope", 422),
+        ("[1]", 422),
+        ({"image": GOOD, "detThreshold": "0.5"}, 422),
+        ({"image": GOOD, "detThreshold": False}, 422),
+        ('{"image": "%s", "detThreshold": Infinity}' % GOOD, 422),
+        ({"image": GOOD, "visualize": "true"}, 422),
+        ({"image": "https://example.com/person.jpg"}, 422),
+        ({"image": "###"}, 400),
+        ({"image": "R0lGODlhAQABAAAAACw="}, 400),
+    ],
+)
 def test_paddlex_errors_use_status_as_error_code(env, body, status):
     client, _, _ = env
     r = post(client, body)
@@ -430,18 +458,22 @@ def test_metrics_count_both_routes(env):
 
 # --- configuration and model errors at start ------------------------------------------------------------
 
-@pytest.mark.parametrize("options", [
-    {"det_treshold": 0.4},
-    {"det_threshold": 1.5},
-    {"det_threshold": "0.4"},
-    {"det_threshold": True},
-    {"flip": "yes"},
-    {"visualize_paddlex": 1},
-    {"visualize_easydl": "off"},
-    {"kpt_batch": 0},
-    {"kpt_batch": True},
-    {"kpt_batch": "8"},
-])
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"det_treshold": 0.4},
+        {"det_threshold": 1.5},
+        {"det_threshold": "0.4"},
+        {"det_threshold": True},
+        {"flip": "yes"},
+        {"visualize_paddlex": 1},
+        {"visualize_easydl": "off"},
+        {"kpt_batch": 0},
+        {"kpt_batch": True},
+        {"kpt_batch": "8"},
+    ],
+)
 def test_bad_options_stop_the_service(bundles, tmp_path, options):
     with pytest.raises(ConfigInvalid):
         make(bundles, tmp_path, options=options)
@@ -455,12 +487,15 @@ def test_missing_or_unknown_model_roles_stop_the_service(bundles, tmp_path, mode
         create_app(cfg, engine_factory=lambda b, c: FakeDetector(), gate=None)
 
 
-@pytest.mark.parametrize("which,patch", [
-    ("det", {"label_list": None}),
-    ("det", {"draw_threshold": "x"}),
-    ("det", {"Preprocess": [{"type": "Mosaic"}]}),
-    ("kpt", {"Preprocess": [NORM, {"type": "Permute"}]}),
-])
+@pytest.mark.parametrize(
+    "which,patch",
+    [
+        ("det", {"label_list": None}),
+        ("det", {"draw_threshold": "x"}),
+        ("det", {"Preprocess": [{"type": "Mosaic"}]}),
+        ("kpt", {"Preprocess": [NORM, {"type": "Permute"}]}),
+    ],
+)
 def test_bundles_that_are_not_the_paddlex_contract_are_model_errors(tmp_path, which, patch):
     det_cfg = {**DET_YML, **(patch if which == "det" else {})}
     kpt_cfg = {**KPT_YML, **(patch if which == "kpt" else {})}

@@ -22,14 +22,26 @@ def test_environ_carries_the_whole_body_the_peer_and_the_decoded_path():
 
 
 def test_headers_with_underscores_are_dropped_so_they_cannot_shadow_dashed_ones():
-    env = wsgi.environ(_req(headers=[(b"x_api_key", b"forged"), (b"x-api-key", b"real")]), b"", None,
-                       ("127.0.0.1", 1), None, multiprocess=True)
+    env = wsgi.environ(
+        _req(headers=[(b"x_api_key", b"forged"), (b"x-api-key", b"real")]),
+        b"",
+        None,
+        ("127.0.0.1", 1),
+        None,
+        multiprocess=True,
+    )
     assert env["HTTP_X_API_KEY"] == "real"
 
 
 def test_repeated_headers_are_joined_and_framing_headers_are_not_passed():
-    env = wsgi.environ(_req(headers=[(b"x-a", b"1"), (b"x-a", b"2"), (b"expect", b"100-continue")]), b"", None,
-                       ("127.0.0.1", 1), None, multiprocess=False)
+    env = wsgi.environ(
+        _req(headers=[(b"x-a", b"1"), (b"x-a", b"2"), (b"expect", b"100-continue")]),
+        b"",
+        None,
+        ("127.0.0.1", 1),
+        None,
+        multiprocess=False,
+    )
     assert env["HTTP_X_A"] == "1,2" and "HTTP_EXPECT" not in env and "HTTP_CONTENT_LENGTH" not in env
 
 

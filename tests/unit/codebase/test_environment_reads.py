@@ -20,8 +20,12 @@ NAMES = {"environ", "environb", "getenv", "putenv", "unsetenv"}
 def reads(source: str, name: str) -> list[str]:
     out = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Attribute) and node.attr in NAMES and isinstance(node.value, ast.Name) \
-                and node.value.id == "os":
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in NAMES
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
             out.append(f"{name}:{node.lineno}: os.{node.attr}")
         if isinstance(node, ast.ImportFrom) and node.module == "os" and any(a.name in NAMES for a in node.names):
             out.append(f"{name}:{node.lineno}: from os import {', '.join(a.name for a in node.names)}")
@@ -39,6 +43,8 @@ def test_only_config_and_the_installer_settings_read_the_environment():
 
 
 def test_the_scan_finds_every_form():
-    src = ("import os\nfrom os import getenv\nos.environ['A'] = '1'\nx = os.getenv('B')\nos.putenv('C', '')\n"
-           "code = \"os.environ['LISTEN_FDS'] = '1'\"\n")
+    src = (
+        "import os\nfrom os import getenv\nos.environ['A'] = '1'\nx = os.getenv('B')\nos.putenv('C', '')\n"
+        "code = \"os.environ['LISTEN_FDS'] = '1'\"\n"
+    )
     assert sorted(int(r.split(":")[1]) for r in reads(src, "x.py")) == [2, 3, 4, 5]

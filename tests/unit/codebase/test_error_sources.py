@@ -17,8 +17,17 @@ from visionpack.errors import all_error_classes
 
 PACKAGE = REPO / "package" / "visionpack"
 CODE = re.compile(r"(?<!\d)33(?:6[01]\d\d|7000)(?!\d)")  # 3360xx, 3361xx, 337000
-BUILTIN_EXCEPTIONS = {"Exception", "BaseException", "ValueError", "RuntimeError", "OSError", "LookupError",
-                      "KeyError", "TypeError", "IOError"}
+BUILTIN_EXCEPTIONS = {
+    "Exception",
+    "BaseException",
+    "ValueError",
+    "RuntimeError",
+    "OSError",
+    "LookupError",
+    "KeyError",
+    "TypeError",
+    "IOError",
+}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -26,7 +35,11 @@ def _docstrings(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 ids.add(id(first.value))
     return ids
 
@@ -45,13 +58,20 @@ def problems(source: str, name: str) -> list[str]:
             for sub in ast.walk(t):
                 if isinstance(sub, ast.Attribute) and sub.attr == "hint":
                     out.append(f"{name}:{node.lineno}: assigns .hint")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr" \
-                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value == "hint":
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value == "hint"
+        ):
             out.append(f"{name}:{node.lineno}: setattr(..., 'hint')")
         if isinstance(node, ast.Constant) and id(node) not in docs:
             value = node.value
-            if (isinstance(value, int) and not isinstance(value, bool) and CODE.fullmatch(str(value))) or \
-                    (isinstance(value, str) and CODE.search(value)):
+            if (isinstance(value, int) and not isinstance(value, bool) and CODE.fullmatch(str(value))) or (
+                isinstance(value, str) and CODE.search(value)
+            ):
                 out.append(f"{name}:{node.lineno}: literal EasyDL code {value!r}")
         if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             bases = {b.id for b in node.bases if isinstance(b, ast.Name)}

@@ -30,14 +30,19 @@ ALLOWED = {
 }
 # (importing module, imported module prefix): why it is allowed, and what would remove it.
 EXCEPTIONS = {
-    ("visionpack.gallery.", "visionpack.services.fields"):
-        "the shared request-field validators; moving fields.py to core removes it",
-    ("visionpack.gallery.index", "visionpack.services"):
-        "the validators' package import; same as above",
-    ("visionpack.access.store", "visionpack.installer"):
-        "the installer-side key store chowns for the service user; serviceuser in core removes it",
-    ("visionpack.api.console.overview", "visionpack.installer"):
-        "the overview reads state.json read-only; a read-only state reader in core removes it",
+    (
+        "visionpack.gallery.",
+        "visionpack.services.fields",
+    ): "the shared request-field validators; moving fields.py to core removes it",
+    ("visionpack.gallery.index", "visionpack.services"): "the validators' package import; same as above",
+    (
+        "visionpack.access.store",
+        "visionpack.installer",
+    ): "the installer-side key store chowns for the service user; serviceuser in core removes it",
+    (
+        "visionpack.api.console.overview",
+        "visionpack.installer",
+    ): "the overview reads state.json read-only; a read-only state reader in core removes it",
 }
 
 
@@ -68,8 +73,9 @@ def test_every_layer_is_in_the_table_and_every_exception_is_still_needed():
     graph = imports.graph()
     assert {layer(m) for m in graph} <= set(ALLOWED)
     for a, b in EXCEPTIONS:
-        assert any(src.startswith(a) and any(d.startswith(b) for d in dsts) for src, dsts in graph.items()), \
+        assert any(src.startswith(a) and any(d.startswith(b) for d in dsts) for src, dsts in graph.items()), (
             f"exception {a} -> {b} is no longer used: remove it from EXCEPTIONS"
+        )
 
 
 def test_the_layer_check_catches_a_forbidden_edge():

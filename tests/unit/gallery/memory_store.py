@@ -16,8 +16,17 @@ from typing import Sequence
 import numpy as np
 
 from visionpack.errors import InvalidArgument, ModelInvalid
-from visionpack.gallery.store import (Changes, FaceEntry, IndexStats, NewFace, StaleFace, check_key, check_label,
-                                      key_limit_reached, unknown_index)
+from visionpack.gallery.store import (
+    Changes,
+    FaceEntry,
+    IndexStats,
+    NewFace,
+    StaleFace,
+    check_key,
+    check_label,
+    key_limit_reached,
+    unknown_index,
+)
 
 
 @dataclass
@@ -98,8 +107,9 @@ class MemoryStore:
             return len(idx.faces)
 
     # --- writes -----------------------------------------------------------------------
-    def add(self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False,
-            limit: int | None = None) -> list[int]:
+    def add(
+        self, key: str, faces: Sequence[NewFace], model: str, *, create: bool = False, limit: int | None = None
+    ) -> list[int]:
         for f in faces:
             check_label(f.label)
         with self._lock:
@@ -111,7 +121,9 @@ class MemoryStore:
             idx, gen = self._bump(key)
             ids = list(range(idx.next_id, idx.next_id + len(faces)))
             for i, f in zip(ids, faces):
-                idx.faces[i] = Row(f.label, np.asarray(f.vector, np.float32).copy(), model, f.crop_png, time.time(), gen)
+                idx.faces[i] = Row(
+                    f.label, np.asarray(f.vector, np.float32).copy(), model, f.crop_png, time.time(), gen
+                )
             idx.next_id += len(faces)
             return ids
 
@@ -157,15 +169,27 @@ class MemoryStore:
             vecs = np.empty((len(rows), dim), np.float32)
             for n, (i, r) in enumerate(rows):
                 if r.vector.shape[0] != dim:
-                    raise ModelInvalid(f"gallery vector {key}/{i} has {r.vector.shape[0]} dims, the feature model makes {dim}")
+                    raise ModelInvalid(
+                        f"gallery vector {key}/{i} has {r.vector.shape[0]} dims, the feature model makes {dim}"
+                    )
                 vecs[n] = r.vector
-            return Changes(idx.gen, full, np.array([i for i, _ in rows], np.int64), [r.label for _, r in rows], vecs,
-                           np.array(removed, np.int64))
+            return Changes(
+                idx.gen,
+                full,
+                np.array([i for i, _ in rows], np.int64),
+                [r.label for _, r in rows],
+                vecs,
+                np.array(removed, np.int64),
+            )
 
     def stale(self, model: str, limit: int = 64) -> list[StaleFace]:
         with self._lock:
-            out = [StaleFace(k, i, r.model, r.crop) for k, idx in self._indexes.items()
-                   for i, r in idx.faces.items() if r.model != model]
+            out = [
+                StaleFace(k, i, r.model, r.crop)
+                for k, idx in self._indexes.items()
+                for i, r in idx.faces.items()
+                if r.model != model
+            ]
             return out[:limit]
 
     def count_stale(self, model: str) -> int:
@@ -176,18 +200,29 @@ class MemoryStore:
             self.calls.append("id_map")
             return {i: r.label for i, r in sorted(self._index(key).faces.items())}
 
-    def list_faces(self, key: str, label: str | None = None, start: int = 0,
-                   length: int = 100) -> tuple[int, list[FaceEntry]]:
+    def list_faces(
+        self, key: str, label: str | None = None, start: int = 0, length: int = 100
+    ) -> tuple[int, list[FaceEntry]]:
         with self._lock:
             self.calls.append("list_faces")
             rows = [(i, r) for i, r in sorted(self._index(key).faces.items()) if label is None or r.label == label]
-            page: list[FaceEntry] = [{"id": i, "label": r.label, "created": r.created} for i, r in rows[start:start + length]]
+            page: list[FaceEntry] = [
+                {"id": i, "label": r.label, "created": r.created} for i, r in rows[start : start + length]
+            ]
             return len(rows), page
 
     def stats(self) -> list[IndexStats]:
         with self._lock:
-            return [{"key": k, "faces": len(self._indexes[k].faces), "labels": len({r.label for r in self._indexes[k].faces.values()}),
-                     "gen": self._indexes[k].gen, "created": self._indexes[k].created} for k in self.index_keys()]
+            return [
+                {
+                    "key": k,
+                    "faces": len(self._indexes[k].faces),
+                    "labels": len({r.label for r in self._indexes[k].faces.values()}),
+                    "gen": self._indexes[k].gen,
+                    "created": self._indexes[k].created,
+                }
+                for k in self.index_keys()
+            ]
 
     def crop(self, key: str, face_id: int) -> bytes:
         with self._lock:

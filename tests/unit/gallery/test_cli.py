@@ -26,8 +26,17 @@ def deploy(tmp_path, monkeypatch):
     """A config.yml with fake bundles; the CLI gets the fake engines."""
     cfg = F.face_config(tmp_path)
     path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump({"deploy": cfg.deploy, "service": "face", "models": dict(cfg.models),
-                                    "options": dict(cfg.options), "data_dir": cfg.data_dir}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "deploy": cfg.deploy,
+                "service": "face",
+                "models": dict(cfg.models),
+                "options": dict(cfg.options),
+                "data_dir": cfg.data_dir,
+            }
+        )
+    )
     monkeypatch.setattr(cli, "engine_factory", lambda: F.factory())
     return path, cfg
 
@@ -44,8 +53,9 @@ def test_build_from_gallery_txt_with_progress(tmp_path, deploy, capsys):
     write_image(root / "images/alice/a1.jpg", F.RED)
     write_image(root / "images/alice/a2.png", F.RED)
     write_image(root / "images/bob/b1.jpg", F.GREEN)
-    (root / "gallery.txt").write_text("images/alice/a1.jpg alice\n\n# comment\nimages/alice/a2.png alice\n"
-                                      "images/bob/b1.jpg Bob Smith\n")
+    (root / "gallery.txt").write_text(
+        "images/alice/a1.jpg alice\n\n# comment\nimages/alice/a2.png alice\nimages/bob/b1.jpg Bob Smith\n"
+    )
     code, out, err = run(capsys, "--config", config, "build", root, "--index", "team")
     assert code == 0, err
     assert json.loads(out) == {"index": "team", "added": 3, "skipped": 0, "whole_image_no_face": 0}
@@ -75,8 +85,9 @@ def test_bad_lines_are_all_reported_with_numbers_and_nothing_is_written(tmp_path
     root = tmp_path / "gal"
     write_image(root / "images/a/ok.jpg", F.RED)
     (root / "images/a/fake.jpg").write_bytes(b"GIF89a not a jpeg")
-    (root / "gallery.txt").write_text("images/a/ok.jpg a\nimages/a/missing.jpg a\nimages/a/ok.jpg\n"
-                                      "../outside.jpg a\nimages/a/fake.jpg a\n")
+    (root / "gallery.txt").write_text(
+        "images/a/ok.jpg a\nimages/a/missing.jpg a\nimages/a/ok.jpg\n../outside.jpg a\nimages/a/fake.jpg a\n"
+    )
     code, out, err = run(capsys, "--config", config, "build", root)
     assert code == 2 and out == ""
     assert "gallery.txt:2: images/a/missing.jpg does not exist" in err
@@ -86,11 +97,14 @@ def test_bad_lines_are_all_reported_with_numbers_and_nothing_is_written(tmp_path
     assert not db_path(cfg.data_dir).exists() or SqliteStore(db_path(cfg.data_dir)).stats() == []
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda root: None, "is not a directory"),
-    (lambda root: root.mkdir(), "neither gallery.txt nor images/"),
-    (lambda root: (root.mkdir(), (root / "gallery.txt").write_text("\n# nothing\n")), "no images listed"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda root: None, "is not a directory"),
+        (lambda root: root.mkdir(), "neither gallery.txt nor images/"),
+        (lambda root: (root.mkdir(), (root / "gallery.txt").write_text("\n# nothing\n")), "no images listed"),
+    ],
+)
 def test_unusable_directories(tmp_path, deploy, capsys, setup, message):
     config, _ = deploy
     root = tmp_path / "gal"

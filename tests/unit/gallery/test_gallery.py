@@ -118,10 +118,16 @@ def test_pruned_tombstones_force_a_full_reload(tmp_path, monkeypatch):
 
 def test_unknown_index_is_a_client_error(tmp_path):
     g = open_gallery(tmp_path)
-    for call in (lambda: g.search("nope", unit_vectors(1), 1), lambda: g.add("nope", faces(unit_vectors(1))),
-                 lambda: g.remove("nope", [1]), lambda: g.id_map("nope"), lambda: g.drop("nope"),
-                 lambda: g.store.list_faces("nope"), lambda: g.store.remove_label("nope", "x"),
-                 lambda: g.store.changes("nope", None, "m1", DIM)):
+    for call in (
+        lambda: g.search("nope", unit_vectors(1), 1),
+        lambda: g.add("nope", faces(unit_vectors(1))),
+        lambda: g.remove("nope", [1]),
+        lambda: g.id_map("nope"),
+        lambda: g.drop("nope"),
+        lambda: g.store.list_faces("nope"),
+        lambda: g.store.remove_label("nope", "x"),
+        lambda: g.store.changes("nope", None, "m1", DIM),
+    ):
         with pytest.raises(UnknownIndex) as err:
             call()
         assert isinstance(err.value, InvalidArgument) and "nope" in err.value.detail
@@ -166,8 +172,9 @@ def test_id_map_list_stats_and_remove_label(tmp_path):
         g.store.crop(DEFAULT_INDEX, 99)
     assert g.store.remove_label(DEFAULT_INDEX, "a") == [0, 1]
     assert g.store.remove_label(DEFAULT_INDEX, "zzz") == []
-    assert g.store.stats() == [{"key": DEFAULT_INDEX, "faces": 3, "labels": 1, "gen": 3,
-                                "created": g.store.stats()[0]["created"]}]
+    assert g.store.stats() == [
+        {"key": DEFAULT_INDEX, "faces": 3, "labels": 1, "gen": 3, "created": g.store.stats()[0]["created"]}
+    ]
     g.drop(DEFAULT_INDEX)
     assert g.keys() == []
 
@@ -231,8 +238,16 @@ def test_rows_reembedded_under_a_live_hnsw_index_are_rebuilt(tmp_path):
     assert a.search(DEFAULT_INDEX, target[2:3], 1)[0][0].id == 2
 
 
-@pytest.mark.parametrize("kw", [{"index_type": "IVF64"}, {"metric": "cosine"}, {"hnsw_ef_search": 0},
-                                {"ivf_nprobe": True}, {"hnsw_ef_construction": "40"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"index_type": "IVF64"},
+        {"metric": "cosine"},
+        {"hnsw_ef_search": 0},
+        {"ivf_nprobe": True},
+        {"hnsw_ef_construction": "40"},
+    ],
+)
 def test_bad_index_params_are_config_errors(kw):
     with pytest.raises(ConfigInvalid):
         IndexParams(**kw)
@@ -256,6 +271,7 @@ def test_search_k_larger_than_the_index_and_zero(tmp_path):
 
 # --- snapshots ---------------------------------------------------------------------------
 
+
 def test_large_indexes_are_snapshotted_and_a_new_process_catches_up_from_it(tmp_path, monkeypatch):
     import visionpack.gallery as G
 
@@ -273,7 +289,9 @@ def test_large_indexes_are_snapshotted_and_a_new_process_catches_up_from_it(tmp_
     a.remove(DEFAULT_INDEX, [5])
     # A new process loads the snapshot (no rebuild) and applies what happened after it.
     b = open_gallery(tmp_path, "HNSW32")
-    monkeypatch.setattr(index_mod.VectorIndex, "_rebuild", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    monkeypatch.setattr(
+        index_mod.VectorIndex, "_rebuild", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt"))
+    )
     idx = b.fresh(DEFAULT_INDEX)
     assert sorted(idx.labels) == [i for i in range(40) if i not in (0, 5)]
     assert idx.labels[35] == "late5" and idx.dead >= {0, 5}

@@ -119,4 +119,3 @@ def test_cli_delete(tmp_path, capsys):
     assert cli.main(["--data-dir", str(tmp_path), "delete", DEFAULT_INDEX]) == 0
     assert json.loads(capsys.readouterr().out)["emptied_only"] is True
     assert g.keys() == [DEFAULT_INDEX]
-

@@ -26,8 +26,11 @@ DEPLOY = "demo-face"
 
 
 def protocol_methods() -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(fn) for name, fn in vars(GalleryStore).items()
-            if inspect.isfunction(fn) and not name.startswith("_")}
+    return {
+        name: inspect.signature(fn)
+        for name, fn in vars(GalleryStore).items()
+        if inspect.isfunction(fn) and not name.startswith("_")
+    }
 
 
 @pytest.mark.parametrize("impl", [SqliteStore, MemoryStore])
@@ -97,7 +100,10 @@ def test_two_workers_on_one_store_follow_each_other(tmp_path):
 def test_the_gallery_on_a_store_reembeds_drops_and_caps(tmp_path):
     store = MemoryStore()
     old = Gallery.over(store, IndexParams(), "old", 2)
-    old.add(DEFAULT_INDEX, [NewFace("a", np.array([1, 0], np.float32), b"A"), NewFace("b", np.array([0, 1], np.float32), b"B")])
+    old.add(
+        DEFAULT_INDEX,
+        [NewFace("a", np.array([1, 0], np.float32), b"A"), NewFace("b", np.array([0, 1], np.float32), b"B")],
+    )
     g = Gallery.over(store, IndexParams("HNSW32"), "new", 3, max_keys=2)
     assert g.stale_count() == 2 and len(g.fresh(DEFAULT_INDEX)) == 0  # another model's vectors are left out
     assert g.migrate(lambda crops: np.eye(3, dtype=np.float32)[[int(c == b"B") for c in crops]]) == 2
@@ -111,6 +117,7 @@ def test_the_gallery_on_a_store_reembeds_drops_and_caps(tmp_path):
 
 # --- the factory ----------------------------------------------------------------------------
 
+
 def test_the_factory_opens_sqlite_in_the_data_dir_by_default(tmp_path):
     store = open_store(GalleryConfig(), tmp_path)
     assert isinstance(store, SqliteStore) and store.path == db_path(tmp_path)
@@ -118,8 +125,10 @@ def test_the_factory_opens_sqlite_in_the_data_dir_by_default(tmp_path):
     assert set(STORES) == set(config.GALLERY_STORES)  # what config.yml accepts is what the factory opens
 
 
-@pytest.mark.parametrize("settings", [GalleryConfig("postgresql", "postgresql://vp@db/gallery"), GalleryConfig(""),
-                                      GalleryConfig(["sqlite"])])  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "settings",
+    [GalleryConfig("postgresql", "postgresql://vp@db/gallery"), GalleryConfig(""), GalleryConfig(["sqlite"])],
+)  # type: ignore[arg-type]
 def test_the_factory_refuses_a_store_kind_it_does_not_have(tmp_path, settings):
     with pytest.raises(ConfigInvalid, match="gallery.store must be one of sqlite") as err:
         open_store(settings, tmp_path)
@@ -142,6 +151,7 @@ def test_the_face_service_opens_the_store_its_config_names(tmp_path):
 
 # --- config.yml's gallery section --------------------------------------------------------------
 
+
 def test_config_names_the_store_sqlite_by_default_and_round_trips(tmp_path):
     assert config.from_mapping({}).gallery == GalleryConfig("sqlite", "")
     cfg = config.from_mapping({"gallery": {"store": "sqlite"}})
@@ -152,13 +162,16 @@ def test_config_names_the_store_sqlite_by_default_and_round_trips(tmp_path):
     assert config.load(f, env={"VISIONPACK_GALLERY": "postgresql"}).gallery == GalleryConfig()
 
 
-@pytest.mark.parametrize("gallery,message", [
-    ({"store": "postgresql", "dsn": "postgresql://vp:s3cret@db/g"}, "gallery.store must be one of sqlite"),
-    ({"store": None}, "gallery.store must be one of sqlite"),
-    ({"store": "sqlite", "path": "/x"}, "unknown key(s) path in 'gallery'"),
-    ({"dsn": 5}, "gallery.dsn must be a string"),
-    ("postgresql://vp:s3cret@db/g", "'gallery' must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "gallery,message",
+    [
+        ({"store": "postgresql", "dsn": "postgresql://vp:s3cret@db/g"}, "gallery.store must be one of sqlite"),
+        ({"store": None}, "gallery.store must be one of sqlite"),
+        ({"store": "sqlite", "path": "/x"}, "unknown key(s) path in 'gallery'"),
+        ({"dsn": 5}, "gallery.dsn must be a string"),
+        ("postgresql://vp:s3cret@db/g", "'gallery' must be a mapping"),
+    ],
+)
 def test_config_refuses_a_bad_gallery_section_without_echoing_secrets(gallery, message):
     with pytest.raises(ConfigInvalid) as err:
         config.from_mapping({"gallery": gallery})

@@ -9,13 +9,22 @@ from visionpack.errors import ModelInvalid
 from visionpack.inference import cls_transforms as T
 
 CFG = {
-    "PreProcess": {"transform_ops": [
-        {"ResizeImage": {"resize_short": 256}},
-        {"CropImage": {"size": 224}},
-        {"NormalizeImage": {"channel_num": 3, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                            "order": "", "scale": 0.00392156862745098}},
-        {"ToCHWImage": None},
-    ]},
+    "PreProcess": {
+        "transform_ops": [
+            {"ResizeImage": {"resize_short": 256}},
+            {"CropImage": {"size": 224}},
+            {
+                "NormalizeImage": {
+                    "channel_num": 3,
+                    "mean": [0.485, 0.456, 0.406],
+                    "std": [0.229, 0.224, 0.225],
+                    "order": "",
+                    "scale": 0.00392156862745098,
+                }
+            },
+            {"ToCHWImage": None},
+        ]
+    },
     "PostProcess": {"Topk": {"topk": 5, "label_list": ["a", "b", "c", "d", "e", "f", "g"]}},
 }
 
@@ -63,7 +72,11 @@ def test_full_pipeline_shape_and_layout():
 
 
 def test_scale_given_as_fraction_text_is_accepted():
-    cfg = {"PreProcess": {"transform_ops": [{"NormalizeImage": {"scale": "1.0/255.0", "mean": [0, 0, 0], "std": [1, 1, 1]}}]}}
+    cfg = {
+        "PreProcess": {
+            "transform_ops": [{"NormalizeImage": {"scale": "1.0/255.0", "mean": [0, 0, 0], "std": [1, 1, 1]}}]
+        }
+    }
     (op,) = T.build_preprocess(cfg)
     assert np.allclose(op(np.full((1, 1, 3), 255, np.uint8)), 1.0)
 
@@ -73,14 +86,17 @@ def test_decode_image_training_op_is_ignored():
     assert len(T.build_preprocess(cfg)) == 1
 
 
-@pytest.mark.parametrize("cfg", [
-    {},
-    {"PreProcess": {"transform_ops": [{"Mystery": {}}]}},
-    {"PreProcess": {"transform_ops": [{"ResizeImage": {}}]}},
-    {"PreProcess": {"transform_ops": [{"NormalizeImage": {"order": "chw"}}]}},
-    {"PreProcess": {"transform_ops": [{"NormalizeImage": {"scale": "x/y"}}]}},
-    {"PreProcess": {"transform_ops": [{"A": 1, "B": 2}]}},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"PreProcess": {"transform_ops": [{"Mystery": {}}]}},
+        {"PreProcess": {"transform_ops": [{"ResizeImage": {}}]}},
+        {"PreProcess": {"transform_ops": [{"NormalizeImage": {"order": "chw"}}]}},
+        {"PreProcess": {"transform_ops": [{"NormalizeImage": {"scale": "x/y"}}]}},
+        {"PreProcess": {"transform_ops": [{"A": 1, "B": 2}]}},
+    ],
+)
 def test_unsupported_yml_is_a_clear_model_error(cfg):
     with pytest.raises(ModelInvalid):
         T.build_preprocess(cfg)

@@ -25,23 +25,29 @@ def ramp(h, w):
 
 # --- Resize -------------------------------------------------------------------------------
 
+
 def test_resize_without_keep_ratio_stretches_and_reports_h_w_scale():
     img = ramp(100, 200)
     s = run([{"type": "Resize", "target_size": [320, 480], "keep_ratio": False, "interp": 2}], img)
     assert s.img.shape == (320, 480, 3)  # target_size is [h, w]
     assert s.scale == (480 / 200, 320 / 100)
     np.testing.assert_array_equal(s.img, cv2.resize(img, (480, 320), interpolation=cv2.INTER_CUBIC))
-    feeds = DetPreprocessor(build_ops([{"type": "Resize", "target_size": [320, 480], "interp": 2},
-                                       {"type": "Permute"}]), ["image", "scale_factor"])(img)
+    feeds = DetPreprocessor(
+        build_ops([{"type": "Resize", "target_size": [320, 480], "interp": 2}, {"type": "Permute"}]),
+        ["image", "scale_factor"],
+    )(img)
     np.testing.assert_array_equal(feeds["scale_factor"], np.array([[3.2, 2.4]], np.float32))  # [h_scale, w_scale]
 
 
-@pytest.mark.parametrize("hw,target,expect_wh", [
-    ((100, 200), [320, 640], (640, 320)),   # min(640/200, 320/100) = 3.2
-    ((100, 200), [300, 500], (500, 250)),   # min(500/200, 300/100) = 2.5
-    ((200, 100), [300, 500], (250, 500)),   # orientation does not matter: long side vs long target
-    ((100, 333), [512, 512], (512, 154)),   # 153.75 rounds to 154
-])
+@pytest.mark.parametrize(
+    "hw,target,expect_wh",
+    [
+        ((100, 200), [320, 640], (640, 320)),  # min(640/200, 320/100) = 3.2
+        ((100, 200), [300, 500], (500, 250)),  # min(500/200, 300/100) = 2.5
+        ((200, 100), [300, 500], (250, 500)),  # orientation does not matter: long side vs long target
+        ((100, 333), [512, 512], (512, 154)),  # 153.75 rounds to 154
+    ],
+)
 def test_resize_keep_ratio_fits_long_and_short_sides(hw, target, expect_wh):
     s = run([{"type": "Resize", "target_size": target, "keep_ratio": True, "interp": 1}], ramp(*hw))
     assert (s.img.shape[1], s.img.shape[0]) == expect_wh
@@ -49,8 +55,17 @@ def test_resize_keep_ratio_fits_long_and_short_sides(hw, target, expect_wh):
     assert s.scale == (expect_wh[0] / hw[1], expect_wh[1] / hw[0])
 
 
-@pytest.mark.parametrize("interp,code", [(0, cv2.INTER_NEAREST), (1, cv2.INTER_LINEAR), (2, cv2.INTER_CUBIC),
-                                         (3, cv2.INTER_AREA), (4, cv2.INTER_LANCZOS4), ("LINEAR", cv2.INTER_LINEAR)])
+@pytest.mark.parametrize(
+    "interp,code",
+    [
+        (0, cv2.INTER_NEAREST),
+        (1, cv2.INTER_LINEAR),
+        (2, cv2.INTER_CUBIC),
+        (3, cv2.INTER_AREA),
+        (4, cv2.INTER_LANCZOS4),
+        ("LINEAR", cv2.INTER_LINEAR),
+    ],
+)
 def test_resize_interp_ints_map_to_cv2_codes(interp, code):
     img = ramp(37, 53)
     s = run([{"type": "Resize", "target_size": [64, 64], "interp": interp}], img)
@@ -64,6 +79,7 @@ def test_resize_to_the_same_size_is_a_no_op():
 
 
 # --- NormalizeImage / Permute --------------------------------------------------------------
+
 
 def test_normalize_is_scale_mean_std_by_hand():
     img = np.array([[[255, 0, 127]]], np.uint8)
@@ -105,6 +121,7 @@ def test_permute_is_hwc_to_chw():
 
 
 # --- Pad / PadStride / WarpAffine ---------------------------------------------------------------
+
 
 def test_pad_places_image_top_left_on_a_filled_canvas():
     img = np.full((3, 4, 3), 10, np.uint8)
@@ -183,8 +200,9 @@ def test_feeds_follow_the_model_inputs_by_name():
 
 
 def test_without_resize_scale_is_one_and_im_shape_the_original():
-    feeds = DetPreprocessor.from_config({"Preprocess": [NORM, {"type": "Permute"}]},
-                                        ["image", "scale_factor", "im_shape"])(ramp(30, 40))
+    feeds = DetPreprocessor.from_config(
+        {"Preprocess": [NORM, {"type": "Permute"}]}, ["image", "scale_factor", "im_shape"]
+    )(ramp(30, 40))
     np.testing.assert_array_equal(feeds["scale_factor"], [[1, 1]])
     np.testing.assert_array_equal(feeds["im_shape"], [[30, 40]])
 
@@ -195,16 +213,19 @@ def test_unknown_or_missing_detector_inputs_are_a_model_error(names):
         DetPreprocessor.from_config({"Preprocess": PRE}, names)
 
 
-@pytest.mark.parametrize("pre", [
-    None,
-    "Resize",
-    [{"type": "Mosaic"}],
-    [{"target_size": [3, 3]}],
-    [{"type": "Resize", "target_size": [320, 320], "bogus": 1}],
-    [{"type": "Resize", "target_size": [320, "x"]}],
-    [{"type": "Resize", "target_size": [320, 320], "interp": 9}],
-    [{"type": "Pad", "size": [0, 5]}],
-])
+@pytest.mark.parametrize(
+    "pre",
+    [
+        None,
+        "Resize",
+        [{"type": "Mosaic"}],
+        [{"target_size": [3, 3]}],
+        [{"type": "Resize", "target_size": [320, 320], "bogus": 1}],
+        [{"type": "Resize", "target_size": [320, "x"]}],
+        [{"type": "Resize", "target_size": [320, 320], "interp": 9}],
+        [{"type": "Pad", "size": [0, 5]}],
+    ],
+)
 def test_bad_preprocess_lists_are_model_errors(pre):
     with pytest.raises(ModelInvalid):
         DetPreprocessor.from_config({"Preprocess": pre}, ["image", "scale_factor"])
@@ -224,15 +245,18 @@ def test_a_batch_of_different_shapes_is_a_model_error():
 
 # --- postprocess ------------------------------------------------------------------------------
 
-ROWS = np.array([
-    [0, 0.90, 10, 20, 110, 300],
-    [0, 0.50, 10, 20, 110, 300],     # == threshold: dropped (strictly greater)
-    [-1, 0.99, 0, 0, 50, 50],        # padding row of an empty result
-    [0, 0.80, -30, -5, 700, 900],    # clipped to the 640x480 image
-    [1, 0.70, 100, 100, 100, 140],   # zero width: dropped
-    [0, 0.60, 650, 10, 700, 50],     # entirely right of the image: degenerate after clipping
-    [5, 0.95, 1, 2, 3, 4],           # class without a label: its id as text
-], np.float32)
+ROWS = np.array(
+    [
+        [0, 0.90, 10, 20, 110, 300],
+        [0, 0.50, 10, 20, 110, 300],  # == threshold: dropped (strictly greater)
+        [-1, 0.99, 0, 0, 50, 50],  # padding row of an empty result
+        [0, 0.80, -30, -5, 700, 900],  # clipped to the 640x480 image
+        [1, 0.70, 100, 100, 100, 140],  # zero width: dropped
+        [0, 0.60, 650, 10, 700, 50],  # entirely right of the image: degenerate after clipping
+        [5, 0.95, 1, 2, 3, 4],  # class without a label: its id as text
+    ],
+    np.float32,
+)
 
 
 def test_postprocess_filters_clips_and_labels():
@@ -264,11 +288,14 @@ def test_split_by_counts_and_pick_outputs_in_either_order():
     np.testing.assert_array_equal(b, counts)
 
 
-@pytest.mark.parametrize("outputs", [
-    [np.zeros((3, 6))],
-    [np.zeros((3, 4)), np.array([3])],
-    [np.zeros((3, 6)), np.zeros((3, 6))],
-])
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        [np.zeros((3, 6))],
+        [np.zeros((3, 4)), np.array([3])],
+        [np.zeros((3, 6)), np.zeros((3, 6))],
+    ],
+)
 def test_unexpected_detector_outputs_are_model_errors(outputs):
     with pytest.raises(ModelInvalid):
         DP.pick_outputs(outputs)

@@ -34,6 +34,7 @@ def test_noisy_points_give_the_least_squares_fit():
     m = similarity(0.8, 10, 5, 5)
     dst = apply(m, src) + rng.normal(0, 0.5, (5, 2))
     got = FA.umeyama(src, dst)
+
     def sq(mat):
         return ((apply(mat, src) - dst) ** 2).sum()
 
@@ -53,11 +54,14 @@ def test_a_mirrored_face_is_fitted_with_a_rotation_not_a_reflection():
     assert np.linalg.det(m[:, :2]) > 0
 
 
-@pytest.mark.parametrize("src,dst", [
-    (np.zeros((5, 2)), np.ones((5, 2))),             # all points coincide
-    (np.ones((5, 2)), np.ones((4, 2))),               # shapes differ
-    (np.ones((1, 2)), np.ones((1, 2))),               # one point fixes no rotation
-])
+@pytest.mark.parametrize(
+    "src,dst",
+    [
+        (np.zeros((5, 2)), np.ones((5, 2))),  # all points coincide
+        (np.ones((5, 2)), np.ones((4, 2))),  # shapes differ
+        (np.ones((1, 2)), np.ones((1, 2))),  # one point fixes no rotation
+    ],
+)
 def test_degenerate_inputs_are_refused(src, dst):
     with pytest.raises(ValueError):
         FA.umeyama(src, dst)
@@ -75,8 +79,15 @@ def test_without_a_manifest_the_arcface_template_is_scaled_to_the_input():
     assert t.size == (224, 224)
 
 
-@pytest.mark.parametrize("al", [{"points": [[1, 2]] * 4, "size": [150, 150]}, {"points": [[1, 2]] * 5, "size": [4, 4]},
-                                {"size": [150, 150]}, {"points": "x", "size": [150, 150]}])
+@pytest.mark.parametrize(
+    "al",
+    [
+        {"points": [[1, 2]] * 4, "size": [150, 150]},
+        {"points": [[1, 2]] * 5, "size": [4, 4]},
+        {"size": [150, 150]},
+        {"points": "x", "size": [150, 150]},
+    ],
+)
 def test_bad_manifest_templates_are_model_errors(al):
     with pytest.raises(ModelInvalid):
         FA.template_for({"alignment": al}, (112, 112))

@@ -16,7 +16,10 @@ from visionpack.inference import feature as FT
 
 
 def spec(ops, post=None):
-    return {"PreProcess": {"transform_ops": ops}, "PostProcess": post if post is not None else {"NormalizeFeatures": None}}
+    return {
+        "PreProcess": {"transform_ops": ops},
+        "PostProcess": post if post is not None else {"NormalizeFeatures": None},
+    }
 
 
 MOBILEFACENET = [
@@ -36,7 +39,9 @@ def test_mobilefacenet_style_yml():
 
 
 def test_int_size_and_decode_op_and_no_normalize_features():
-    s = FT.read_spec(spec([{"DecodeImage": {"to_rgb": True}}, {"ResizeImage": {"size": 64}}, {"ToCHWImage": None}], post={}))
+    s = FT.read_spec(
+        spec([{"DecodeImage": {"to_rgb": True}}, {"ResizeImage": {"size": 64}}, {"ToCHWImage": None}], post={})
+    )
     assert s.input_size == (64, 64) and not s.normalize
     raw = np.array([[3.0, 4.0]], np.float32)
     np.testing.assert_allclose(FT.postprocess(s, [raw]), raw)
@@ -51,18 +56,27 @@ def test_l2_normalize_keeps_zero_vectors_finite_and_checks_shape():
         FT.l2_normalize(np.zeros((2, 3, 4)))
 
 
-@pytest.mark.parametrize("config,message", [
-    ({}, "lacks PreProcess"),
-    ({"PreProcess": {"transform_ops": "x"}}, "must be a list"),
-    (spec([{"ResizeImage": {"size": 112}, "ToCHWImage": None}]), "single-key"),
-    (spec([{"ResizeImage": {}}, {"ToCHWImage": None}]), "needs size or resize_short"),
-    (spec([{"ResizeImage": {"resize_short": 128}}, {"ToCHWImage": None}]), "fixed size"),
-    (spec([{"ResizeImage": {"size": 112}}]), "ToCHWImage"),
-    (spec([{"ResizeImage": {"size": 112}}, {"NormalizeImage": {"order": "chw"}}, {"ToCHWImage": None}]), "order"),
-    (spec([{"ResizeImage": {"size": 112}}, {"NormalizeImage": {"channel_num": 4}}, {"ToCHWImage": None}]), "3 channels"),
-    (spec([{"ResizeImage": {"size": 112}}, {"NormalizeImage": {"scale": "a/b"}}, {"ToCHWImage": None}]), "not a number"),
-    (spec([{"ResizeImage": {"size": 112}}, {"CropImage": {"size": 100}}, {"ToCHWImage": None}]), "unsupported"),
-])
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({}, "lacks PreProcess"),
+        ({"PreProcess": {"transform_ops": "x"}}, "must be a list"),
+        (spec([{"ResizeImage": {"size": 112}, "ToCHWImage": None}]), "single-key"),
+        (spec([{"ResizeImage": {}}, {"ToCHWImage": None}]), "needs size or resize_short"),
+        (spec([{"ResizeImage": {"resize_short": 128}}, {"ToCHWImage": None}]), "fixed size"),
+        (spec([{"ResizeImage": {"size": 112}}]), "ToCHWImage"),
+        (spec([{"ResizeImage": {"size": 112}}, {"NormalizeImage": {"order": "chw"}}, {"ToCHWImage": None}]), "order"),
+        (
+            spec([{"ResizeImage": {"size": 112}}, {"NormalizeImage": {"channel_num": 4}}, {"ToCHWImage": None}]),
+            "3 channels",
+        ),
+        (
+            spec([{"ResizeImage": {"size": 112}}, {"NormalizeImage": {"scale": "a/b"}}, {"ToCHWImage": None}]),
+            "not a number",
+        ),
+        (spec([{"ResizeImage": {"size": 112}}, {"CropImage": {"size": 100}}, {"ToCHWImage": None}]), "unsupported"),
+    ],
+)
 def test_feature_yml_errors(config, message):
     with pytest.raises(ModelInvalid, match=message):
         FT.read_spec(config)
@@ -105,8 +119,9 @@ def test_blazeface_style_detector_gets_im_shape_by_name(tmp_path):
 
     cfg = F.face_config(tmp_path, detector="paddlex")
     make = F.factory()
-    client = create_app(cfg, engine_factory=lambda b, c: BlazeFace() if b.path.name == "fake_face_det" else make(b, c),
-                        gate=None).test_client()
+    client = create_app(
+        cfg, engine_factory=lambda b, c: BlazeFace() if b.path.name == "fake_face_det" else make(b, c), gate=None
+    ).test_client()
     r = client.post("/face-recognition-infer", json={"image": F.b64(F.picture(F.RED, size=(100, 200)))})
     assert r.status_code == 200 and len(r.get_json()["result"]["faces"]) == 1
     np.testing.assert_allclose(seen["im_shape"], [[64, 64]])

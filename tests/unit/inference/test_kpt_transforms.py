@@ -24,10 +24,11 @@ def spec(**kw):
 
 def gaussian(h, w, cx, cy, sigma=2.0):
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    return np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+    return np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2)).astype(np.float32)
 
 
 # --- box -> centre/scale ------------------------------------------------------------------------
+
 
 def test_tall_box_widens_to_the_input_aspect_then_pads_by_1_25():
     c, s = KT.box_to_center_scale([[10, 20, 110, 300]], 96 / 128)
@@ -51,17 +52,26 @@ def test_read_spec_from_a_tinypose_yml():
     np.testing.assert_array_equal(bare.alpha, [1, 1, 1])
 
 
-@pytest.mark.parametrize("cfg", [
-    {},
-    {"Preprocess": []},
-    {"Preprocess": [NORM, {"type": "TopDownEvalAffine", "trainsize": [96, 128]}, {"type": "Permute"}]},
-    {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, NORM]},
-    {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, {"type": "Resize"}, {"type": "Permute"}]},
-    {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": 96}, {"type": "Permute"}]},
-    {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128], "use_udp": True}, {"type": "Permute"}]},
-    {**YML, "flip_perm": [[1, 2, 3]]},
-    {**YML, "flip_perm": [["a", "b"]]},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"Preprocess": []},
+        {"Preprocess": [NORM, {"type": "TopDownEvalAffine", "trainsize": [96, 128]}, {"type": "Permute"}]},
+        {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, NORM]},
+        {
+            "Preprocess": [
+                {"type": "TopDownEvalAffine", "trainsize": [96, 128]},
+                {"type": "Resize"},
+                {"type": "Permute"},
+            ]
+        },
+        {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": 96}, {"type": "Permute"}]},
+        {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128], "use_udp": True}, {"type": "Permute"}]},
+        {**YML, "flip_perm": [[1, 2, 3]]},
+        {**YML, "flip_perm": [["a", "b"]]},
+    ],
+)
 def test_bad_keypoint_ymls_are_model_errors(cfg):
     with pytest.raises(ModelInvalid):
         KT.read_spec(cfg, "PP-TinyPose_128x96")
@@ -69,23 +79,25 @@ def test_bad_keypoint_ymls_are_model_errors(cfg):
 
 # --- affine warp ------------------------------------------------------------------------------------
 
+
 def test_crop_warps_the_window_to_the_input_and_normalises():
     img = np.zeros((400, 300, 3), np.uint8)
-    img[150:171, 50:71] = (255, 255, 255)     # a white square centred on (60, 160)
+    img[150:171, 50:71] = (255, 255, 255)  # a white square centred on (60, 160)
     img[20, 10] = (0, 255, 0)
     sp = spec()
     c, s = KT.box_to_center_scale([[10, 20, 110, 300]], sp.aspect)
     x = KT.crop_inputs(img, c, s, sp)
     assert x.shape == (1, 3, 128, 96) and x.dtype == np.float32
     white = (1 - 0.485) / 0.229
-    assert x[0, 0, 64, 48] == pytest.approx(white, rel=1e-5)      # box centre -> input centre
+    assert x[0, 0, 64, 48] == pytest.approx(white, rel=1e-5)  # box centre -> input centre
     black = -0.485 / 0.229
     assert x[0, 0, 5, 5] == pytest.approx(black, rel=1e-5)
     # the same warp by hand with cv2
     trans = window_affine(c[0], float(s[0, 0]), (96, 128))
     ref = cv2.warpAffine(img, trans, (96, 128), flags=cv2.INTER_LINEAR)
-    np.testing.assert_allclose(x[0].transpose(1, 2, 0), (ref / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        x[0].transpose(1, 2, 0), (ref / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], atol=1e-5
+    )
 
 
 def test_affine_round_trip_through_heatmap_space():
@@ -95,11 +107,12 @@ def test_affine_round_trip_through_heatmap_space():
     pts = np.array([[3.3, 7.1], [12, 16], [0, 0], [23, 31]])
     img_pts = pts @ inv[:, :2].T + inv[:, 2]
     np.testing.assert_allclose(img_pts @ fwd[:, :2].T + fwd[:, 2], pts, atol=1e-4)
-    np.testing.assert_allclose(img_pts[1], c, atol=1e-4)          # heatmap centre -> box centre
+    np.testing.assert_allclose(img_pts[1], c, atol=1e-4)  # heatmap centre -> box centre
     np.testing.assert_allclose(img_pts[2], c - s / 2, atol=1e-4)  # heatmap corner -> window corner
 
 
 # --- decoding -----------------------------------------------------------------------------------
+
 
 def test_dark_recovers_a_sub_pixel_peak_that_argmax_misses():
     hm = gaussian(32, 24, 10.3, 14.7)[None, None]
@@ -121,8 +134,8 @@ def test_dark_and_shift_leave_border_peaks_alone():
 def test_quarter_shift_moves_toward_the_higher_neighbour():
     hm = np.zeros((1, 1, 8, 8), np.float32)
     hm[0, 0, 4, 4] = 1.0
-    hm[0, 0, 4, 3] = 0.5    # left neighbour higher than right -> -0.25 in x
-    hm[0, 0, 5, 4] = 0.5    # lower neighbour higher -> +0.25 in y
+    hm[0, 0, 4, 3] = 0.5  # left neighbour higher than right -> -0.25 in x
+    hm[0, 0, 5, 4] = 0.5  # lower neighbour higher -> +0.25 in y
     coords, _ = KT.max_preds(hm)
     np.testing.assert_allclose(KT.quarter_shift(hm, coords)[0, 0], [3.75, 4.25])
 
@@ -157,7 +170,7 @@ def test_decode_maps_heatmap_cells_to_image_pixels_and_scores_by_mean():
 
 def test_decode_without_dark_uses_the_quarter_shift():
     hm = gaussian(32, 24, 10.3, 14.7)[None, None]
-    c, s = np.float32([[12, 16]]), np.float32([[24, 32]])   # heatmap cell == image pixel
+    c, s = np.float32([[12, 16]]), np.float32([[24, 32]])  # heatmap cell == image pixel
     with_dark, _ = KT.decode(hm, c, s, use_dark=True)
     without, _ = KT.decode(hm, c, s, use_dark=False)
     np.testing.assert_allclose(without[0, 0, :2], [10.25, 14.75], atol=1e-4)
@@ -177,6 +190,7 @@ def test_decode_rejects_non_heatmap_shapes():
 
 # --- flip test -----------------------------------------------------------------------------------
 
+
 def test_flip_back_reverses_width_and_swaps_left_right():
     rng = np.random.default_rng(0)
     plain = rng.random((2, 17, 32, 24), dtype=np.float32)
@@ -187,9 +201,9 @@ def test_flip_back_reverses_width_and_swaps_left_right():
     flipped = plain[:, perm][:, :, :, ::-1]
     np.testing.assert_array_equal(KT.flip_back(flipped, KT.COCO_FLIP_PAIRS, shift=False), plain)
     shifted = KT.flip_back(flipped, KT.COCO_FLIP_PAIRS, shift=True)
-    np.testing.assert_array_equal(shifted[..., 1:], plain[..., :-1])   # one cell to the right
-    np.testing.assert_array_equal(shifted[..., 0], plain[..., 0])      # first column kept
-    assert flipped[0, 1, 0, 0] == plain[0, 2, 0, -1]                    # the input is not modified
+    np.testing.assert_array_equal(shifted[..., 1:], plain[..., :-1])  # one cell to the right
+    np.testing.assert_array_equal(shifted[..., 0], plain[..., 0])  # first column kept
+    assert flipped[0, 1, 0, 0] == plain[0, 2, 0, -1]  # the input is not modified
 
 
 def test_merge_flip_averages_with_the_flipped_back_maps():
@@ -211,16 +225,17 @@ def test_flip_pairs_that_do_not_fit_the_model_are_a_model_error():
 
 # --- visualisation --------------------------------------------------------------------------------
 
+
 def test_skeleton_draws_confident_points_and_limbs_only():
     img = np.zeros((100, 100, 3), np.uint8)
     k = np.zeros((17, 3), np.float32)
     k[:, :2] = [[10 + 4 * j, 10 + 4 * j] for j in range(17)]
     k[:, 2] = 0.9
-    k[16] = [90, 20, 0.05]               # below visual_thresh: not drawn
+    k[16] = [90, 20, 0.05]  # below visual_thresh: not drawn
     out = draw_skeletons(img, [k])
-    assert not img.any()                  # the input stays untouched
-    assert out[10, 10].any()              # nose dot
-    assert not out[20, 90].any()          # low-score ankle
+    assert not img.any()  # the input stays untouched
+    assert out[10, 10].any()  # nose dot
+    assert not out[20, 90].any()  # low-score ankle
     # limb 5-11 (shoulder-hip) passes through the midpoint between the two joints
     mid = ((k[5, :2] + k[11, :2]) / 2).astype(int)
     assert out[mid[1], mid[0]].any()
@@ -228,8 +243,8 @@ def test_skeleton_draws_confident_points_and_limbs_only():
     only_nose = k.copy()
     only_nose[1:, 2] = 0.0
     dot = draw_skeletons(img, [only_nose])
-    assert tuple(dot[10, 10]) == PALETTE_RGB[0] == (0, 0, 255)   # PaddleX's first colour, seen as RGB
-    assert tuple(dot[10, 12]) == (0, 0, 255) and not dot[10, 13].any()   # radius 2
+    assert tuple(dot[10, 10]) == PALETTE_RGB[0] == (0, 0, 255)  # PaddleX's first colour, seen as RGB
+    assert tuple(dot[10, 12]) == (0, 0, 255) and not dot[10, 13].any()  # radius 2
 
 
 def test_skeleton_of_no_persons_is_the_image_and_jpeg_decodes():
@@ -244,7 +259,7 @@ def test_skeleton_limbs_off_the_image_are_clipped_not_fatal():
     img = np.zeros((50, 50, 3), np.uint8)
     off = np.tile(np.float32([[-80, -60, 0.9]]), (17, 1))
     part = off.copy()
-    part[5] = [10, 10, 0.9]     # shoulder inside, hip (11) far outside: the limb enters the image
+    part[5] = [10, 10, 0.9]  # shoulder inside, hip (11) far outside: the limb enters the image
     out = draw_skeletons(img, [off, part])
     assert out.shape == img.shape and out[10, 10].any()
     assert not draw_skeletons(img, [off]).any()

@@ -61,8 +61,8 @@ def test_nms_min_removes_a_box_nested_in_a_bigger_one():
     big, small = [0, 0, 100, 100], [40, 40, 60, 60]
     boxes = np.array([big, small], float)
     scores = np.array([0.9, 0.8])
-    assert M.nms(boxes, scores, 0.7, "union").tolist() == [0, 1]   # IoU 0.04
-    assert M.nms(boxes, scores, 0.7, "min").tolist() == [0]        # overlap/smaller = 1
+    assert M.nms(boxes, scores, 0.7, "union").tolist() == [0, 1]  # IoU 0.04
+    assert M.nms(boxes, scores, 0.7, "min").tolist() == [0]  # overlap/smaller = 1
 
 
 def test_nms_plus_one_measures_pixels_inclusively():
@@ -106,8 +106,8 @@ def test_crops_clip_to_the_image_and_skip_empty_boxes():
     assert ok.tolist() == [True, True, False, True]
     assert x.shape == (3, 3, 24, 24) and x.dtype == np.float32
     white = (255 - 127.5) * 0.0078125
-    assert np.allclose(x[0], white)             # inside the white half
-    assert np.allclose(x[1], white)             # clipped to [1, 1, 10, 10]: still white
+    assert np.allclose(x[0], white)  # inside the white half
+    assert np.allclose(x[1], white)  # clipped to [1, 1, 10, 10]: still white
     assert np.allclose(x[2], -127.5 * 0.0078125)  # the black half
 
 
@@ -121,7 +121,7 @@ def brightness_stage(kind):
         prob = np.zeros((1, 2, oh, ow), np.float32)
         for y in range(oh):
             for xx in range(ow):
-                prob[0, 1, y, xx] = white[2 * y:2 * y + 12, 2 * xx:2 * xx + 12].mean()
+                prob[0, 1, y, xx] = white[2 * y : 2 * y + 12, 2 * xx : 2 * xx + 12].mean()
         prob[0, 0] = 1 - prob[0, 1]
         return {"reg": np.zeros((1, 4, oh, ow), np.float32), "prob": prob}
 
@@ -131,7 +131,9 @@ def brightness_stage(kind):
         out = {"reg": np.zeros((n, 4), np.float32), "prob": np.stack([1 - p, p], axis=1)}
         if kind == "onet":
             # Landmarks at fixed fractions of the box: eyes at 30 %/70 % across, 35 % down...
-            out["landmarks"] = np.tile(np.array([0.3, 0.7, 0.5, 0.35, 0.65, 0.35, 0.35, 0.55, 0.75, 0.75], np.float32), (n, 1))
+            out["landmarks"] = np.tile(
+                np.array([0.3, 0.7, 0.5, 0.35, 0.65, 0.35, 0.35, 0.55, 0.75, 0.75], np.float32), (n, 1)
+            )
         return out
 
     return pnet if kind == "pnet" else head
@@ -146,10 +148,16 @@ def test_cascade_finds_a_white_square_with_landmarks_inside_it():
         def run(x):
             calls.append((name, x.shape))
             return stage(x)
+
         return run
 
-    c = M.Cascade(counting(brightness_stage("pnet"), "p"), counting(brightness_stage("rnet"), "r"),
-                  counting(brightness_stage("onet"), "o"), thresholds=(0.95, 0.95, 0.95), max_batch=4)
+    c = M.Cascade(
+        counting(brightness_stage("pnet"), "p"),
+        counting(brightness_stage("rnet"), "r"),
+        counting(brightness_stage("onet"), "o"),
+        thresholds=(0.95, 0.95, 0.95),
+        max_batch=4,
+    )
     faces = c.detect(img)
     assert faces and all(f.score > 0.95 for f in faces)
     for f in faces:

@@ -17,8 +17,10 @@ def test_wildcard_is_said_to_be_every_interface():
 
 
 def test_loopback_and_one_interface():
-    assert binding.describe("127.0.0.1", 8701, "c") == \
-        "listening on http://127.0.0.1:8701/ (this machine only): http://127.0.0.1:8701/c/"
+    assert (
+        binding.describe("127.0.0.1", 8701, "c")
+        == "listening on http://127.0.0.1:8701/ (this machine only): http://127.0.0.1:8701/c/"
+    )
     assert "(that interface only): http://10.1.2.3:8701/c/" in binding.describe("10.1.2.3", 8701, "c")
     assert binding.is_loopback("::1") and binding.is_loopback("127.9.9.9") and binding.is_loopback("localhost")
     assert not binding.is_loopback("0.0.0.0") and not binding.is_loopback("10.0.0.1")
@@ -32,7 +34,7 @@ def test_warning_only_beyond_loopback_with_open_gallery_writes(tmp_path):
     _policy(tmp_path, "open")
     text = binding.warning("0.0.0.0", 8703, "face", tmp_path)
     assert text and "gallery writes are open to everyone" in text and "apikey policy" in text
-    assert binding.warning("127.0.0.1", 8703, "face", tmp_path) is None        # this machine only
+    assert binding.warning("127.0.0.1", 8703, "face", tmp_path) is None  # this machine only
     assert binding.warning("0.0.0.0", 8701, "classification", tmp_path) is None  # no gallery
     _policy(tmp_path, "loopback")
     assert binding.warning("0.0.0.0", 8703, "face", tmp_path) is None
@@ -46,7 +48,15 @@ def test_warning_only_beyond_loopback_with_open_gallery_writes(tmp_path):
 def test_announce_says_then_warns(tmp_path):
     _policy(tmp_path, "open")
     said, warned = [], []
-    binding.announce(said.append, warned.append, deploy="demo-face", service="face", host="0.0.0.0", port=8703,
-                     data_dir=tmp_path, pid=42)
+    binding.announce(
+        said.append,
+        warned.append,
+        deploy="demo-face",
+        service="face",
+        host="0.0.0.0",
+        port=8703,
+        data_dir=tmp_path,
+        pid=42,
+    )
     assert said == [f"demo-face is ready (pid 42), {binding.describe('0.0.0.0', 8703, 'demo-face')}"]
     assert len(warned) == 1 and "0.0.0.0:8703 is reachable from the network" in warned[0]

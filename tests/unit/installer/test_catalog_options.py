@@ -14,7 +14,8 @@ def test_catalog_options_reach_the_service_config(tmp_path):
     pkg.mkdir()
     (pkg / "catalog.yml").write_text(
         "deploys:\n  shop-face:\n    service: face\n    port: 8703\n    models:\n      feature: f\n"
-        "    options:\n      index_type: HNSW32\n      rec_threshold: 0.8\n")
+        "    options:\n      index_type: HNSW32\n      rec_threshold: 0.8\n"
+    )
     entry = Source(tmp_path).entry("shop-face")
     assert entry.options == {"index_type": "HNSW32", "rec_threshold": 0.8}
     root = Root(tmp_path / "root")

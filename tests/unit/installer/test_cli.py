@@ -24,10 +24,18 @@ def test_easypack_aliases_dispatch_like_the_long_name(alias, name):
 
 def test_install_options_and_defaults():
     a = parse("install", "demo-classify")
-    assert (a.deploy, a.host, a.port, a.workers, a.force, a.stopped, a.timeout) == \
-        ("demo-classify", "0.0.0.0", None, 1, False, False, 120.0)
-    a = parse("in", "d", "--host", "127.0.0.1", "--port", "9000", "--workers", "2", "--force", "--stopped",
-              "--timeout", "5")
+    assert (a.deploy, a.host, a.port, a.workers, a.force, a.stopped, a.timeout) == (
+        "demo-classify",
+        "0.0.0.0",
+        None,
+        1,
+        False,
+        False,
+        120.0,
+    )
+    a = parse(
+        "in", "d", "--host", "127.0.0.1", "--port", "9000", "--workers", "2", "--force", "--stopped", "--timeout", "5"
+    )
     assert (a.host, a.port, a.workers, a.force, a.stopped, a.timeout) == ("127.0.0.1", 9000, 2, True, True, 5.0)
 
 
@@ -49,17 +57,27 @@ def test_json_flags_and_optional_status_deploy():
     assert parse("remove", "x", "--purge").purge
 
 
-@pytest.mark.parametrize("argv", [["bogus"], ["install"], ["install", "d", "--workers", "0"],
-                                  ["install", "d", "--port", "http"], ["start", "d", "--timeout", "-1"],
-                                  ["install", "d", "--runtime", "podman"], []])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bogus"],
+        ["install"],
+        ["install", "d", "--workers", "0"],
+        ["install", "d", "--port", "http"],
+        ["start", "d", "--timeout", "-1"],
+        ["install", "d", "--runtime", "podman"],
+        [],
+    ],
+)
 def test_bad_usage_exits_2_with_error_and_hint(argv, capsys, tmp_path):
     assert cli.main(argv + ["--root", str(tmp_path)] if argv else [], env={}) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "\nhint: " in err
 
 
-INSTALLER_ERRORS = [c for c in errors.all_error_classes()
-                    if issubclass(c, errors.InstallerError) and c is not errors.InstallerError]
+INSTALLER_ERRORS = [
+    c for c in errors.all_error_classes() if issubclass(c, errors.InstallerError) and c is not errors.InstallerError
+]
 
 
 def test_installer_exit_codes_are_distinct():

@@ -55,6 +55,7 @@ def test_cpu_needs_avx(tmp_path):
 def test_disk_needs_two_gib(tmp_path):
     def statvfs(free):
         return lambda path: SimpleNamespace(f_bavail=free, f_frsize=1)
+
     assert envcheck.check_disk(tmp_path / "not" / "yet", statvfs(3 << 30)).ok
     low = envcheck.check_disk(tmp_path, statvfs(1 << 29))
     assert not low.ok and "0.5 GiB free" in low.detail and "--root" in low.fix
@@ -98,6 +99,7 @@ def test_checksums_from_verify(src):
 
     def crash(top):
         raise RuntimeError("boom")
+
     crashed = envcheck.check_checksums(src, ["b"], crash)
     assert not crashed.ok and not crashed.warn_only and "boom" in crashed.detail
 
@@ -105,8 +107,11 @@ def test_checksums_from_verify(src):
 def test_damage_in_a_bundle_this_deploy_does_not_use_only_warns(src):
     other = SimpleNamespace(status="CORRUPT", path="models/face/inference.pdiparams", detail="")
     mine = SimpleNamespace(status="MISSING", path="models/b/inference.yml", detail="")
-    sums = SimpleNamespace(status="INVALID", path="original/SHA256SUMS",
-                           detail="models/face/inference.json: e68f disagrees with the lock/manifest")
+    sums = SimpleNamespace(
+        status="INVALID",
+        path="original/SHA256SUMS",
+        detail="models/face/inference.json: e68f disagrees with the lock/manifest",
+    )
     warn = envcheck.check_checksums(src, ["b"], lambda top: [other, sums])
     assert not warn.ok and warn.warn_only and "does not use" in warn.detail
     fail = envcheck.check_checksums(src, ["b"], lambda top: [other, mine])
@@ -159,5 +164,5 @@ def test_port_claimed_by_another_installed_deploy(tmp_path):
         (tmp_path / name / "state.json").write_text(f'{{"release": {json.dumps(release)}, "port": {port}}}')
     claimed = envcheck.check_port_claims(tmp_path, "new", 9000)
     assert not claimed.ok and claimed.error is PortInUse and "configured for a" in claimed.detail
-    assert envcheck.check_port_claims(tmp_path, "a", 9000).ok      # its own port
-    assert envcheck.check_port_claims(tmp_path, "new", 9002).ok    # not installed any more
+    assert envcheck.check_port_claims(tmp_path, "a", 9000).ok  # its own port
+    assert envcheck.check_port_claims(tmp_path, "new", 9002).ok  # not installed any more

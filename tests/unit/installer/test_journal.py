@@ -46,16 +46,19 @@ def test_damaged_journal_is_reported_not_guessed(paths):
         journal.load(paths)
 
 
-@pytest.mark.parametrize("state, action", [
-    (None, "none"),
-    ({"release": "1.0.0", "operation": None}, "none"),
-    ({"release": None, "operation": {"op": "install", "step": "runtime", "release": "1.0.0"}}, "undo-install"),
-    ({"release": None, "operation": {"op": "install", "step": "switch", "release": "1.0.0"}}, "undo-install"),
-    ({"release": "1.0.0", "operation": {"op": "install", "step": "switch", "release": "1.0.0"}}, "clear"),
-    ({"release": "1.0.0", "operation": {"op": "remove", "step": "delete"}}, "complete-remove"),
-    ({"release": "1.0.0", "operation": {"op": "start", "step": "spawn"}}, "clear"),
-    ({"release": "1.0.0", "operation": {"op": "stop", "step": "signal"}}, "clear"),
-])
+@pytest.mark.parametrize(
+    "state, action",
+    [
+        (None, "none"),
+        ({"release": "1.0.0", "operation": None}, "none"),
+        ({"release": None, "operation": {"op": "install", "step": "runtime", "release": "1.0.0"}}, "undo-install"),
+        ({"release": None, "operation": {"op": "install", "step": "switch", "release": "1.0.0"}}, "undo-install"),
+        ({"release": "1.0.0", "operation": {"op": "install", "step": "switch", "release": "1.0.0"}}, "clear"),
+        ({"release": "1.0.0", "operation": {"op": "remove", "step": "delete"}}, "complete-remove"),
+        ({"release": "1.0.0", "operation": {"op": "start", "step": "spawn"}}, "clear"),
+        ({"release": "1.0.0", "operation": {"op": "stop", "step": "signal"}}, "clear"),
+    ],
+)
 def test_recovery_decisions(state, action):
     assert journal.decide(state).action == action
 

@@ -126,6 +126,7 @@ def test_list_reads_a_migrated_root_with_its_output_unchanged(tmp_path):
     doc = list_installed(Context(root, source=None))  # type: ignore[arg-type]
     (row,) = doc["deploys"]
     assert (row["deploy"], row["runtime"], row["state"], row["release"]) == ("demo-face", "process", "stopped", "1.0.0")
-    assert {r["version"]: r["runtime"] for r in row["releases"]} == \
-        {v: info["runtime"] for v, info in old["releases"].items()}  # the venv, under its old output key
+    assert {r["version"]: r["runtime"] for r in row["releases"]} == {
+        v: info["runtime"] for v, info in old["releases"].items()
+    }  # the venv, under its old output key
     assert on_disk(root, "demo-face")["schema"] == 2

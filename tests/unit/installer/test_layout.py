@@ -25,10 +25,17 @@ def test_deploy_paths():
     assert root.venv_log == Path("/R/.runtime/install.log")
     assert root.licenses == Path("/R/licenses")
     assert d.release("1.0.0") == Path("/R/demo/releases/1.0.0")
-    assert (d.current, d.data, d.logs, d.run) == (Path("/R/demo/current"), Path("/R/demo/data"),
-                                                  Path("/R/demo/logs"), Path("/R/demo/run"))
-    assert (d.state, d.lock, d.pidfile) == (Path("/R/demo/state.json"), Path("/R/demo/.lock"),
-                                            Path("/R/demo/run/gunicorn.pid"))
+    assert (d.current, d.data, d.logs, d.run) == (
+        Path("/R/demo/current"),
+        Path("/R/demo/data"),
+        Path("/R/demo/logs"),
+        Path("/R/demo/run"),
+    )
+    assert (d.state, d.lock, d.pidfile) == (
+        Path("/R/demo/state.json"),
+        Path("/R/demo/.lock"),
+        Path("/R/demo/run/gunicorn.pid"),
+    )
     assert d.error_log == Path("/R/demo/logs/error.log") and d.proc_name == "visionpack:demo"
     files = layout.release_files(d.release("1.0.0"))
     assert files["start_script"] == Path("/R/demo/releases/1.0.0/start/start-1.sh")

@@ -104,7 +104,8 @@ def test_docker_start_probes_with_a_one_off_key_only_when_ops_wants_one(tmp_path
         return {"started": True}
 
     monkeypatch.setattr(dr, "run", fake_run)
-    assert dr.start(paths, tmp_path, tmp_path / "release", "1", host="0.0.0.0", port=1, client=object()) == \
-        {"started": True}
+    assert dr.start(paths, tmp_path, tmp_path / "release", "1", host="0.0.0.0", port=1, client=object()) == {
+        "started": True
+    }
     assert seen["grant"].via == via and bool(seen["headers"]) == (policy == "key")
     assert store.load(paths.data).keys == ()  # the probe key is gone

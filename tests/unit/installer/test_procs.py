@@ -27,7 +27,9 @@ def paths(tmp_path):
 
 def ours(paths):
     conf = f"{paths.dir}/releases/1.0.0/start/gunicorn_conf.py"
-    return f"/r/.runtime/k/bin/python\0/r/.runtime/k/bin/gunicorn\0-c\0{conf}\0visionpack.api.app:create_app()\0".encode()
+    return (
+        f"/r/.runtime/k/bin/python\0/r/.runtime/k/bin/gunicorn\0-c\0{conf}\0visionpack.api.app:create_app()\0".encode()
+    )
 
 
 def test_proc_info_parses_comm_with_spaces_and_parens(tmp_path):
@@ -48,11 +50,14 @@ def test_master_accepts_our_gunicorn_by_proc_title(tmp_path, paths):
     assert procs.master(paths, proc) == 42
 
 
-@pytest.mark.parametrize("cmdline", [
-    b"/usr/sbin/sshd\0-D\0",                                   # pid reused by a stranger
-    b"gunicorn: master [visionpack:demo-2]",                   # another deploy's title
-    b"gunicorn\0-c\0/other/root/demo/releases/1/start/gunicorn_conf.py\0",  # another root
-])
+@pytest.mark.parametrize(
+    "cmdline",
+    [
+        b"/usr/sbin/sshd\0-D\0",  # pid reused by a stranger
+        b"gunicorn: master [visionpack:demo-2]",  # another deploy's title
+        b"gunicorn\0-c\0/other/root/demo/releases/1/start/gunicorn_conf.py\0",  # another root
+    ],
+)
 def test_stale_or_foreign_pid_is_not_ours(tmp_path, paths, cmdline):
     proc = fake_proc(tmp_path, 42, cmdline=cmdline)
     paths.pidfile.write_text("42")
@@ -62,11 +67,11 @@ def test_stale_or_foreign_pid_is_not_ours(tmp_path, paths, cmdline):
 
 def test_lost_pid_file_master_is_found_in_proc(tmp_path, paths):
     proc = fake_proc(tmp_path, 42, ppid=1, cmdline=ours(paths))
-    fake_proc(tmp_path, 43, ppid=42, cmdline=ours(paths))   # worker: same command line
+    fake_proc(tmp_path, 43, ppid=42, cmdline=ours(paths))  # worker: same command line
     fake_proc(tmp_path, 50, ppid=1, cmdline=b"sleep 60")
     assert not paths.pidfile.exists()
     assert procs.master(paths, proc) == 42 and not procs.pidfile_is_stale(paths, proc)
-    paths.pidfile.write_text("50")                         # stale and foreign
+    paths.pidfile.write_text("50")  # stale and foreign
     assert procs.master(paths, proc) == 42 and procs.pidfile_is_stale(paths, proc)
 
 
@@ -99,8 +104,12 @@ def test_service_env_drops_stray_overrides(tmp_path):
 
 def test_command_never_preloads(tmp_path):
     cmd = procs.command(tmp_path / "venv", tmp_path / "rel")
-    assert cmd == [str(tmp_path / "venv/bin/gunicorn"), "-c", str(tmp_path / "rel/start/gunicorn_conf.py"),
-                   "visionpack.api.app:create_app()"]
+    assert cmd == [
+        str(tmp_path / "venv/bin/gunicorn"),
+        "-c",
+        str(tmp_path / "rel/start/gunicorn_conf.py"),
+        "visionpack.api.app:create_app()",
+    ]
     assert "--preload" not in cmd
 
 
@@ -111,6 +120,7 @@ def test_probe_host(host, probe):
 
 def test_get_ready_with_nothing_listening():
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -20,7 +20,8 @@ def src(tmp_path):
     (top / "package" / "VERSION").write_text("2.1.0\n")
     (top / "package" / "catalog.yml").write_text(
         "deploys:\n  demo:\n    service: classification\n    port: 8701\n    description: d\n"
-        "    models:\n      classifier: b\n")
+        "    models:\n      classifier: b\n"
+    )
     (top / "original").mkdir()
     (top / "original" / "requirements.lock").write_text("flask==3 --hash=sha256:00\n")
     b = top / "models" / "b"
@@ -70,14 +71,16 @@ def test_missing_lock(src):
 def test_service_config_validates_options(src, tmp_path):
     root = Root(tmp_path / "r")
     paths = root.deploy("demo")
-    cfg = release.service_config(root, paths, src.entry("demo"), paths.release("2.1.0"),
-                                 host="127.0.0.1", port=9000, workers=2)
+    cfg = release.service_config(
+        root, paths, src.entry("demo"), paths.release("2.1.0"), host="127.0.0.1", port=9000, workers=2
+    )
     assert cfg.models == {"classifier": str(paths.release("2.1.0") / "models" / "b")}
     # run_dir is per release: two releases run side by side during an upgrade.
     assert (cfg.run_dir, cfg.license_dir) == (str(paths.run / "2.1.0"), str(root.licenses))
     with pytest.raises(ConfigInvalid, match="port"):
-        release.service_config(root, paths, src.entry("demo"), paths.release("2.1.0"),
-                               host="127.0.0.1", port=70000, workers=1)
+        release.service_config(
+            root, paths, src.entry("demo"), paths.release("2.1.0"), host="127.0.0.1", port=70000, workers=1
+        )
 
 
 def test_bundle_copy_checks_manifest(src, tmp_path):

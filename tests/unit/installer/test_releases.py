@@ -10,8 +10,11 @@ from visionpack.installer.layout import Root
 
 
 def state(current, installed, history):
-    return {"release": current, "releases": {v: {"installed_at": at} for v, at in installed.items()},
-            "history": [{"release": v} for v in history]}
+    return {
+        "release": current,
+        "releases": {v: {"installed_at": at} for v, at in installed.items()},
+        "history": [{"release": v} for v in history],
+    }
 
 
 def test_previous_is_what_ran_before_the_current_one():
@@ -19,7 +22,7 @@ def test_previous_is_what_ran_before_the_current_one():
     assert releases.previous(s) == "1.0"
     s["history"].append({"release": "0.9"})  # rolled back to 0.9 ...
     s["release"] = "0.9"
-    assert releases.previous(s) == "1.1"     # ... so "back" is 1.1, as helm rollback means it
+    assert releases.previous(s) == "1.1"  # ... so "back" is 1.1, as helm rollback means it
 
 
 def test_previous_skips_pruned_and_falls_back_to_the_newest_other():

@@ -22,7 +22,9 @@ def test_the_numbers_are_the_docker_images():
     finally:
         sys.path.pop(0)
     assert serviceuser.NAME == "visionpack"
-    assert serviceuser.UID == serviceuser.GID == docker_containers.UID == docker_containers.GID == image.UID == image.GID
+    assert (
+        serviceuser.UID == serviceuser.GID == docker_containers.UID == docker_containers.GID == image.UID == image.GID
+    )
 
 
 def test_not_root_means_the_invoking_user(monkeypatch):
@@ -132,8 +134,9 @@ def test_a_pyenv_python_under_roots_home_is_replaced_by_the_systems(monkeypatch,
     os.chmod(home, 0o700)
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     system = f"/usr/bin/python{version}"
-    monkeypatch.setattr(venvs, "runnable_by_service",
-                        lambda py, ids: None if str(py) == system else f"cannot reach {py}")
+    monkeypatch.setattr(
+        venvs, "runnable_by_service", lambda py, ids: None if str(py) == system else f"cannot reach {py}"
+    )
     monkeypatch.setattr(venvs, "_has_venv", lambda py: True)
     monkeypatch.setattr(venvs.os.path, "exists", lambda p: p == system)
     said = []

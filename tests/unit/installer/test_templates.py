@@ -13,9 +13,20 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_gunicorn_conf_takes_everything_from_config(tmp_path, monkeypatch):
-    cfg = config.from_mapping({"deploy": "demo", "host": "127.0.0.1", "port": 9123, "workers": 2,
-                               "threads_per_worker": 3, "max_inflight": 4, "timeout": 70, "graceful_timeout": 9,
-                               "run_dir": str(tmp_path / "run"), "log_dir": str(tmp_path / "logs")})
+    cfg = config.from_mapping(
+        {
+            "deploy": "demo",
+            "host": "127.0.0.1",
+            "port": 9123,
+            "workers": 2,
+            "threads_per_worker": 3,
+            "max_inflight": 4,
+            "timeout": 70,
+            "graceful_timeout": 9,
+            "run_dir": str(tmp_path / "run"),
+            "log_dir": str(tmp_path / "logs"),
+        }
+    )
     path = tmp_path / "config.yml"
     path.write_text(config.dump(cfg))
     monkeypatch.setenv("VISIONPACK_CONFIG", str(path))
@@ -65,7 +76,8 @@ def test_on_starting_refuses_without_a_license_and_skips_without_a_license_dir(t
 
 def test_gunicorn_conf_brackets_ipv6(tmp_path, monkeypatch):
     path = tmp_path / "config.yml"
-    path.write_text(config.dump(config.from_mapping({"host": "::", "port": 80, "run_dir": str(tmp_path),
-                                                     "log_dir": str(tmp_path)})))
+    path.write_text(
+        config.dump(config.from_mapping({"host": "::", "port": 80, "run_dir": str(tmp_path), "log_dir": str(tmp_path)}))
+    )
     monkeypatch.setenv("VISIONPACK_CONFIG", str(path))
     assert runpy.run_path(str(REPO / "start" / "gunicorn_conf.py"))["bind"] == ["[::]:80"]

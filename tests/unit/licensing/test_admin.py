@@ -36,15 +36,18 @@ def test_install_keeps_previous_and_is_atomic(tmp_path, issue, keypair):
     assert not [p for p in target.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("make,expected", [
-    (lambda issue, other: b"", "malformed"),
-    (lambda issue, other: issue()[:100], "malformed"),
-    (lambda issue, other: issue(key=other), "unknown-key"),
-    (lambda issue, other: issue(now=time.time() - 60 * 86400), "expired"),
-    (lambda issue, other: issue(not_before="2099-01-01T00:00:00Z"), "not-yet-valid"),
-    (lambda issue, other: issue(now=time.time() + 86400), "issued-in-future"),
-    (lambda issue, other: issue(change=("machine_id", "cpu")), "wrong-machine"),
-])
+@pytest.mark.parametrize(
+    "make,expected",
+    [
+        (lambda issue, other: b"", "malformed"),
+        (lambda issue, other: issue()[:100], "malformed"),
+        (lambda issue, other: issue(key=other), "unknown-key"),
+        (lambda issue, other: issue(now=time.time() - 60 * 86400), "expired"),
+        (lambda issue, other: issue(not_before="2099-01-01T00:00:00Z"), "not-yet-valid"),
+        (lambda issue, other: issue(now=time.time() + 86400), "issued-in-future"),
+        (lambda issue, other: issue(change=("machine_id", "cpu")), "wrong-machine"),
+    ],
+)
 def test_bad_new_license_changes_nothing(tmp_path, issue, keypair, other_keypair, make, expected):
     target = tmp_path / "licenses"
     good = tmp_path / "good.lic"

@@ -72,8 +72,16 @@ def test_domain_separation():
 
 
 def test_placeholders_are_absent():
-    for junk in ("To Be Filled By O.E.M.", "Default string", "00000000-0000-0000-0000-000000000000",
-                 "  ", "\x00\x00", "0", "None", "00:00:00:00:00:00"):
+    for junk in (
+        "To Be Filled By O.E.M.",
+        "Default string",
+        "00000000-0000-0000-0000-000000000000",
+        "  ",
+        "\x00\x00",
+        "0",
+        "None",
+        "00:00:00:00:00:00",
+    ):
         assert fpmod.clean(junk) is None, junk
     assert fpmod.clean(" ABC123\n") == "ABC123"
 

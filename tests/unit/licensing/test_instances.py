@@ -12,6 +12,7 @@ import pytest
 from visionpack.errors import LicenseError
 from visionpack.licensing import instances
 
+
 def test_limit_enforced_and_release_frees(tmp_path):
     a = instances.acquire(2, {"deploy": "a"}, directory=tmp_path)
     b = instances.acquire(2, {"deploy": "b"}, directory=tmp_path)

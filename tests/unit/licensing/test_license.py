@@ -88,7 +88,10 @@ def test_huge(issue):
 
 def test_binary_and_non_utf8():
     assert reason(bytes(range(256)) * 4) == "malformed"
-    assert reason("-----BEGIN VISIONPACK LICENSE-----\nzé\n-----END VISIONPACK LICENSE-----".encode("latin-1")) == "malformed"
+    assert (
+        reason("-----BEGIN VISIONPACK LICENSE-----\nzé\n-----END VISIONPACK LICENSE-----".encode("latin-1"))
+        == "malformed"
+    )
     assert reason(b"\xff\xfe" + "license".encode("utf-16-le")) == "malformed"
 
 
@@ -104,8 +107,15 @@ def test_bad_base64_in_armour(issue):
 
 def test_envelope_shape(issue):
     env = unwrap(issue())
-    for bad in ({**env, "extra": 1}, {k: v for k, v in env.items() if k != "kid"}, {**env, "kid": 5},
-                {**env, "kid": "XYZ"}, {**env, "sig": env["sig"][:-4]}, [env], "x"):
+    for bad in (
+        {**env, "extra": 1},
+        {k: v for k, v in env.items() if k != "kid"},
+        {**env, "kid": 5},
+        {**env, "kid": "XYZ"},
+        {**env, "sig": env["sig"][:-4]},
+        [env],
+        "x",
+    ):
         assert reason(rewrap(bad)) == "malformed"
 
 
@@ -130,40 +140,44 @@ def test_non_canonical_payload(issue):
     assert reason(with_payload(data, json.dumps(p, indent=1).encode())) == "malformed"
 
 
-@pytest.mark.parametrize("edit", [
-    lambda p: p.update(schema=2),
-    lambda p: p.update(schema="1"),
-    lambda p: p.update(schema=True),
-    lambda p: p.pop("expires_at"),
-    lambda p: p.update(extra="x"),
-    lambda p: p.update(product="otherproduct"),
-    lambda p: p.update(instances="3"),
-    lambda p: p.update(instances=True),
-    lambda p: p.update(instances=0),
-    lambda p: p.update(instances=1.5),
-    lambda p: p.update(deploys=[]),
-    lambda p: p.update(deploys=["a", "a"]),
-    lambda p: p.update(deploys="a"),
-    lambda p: p.update(services=["../x"]),
-    lambda p: p.update(customer=""),
-    lambda p: p.update(customer="a\nb"),
-    lambda p: p.update(id=7),
-    lambda p: p.update(binding={"type": "gpu"}),
-    lambda p: p.update(binding={"type": "gpu", "uuid_hash": "GPU-1"}),
-    lambda p: p.update(binding={"type": "dongle"}),
-    lambda p: p.update(components={}),
-    lambda p: p.update(components={"mac": "00"}),
-    lambda p: p.update(components={"Bad Name": "0" * 64}),
-    lambda p: p.update(rule={"min_match": 0, "required": []}),
-    lambda p: p.update(rule={"min_match": 99, "required": []}),
-    lambda p: p.update(rule={"min_match": 1, "required": ["not_bound"]}),
-    lambda p: p.update(rule={"min_match": 1}),
-    lambda p: p.update(expires_at=p["not_before"]),
-    lambda p: p.update(expires_at="2026-02-30T00:00:00Z"),
-    lambda p: p.update(expires_at="2026-01-01 00:00:00"),
-    lambda p: p.update(expires_at=1767225600),
-    lambda p: p.update(not_before="2026-01-01T00:00:00+08:00"),
-], ids=lambda f: "edit")
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda p: p.update(schema=2),
+        lambda p: p.update(schema="1"),
+        lambda p: p.update(schema=True),
+        lambda p: p.pop("expires_at"),
+        lambda p: p.update(extra="x"),
+        lambda p: p.update(product="otherproduct"),
+        lambda p: p.update(instances="3"),
+        lambda p: p.update(instances=True),
+        lambda p: p.update(instances=0),
+        lambda p: p.update(instances=1.5),
+        lambda p: p.update(deploys=[]),
+        lambda p: p.update(deploys=["a", "a"]),
+        lambda p: p.update(deploys="a"),
+        lambda p: p.update(services=["../x"]),
+        lambda p: p.update(customer=""),
+        lambda p: p.update(customer="a\nb"),
+        lambda p: p.update(id=7),
+        lambda p: p.update(binding={"type": "gpu"}),
+        lambda p: p.update(binding={"type": "gpu", "uuid_hash": "GPU-1"}),
+        lambda p: p.update(binding={"type": "dongle"}),
+        lambda p: p.update(components={}),
+        lambda p: p.update(components={"mac": "00"}),
+        lambda p: p.update(components={"Bad Name": "0" * 64}),
+        lambda p: p.update(rule={"min_match": 0, "required": []}),
+        lambda p: p.update(rule={"min_match": 99, "required": []}),
+        lambda p: p.update(rule={"min_match": 1, "required": ["not_bound"]}),
+        lambda p: p.update(rule={"min_match": 1}),
+        lambda p: p.update(expires_at=p["not_before"]),
+        lambda p: p.update(expires_at="2026-02-30T00:00:00Z"),
+        lambda p: p.update(expires_at="2026-01-01 00:00:00"),
+        lambda p: p.update(expires_at=1767225600),
+        lambda p: p.update(not_before="2026-01-01T00:00:00+08:00"),
+    ],
+    ids=lambda f: "edit",
+)
 def test_strict_payload(issue, edit):
     data = issue()
     p = payload_of(data)
@@ -192,9 +206,20 @@ def test_parse_time_strict():
 
 def test_reason_codes_are_stable():
     assert fmt.REASONS == (
-        "missing", "malformed", "unsupported-algorithm", "unknown-key", "bad-signature",
-        "wrong-machine", "wrong-gpu", "expired", "not-yet-valid", "deploy-not-licensed",
-        "service-not-licensed", "instance-limit", "clock-rollback", "issued-in-future",
+        "missing",
+        "malformed",
+        "unsupported-algorithm",
+        "unknown-key",
+        "bad-signature",
+        "wrong-machine",
+        "wrong-gpu",
+        "expired",
+        "not-yet-valid",
+        "deploy-not-licensed",
+        "service-not-licensed",
+        "instance-limit",
+        "clock-rollback",
+        "issued-in-future",
     )
 
 

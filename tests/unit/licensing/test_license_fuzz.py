@@ -75,7 +75,7 @@ def test_byte_mutations_of_a_valid_license(valid, data):
         elif op == "insert":
             buf[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
         elif op == "delete":
-            del buf[pos:pos + data.draw(st.integers(1, 16))]
+            del buf[pos : pos + data.draw(st.integers(1, 16))]
         else:
             del buf[pos:]
     check(bytes(buf))

@@ -206,13 +206,16 @@ def test_load_public_keys_formats(tmp_path, keypair, other_keypair, caplog):
     priv = keypair[0]
     pub = priv.public_key()
     other = other_keypair.public_key()
-    (tmp_path / "vendor-other.pub").write_bytes(other.public_bytes(serialization.Encoding.PEM,
-                                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
-    (tmp_path / "a.pem").write_bytes(pub.public_bytes(serialization.Encoding.PEM,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "vendor-other.pub").write_bytes(
+        other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp_path / "a.pem").write_bytes(
+        pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     (tmp_path / "b.pub").write_bytes(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-    (tmp_path / "leak.pem").write_bytes(priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    (tmp_path / "leak.pem").write_bytes(
+        priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     (tmp_path / "junk.pem").write_bytes(b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
     (tmp_path / "short.pub").write_bytes(b"123")
     (tmp_path / "license.lic").write_bytes(b"not a key")

@@ -78,16 +78,22 @@ def test_required_and_image():
             F.image(url, limits)
 
 
-@pytest.mark.parametrize("value,want", [
-    ("abc", "'abc'"),
-    ("x" * 1000, "'" + "x" * 40 + "…"),
-    ("\u202e\x00\n", "'\\u202e\\x00\\n'"),
-    ("\ud800", "'\\ud800'"),
-    (list(range(10**5)), "an array of 100000 items"),
-    ([1], "an array of 1 item"),
-    ({"a": 1, "b": 2}, "an object with 2 keys"),
-    (None, "null"), (True, "true"), (1.5, "1.5"), (2**63 - 1, str(2**63 - 1)),
-])
+@pytest.mark.parametrize(
+    "value,want",
+    [
+        ("abc", "'abc'"),
+        ("x" * 1000, "'" + "x" * 40 + "…"),
+        ("\u202e\x00\n", "'\\u202e\\x00\\n'"),
+        ("\ud800", "'\\ud800'"),
+        (list(range(10**5)), "an array of 100000 items"),
+        ([1], "an array of 1 item"),
+        ({"a": 1, "b": 2}, "an object with 2 keys"),
+        (None, "null"),
+        (True, "true"),
+        (1.5, "1.5"),
+        (2**63 - 1, str(2**63 - 1)),
+    ],
+)
 def test_preview_is_short_and_escaped(value, want):
     out = F.preview(value)
     assert out == want

@@ -77,7 +77,9 @@ def test_a_route_whose_operation_the_service_lacks_fails_at_start():
         def operations(self):
             return {k: v for k, v in super().operations().items() if k != "paddlex.classify"}
 
-    with pytest.raises(TypeError, match=r"paddlex_classify needs operation 'paddlex.classify'; .* has \['easydl.classify'\]"):
+    with pytest.raises(
+        TypeError, match=r"paddlex_classify needs operation 'paddlex.classify'; .* has \['easydl.classify'\]"
+    ):
         create_app(ServiceConfig(deploy=DEPLOY), service=NoPaddleX(), gate=None)
 
 
@@ -96,8 +98,14 @@ def test_build_service_sets_up_the_configured_service_with_serialised_engines(tm
     svc = build_service(cfg, fake_factory)
     assert svc.kind == "classification" and set(svc.operations()) == {"easydl.classify", "paddlex.classify"}
     assert isinstance(svc.engine, SerializedEngine)  # whichever factory made it
-    assert np.isclose(sum(c.score for c in svc.predict(svc.operations()["easydl.classify"].decode(
-        {"image": jpeg_b64(), "top_num": 10}))), 1.0, atol=1e-4)
+    assert np.isclose(
+        sum(
+            c.score
+            for c in svc.predict(svc.operations()["easydl.classify"].decode({"image": jpeg_b64(), "top_num": 10}))
+        ),
+        1.0,
+        atol=1e-4,
+    )
 
 
 def test_a_service_module_without_a_service_class_is_not_available():

@@ -33,8 +33,24 @@ def test_issue_options(vendor, tmp_path, keypair, request_doc):
     uuid = "GPU-8c1b3a2e-0000-4000-8000-123456789abc"
     req = fake_request(tmp_path, request_doc, gpus=[fpmod.gpu_hash("GPU-other"), fpmod.gpu_hash(uuid)])
     for spec in ("1", uuid, fpmod.gpu_hash(uuid)):
-        rc, p = issue_cli(vendor, tmp_path, keypair, req, "--gpu", spec, "--deploys", "a,b", "--instances", "3",
-                          "--days", "365", "--customer", "Big Co", "--not-before", "2027-01-01T00:00:00Z")
+        rc, p = issue_cli(
+            vendor,
+            tmp_path,
+            keypair,
+            req,
+            "--gpu",
+            spec,
+            "--deploys",
+            "a,b",
+            "--instances",
+            "3",
+            "--days",
+            "365",
+            "--customer",
+            "Big Co",
+            "--not-before",
+            "2027-01-01T00:00:00Z",
+        )
         assert rc == 0
         assert p["binding"] == {"type": "gpu", "uuid_hash": fpmod.gpu_hash(uuid)}
         assert p["deploys"] == ["a", "b"] and p["instances"] == 3 and p["customer"] == "Big Co"
@@ -43,17 +59,35 @@ def test_issue_options(vendor, tmp_path, keypair, request_doc):
     assert p["rule"] == {"min_match": 1, "required": []} and p["expires_at"] > p["issued_at"]
 
 
-@pytest.mark.parametrize("args", [["--gpu", "5"], ["--gpu", "GPU-not-there"], ["--min-match", "99"],
-                                  ["--require", "tpm"], ["--days", "0"], ["--instances", "0"],
-                                  ["--not-before", "tomorrow"], ["--deploys", ","]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--gpu", "5"],
+        ["--gpu", "GPU-not-there"],
+        ["--min-match", "99"],
+        ["--require", "tpm"],
+        ["--days", "0"],
+        ["--instances", "0"],
+        ["--not-before", "tomorrow"],
+        ["--deploys", ","],
+    ],
+)
 def test_issue_refuses_bad_options(vendor, tmp_path, keypair, request_doc, args, capsys):
     rc, _ = issue_cli(vendor, tmp_path, keypair, fake_request(tmp_path, request_doc), *args)
     assert rc in (1, 2) and "error" in capsys.readouterr().err
     assert not (tmp_path / "out.lic").exists()
 
 
-@pytest.mark.parametrize("changes", [{"kind": "x"}, {"fp_version": 99}, {"components": {"mac": "zz"}},
-                                     {"components": {k: None for k in fpmod.COMPONENTS}}, {"gpus": "x"}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"kind": "x"},
+        {"fp_version": 99},
+        {"components": {"mac": "zz"}},
+        {"components": {k: None for k in fpmod.COMPONENTS}},
+        {"gpus": "x"},
+    ],
+)
 def test_issue_refuses_bad_requests(vendor, tmp_path, keypair, request_doc, changes, capsys):
     rc, _ = issue_cli(vendor, tmp_path, keypair, fake_request(tmp_path, request_doc, **changes))
     assert rc == 2 and "error" in capsys.readouterr().err

@@ -14,22 +14,31 @@ sys.path.insert(0, str(REPO / "trouble_shooting"))
 from vp_diag.docker import runtime_kind  # noqa: E402
 
 
-@pytest.mark.parametrize("state, kind", [
-    ({"schema": 2, "runtime_kind": "docker"}, "docker"),
-    ({"schema": 2, "runtime_kind": "process"}, "process"),
-    ({"schema": 1, "runtime": "docker"}, "docker"),
-    ({"schema": 1, "runtime": "process"}, "process"),
-    ({"schema": 1}, "process"),  # installed before docker deploys existed
-    (None, "process"),
-])
+@pytest.mark.parametrize(
+    "state, kind",
+    [
+        ({"schema": 2, "runtime_kind": "docker"}, "docker"),
+        ({"schema": 2, "runtime_kind": "process"}, "process"),
+        ({"schema": 1, "runtime": "docker"}, "docker"),
+        ({"schema": 1, "runtime": "process"}, "process"),
+        ({"schema": 1}, "process"),  # installed before docker deploys existed
+        (None, "process"),
+    ],
+)
 def test_runtime_kind_of_either_schema(state, kind):
     assert runtime_kind(state) == kind
 
 
-@pytest.mark.parametrize("state", [
-    {"schema": 2, "runtime_kind": "docker"}, {"schema": 1, "runtime": "docker"}, {"schema": 1, "runtime": "process"},
-    {"schema": 1}, {"runtime": None},
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"schema": 2, "runtime_kind": "docker"},
+        {"schema": 1, "runtime": "docker"},
+        {"schema": 1, "runtime": "process"},
+        {"schema": 1},
+        {"runtime": None},
+    ],
+)
 def test_runtime_kind_agrees_with_the_installers_migration(state):
     """vp_diag never writes state.json, so it reads either schema; the installer's migrate() is the truth."""
     import copy

@@ -24,7 +24,9 @@ def test_cpu_flags(tmp_path):
     assert r.status == "WARN" and "avx2, fma" in r.detail and r.fix
     f.write_text(CPUINFO.format(flags="sse4_2"))
     r = host.cpu_check(f)
-    assert r.status == "FAIL" and "SIGILL" in r.detail and "grep -o -w -E 'avx|avx2|fma|sse4_2' /proc/cpuinfo" in r.fix[0]
+    assert (
+        r.status == "FAIL" and "SIGILL" in r.detail and "grep -o -w -E 'avx|avx2|fma|sse4_2' /proc/cpuinfo" in r.fix[0]
+    )
     assert host.cpu_check(tmp_path / "missing").status == "FAIL"
 
 

@@ -66,7 +66,9 @@ def _ctx(tmp_path):
 
 
 def _deploy(tmp_path, host, port):
-    return Deploy(root=tmp_path, name="d", state={"host": host, "port": port, "release": "1", "service": "classification"})
+    return Deploy(
+        root=tmp_path, name="d", state={"host": host, "port": port, "release": "1", "service": "classification"}
+    )
 
 
 own = procfs.own_addresses()

@@ -36,8 +36,11 @@ def site(tmp_path, monkeypatch):
     srv = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     ctx = Context(roots=[tmp_path], deploys=[], package=REPO, diag_dir=REPO / "trouble_shooting")
-    d = Deploy(root=tmp_path, name=DEPLOY, state={"host": "127.0.0.1", "port": srv.server_address[1], "release": "1",
-                                                 "service": "classification"})
+    d = Deploy(
+        root=tmp_path,
+        name=DEPLOY,
+        state={"host": "127.0.0.1", "port": srv.server_address[1], "release": "1", "service": "classification"},
+    )
     yield {"ctx": ctx, "d": d, "data": data, "runtime": app.extensions["visionpack"]}
     srv.shutdown()
     srv.server_close()

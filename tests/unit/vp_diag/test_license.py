@@ -77,12 +77,15 @@ def test_parse_agrees_with_the_package_reader(vendor, machine, by_path):
     assert mine.payload["instances"] == 3 and mine.payload["components"] == dict(lic.components)
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda d: d[: len(d) // 2], "malformed"),
-    (lambda d: b"", "malformed"),
-    (lambda d: d.replace(b"-----END VISIONPACK LICENSE-----", b""), "malformed"),
-    (lambda d: d.splitlines()[0] + b"\n!!!!\n" + d.splitlines()[-1], "malformed"),
-])
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda d: d[: len(d) // 2], "malformed"),
+        (lambda d: b"", "malformed"),
+        (lambda d: d.replace(b"-----END VISIONPACK LICENSE-----", b""), "malformed"),
+        (lambda d: d.splitlines()[0] + b"\n!!!!\n" + d.splitlines()[-1], "malformed"),
+    ],
+)
 def test_damaged_files_are_malformed_for_both(vendor, machine, mutate, reason, by_path):
     bad = mutate(issue(vendor, machine))
     with pytest.raises(by_path["license"].LicenseError) as mine:
@@ -96,7 +99,9 @@ def test_key_ids_agree_with_verify(vendor, by_path):
     _, _, keys = vendor
     loaded = verify.load_public_keys(keys)
     assert set(licfile.key_ids(by_path["license"], keys)) == set(loaded)
-    fake = b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END " + b"PRIVATE KEY-----\n"  # armour split: no key-like file
+    fake = (
+        b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END " + b"PRIVATE KEY-----\n"
+    )  # armour split: no key-like file
     assert licfile.raw_public_key(fake) is None
 
 
@@ -139,7 +144,8 @@ def test_every_reason_has_its_repair_and_only_licensing_reasons_are_named(tmp_pa
     assert set(diag_license.SIGNATURE_REASONS) <= set(licmod.REASONS)
     # A reason of a newer runtime this tool does not know still gets a command to run.
     assert diag_license.fixes(ctx(), tmp_path, "from-the-future") == [
-        ctx().install_cmd(tmp_path, "fingerprint", "--diff", str(tmp_path / "licenses" / "license.lic"))]
+        ctx().install_cmd(tmp_path, "fingerprint", "--diff", str(tmp_path / "licenses" / "license.lic"))
+    ]
 
 
 def test_an_altered_clock_mark_is_clock_rollback_with_the_marks_to_delete(tmp_path, by_path, monkeypatch):
@@ -150,4 +156,5 @@ def test_an_altered_clock_mark_is_clock_rollback_with_the_marks_to_delete(tmp_pa
     r = diag_license.clock(ctx(), tmp_path, "g", by_path["license"], clk, time.time())
     assert r.status == FAIL and r.detail.startswith("clock-rollback: the clock mark in")
     assert r.fix[0].startswith("timedatectl set-ntp true") and r.fix[1] == (
-        f"rm {tmp_path / 'clock.mark'} {tmp_path / '.clock.mark.2'}")
+        f"rm {tmp_path / 'clock.mark'} {tmp_path / '.clock.mark.2'}"
+    )

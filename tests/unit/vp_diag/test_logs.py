@@ -25,12 +25,19 @@ def test_scan_recent_only_and_traceback_summary():
     now = time.time()
     old = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 90000))
     new = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 60))
-    lines = [f"[{old} +0000] [1] [CRITICAL] WORKER TIMEOUT (pid:2)", "Traceback (most recent call last):",
-             '  File "a.py", line 1', "KeyError: 'old'",
-             f"[{new} +0000] [1] [CRITICAL] WORKER TIMEOUT (pid:3)", "Traceback (most recent call last):",
-             '  File "a.py", line 1', "", "RuntimeError: new one",
-             f"{new},5 [9] ERROR visionpack.license: license check failed for d/s: expired: x",
-             f"[{new} +0000] [1] [ERROR] Worker (pid:4) was sent SIGKILL! Perhaps out of memory?"]
+    lines = [
+        f"[{old} +0000] [1] [CRITICAL] WORKER TIMEOUT (pid:2)",
+        "Traceback (most recent call last):",
+        '  File "a.py", line 1',
+        "KeyError: 'old'",
+        f"[{new} +0000] [1] [CRITICAL] WORKER TIMEOUT (pid:3)",
+        "Traceback (most recent call last):",
+        '  File "a.py", line 1',
+        "",
+        "RuntimeError: new one",
+        f"{new},5 [9] ERROR visionpack.license: license check failed for d/s: expired: x",
+        f"[{new} +0000] [1] [ERROR] Worker (pid:4) was sent SIGKILL! Perhaps out of memory?",
+    ]
     found = logs.scan(lines, now - 3600)
     assert found["timeout"] == [lines[4]]
     assert found["traceback"] == ["Traceback (most recent call last): ... RuntimeError: new one"]
@@ -71,5 +78,7 @@ def test_paddle_report_of_a_normal_stop_is_not_a_traceback():
     assert logs.scan(PADDLE_SIGTERM.splitlines(), 0)["traceback"] == []
     segv = PADDLE_SIGTERM.replace("`Termination signal`", "`Segmentation fault`").replace("SIGTERM (@", "SIGSEGV (@")
     found = logs.scan(segv.splitlines(), 0)["traceback"]
-    assert found == ["C++ Traceback (most recent call last): ... FatalError: `Segmentation fault` is detected by "
-                     "the operating system."]
+    assert found == [
+        "C++ Traceback (most recent call last): ... FatalError: `Segmentation fault` is detected by "
+        "the operating system."
+    ]

@@ -19,12 +19,24 @@ from visionpack.installer import releases as installer_releases  # noqa: E402
 
 STATES = [
     {"release": "1.0.0", "releases": {"1.0.0": {}}},
-    {"release": "2.0.0", "releases": {"1.0.0": {}, "2.0.0": {}},
-     "history": [{"release": "1.0.0"}, {"release": "2.0.0"}]},
-    {"release": "1.0.0", "releases": {"1.0.0": {}, "2.0.0": {}, "3.0.0": {}},
-     "history": [{"release": "1.0.0"}, {"release": "2.0.0"}, {"release": "3.0.0"}, {"release": "1.0.0"}]},
-    {"release": "3.0.0", "releases": {"1.0.0": {"installed_at": "2026-01-01T00:00:00Z"},
-                                      "2.0.0": {"installed_at": "2026-02-01T00:00:00Z"}, "3.0.0": {}}},
+    {
+        "release": "2.0.0",
+        "releases": {"1.0.0": {}, "2.0.0": {}},
+        "history": [{"release": "1.0.0"}, {"release": "2.0.0"}],
+    },
+    {
+        "release": "1.0.0",
+        "releases": {"1.0.0": {}, "2.0.0": {}, "3.0.0": {}},
+        "history": [{"release": "1.0.0"}, {"release": "2.0.0"}, {"release": "3.0.0"}, {"release": "1.0.0"}],
+    },
+    {
+        "release": "3.0.0",
+        "releases": {
+            "1.0.0": {"installed_at": "2026-01-01T00:00:00Z"},
+            "2.0.0": {"installed_at": "2026-02-01T00:00:00Z"},
+            "3.0.0": {},
+        },
+    },
     {"release": "2.0.0", "releases": {"2.0.0": {}, "1.0.0": {}}, "history": [{"release": "0.9.0"}]},
 ]
 
@@ -50,8 +62,11 @@ def deploy(tmp_path):
     d = tmp_path / "d"
     make_release(d, "1.0.0", runtime)
     make_release(d, "2.0.0", runtime)
-    state = {"release": "2.0.0", "releases": {"1.0.0": {}, "2.0.0": {}},
-             "history": [{"release": "1.0.0"}, {"release": "2.0.0"}]}
+    state = {
+        "release": "2.0.0",
+        "releases": {"1.0.0": {}, "2.0.0": {}},
+        "history": [{"release": "1.0.0"}, {"release": "2.0.0"}],
+    }
     ctx = Context(roots=[tmp_path], deploys=[], package=REPO, diag_dir=REPO / "trouble_shooting")
     return ctx, Deploy(root=tmp_path, name="d", state=state), runtime
 

@@ -37,10 +37,12 @@ def test_syntax_fits_python_3_8():
 
 
 def test_text_report_layout():
-    rs = [Result("host", "cpu-features", "PASS", "ok"),
-          Result("deploy d (/r/d)", "port", "FAIL", "taken", ["ss -ltnp 'sport = :1'"], ["l1"]),
-          Result("deploy d (/r/d)", "log-oom", "WARN", "1 kill", ["free -m"]),
-          Result("deploy d (/r/d)", "inference", "SKIP", "can't check because of previous errors (ready)")]
+    rs = [
+        Result("host", "cpu-features", "PASS", "ok"),
+        Result("deploy d (/r/d)", "port", "FAIL", "taken", ["ss -ltnp 'sport = :1'"], ["l1"]),
+        Result("deploy d (/r/d)", "log-oom", "WARN", "1 kill", ["free -m"]),
+        Result("deploy d (/r/d)", "inference", "SKIP", "can't check because of previous errors (ready)"),
+    ]
     text = report.text(rs, ["/r"])
     assert "Checking host ...\n  PASS  cpu-features: ok\nChecking host ... Finished" in text
     assert "  FAIL  port: taken\n        | l1\n        Try fixing it:\n          ss -ltnp 'sport = :1'" in text
@@ -52,9 +54,12 @@ def test_text_report_layout():
 
 def test_redaction():
     doc = {"deploy": "d", "api_key": "x", "nested": {"secret": 1, "token_file": "y", "port": 2}, "keys": [1]}
-    assert bundle.redact_json(doc) == {"deploy": "d", "api_key": "<redacted>",
-                                       "nested": {"secret": "<redacted>", "token_file": "<redacted>", "port": 2},
-                                       "keys": [1]}
+    assert bundle.redact_json(doc) == {
+        "deploy": "d",
+        "api_key": "<redacted>",
+        "nested": {"secret": "<redacted>", "token_file": "<redacted>", "port": 2},
+        "keys": [1],
+    }
     text = "port: 1\nsecret_token: abc\n  license_key = zzz\nmonkey: banana\n"
     out = bundle.redact_text(text)
     assert "abc" not in out and "zzz" not in out and "secret_token: <redacted>" in out

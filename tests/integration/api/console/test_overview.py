@@ -17,4 +17,4 @@ def test_running_workers_are_the_masters_children():
     finally:
         child.kill()
         child.wait()
-    assert overview.running_workers(2 ** 22 + 12345) is None  # no such process
+    assert overview.running_workers(2**22 + 12345) is None  # no such process

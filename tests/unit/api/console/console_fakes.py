@@ -13,6 +13,12 @@ REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
 
 
 def cls_config(tmp_path: Path, **extra) -> ServiceConfig:
-    values = {"deploy": DEPLOY, "models": {"classifier": str(write_cls_bundle(tmp_path))},
-              "run_dir": str(tmp_path / "run"), "data_dir": str(tmp_path / "data"), "release": "1.0.0", **extra}
+    values = {
+        "deploy": DEPLOY,
+        "models": {"classifier": str(write_cls_bundle(tmp_path))},
+        "run_dir": str(tmp_path / "run"),
+        "data_dir": str(tmp_path / "data"),
+        "release": "1.0.0",
+        **extra,
+    }
     return ServiceConfig(**values)

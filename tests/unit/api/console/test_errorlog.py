@@ -12,41 +12,112 @@ OURS = "2026-01-02 03:04:05,678 [123] {level} visionpack.api: log_id={log_id} {r
 GUNICORN = "[2026-01-02 03:04:06 +0000] [124] [INFO] log_id={log_id} {rest}"
 
 
-@pytest.mark.parametrize("line, route, code, slug, message", [
-    (OURS.format(level="INFO", log_id=1, rest="route=easydl_classify invalid-json body is not valid JSON"),
-     "easydl_classify", "336002", "invalid-json", "body is not valid JSON"),
-    (OURS.format(level="INFO", log_id="f00-ba4", rest="route=paddlex_classify invalid-json body is not valid JSON"),
-     "paddlex_classify", "422", "invalid-json", "body is not valid JSON"),
-    (OURS.format(level="WARNING", log_id=2, rest="route=easydl_face_add access-token-invalid peer=10.1.2.3 reason=missing key_id=-"),
-     "easydl_face_add", "110", "access-token-invalid", "peer=10.1.2.3 reason=missing key_id=-"),
-    (OURS.format(level="WARNING", log_id=3, rest="route=metrics no-permission peer=10.1.2.3 reason=scope-ops key_id=ab12cd34"),
-     "metrics", "6", "no-permission", "peer=10.1.2.3 reason=scope-ops key_id=ab12cd34"),
-    (OURS.format(level="WARNING", log_id=4, rest="route=easydl_classify model-unavailable worker already has 8 requests in flight"),
-     "easydl_classify", "336100", "model-unavailable", "worker already has 8 requests in flight"),
-    (OURS.format(level="ERROR", log_id=5, rest="route=easydl_classify internal error: boom"),
-     "easydl_classify", "336000", "internal-error", "internal error: boom"),
-    (OURS.format(level="ERROR", log_id=5, rest="route=paddlex_face_infer internal error: boom"),
-     "paddlex_face_infer", "500", "internal-error", "internal error: boom"),
-    (OURS.format(level="INFO", log_id=6, rest="route=page invalid-argument Not Found: GET '/nope'"),
-     "page", "336001", "invalid-argument", "Not Found: GET '/nope'"),
-    (GUNICORN.format(log_id=7, rest="front: 408 the request body did not arrive in time from 10.1.2.3"),
-     "-", "408", "http-front", "the request body did not arrive in time from 10.1.2.3"),
-    (OURS.format(level="ERROR", log_id=8, rest="front: the app failed"), "-", "500", "internal-error", "front: the app failed"),
-    (OURS.format(level="INFO", log_id=9, rest="something else"), "-", "?", "-", "something else"),
-])
+@pytest.mark.parametrize(
+    "line, route, code, slug, message",
+    [
+        (
+            OURS.format(level="INFO", log_id=1, rest="route=easydl_classify invalid-json body is not valid JSON"),
+            "easydl_classify",
+            "336002",
+            "invalid-json",
+            "body is not valid JSON",
+        ),
+        (
+            OURS.format(
+                level="INFO", log_id="f00-ba4", rest="route=paddlex_classify invalid-json body is not valid JSON"
+            ),
+            "paddlex_classify",
+            "422",
+            "invalid-json",
+            "body is not valid JSON",
+        ),
+        (
+            OURS.format(
+                level="WARNING",
+                log_id=2,
+                rest="route=easydl_face_add access-token-invalid peer=10.1.2.3 reason=missing key_id=-",
+            ),
+            "easydl_face_add",
+            "110",
+            "access-token-invalid",
+            "peer=10.1.2.3 reason=missing key_id=-",
+        ),
+        (
+            OURS.format(
+                level="WARNING",
+                log_id=3,
+                rest="route=metrics no-permission peer=10.1.2.3 reason=scope-ops key_id=ab12cd34",
+            ),
+            "metrics",
+            "6",
+            "no-permission",
+            "peer=10.1.2.3 reason=scope-ops key_id=ab12cd34",
+        ),
+        (
+            OURS.format(
+                level="WARNING",
+                log_id=4,
+                rest="route=easydl_classify model-unavailable worker already has 8 requests in flight",
+            ),
+            "easydl_classify",
+            "336100",
+            "model-unavailable",
+            "worker already has 8 requests in flight",
+        ),
+        (
+            OURS.format(level="ERROR", log_id=5, rest="route=easydl_classify internal error: boom"),
+            "easydl_classify",
+            "336000",
+            "internal-error",
+            "internal error: boom",
+        ),
+        (
+            OURS.format(level="ERROR", log_id=5, rest="route=paddlex_face_infer internal error: boom"),
+            "paddlex_face_infer",
+            "500",
+            "internal-error",
+            "internal error: boom",
+        ),
+        (
+            OURS.format(level="INFO", log_id=6, rest="route=page invalid-argument Not Found: GET '/nope'"),
+            "page",
+            "336001",
+            "invalid-argument",
+            "Not Found: GET '/nope'",
+        ),
+        (
+            GUNICORN.format(log_id=7, rest="front: 408 the request body did not arrive in time from 10.1.2.3"),
+            "-",
+            "408",
+            "http-front",
+            "the request body did not arrive in time from 10.1.2.3",
+        ),
+        (
+            OURS.format(level="ERROR", log_id=8, rest="front: the app failed"),
+            "-",
+            "500",
+            "internal-error",
+            "front: the app failed",
+        ),
+        (OURS.format(level="INFO", log_id=9, rest="something else"), "-", "?", "-", "something else"),
+    ],
+)
 def test_each_line_format(line, route, code, slug, message):
     e = parse_line(line)
     assert (e.route, e.code, e.slug, e.message) == (route, code, slug, message)
     assert e.time.startswith("2026-01-02 03:04:0") and e.log_id
 
 
-@pytest.mark.parametrize("line", [
-    "Traceback (most recent call last):",
-    '  File "x.py", line 1, in <module>',
-    "[2026-01-02 03:04:05 +0000] [1] [INFO] Booting worker with pid: 1",
-    "2026-01-02 03:04:05,678 [123] INFO visionpack.access: reloaded access.json: infer open",
-    "",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "[2026-01-02 03:04:05 +0000] [1] [INFO] Booting worker with pid: 1",
+        "2026-01-02 03:04:05,678 [123] INFO visionpack.access: reloaded access.json: infer open",
+        "",
+    ],
+)
 def test_other_lines_are_not_errors(line):
     assert parse_line(line) is None
 

@@ -21,8 +21,14 @@ def rendered(observations) -> str:
 
 
 def test_parse_reads_what_the_service_renders():
-    text = rendered([("easydl_classify", 0, 0.004), ("easydl_classify", 0, 0.03), ("easydl_classify", 336002, 0.001),
-                     ("paddlex_classify", 422, 0.2)])
+    text = rendered(
+        [
+            ("easydl_classify", 0, 0.004),
+            ("easydl_classify", 0, 0.03),
+            ("easydl_classify", 336002, 0.001),
+            ("paddlex_classify", 422, 0.2),
+        ]
+    )
     s = parse(text, 100.0)
     assert s.at == 100.0 and s.total == 4
     assert s.requests == {("easydl_classify", "0"): 2, ("easydl_classify", "336002"): 1, ("paddlex_classify", "422"): 1}
@@ -33,26 +39,37 @@ def test_parse_reads_what_the_service_renders():
 
 
 def test_parse_skips_what_it_does_not_know():
-    text = "\n".join([
-        "# HELP visionpack_requests_total x", "garbage line", "visionpack_requests_total{route=\"r\"} 3",  # no code
-        'visionpack_requests_total{route="r",code="0"} NaN', 'visionpack_requests_total{route="r",code="0"} 2',
-        'visionpack_requests_total{route="a\\"b",code="6"} 1', 'visionpack_request_duration_seconds_bucket{route="r",le="x"} 1',
-        "visionpack_requests_in_flight 3", "other_metric 7", "",
-    ])
+    text = "\n".join(
+        [
+            "# HELP visionpack_requests_total x",
+            "garbage line",
+            'visionpack_requests_total{route="r"} 3',  # no code
+            'visionpack_requests_total{route="r",code="0"} NaN',
+            'visionpack_requests_total{route="r",code="0"} 2',
+            'visionpack_requests_total{route="a\\"b",code="6"} 1',
+            'visionpack_request_duration_seconds_bucket{route="r",le="x"} 1',
+            "visionpack_requests_in_flight 3",
+            "other_metric 7",
+            "",
+        ]
+    )
     s = parse(text, 0.0)
     assert s.requests == {("r", "0"): 2, ('a\\"b', "6"): 1}
     assert s.buckets == {} and s.inflight == 3
 
 
-@pytest.mark.parametrize("buckets, q, expected", [
-    ({}, 0.5, None),
-    ({0.1: 0, math.inf: 0}, 0.5, None),
-    ({0.1: 10, 1.0: 10, math.inf: 10}, 0.5, 0.05),  # half way into the first bucket
-    ({0.1: 0, 1.0: 10, math.inf: 10}, 0.5, 0.55),
-    ({0.1: 5, 1.0: 10, math.inf: 10}, 0.99, 0.1 + 0.9 * (9.9 - 5) / 5),
-    ({0.1: 5, 1.0: 5, math.inf: 10}, 0.9, 1.0),  # beyond the largest bound: that bound
-    ({0.1: 10, 0.2: 10, math.inf: 10}, 1.0, 0.1),
-])
+@pytest.mark.parametrize(
+    "buckets, q, expected",
+    [
+        ({}, 0.5, None),
+        ({0.1: 0, math.inf: 0}, 0.5, None),
+        ({0.1: 10, 1.0: 10, math.inf: 10}, 0.5, 0.05),  # half way into the first bucket
+        ({0.1: 0, 1.0: 10, math.inf: 10}, 0.5, 0.55),
+        ({0.1: 5, 1.0: 10, math.inf: 10}, 0.99, 0.1 + 0.9 * (9.9 - 5) / 5),
+        ({0.1: 5, 1.0: 5, math.inf: 10}, 0.9, 1.0),  # beyond the largest bound: that bound
+        ({0.1: 10, 0.2: 10, math.inf: 10}, 1.0, 0.1),
+    ],
+)
 def test_percentile_interpolates_like_prometheus(buckets, q, expected):
     got = percentile(buckets, q)
     assert got == pytest.approx(expected) if expected is not None else got is None
@@ -91,7 +108,18 @@ def test_history_samples_at_most_every_spacing_and_keeps_its_span():
 
 
 def test_nice_ceiling():
-    assert [C.nice_ceiling(v) for v in (0, -1, 0.3, 1, 1.2, 4.9, 5, 7, 0.042, 230)] == [1, 1, 0.5, 1, 2, 5, 5, 10, 0.05, 500]
+    assert [C.nice_ceiling(v) for v in (0, -1, 0.3, 1, 1.2, 4.9, 5, 7, 0.042, 230)] == [
+        1,
+        1,
+        0.5,
+        1,
+        2,
+        5,
+        5,
+        10,
+        0.05,
+        500,
+    ]
 
 
 def windows_of(counts, start=0.0, step=2.0, error_every=0):

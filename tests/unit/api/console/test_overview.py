@@ -23,26 +23,44 @@ def state_file(tmp_path, doc) -> str:
 
 
 def test_kept_releases_newest_first_with_current_and_previous(tmp_path):
-    doc = {"schema": 2, "release": "1.1.0", "runtime_kind": "docker",
-           "releases": {"1.0.0": {"installed_at": "2025-01-01T00:00:00Z", "activated_at": "2025-01-01T00:00:00Z"},
-                        "1.1.0": {"installed_at": "2025-02-01T00:00:00Z"},
-                        "0.9.0": {"installed_at": "2024-12-01T00:00:00Z"}},
-           "history": [{"release": "0.9.0"}, {"release": "1.0.0"}, {"release": "1.1.0"}]}
+    doc = {
+        "schema": 2,
+        "release": "1.1.0",
+        "runtime_kind": "docker",
+        "releases": {
+            "1.0.0": {"installed_at": "2025-01-01T00:00:00Z", "activated_at": "2025-01-01T00:00:00Z"},
+            "1.1.0": {"installed_at": "2025-02-01T00:00:00Z"},
+            "0.9.0": {"installed_at": "2024-12-01T00:00:00Z"},
+        },
+        "history": [{"release": "0.9.0"}, {"release": "1.0.0"}, {"release": "1.1.0"}],
+    }
     root = state_file(tmp_path, doc)
     before = (tmp_path / "root" / "demo-classify" / "state.json").read_bytes()
     r = releases(cls_config(tmp_path, root=root, release="1.1.0"))
     assert [(x.version, x.current, x.previous) for x in r.rows] == [
-        ("1.1.0", True, False), ("1.0.0", False, True), ("0.9.0", False, False)]
+        ("1.1.0", True, False),
+        ("1.0.0", False, True),
+        ("0.9.0", False, False),
+    ]
     assert r.rows[1].installed_at == "2025-01-01T00:00:00Z" and r.runtime == "docker" and r.note == ""
     assert (tmp_path / "root" / "demo-classify" / "state.json").read_bytes() == before  # read only
 
 
 def test_a_schema_1_state_is_read_as_the_installer_reads_it(tmp_path):
-    root = state_file(tmp_path, {"schema": 1, "release": "2.0", "runtime": "process",
-                                 "releases": {"2.0": {"runtime": "abc", "installed_at": "x"}}})
+    root = state_file(
+        tmp_path,
+        {
+            "schema": 1,
+            "release": "2.0",
+            "runtime": "process",
+            "releases": {"2.0": {"runtime": "abc", "installed_at": "x"}},
+        },
+    )
     r = releases(cls_config(tmp_path, root=root, release="2.0"))
     assert r.runtime == "process" and [x.version for x in r.rows] == ["2.0"]
-    assert json.loads((tmp_path / "root" / "demo-classify" / "state.json").read_text())["schema"] == 1  # not migrated on disk
+    assert (
+        json.loads((tmp_path / "root" / "demo-classify" / "state.json").read_text())["schema"] == 1
+    )  # not migrated on disk
 
 
 def test_the_current_release_is_listed_even_when_the_journal_lacks_it(tmp_path):
@@ -56,10 +74,13 @@ def test_a_worker_of_another_release_says_so(tmp_path):
     assert "this worker runs 1.0; state.json names 2.0" in r.note
 
 
-@pytest.mark.parametrize("doc, note", [
-    ("{half", "is not valid"),
-    ("[1, 2]", "is not valid"),
-])
+@pytest.mark.parametrize(
+    "doc, note",
+    [
+        ("{half", "is not valid"),
+        ("[1, 2]", "is not valid"),
+    ],
+)
 def test_a_broken_state_falls_back_to_the_config(tmp_path, doc, note):
     r = releases(cls_config(tmp_path, root=state_file(tmp_path, doc), release="1.0.0"))
     assert [(x.version, x.current) for x in r.rows] == [("1.0.0", True)] and note in r.note
@@ -83,11 +104,23 @@ def test_license_facts():
     assert license_facts({}, gated=False).state == "none"
     bad = license_facts({"license": {"ok": False, "reason": "expired", "detail": "expired on 2025-01-01"}}, gated=True)
     assert (bad.state, bad.reason, bad.warnings) == ("invalid", "expired", ("expired on 2025-01-01",))
-    lic = {"license_id": "vp-1", "customer": "ACME", "days_left": 12, "expires_at": "2026-01-01T00:00:00Z",
-           "instances": 4, "warnings": ["expires in 12 days"]}
+    lic = {
+        "license_id": "vp-1",
+        "customer": "ACME",
+        "days_left": 12,
+        "expires_at": "2026-01-01T00:00:00Z",
+        "instances": 4,
+        "warnings": ["expires in 12 days"],
+    }
     good = license_facts({"license": lic}, gated=True, in_use=lambda: 3)
     assert (good.state, good.customer, good.days_left, good.licensed, good.in_use, good.warnings) == (
-        "valid", "ACME", 12, 4, 3, ("expires in 12 days",))
+        "valid",
+        "ACME",
+        12,
+        4,
+        3,
+        ("expires in 12 days",),
+    )
 
 
 def test_instances_in_use_is_none_when_the_slots_cannot_be_read(monkeypatch):
@@ -103,6 +136,12 @@ def test_models_with_their_backend(tmp_path):
     cfg = cls_config(tmp_path)
     (row,) = model_rows(cfg.models)
     assert (row.role, row.bundle, row.model, row.task, row.backend, row.note) == (
-        "classifier", "fake_cls", "PP-LCNet_x1_0", "image_classification", "paddle", "")
+        "classifier",
+        "fake_cls",
+        "PP-LCNet_x1_0",
+        "image_classification",
+        "paddle",
+        "",
+    )
     (broken,) = model_rows({"detector": str(tmp_path / "gone")})
     assert (broken.bundle, broken.backend) == ("gone", "?") and "not a directory" in broken.note

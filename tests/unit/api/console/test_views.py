@@ -34,14 +34,22 @@ def text(resp) -> str:
 
 
 def classify(client, body):
-    return client.post(f"/{DEPLOY}/ImageClassification", data=body if isinstance(body, str) else json.dumps(body),
-                       content_type="application/json", environ_base=LOCAL)
+    return client.post(
+        f"/{DEPLOY}/ImageClassification",
+        data=body if isinstance(body, str) else json.dumps(body),
+        content_type="application/json",
+        environ_base=LOCAL,
+    )
 
 
 def test_every_page_of_a_classification_deploy(client):
-    for path, marker in (("/console", 'id="fact-deploy"'), ("/console/", 'id="fact-deploy"'),
-                         ("/console/overview", 'id="charts"'), ("/console/try", 'id="try-form"'),
-                         ("/console/errors", 'id="errors"')):
+    for path, marker in (
+        ("/console", 'id="fact-deploy"'),
+        ("/console/", 'id="fact-deploy"'),
+        ("/console/overview", 'id="charts"'),
+        ("/console/try", 'id="try-form"'),
+        ("/console/errors", 'id="errors"'),
+    ):
         r = get(client, path)
         assert r.status_code == 200 and marker in text(r), path
         assert r.mimetype == "text/html"
@@ -53,9 +61,14 @@ def test_every_page_of_a_classification_deploy(client):
 def test_a_face_deploy_has_the_gallery_page(face_client):
     page = text(get(face_client, "/console/gallery"))
     attrs = dict(re.findall(r'data-(list|add|remove|crops|delete|search)="([^"]+)"', page))
-    assert attrs == {"list": "/demo-face/FaceGallery/list", "add": "/demo-face/FaceGallery/add",
-                     "remove": "/demo-face/FaceGallery/remove", "crops": "/demo-face/FaceGallery/crops",
-                     "delete": "/demo-face/FaceGallery/group/delete", "search": "/face-recognition-infer"}
+    assert attrs == {
+        "list": "/demo-face/FaceGallery/list",
+        "add": "/demo-face/FaceGallery/add",
+        "remove": "/demo-face/FaceGallery/remove",
+        "crops": "/demo-face/FaceGallery/crops",
+        "delete": "/demo-face/FaceGallery/group/delete",
+        "search": "/face-recognition-infer",
+    }
     assert 'href="/console/gallery"' in text(get(face_client, "/console"))
 
 
@@ -97,26 +110,36 @@ def hostile_app(tmp_path, evil_logs=True):
     (bundle / "manifest.json").write_text(json.dumps({"schema": 1, "name": EVIL, "task": EVIL_IMG}))
     deploy = tmp_path / "root" / DEPLOY
     deploy.mkdir(parents=True)
-    (deploy / "state.json").write_text(json.dumps({"release": EVIL, "runtime_kind": EVIL_IMG,
-                                                   "releases": {EVIL: {"installed_at": EVIL_IMG}, EVIL_IMG: {}}}))
+    (deploy / "state.json").write_text(
+        json.dumps(
+            {"release": EVIL, "runtime_kind": EVIL_IMG, "releases": {EVIL: {"installed_at": EVIL_IMG}, EVIL_IMG: {}}}
+        )
+    )
     app = create_app(cfg, engine_factory=fake_factory, gate=None)
     if evil_logs:
         (tmp_path / "logs" / "error.log").write_text(
             f"2026-01-02 03:04:05,678 [1] INFO visionpack.api: log_id={EVIL_IMG} route={EVIL} invalid-json {EVIL}\n"
-            f"2026-01-02 03:04:05,678 [1] INFO visionpack.api: log_id=1 route=easydl_classify invalid-json {EVIL_IMG}\n")
+            f"2026-01-02 03:04:05,678 [1] INFO visionpack.api: log_id=1 route=easydl_classify invalid-json {EVIL_IMG}\n"
+        )
     return app
 
 
 def test_nothing_hostile_reaches_a_page_unescaped(tmp_path, own_logging):
     client = hostile_app(tmp_path).test_client()
-    pages = {p: text(get(client, p)) for p in ("/console", "/console/try", "/console/errors", "/console/overview/charts")}
+    pages = {
+        p: text(get(client, p)) for p in ("/console", "/console/try", "/console/errors", "/console/overview/charts")
+    }
     for path, page in pages.items():
         assert "<script>alert" not in page and "<img src=x" not in page, path
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in pages["/console"]  # the release, in the header and the card
+    assert (
+        "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in pages["/console"]
+    )  # the release, in the header and the card
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["/console"]  # model name, task, runtime
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["/console/errors"]
     assert pages["/console"].count("<script") == 4  # the four static scripts, nothing else
-    assert all(len(re.findall(r"<script", page)) == 4 for path, page in pages.items() if path != "/console/overview/charts")
+    assert all(
+        len(re.findall(r"<script", page)) == 4 for path, page in pages.items() if path != "/console/overview/charts"
+    )
 
 
 def test_the_errors_page_reads_the_deploys_log(tmp_path, logged_app):
@@ -195,6 +218,7 @@ def test_the_console_can_be_turned_off(tmp_path):
 
 
 # --- the static files: offline, no HTML built from data -------------------------------------
+
 
 def sources() -> dict[str, str]:
     files = [*STATIC.iterdir(), *TEMPLATES.iterdir()]

@@ -21,8 +21,9 @@ DEPLOY = "d1"
 @pytest.fixture
 def root(tmp_path):
     (tmp_path / DEPLOY).mkdir()
-    (tmp_path / DEPLOY / "state.json").write_text(json.dumps({"schema": 1, "service": "classification",
-                                                              "release": "1.0.0"}))
+    (tmp_path / DEPLOY / "state.json").write_text(
+        json.dumps({"schema": 1, "service": "classification", "release": "1.0.0"})
+    )
     return tmp_path
 
 
@@ -98,8 +99,10 @@ def test_status_shows_the_policies(root, capsys):
     rc, out, _ = run(root, capsys, "status", DEPLOY)
     assert rc == 0 and "access: infer key, gallery loopback, ops loopback; 1 active API key(s)" in out
     doc = json.loads(run(root, capsys, "status", DEPLOY, "--json")[1])
-    assert doc["deploys"][0]["access"] == {"policies": {"infer": "key", "gallery": "loopback", "ops": "loopback"},
-                                           "active_keys": 1}
+    assert doc["deploys"][0]["access"] == {
+        "policies": {"infer": "key", "gallery": "loopback", "ops": "loopback"},
+        "active_keys": 1,
+    }
 
 
 def test_status_survives_a_broken_access_file(root, capsys):
@@ -109,19 +112,22 @@ def test_status_survives_a_broken_access_file(root, capsys):
     assert rc == 0 and "access: " in out and "not a valid access file" in out
 
 
-@pytest.mark.parametrize("argv, code, text", [
-    (["apikey"], 2, "required: ACTION"),
-    (["apikey", "create"], 2, "required: DEPLOY"),
-    (["apikey", "create", DEPLOY, "--scope", "admin"], 2, "unknown scope 'admin'"),
-    (["apikey", "create", DEPLOY, "--name", "x" * 80], 2, "at most 64 printable"),
-    (["apikey", "revoke", DEPLOY], 2, "required: KEY_ID"),
-    (["apikey", "revoke", DEPLOY, "0badc0de"], 2, "no API key with id '0badc0de'"),
-    (["apikey", "policy", DEPLOY, "--scope", "infer"], 2, "required: --policy"),
-    (["apikey", "policy", DEPLOY, "--scope", "infer", "--policy", "closed"], 2, "invalid choice"),
-    (["apikey", "policy", DEPLOY, "--scope", "admin", "--policy", "key"], 2, "invalid choice"),
-    (["apikey", "list", "nope"], 14, "'nope' is not installed"),
-    (["apikey", "create", "nope"], 14, "'nope' is not installed"),
-])
+@pytest.mark.parametrize(
+    "argv, code, text",
+    [
+        (["apikey"], 2, "required: ACTION"),
+        (["apikey", "create"], 2, "required: DEPLOY"),
+        (["apikey", "create", DEPLOY, "--scope", "admin"], 2, "unknown scope 'admin'"),
+        (["apikey", "create", DEPLOY, "--name", "x" * 80], 2, "at most 64 printable"),
+        (["apikey", "revoke", DEPLOY], 2, "required: KEY_ID"),
+        (["apikey", "revoke", DEPLOY, "0badc0de"], 2, "no API key with id '0badc0de'"),
+        (["apikey", "policy", DEPLOY, "--scope", "infer"], 2, "required: --policy"),
+        (["apikey", "policy", DEPLOY, "--scope", "infer", "--policy", "closed"], 2, "invalid choice"),
+        (["apikey", "policy", DEPLOY, "--scope", "admin", "--policy", "key"], 2, "invalid choice"),
+        (["apikey", "list", "nope"], 14, "'nope' is not installed"),
+        (["apikey", "create", "nope"], 14, "'nope' is not installed"),
+    ],
+)
 def test_usage_errors_and_exit_codes(root, capsys, argv, code, text):
     rc, _, err = run(root, capsys, *argv)
     assert rc == code and text in err

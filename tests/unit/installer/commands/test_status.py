@@ -13,10 +13,21 @@ from visionpack.installer.layout import Root
 
 
 def deploy_doc(state: str, lic: dict) -> dict:
-    return {"deploy": "demo", "state": state, "desired": "running", "release": "1.0.0", "host": "0.0.0.0",
-            "port": 8701, "pid": 7 if state == "running" else None, "worker_pids": [8] if state == "running" else [],
-            "ready": True if state == "running" else None, "stale_pidfile": False, "interrupted_operation": None,
-            "path": "/opt/visionpack/demo", "license": lic}
+    return {
+        "deploy": "demo",
+        "state": state,
+        "desired": "running",
+        "release": "1.0.0",
+        "host": "0.0.0.0",
+        "port": 8701,
+        "pid": 7 if state == "running" else None,
+        "worker_pids": [8] if state == "running" else [],
+        "ready": True if state == "running" else None,
+        "stale_pidfile": False,
+        "interrupted_operation": None,
+        "path": "/opt/visionpack/demo",
+        "license": lic,
+    }
 
 
 def license_of(monkeypatch, tmp_path, *, instances: int, running: int, deploy_running: bool) -> dict:
@@ -24,8 +35,14 @@ def license_of(monkeypatch, tmp_path, *, instances: int, running: int, deploy_ru
 
     def check(root, name, service, runtime_python, replacing=False, limit=True):
         seen["limit"] = limit
-        return {"license_id": "L1", "days_left": 20, "expires_at": "2030-01-01", "warnings": [],
-                "instances": instances, "instances_running": running}
+        return {
+            "license_id": "L1",
+            "days_left": 20,
+            "expires_at": "2030-01-01",
+            "warnings": [],
+            "instances": instances,
+            "instances_running": running,
+        }
 
     monkeypatch.setattr(cmd, "check_license", check)
     ctx = Context(Root(tmp_path), source=None)  # type: ignore[arg-type]
@@ -47,18 +64,22 @@ def test_stopped_deploy_with_every_slot_taken_cannot_start_but_is_licensed(monke
     lic = license_of(monkeypatch, tmp_path, instances=4, running=5, deploy_running=False)
     assert (lic["ok"], lic["slots_full"], lic["can_start"]) == (True, True, False)
     lines = cmd.render({"root": "/r", "deploys": [deploy_doc("stopped", lic)]})
-    assert ("  instances: all 4 licensed slots in use (5 run: started under a license with more): starting this "
-            "deploy is refused (instance-limit) until another instance stops") in lines
+    assert (
+        "  instances: all 4 licensed slots in use (5 run: started under a license with more): starting this "
+        "deploy is refused (instance-limit) until another instance stops"
+    ) in lines
 
 
 def test_free_slots_and_unknown_count(monkeypatch, tmp_path):
     lic = license_of(monkeypatch, tmp_path, instances=4, running=1, deploy_running=True)
-    assert "  instances: 1 of 4 licensed slots in use on this machine" in \
-        cmd.render({"root": "/r", "deploys": [deploy_doc("running", lic)]})
+    assert "  instances: 1 of 4 licensed slots in use on this machine" in cmd.render(
+        {"root": "/r", "deploys": [deploy_doc("running", lic)]}
+    )
     lic = license_of(monkeypatch, tmp_path, instances=4, running="unknown: Permission denied", deploy_running=True)
     assert lic["slots_full"] is False
-    assert "  instances: unknown: Permission denied in use of 4 licensed on this machine" in \
-        cmd.render({"root": "/r", "deploys": [deploy_doc("running", lic)]})
+    assert "  instances: unknown: Permission denied in use of 4 licensed on this machine" in cmd.render(
+        {"root": "/r", "deploys": [deploy_doc("running", lic)]}
+    )
 
 
 def test_an_invalid_license_still_says_not_valid(monkeypatch, tmp_path):
@@ -86,8 +107,11 @@ def test_check_in_process_reports_the_count_instead_of_refusing(monkeypatch):
 
     monkeypatch.setattr(admin, "check_for_start", lambda *a: Verdict())
     monkeypatch.setattr(instances, "count", lambda: 3)
-    assert licensecheck.check_in_process(Path("/x"), "d", "s", limit=False) == \
-        {"license_id": "L1", "instances": 2, "instances_running": 3}
+    assert licensecheck.check_in_process(Path("/x"), "d", "s", limit=False) == {
+        "license_id": "L1",
+        "instances": 2,
+        "instances_running": 3,
+    }
     with pytest.raises(LicenseError) as exc:
         licensecheck.check_in_process(Path("/x"), "d", "s")  # a start over the limit is refused
     assert exc.value.reason == "instance-limit"

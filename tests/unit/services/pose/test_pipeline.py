@@ -15,8 +15,10 @@ from visionpack.services.pose.pipeline import Options, Person
 from visionpack.services.pose.top_down import TopDownPipeline
 
 DEPLOY = "demo-keypoint"
-KPT_YML = {"Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, {"type": "Permute"}],
-           "Global": {"model_name": "YOLOv8n-pose"}}
+KPT_YML = {
+    "Preprocess": [{"type": "TopDownEvalAffine", "trainsize": [96, 128]}, {"type": "Permute"}],
+    "Global": {"model_name": "YOLOv8n-pose"},
+}
 
 
 def write_bundle(root, name, cfg):
@@ -47,8 +49,11 @@ class OneStage:
     def predict(self, rgb, threshold):
         out = self.engine.run({"image": rgb[None]})[0]
         thr = self.threshold if threshold is None else threshold
-        return [Person(DetBox(0, "person", float(r[0]), *map(float, r[1:5])), r[5:].reshape(-1, 3), float(r[0]))
-                for r in out if r[0] > thr]
+        return [
+            Person(DetBox(0, "person", float(r[0]), *map(float, r[1:5])), r[5:].reshape(-1, 3), float(r[0]))
+            for r in out
+            if r[0] > thr
+        ]
 
     def warmup(self):
         self.warm += 1
@@ -91,8 +96,11 @@ def test_a_one_stage_pipeline_serves_both_dialects_when_the_deploy_names_its_rol
 
 def test_roles_no_pipeline_takes_name_every_pipelines_roles(tmp_path, with_one_stage):
     cfg = ServiceConfig(deploy=DEPLOY, service="keypoint", models={"pose": "x", "detector": "y"})
-    with pytest.raises(ConfigInvalid, match=r"needs models \['detector', 'keypoint'\] or \['pose'\]; "
-                                            r"missing \['keypoint'\], unknown \['pose'\]"):
+    with pytest.raises(
+        ConfigInvalid,
+        match=r"needs models \['detector', 'keypoint'\] or \['pose'\]; "
+        r"missing \['keypoint'\], unknown \['pose'\]",
+    ):
         pose.build_pipeline(cfg, Options(), lambda b, c: OneStageEngine())
 
 

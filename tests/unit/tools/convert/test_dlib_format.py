@@ -23,6 +23,7 @@ from tools.convert import dlib_format as df  # noqa: E402
 
 # --- an independent writer ---------------------------------------------------------------
 
+
 def w_int(v: int) -> bytes:
     neg = v < 0
     mag = -v if neg else v
@@ -91,10 +92,19 @@ def w_layer_tail(over_input: bool, version: int) -> bytes:
 
 # --- primitives --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value,encoded", [
-    (0, b"\x01\x00"), (1, b"\x01\x01"), (255, b"\x01\xff"), (256, b"\x02\x00\x01"),
-    (-5, b"\x81\x05"), (2 ** 40 + 3, b"\x06\x03\x00\x00\x00\x00\x01"), (-(2 ** 63), b"\x88" + b"\x00" * 7 + b"\x80"),
-])
+
+@pytest.mark.parametrize(
+    "value,encoded",
+    [
+        (0, b"\x01\x00"),
+        (1, b"\x01\x01"),
+        (255, b"\x01\xff"),
+        (256, b"\x02\x00\x01"),
+        (-5, b"\x81\x05"),
+        (2**40 + 3, b"\x06\x03\x00\x00\x00\x00\x01"),
+        (-(2**63), b"\x88" + b"\x00" * 7 + b"\x80"),
+    ],
+)
 def test_int_encoding(value: int, encoded: bytes) -> None:
     assert w_int(value) == encoded
     r = df.Reader(encoded)
@@ -164,6 +174,7 @@ def test_tensor_and_alias() -> None:
 
 # --- layers ------------------------------------------------------------------------------
 
+
 def test_con_layer_splits_params() -> None:
     rng = np.random.default_rng(2)
     f, b = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=4).astype(np.float32)
@@ -180,11 +191,20 @@ def test_bn_becomes_affine_like_dlib() -> None:
     gamma, beta = rng.normal(size=k).astype(np.float32), rng.normal(size=k).astype(np.float32)
     mean, var = rng.normal(size=k).astype(np.float32), rng.uniform(0.1, 2, k).astype(np.float32)
     eps = 1e-5
-    stream = (w_str("bn_con2") + w_tensor(np.concatenate([gamma, beta]).reshape(1, -1, 1, 1))
-              + w_alias(1, k, 1, 1) + w_alias(1, k, 1, 1)
-              + w_tensor(np.zeros((1, k, 1, 1))) + w_tensor(np.zeros((1, k, 1, 1)))
-              + w_tensor(mean.reshape(1, k, 1, 1)) + w_tensor(var.reshape(1, k, 1, 1))
-              + w_int(100) + w_int(1000) + b"".join(w_float(v) for v in (1, 1, 1, 0)) + w_float(eps))
+    stream = (
+        w_str("bn_con2")
+        + w_tensor(np.concatenate([gamma, beta]).reshape(1, -1, 1, 1))
+        + w_alias(1, k, 1, 1)
+        + w_alias(1, k, 1, 1)
+        + w_tensor(np.zeros((1, k, 1, 1)))
+        + w_tensor(np.zeros((1, k, 1, 1)))
+        + w_tensor(mean.reshape(1, k, 1, 1))
+        + w_tensor(var.reshape(1, k, 1, 1))
+        + w_int(100)
+        + w_int(1000)
+        + b"".join(w_float(v) for v in (1, 1, 1, 0))
+        + w_float(eps)
+    )
     layer = df.read_layer_details(df.Reader(stream))
     assert layer.kind == "affine" and layer.attrs["from_bn"]
     g = gamma / np.sqrt(var + np.float32(eps))
@@ -194,13 +214,27 @@ def test_bn_becomes_affine_like_dlib() -> None:
 
 def test_fc_no_bias_and_affine_disabled() -> None:
     w = np.arange(6, dtype=np.float32).reshape(3, 2)  # (num_inputs, num_outputs)
-    fc = (w_str("fc_2") + w_int(2) + w_int(3) + w_tensor(w.reshape(1, -1, 1, 1)) + w_alias(3, 2, 1, 1)
-          + w_alias(1, 2, 1, 1) + w_int(1) + b"".join(w_float(v) for v in (1, 1, 1, 0)))
+    fc = (
+        w_str("fc_2")
+        + w_int(2)
+        + w_int(3)
+        + w_tensor(w.reshape(1, -1, 1, 1))
+        + w_alias(3, 2, 1, 1)
+        + w_alias(1, 2, 1, 1)
+        + w_int(1)
+        + b"".join(w_float(v) for v in (1, 1, 1, 0))
+    )
     layer = df.read_layer_details(df.Reader(fc))
     np.testing.assert_array_equal(layer.tensors["weights"], w)
     assert "biases" not in layer.tensors
-    aff = (w_str("affine_2") + w_tensor(np.zeros((0, 0, 0, 0))) + w_alias(1, 2, 1, 1) + w_alias(1, 2, 1, 1)
-           + w_int(0) + w_bool(True))
+    aff = (
+        w_str("affine_2")
+        + w_tensor(np.zeros((0, 0, 0, 0)))
+        + w_alias(1, 2, 1, 1)
+        + w_alias(1, 2, 1, 1)
+        + w_int(0)
+        + w_bool(True)
+    )
     assert df.read_layer_details(df.Reader(aff)).attrs["disabled"] is True
 
 
@@ -213,6 +247,7 @@ def test_unknown_or_unexpected_layer() -> None:
 
 # --- network nesting ---------------------------------------------------------------------
 
+
 def _mini_net(trailing: bytes = b"") -> tuple[bytes, np.ndarray, np.ndarray]:
     """loss_metric<relu<add_prev1<con<tag1<con<input_rgb_image_sized<4>>>>>>>"""
     rng = np.random.default_rng(4)
@@ -221,17 +256,22 @@ def _mini_net(trailing: bytes = b"") -> tuple[bytes, np.ndarray, np.ndarray]:
     out = w_int(1) + w_str("loss_metric_2") + w_float(0.04) + w_float(0.6)
     # versions top-down: relu (2), add_prev (2), con (2), tag (1), con over input (3)
     out += w_int(2) + w_int(2) + w_int(2) + w_int(1) + w_int(3)
-    out += (w_str("input_rgb_image_sized") + w_float(122.782) + w_float(117.001) + w_float(104.298)
-            + w_int(4) + w_int(4))
-    out += w_con(f1, b1, 1, 1) + w_layer_tail(True, 3)        # con over input
-    out += w_con(f2, b2, 1, 1) + w_layer_tail(False, 2)       # con over tag1
+    out += w_str("input_rgb_image_sized") + w_float(122.782) + w_float(117.001) + w_float(104.298) + w_int(4) + w_int(4)
+    out += w_con(f1, b1, 1, 1) + w_layer_tail(True, 3)  # con over input
+    out += w_con(f2, b2, 1, 1) + w_layer_tail(False, 2)  # con over tag1
     out += w_str("add_prev_") + w_layer_tail(False, 2)
     out += w_str("relu_") + w_layer_tail(False, 2)
     return out + trailing, f1, f2
 
 
-SPEC = [df.Node("layer", ("relu_",)), df.Node("layer", ("add_prev_",), n=1), df.Node("layer", ("con_5",)),
-        df.Node("tag", n=1), df.Node("layer", ("con_5",)), df.Node("input", ("input_rgb_image_sized",))]
+SPEC = [
+    df.Node("layer", ("relu_",)),
+    df.Node("layer", ("add_prev_",), n=1),
+    df.Node("layer", ("con_5",)),
+    df.Node("tag", n=1),
+    df.Node("layer", ("con_5",)),
+    df.Node("input", ("input_rgb_image_sized",)),
+]
 
 
 def test_parse_network_nesting() -> None:

@@ -67,9 +67,9 @@ def test_bfloat16_widened_to_float32(tmp_path: Path, zip_format: bool) -> None:
 def test_strided_views_and_offsets(tmp_path: Path, zip_format: bool) -> None:
     base = torch.arange(60, dtype=torch.float32).reshape(3, 4, 5)
     sd = {
-        "transposed": base.transpose(0, 2),                 # non-contiguous strides
-        "sliced": base[1:, ::2, 1:4],                       # storage offset + step
-        "row": base[2, 3],                                  # offset into a shared storage
+        "transposed": base.transpose(0, 2),  # non-contiguous strides
+        "sliced": base[1:, ::2, 1:4],  # storage offset + step
+        "row": base[2, 3],  # offset into a shared storage
         "expanded": torch.tensor([1.0, 2.0]).expand(3, 2),  # zero stride
     }
     assert not sd["transposed"].is_contiguous()
@@ -200,8 +200,11 @@ def test_facenet_style_legacy_file_matches_torch(tmp_path: Path) -> None:
 def test_unsigned_dtypes_of_rebuild_v3(tmp_path: Path, zip_format: bool) -> None:
     # torch >= 2.3 saves uint16/32/64 through _rebuild_tensor_v3 + an untyped byte storage
     base = torch.arange(24, dtype=torch.int64)
-    sd = {"u16": base.to(torch.uint16).reshape(4, 6)[:, 1:4], "u32": base.to(torch.uint32)[5:],
-          "u64": base.to(torch.uint64).reshape(2, 12).t()}
+    sd = {
+        "u16": base.to(torch.uint16).reshape(4, 6)[:, 1:4],
+        "u32": base.to(torch.uint32)[5:],
+        "u64": base.to(torch.uint64).reshape(2, 12).t(),
+    }
     got = tp.load_state_dict(_save(sd, tmp_path / "u.pt", zip_format))
     for k, t in sd.items():
         assert got[k].dtype == np.dtype(k.replace("u", "uint"))
@@ -238,8 +241,11 @@ def _handmade_legacy(graph: object, storages: list[tuple[str, np.ndarray]]) -> b
     buf = io.BytesIO()
     pickle.dump(0x1950A86A20F9469CFC6C, buf, protocol=2)
     pickle.dump(1001, buf, protocol=2)
-    pickle.dump({"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
-                buf, protocol=2)
+    pickle.dump(
+        {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+        buf,
+        protocol=2,
+    )
     P(buf, protocol=2).dump(graph)
     pickle.dump([k for k, _ in storages], buf, protocol=2)
     for _, arr in storages:

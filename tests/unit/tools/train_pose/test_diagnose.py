@@ -22,7 +22,7 @@ from tools.train_pose import diagnose, models, scenes, topdown  # noqa: E402
 def _peak_x(hm: np.ndarray) -> float:
     """Sub-cell x of a heatmap's peak: parabola through the log of the argmax row (exact for a Gaussian)."""
     y, x = np.unravel_index(hm.argmax(), hm.shape)
-    lm, l0, lp = np.log(hm[y, x - 1:x + 2])
+    lm, l0, lp = np.log(hm[y, x - 1 : x + 2])
     return float(x + 0.5 * (lm - lp) / (lm - 2 * l0 + lp))
 
 

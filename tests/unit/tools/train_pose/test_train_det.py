@@ -51,10 +51,14 @@ def test_iou_aware_target_is_gaussian_times_box_iou():
 
 
 def _shard(path: Path, n_scenes: int, per_scene: int, tag: float) -> None:
-    np.savez(path, det_imgs=np.full((n_scenes, 8, 8, 3), tag, np.uint8),
-             det_boxes=np.full((n_scenes * per_scene, 4), tag, np.float32),
-             det_count=np.full(n_scenes, per_scene, np.int32), crops=np.zeros((1, 4, 4, 3), np.uint8),
-             crop_kpts=np.zeros((1, 17, 3), np.float32))
+    np.savez(
+        path,
+        det_imgs=np.full((n_scenes, 8, 8, 3), tag, np.uint8),
+        det_boxes=np.full((n_scenes * per_scene, 4), tag, np.float32),
+        det_count=np.full(n_scenes, per_scene, np.int32),
+        crops=np.zeros((1, 4, 4, 3), np.uint8),
+        crop_kpts=np.zeros((1, 17, 3), np.float32),
+    )
 
 
 def test_several_caches_load_as_one(tmp_path):
@@ -64,7 +68,7 @@ def test_several_caches_load_as_one(tmp_path):
     _shard(b / "shard_0000.npz", 3, 2, 2)
     d = data.load([str(a), str(b)])
     assert len(d["det_imgs"]) == 5 and list(d["det_offsets"]) == [0, 1, 2, 4, 6, 8]
-    scene3 = d["det_boxes"][d["det_offsets"][3]:d["det_offsets"][4]]
+    scene3 = d["det_boxes"][d["det_offsets"][3] : d["det_offsets"][4]]
     assert scene3.shape == (2, 4) and (scene3 == 2).all() and d["det_imgs"][3].max() == 2
     assert len(data.load(str(a))["det_imgs"]) == 2
 
