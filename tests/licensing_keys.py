@@ -9,7 +9,8 @@ use them: one definition, one key pair per session.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

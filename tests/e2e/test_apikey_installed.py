@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: E402,F401
     REPO,
     free_port,
     kill_leftovers,
     new_root,
     post_json,
-    run_installer,  # noqa: E402,F401
+    run_installer,
     shared_runtime,
     source_tree,
     wheelhouse,

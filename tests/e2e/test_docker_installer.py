@@ -27,12 +27,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_docker_fixtures import (
+from test_docker_fixtures import (  # noqa: E402,F401
     DEPLOY,
     REPO,
     classify_cat,
     docker_client,
-    free_port,  # noqa: E402,F401
+    free_port,
     runtime_image,
     shared_runtime,
     source_tree,

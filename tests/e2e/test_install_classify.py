@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: E402,F401
     REPO,
     SYSTEM_PYTHON,
     free_port,
     kill_leftovers,
-    new_root,  # noqa: E402,F401
+    new_root,
     shared_runtime,
     source_tree,
     wheelhouse,
@@ -61,7 +61,7 @@ cp "$WORK/trial.lic" "$ROOT/licenses/license.lic"
 "$SYSPY" "$WORK/client.py" "$PORT" demo-classify "$WORK/chelsea.jpg" "$WORK/answer.json"
 "$SYSPY" "$REPO/package/Install/install.py" --root "$ROOT" status demo-classify --json > "$WORK/status.json"
 "$SYSPY" "$REPO/package/Install/install.py" --root "$ROOT" stop demo-classify
-"""
+"""  # noqa: E501  (a shell line of the script)
 
 
 @pytest.fixture(scope="module")

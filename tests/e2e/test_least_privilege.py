@@ -14,7 +14,6 @@ their own, the services running as them.
 
 from __future__ import annotations
 
-import fcntl
 import grp
 import json
 import os
@@ -29,13 +28,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: E402,F401
     DEPLOY,
     REPO,
     free_port,
     kill_leftovers,
     new_root,
-    run_installer,  # noqa: E402,F401
+    run_installer,
     shared_runtime,
     source_tree,
     status_json,

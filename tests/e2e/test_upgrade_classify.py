@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import REPO, shared_runtime, source_tree, wheelhouse  # noqa: E402,F401
 from test_install_classify import demo_models  # noqa: E402,F401
+from test_installer_fixtures import REPO, shared_runtime, source_tree, wheelhouse  # noqa: E402,F401
 
 
 def test_upgrade_and_rollback_of_demo_classify_under_load_fail_nothing(shared_runtime, demo_models):

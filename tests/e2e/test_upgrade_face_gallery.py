@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: E402,F401
     REPO,
     free_port,
     kill_leftovers,
     new_root,
-    post_json,  # noqa: E402,F401
+    post_json,
     shared_runtime,
     source_tree,
     wheelhouse,

@@ -135,7 +135,7 @@ def service(tmp_path_factory):
         env=server_env(config),
         cwd=str(root / DEPLOY),
         stdin=subprocess.DEVNULL,
-        stdout=open(root / "console.log", "wb"),
+        stdout=open(root / "console.log", "wb"),  # noqa: SIM115  (the child writes it for its whole life)
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )

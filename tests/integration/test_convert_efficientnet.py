@@ -27,8 +27,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.convert import build_models, bundle_writer  # noqa: E402
-from tools.convert import efficientnet_lite0 as eff  # noqa: E402
+from tools.convert import (  # noqa: E402
+    build_models,
+    bundle_writer,
+    efficientnet_lite0 as eff,  # noqa: E402
+)
 
 SOURCES = ROOT / "original" / "sources"
 NAME = eff.BUNDLE_NAME

@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.convert import build_models as bm  # noqa: E402
-from tools.convert import bundle_writer as bw  # noqa: E402
-from tools.convert import mtcnn  # noqa: E402
+from tools.convert import (  # noqa: E402
+    build_models as bm,
+    bundle_writer as bw,
+    mtcnn,
+)
 
 SOURCES = ROOT / "original" / "sources"
 STAGES = ("pnet", "rnet", "onet")

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: E402,F401
     REPO,
     new_root,
-    run_installer,  # noqa: E402,F401
+    run_installer,
     shared_runtime,
     source_tree,
     wheelhouse,
@@ -150,8 +150,8 @@ def docker_root(tmp_path_factory, shared_runtime, vendor, runtime_image, docker_
     proc = run_installer(REPO, root, "install", DEPLOY, "--stopped", "--host", "127.0.0.1", "--port", str(port))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield root, port
-    from visionpack.installer.runtimes import docker_containers
     from visionpack.installer.layout import Root
+    from visionpack.installer.runtimes import docker_containers
 
     docker_containers.remove(Root(root).deploy(DEPLOY), client=docker_client, say=lambda _m: None)
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_docker_fixtures import (
+from test_docker_fixtures import (  # noqa: E402,F401
     DEPLOY,
     REPO,
     classify_cat,
     docker_client,
-    docker_root,  # noqa: E402,F401
+    docker_root,
     runtime_image,
     shared_runtime,
     source_tree,

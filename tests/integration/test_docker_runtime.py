@@ -19,14 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from docker.errors import NotFound
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_docker_fixtures import (
+from test_docker_fixtures import (  # noqa: E402,F401
     DEPLOY,
     REPO,
     classify_cat,
     docker_client,
-    docker_root,  # noqa: E402,F401
+    docker_root,
     free_port,
     runtime_image,
     shared_runtime,
@@ -37,11 +38,11 @@ from test_docker_fixtures import (
     wheelhouse,
 )
 
-from visionpack.installer.runtimes import docker_containers as dr  # noqa: E402
+from visionpack.errors import StartFailed  # noqa: E402
 from visionpack.installer.layout import Root  # noqa: E402
 from visionpack.installer.procs import get_ready  # noqa: E402
+from visionpack.installer.runtimes import docker_containers as dr  # noqa: E402
 from visionpack.licensing import instances  # noqa: E402
-from visionpack.errors import StartFailed  # noqa: E402
 
 quiet = dict(say=lambda _m: None)
 
@@ -334,7 +335,7 @@ def test_start_script_recreates_the_container_like_easydl_rollback(running, depl
     assert proc.returncode == 0, proc.stdout + proc.stderr
     new = docker_client.containers.get(spec.name)
     assert new.id != old.id
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         old.reload()  # removed (docker rm -f), not just stopped
     keys = ("User", "Labels", "Healthcheck", "Cmd", "WorkingDir")
     assert {k: new.attrs["Config"][k] for k in keys} == {k: old.attrs["Config"][k] for k in keys}

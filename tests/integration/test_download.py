@@ -25,8 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.download import catalog, lockfile, pipconf  # noqa: E402
-from tools.download import verify as verify_mod  # noqa: E402
+from tools.download import (  # noqa: E402
+    catalog,
+    lockfile,
+    pipconf,
+    verify as verify_mod,  # noqa: E402
+)
 from visionpack.fsutil import sha256_file  # noqa: E402
 
 LOCK = ROOT / "original" / "requirements.lock"

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visionpack.errors import ModelInvalid
 from visionpack.bundle import load_bundle
+from visionpack.errors import ModelInvalid
 from visionpack.inference.paddle_engine import PaddleEngine as Engine
 
 PACKAGE = Path(__file__).resolve().parents[2] / "package"

@@ -45,7 +45,7 @@ def test_delete_through_one_worker_and_hostile_bodies(tmp_path):
         gunicorn_cmd(config, port, access),
         env=env(config),
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "gunicorn.log", "w"),
+        stderr=open(tmp_path / "gunicorn.log", "w"),  # noqa: SIM115  (the child writes it for its whole life)
         start_new_session=True,
     )
     try:

@@ -92,7 +92,8 @@ def test_same_person_scores_clearly_above_strangers(vectors):
     same_min, diff_max = margins(aligned)
     c_same, c_diff = margins(cropped)
     print(
-        f"\naligned: same-person min {same_min:.3f}, different-person max {diff_max:.3f}, margin {same_min - diff_max:.3f}"
+        f"\naligned: same-person min {same_min:.3f}, different-person max {diff_max:.3f},"
+        f" margin {same_min - diff_max:.3f}"
     )
     print(
         f"PaddleX crop: same-person min {c_same:.3f}, different-person max {c_diff:.3f}, margin {c_same - c_diff:.3f}"

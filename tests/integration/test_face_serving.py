@@ -133,7 +133,9 @@ DRIVER = textwrap.dedent("""
             if time.monotonic() > deadline:
                 sys.exit("not ready")
             time.sleep(0.5)
-        client = subprocess.run([spec["python"], "client.py"], cwd=spec["cwd"], capture_output=True, text=True, timeout=300)
+        client = subprocess.run(
+            [spec["python"], "client.py"], cwd=spec["cwd"], capture_output=True, text=True, timeout=300
+        )
         print(json.dumps({"rc": client.returncode, "out": client.stdout, "err": client.stderr}))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -218,7 +220,7 @@ def test_an_add_through_one_worker_is_seen_by_the_next_search_on_the_other(tmp_p
         gunicorn_cmd(config, port, access),
         env=env(config),
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "gunicorn.log", "w"),
+        stderr=open(tmp_path / "gunicorn.log", "w"),  # noqa: SIM115  (the child writes it for its whole life)
         start_new_session=True,
     )
     try:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: F401
     DEPLOY,
     alive,
     free_port,
     make_source_tree,
     root,
-    run_installer,  # noqa: F401
+    run_installer,
     shared_runtime,
     source_tree,
     trial_license,

@@ -9,12 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: F401
     DEPLOY,
     SYSTEM_PYTHON,
     free_port,
     root,
-    run_installer,  # noqa: F401
+    run_installer,
     shared_runtime,
     source_tree,
     status_json,

@@ -14,12 +14,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: F401
     DEPLOY,
     free_port,
     root,
-    run_installer,  # noqa: F401
+    run_installer,
     shared_runtime,
     source_tree,
     status_json,

@@ -13,13 +13,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: F401
     DEPLOY,
     alive,
     free_port,
     post_json,
     root,
-    run_installer,  # noqa: F401
+    run_installer,
     shared_runtime,
     source_tree,
     status_json,

@@ -17,14 +17,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from test_installer_fixtures import (
+from test_installer_fixtures import (  # noqa: F401
     DEPLOY,
     alive,
     free_port,
     make_source_tree,
     root,
-    run_installer,  # noqa: F401
+    run_installer,
     shared_runtime,
     source_tree,
     status_json,

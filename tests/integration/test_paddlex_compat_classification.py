@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 from visionpack.api.app import create_app
-from visionpack.config import ServiceConfig
 from visionpack.bundle import load_bundle
+from visionpack.config import ServiceConfig
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "models" / "efficientnet_lite0_imagenet"

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-
 from test_keypoint_service import DEMO_DET, DEMO_KPT, REPO, demo_present, export_toy_bundles, free_port, scene_image
+
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 

@@ -21,9 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tools.convert import bundle_writer  # noqa: E402
-from tools.train_pose import evaluate as ev  # noqa: E402
-from tools.train_pose import export  # noqa: E402
-from tools.train_pose import scenes, topdown  # noqa: E402
+from tools.train_pose import (  # noqa: E402
+    evaluate as ev,  # noqa: E402
+    export,  # noqa: E402
+    scenes,
+    topdown,
+)
 from tools.train_pose.data import scene_seed  # noqa: E402
 
 DET = ROOT / "models" / "person_det_synthetic"

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from test_troubleshooting_helpers import (
+from test_installer_fixtures import kill_leftovers, new_root, shared_runtime, source_tree, wheelhouse  # noqa: F401
+from test_troubleshooting_helpers import (  # noqa: F401
     DEPLOY,
     DIAG,
     REPO,
@@ -24,10 +24,9 @@ from test_troubleshooting_helpers import (
     find,
     install_demo,
     not_passing,
-    run_diag,  # noqa: F401
+    run_diag,
     run_installer,
 )
-from test_installer_fixtures import kill_leftovers, new_root, shared_runtime, source_tree, wheelhouse  # noqa: F401
 
 BUNDLE = "efficientnet_lite0_imagenet"
 

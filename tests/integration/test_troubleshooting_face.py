@@ -9,9 +9,8 @@ import subprocess
 import tarfile
 
 import pytest
-
-from test_troubleshooting_helpers import REPO, Vendor, find, install_demo, not_passing, run_diag, run_installer
 from test_installer_fixtures import kill_leftovers, new_root, shared_runtime, source_tree, wheelhouse  # noqa: F401
+from test_troubleshooting_helpers import REPO, Vendor, find, install_demo, not_passing, run_diag, run_installer
 
 DEPLOY = "demo-face"
 BUNDLES = ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "dlib_resnet_face")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_installer_fixtures import REPO, free_port, run_installer  # noqa: E402
@@ -39,7 +39,7 @@ class Vendor:
         self.key, self.pub = self.tool.load_private_key(priv), pub
         self.request = fingerprint.collect().to_request("diag tests")
 
-    def license(self, now: Optional[float] = None, change: tuple = (), key: Any = None, **kw: Any) -> bytes:
+    def license(self, now: float | None = None, change: tuple = (), key: Any = None, **kw: Any) -> bytes:
         req = dict(self.request)
         comps = dict(req["components"])
         for name in change:  # what the vendor would issue for another machine
@@ -57,7 +57,7 @@ def _other(name: str) -> str:
 
 
 def run_diag(
-    *args: str, env: Optional[dict] = None, script: Path = DIAG, prefix: tuple = (), timeout: float = 300
+    *args: str, env: dict | None = None, script: Path = DIAG, prefix: tuple = (), timeout: float = 300
 ) -> tuple[int, dict, str]:
     """(exit status, JSON report, stderr) of trouble_shooting.sh --json."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("VISIONPACK_")}
@@ -76,7 +76,7 @@ def checks(doc: dict) -> list[dict]:
     return [c for g in doc["groups"] for c in g["checks"]]
 
 
-def find(doc: dict, name: str, deploy: Optional[str] = None, root: Optional[Path] = None) -> dict:
+def find(doc: dict, name: str, deploy: str | None = None, root: Path | None = None) -> dict:
     hits = [
         c
         for c in checks(doc)
@@ -104,7 +104,7 @@ def not_passing(doc: dict) -> list[str]:
 def install_demo(
     root: Path,
     vendor: Vendor,
-    port: Optional[int] = None,
+    port: int | None = None,
     deploy: str = DEPLOY,
     host: str = "0.0.0.0",
     force: bool = False,

@@ -14,8 +14,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -54,7 +55,7 @@ class Browser:
         }
         self.session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
 
-    def _call(self, method: str, path: str, body: Optional[dict] = None, timeout: float = 60) -> Any:
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 60) -> Any:
         data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
         req = urllib.request.Request(
             self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -68,7 +69,7 @@ class Browser:
             raise WebDriverError(f"{method} {path}: {value.get('error')}: {str(value.get('message'))[:500]}") from None
         return doc.get("value")
 
-    def _s(self, method: str, path: str, body: Optional[dict] = None, timeout: float = 60) -> Any:
+    def _s(self, method: str, path: str, body: dict | None = None, timeout: float = 60) -> Any:
         return self._call(method, f"/session/{self.session}{path}", body, timeout)
 
     # --- navigation and script ---------------------------------------------------------

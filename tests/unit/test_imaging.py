@@ -9,9 +9,9 @@ import zlib
 import numpy as np
 import pytest
 
+from tests.unit.fakes import png_bytes
 from visionpack import imaging
 from visionpack.errors import Base64DecodeFailed, ImageDecodeFailed, ImageSizeInvalid, InvalidArgument
-from tests.unit.fakes import png_bytes
 
 LIMITS = imaging.ImageLimits()
 

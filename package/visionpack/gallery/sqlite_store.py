@@ -21,7 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from .store import (
     key_limit_reached,
     unknown_index,
 )
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 SCHEMA_VERSION = 1
 KEEP_TOMBSTONES = 100_000
@@ -276,7 +279,9 @@ class SqliteStore:
         if horizon > 0 and c.execute("DELETE FROM removed WHERE index_key=? AND gen<=?", (key, horizon)).rowcount:
             c.execute("UPDATE indexes SET pruned_gen=MAX(pruned_gen, ?) WHERE key=?", (horizon, key))
 
-    def replace_vectors(self, key: str, updates: Sequence[tuple[int, np.ndarray]], model: str, old_model: str) -> int:
+    def replace_vectors(
+        self, key: str, updates: Sequence[tuple[int, NDArray[np.float32]]], model: str, old_model: str
+    ) -> int:
         """Re-embedding: new vectors for rows still made by ``old_model`` (others are left alone,
         so two processes migrating at once cannot overwrite each other's newer work)."""
         with self.write() as c:

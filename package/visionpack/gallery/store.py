@@ -167,7 +167,9 @@ class GalleryStore(Protocol):
         """Delete every face with ``label``; returns their ids."""
         ...
 
-    def replace_vectors(self, key: str, updates: Sequence[tuple[int, np.ndarray]], model: str, old_model: str) -> int:
+    def replace_vectors(
+        self, key: str, updates: Sequence[tuple[int, NDArray[np.float32]]], model: str, old_model: str
+    ) -> int:
         """Re-embedding: new vectors for rows still made by ``old_model`` (others are left alone,
         so two processes migrating at once cannot overwrite each other's newer work)."""
         ...

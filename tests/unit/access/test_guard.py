@@ -10,8 +10,7 @@ import threading
 import pytest
 from werkzeug.datastructures import Headers, MultiDict
 
-from visionpack.access import guard as guard_mod
-from visionpack.access import store
+from visionpack.access import guard as guard_mod, store
 from visionpack.access.guard import LOCKED, AccessGuard, presented_key
 from visionpack.access.model import AccessState
 from visionpack.config import ServiceConfig
@@ -102,7 +101,7 @@ def test_one_stat_and_no_read_per_request_while_unchanged(data, monkeypatch):
     stats, opens = [], []
     real_stat = os.stat
     monkeypatch.setattr(guard_mod.os, "stat", lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
-    monkeypatch.setattr(guard_mod, "open", lambda *a, **k: opens.append(a) or open(*a, **k), raising=False)
+    monkeypatch.setattr(guard_mod, "open", lambda *a, **k: opens.append(a) or open(*a, **k), raising=False)  # noqa: SIM115  (a spy on open)
     for _ in range(10):
         g.state()
     assert len(stats) == 10 and opens == []

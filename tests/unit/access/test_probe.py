@@ -52,7 +52,6 @@ def test_minted_key_works_while_the_probe_runs_and_is_gone_after(tmp_path):
 
 def test_key_is_removed_when_the_probe_fails(tmp_path):
     store.set_policy(tmp_path, "ops", "key")
-    with pytest.raises(RuntimeError):
-        with probe.credential(tmp_path, ("ops",), "127.0.0.1"):
-            raise RuntimeError("probe failed")
+    with pytest.raises(RuntimeError), probe.credential(tmp_path, ("ops",), "127.0.0.1"):
+        raise RuntimeError("probe failed")
     assert store.load(tmp_path).keys == ()

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from tests.unit import face_fakes as FF
-from tests.unit.fakes import fake_factory, jpeg_b64, write_cls_bundle
 from tests.unit.api.test_routes_keypoint import DET_YML, KPT_YML, FakeDetector, FakeKeypoints, write_bundle
+from tests.unit.fakes import fake_factory, jpeg_b64, write_cls_bundle
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 from visionpack.errors import (

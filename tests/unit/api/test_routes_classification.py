@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
+from tests.unit.fakes import LABELS, fake_factory, jpeg_b64, png_bytes
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 from visionpack.errors import LicenseError
-from tests.unit.fakes import LABELS, fake_factory, jpeg_b64, png_bytes
 
 DEPLOY = "demo-classify"
 URL = f"/{DEPLOY}/ImageClassification"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from visionpack.errors import InvalidArgument, ModelInvalid
 from visionpack.gallery.store import (
@@ -144,7 +145,9 @@ class MemoryStore:
             ids = [i for i, r in self._index(key).faces.items() if r.label == label]
             return self.remove(key, ids) if ids else []
 
-    def replace_vectors(self, key: str, updates: Sequence[tuple[int, np.ndarray]], model: str, old_model: str) -> int:
+    def replace_vectors(
+        self, key: str, updates: Sequence[tuple[int, NDArray[np.float32]]], model: str, old_model: str
+    ) -> int:
         with self._lock:
             idx, gen = self._bump(key)
             n = 0

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from tests.unit import face_fakes as F
-from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
-from visionpack.gallery import cli
+from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace, cli
 from visionpack.gallery.sqlite_store import SqliteStore, db_path
 
 

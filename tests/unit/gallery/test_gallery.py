@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 
 from visionpack.errors import ConfigInvalid, InvalidArgument, ModelInvalid
-from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace, UnknownIndex
-from visionpack.gallery import index as index_mod
-from visionpack.gallery import sqlite_store as store_mod
+from visionpack.gallery import (
+    DEFAULT_INDEX,
+    Gallery,
+    IndexParams,
+    NewFace,
+    UnknownIndex,
+    index as index_mod,
+    sqlite_store as store_mod,
+)
 from visionpack.gallery.sqlite_store import SqliteStore, db_path
 
 DIM = 16

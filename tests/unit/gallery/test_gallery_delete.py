@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from visionpack.errors import InvalidArgument
-from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace
-from visionpack.gallery import cli
+from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace, cli
 from visionpack.gallery.sqlite_store import db_path
 
 DIM = 8
@@ -37,7 +36,7 @@ def test_delete_removes_faces_crops_vectors_and_tombstones_in_one_go(tmp_path, i
     g.remove(key, ids[:3])  # leaves tombstones
     other, _ = g.build([NewFace("q", vecs(1, seed=1)[0], b"keep")])
     assert g.delete(key) == 77
-    assert key not in g.keys() and other in g.keys()
+    assert key not in g.keys() and other in g.keys()  # noqa: SIM118  (Gallery.keys() reads the store)
     assert rows(tmp_path, "SELECT COUNT(*) FROM faces WHERE index_key=?", key) == [(0,)]
     assert rows(tmp_path, "SELECT COUNT(*) FROM removed WHERE index_key=?", key) == [(0,)]
     assert rows(tmp_path, "SELECT COUNT(*) FROM faces WHERE index_key=?", other) == [(1,)]
@@ -68,7 +67,7 @@ def test_deleting_the_default_index_empties_it_and_keeps_it(tmp_path):
     g.add(DEFAULT_INDEX, [NewFace("a", v, b"") for v in vecs(3)])
     assert len(other.fresh(DEFAULT_INDEX)) == 3
     assert g.delete(DEFAULT_INDEX) == 3
-    assert DEFAULT_INDEX in g.keys() and g.id_map(DEFAULT_INDEX) == {}
+    assert DEFAULT_INDEX in g.keys() and g.id_map(DEFAULT_INDEX) == {}  # noqa: SIM118  (Gallery.keys() reads the store)
     assert len(other.fresh(DEFAULT_INDEX)) == 0  # the other worker reloads the empty index
     assert g.add(DEFAULT_INDEX, [NewFace("b", vecs(1)[0], b"")]) == [0]
 
@@ -101,10 +100,10 @@ def test_the_key_cap_refuses_new_keys_but_not_existing_ones(tmp_path):
         g.ensure("c")
     g.ensure("b")  # exists: no new key
     assert g.add("a", [NewFace("x", vecs(1)[0], b"")]) == [0]
-    assert sorted(g.keys()) == ["a", "b", "default"]
+    assert sorted(g.keys()) == ["a", "b", "default"]  # noqa: SIM118  (Gallery.keys() reads the store)
     g.delete("a")
     g.ensure("c")
-    assert sorted(g.keys()) == ["b", "c", "default"]
+    assert sorted(g.keys()) == ["b", "c", "default"]  # noqa: SIM118  (Gallery.keys() reads the store)
 
 
 def test_cli_delete(tmp_path, capsys):
@@ -113,9 +112,9 @@ def test_cli_delete(tmp_path, capsys):
     assert cli.main(["--data-dir", str(tmp_path), "delete", "team"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == {"deleted": "team", "faces": 2, "emptied_only": False}
-    assert "team" not in g.keys()
+    assert "team" not in g.keys()  # noqa: SIM118  (Gallery.keys() reads the store)
     assert cli.main(["--data-dir", str(tmp_path), "delete", "team"]) == 2
     assert "unknown indexKey" in capsys.readouterr().err
     assert cli.main(["--data-dir", str(tmp_path), "delete", DEFAULT_INDEX]) == 0
     assert json.loads(capsys.readouterr().out)["emptied_only"] is True
-    assert g.keys() == [DEFAULT_INDEX]
+    assert g.keys() == [DEFAULT_INDEX]  # noqa: SIM118  (Gallery.keys() reads the store)

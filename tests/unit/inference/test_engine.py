@@ -1,4 +1,5 @@
-"""The engine seam (inference/engine.py): the bundle picks the engine kind, the factory finds its backend, every engine it returns runs one call at a time."""
+"""The engine seam (inference/engine.py): the bundle picks the engine kind, the factory finds its backend,
+every engine it returns runs one call at a time."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import pytest
 
 from tests.unit.fakes import FakeEngine, jpeg_b64, write_cls_bundle
 from visionpack.api.app import create_app
+from visionpack.bundle import load_bundle
 from visionpack.config import ServiceConfig
 from visionpack.errors import ModelInvalid
-from visionpack.inference import engine as E
-from visionpack.inference import paddle_engine
-from visionpack.bundle import load_bundle
+from visionpack.inference import engine as E, paddle_engine
 
 DEPLOY = "demo-cls"
 NO_MANIFEST = object()

@@ -162,7 +162,7 @@ def test_cascade_finds_a_white_square_with_landmarks_inside_it():
     assert faces and all(f.score > 0.95 for f in faces)
     for f in faces:
         x1, y1, x2, y2 = f.box
-        assert 55 <= x1 and x2 <= 126 and 35 <= y1 and y2 <= 106
+        assert x1 >= 55 and x2 <= 126 and y1 >= 35 and y2 <= 106
         lx, ly = f.landmarks[:, 0], f.landmarks[:, 1]
         assert np.all((lx >= x1 - 1) & (lx <= x2)) and np.all((ly >= y1 - 1) & (ly <= y2))
     # Landmark arithmetic: x = w * frac + x1 - 1 with w = x2 - x1 + 1 of the ONet *input* box.

@@ -95,7 +95,7 @@ def test_every_error_maps_to_its_exit_code(cls, monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cli, "_cmd_list", boom)
     assert cli.main(["--root", str(tmp_path), "list", "--json"], env={}) == cls.exit_code
     out, err = capsys.readouterr()
-    assert err.splitlines() == [f"error: detail here", f"hint: {cls.hint}"]
+    assert err.splitlines() == ["error: detail here", f"hint: {cls.hint}"]
     doc = json.loads(out)["error"]
     assert (doc["name"], doc["exit_code"], doc["slug"]) == (cls.__name__, cls.exit_code, cls.slug)
 

@@ -65,9 +65,8 @@ def test_recovery_decisions(state, action):
 
 def test_lock_is_exclusive_per_deploy(paths, tmp_path):
     with journal.deploy_lock(paths):
-        with pytest.raises(OperationLocked, match=f"pid {os.getpid()}"):
-            with journal.deploy_lock(paths):
-                pass
+        with pytest.raises(OperationLocked, match=f"pid {os.getpid()}"), journal.deploy_lock(paths):
+            pass
         with journal.deploy_lock(Root(tmp_path).deploy("other")):
             pass
     with journal.deploy_lock(paths):  # released on exit

@@ -88,8 +88,8 @@ def test_prove_without_the_key_fails_with_the_answer(port, release):
 def test_docker_start_probes_with_a_one_off_key_only_when_ops_wants_one(tmp_path, monkeypatch, policy, via):
     from visionpack.access import store
     from visionpack.access.model import decide
-    from visionpack.installer.runtimes import docker_containers as dr
     from visionpack.installer.layout import Root
+    from visionpack.installer.runtimes import docker_containers as dr
 
     paths = Root(tmp_path).deploy("d")
     store.set_policy(paths.data, "ops", policy)

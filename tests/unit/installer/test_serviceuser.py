@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from visionpack.errors import EnvironmentCheckFailed
-from visionpack.installer import venvs, serviceuser
+from visionpack.installer import serviceuser, venvs
 
 
 def test_the_numbers_are_the_docker_images():

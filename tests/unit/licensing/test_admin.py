@@ -10,8 +10,7 @@ import pytest
 
 from visionpack.errors import LicenseError
 from visionpack.fsutil import atomic_write
-from visionpack.licensing import admin, instances
-from visionpack.licensing import license as fmt
+from visionpack.licensing import admin, instances, license as fmt
 from visionpack.licensing.clock import ClockMark
 
 

@@ -8,8 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from visionpack.licensing import fingerprint as fpmod
-from visionpack.licensing import license as fmt
+from visionpack.licensing import fingerprint as fpmod, license as fmt
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -28,7 +27,7 @@ def test_machine_id_is_the_real_one(machine):
     raw = None
     for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
         if os.path.exists(path):
-            raw = open(path).read().strip().lower()
+            raw = Path(path).read_text().strip().lower()
             break
     assert raw, "this host has no machine id"
     assert machine.components["machine_id"] == fpmod.component_hash("machine_id", raw)
@@ -41,7 +40,7 @@ def test_absent_is_none_not_hash_of_empty(machine):
     assert not empty_hashes & set(machine.present().values())
     for name in ("product_uuid", "board_serial"):
         path = f"/sys/class/dmi/id/{name}"
-        readable = os.access(path, os.R_OK) and fpmod.clean(open(path).read()) is not None
+        readable = os.access(path, os.R_OK) and fpmod.clean(Path(path).read_text()) is not None
         assert (machine.components[name] is not None) == readable
 
 
@@ -50,7 +49,7 @@ def test_physical_nics_only(machine):
     for name in sorted(os.listdir("/sys/class/net")):
         base = f"/sys/class/net/{name}"
         if os.path.exists(f"{base}/device") and "/virtual/" not in os.path.realpath(base):
-            macs.append(open(f"{base}/address").read().strip().lower())
+            macs.append(Path(f"{base}/address").read_text().strip().lower())
     macs = sorted(set(m for m in macs if m != "00:00:00:00:00:00"))
     assert fpmod.read_macs() == macs
     expected = fpmod.component_hash("mac", ",".join(macs)) if macs else None
@@ -61,7 +60,7 @@ def test_cpu_model_and_count():
     value = fpmod.read_cpu()
     assert value is not None
     model, count = value.rsplit("|", 1)
-    text = open("/proc/cpuinfo").read()
+    text = Path("/proc/cpuinfo").read_text()
     assert int(count) == len(re.findall(r"^processor\s*:", text, re.M)) and model
 
 

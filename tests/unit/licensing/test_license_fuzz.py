@@ -11,8 +11,7 @@ import json
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from visionpack.errors import LicenseError
 from visionpack.licensing import license as fmt
@@ -60,7 +59,7 @@ def test_random_bytes(data):
 @FUZZ
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=256))
 def test_random_armoured_text(body):
-    check(f"{fmt.BEGIN}\n{body}\n{fmt.END}\n".encode("utf-8"))
+    check(f"{fmt.BEGIN}\n{body}\n{fmt.END}\n".encode())
 
 
 @FUZZ

@@ -11,8 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from visionpack.errors import LicenseError
-from visionpack.licensing import fingerprint as fpmod
-from visionpack.licensing import license as fmt
+from visionpack.licensing import fingerprint as fpmod, license as fmt
 from visionpack.licensing.verify import key_id, load_public_keys, verify
 
 NOW = time.time()

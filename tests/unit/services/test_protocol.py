@@ -1,4 +1,5 @@
-"""The service seam (services/protocol.py, services/__init__.py, api/routes.py operation_blueprint): what the app needs of a service, and how it refuses one that is not."""
+"""The service seam (services/protocol.py, services/__init__.py, api/routes.py operation_blueprint): what the
+app needs of a service, and how it refuses one that is not."""
 
 from __future__ import annotations
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from visionpack.licensing import fingerprint as fpmod
-from visionpack.licensing import license as fmt
+from visionpack.licensing import fingerprint as fpmod, license as fmt
 
 
 def fake_request(tmp_path: Path, request_doc: dict, **changes) -> Path:

@@ -26,8 +26,8 @@ def test_no_operation_passes(tmp_path):
 
 def test_deploys_are_found_as_the_installers_layout_lists_them(tmp_path):
     """vp_diag's discovery mirrors layout.Root.deploy_names (reserved and hidden names, state.json)."""
-    from vp_diag import discover
     from visionpack.installer.layout import RESERVED, Root
+    from vp_diag import discover
 
     for name in ("b", "a", ".hidden", *RESERVED, "no-journal"):
         (tmp_path / name).mkdir()

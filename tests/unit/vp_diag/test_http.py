@@ -15,8 +15,11 @@ from tests.paths import REPO
 
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
-from vp_diag import http as diag_http  # noqa: E402
-from vp_diag import ports, procfs  # noqa: E402
+from vp_diag import (  # noqa: E402
+    http as diag_http,  # noqa: E402
+    ports,
+    procfs,
+)
 from vp_diag.core import Context, Deploy  # noqa: E402
 
 
@@ -25,8 +28,8 @@ def test_listener_and_owner_from_proc():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        mine = [l for l in procfs.listeners() if l.port == port]
-        assert [l.address for l in mine] == ["127.0.0.1"]
+        mine = [sock for sock in procfs.listeners() if sock.port == port]
+        assert [sock.address for sock in mine] == ["127.0.0.1"]
         assert procfs.socket_owners({mine[0].inode})[mine[0].inode] == [os.getpid()]
 
 

@@ -16,12 +16,15 @@ from tests.paths import REPO
 
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
-from vp_diag import licfile, shared  # noqa: E402
-from vp_diag import license as diag_license  # noqa: E402
-from vp_diag.core import FAIL, Context  # noqa: E402
 from visionpack.errors import LicenseError  # noqa: E402
 from visionpack.licensing import fingerprint, license as licmod, verify  # noqa: E402
 from visionpack.licensing.clock import ClockMark  # noqa: E402
+from vp_diag import (  # noqa: E402
+    license as diag_license,  # noqa: E402
+    licfile,
+    shared,
+)
+from vp_diag.core import FAIL, Context  # noqa: E402
 
 PKG = REPO / "package" / "visionpack"
 

@@ -13,9 +13,9 @@ from tests.paths import REPO
 
 sys.path.insert(0, str(REPO / "trouble_shooting"))
 
+from visionpack.installer import releases as installer_releases  # noqa: E402
 from vp_diag import releases  # noqa: E402
 from vp_diag.core import Context, Deploy  # noqa: E402
-from visionpack.installer import releases as installer_releases  # noqa: E402
 
 STATES = [
     {"release": "1.0.0", "releases": {"1.0.0": {}}},

@@ -1,4 +1,5 @@
-"""The keypoint service's pipeline seam (services/pose/): the pipeline is picked from the deploy's model roles and the bundles' tasks, so a one-stage model is one more module."""
+"""The keypoint service's pipeline seam (services/pose/): the pipeline is picked from the deploy's model roles
+and the bundles' tasks, so a one-stage model is one more module."""
 
 from __future__ import annotations
 

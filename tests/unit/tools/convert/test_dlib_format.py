@@ -20,7 +20,6 @@ if str(REPO) not in sys.path:
 
 from tools.convert import dlib_format as df  # noqa: E402
 
-
 # --- an independent writer ---------------------------------------------------------------
 
 
