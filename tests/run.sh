@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): bring original/ and models/ up to date with download.sh,
-# build .venv from the package's own wheelhouse plus the test tools, then run pytest.
-# Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit -x`.
+# build .venv from the package's own wheelhouse plus the test tools, run the linters and the type
+# checker (tools/dev/lint.sh), then pytest. Extra arguments go to pytest, e.g.
+# `bash tests/run.sh tests/unit -x`; VISIONPACK_SKIP_LINT=1 skips the linters (a quick loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,11 @@ if [[ ! -x .venv/bin/python || "$(cat .venv/.visionpack-stamp 2>/dev/null)" != "
   grep -E '^[A-Za-z0-9_.-]+==' original/requirements.lock | sed 's/ .*//' > .venv/constraints.txt
   .venv/bin/pip install -q -c .venv/constraints.txt -r tests/requirements.txt
   echo "$stamp" > .venv/.visionpack-stamp
+fi
+
+# Before the suite: a style or type error fails in seconds, not after the long tiers.
+if [[ "${VISIONPACK_SKIP_LINT:-0}" != "1" ]]; then
+  bash tools/dev/lint.sh
 fi
 
 exec .venv/bin/python -m pytest "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The linter, the formatter's check and the type checker over the repository, as tests/run.sh
-# runs them before pytest (pyproject.toml configures them; docs/conventions.md says what is strict
+# runs them before pytest (so CI does) (pyproject.toml configures them; docs/conventions.md says what is strict
 # where). Needs .venv (built by tests/run.sh). Fix what ruff can with:
 #   .venv/bin/ruff check --fix . && .venv/bin/ruff format .
 set -euo pipefail
