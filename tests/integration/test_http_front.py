@@ -302,8 +302,13 @@ def test_each_event_is_logged_once_with_its_log_id_and_the_logs_rotate(server):
         time.sleep(0.1)
     lines = [ln for ln in error_log.read_text().splitlines() if marker in ln]
     assert len(lines) == 1 and f"log_id={doc['log_id']}" in lines[0], lines
-    # ... and the access log line of the same request carries the same id.
-    assert f"log_id={doc['log_id']}" in (server.logs / "access.log").read_text()
+    # ... and the access log line of the same request carries the same id (written once the
+    # answer is sent, so it may land just after the client read it: wait for it).
+    access_log, wanted = server.logs / "access.log", f"log_id={doc['log_id']}"
+    deadline = time.monotonic() + 10
+    while wanted not in access_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert wanted in access_log.read_text()
     # Enough answered errors to pass log_max_bytes twice: error.log.1 appears, nothing grows past
     # the limit by more than one line, and no more than log_backups files are kept.
     for i in range(600):

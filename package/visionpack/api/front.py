@@ -25,14 +25,13 @@ so a slow reader of the answer does not hold a thread either.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import resource
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
 
 import h11
 from gunicorn.workers import base
@@ -40,37 +39,22 @@ from gunicorn.workers import base
 from .. import config as config_mod
 from ..access.guard import redact_target
 from ..errors import InvalidArgument, VisionpackError
-from . import envelopes as E, wsgi
+from . import wsgi
+from .connection import (
+    READ_CHUNK,
+    Closed,
+    Connection,
+    content_length,
+    head_too_large,
+    linger,
+    readable,
+    send_error,
+)
 
-READ_CHUNK = 256 * 1024
 # A stopping worker keeps kept-alive connections this long, for a request a client may already
 # be sending on one (answered with "Connection: close" instead of dropped).
 STOP_LINGER = 2.0
-# After an answer that ends a connection whose request was not read whole, keep reading (and
-# discarding) briefly so the client sees the answer instead of a reset (nginx's lingering_close).
-LINGER_SECONDS = 2.0
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection", b"te", b"trailer"}
-
-
-class _Closed(Exception):
-    """The client went away, or a limit ended the connection."""
-
-
-class _Conn:
-    """One client connection: its h11 state, stream pair and whether it waits idle."""
-
-    __slots__ = ("reader", "writer", "h11", "peer", "idle", "idle_since", "task", "closing")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_header: int) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header)
-        peer = writer.get_extra_info("peername")
-        self.peer: tuple[str, int] = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
-        self.idle = True  # waiting for the first byte of a request: safe to close
-        self.idle_since = time.monotonic()
-        self.task: asyncio.Task[Any] | None = None
-        self.closing = False
 
 
 class FrontWorker(base.Worker):
@@ -80,7 +64,7 @@ class FrontWorker(base.Worker):
         super().__init__(*args, **kwargs)
         self.settings = config_mod.load()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.conns: set[_Conn] = set()
+        self.conns: set[Connection] = set()
         self._pending_listeners: list[socket.socket] = []
         self._listener_lock = threading.Lock()
         self._accepting: dict[int, asyncio.Task[None]] = {}
@@ -156,7 +140,7 @@ class FrontWorker(base.Worker):
             try:
                 client, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
-                await _readable(loop, listener)  # another worker may win the race: loop again
+                await readable(loop, listener)  # another worker may win the race: loop again
                 continue
             except ConnectionAbortedError:
                 continue
@@ -177,7 +161,7 @@ class FrontWorker(base.Worker):
             return
         finally:
             self._opening -= 1
-        conn = _Conn(reader, writer, self.settings.max_header_bytes)
+        conn = Connection(reader, writer, self.settings.max_header_bytes)
         self.conns.add(conn)
         conn.task = asyncio.current_task()
         await self._serve(conn)
@@ -218,13 +202,13 @@ class FrontWorker(base.Worker):
 
     # --- one connection ------------------------------------------------------------------------
 
-    async def _serve(self, conn: _Conn) -> None:
+    async def _serve(self, conn: Connection) -> None:
         try:
             while True:
                 if not await self._one_request(conn):
                     break
                 conn.h11.start_next_cycle()
-        except (_Closed, ConnectionError, asyncio.IncompleteReadError):
+        except (Closed, ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
             pass
@@ -238,7 +222,7 @@ class FrontWorker(base.Worker):
             except Exception:  # noqa: BLE001 (already gone)
                 pass
 
-    async def _one_request(self, conn: _Conn) -> bool:
+    async def _one_request(self, conn: Connection) -> bool:
         """Read, dispatch and answer one request; True to keep the connection for another."""
         s = self.settings
         conn.idle, conn.idle_since = True, time.monotonic()
@@ -271,17 +255,17 @@ class FrontWorker(base.Worker):
                 # h11 bounds only a head still incomplete; one that arrived in a single read
                 # is measured here.
                 if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > s.max_header_bytes:
-                    await self._send_error(conn, _head_too_large(s.max_header_bytes), 431)
+                    await self._send_error(conn, head_too_large(s.max_header_bytes), 431)
                     return False
                 return await self._handle(conn, event, started or time.monotonic())
             # h11 yields nothing else before a Request on a server connection
             return False
 
     @staticmethod
-    def _served(conn: _Conn) -> bool:
+    def _served(conn: Connection) -> bool:
         return conn.h11.their_http_version is not None
 
-    async def _read(self, conn: _Conn, timeout: float, on_timeout: str | None) -> bytes:
+    async def _read(self, conn: Connection, timeout: float, on_timeout: str | None) -> bytes:
         if timeout <= 0:
             await self._timed_out(conn, on_timeout)
         try:
@@ -290,78 +274,37 @@ class FrontWorker(base.Worker):
             await self._timed_out(conn, on_timeout)
             raise  # not reached: _timed_out always raises
         if not data:
-            raise _Closed()  # the client hung up (between requests or mid-way: nobody to answer)
+            raise Closed()  # the client hung up (between requests or mid-way: nobody to answer)
         return data
 
-    async def _timed_out(self, conn: _Conn, what: str | None) -> None:
+    async def _timed_out(self, conn: Connection, what: str | None) -> None:
         if what is not None and conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             await self._send_error(conn, InvalidArgument(f"the request {what} did not arrive in time"), 408)
-        raise _Closed()
+        raise Closed()
 
-    async def _protocol_error(self, conn: _Conn, exc: h11.RemoteProtocolError) -> None:
+    async def _protocol_error(self, conn: Connection, exc: h11.RemoteProtocolError) -> None:
         if conn.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         if exc.error_status_hint == 431:
-            await self._send_error(conn, _head_too_large(self.settings.max_header_bytes), 431)
+            await self._send_error(conn, head_too_large(self.settings.max_header_bytes), 431)
         else:
             await self._send_error(conn, InvalidArgument("the request is not valid HTTP/1.1"), 400, why=str(exc)[:80])
 
-    async def _send_error(self, conn: _Conn, err: VisionpackError, status: int, why: str = "") -> None:
-        """Answer a request the app never saw, readable by both dialects, then close.
-
-        336001 (Invalid Argument) in the EasyDL fields; the HTTP status (400, 408, 431) says
-        which transport limit it was, as in PaddleX's ``errorCode``."""
-        doc = E.front_error(err, status=status)
-        self.log.info(
-            "log_id=%s front: %d %s from %s%s",
-            doc["log_id"],
+    async def _send_error(self, conn: Connection, err: VisionpackError, status: int, why: str = "") -> None:
+        await send_error(
+            conn,
+            err,
             status,
-            err.detail,
-            conn.peer[0],
-            f" ({why})" if why else "",
+            log=self.log,
+            write_timeout=self.settings.body_timeout,
+            drain_bytes=self.settings.max_drain_bytes,
+            why=why,
         )
-        body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        try:
-            # Written by hand: our h11 state may be mid-parse and refuse to frame a response.
-            raw = (
-                f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n".encode()
-                + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
-                + b"\r\n"
-                + body
-            )
-            conn.writer.write(raw)
-            await asyncio.wait_for(conn.writer.drain(), self.settings.body_timeout)
-            await self._linger(conn)
-        except (OSError, asyncio.TimeoutError, ConnectionError):
-            pass
 
-    async def _linger(self, conn: _Conn) -> None:
-        """Half-close and discard what the client still sends, briefly, so it reads our answer."""
-        try:
-            if conn.writer.can_write_eof():
-                conn.writer.write_eof()
-            deadline = time.monotonic() + LINGER_SECONDS
-            budget = self.settings.max_drain_bytes
-            while budget > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                chunk = await asyncio.wait_for(conn.reader.read(READ_CHUNK), left)
-                if not chunk:
-                    break
-                budget -= len(chunk)
-        except (OSError, asyncio.TimeoutError, ConnectionError):
-            pass
-
-    async def _handle(self, conn: _Conn, req: h11.Request, started: float) -> bool:
+    async def _handle(self, conn: Connection, req: h11.Request, started: float) -> bool:
         s = self.settings
         limit = s.max_body_bytes()
-        declared = _content_length(req.headers)
+        declared = content_length(req.headers)
         reserved = 0
         too_large: int | None
         try:
@@ -410,15 +353,15 @@ class FrontWorker(base.Worker):
         try:
             await asyncio.wait_for(conn.writer.drain(), s.body_timeout)
         except asyncio.TimeoutError:
-            raise _Closed() from None
+            raise Closed() from None
         self._access(conn, req, status, len(payload), headers, time.monotonic() - started)
         if not keep:
             if conn.h11.their_state is not h11.DONE:
-                await self._linger(conn)
+                await linger(conn, self.settings.max_drain_bytes)
             return False
         return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
 
-    async def _read_body(self, conn: _Conn, started: float, limit: int) -> tuple[bytes, int | None] | None:
+    async def _read_body(self, conn: Connection, started: float, limit: int) -> tuple[bytes, int | None] | None:
         """(body, None), or (b"", bytes seen) when over ``limit``; None after a protocol error."""
         s = self.settings
         if conn.h11.they_are_waiting_for_100_continue:
@@ -447,7 +390,7 @@ class FrontWorker(base.Worker):
             elif isinstance(event, h11.EndOfMessage):
                 return (bytes(body), None) if got <= limit else (b"", got)
             else:  # ConnectionClosed mid-body
-                raise _Closed()
+                raise Closed()
 
     async def _reserve(self, nbytes: int) -> int:
         """Wait until ``nbytes`` more of buffered bodies fit under max_buffered_bytes.
@@ -466,7 +409,13 @@ class FrontWorker(base.Worker):
         self._freed.set()
 
     def _access(
-        self, conn: _Conn, req: h11.Request, status: int, size: int, headers: list[tuple[bytes, bytes]], seconds: float
+        self,
+        conn: Connection,
+        req: h11.Request,
+        status: int,
+        size: int,
+        headers: list[tuple[bytes, bytes]],
+        seconds: float,
     ) -> None:
         log = getattr(self.log, "access_log", None)
         if log is None or not log.handlers:
@@ -483,41 +432,3 @@ class FrontWorker(base.Worker):
             seconds * 1000,
             log_id,
         )
-
-
-_REASONS = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-}
-
-
-def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _head_too_large(limit: int) -> VisionpackError:
-    return InvalidArgument(f"the request head is over {limit} bytes")
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    """Wait until ``sock`` is readable; cancelling it leaves nothing behind."""
-    fd = sock.fileno()
-    fut = loop.create_future()
-
-    def wake() -> None:
-        if not fut.done():
-            fut.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await fut
-    finally:
-        loop.remove_reader(fd)
