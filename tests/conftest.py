@@ -23,6 +23,15 @@ if str(PACKAGE) not in sys.path:
 pytest_plugins = ["tests.licensing_keys"]
 
 
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
+
+
 def pytest_configure(config):
     """Temp dirs under a parent every user may enter: a root installer runs the services as the
     user ``visionpack`` (installer/serviceuser.py), which must reach the install roots the tests
@@ -39,10 +48,15 @@ def pytest_configure(config):
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
             return  # someone else's (or a planted link): keep pytest's default, the installer says why
         os.chmod(parent, 0o755)
-        for old in parent.iterdir():  # sessions of more than a day ago (pytest keeps the last 3)
-            if time.time() - os.lstat(old).st_mtime > 86400:
+        # A session's installs and runtime venvs take gigabytes: sessions idle for an hour are
+        # gone (a concurrent one touches its top directory with every test), and a session that
+        # passed removes itself at the end (pytest_sessionfinish); a failed one stays for an hour
+        # to be read.
+        for old in parent.iterdir():
+            if time.time() - os.lstat(old).st_mtime > 3600:
                 shutil.rmtree(old, ignore_errors=True)
         config.option.basetemp = tempfile.mkdtemp(prefix="p", dir=parent)
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
     except OSError:
         return
 
