@@ -217,7 +217,7 @@ class NotInstalled(InstallerError):
     slug = "not-installed"
     exit_code = 14
     hint = (
-        "'install.py list' shows the installed deploys and the releases each keeps;"
+        "Run 'install.py list' to see the installed deploys and the releases each keeps;"
         " install the deploy first, or pick a kept release."
     )
 

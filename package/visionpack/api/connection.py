@@ -28,7 +28,7 @@ REASONS = {
 }
 
 
-class Closed(Exception):
+class _Closed(Exception):
     """The client went away, or a limit ended the connection."""
 
 

@@ -42,8 +42,8 @@ from ..errors import InvalidArgument, VisionpackError
 from . import wsgi
 from .connection import (
     READ_CHUNK,
-    Closed,
     Connection,
+    _Closed,
     content_length,
     head_too_large,
     linger,
@@ -208,7 +208,7 @@ class FrontWorker(base.Worker):
                 if not await self._one_request(conn):
                     break
                 conn.h11.start_next_cycle()
-        except (Closed, ConnectionError, asyncio.IncompleteReadError):
+        except (_Closed, ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
             pass
@@ -274,13 +274,13 @@ class FrontWorker(base.Worker):
             await self._timed_out(conn, on_timeout)
             raise  # not reached: _timed_out always raises
         if not data:
-            raise Closed()  # the client hung up (between requests or mid-way: nobody to answer)
+            raise _Closed()  # the client hung up (between requests or mid-way: nobody to answer)
         return data
 
     async def _timed_out(self, conn: Connection, what: str | None) -> None:
         if what is not None and conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             await self._send_error(conn, InvalidArgument(f"the request {what} did not arrive in time"), 408)
-        raise Closed()
+        raise _Closed()
 
     async def _protocol_error(self, conn: Connection, exc: h11.RemoteProtocolError) -> None:
         if conn.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
@@ -353,7 +353,7 @@ class FrontWorker(base.Worker):
         try:
             await asyncio.wait_for(conn.writer.drain(), s.body_timeout)
         except asyncio.TimeoutError:
-            raise Closed() from None
+            raise _Closed() from None
         self._access(conn, req, status, len(payload), headers, time.monotonic() - started)
         if not keep:
             if conn.h11.their_state is not h11.DONE:
@@ -390,7 +390,7 @@ class FrontWorker(base.Worker):
             elif isinstance(event, h11.EndOfMessage):
                 return (bytes(body), None) if got <= limit else (b"", got)
             else:  # ConnectionClosed mid-body
-                raise Closed()
+                raise _Closed()
 
     async def _reserve(self, nbytes: int) -> int:
         """Wait until ``nbytes`` more of buffered bodies fit under max_buffered_bytes.
