@@ -16,7 +16,10 @@ from vp_diag import procfs, releases  # noqa: E402
 
 def test_a_second_master_of_another_release_fails(deploy):
     ctx, d, _ = deploy
-    cmd = ["python3", "-c", "import time; time.sleep(60)", "gunicorn", "-c"]
+    # The interpreter itself, not a "python3" found on PATH: a pyenv shim is a bash script whose
+    # forked helpers carry the same command line, and killing the shim left one of them behind
+    # as a second "master" (CI saw it). Popen returns after exec, so /proc shows the script.
+    cmd = [sys.executable, "-c", "import time; time.sleep(60)", "gunicorn", "-c"]
     procs = [subprocess.Popen(cmd + [f"{d.dir}/releases/{v}/start/gunicorn_conf.py"]) for v in ("2.0.0", "1.0.0")]
     try:
         r = releases.masters_check(ctx, d, procfs.all_procs())
