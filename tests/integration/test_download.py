@@ -101,9 +101,9 @@ def tree(complete: Path, tmp_path: Path) -> Path:
     for name in ("requirements.in", "requirements.lock", "sources.lock", "SHA256SUMS"):
         shutil.copy2(ROOT / "original" / name, dst / "original" / name)
     links = [ROOT / "original" / "wheels", ROOT / "original" / "sources", ROOT / "models"]
-    # Container image tars a Docker test built earlier are in SHA256SUMS when download.sh ran
-    # after them (a second run in the same tree): they belong to the copy too.
-    if (ROOT / "original" / "images").is_dir():
+    # Container image tars a Docker test built belong to the copy only when SHA256SUMS lists them
+    # (download.sh ran after that test): otherwise a rerun in the copy would add them to the sums.
+    if "  original/images/" in (ROOT / "original" / "SHA256SUMS").read_text():
         links.insert(2, ROOT / "original" / "images")
     subprocess.run(["cp", "-al", *map(str, links[:-1]), str(dst / "original")], check=True)
     subprocess.run(["cp", "-al", str(links[-1]), str(dst)], check=True)
