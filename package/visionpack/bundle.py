@@ -1,4 +1,4 @@
-"""A model bundle on disk: which files it has, their checksums, its task and its format (engine kind).
+"""A model bundle on disk: which files it has, their checksums, its task and its formats (Paddle, ONNX).
 
 A bundle is a PaddleX 3 export plus, optionally, our ``manifest.json`` (docs/conventions.md). This
 module is the one place that knows its layout: the installer copies and checks bundles with it
@@ -10,6 +10,9 @@ So it imports nothing but the standard library and the package's stdlib-only ``e
 
 A user's raw PaddleX export has no manifest and must load unchanged; then the task is inferred
 from the yml's shape, the format is Paddle and oneDNN stays off (the safe default on paddle 3.3.x).
+A bundle may also carry an ONNX rendition (``inference.onnx``, made at build time by
+tools/convert/onnx_rendition.py, with ``parity.npz`` and the manifest's "onnx" record), or be
+ONNX-only: a ``*.onnx`` plus the same ``inference.yml`` and no Paddle files (docs/backends.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ PREFIX = "inference"  # PaddleX BasePredictor.MODEL_FILE_PREFIX
 GRAPH_FILES = (f"{PREFIX}.json", f"{PREFIX}.pdmodel")  # preference order: PIR json first, as PaddleX
 PARAMS_FILE = f"{PREFIX}.pdiparams"
 CONFIG_FILE = f"{PREFIX}.yml"
+ONNX_FILE = f"{PREFIX}.onnx"  # the rendition our converter writes; an ONNX-only bundle may name it otherwise
+PARITY_FILE = "parity.npz"  # sample inputs and Paddle's outputs on them, made at build time
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = 1
 TASKS = ("image_classification", "object_detection", "keypoint_detection", "face_detection", "face_feature")
@@ -36,6 +41,20 @@ DEFAULT_ENGINE = "paddle"
 ENGINE_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # What a damaged file is: absent, or present with another sha256.
 MISSING, MISMATCH = "missing", "mismatch"
+# Formats a bundle can hold (Bundle.formats): which backend runs which is the engine factory's business.
+PADDLE, ONNX = "paddle", "onnx"
+# Agreement a backend must reach with Paddle's recorded outputs (parity.npz) before ``backend: auto``
+# may choose it, per task, unless the manifest sets "parity_tolerance". f32 ONNX Runtime / OpenVINO
+# agree within ~1e-6 here (docs/backends.md); the margin covers other CPUs' kernels, while bf16
+# (~1e-2 on class scores) must not pass. Detector outputs hold pixel boxes, hence the wider bound.
+PARITY_TOLERANCE: dict[str, dict[str, float]] = {
+    "image_classification": {"max_abs_diff": 1e-4, "cosine_min": 0.9999},
+    "face_detection": {"max_abs_diff": 1e-4, "cosine_min": 0.9999},
+    "face_feature": {"max_abs_diff": 1e-3, "cosine_min": 0.9999},
+    "object_detection": {"max_abs_diff": 1e-2, "cosine_min": 0.9999},
+    "keypoint_detection": {"max_abs_diff": 1e-3, "cosine_min": 0.9999},
+}
+DEFAULT_TOLERANCE = {"max_abs_diff": 1e-4, "cosine_min": 0.9999}
 
 
 @dataclass(frozen=True)
@@ -46,22 +65,41 @@ class Files:
     model_file: Path
     params_file: Path
     config_file: Path
+    onnx_file: Path | None = None  # inference.onnx, else the one *.onnx present; None without one
 
     @property
     def manifest_file(self) -> Path:
         return self.path / MANIFEST_FILE
 
+    @property
+    def has_paddle(self) -> bool:
+        return self.model_file.exists()
+
+    @property
+    def onnx_only(self) -> bool:
+        """An ONNX model and no Paddle graph: then the Paddle weights are not required either."""
+        return self.onnx_file is not None and not self.has_paddle
+
     def missing(self) -> list[str]:
         """The required files that are absent, by name (the graph as "inference.json or inference.pdmodel")."""
+        if self.onnx_only:
+            return [] if self.config_file.exists() else [self.config_file.name]
         out = [] if self.model_file.exists() else [" or ".join(GRAPH_FILES)]
         return out + [p.name for p in (self.params_file, self.config_file) if not p.exists()]
+
+
+def onnx_files(path: str | Path) -> list[Path]:
+    """The ``*.onnx`` files of a bundle, ``inference.onnx`` first, then by name."""
+    found = sorted(p for p in Path(path).glob("*.onnx") if p.is_file())
+    return sorted(found, key=lambda p: p.name != ONNX_FILE)
 
 
 def files(path: str | Path) -> Files:
     path = Path(path)
     graphs = [path / name for name in GRAPH_FILES]
     model = next((g for g in graphs if g.exists()), graphs[0])
-    return Files(path, model, path / PARAMS_FILE, path / CONFIG_FILE)
+    onnx = onnx_files(path)
+    return Files(path, model, path / PARAMS_FILE, path / CONFIG_FILE, onnx[0] if onnx else None)
 
 
 @dataclass(frozen=True)
@@ -138,9 +176,9 @@ def infer_task(config: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def engine_kind(manifest: Mapping[str, Any], where: str) -> str:
-    """The bundle's format: the engine kind its manifest names, else Paddle (a raw PaddleX export)."""
-    kind = manifest.get("engine", DEFAULT_ENGINE)
+def engine_kind(manifest: Mapping[str, Any], where: str, default: str = DEFAULT_ENGINE) -> str:
+    """The engine kind the manifest names, else ``default`` (Paddle for a raw PaddleX export)."""
+    kind = manifest.get("engine", default)
     if not isinstance(kind, str):
         raise ModelInvalid(f"{where}/{MANIFEST_FILE}: 'engine' must be a string, got {kind!r}")
     if not ENGINE_KIND.fullmatch(kind):
@@ -148,9 +186,40 @@ def engine_kind(manifest: Mapping[str, Any], where: str) -> str:
     return kind
 
 
+def onnx_record(manifest: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """The manifest's "onnx" record (``{}`` when none): {"file", "opset", "parity", ...} or {"unavailable"}."""
+    record = manifest.get("onnx", {})
+    if not isinstance(record, Mapping):
+        raise ModelInvalid(f"{where}/{MANIFEST_FILE}: 'onnx' must be an object, got {type(record).__name__}")
+    name = record.get("file")
+    if name is not None and (not isinstance(name, str) or not name.endswith(".onnx") or "/" in name):
+        raise ModelInvalid(f"{where}/{MANIFEST_FILE}: onnx 'file' must be a *.onnx file name, got {name!r}")
+    return record
+
+
+def parity_tolerance(manifest: Mapping[str, Any], task: str, where: str) -> dict[str, float]:
+    """{"max_abs_diff", "cosine_min"}: the manifest's "parity_tolerance" over the task's default."""
+    out = dict(PARITY_TOLERANCE.get(task, DEFAULT_TOLERANCE))
+    given = manifest.get("parity_tolerance", {})
+    if not isinstance(given, Mapping):
+        raise ModelInvalid(f"{where}/{MANIFEST_FILE}: 'parity_tolerance' must be an object")
+    for key, value in given.items():
+        if key not in out:
+            known = ", ".join(sorted(out))
+            raise ModelInvalid(f"{where}/{MANIFEST_FILE}: parity_tolerance has unknown key {key!r} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ModelInvalid(f"{where}/{MANIFEST_FILE}: parity_tolerance {key} must be a number >= 0, got {value!r}")
+        out[key] = float(value)
+    return out
+
+
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded bundle: its files, its PaddleX config (inference.yml) and its manifest."""
+    """A loaded bundle: its files, its PaddleX config (inference.yml) and its manifest.
+
+    ``model_file`` is the Paddle graph, or the .onnx file of an ONNX-only bundle (whose
+    ``params_file`` then does not exist); :attr:`formats` says which formats are really there.
+    """
 
     path: Path
     model_file: Path
@@ -168,7 +237,37 @@ class Bundle:
 
     @property
     def engine(self) -> str:
-        return engine_kind(self.manifest, str(self.path))
+        """The manifest's "engine", else Paddle, else (ONNX-only) ONNX Runtime."""
+        formats = self.formats
+        return engine_kind(self.manifest, str(self.path), DEFAULT_ENGINE if PADDLE in formats else "onnxruntime")
+
+    @property
+    def formats(self) -> dict[str, Path]:
+        """Format -> its model file, only those present: "paddle" (inference.json/.pdmodel), "onnx"."""
+        out: dict[str, Path] = {}
+        found = files(self.path)
+        if found.has_paddle and found.params_file.exists():
+            out[PADDLE] = found.model_file
+        named = self.onnx_info.get("file")
+        onnx = self.path / named if isinstance(named, str) else found.onnx_file
+        if onnx is not None and onnx.is_file():
+            out[ONNX] = onnx
+        return out
+
+    @property
+    def onnx_info(self) -> Mapping[str, Any]:
+        """The manifest's "onnx" record ({} when none; {"unavailable": why} for a Paddle-only bundle)."""
+        return onnx_record(self.manifest, str(self.path))
+
+    @property
+    def parity(self) -> Path | None:
+        """parity.npz (sample inputs and Paddle's outputs on them), when the bundle has one."""
+        p = self.path / PARITY_FILE
+        return p if p.is_file() else None
+
+    @property
+    def parity_tolerance(self) -> dict[str, float]:
+        return parity_tolerance(self.manifest, self.task, str(self.path))
 
     @property
     def onednn_default(self) -> bool:
@@ -179,8 +278,22 @@ class Bundle:
         return str((self.config.get("Global") or {}).get("model_name") or self.name)
 
 
+def _served_onnx(path: Path, record: Mapping[str, Any]) -> Path:
+    """The model of an ONNX-only bundle: the one its manifest names, inference.onnx, or the only *.onnx."""
+    named = record.get("file")
+    if isinstance(named, str):
+        if not (path / named).is_file():
+            raise ModelInvalid(f"model bundle {path} lacks {named} (its manifest's onnx file)")
+        return path / named
+    several = onnx_files(path)
+    if several[0].name != ONNX_FILE and len(several) > 1:
+        names = ", ".join(p.name for p in several)
+        raise ModelInvalid(f"model bundle {path} holds several ONNX models ({names}): name the served one {ONNX_FILE}")
+    return several[0]
+
+
 def load_bundle(path: str | Path) -> Bundle:
-    """Locate model/params/yml the way PaddleX does and read the yml and the manifest."""
+    """Locate model/params/yml the way PaddleX does (or .onnx/yml) and read the yml and the manifest."""
     import yaml
 
     path = Path(path)
@@ -197,10 +310,17 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ModelInvalid(f"{yml}: not valid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ModelInvalid(f"{yml}: top level must be a mapping")
-    return Bundle(
+    manifest = read_manifest(path)
+    model_file = found.model_file
+    if found.onnx_only:
+        model_file = _served_onnx(path, onnx_record(manifest, str(path)))
+    bundle = Bundle(
         path=path,
-        model_file=found.model_file,
+        model_file=model_file,
         params_file=found.params_file,
         config=config,
-        manifest=read_manifest(path),
+        manifest=manifest,
     )
+    # A malformed "onnx" or "parity_tolerance" record fails here, at load, not at first use.
+    _ = (bundle.onnx_info, bundle.parity_tolerance)
+    return bundle

@@ -139,3 +139,91 @@ def test_the_manifest_names_task_and_format(tmp_path):
 def test_a_format_that_is_not_a_short_name_is_a_model_error(kind):
     with pytest.raises(ModelInvalid, match="engine"):
         B.engine_kind({"engine": kind}, "models/x")
+
+
+def make_onnx_only(tmp_path: Path, *names: str, manifest: dict | None = None) -> Path:
+    d = tmp_path / "onnx-only"
+    d.mkdir(parents=True)
+    for name in names or ("inference.onnx",):
+        (d / name).write_bytes(b"onnx " + name.encode())
+    (d / "inference.yml").write_text(CLS_YML)
+    if manifest is not None:
+        (d / "manifest.json").write_text(json.dumps(manifest))
+    return d
+
+
+def test_formats_list_the_paddle_graph_and_the_onnx_rendition(tmp_path):
+    d = make(tmp_path, manifest={"schema": 1, "onnx": {"file": "inference.onnx", "opset": 11}})
+    b = B.load_bundle(d)
+    assert b.formats == {"paddle": d / "inference.json"}  # the record alone is no file
+    (d / "inference.onnx").write_bytes(b"onnx")
+    assert b.formats == {"paddle": d / "inference.json", "onnx": d / "inference.onnx"}
+    assert b.onnx_info == {"file": "inference.onnx", "opset": 11}
+    assert b.parity is None
+    (d / "parity.npz").write_bytes(b"npz")
+    assert b.parity == d / "parity.npz"
+    assert B.files(d).onnx_file == d / "inference.onnx" and not B.files(d).onnx_only
+    (d / "inference.pdiparams").unlink()  # a graph without its weights is no Paddle format
+    assert set(b.formats) == {"onnx"}
+
+
+def test_a_raw_export_has_no_onnx_record_and_the_paddle_only_mark_is_kept(tmp_path):
+    b = B.load_bundle(make(tmp_path))
+    assert (b.onnx_info, b.parity, list(b.formats)) == ({}, None, ["paddle"])
+    why = {"unavailable": "Split with a zero part"}
+    marked = B.load_bundle(make(tmp_path / "m", manifest={"schema": 1, "onnx": why}))
+    assert marked.onnx_info == why and list(marked.formats) == ["paddle"]
+
+
+def test_an_onnx_only_bundle_loads_with_its_yml(tmp_path):
+    d = make_onnx_only(tmp_path, "model.onnx")
+    assert B.files(d).missing() == [] and B.files(d).onnx_only
+    b = B.load_bundle(d)
+    assert b.model_file == d / "model.onnx" and not b.params_file.exists()
+    assert (b.task, b.model_name, b.engine) == ("image_classification", "tiny", "onnxruntime")
+    assert b.formats == {"onnx": d / "model.onnx"}
+    (d / "inference.yml").unlink()
+    assert B.files(d).missing() == ["inference.yml"]
+    with pytest.raises(ModelInvalid, match="lacks inference.yml"):
+        B.load_bundle(d)
+
+
+def test_an_onnx_only_bundle_with_several_models_must_name_one(tmp_path):
+    d = make_onnx_only(tmp_path, "a.onnx", "b.onnx")
+    with pytest.raises(ModelInvalid, match=r"several ONNX models \(a.onnx, b.onnx\)"):
+        B.load_bundle(d)
+    (d / "manifest.json").write_text(json.dumps({"onnx": {"file": "b.onnx"}}))
+    assert B.load_bundle(d).model_file == d / "b.onnx"
+    (d / "manifest.json").write_text(json.dumps({"onnx": {"file": "c.onnx"}}))
+    with pytest.raises(ModelInvalid, match="lacks c.onnx"):
+        B.load_bundle(d)
+    (d / "manifest.json").unlink()
+    (d / "inference.onnx").write_bytes(b"x")  # inference.onnx is the one served
+    assert B.load_bundle(d).model_file == d / "inference.onnx"
+
+
+def test_parity_tolerance_per_task_and_from_the_manifest(tmp_path):
+    raw = B.load_bundle(make(tmp_path))
+    assert raw.parity_tolerance == B.PARITY_TOLERANCE["image_classification"]
+    d = make(tmp_path / "m", manifest={"task": "object_detection", "parity_tolerance": {"max_abs_diff": 0.5}})
+    assert B.load_bundle(d).parity_tolerance == {"max_abs_diff": 0.5, "cosine_min": 0.9999}
+    assert B.parity_tolerance({}, "no-such-task", "x") == B.DEFAULT_TOLERANCE
+    assert set(B.PARITY_TOLERANCE) == set(B.TASKS)
+
+
+@pytest.mark.parametrize(
+    "manifest,match",
+    [
+        ({"onnx": "inference.onnx"}, "'onnx' must be an object"),
+        ({"onnx": {"file": "../x.onnx"}}, "must be a \\*.onnx file name"),
+        ({"onnx": {"file": "model.bin"}}, "must be a \\*.onnx file name"),
+        ({"parity_tolerance": [1]}, "'parity_tolerance' must be an object"),
+        ({"parity_tolerance": {"rtol": 1}}, "unknown key 'rtol'"),
+        ({"parity_tolerance": {"max_abs_diff": -1}}, "must be a number >= 0"),
+        ({"parity_tolerance": {"cosine_min": True}}, "must be a number >= 0"),
+        ({"parity_tolerance": {"cosine_min": "high"}}, "must be a number >= 0"),
+    ],
+)
+def test_a_malformed_onnx_or_tolerance_record_fails_at_load(tmp_path, manifest, match):
+    with pytest.raises(ModelInvalid, match=match):
+        B.load_bundle(make(tmp_path, manifest=manifest))
