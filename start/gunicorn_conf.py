@@ -101,10 +101,12 @@ def on_starting(server):
         if inherited:
             # Upgrade/rollback: the old master handed its slot over; checking the license is
             # still ours to do, but the instance is the same one, so it is not counted twice.
-            admin.check_for_start(_cfg.license_dir, _cfg.deploy, _cfg.service)
+            admin.check_for_start(_cfg.license_dir, _cfg.deploy, _cfg.service, device=_cfg.device)
             _slot = _handover.adopt_slot(inherited, owner)
         else:
-            _verdict, _slot = admin.start_instance(_cfg.license_dir, _cfg.deploy, _cfg.service, owner_info=owner)
+            _verdict, _slot = admin.start_instance(
+                _cfg.license_dir, _cfg.deploy, _cfg.service, owner_info=owner, device=_cfg.device
+            )
     except LicenseError as exc:
         server.log.error("license refused (%s): %s", exc.reason, exc.detail)
         # gunicorn prints a RuntimeError as one line and exits 1, instead of a traceback.

@@ -57,6 +57,11 @@ def fix_table(ctx: Context, root: Path) -> dict[str, list[str]]:
             lu,
         ],
         "wrong-gpu": ["nvidia-smi -L  # put the licensed GPU back, or ask for a license for this one", lu],
+        "gpu-not-licensed": [
+            "nvidia-smi -L  # the license binds one of these GPUs; the deploy's error.log names it (gpu:M)",
+            "# set the deploy's device to gpu:M (docs/gpu.md), or ask the vendor for a license for this GPU, then",
+            lu,
+        ],
         "expired": ["# ask the vendor for a renewal, then", lu],
         "not-yet-valid": ["date -u  # check the clock; the license starts later", "timedatectl set-ntp true"],
         "issued-in-future": ["date -u  # the clock is behind the license's issue time", "timedatectl set-ntp true"],

@@ -104,6 +104,7 @@ def check_for_start(
     deploy: str,
     service: str,
     state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+    device: str | None = None,
 ) -> Verdict:
     """What a deploy must pass before it starts: the same checks as every request.
 
@@ -112,7 +113,7 @@ def check_for_start(
     (``instances.acquire(verdict.instances, ...)``), because only a running process holds one.
     """
     d = Path(license_dir)
-    return LicenseGate(d / LICENSE_NAME, d, state_dir, deploy, service).check()
+    return LicenseGate(d / LICENSE_NAME, d, state_dir, deploy, service, device=device).check()
 
 
 def status(
@@ -137,12 +138,13 @@ def start_instance(
     service: str,
     owner_info: dict[str, Any] | None = None,
     state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+    device: str | None = None,
 ) -> tuple[Verdict, instances.Slot]:
     """For a service master at start (e.g. gunicorn's ``on_starting``): check, then take a slot.
 
     Keep the returned Slot referenced for the life of the process; forked workers inherit
     it. Raises LicenseError (any reason, or ``instance-limit``).
     """
-    verdict = check_for_start(license_dir, deploy, service, state_dir)
+    verdict = check_for_start(license_dir, deploy, service, state_dir, device)
     info = {"deploy": deploy, "service": service, "license": verdict.license_id, **(owner_info or {})}
     return verdict, instances.acquire(verdict.instances, info)

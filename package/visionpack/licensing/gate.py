@@ -59,11 +59,13 @@ class LicenseGate:
         service: str | None,
         clock: Callable[[], float] = time.time,
         recheck: float = RECHECK_SECONDS,
+        device: str | None = None,
     ) -> None:
         self.license_path = Path(license_path)
         self.keys_dir = Path(keys_dir)
         self.deploy = deploy
         self.service = service
+        self.device = device  # the deploy's cpu | gpu:N: a GPU-bound license licenses one GPU
         self.recheck = recheck
         self.verifications = 0  # full verifications so far (metrics and tests)
         self._clock = clock
@@ -77,13 +79,21 @@ class LicenseGate:
 
     @classmethod
     def for_service(cls, cfg: Any) -> LicenseGate:
-        """The gate of a running service, from its ServiceConfig (``license_dir``, ``deploy``, ``service``).
+        """The gate of a running service, from its ServiceConfig (``license_dir``, ``deploy``, ``service``,
+        ``device``).
 
         ``license_dir`` is ``<ROOT>/licenses``: ``license.lic`` and the vendor public keys.
         The clock mark is machine-wide (``clock.DEFAULT_STATE_DIR``) so every deploy shares one.
         """
         lic_dir = Path(cfg.license_dir)
-        return cls(lic_dir / "license.lic", lic_dir, DEFAULT_STATE_DIR, cfg.deploy, cfg.service)
+        return cls(
+            lic_dir / "license.lic",
+            lic_dir,
+            DEFAULT_STATE_DIR,
+            cfg.deploy,
+            cfg.service,
+            device=getattr(cfg, "device", None),
+        )
 
     # --- hot path ------------------------------------------------------------------------
 
@@ -161,7 +171,7 @@ class LicenseGate:
             lic = verify_envelope(data, load_public_keys(self.keys_dir))
             check_issued(lic, now)
             self._mark.check(now, floor=lic.issued_at, witnesses=(self.license_path,))
-            verdict = evaluate(lic, self._fingerprint(), now, self.deploy, self.service)
+            verdict = evaluate(lic, self._fingerprint(), now, self.deploy, self.service, self.device)
             state = _State(key, now, verdict, None)
         except LicenseError as exc:
             state = _State(key, now, None, exc)

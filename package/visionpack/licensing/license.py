@@ -48,6 +48,7 @@ REASONS = (
     "bad-signature",
     "wrong-machine",
     "wrong-gpu",
+    "gpu-not-licensed",
     "expired",
     "not-yet-valid",
     "deploy-not-licensed",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +33,8 @@ from .license import (
 log = logging.getLogger("visionpack.license")
 
 _MAX_KEY_FILE = 16 * 1024
+# A deploy's device as config.py normalises it ("cpu" or "gpu:N").
+_GPU_DEVICE = re.compile(r"gpu:(\d+)")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -151,6 +154,26 @@ def match_machine(lic: License, fp: Fingerprint) -> tuple[tuple[str, ...], tuple
     return matched, mismatched
 
 
+def check_device(lic: License, fp: Fingerprint, device: str | None) -> None:
+    """A license bound to one GPU licenses that GPU: a deploy on ``gpu:N`` must run on it.
+
+    ``device`` is the deploy's ``cpu`` | ``gpu:N`` (None or cpu: nothing to check; a machine-bound
+    license lets a deploy use any GPU of the machine). N is nvidia-smi's index, the order of
+    ``fp.gpus``; :func:`match_machine` has already made sure the bound GPU is present.
+    """
+    m = _GPU_DEVICE.fullmatch(device or "")
+    if m is None or lic.binding.get("type") != "gpu":
+        return
+    bound = fp.gpu_index(lic.binding["uuid_hash"])
+    if bound != int(m.group(1)):
+        raise LicenseError(
+            "gpu-not-licensed",
+            f"this deploy runs on {device}, but the license is bound to one GPU: gpu:{bound} on this machine "
+            f"(nvidia-smi order); set the deploy's device to gpu:{bound}, or ask the vendor for a license "
+            f"for this GPU",
+        )
+
+
 def check_issued(lic: License, now: float, drift: int = MAX_CLOCK_DRIFT) -> None:
     if lic.issued_at > now + drift:
         raise LicenseError(
@@ -187,20 +210,28 @@ def verify(
     now: float,
     deploy: str | None = None,
     service: str | None = None,
+    device: str | None = None,
 ) -> Verdict:
     """Full check of one license file's bytes; a Verdict or LicenseError with the precise reason."""
-    return evaluate(verify_envelope(lic_bytes, keys), fingerprint, now, deploy, service)
+    return evaluate(verify_envelope(lic_bytes, keys), fingerprint, now, deploy, service, device)
 
 
 def evaluate(
-    lic: License, fingerprint: Fingerprint, now: float, deploy: str | None = None, service: str | None = None
+    lic: License,
+    fingerprint: Fingerprint,
+    now: float,
+    deploy: str | None = None,
+    service: str | None = None,
+    device: str | None = None,
 ) -> Verdict:
-    """Every check after authentication; ``lic`` must come from :func:`verify_envelope`."""
+    """Every check after authentication; ``lic`` must come from :func:`verify_envelope`.
+    ``device``: the deploy's ``cpu`` | ``gpu:N`` (:func:`check_device`), None when no deploy runs."""
     # A license from the future means the clock is wrong, which makes every later answer suspect.
     check_issued(lic, now)
     matched, mismatched = match_machine(lic, fingerprint)
     check_dates(lic, now)
     check_scope(lic, deploy, service)
+    check_device(lic, fingerprint, device)
     left = lic.expires_at - now
     warnings = []
     if left <= EXPIRY_WARNING_DAYS * 86400:

@@ -213,6 +213,7 @@ def test_reason_codes_are_stable():
         "bad-signature",
         "wrong-machine",
         "wrong-gpu",
+        "gpu-not-licensed",
         "expired",
         "not-yet-valid",
         "deploy-not-licensed",
