@@ -20,7 +20,7 @@ if str(PACKAGE) not in sys.path:
     sys.path.insert(0, str(PACKAGE))
 
 # Fixtures shared by folders of both tiers (a plugin: a conftest's fixtures reach only its folder).
-pytest_plugins = ["tests.licensing_keys"]
+pytest_plugins = ["tests.licensing_keys", "tests.postgres_cluster"]
 
 
 _OWN_BASETEMP = pytest.StashKey[str]()

@@ -32,8 +32,8 @@ STANDBY_FLAG_ENV = ENV_PREFIX + "STANDBY_FLAG"
 # Bytes a JSON envelope may add around a maximal base64 image.
 ENVELOPE_SLACK = 64 * 1024
 # The face-gallery stores this release has (gallery/store_factory.py opens them).
-GALLERY_STORES = ("sqlite",)
-GALLERY_KEYS = ("store", "dsn")
+GALLERY_STORES = ("sqlite", "postgresql")
+GALLERY_KEYS = ("store", "dsn", "password_file")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class GalleryConfig:
 
     store: str = "sqlite"
     dsn: str = ""
+    # The database password's file (never in dsn, which config.yml and messages carry).
+    password_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,10 @@ def _gallery(value: Any, source: str) -> GalleryConfig:
     dsn = "" if value.get("dsn") is None else value["dsn"]
     if not isinstance(dsn, str):
         raise ConfigInvalid(f"{source}: gallery.dsn must be a string, got {type(dsn).__name__}")
-    return GalleryConfig(store, dsn)
+    password_file = "" if value.get("password_file") is None else value["password_file"]
+    if not isinstance(password_file, str):
+        raise ConfigInvalid(f"{source}: gallery.password_file must be a path, got {type(password_file).__name__}")
+    return GalleryConfig(store, dsn, password_file)
 
 
 def _coerce_bool(name: str, value: Any, source: str) -> bool:

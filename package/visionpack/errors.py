@@ -13,6 +13,7 @@ all speak the same vocabulary::
     │   ├── ImageDecodeFailed            336005
     │   └── MissingParameter             336006
     ├── ServiceUnavailable               336100 (in-flight limit, model not loaded)
+    │   └── GalleryUnavailable           336101 (the gallery's database server unreachable)
     ├── InternalError                    336000
     ├── LicenseError                     337000 (the licensing package subclasses it)
     ├── AccessTokenInvalid               110 (no / unknown / revoked API key; HTTP 401)
@@ -112,6 +113,18 @@ class ServiceUnavailable(VisionpackError):
     http_status = 503
     exit_code = 1
     hint = "The worker is at its in-flight limit or still loading; wait and retry, or raise --workers / max_inflight."
+
+
+class GalleryUnavailable(ServiceUnavailable):
+    """The face gallery's database server cannot be reached (gallery.store postgresql)."""
+
+    slug = "gallery-unavailable"
+    easydl_code = 336101
+    easydl_msg = "gallery database temporarily unavailable"
+    hint = (
+        "Gallery writes wait for the database (nothing was written); searches go on over the last synced "
+        "gallery. Check the database server and 'trouble_shooting.sh DEPLOY' (docs/scale-out.md)."
+    )
 
 
 class LicenseError(VisionpackError):

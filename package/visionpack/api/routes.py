@@ -209,6 +209,9 @@ def readiness(r: WorkerState) -> tuple[bool, dict[str, Any]]:
             ok = False
             info["license"] = {"ok": False, "reason": err.reason, "detail": err.detail}
             info["reason"] = f"license: {err.reason}"
+    sync = getattr(r.service, "sync_state", None)  # services with a shared store (face) say how current it is
+    if callable(sync):
+        info["gallery"] = sync()
     info["ready"] = ok
     return ok, info
 

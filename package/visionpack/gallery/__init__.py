@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ..config import GalleryConfig
+from ..errors import GalleryUnavailable
 from .index import Hit, IndexParams, VectorIndex
 from .store import DEFAULT_INDEX, FaceEntry, GalleryStore, NewFace, UnknownIndex, check_key, gallery_dir
 from .store_factory import open_store
@@ -141,7 +142,14 @@ class Gallery:
                 idx = self._indexes[key] = self._load_snapshot(key) or VectorIndex(self.dim, self.params)
             if idx.gen != gen:
                 # Re-read inside the lock: a concurrent thread may already have caught up.
-                ch = self.store.changes(key, idx.gen, self.model, self.dim)
+                try:
+                    ch = self.store.changes(key, idx.gen, self.model, self.dim)
+                except GalleryUnavailable:
+                    if idx.gen is None:
+                        raise  # nothing synced yet to answer from
+                    # The database went away after announcing a change: answer from the last
+                    # synced index (the store's sync_state, shown in /ready, says so).
+                    return idx
                 if ch.gen != idx.gen:
                     idx.apply(ch, lambda: self.store.changes(key, None, self.model, self.dim))
             if idx.rebuilt:

@@ -21,7 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -158,6 +158,9 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def sync_state(self) -> dict[str, Any]:
+        return {"store": "sqlite"}  # every process reads the one file: nothing to lag behind
 
     # --- indexes ----------------------------------------------------------------------
     @staticmethod

@@ -3,7 +3,8 @@
 A store holds everything a search needs -- ids, labels, vectors, the aligned crops the vectors
 came from and which feature model made them -- so a faiss index is only a cache that any
 process can rebuild from it. Which store a deploy uses comes from its config (``gallery.store``,
-opened by ``store_factory.open_store``); ``sqlite_store.py`` is the one this release has. What
+opened by ``store_factory.open_store``): ``sqlite_store.py`` (one server) or ``postgres_store.py``
+(several servers sharing one database). What
 :class:`~visionpack.gallery.Gallery` relies on, whatever the store:
 
 * **Transactions.** Every write is one transaction, atomic across threads, processes and forks
@@ -29,7 +30,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Sequence, TypedDict
 
 import numpy as np
 
@@ -214,6 +215,13 @@ class GalleryStore(Protocol):
         labels, vectors, crops and model fingerprints are kept. An existing key is an error
         unless ``replace``; a replaced index restarts above its old generation. A file that is
         not an export of this schema is InvalidArgument."""
+        ...
+
+    # --- sync -------------------------------------------------------------------------
+    def sync_state(self) -> dict[str, Any]:
+        """How current this process's view of the store is, for ``/ready`` and diagnostics:
+        ``store`` (its kind) and, for a database server, ``listening`` (changes arrive),
+        ``synced_s_ago`` (the last generation check) and ``error``. Never a credential."""
         ...
 
     def close(self) -> None: ...

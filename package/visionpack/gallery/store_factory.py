@@ -1,6 +1,6 @@
 """The one place a gallery store kind becomes a store: ``open_store(cfg.gallery, cfg.data_dir)``.
 
-A new kind (say PostgreSQL) is its own module, ``<kind>_store.py``, with a class implementing
+A kind (``postgres_store.py``, say) is its own module, ``<kind>_store.py``, with a class implementing
 ``store.GalleryStore`` and a ``from_config(settings, data_dir)`` constructor; it is listed in
 ``STORES`` below and its name in ``config.GALLERY_STORES`` (which validates config.yml). Each
 store module is imported only when a deploy names it, so no deploy loads a driver it does not use.
@@ -24,7 +24,13 @@ def _sqlite(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> Galler
     return SqliteStore.from_config(settings, data_dir)
 
 
-STORES: dict[str, Opener] = {"sqlite": _sqlite}
+def _postgresql(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> GalleryStore:
+    from .postgres_store import PostgresStore
+
+    return PostgresStore.from_config(settings, data_dir)
+
+
+STORES: dict[str, Opener] = {"sqlite": _sqlite, "postgresql": _postgresql}
 
 
 def open_store(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> GalleryStore:

@@ -237,6 +237,10 @@ class FaceService(FaceCodec):
     def migrate(self, progress: Callable[[int, int], None] | None = None) -> int:
         return self.gallery.migrate(self.embed_pngs, progress=progress)
 
+    def sync_state(self) -> dict[str, Any]:
+        """How current this worker's gallery is (``/ready``'s ``gallery``; store.sync_state)."""
+        return self.gallery.store.sync_state()
+
     # --- the service interface (services/protocol.py; operations() is face_api's) ---------
     def predict(self, req: Any) -> Any:
         return req.run(self)

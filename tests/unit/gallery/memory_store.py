@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -240,6 +241,9 @@ class MemoryStore:
 
     def import_file(self, path: str | os.PathLike[str], replace: bool = False) -> dict[str, int]:
         raise InvalidArgument("the in-memory store reads no export")
+
+    def sync_state(self) -> dict[str, Any]:
+        return {"store": "memory"}
 
     def close(self) -> None:
         pass

@@ -18,6 +18,8 @@ from visionpack.api.app import create_app
 from visionpack.config import GalleryConfig
 from visionpack.errors import ConfigInvalid, InvalidArgument
 from visionpack.gallery import DEFAULT_INDEX, Gallery, GalleryStore, IndexParams, NewFace, cli, open_store
+from visionpack.gallery.pg_conninfo import parse_dsn
+from visionpack.gallery.postgres_store import PostgresStore
 from visionpack.gallery.sqlite_store import SqliteStore, db_path
 from visionpack.gallery.store_factory import STORES
 from visionpack.services.face import FaceService
@@ -33,7 +35,7 @@ def protocol_methods() -> dict[str, inspect.Signature]:
     }
 
 
-@pytest.mark.parametrize("impl", [SqliteStore, MemoryStore])
+@pytest.mark.parametrize("impl", [SqliteStore, PostgresStore, MemoryStore])
 def test_stores_implement_every_protocol_method_with_its_signature(impl):
     methods = protocol_methods()
     assert {"add", "changes", "drop_index", "export", "import_file", "generation"} <= set(methods)
@@ -127,10 +129,10 @@ def test_the_factory_opens_sqlite_in_the_data_dir_by_default(tmp_path):
 
 @pytest.mark.parametrize(
     "settings",
-    [GalleryConfig("postgresql", "postgresql://vp@db/gallery"), GalleryConfig(""), GalleryConfig(["sqlite"])],
+    [GalleryConfig("mysql", "mysql://vp@db/gallery"), GalleryConfig(""), GalleryConfig(["sqlite"])],
 )  # type: ignore[arg-type]
 def test_the_factory_refuses_a_store_kind_it_does_not_have(tmp_path, settings):
-    with pytest.raises(ConfigInvalid, match="gallery.store must be one of sqlite") as err:
+    with pytest.raises(ConfigInvalid, match="gallery.store must be one of sqlite, postgresql") as err:
         open_store(settings, tmp_path)
     assert err.value.exit_code == 19 and not list(tmp_path.iterdir())  # nothing created
 
@@ -145,7 +147,9 @@ def test_the_face_service_opens_the_store_its_config_names(tmp_path):
     cfg = face_config(tmp_path)
     svc = FaceService(cfg, factory())
     assert isinstance(svc.gallery.store, SqliteStore) and svc.gallery.store.path == db_path(cfg.data_dir)
-    with pytest.raises(ConfigInvalid, match="got 'postgresql'"):
+    with pytest.raises(ConfigInvalid, match="got 'mysql'"):
+        FaceService(dataclasses.replace(cfg, gallery=GalleryConfig("mysql")), factory())
+    with pytest.raises(ConfigInvalid, match="postgresql needs gallery.dsn"):
         FaceService(dataclasses.replace(cfg, gallery=GalleryConfig("postgresql")), factory())
 
 
@@ -165,8 +169,9 @@ def test_config_names_the_store_sqlite_by_default_and_round_trips(tmp_path):
 @pytest.mark.parametrize(
     "gallery,message",
     [
-        ({"store": "postgresql", "dsn": "postgresql://vp:s3cret@db/g"}, "gallery.store must be one of sqlite"),
+        ({"store": "mysql", "dsn": "mysql://vp:s3cret@db/g"}, "gallery.store must be one of sqlite, postgresql"),
         ({"store": None}, "gallery.store must be one of sqlite"),
+        ({"store": "postgresql", "password_file": ["s3cret"]}, "gallery.password_file must be a path"),
         ({"store": "sqlite", "path": "/x"}, "unknown key(s) path in 'gallery'"),
         ({"dsn": 5}, "gallery.dsn must be a string"),
         ("postgresql://vp:s3cret@db/g", "'gallery' must be a mapping"),
@@ -176,6 +181,31 @@ def test_config_refuses_a_bad_gallery_section_without_echoing_secrets(gallery, m
     with pytest.raises(ConfigInvalid) as err:
         config.from_mapping({"gallery": gallery})
     assert message in err.value.detail and "s3cret" not in err.value.detail
+
+
+def test_config_names_a_postgresql_store_and_round_trips(tmp_path):
+    section = {"store": "postgresql", "dsn": "host=db1 dbname=gallery user=vp", "password_file": "/etc/vp/pw"}
+    cfg = config.from_mapping({"gallery": section})
+    assert cfg.gallery == GalleryConfig(**section)
+    f = tmp_path / "c.yml"
+    f.write_text(config.dump(cfg))
+    assert config.load(f, env={}).gallery == cfg.gallery
+
+
+@pytest.mark.parametrize(
+    "dsn,message",
+    [
+        ("host=db password=s3cret dbname=g", "must not hold the password"),
+        ("postgresql://vp:s3cret@db/g", "must not hold the password"),
+        ("host=db = s3cret", "not a libpq connection string"),
+        ("", "needs gallery.dsn"),
+    ],
+)
+def test_a_postgresql_dsn_never_carries_the_password(tmp_path, dsn, message):
+    with pytest.raises(ConfigInvalid, match=message) as err:
+        open_store(GalleryConfig("postgresql", dsn), tmp_path)
+    assert "s3cret" not in err.value.detail and not list(tmp_path.iterdir())
+    assert parse_dsn("postgresql://vp@db:6432/g") == {"user": "vp", "host": "db", "port": "6432", "dbname": "g"}
 
 
 def test_the_cli_takes_the_store_from_the_config(tmp_path, capsys):
@@ -198,3 +228,9 @@ def test_config_yml_of_a_default_deploy_has_no_gallery_section(tmp_path):
     f = tmp_path / "c.yml"
     f.write_text(text)
     assert config.load(f, env={}).gallery == GalleryConfig()
+
+
+def test_ready_says_how_current_the_gallery_store_is(tmp_path):
+    _, _, client = service_on(tmp_path, MemoryStore())
+    body = client.get("/ready").get_json()  # the test client is this machine: ops detail
+    assert body["ready"] is True and body["gallery"] == {"store": "memory"}
