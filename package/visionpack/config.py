@@ -34,6 +34,12 @@ ENVELOPE_SLACK = 64 * 1024
 # The face-gallery stores this release has (gallery/store_factory.py opens them).
 GALLERY_STORES = ("sqlite", "postgresql")
 GALLERY_KEYS = ("store", "dsn", "password_file")
+# Inference backends (inference/<kind>_engine.py); "auto" = the choice install/upgrade measured and
+# wrote into the release's ``tuning`` (installer/tune.py), never re-measured under a running release.
+BACKENDS = ("paddle", "onnxruntime", "openvino")
+AUTO = "auto"
+# f32 = Paddle's answers; bf16 (OpenVINO only) is faster on AVX512_BF16 CPUs and changes answers.
+PRECISIONS = ("f32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,19 @@ class ServiceConfig:
     # error.log and access.log are rotated by size, shared safely by every worker.
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
+    # "cpu" or "gpu:N" (validate() turns a bare "gpu" into "gpu:0").
     device: str = "cpu"
+    # Which inference backend runs the models: auto | paddle | onnxruntime | openvino (docs/backends.md).
+    backend: str = AUTO
+    # Per model (role -> backend), over ``backend``: the operator's own choice for one model.
+    model_backends: Mapping[str, str] = field(default_factory=dict)
+    # f32 | bf16; OpenVINO's INFERENCE_PRECISION_HINT is always set from it (it would pick bf16 by itself).
+    precision: str = "f32"
+    # OpenVINO CPU streams per engine (each a parallel infer request); other backends ignore it.
+    openvino_streams: int = 1
+    # What install/upgrade measured (installer/tune.py): role -> {"backend": chosen, "candidates": ...}.
+    # Written into the release's config.yml, read by the engine factory when ``backend`` is auto.
+    tuning: Mapping[str, Any] = field(default_factory=dict)
     # Role -> bundle directory, e.g. {"classifier": ".../models/efficientnet_lite0_imagenet"}.
     models: Mapping[str, str] = field(default_factory=dict)
     # Service-specific settings (thresholds, gallery index type, ...), validated by the
@@ -130,6 +148,8 @@ class ServiceConfig:
         d = dataclasses.asdict(self)
         d["models"] = dict(self.models)
         d["options"] = dict(self.options)
+        d["model_backends"] = dict(self.model_backends)
+        d["tuning"] = dict(self.tuning)
         return d
 
 
@@ -150,6 +170,18 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return dict(value)
     if name == "gallery":
         return _gallery(value, source)
+    if name == "model_backends":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigInvalid(f"{source}: 'model_backends' must map role names to backend names")
+        return dict(value)
+    if name == "tuning":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+        ):
+            raise ConfigInvalid(f"{source}: 'tuning' must map role names to measurement records")
+        return {k: dict(v) for k, v in value.items()}
     if name == "onednn":
         if value is None or isinstance(value, bool):
             return value
@@ -240,8 +272,38 @@ def validate(cfg: ServiceConfig) -> ServiceConfig:
         raise ConfigInvalid("'max_drain_bytes' and 'log_backups' must be 0 or more")
     if cfg.threads_per_worker < 0:
         raise ConfigInvalid("'threads_per_worker' must be 0 (auto) or more")
-    if not (cfg.device == "cpu" or cfg.device.startswith("gpu")):
-        raise ConfigInvalid(f"device must be 'cpu' or 'gpu[:N]', got {cfg.device!r}")
+    return _validate_backend(_validate_device(cfg))
+
+
+def _validate_device(cfg: ServiceConfig) -> ServiceConfig:
+    device = cfg.device.strip().lower()
+    kind, colon, index = device.partition(":")
+    if device == "cpu":
+        return cfg if cfg.device == device else dataclasses.replace(cfg, device=device)
+    if kind == "gpu" and (not colon or (index.isdigit() and len(index) <= 3)):
+        normal = f"gpu:{int(index or 0)}"
+        return cfg if cfg.device == normal else dataclasses.replace(cfg, device=normal)
+    raise ConfigInvalid(f"device must be 'cpu' or 'gpu:N' (N the GPU's index, e.g. gpu:0), got {cfg.device!r}")
+
+
+def _validate_backend(cfg: ServiceConfig) -> ServiceConfig:
+    choices = (AUTO, *BACKENDS)
+    if cfg.backend not in choices:
+        raise ConfigInvalid(f"backend must be one of {', '.join(choices)}, got {cfg.backend!r}")
+    for role, kind in cfg.model_backends.items():
+        if kind not in choices:
+            raise ConfigInvalid(f"model_backends.{role} must be one of {', '.join(choices)}, got {kind!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigInvalid(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if cfg.precision == "bf16" and not {"openvino", AUTO} & {cfg.backend, *cfg.model_backends.values()}:
+        raise ConfigInvalid(f"precision bf16 is an OpenVINO setting; backend {cfg.backend} runs f32 only")
+    if cfg.openvino_streams < 1:
+        raise ConfigInvalid(f"'openvino_streams' must be at least 1, got {cfg.openvino_streams}")
+    for role, record in cfg.tuning.items():
+        if record.get("backend") not in BACKENDS:
+            raise ConfigInvalid(
+                f"tuning.{role}.backend must be one of {', '.join(BACKENDS)}, got {record.get('backend')!r}"
+            )
     return cfg
 
 
@@ -270,7 +332,7 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
         data.update(raw)
     for name in _FIELDS:
         key = ENV_PREFIX + name.upper()
-        if name not in ("models", "options", "gallery") and key in env:
+        if name not in ("models", "options", "gallery", "model_backends", "tuning") and key in env:
             data[name] = env[key]
     return from_mapping(data, source=str(path or "environment"))
 
@@ -285,6 +347,9 @@ def dump(cfg: ServiceConfig) -> str:
         del data["gallery"]
     if cfg.malloc_tuning:
         del data["malloc_tuning"]  # likewise: the default is left out
+    for name in ("backend", "model_backends", "precision", "openvino_streams", "tuning"):
+        if data[name] == _FIELDS[name].default or (name in ("model_backends", "tuning") and not data[name]):
+            del data[name]  # likewise: defaults left out (the backends came with issue 16)
     return yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
 
 

@@ -16,8 +16,9 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .. import config as config_mod
+from ..bundle import Bundle
 from ..errors import ImageSizeInvalid, InternalError, InvalidArgument, VisionpackError
-from ..inference.engine import EngineFactory
+from ..inference.engine import EngineFactory, create_engine, role_of, serialized
 from ..services.fields import preview
 from ..services.protocol import Service, check_service
 from .console import console_blueprint
@@ -40,13 +41,17 @@ def create_app(
     """
     cfg = cfg or config_mod.load()
     _configure_logging(cfg)
+    metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
+    metrics = Metrics(metrics_dir)
+    backends: dict[str, dict[str, Any]] = {}
     if service is None:
         from ..services import build_service
 
-        service = build_service(cfg, engine_factory)
+        service = build_service(cfg, _observed(engine_factory or create_engine, metrics, backends))
         service.warmup()
     else:
         service = check_service(service)
+    metrics.batcher = getattr(service, "batcher", None)
     if gate == "auto":
         gate = build_gate(cfg)
     app = Flask("visionpack")
@@ -54,10 +59,7 @@ def create_app(
     provider = cast(DefaultJSONProvider, app.json)  # Flask's default provider, typed as the base class
     provider.ensure_ascii = False  # EasyDL error messages and labels may be Chinese
     provider.sort_keys = False
-    metrics_dir = os.path.join(cfg.run_dir, "metrics") if cfg.run_dir else None
-    app.extensions["visionpack"] = WorkerState(
-        cfg, service, gate, Metrics(metrics_dir, getattr(service, "batcher", None))
-    )
+    app.extensions["visionpack"] = WorkerState(cfg, service, gate, metrics, backends)
     app.register_blueprint(ops_blueprint())
     # One routes table per service (api/routes_<service>.py), imported only when served.
     routes = importlib.import_module(f"{__package__}.routes_{cfg.service}")
@@ -87,6 +89,28 @@ def create_app(
         return response
 
     return app
+
+
+def _observed(factory: EngineFactory, metrics: Metrics, backends: dict[str, dict[str, Any]]) -> EngineFactory:
+    """``factory`` whose engines report each run's time to /metrics (by backend and model) and
+    are listed for /ready (which backend runs which model, with what)."""
+
+    def make(bundle: Bundle, cfg: config_mod.ServiceConfig) -> Any:
+        engine = serialized(factory(bundle, cfg))
+        backend = str(getattr(engine, "backend", "custom"))
+        model = bundle.name
+        if hasattr(engine, "on_run"):
+            engine.on_run = lambda seconds: metrics.observe_inference(backend, model, seconds)
+        role = role_of(bundle, cfg) or model
+        backends[role] = {
+            "backend": backend,
+            "model": model,
+            "precision": str(getattr(engine, "precision", "")),
+            "threads": getattr(engine, "threads", None),
+        }
+        return engine
+
+    return make
 
 
 def build_gate(cfg: config_mod.ServiceConfig) -> Any:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# One engine run (inference alone, no decoding): a few ms on the CPU, so finer buckets.
+INFER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class Metrics:
@@ -25,6 +27,7 @@ class Metrics:
         self.batcher = batcher
         self.requests: dict[tuple[str, str], int] = {}
         self.hist: dict[str, list[float]] = {}  # route -> bucket counts + [sum, count]
+        self.infer: dict[str, list[float]] = {}  # "backend|model" -> bucket counts + [sum, count]
         self.inflight = 0
         self.dir = Path(directory) if directory else None
         self._last_flush = 0.0
@@ -40,20 +43,21 @@ class Metrics:
             self.inflight -= 1
             key = (route, str(code))
             self.requests[key] = self.requests.get(key, 0) + 1
-            h = self.hist.setdefault(route, [0.0] * (len(BUCKETS) + 2))
-            for i, b in enumerate(BUCKETS):
-                if seconds <= b:
-                    h[i] += 1
-            h[-2] += seconds
-            h[-1] += 1
+            _add(self.hist.setdefault(route, [0.0] * (len(BUCKETS) + 2)), BUCKETS, seconds)
         if self.dir and time.monotonic() - self._last_flush > 1.0:
             self.flush()
+
+    def observe_inference(self, backend: str, model: str, seconds: float) -> None:
+        """One engine run's time (inference/engine.py's SerializedEngine reports it)."""
+        with self._lock:
+            _add(self.infer.setdefault(f"{backend}|{model}", [0.0] * (len(INFER_BUCKETS) + 2)), INFER_BUCKETS, seconds)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             snap = {
                 "requests": [[r, c, n] for (r, c), n in self.requests.items()],
                 "hist": {r: list(v) for r, v in self.hist.items()},
+                "infer": {k: list(v) for k, v in self.infer.items()},
                 "inflight": self.inflight,
                 "pid": os.getpid(),
             }
@@ -89,6 +93,7 @@ class Metrics:
     def render(self) -> str:
         requests: dict[tuple[str, str], int] = {}
         hist: dict[str, list[float]] = {}
+        infer: dict[str, list[float]] = {}
         inflight = 0
         batches: list[int] | None = None
         for snap in self._all_snapshots():
@@ -96,10 +101,11 @@ class Metrics:
                 batches = [a + b for a, b in zip(batches or [0, 0], snap["batches"])]
             for r, c, n in snap["requests"]:
                 requests[(r, c)] = requests.get((r, c), 0) + n
-            for r, v in snap["hist"].items():
-                acc = hist.setdefault(r, [0.0] * len(v))
-                for i, x in enumerate(v):
-                    acc[i] += x
+            for into, part in ((hist, snap["hist"]), (infer, snap.get("infer") or {})):
+                for r, v in part.items():
+                    acc = into.setdefault(r, [0.0] * len(v))
+                    for i, x in enumerate(v):
+                        acc[i] += x
             inflight += snap["inflight"]
         lines = [
             "# HELP visionpack_requests_total Requests answered, by route and result code.",
@@ -118,6 +124,18 @@ class Metrics:
             lines.append(f'visionpack_request_duration_seconds_sum{{route="{r}"}} {v[-2]:.6f}')
             lines.append(f'visionpack_request_duration_seconds_count{{route="{r}"}} {int(v[-1])}')
         lines += [
+            "# HELP visionpack_inference_duration_seconds One engine run, by backend and model.",
+            "# TYPE visionpack_inference_duration_seconds histogram",
+        ]
+        for key, v in sorted(infer.items()):
+            backend, _, model = key.partition("|")
+            labels = f'backend="{backend}",model="{model}"'
+            for b, n in zip(INFER_BUCKETS, v):
+                lines.append(f'visionpack_inference_duration_seconds_bucket{{{labels},le="{b}"}} {int(n)}')
+            lines.append(f'visionpack_inference_duration_seconds_bucket{{{labels},le="+Inf"}} {int(v[-1])}')
+            lines.append(f"visionpack_inference_duration_seconds_sum{{{labels}}} {v[-2]:.6f}")
+            lines.append(f"visionpack_inference_duration_seconds_count{{{labels}}} {int(v[-1])}")
+        lines += [
             "# HELP visionpack_requests_in_flight Requests being processed now.",
             "# TYPE visionpack_requests_in_flight gauge",
             f"visionpack_requests_in_flight {inflight}",
@@ -133,6 +151,14 @@ class Metrics:
                 f"visionpack_inference_batched_images_total {batches[1]}",
             ]
         return "\n".join(lines) + "\n"
+
+
+def _add(h: list[float], buckets: tuple[float, ...], seconds: float) -> None:
+    for i, b in enumerate(buckets):
+        if seconds <= b:
+            h[i] += 1
+    h[-2] += seconds
+    h[-1] += 1
 
 
 def _alive(pid: int) -> bool:

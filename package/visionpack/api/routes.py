@@ -41,11 +41,15 @@ ENVELOPE_SLACK = 64 * 1024
 class WorkerState:
     """Per-worker state the routes share: service, gate, limiter, metrics."""
 
-    def __init__(self, cfg: Any, service: Service, gate: Any, metrics: Any) -> None:
+    def __init__(
+        self, cfg: Any, service: Service, gate: Any, metrics: Any, backends: dict[str, Any] | None = None
+    ) -> None:
         self.cfg = cfg
         self.service = service
         self.gate = gate
         self.metrics = metrics
+        # role -> {"backend", "model", "precision", "threads"}: what this worker's engines run (app.py).
+        self.backends: dict[str, Any] = backends or {}
         self.slots = threading.BoundedSemaphore(cfg.max_inflight)
         self.access = access.AccessGuard.for_config(cfg)
         self.ready_error: str | None = None
@@ -197,6 +201,8 @@ def readiness(r: WorkerState) -> tuple[bool, dict[str, Any]]:
         "service": r.cfg.service,
         "release": r.cfg.release,
         "models": {role: b for role, b in r.cfg.models.items()},
+        "backends": r.backends,
+        "tuning": tuning_summary(r.cfg.tuning),
     }
     ok = r.service is not None and r.ready_error is None
     if not ok:
@@ -214,6 +220,21 @@ def readiness(r: WorkerState) -> tuple[bool, dict[str, Any]]:
         info["gallery"] = sync()
     info["ready"] = ok
     return ok, info
+
+
+def tuning_summary(tuning: Any) -> dict[str, Any]:
+    """What install/upgrade measured (config ``tuning``): per role the choice and each backend's
+    p50 in ms, or why it was not a candidate."""
+    out: dict[str, Any] = {}
+    for role, record in sorted(tuning.items()):
+        measured = {
+            kind: {"p50_ms": c.get("p50_ms"), "max_abs_diff": c.get("max_abs_diff")}
+            if c.get("ok")
+            else {"why": c.get("why")}
+            for kind, c in sorted((record.get("candidates") or {}).items())
+        }
+        out[role] = {"chosen": record.get("backend"), "measured": measured}
+    return out
 
 
 def _ops_allowed(r: WorkerState) -> bool:

@@ -2,15 +2,16 @@
 picks the backend a bundle needs.
 
 A backend is one module, ``inference/<kind>_engine.py``, exposing ``create(bundle, cfg) ->
-Engine``; the kind comes from the bundle (:func:`engine_kind`). Adding ONNX Runtime or OpenVINO
-is one new module (``onnxruntime_engine.py``, ``openvino_engine.py``): nothing here changes, and
-a worker imports only the backend its bundles use, so only that backend's module imports its
-runtime library (``paddle_engine.py`` is the only importer of ``paddle``). :func:`register`
-puts a factory in front of the modules (tests, plug-ins).
+Engine``: ``paddle``, ``onnxruntime``, ``openvino``. Which one runs a model is :func:`backend_for`'s
+answer (the config's choice for that model, else the one install/upgrade measured, else the
+bundle's own format), and a worker imports only the backends its models use, so only that
+backend's module imports its runtime library (``paddle_engine.py`` is the only importer of
+``paddle``). :func:`register` puts a factory in front of the modules (tests, plug-ins).
 
 Thread safety is settled here, once: every engine the factory returns serialises its runs
-with a lock of its own, so services share engines between gunicorn's threads without locks of
-their own, and two engines (detector and keypoint model) still run at the same time.
+with a lock of its own (an engine with parallel infer requests, OpenVINO's streams, says how
+many by ``concurrency``), so services share engines between gunicorn's threads without locks
+of their own, and two engines (detector and keypoint model) still run at the same time.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..bundle import ENGINE_KIND, Bundle
-from ..config import ServiceConfig
+from ..config import AUTO, ServiceConfig
 from ..errors import ModelInvalid
+from .formats import FORMAT_OF, runnable, why_not
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -90,9 +93,39 @@ def factory_for(kind: str) -> EngineFactory:
     return factory
 
 
+def role_of(bundle: Bundle, cfg: ServiceConfig) -> str | None:
+    """The role (``cfg.models``'s key) whose directory is this bundle's, None when none is."""
+    where = bundle.path.resolve()
+    return next((role for role, path in sorted(cfg.models.items()) if Path(path).resolve() == where), None)
+
+
+def backend_for(bundle: Bundle, cfg: ServiceConfig) -> str:
+    """The backend that runs ``bundle`` under ``cfg``, most specific first: the operator's choice
+    for this model (``model_backends``), the deploy's (``backend``), the release's measured
+    choice (``tuning``, when auto), else the bundle's own format (Paddle's, or ONNX Runtime for an
+    ONNX-only bundle). Never measures: a running release's choice is the one in its config."""
+    role = role_of(bundle, cfg)
+    for choice in (cfg.model_backends.get(role or ""), cfg.backend):
+        if choice and choice != AUTO:
+            return choice
+    measured = cfg.tuning.get(role or "", {}).get("backend")
+    if measured:
+        return str(measured)
+    own = engine_kind(bundle)
+    can = runnable(bundle)
+    return own if own in can or not can or own not in FORMAT_OF else can[0]
+
+
 def create_engine(bundle: Bundle, cfg: ServiceConfig) -> Engine:
-    """The production :data:`EngineFactory`: the bundle's backend, serialised."""
-    return serialized(factory_for(engine_kind(bundle))(bundle, cfg))
+    """The production :data:`EngineFactory`: the backend :func:`backend_for` names, serialised."""
+    kind = backend_for(bundle, cfg)
+    why = None if kind in _registry else why_not(bundle, kind)
+    if why:  # refused before its runtime is imported
+        raise ModelInvalid(f"{why}: choose another backend (config 'backend' / 'model_backends')")
+    engine = serialized(factory_for(kind)(bundle, cfg))
+    if isinstance(engine, SerializedEngine):
+        engine.backend = kind
+    return engine
 
 
 def serialized(engine: Engine) -> Engine:
@@ -105,18 +138,28 @@ def serialized(engine: Engine) -> Engine:
 
 
 class SerializedEngine:
-    """One run at a time. Predictors are not thread-safe; and one lock per engine, not one per
-    service, lets a request use one model while another request uses the next."""
+    """One run at a time (``concurrency`` at a time for an engine with parallel infer requests).
+    Predictors are not thread-safe; and one lock per engine, not one per service, lets a request
+    use one model while another request uses the next."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.input_names: list[str] = list(engine.input_names)
         self.output_names: list[str] = list(getattr(engine, "output_names", []))
-        self._lock = threading.Lock()
+        self._lock = threading.BoundedSemaphore(max(1, int(getattr(engine, "concurrency", 1))))
+        # The backend that runs it (create_engine names it; a plug-in's engine may say so itself),
+        # and who wants each run's seconds (api/app.py: /metrics' inference time by backend).
+        self.backend: str = str(getattr(engine, "backend", "custom"))
+        self.on_run: Callable[[float], None] | None = None
 
     def run(self, feeds: Mapping[str, NDArray[Any]]) -> Sequence[NDArray[Any]]:
         with self._lock:
-            return self.engine.run(feeds)
+            start = time.perf_counter()
+            out = self.engine.run(feeds)
+            seconds = time.perf_counter() - start
+        if self.on_run is not None:
+            self.on_run(seconds)
+        return out
 
     def __getattr__(self, name: str) -> object:
         # The backend's own attributes (a Paddle engine's ``onednn``, ``threads``) read through.

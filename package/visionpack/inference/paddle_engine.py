@@ -121,6 +121,8 @@ class PaddleEngine:
         self.threads = threads
         self.onednn = onednn
         self.device = device
+        self.backend = "paddle"
+        self.precision = "f32"
         # Paddle keeps per-thread caches; running it on whichever of gunicorn's HTTP threads got
         # the request built one copy per thread (~400 MB more RSS per worker). One dedicated
         # thread runs every inference of this engine; callers still serialise (engine.py's lock).

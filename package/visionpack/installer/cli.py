@@ -93,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_KIND,
         help="run the service as gunicorn processes (default) or as Docker containers (docs/docker.md)",
     )
+    p.add_argument(
+        "--gallery-store",
+        default=None,
+        metavar="KIND",
+        help="face deploys: where the gallery lives, sqlite (default, in data/) or postgresql (docs/scale-out.md)",
+    )
+    p.add_argument(
+        "--gallery-dsn", default=None, metavar="DSN", help="postgresql: 'host=H dbname=D user=U' (no password)"
+    )
+    p.add_argument(
+        "--gallery-password-file", default=None, metavar="FILE", help="postgresql: the file holding the password"
+    )
     p.set_defaults(func=_cmd_install)
 
     p = add("upgrade", ["up"], "install a newer package's release beside the running one and switch to it")
@@ -163,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_cmd_status)
 
+    p = add("tune", [], "measure the inference backends for a deploy's release again (backend: auto)")
+    p.add_argument("deploy", metavar="DEPLOY")
+    p.add_argument("--write", action="store_true", help="store the new choice in the release (deploy stopped only)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_cmd_tune)
+
     p = add("apikey", [], "API keys and per-scope access policies of a deploy (README 'API keys')")
     from .commands import apikey as apikey_cmd  # its parser lives beside the command
 
@@ -222,7 +240,14 @@ def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
         timeout=a.timeout,
         keep=a.keep,
         runtime_kind=a.runtime,
+        gallery=_gallery_options(a),
     )
+
+
+def _gallery_options(a: argparse.Namespace) -> dict[str, str] | None:
+    """install's --gallery-* options as config.yml's ``gallery`` section (config.py validates it)."""
+    given = {"store": a.gallery_store, "dsn": a.gallery_dsn, "password_file": a.gallery_password_file}
+    return {k: v for k, v in given.items() if v is not None} or None
 
 
 def _cmd_upgrade(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
@@ -290,6 +315,14 @@ def _cmd_status(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
     from .commands import status as cmd
 
     return _show(a, cmd.status(ctx, a.deploy), cmd.render)
+
+
+def _cmd_tune(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
+    from .commands import tune as cmd
+
+    if a.json:  # the measuring lines go to stderr, the document alone to stdout
+        return _quiet_json(a, ctx, lambda c: cmd.run(c, a.deploy, write=a.write))
+    return _show(a, cmd.run(ctx, a.deploy, write=a.write), cmd.render)
 
 
 def _cmd_apikey(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:

@@ -66,8 +66,10 @@ def test_a_service_gets_the_bundles_engine_with_no_factory_injected(tmp_path, fa
 
 
 def test_an_engine_this_release_lacks_is_a_model_error_naming_the_ones_it_has(tmp_path):
-    with pytest.raises(ModelInvalid, match=r"engine 'openvino' is not in this release \(engines: .*paddle"):
-        E.create_engine(bundle_for(tmp_path, "openvino"), ServiceConfig())
+    with pytest.raises(
+        ModelInvalid, match=r"engine 'tensorrt' is not in this release \(engines: .*onnxruntime.*openvino.*paddle"
+    ):
+        E.create_engine(bundle_for(tmp_path, "tensorrt"), ServiceConfig())
 
 
 @pytest.mark.parametrize("kind", ["../installer/cli", "Paddle", "", "x" * 40, 3, None])

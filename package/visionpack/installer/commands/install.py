@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import AlreadyInstalled
 from ...fsutil import atomic_symlink
-from .. import envcheck, filemodes, journal, recovery, release, releases, serviceuser, venvs
+from .. import envcheck, filemodes, journal, recovery, release, releases, serviceuser, tune, venvs
 from ..context import Context
 from ..installed import Installed
 from ..runtimes.kinds import runtime_for
@@ -25,6 +25,7 @@ def install(
     timeout: float,
     keep: int | None = None,
     runtime_kind: str = "process",
+    gallery: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     source = ctx.source
     release.yaml_ready(source)
@@ -36,7 +37,9 @@ def install(
     if existing and existing.get("release"):  # an interrupted first install has none
         raise AlreadyInstalled(f"{deploy!r} release {existing['release']} is already installed in {paths.dir}")
     # Validate the options before anything is written (ConfigInvalid names the bad one).
-    release.service_config(ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers)
+    release.service_config(
+        ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers, gallery=gallery
+    )
 
     # docker: no engine or no image is refused before anything is written (nothing half installed).
     runtime = runtime_for(None, kind=runtime_kind)
@@ -70,10 +73,13 @@ def install(
 
             journal.begin(paths, state, "install", "release")
             rel_dir = paths.release(version)
-            cfg = release.service_config(ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers)
+            cfg = release.service_config(
+                ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers, gallery=gallery
+            )
             for d in (paths.data, paths.logs, paths.run):
                 d.mkdir(parents=True, exist_ok=True)
             release.build(ctx.root, paths, source, entry, version, cfg, venv)
+            tune.tune_release(venv, rel_dir, cfg, ctx.say)  # backend: auto, settled in the release
             ctx.say(f"release {version} -> {rel_dir}")
 
             journal.begin(paths, state, "install", "switch")
@@ -91,6 +97,8 @@ def install(
             state["releases"][version] = {"installed_at": journal.now(), "venv": str(venv)}
             if keep:
                 state["keep"] = keep
+            if gallery:
+                state["gallery"] = gallery  # upgrade builds every later release's config with it
             releases.record_activation(state, version, "install")
             journal.save(paths, state)
             filemodes.secure(ctx.root, ctx.say)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import AlreadyInstalled, StartFailed, UsageError
-from .. import filemodes, journal, release, switch, venvs
+from .. import filemodes, journal, release, switch, tune, venvs
 from ..context import Context
 from ..deployment import require
 from ..runtimes.kinds import runtime_for
@@ -79,8 +79,11 @@ def upgrade(ctx: Context, deploy: str, *, package: str | None, timeout: float, k
                 host=state["host"],
                 port=int(state["port"]),
                 workers=int(state.get("workers") or 1),
+                gallery=state.get("gallery"),
             )
             release.build(ctx.root, paths, source, entry, version, cfg, venv)
+            # The new release's own choice, measured now; the old release keeps its own (rollback).
+            tune.tune_release(venv, rel_dir, cfg, ctx.say)
             ctx.say(f"release {version} -> {rel_dir}")
             filemodes.secure(ctx.root, ctx.say)  # also repairs what an older installer left
         except BaseException:
