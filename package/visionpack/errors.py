@@ -292,6 +292,18 @@ class DockerUnavailable(InstallerError):
     )
 
 
+class GpuUnavailable(InstallerError):
+    """``device: gpu:N`` where the GPU cannot be used: no NVIDIA driver, no GPU N, or a runtime
+    without ONNX Runtime's CUDA provider (the CPU package)."""
+
+    slug = "gpu-unavailable"
+    exit_code = 24
+    hint = (
+        "Run 'nvidia-smi -L' (driver, GPU indexes); install the GPU package ('bash download.sh --gpu cu12', "
+        "docs/gpu.md) or set the deploy's device to cpu."
+    )
+
+
 def all_error_classes() -> Iterator[type[VisionpackError]]:
     """Every concrete error class, depth first, base first."""
     stack: list[type[VisionpackError]] = [VisionpackError]

@@ -372,7 +372,11 @@ class Report:
         return out
 
 
-def run(source: Source, root: Path, deploy: str, host: str, port: int, bundles: Sequence[str]) -> Report:
+def run(
+    source: Source, root: Path, deploy: str, host: str, port: int, bundles: Sequence[str], device: str = "cpu"
+) -> Report:
+    from . import gpucheck  # driver, CUDA and GPUs for device gpu:N; information only for cpu
+
     checks = [
         check_python(),
         check_wheel_tags(source.wheels),
@@ -384,6 +388,7 @@ def run(source: Source, root: Path, deploy: str, host: str, port: int, bundles: 
         check_models(source, bundles),
     ]
     checks += [check_port(host, port), check_port_claims(root, deploy, port), check_service_user(root)]
+    checks.append(Check(*gpucheck.check(device, source.top)))
     return Report(checks)
 
 
