@@ -53,7 +53,9 @@ class OpenVinoEngine:
         except Exception as exc:  # OpenVINO raises RuntimeError and its own types
             raise ModelInvalid(f"OpenVINO cannot load {model_file}: {exc}") from exc
         self._compiled = compiled
-        self.input_names: list[str] = [port.get_any_name() for port in compiled.inputs]
+        # The Parameter node's name is the ONNX input's; a port's "any name" may be a tensor alias
+        # the graph gained on compiling (e.g. "auto.cast.0" for a detector's "image").
+        self.input_names: list[str] = [port.get_node().get_friendly_name() for port in compiled.inputs]
         self.output_names: list[str] = [port.get_any_name() for port in compiled.outputs]
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(max(1, streams)):
@@ -71,7 +73,7 @@ class OpenVinoEngine:
             raise ModelInvalid(f"model expects inputs {sorted(missing)} that were not provided")
         request = self._requests.get()
         try:
-            request.infer({n: np.ascontiguousarray(feeds[n]) for n in self.input_names})
+            request.infer({i: np.ascontiguousarray(feeds[n]) for i, n in enumerate(self.input_names)})
             # copy: the request's output buffers are reused by its next run
             return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.output_names))]
         finally:
