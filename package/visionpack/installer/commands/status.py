@@ -23,6 +23,7 @@ def status(ctx: Context, deploy: str | None) -> dict[str, Any]:
         info = describe(paths, state)
         info["license"] = _license(ctx, name, state, running=info.get("state") == "running")
         info["access"] = _access(paths.data)
+        info["backends"] = _backends(paths.release(state["release"])) if state.get("release") else {}
         out.append(info)
     return {"root": str(ctx.root.path), "deploys": out}
 
@@ -66,6 +67,32 @@ def _access(data_dir: Path) -> dict[str, Any]:
     except VisionpackError as exc:
         return {"policies": None, "active_keys": None, "error": exc.detail}
     return {"policies": dict(state.policies), "active_keys": sum(k.active() for k in state.keys)}
+
+
+def _backends(release: Path) -> dict[str, Any]:
+    """Per model the backend the release runs and what install/upgrade measured (its config.yml:
+    ``backend``/``model_backends`` as configured, else ``tuning``); never fails the status command."""
+    from ..release import config_from_release
+
+    try:
+        cfg = config_from_release(release)
+    except VisionpackError as exc:
+        return {"error": exc.detail}
+    out: dict[str, Any] = {}
+    for role in sorted(cfg.models):
+        configured = cfg.model_backends.get(role, cfg.backend)
+        record = cfg.tuning.get(role) or {}
+        measured = {
+            kind: c.get("p50_ms") if c.get("ok") else f"not chosen: {c.get('why')}"
+            for kind, c in sorted((record.get("candidates") or {}).items())
+        }
+        if configured != "auto":
+            out[role] = {"backend": configured, "how": "configured"}
+        elif record.get("backend"):
+            out[role] = {"backend": record["backend"], "how": "measured", "p50_ms": measured}
+        else:
+            out[role] = {"backend": None, "how": "the bundle's own format (nothing measured)"}
+    return out
 
 
 def _slots(lic: dict[str, Any], *, running: bool) -> str:
@@ -125,6 +152,17 @@ def render(doc: dict[str, Any]) -> list[str]:
             )
         elif acc.get("error"):
             lines.append(f"  access: {acc['error']}")
+        for role, b in sorted((d.get("backends") or {}).items()):
+            if role == "error":
+                lines.append(f"  backends: {b}")
+                continue
+            times = ", ".join(
+                f"{k} {v:.2f} ms" if isinstance(v, (int, float)) else f"{k} {v}"
+                for k, v in (b.get("p50_ms") or {}).items()
+            )
+            lines.append(
+                f"  backend {role}: {b['backend'] or 'own format'} ({b['how']}{'; p50 ' + times if times else ''})"
+            )
         if d["stale_pidfile"]:
             lines.append(f"  note: stale pid file {d['path']}/run/gunicorn.pid (no such gunicorn)")
         if d["interrupted_operation"]:
