@@ -22,14 +22,27 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
 def service_config(
-    root: Root, paths: DeployPaths, entry: CatalogEntry, release: Path, *, host: str, port: int, workers: int
+    root: Root,
+    paths: DeployPaths,
+    entry: CatalogEntry,
+    release: Path,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    gallery: dict[str, str] | None = None,
 ) -> Any:
-    """The validated ServiceConfig for one release (raises ConfigInvalid on a bad value)."""
+    """The validated ServiceConfig for one release (raises ConfigInvalid on a bad value).
+
+    ``gallery``: the deploy's gallery store (``install --gallery-store``, kept in state.json so
+    every later release gets it); None keeps the default, SQLite in the data directory."""
     from .. import config
 
     models = {role: str(release / "models" / bundle) for role, bundle in sorted(entry.models.items())}
+    extra: dict[str, Any] = {"gallery": dict(gallery)} if gallery else {}
     return config.from_mapping(
         {
+            **extra,
             "deploy": paths.name,
             "service": entry.service,
             "host": host,

@@ -90,6 +90,10 @@ class EnrollReq:
             if self.create:
                 svc.gallery.ensure(self.key)
             key, ids = self.key, svc.gallery.add(self.key, faces)
+        if self.create:
+            # EasyDL's answer names only the faces it added: no read after the commit, so a
+            # gallery database lost right after it cannot turn a committed add into an error.
+            return EnrollResult(key, ids, found, {i: label for i, (_, label) in zip(ids, self.pairs)})
         return EnrollResult(key, ids, found, svc.gallery.id_map(key))
 
 
