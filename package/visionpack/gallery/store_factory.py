@@ -9,7 +9,7 @@ store module is imported only when a deploy names it, so no deploy loads a drive
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 from ..config import GalleryConfig
 from ..errors import ConfigInvalid
@@ -42,3 +42,20 @@ def open_store(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> Gal
             f"got {settings.store!r}"
         )
     return opener(settings, data_dir)
+
+
+def _postgresql_check(settings: GalleryConfig) -> dict[str, Any]:
+    from .pg_check import check
+
+    return check(settings)
+
+
+# Kinds with a server to reach: what trouble_shooting.sh asks of them (reachable, schema version).
+CHECKS: dict[str, Callable[[GalleryConfig], dict[str, Any]]] = {"postgresql": _postgresql_check}
+
+
+def check_store(settings: GalleryConfig) -> dict[str, Any]:
+    """The store's own diagnosis, without opening (or migrating) it; ``{"store": kind}`` when a
+    kind has nothing to reach (SQLite: a file in the data directory, checked by file modes)."""
+    checker = CHECKS.get(settings.store) if isinstance(settings.store, str) else None
+    return checker(settings) if checker else {"store": settings.store}

@@ -11,12 +11,14 @@ import time
 import psycopg
 import pytest
 
+from tests.postgres_cluster import free_port
 from tests.unit.gallery.test_gallery import DIM, faces, unit_vectors
 from visionpack.config import GalleryConfig
 from visionpack.errors import ConfigInvalid, GalleryUnavailable, InvalidArgument, ModelInvalid, VisionpackError
 from visionpack.gallery import DEFAULT_INDEX, Gallery, IndexParams, NewFace, open_store, pg_schema
 from visionpack.gallery.postgres_store import PostgresStore
 from visionpack.gallery.sqlite_store import SqliteStore, db_path
+from visionpack.gallery.store_factory import check_store
 
 
 def wait_for(what, timeout=20.0):
@@ -338,9 +340,35 @@ def test_concurrent_writers_on_two_servers_get_unique_increasing_ids(pg):
 
 
 def test_an_unreachable_server_at_open_is_unavailable(tmp_path):
-    from tests.postgres_cluster import free_port
-
     with pytest.raises(GalleryUnavailable, match=r"127\.0\.0\.1:\d+/nodb"):
         PostgresStore(f"host=127.0.0.1 port={free_port()} dbname=nodb user=vp")
     with pytest.raises(InvalidArgument):
         SqliteStore(db_path(tmp_path)).remove("nope", [1])
+
+
+def test_trouble_shootings_check_never_migrates_and_never_shows_the_password(pg_cluster, pg, tmp_path):
+    secret = pg_cluster.password_file.read_text().strip()
+    settings = GalleryConfig("postgresql", pg.dsn, str(pg_cluster.password_file))
+    fresh = check_store(settings)
+    assert fresh["reachable"] is True and fresh["schema"] == 0 and "faces" not in fresh  # not created by a check
+    pg().add(DEFAULT_INDEX, faces(unit_vectors(2)), "m1", create=True)
+    assert check_store(settings) == {
+        "store": "postgresql",
+        "reads": pg_schema.SCHEMA_VERSION,
+        "reachable": True,
+        "database": pg.dsn.split()[0].split("=")[1] + f":{pg_cluster.port}/" + pg.dsn.split("dbname=")[1].split()[0],
+        "schema": pg_schema.SCHEMA_VERSION,
+        "compat": 1,
+        "faces": 2,
+    }
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it\n")
+    denied = check_store(GalleryConfig("postgresql", pg.dsn, str(wrong)))
+    assert denied["reachable"] is False and "password authentication failed" in denied["error"]
+    assert secret not in str(denied)
+    gone = check_store(GalleryConfig("postgresql", f"host=127.0.0.1 port={free_port()} dbname=x user=vp"))
+    assert gone["reachable"] is False and gone["error"].startswith("OperationalError")
+    assert check_store(GalleryConfig("postgresql", f"{pg.dsn} password={secret}"))["error"].startswith(
+        "gallery.dsn must not hold the password"
+    )
+    assert check_store(GalleryConfig()) == {"store": "sqlite"}
