@@ -111,6 +111,9 @@ if (( models )); then
         echo "$want" >"$STAMP.tmp" && mv -f "$STAMP.tmp" "$STAMP"
         echo "    created ($(du -sh "$BUILDENV" | cut -f1))"
     fi
+    # The ONNX converter (paddle2onnx + onnx, original/convert.lock): a build-machine tool, never shipped;
+    # fetched into original/.state/convert-wheels/ and installed into the build environment once.
+    run_helper tools.convert.convert_env
 
     say_step "demo models: tools/convert/build_models.py -> models/"
     if [[ ! -f tools/convert/build_models.py ]]; then
@@ -122,6 +125,14 @@ if (( models )); then
         2>&1 | tee "$LOGS/build_models.log" | sed 's/^/    /' || rc=$?
     if (( rc != 0 )); then
         echo "download.sh: FAILED to build the demo models (build_models.py exit $rc; log: $LOGS/build_models.log)" >&2
+        exit "$EXIT_MODELS"
+    fi
+    # Each bundle's ONNX rendition + parity record (docs/backends.md); a bundle whose Paddle files and
+    # converter are unchanged is left as it is, so a second run converts nothing.
+    "$BUILDENV/bin/python" tools/convert/onnx_rendition.py --models models \
+        2>&1 | tee "$LOGS/onnx_rendition.log" | sed 's/^/    /' || rc=$?
+    if (( rc != 0 )); then
+        echo "download.sh: FAILED to make the ONNX renditions (onnx_rendition.py exit $rc; log: $LOGS/onnx_rendition.log)" >&2
         exit "$EXIT_MODELS"
     fi
 fi

@@ -98,7 +98,7 @@ def tree(complete: Path, tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "tools", dst / "tools", ignore=ignore)
     shutil.copytree(ROOT / "package", dst / "package", ignore=ignore)
     (dst / "original").mkdir()
-    for name in ("requirements.in", "requirements.lock", "sources.lock", "SHA256SUMS"):
+    for name in ("requirements.in", "requirements.lock", "sources.lock", "convert.lock", "SHA256SUMS"):
         shutil.copy2(ROOT / "original" / name, dst / "original" / name)
     links = [ROOT / "original" / "wheels", ROOT / "original" / "sources", ROOT / "models"]
     # Container image tars a Docker test built belong to the copy only when SHA256SUMS lists them

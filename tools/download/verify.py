@@ -113,6 +113,22 @@ class _Checker:
                 self.items.append(Item(INVALID, "manifest", manifest_rel, f"bad entry {fname!r}: {sha!r}"))
                 continue
             self.file("model", f"models/{name}/{fname}", sha.lower())
+        self.rendition(manifest_rel, manifest.get("onnx"), files)
+
+    def rendition(self, manifest_rel: str, record: object, files: dict[str, object]) -> None:
+        """The ONNX rendition record (docs/backends.md), when there is one: it names a file that "files"
+        lists, with parity.npz beside it (both then checked like every file), or says why there is none."""
+        if record is None:
+            return
+        if not isinstance(record, dict) or not any(isinstance(record.get(k), str) for k in ("file", "unavailable")):
+            self.items.append(Item(INVALID, "manifest", manifest_rel, "'onnx' names neither a file nor why not"))
+            return
+        if "file" in record:
+            for needed in (record["file"], "parity.npz"):
+                if needed not in files:
+                    self.items.append(
+                        Item(INVALID, "manifest", manifest_rel, f"ONNX rendition: 'files' lacks {needed}")
+                    )
 
     def sums(self) -> None:
         rel = sums.SUMS_PATH
