@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gallery-password-file", default=None, metavar="FILE", help="postgresql: the file holding the password"
     )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        metavar="cpu|gpu:N",
+        help="where the models run: cpu (default) or GPU N of 'nvidia-smi -L' (the GPU package; docs/gpu.md)",
+    )
     p.set_defaults(func=_cmd_install)
 
     p = add("upgrade", ["up"], "install a newer package's release beside the running one and switch to it")
@@ -241,6 +247,7 @@ def _cmd_install(ctx: Context, a: argparse.Namespace) -> dict[str, Any]:
         keep=a.keep,
         runtime_kind=a.runtime,
         gallery=_gallery_options(a),
+        device=a.device,
     )
 
 

@@ -31,11 +31,13 @@ def service_config(
     port: int,
     workers: int,
     gallery: dict[str, str] | None = None,
+    device: str = "cpu",
 ) -> Any:
     """The validated ServiceConfig for one release (raises ConfigInvalid on a bad value).
 
     ``gallery``: the deploy's gallery store (``install --gallery-store``, kept in state.json so
-    every later release gets it); None keeps the default, SQLite in the data directory."""
+    every later release gets it); None keeps the default, SQLite in the data directory.
+    ``device``: ``install --device`` (cpu | gpu:N, docs/gpu.md), kept in state.json likewise."""
     from .. import config
 
     models = {role: str(release / "models" / bundle) for role, bundle in sorted(entry.models.items())}
@@ -48,6 +50,7 @@ def service_config(
             "host": host,
             "port": port,
             "workers": workers,
+            "device": device,
             "models": models,
             "options": dict(entry.options),
             "release": str(release),

@@ -26,6 +26,7 @@ def install(
     keep: int | None = None,
     runtime_kind: str = "process",
     gallery: dict[str, str] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     source = ctx.source
     release.yaml_ready(source)
@@ -37,16 +38,24 @@ def install(
     if existing and existing.get("release"):  # an interrupted first install has none
         raise AlreadyInstalled(f"{deploy!r} release {existing['release']} is already installed in {paths.dir}")
     # Validate the options before anything is written (ConfigInvalid names the bad one).
-    release.service_config(
-        ctx.root, paths, entry, paths.release(version), host=host, port=port, workers=workers, gallery=gallery
-    )
+    device = release.service_config(
+        ctx.root,
+        paths,
+        entry,
+        paths.release(version),
+        host=host,
+        port=port,
+        workers=workers,
+        gallery=gallery,
+        device=device,
+    ).device  # normalised: a bare "gpu" is gpu:0
 
     # docker: no engine or no image is refused before anything is written (nothing half installed).
     runtime = runtime_for(None, kind=runtime_kind)
     found = runtime.preflight(ctx)
     if found:
         ctx.say(found)
-    report = envcheck.run(source, ctx.root.path, deploy, host, port, sorted(set(entry.models.values())))
+    report = envcheck.run(source, ctx.root.path, deploy, host, port, sorted(set(entry.models.values())), device)
     for line in report.lines():
         ctx.say(line)
     error = envcheck.error_for(report)
@@ -74,7 +83,7 @@ def install(
             journal.begin(paths, state, "install", "release")
             rel_dir = paths.release(version)
             cfg = release.service_config(
-                ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers, gallery=gallery
+                ctx.root, paths, entry, rel_dir, host=host, port=port, workers=workers, gallery=gallery, device=device
             )
             for d in (paths.data, paths.logs, paths.run):
                 d.mkdir(parents=True, exist_ok=True)
@@ -99,6 +108,8 @@ def install(
                 state["keep"] = keep
             if gallery:
                 state["gallery"] = gallery  # upgrade builds every later release's config with it
+            if device != "cpu":
+                state["device"] = device  # likewise
             releases.record_activation(state, version, "install")
             journal.save(paths, state)
             filemodes.secure(ctx.root, ctx.say)

@@ -80,6 +80,7 @@ def upgrade(ctx: Context, deploy: str, *, package: str | None, timeout: float, k
                 port=int(state["port"]),
                 workers=int(state.get("workers") or 1),
                 gallery=state.get("gallery"),
+                device=state.get("device") or "cpu",
             )
             release.build(ctx.root, paths, source, entry, version, cfg, venv)
             # The new release's own choice, measured now; the old release keeps its own (rollback).
