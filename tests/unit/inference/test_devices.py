@@ -97,3 +97,14 @@ def test_prepare_gpu_pins_the_gpu_order_and_loads_the_wheel_libraries(monkeypatc
     assert ort.calls == [{"cuda": True, "cudnn": True, "msvc": False}]
     assert seen == [{"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}]
     devices.prepare_gpu(object(), "gpu:0")  # an onnxruntime without preload_dlls (older than 1.21)
+
+
+def test_the_config_accepts_what_devices_accepts():
+    # config.py validates the key once; devices.py parses it for the engines: both agree on the forms.
+    for text in ("cpu", "gpu", "gpu:0", "gpu:7", "GPU:3"):
+        assert config.from_mapping({"device": text}).device == str(parse_device(text))
+    for text in ("cuda", "gpu:x", "gpu:-1", "gpu:1000"):
+        with pytest.raises(ConfigInvalid):
+            config.from_mapping({"device": text})
+        with pytest.raises(ConfigInvalid):
+            parse_device(text)
