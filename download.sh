@@ -4,6 +4,8 @@
 #   bash download.sh [--no-models]   download (hash-checked, idempotent), build models, write checksums
 #   bash download.sh --verify        offline check: every locked file, model bundle and checksum present
 #   bash download.sh --image         also build the Docker runtime image (tools/image/build_image.sh)
+#   bash download.sh --python 3.10,3.12   wheelhouse for these CPythons only (default: 3.10-3.13)
+#   bash download.sh --gpu cu12      also the GPU package variant's wheels (onnxruntime-gpu + CUDA 12 libs, 1.98 GB more; docs/gpu.md)
 #
 # Runs from any directory; works relative to its own. Exit codes: see original/README.md.
 set -euo pipefail
@@ -14,12 +16,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
 usage() {
-    sed -n '2,8p' "$ROOT/download.sh" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$ROOT/download.sh" | sed 's/^# \{0,1\}//'
 }
 
-verify=0 image=0 models=1
+verify=0 image=0 models=1 pythons="" options=()
+want_pythons=0 want_gpu=0
 for arg in "$@"; do
+    if (( want_pythons )); then pythons="$arg"; want_pythons=0; continue; fi
+    if (( want_gpu )); then options+=(--option "gpu-$arg"); want_gpu=0; continue; fi
     case "$arg" in
+        --python) want_pythons=1 ;;
+        --gpu) want_gpu=1 ;;
+        --python=*) pythons="${arg#--python=}" ;;
         --verify) verify=1 ;;
         --image) image=1 ;;
         --no-models) models=0 ;;
@@ -27,6 +35,8 @@ for arg in "$@"; do
         *) echo "download.sh: unknown option: $arg" >&2; usage >&2; exit "$EXIT_USAGE" ;;
     esac
 done
+if (( want_pythons )); then echo "download.sh: --python needs a list, e.g. 3.10,3.12" >&2; exit "$EXIT_USAGE"; fi
+if (( want_gpu )); then echo "download.sh: --gpu needs a CUDA flavour: cu12" >&2; exit "$EXIT_USAGE"; fi
 
 # Helpers need only the standard library: any python3 >= 3.8 runs them.
 HOST_PY="${VISIONPACK_HOST_PYTHON:-python3}"
@@ -67,8 +77,9 @@ run_helper() {
     fi
 }
 
-say_step "wheelhouse: original/requirements.lock -> original/wheels/"
-run_helper tools.download.fetch wheels
+say_step "wheelhouse: original/requirements*.lock -> original/wheels/"
+# --build: the demo models are built with CPython 3.11's wheels even when 3.11 is not shipped.
+run_helper tools.download.fetch wheels ${pythons:+--python "$pythons"} "${options[@]}" $( (( models )) && echo --build )
 
 say_step "model sources: original/sources.lock -> original/sources/"
 run_helper tools.download.fetch sources
@@ -101,6 +112,7 @@ if (( models )); then
         if ! { "$BUILD_PY" -m venv "$BUILDENV" &&
                PIP_CONFIG_FILE=/dev/null "$BUILDENV/bin/python" -m pip --isolated install \
                    --disable-pip-version-check --no-index --find-links original/wheels \
+                   --find-links original/.state/build-wheels \
                    --require-hashes --only-binary=:all: -r original/requirements.lock; } >"$log" 2>&1
         then
             tail -n 15 "$log" | sed 's/^/    /' >&2

@@ -4,14 +4,16 @@
 import os
 import sys
 
-# Checked before importing the package, whose syntax needs 3.8; kept parseable by old pythons
-# so an operator on one gets this sentence instead of a SyntaxError.
+# Checked before importing the package, whose syntax needs 3.8; kept parseable by Python 2 (no
+# f-strings, no annotations, ASCII only) so an operator who types 'python2 install.py' (EasyDL's
+# instructions do) gets this one line instead of a SyntaxError. Exit 10: EnvironmentCheckFailed.
 if sys.version_info < (3, 8):
     sys.stderr.write(
-        "error: install.py needs Python 3.8 or newer; this is %s\n"
-        "hint: Run it with python3.8+ (e.g. 'python3.11 package/Install/install.py ...').\n" % sys.version.split()[0]
+        "error: install.py needs CPython 3.10 to 3.13 (this is Python %s): run it as "
+        "'python3 package/Install/install.py ...' where python3 is one of them, e.g. python3.11\n"
+        % sys.version.split()[0]
     )
-    sys.exit(10)  # EnvironmentCheckFailed
+    sys.exit(10)
 
 # package/Install/install.py -> package/, which holds the visionpack package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -98,8 +98,10 @@ def tree(complete: Path, tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "tools", dst / "tools", ignore=ignore)
     shutil.copytree(ROOT / "package", dst / "package", ignore=ignore)
     (dst / "original").mkdir()
-    for name in ("requirements.in", "requirements.lock", "sources.lock", "convert.lock", "SHA256SUMS"):
+    for name in ("requirements.in", "sources.lock", "convert.lock", "SHA256SUMS", "wheelhouse.json"):
         shutil.copy2(ROOT / "original" / name, dst / "original" / name)
+    for lock in (ROOT / "original").glob("requirements*.lock"):
+        shutil.copy2(lock, dst / "original" / lock.name)
     links = [ROOT / "original" / "wheels", ROOT / "original" / "sources", ROOT / "models"]
     # Container image tars a Docker test built belong to the copy only when SHA256SUMS lists them
     # (download.sh ran after that test): otherwise a rerun in the copy would add them to the sums.
@@ -210,11 +212,11 @@ def test_second_run_downloads_nothing_without_network(tree: Path) -> None:
     proc = run(["bash", str(tree / "download.sh")], env=env, timeout=900)
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
-    n_wheels, n_sources = len(lockfile.parse_lock(LOCK)), len(lockfile.parse_lock(SOURCES_LOCK))
-    assert len(lines_with(out, "ok (cached")) == n_wheels + n_sources
+    counts = {s.name: len(lockfile.parse_lock(ROOT / s.lock)) for s in lockfile.lock_specs()}
+    assert len(lines_with(out, "ok (cached")) == sum(counts.values())
     assert "downloading" not in out and "ok (downloaded" not in out
-    assert f"wheelhouse: {n_wheels} files, {n_wheels} already present, 0 downloaded" in out
-    assert f"model sources: {n_sources} files, {n_sources} already present, 0 downloaded" in out
+    for name, n in counts.items():  # every runtime lock (one per CPython) and the model sources
+        assert f"{name}: {n} files, {n} already present, 0 downloaded" in out
     assert "reused (requirements.lock unchanged" in out
     assert "-> complete" in out
 
@@ -240,10 +242,14 @@ def test_missing_files_are_fetched_hash_checked_from_the_index(tree: Path, tmp_p
     for e in [*wheels, sdist]:
         assert lines_with(proc.stdout, e.filename, "ok (downloaded")
         assert lines_with(proc.stdout, e.filename, "downloading")
-    n = len(lockfile.parse_lock(LOCK))
-    assert f"wheelhouse: {n} files, {n - 2} already present, 2 downloaded" in proc.stdout
+    # the first runtime lock fetches the shared py3 wheels; the later ones find them present
+    first, second = lockfile.lock_specs()[:2]
+    n = len(lockfile.parse_lock(ROOT / first.lock))
+    assert f"{first.name}: {n} files, {n - 2} already present, 2 downloaded" in proc.stdout
+    n = len(lockfile.parse_lock(ROOT / second.lock))
+    assert f"{second.name}: {n} files, {n} already present, 0 downloaded" in proc.stdout
     assert verify_mod.verify(tree) == []
-    assert not (tree / "original/.state/download-tmp").exists()
+    assert list((tree / "original/.state").glob("download-tmp*")) == []
 
 
 def test_stale_wheels_are_removed_foreign_sources_kept(tree: Path) -> None:
@@ -376,12 +382,8 @@ def test_flags_usage_and_single_instance(tree: Path) -> None:
 
 
 def test_locks_pin_the_runtime_closure_for_cp311_manylinux() -> None:
+    # requirements.in's pins, per Python with its markers: tests/unit/tools/download/test_lockfile.py
     entries = {e.name: e for e in lockfile.parse_lock(LOCK)}
-    for line in (ROOT / "original/requirements.in").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, version = line.split("==")
-            assert entries[lockfile.canonical_name(name)].version == version, line
     assert entries["numpy"].version == "2.2.6" and entries["paddlepaddle"].version == "3.3.1"
     for e in entries.values():
         tags = e.filename[:-4].split("-")[-3:]
@@ -435,3 +437,64 @@ def test_catalog_reader_agrees_with_yaml(tmp_path: Path) -> None:
     sample.write_text("deploys:\n  a:\n    models:\n      classifier: ../escape\n")
     with pytest.raises(catalog.CatalogError):
         catalog.bundle_names(sample)
+
+
+# ---------------------------------------------------------------- --python selection ------------
+
+
+def test_python_selection_builds_and_verifies_a_smaller_wheelhouse(tree: Path) -> None:
+    proc = run(["bash", str(tree / "download.sh"), "--no-models", "--python", "3.12"], env=OFFLINE_ENV)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cp312 = lockfile.parse_lock(tree / lockfile.runtime_lock("3.12"))
+    assert json.loads((tree / lockfile.BUILD_RECORD).read_text()) == {"pythons": ["3.12"], "options": []}
+    # exactly the 3.12 lock's files: the other Pythons' wheels are pruned from the copy
+    assert {p.name for p in (tree / "original/wheels").iterdir()} == {e.filename for e in cp312}
+    assert "wheelhouse cp311" not in proc.stdout and "removing paddlepaddle-3.3.1-cp311" in proc.stdout
+    listed = (tree / "original/SHA256SUMS").read_text()
+    assert "-cp311-cp311-" not in listed and all(f"original/wheels/{e.filename}\n" in listed for e in cp312)
+    verified = run(["bash", str(tree / "download.sh"), "--verify"])
+    assert verified.returncode == 0, verified.stdout[-3000:]
+    assert len(lines_with(verified.stdout, "OK", "wheel", "original/wheels/")) == len(cp312)
+
+    paddle = next(e for e in cp312 if e.name == "paddlepaddle")
+    (tree / "original/wheels" / paddle.filename).unlink()
+    assert verify_mod.verify(tree) == [
+        verify_mod.Item("MISSING", "wheel", f"original/wheels/{paddle.filename}"),
+    ]
+    (tree / lockfile.BUILD_RECORD).write_text('{"pythons": ["3.9"]}')
+    assert ("INVALID", "lock", lockfile.BUILD_RECORD) in {(p.status, p.kind, p.path) for p in verify_mod.verify(tree)}
+
+
+def test_python_selection_without_311_keeps_the_build_wheels_apart(tree: Path) -> None:
+    # The models are built with CPython 3.11: --build fetches its lock into .state/build-wheels
+    # (not shipped, not summed). Its files are linked there first, so nothing is downloaded.
+    build = tree / "original/.state/build-wheels"
+    build.mkdir(parents=True)
+    cp311 = lockfile.parse_lock(LOCK)
+    subprocess.run(["cp", "-l", *(str(ROOT / "original/wheels" / e.filename) for e in cp311), str(build)], check=True)
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "tools.download.fetch",
+            "wheels",
+            "--python",
+            "3.10,3.13",
+            "--build",
+            "--root",
+            str(tree),
+        ],
+        env={**OFFLINE_ENV, "PYTHONPATH": str(tree)},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    n = len(cp311)
+    assert f"build wheelhouse: {n} files, {n} already present, 0 downloaded" in proc.stdout
+    assert {p.name for p in build.iterdir()} == {e.filename for e in cp311}
+    assert lockfile.build_record(tree) == (("3.10", "3.13"), ())
+    bad = run(
+        [sys.executable, "-m", "tools.download.fetch", "wheels", "--python", "3.9", "--root", str(tree)],
+        env={"PYTHONPATH": str(tree)},
+    )
+    assert bad.returncode == lockfile.EXIT_USAGE and "supported are 3.10,3.11,3.12,3.13" in bad.stderr
+    usage = run(["bash", str(tree / "download.sh"), "--python"])
+    assert usage.returncode == lockfile.EXIT_USAGE and "--python needs a list" in usage.stderr

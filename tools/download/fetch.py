@@ -2,7 +2,12 @@
 
 Used by download.sh::
 
-    python3 -m tools.download.fetch wheels|sources|all [--root DIR]
+    python3 -m tools.download.fetch wheels|sources|all [--python 3.10,3.12] [--build] [--root DIR]
+
+``--python`` picks the CPythons whose runtime locks fill original/wheels (default: all of
+lockfile.PYTHONS) and records them in original/wheelhouse.json; ``--build`` also fetches the
+default Python's lock into original/.state/build-wheels when it is not selected, since the demo
+models are built with it.
 
 Each locked file is checked first (present with the locked sha256 -> "ok (cached)", no network).
 Only missing or wrong files are fetched, one at a time, into a scratch directory, checked again and
@@ -30,17 +35,27 @@ from visionpack.fsutil import sha256_file
 
 from . import pipconf
 from .lockfile import (
+    DEFAULT_PYTHON,
     EXIT_BAD_LOCK,
     EXIT_DOWNLOAD_FAILED,
     EXIT_HASH_MISMATCH,
     EXIT_OK,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    PYTHONS,
     LockEntry,
     LockError,
+    LockSpec,
     canonical_name,
     human_size,
+    lock_specs,
     parse_lock,
+    parse_pythons,
+    runtime_lock,
+    write_build_record,
 )
+
+BUILD_WHEELS = "original/.state/build-wheels"
 
 _NETWORK_MARKERS = (
     "NewConnectionError",
@@ -85,9 +100,12 @@ class Fetcher:
     def __init__(self, root: Path, python: str = sys.executable) -> None:
         self.root = root
         self.python = python
+        self.target = DEFAULT_PYTHON  # the CPython whose wheels pip is asked for
         self.state = root / "original" / ".state"
         self.logs = self.state / "logs"
-        self.scratch = self.state / "download-tmp"
+        # Per process: a fetch started beside download.sh (its lock is download.sh's) must not
+        # swap files under it.
+        self.scratch = self.state / f"download-tmp-{os.getpid()}"
         self._config: dict[str, str] | None = None
 
     @property
@@ -97,8 +115,18 @@ class Fetcher:
         return self._config
 
     # -- one lock file ---------------------------------------------------------------------------
-    def sync(self, label: str, lock: Path, dest: Path, prune: bool) -> tuple[int, int]:
-        """Make ``dest`` hold every file of ``lock``; returns (cached, downloaded)."""
+    def sync_specs(self, specs: list[LockSpec]) -> None:
+        """Sync every spec; a pruned ``dest`` keeps the files of every spec sharing it."""
+        keep: dict[str, set[str]] = {}
+        for spec in specs:
+            keep.setdefault(spec.dest, set()).update(e.filename for e in parse_lock(self.root / spec.lock))
+        for spec in specs:
+            self.target = spec.python or DEFAULT_PYTHON
+            self.sync(spec.name, self.root / spec.lock, self.root / spec.dest, spec.prune, keep[spec.dest])
+
+    def sync(self, label: str, lock: Path, dest: Path, prune: bool, keep: set[str] | None = None) -> tuple[int, int]:
+        """Make ``dest`` hold every file of ``lock`` (files outside it and ``keep`` are stale);
+        returns (cached, downloaded)."""
         entries = parse_lock(lock)
         dest.mkdir(parents=True, exist_ok=True)
         total = len(entries)
@@ -128,7 +156,7 @@ class Fetcher:
                 f"{tag} {entry.filename} ok (downloaded, {human_size(target.stat().st_size)}, {took:.1f} s)", flush=True
             )
             downloaded += 1
-        stale = self.prune(dest, {e.filename for e in entries}, remove=prune)
+        stale = self.prune(dest, {e.filename for e in entries} | (keep or set()), remove=prune)
         extra = f", {stale} stale removed" if stale else ""
         print(f"{label}: {total} files, {cached} already present, {downloaded} downloaded{extra}", flush=True)
         return cached, downloaded
@@ -173,7 +201,7 @@ class Fetcher:
             "--no-deps",
             "--require-hashes",
             "--only-binary=:all:",
-            *pipconf.target_args(),
+            *pipconf.target_args(self.target),
             "--progress-bar",
             "off",
             "-r",
@@ -318,18 +346,37 @@ def _classify_pip_failure(entry: LockEntry, rc: int, text: str, log: Path, out_d
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fetch", description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["wheels", "sources", "all"])
+    ap.add_argument("--python", default=",".join(PYTHONS), help="CPythons of the wheelhouse, e.g. 3.10,3.12")
+    ap.add_argument("--option", action="append", default=[], help="a package variant, e.g. gpu-cu12")
+    ap.add_argument("--build", action="store_true", help="also the wheels the model build environment needs")
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])
     args = ap.parse_args(argv)
+    try:
+        pythons = parse_pythons(args.python)
+    except ValueError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     root = args.root.resolve()
     fetcher = Fetcher(root)
-    jobs = []
-    if args.what in ("wheels", "all"):
-        jobs.append(("wheelhouse", root / "original/requirements.lock", root / "original/wheels", True))
-    if args.what in ("sources", "all"):
-        jobs.append(("model sources", root / "original/sources.lock", root / "original/sources", False))
+    options = tuple(dict.fromkeys(args.option))
+    unknown = set(options) - {s.option for s in lock_specs(PYTHONS, options)}
+    if unknown:
+        print(f"ERROR: --option {', '.join(sorted(unknown))}: no lock is selected by it", file=sys.stderr)
+        return EXIT_USAGE
+    specs = [
+        s
+        for s in lock_specs(pythons, options)
+        if args.what == "all" or (s.name == "model sources") == (args.what == "sources")
+    ]
+    if args.build and args.what != "sources" and DEFAULT_PYTHON not in pythons:
+        # Not shipped: the build environment is made from these plus original/wheels.
+        specs.append(
+            LockSpec("build wheelhouse", runtime_lock(DEFAULT_PYTHON), "", BUILD_WHEELS, DEFAULT_PYTHON, shipped=False)
+        )
     try:
-        for label, lock, dest, prune in jobs:
-            fetcher.sync(label, lock, dest, prune)
+        fetcher.sync_specs(specs)
+        if args.what != "sources":
+            write_build_record(root, pythons, options)
     except LockError as exc:
         print(f"ERROR: bad lock file: {exc}", file=sys.stderr)
         return EXIT_BAD_LOCK

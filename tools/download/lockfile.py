@@ -6,10 +6,15 @@ A line looks like::
 
 pip strips the trailing comment, so the file is a valid ``-r`` argument for ``--require-hashes``;
 the comment gives the exact file name so presence can be checked without asking an index.
+
+Which lock files exist, where their files go and which Python each targets is one table,
+:func:`lock_specs`: download.sh fetches the selected rows, verify.py checks the rows a package was
+built with (``original/wheelhouse.json``), lock.py regenerates them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -36,6 +41,16 @@ _LINE_RE = re.compile(
 )
 
 
+# CPython versions the runtime wheelhouse can be built for. 3.9 is left out: numpy 2.2.6,
+# onnxruntime, openvino, faiss-cpu and psycopg-binary publish no cp39 wheel at the pinned versions.
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+# Its lock keeps the plain name (original/requirements.lock): the Docker image and the model
+# build environment use this Python.
+DEFAULT_PYTHON = "3.11"
+# What a package's wheelhouse was built with: {"pythons": [...], "options": [...]}.
+BUILD_RECORD = "original/wheelhouse.json"
+
+
 class LockError(Exception):
     """A lock file is malformed (exit code EXIT_BAD_LOCK)."""
 
@@ -54,6 +69,92 @@ class LockEntry:
     def lock_line(self) -> str:
         size = f" size: {self.size}" if self.size is not None else ""
         return f"{self.requirement_line()}  # file: {self.filename}{size}"
+
+
+@dataclass(frozen=True)
+class LockSpec:
+    """One lock file: resolved from ``source`` for ``python`` (None: any), its files kept in ``dest``.
+
+    ``option`` names the download.sh option that selects it ("" : always); ``shipped`` is False for
+    locks whose files only the vendor's build machine uses; ``prune`` removes files of ``dest`` that
+    no selected lock names.
+    """
+
+    name: str  # shown in download.sh's output
+    lock: str
+    source: str
+    dest: str
+    python: str | None = None
+    option: str = ""
+    shipped: bool = True
+    prune: bool = True
+
+
+def python_tag(python: str) -> str:
+    """'3.12' -> 'cp312'."""
+    return "cp" + python.replace(".", "")
+
+
+def runtime_lock(python: str) -> str:
+    """Repo-relative lock of the runtime wheelhouse for ``python``."""
+    if python == DEFAULT_PYTHON:
+        return "original/requirements.lock"
+    return f"original/requirements-{python_tag(python)}.lock"
+
+
+def parse_pythons(text: str) -> tuple[str, ...]:
+    """'3.12,3.10' -> ('3.10', '3.12'); ValueError naming the supported ones otherwise."""
+    wanted = {p.strip() for p in text.split(",") if p.strip()}
+    unknown = sorted(wanted - set(PYTHONS))
+    if unknown or not wanted:
+        raise ValueError(f"--python {text!r}: supported are {','.join(PYTHONS)} (comma separated)")
+    return tuple(p for p in PYTHONS if p in wanted)
+
+
+def lock_specs(pythons: tuple[str, ...] = PYTHONS, options: tuple[str, ...] = ()) -> list[LockSpec]:
+    """The locks a build with these Pythons and download.sh options uses, runtime wheelhouse first."""
+    specs = [
+        LockSpec(f"wheelhouse {python_tag(p)}", runtime_lock(p), "original/requirements.in", "original/wheels", p)
+        for p in pythons
+    ]
+    # A variant replaces the runtime lock of its Python on the server (installer/source.py's lock_for).
+    specs.append(
+        LockSpec(
+            "wheelhouse gpu-cu12",
+            "original/requirements-gpu-cu12.lock",
+            "original/requirements-gpu-cu12.in",
+            "original/wheels",
+            DEFAULT_PYTHON,
+            option="gpu-cu12",
+        )
+    )
+    specs.append(LockSpec("model sources", "original/sources.lock", "", "original/sources", prune=False))
+    return [s for s in specs if not s.option or (s.option in options and s.python in (None, *pythons))]
+
+
+def build_record(root: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(pythons, options) the package under ``root`` was built with. A package from before the
+    record existed holds the default Python's wheelhouse only. ValueError if the record is unreadable."""
+    path = root / BUILD_RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return (DEFAULT_PYTHON,), ()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{BUILD_RECORD}: unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{BUILD_RECORD}: not a JSON object")
+    pythons, options = data.get("pythons"), data.get("options", [])
+    if not isinstance(pythons, list) or not isinstance(options, list):
+        raise ValueError(f"{BUILD_RECORD}: 'pythons' and 'options' must be lists")
+    try:
+        return parse_pythons(",".join(map(str, pythons))), tuple(str(o) for o in options)
+    except ValueError as exc:
+        raise ValueError(f"{BUILD_RECORD}: {exc}") from None
+
+
+def write_build_record(root: Path, pythons: tuple[str, ...], options: tuple[str, ...]) -> None:
+    atomic_write(root / BUILD_RECORD, json.dumps({"pythons": list(pythons), "options": list(options)}) + "\n")
 
 
 def canonical_name(name: str) -> str:

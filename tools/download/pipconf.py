@@ -26,7 +26,6 @@ _ALIASES = {"default-timeout": "timeout"}
 _SECTIONS = ("global", "download", "install", ":env:")
 
 TARGET_PYTHON = "3.11"
-TARGET_ABI = "cp311"
 
 
 def target_platforms() -> list[str]:
@@ -35,9 +34,10 @@ def target_platforms() -> list[str]:
     return tags + ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
 
 
-def target_args() -> list[str]:
-    """pip download options selecting cp311 manylinux x86_64 files whatever machine runs pip."""
-    args = ["--python-version", TARGET_PYTHON, "--implementation", "cp", "--abi", TARGET_ABI]
+def target_args(python: str = TARGET_PYTHON) -> list[str]:
+    """pip download options selecting CPython ``python`` manylinux x86_64 files whatever machine runs pip."""
+    abi = "cp" + python.replace(".", "")
+    args = ["--python-version", python, "--implementation", "cp", "--abi", abi]
     for tag in target_platforms():
         args += ["--platform", tag]
     return args

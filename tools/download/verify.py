@@ -9,10 +9,11 @@ Reuse from Python (the installer does)::
     sys.path.insert(0, str(repo_root)); from tools.download.verify import verify
     problems = verify(repo_root)          # [] when complete
 
-Checked: every file of original/requirements.lock in original/wheels/ and of original/sources.lock
-in original/sources/ (sha256); every bundle named in package/catalog.yml has models/<name>/manifest.json
-and each file the manifest lists with its sha256; original/SHA256SUMS exists, agrees with the locks
-and manifests, and every other file it lists matches.
+Checked: every file of each runtime lock the package was built with (original/wheelhouse.json
+names its Pythons; original/requirements.lock alone when it is absent) in original/wheels/ and of
+original/sources.lock in original/sources/ (sha256); every bundle named in package/catalog.yml has
+models/<name>/manifest.json and each file the manifest lists with its sha256; original/SHA256SUMS
+exists, agrees with the locks and manifests, and every other file it lists matches.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ if __package__ in (None, ""):  # run as a script: make `tools.download` importab
     __package__ = "tools.download"
 
 from tools.download import catalog, sums  # noqa: E402
-from tools.download.lockfile import EXIT_INCOMPLETE, LockError, parse_lock  # noqa: E402
+from tools.download.lockfile import (  # noqa: E402
+    BUILD_RECORD,
+    DEFAULT_PYTHON,
+    EXIT_INCOMPLETE,
+    LockError,
+    build_record,
+    lock_specs,
+    parse_lock,
+)
 from visionpack.fsutil import sha256_file  # noqa: E402
 
 OK, MISSING, CORRUPT, INVALID = "OK", "MISSING", "CORRUPT", "INVALID"
@@ -58,6 +67,8 @@ class _Checker:
         return self._digests[rel]
 
     def file(self, kind: str, rel: str, sha: str) -> None:
+        if self.expected.get(rel) == sha:
+            return  # a py3 wheel in several Pythons' locks: one item
         self.expected[rel] = sha
         path = self.root / rel
         if not path.is_file():
@@ -155,8 +166,14 @@ class _Checker:
 def check(repo_root: Path | str) -> list[Item]:
     """Every item checked, OK ones included, in report order."""
     checker = _Checker(Path(repo_root).resolve())
-    checker.lock("wheel", "original/requirements.lock", "original/wheels")
-    checker.lock("source", "original/sources.lock", "original/sources")
+    try:
+        pythons, options = build_record(checker.root)
+    except ValueError as exc:
+        checker.items.append(Item(INVALID, "lock", BUILD_RECORD, str(exc)))
+        pythons, options = (DEFAULT_PYTHON,), ()  # still check what every package holds
+    for spec in lock_specs(pythons, options):
+        if spec.shipped:
+            checker.lock("source" if spec.dest == "original/sources" else "wheel", spec.lock, spec.dest)
     checker.models()
     checker.sums()
     return checker.items

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from ..bundle import files as bundle_files
 from ..errors import EnvironmentCheckFailed, InstallerError, ModelInvalid, PackageCorrupt, PortInUse
-from .source import Source
+from .source import SUPPORTED_PYTHONS, Source
 
 GIB = 1 << 30
 MIN_PYTHON = (3, 8)
@@ -57,24 +57,65 @@ def check_python(version: Sequence[int] = sys.version_info[:3]) -> Check:
     return Check("python", True, f"Python {shown} with venv")
 
 
-def check_wheel_tags(wheels: Path, version: Sequence[int] = sys.version_info[:2]) -> Check:
-    """The venv is made by this interpreter, so the wheelhouse must have been built for it."""
+def check_wheel_tags(source: Source, version: Sequence[int] = sys.version_info[:2]) -> Check:
+    """The venv is made by this interpreter: the package must carry a lock for its X.Y, and that
+    lock must name wheels this interpreter can install."""
+    shown = f"{version[0]}.{version[1]}"
     want = f"cp{version[0]}{version[1]}"
-    tags: set[str] = set()
-    for wheel in wheels.glob("*.whl") if wheels.is_dir() else ():
-        parts = wheel.name[:-4].split("-")
-        if len(parts) >= 5:
-            tags.update(t for t in parts[-3].split(".") if re.fullmatch(r"cp3\d+", t))
-    if not tags or want in tags:
-        return Check("wheel-tags", True, f"wheelhouse fits CPython {version[0]}.{version[1]}")
-    built = ", ".join(sorted(tags))
-    return Check(
-        "wheel-tags",
-        False,
-        f"original/wheels was built for {built}, this python is {want}",
-        f"Run install.py with the matching interpreter (e.g. python3.{sorted(tags)[0][3:]}), "
-        "or re-run download.sh with this python",
-    )
+    try:
+        built = source.pythons()
+        lock = source.lock_for(tuple(version))
+    except PackageCorrupt as exc:
+        return Check("wheel-tags", False, exc.detail, "Run 'bash download.sh --verify'", PackageCorrupt)
+    if tuple(version[:2]) not in built:
+        names = ", ".join(f"{v[0]}.{v[1]}" for v in built)
+        other = (
+            f"or ask the vendor for a package built with 'bash download.sh --python {shown}'"
+            if tuple(version[:2]) in SUPPORTED_PYTHONS
+            else f"CPython {shown} is not supported (README: supported systems)"
+        )
+        return Check(
+            "wheel-tags",
+            False,
+            f"this package's wheelhouse is for CPython {names}; this python is {shown}",
+            f"Run install.py with one of those, e.g. 'python{names.split(', ')[-1]} package/Install/install.py ...'; "
+            + other,
+        )
+    if not lock.is_file():  # the payload check reports it
+        return Check("wheel-tags", True, f"no {lock.name} to check (see payload)")
+    foreign = sorted(name for name in _locked_files(lock) if not _fits(name, version))
+    if foreign:
+        return Check(
+            "wheel-tags",
+            False,
+            f"{lock.name} names {len(foreign)} wheel(s) this python ({want}) cannot install: {', '.join(foreign[:3])}",
+            "The package is damaged or mixed: use the vendor's package as shipped ('bash download.sh --verify')",
+            PackageCorrupt,
+        )
+    return Check("wheel-tags", True, f"{lock.name} fits CPython {shown}")
+
+
+def _locked_files(lock: Path) -> list[str]:
+    return re.findall(r"#\s*file:\s*(\S+\.whl)", lock.read_text(encoding="utf-8", errors="replace"))
+
+
+def _fits(wheel: str, version: Sequence[int]) -> bool:
+    """A wheel file name whose python/abi tags CPython ``version`` installs: pyN, cpXY with abi
+    cpXY, or cpXY-abi3 for any later minor."""
+    parts = wheel[:-4].split("-")
+    if len(parts) < 5:
+        return False
+    abis = set(parts[-2].split("."))
+    for tag in parts[-3].split("."):
+        m = re.fullmatch(r"(cp|py)(\d)(\d*)", tag)
+        if not m or int(m.group(2)) != version[0]:
+            continue
+        minor = int(m.group(3) or 0)
+        if m.group(1) == "py" or (minor == version[1] and f"cp{version[0]}{version[1]}" in abis):
+            return True
+        if "abi3" in abis and minor <= version[1]:
+            return True
+    return False
 
 
 def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> Check:
@@ -379,7 +420,7 @@ def run(
 
     checks = [
         check_python(),
-        check_wheel_tags(source.wheels),
+        check_wheel_tags(source),
         check_cpu(),
         check_disk(root),
         check_memory(),

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import PackageCorrupt, UnknownDeploy
 from . import yamlload
+
+# One lock per CPython, named as tools/download/lockfile.py names them: original/requirements.lock
+# for 3.11, original/requirements-cp<XY>.lock for the others. original/wheelhouse.json says which
+# of them download.sh filled the wheelhouse for (absent: a package from before, 3.11 only).
+DEFAULT_PYTHON = (3, 11)
+SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12), (3, 13))
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,40 @@ class Source:
 
     @property
     def lock_file(self) -> Path:
-        return self.top / "original" / "requirements.lock"
+        """The lock of the Python running the installer (the runtime is built with that X.Y)."""
+        return self.lock_for(sys.version_info[:2])
+
+    def lock_for(self, version: tuple[int, ...]) -> Path:
+        major, minor = version[0], version[1]
+        if (major, minor) == DEFAULT_PYTHON:
+            # A variant the package was built with (download.sh --gpu cu12) replaces the plain lock:
+            # its closure is the same with the variant's wheels swapped in.
+            for option in self._record().get("options") or []:
+                variant = self.top / "original" / f"requirements-{option}.lock"
+                if variant.is_file():
+                    return variant
+            return self.top / "original" / "requirements.lock"
+        return self.top / "original" / f"requirements-cp{major}{minor}.lock"
+
+    def pythons(self) -> list[tuple[int, int]]:
+        """The CPythons this package's wheelhouse was built for, oldest first."""
+        try:
+            found = {(int(a), int(b)) for a, b in (str(v).split(".", 1) for v in self._record()["pythons"])}
+        except (KeyError, TypeError, ValueError):
+            raise PackageCorrupt("original/wheelhouse.json has no 'pythons' list of X.Y versions") from None
+        return sorted(found)
+
+    def _record(self) -> dict[str, Any]:
+        """original/wheelhouse.json; a package from before it holds the 3.11 wheelhouse only."""
+        try:
+            data = json.loads((self.top / "original" / "wheelhouse.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"pythons": ["3.11"], "options": []}
+        except (OSError, ValueError) as exc:
+            raise PackageCorrupt(f"original/wheelhouse.json is unreadable: {exc}") from None
+        if not isinstance(data, dict):
+            raise PackageCorrupt("original/wheelhouse.json is not a JSON object")
+        return data
 
     @property
     def models(self) -> Path:

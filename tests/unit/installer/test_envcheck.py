@@ -32,13 +32,50 @@ def test_python_ok_and_too_old():
     assert not old.ok and "3.6.9 is too old" in old.detail and "python3.8" in old.fix
 
 
-def test_wheel_tags_must_fit_this_interpreter(tmp_path):
-    (tmp_path / "numpy-2.2.6-cp311-cp311-manylinux_2_28_x86_64.whl").write_text("")
-    (tmp_path / "flask-3.1.3-py3-none-any.whl").write_text("")
-    assert envcheck.check_wheel_tags(tmp_path, (3, 11)).ok
-    bad = envcheck.check_wheel_tags(tmp_path, (3, 8))
-    assert not bad.ok and "built for cp311, this python is cp38" in bad.detail and "python3.11" in bad.fix
-    assert envcheck.check_wheel_tags(tmp_path / "none", (3, 8)).ok  # payload check reports a missing dir
+def _lock(src: Source, version: tuple[int, int], *files: str) -> None:
+    src.lock_for(version).write_text(
+        "".join(f"x{i}==1 --hash=sha256:{'0' * 64}  # file: {f} size: 1\n" for i, f in enumerate(files))
+    )
+
+
+def test_wheel_tags_pick_this_interpreters_lock(src):
+    (src.top / "original" / "wheelhouse.json").write_text('{"pythons": ["3.11", "3.13"], "options": []}')
+    _lock(src, (3, 11), "numpy-2.2.6-cp311-cp311-manylinux_2_28_x86_64.whl", "flask-3.1.3-py3-none-any.whl")
+    _lock(
+        src,
+        (3, 13),
+        "numpy-2.2.6-cp313-cp313-manylinux_2_28_x86_64.whl",
+        "faiss-1-cp310-abi3-manylinux_2_28_x86_64.whl",
+    )
+    assert envcheck.check_wheel_tags(src, (3, 11)).ok
+    good = envcheck.check_wheel_tags(src, (3, 13))
+    assert good.ok and "requirements-cp313.lock fits CPython 3.13" in good.detail
+    # 3.12 is supported but not in this package: run another python, or ask for a 3.12 build
+    other = envcheck.check_wheel_tags(src, (3, 12))
+    assert not other.ok and "wheelhouse is for CPython 3.11, 3.13; this python is 3.12" in other.detail
+    assert "'python3.13 package/Install/install.py ...'" in other.fix and "download.sh --python 3.12" in other.fix
+    old = envcheck.check_wheel_tags(src, (3, 9))
+    assert not old.ok and "CPython 3.9 is not supported" in old.fix and "download.sh" not in old.fix
+
+
+def test_wheel_tags_refuse_a_lock_naming_another_pythons_wheels(src):
+    _lock(src, (3, 11), "numpy-2.2.6-cp312-cp312-manylinux_2_28_x86_64.whl", "faiss-1-cp310-abi3-any.whl")
+    bad = envcheck.check_wheel_tags(src, (3, 11))
+    assert not bad.ok and bad.error is PackageCorrupt and "numpy-2.2.6-cp312" in bad.detail
+    assert "faiss" not in bad.detail  # an abi3 wheel for an older minor fits
+    _lock(src, (3, 11), "oddly-named.whl", "py2only-1-py2-none-any.whl")
+    assert not envcheck.check_wheel_tags(src, (3, 11)).ok
+
+
+def test_wheel_tags_without_record_or_lock(src, tmp_path):
+    # no original/wheelhouse.json: a package from before it, built for 3.11 only
+    assert envcheck.check_wheel_tags(src, (3, 11)).ok
+    assert "wheelhouse is for CPython 3.11;" in envcheck.check_wheel_tags(src, (3, 10)).detail
+    src.lock_file.unlink()
+    assert envcheck.check_wheel_tags(src, (3, 11)).ok  # the payload check reports the missing lock
+    (src.top / "original" / "wheelhouse.json").write_text("{")
+    broken = envcheck.check_wheel_tags(src, (3, 11))
+    assert not broken.ok and broken.error is PackageCorrupt and "wheelhouse.json" in broken.detail
 
 
 def test_cpu_needs_avx(tmp_path):
@@ -166,3 +203,13 @@ def test_port_claimed_by_another_installed_deploy(tmp_path):
     assert not claimed.ok and claimed.error is PortInUse and "configured for a" in claimed.detail
     assert envcheck.check_port_claims(tmp_path, "a", 9000).ok  # its own port
     assert envcheck.check_port_claims(tmp_path, "new", 9002).ok  # not installed any more
+
+
+def test_a_built_variant_replaces_the_default_pythons_lock(src):
+    (src.top / "original" / "wheelhouse.json").write_text('{"pythons": ["3.11"], "options": ["gpu-cu12"]}')
+    assert src.lock_for((3, 11)).name == "requirements.lock"  # the variant's lock is not there
+    _lock(src, (3, 11), "flask-3.1.3-py3-none-any.whl")
+    gpu = src.top / "original" / "requirements-gpu-cu12.lock"
+    gpu.write_text(src.lock_for((3, 11)).read_text())
+    assert src.lock_for((3, 11)) == gpu
+    assert "requirements-gpu-cu12.lock fits CPython 3.11" in envcheck.check_wheel_tags(src, (3, 11)).detail
