@@ -133,7 +133,9 @@ def _try(run: Callable[[], Any]) -> tuple[Any, str]:
         return None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
 
 
-def choose_batch(bundle_dir: Path, model: Any, config: Mapping[str, Any], image: Path, task: str) -> list[str]:
+def choose_batch(
+    bundle_dir: Path, model: Any, config: Mapping[str, Any], image: Path, task: str, tolerance: Mapping[str, float]
+) -> list[str]:
     """Keep a dynamic batch only if a batch of two runs in ONNX Runtime and agrees with Paddle; else pin 1."""
     specs = input_specs(model)
     if not any(shape and shape[0] is None for _, shape, _ in specs):
@@ -148,6 +150,8 @@ def choose_batch(bundle_dir: Path, model: Any, config: Mapping[str, Any], image:
     measured, why = _try(lambda: onnx_parity.compare(ref, got, task))
     if measured is None:
         return onnx_fixes.pin_batch(model, 1, f"batch 2 differs from Paddle: {why}")
+    if not onnx_parity.agrees(measured, tolerance):
+        return onnx_fixes.pin_batch(model, 1, f"batch 2 differs from Paddle: {_summary(measured)}")
     return []
 
 
@@ -163,7 +167,7 @@ def render(
     task, image = bundle.task, onnx_parity.sample_image(bundle.task, sample)
     model = onnx.load_from_string(export(bundle_dir, opset))
     fixes = onnx_fixes.apply_always(model)
-    fixes += choose_batch(bundle_dir, model, bundle.config, image, task)
+    fixes += choose_batch(bundle_dir, model, bundle.config, image, task, bundle.parity_tolerance)
     specs = input_specs(model)
     fixed = {shape[0] for _, shape, _ in specs if shape and shape[0] is not None}
     batch: int | str = fixed.pop() if fixed and all(s and s[0] is not None for _, s, _ in specs) else "dynamic"
