@@ -109,9 +109,14 @@ def interpreter_for(python: str) -> str:
     return found
 
 
+# Package variants' runtime locks (download.sh --gpu cu12) are re-locked with the plain ones: the GPU
+# lock must stay the 3.11 lock with onnxruntime swapped (tests/unit/tools/download/test_gpu_variant.py).
+VARIANTS = ("gpu-cu12",)
+
+
 def lock_requirements(root: Path, pythons: tuple[str, ...] = PYTHONS) -> None:
-    for spec in lock_specs(pythons):
-        if spec.python is None or spec.source != "original/requirements.in":
+    for spec in lock_specs(pythons, VARIANTS):
+        if spec.python is None or spec.dest != "original/wheels":
             continue
         src = root / spec.source
         with tempfile.TemporaryDirectory(prefix="visionpack-lock-") as tmp:

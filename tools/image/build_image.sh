@@ -129,8 +129,9 @@ cp "$REPO/original/requirements.lock" "$ROOTFS/tmp/requirements.lock"
         /opt/visionpack/venv/bin/python -m pip install --isolated --no-index --no-cache-dir \
             --find-links /tmp/wheels --require-hashes --only-binary=:all: -r /tmp/requirements.lock
         rm -rf /tmp/wheels /tmp/requirements.lock
-        # The import check proves the system libraries the wheels need are in the image (libgomp).
-        /opt/visionpack/venv/bin/python -c "import paddle, cv2, numpy, flask, gunicorn, cryptography, yaml, faiss, psutil"
+        # The import check proves the system libraries the wheels need are in the image (libgomp), for
+        # every inference runtime (paddle, onnxruntime, openvino) and the gallery database driver.
+        /opt/visionpack/venv/bin/python -c "import paddle, onnxruntime, openvino, psycopg, cv2, numpy, flask, gunicorn, cryptography, yaml, faiss, psutil"
         groupadd --gid 10001 visionpack
         useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin visionpack

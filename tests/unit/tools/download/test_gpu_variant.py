@@ -99,3 +99,26 @@ def test_the_wheel_filter_refuses_what_cp311_on_glibc_2_28_cannot_install():
     assert not installable_on_cp311_glibc_2_28("x-1-cp312-cp312-manylinux_2_28_x86_64.whl")
     assert not installable_on_cp311_glibc_2_28("x-1-cp311-cp311-manylinux_2_34_x86_64.whl")
     assert not installable_on_cp311_glibc_2_28("x-1-py3-none-manylinux_2_34_aarch64.whl")
+
+
+def test_lock_py_relocks_the_gpu_variant_with_the_runtime_lock(tmp_path, monkeypatch):
+    from tools.download import lock
+
+    (tmp_path / "original").mkdir()
+    for name in ("requirements.in", GPU_IN.name):
+        (tmp_path / "original" / name).write_bytes((ORIGINAL / name).read_bytes())
+    resolved = []
+
+    def resolve(args, dest, python, interpreter):  # pip download's part: one stand-in per direct requirement
+        src = args[-1].rsplit("/", 1)[-1]
+        resolved.append((src, python))
+        for name, req in requirements(tmp_path / "original" / src).items():
+            version = str(req.specifier).lstrip("=")
+            (dest / f"{name.replace('-', '_')}-{version}-py3-none-any.whl").write_bytes(name.encode())
+
+    monkeypatch.setattr(lock, "pip_download", resolve)
+    lock.lock_requirements(tmp_path, ("3.11",))
+    assert resolved == [("requirements.in", "3.11"), (GPU_IN.name, "3.11")]
+    relocked = {e.name: e.version for e in parse_lock(tmp_path / "original" / GPU_LOCK.name)}
+    assert relocked["onnxruntime-gpu"] == "1.26.0" and "onnxruntime" not in relocked
+    assert "from original/requirements-gpu-cu12.in" in (tmp_path / "original" / GPU_LOCK.name).read_text()
