@@ -9,7 +9,7 @@ from .core import FAIL, PASS, Context, Deploy, Result, deploy_group, quote
 
 GROUP = "deps"
 ORDER = 90
-COMMON = ["numpy", "cv2", "yaml", "flask", "gunicorn", "cryptography", "paddle"]
+COMMON = ["numpy", "cv2", "yaml", "flask", "gunicorn", "cryptography", "paddle", "onnxruntime", "openvino"]
 BY_SERVICE: dict[str, list[str]] = {"face": ["faiss"]}
 # Our own modules last: they pull the third-party ones in, so a failure there names the culprit.
 OWN = ["visionpack.licensing.admin", "visionpack.api.app"]
