@@ -25,7 +25,7 @@ class ModelRow:
     bundle: str
     model: str  # the PaddleX model name the bundle's inference.yml gives
     task: str
-    backend: str  # the engine kind that runs it (bundle.engine: the manifest's, else paddle)
+    backend: str  # the backend this worker runs it on (/ready's "backends"), else the bundle's own format
     note: str = ""
 
 
@@ -58,12 +58,15 @@ class LicenseFacts:
     warnings: tuple[str, ...] = ()
 
 
-def model_rows(models: Mapping[str, str]) -> tuple[ModelRow, ...]:
+def model_rows(
+    models: Mapping[str, str], backends: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[ModelRow, ...]:
     rows = []
     for role, path in sorted(models.items()):
         try:
             bundle = load_bundle(path)
-            rows.append(ModelRow(role, bundle.name, bundle.model_name, bundle.task, bundle.engine))
+            backend = str((backends or {}).get(role, {}).get("backend") or bundle.engine)
+            rows.append(ModelRow(role, bundle.name, bundle.model_name, bundle.task, backend))
         except (ModelInvalid, OSError) as exc:  # the service loaded them at start: only if changed since
             rows.append(ModelRow(role, Path(path).name, "?", "?", "?", str(exc)))
     return tuple(rows)

@@ -72,7 +72,7 @@ class Console:
         return {
             "ready": ok,
             "ready_reason": info.get("reason", ""),
-            "models": self.models,
+            "models": model_rows(self.cfg.models, r.backends) if r.backends else self.models,
             "running": running_workers(),
             "releases": releases(self.cfg),
             "license": license_facts(info, r.gate is not None),

@@ -143,5 +143,7 @@ def test_models_with_their_backend(tmp_path):
         "paddle",
         "",
     )
+    (chosen,) = model_rows(cfg.models, {"classifier": {"backend": "openvino"}})
+    assert chosen.backend == "openvino"  # what this worker runs (the measured or configured choice)
     (broken,) = model_rows({"detector": str(tmp_path / "gone")})
     assert (broken.bundle, broken.backend) == ("gone", "?") and "not a directory" in broken.note
