@@ -19,7 +19,7 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..config import ServiceConfig, export_env
-from ..errors import ModelInvalid
+from ..errors import GpuUnavailable, ModelInvalid
 
 _init_lock = threading.Lock()
 
@@ -92,6 +92,11 @@ class PaddleEngine:
         with _init_lock:
             from paddle import inference
 
+            if device.startswith("gpu") and not _has_cuda():
+                # The CPU wheel would only warn and run on the CPU: a GPU deploy must not silently do that.
+                raise GpuUnavailable(
+                    f"device {device}: this Paddle has no CUDA (the CPU build); use backend onnxruntime"
+                )
             config = inference.Config(str(model_file), str(params_file))
             if device.startswith("gpu"):
                 config.enable_use_gpu(256, _device_id(device))
@@ -156,6 +161,12 @@ def create(bundle: Bundle, cfg: ServiceConfig) -> PaddleEngine:
         device=cfg.device,
         malloc_tuning=cfg.malloc_tuning,
     )
+
+
+def _has_cuda() -> bool:
+    import paddle
+
+    return bool(paddle.is_compiled_with_cuda())  # type: ignore[attr-defined]  # re-exported implicitly
 
 
 def paddle_version() -> str:

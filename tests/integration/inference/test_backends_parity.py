@@ -54,3 +54,15 @@ def test_openvino_streams_run_requests_in_parallel_with_the_same_answers():
         outs = list(pool.map(lambda _: engine.run(inputs), range(8)))
     for out in outs:
         assert autotune.agreement([*out], want)["max_abs_diff"] < 1e-4
+
+
+def test_a_gpu_device_is_refused_by_the_cpu_builds_instead_of_running_on_the_cpu():
+    from visionpack.errors import ConfigInvalid, GpuUnavailable
+
+    bundle = load_bundle(REPO / "models" / "mtcnn_rnet")
+    with pytest.raises(GpuUnavailable, match="this Paddle has no CUDA"):
+        create_engine(bundle, config.from_mapping({"backend": "paddle", "device": "gpu:0"}))
+    with pytest.raises(ConfigInvalid, match="backend openvino runs on the CPU only"):
+        create_engine(bundle, config.from_mapping({"backend": "openvino", "device": "gpu:0"}))
+    with pytest.raises(GpuUnavailable):  # the CPU onnxruntime has no CUDA provider (inference/devices.py)
+        create_engine(bundle, config.from_mapping({"backend": "onnxruntime", "device": "gpu:0"}))

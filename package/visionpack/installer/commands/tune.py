@@ -16,6 +16,7 @@ from ..deployment import describe, require
 
 
 def run(ctx: Context, deploy: str, *, write: bool = False) -> dict[str, Any]:
+    release.yaml_ready(ctx.source)  # the release's config.yml is read on the system python
     paths = ctx.root.deploy(deploy)
     with journal.deploy_lock(paths):
         inst = require(ctx, deploy, recover=True)
