@@ -6,6 +6,7 @@ Every check is a small function returning a :class:`Check`; :func:`run` collects
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib
 import importlib.util
 import os
@@ -137,6 +138,19 @@ def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> Check:
             "Use an x86-64 CPU with AVX (on a VM, expose the host CPU model, e.g. '-cpu host')",
         )
     return Check("cpu", True, "CPU has " + ", ".join(CPU_FLAGS))
+
+
+def check_libgomp(find: Callable[[str], str | None] = ctypes.util.find_library) -> Check:
+    """PaddlePaddle's wheel links the system's OpenMP runtime; a minimal server may lack it."""
+    if find("gomp"):
+        return Check("libgomp", True, "libgomp (the OpenMP runtime PaddlePaddle links) is installed")
+    return Check(
+        "libgomp",
+        False,
+        "libgomp.so.1 is missing: PaddlePaddle cannot be imported, only the ONNX Runtime and OpenVINO backends load",
+        "Debian/Ubuntu: apt-get install libgomp1; RHEL/Rocky: dnf install libgomp",
+        warn_only=True,
+    )
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -422,6 +436,7 @@ def run(
         check_python(),
         check_wheel_tags(source),
         check_cpu(),
+        check_libgomp(),
         check_disk(root),
         check_memory(),
         check_payload(source),

@@ -213,3 +213,10 @@ def test_a_built_variant_replaces_the_default_pythons_lock(src):
     gpu.write_text(src.lock_for((3, 11)).read_text())
     assert src.lock_for((3, 11)) == gpu
     assert "requirements-gpu-cu12.lock fits CPython 3.11" in envcheck.check_wheel_tags(src, (3, 11)).detail
+
+
+def test_libgomp_missing_only_warns_with_the_package_to_install():
+    assert envcheck.check_libgomp(lambda name: "libgomp.so.1" if name == "gomp" else None).ok
+    missing = envcheck.check_libgomp(lambda name: None)
+    assert not missing.ok and missing.warn_only and "PaddlePaddle cannot be imported" in missing.detail
+    assert "apt-get install libgomp1" in missing.fix and "dnf install libgomp" in missing.fix
