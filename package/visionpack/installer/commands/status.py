@@ -10,6 +10,7 @@ from .. import journal
 from ..context import Context
 from ..deployment import describe
 from ..licensecheck import check_license
+from ..source import Source
 
 
 def status(ctx: Context, deploy: str | None) -> dict[str, Any]:
@@ -23,7 +24,7 @@ def status(ctx: Context, deploy: str | None) -> dict[str, Any]:
         info = describe(paths, state)
         info["license"] = _license(ctx, name, state, running=info.get("state") == "running")
         info["access"] = _access(paths.data)
-        info["backends"] = _backends(ctx, paths.release(state["release"])) if state.get("release") else {}
+        info["backends"] = _backends(paths.release(state["release"]), ctx.source) if state.get("release") else {}
         out.append(info)
     return {"root": str(ctx.root.path), "deploys": out}
 
@@ -69,14 +70,14 @@ def _access(data_dir: Path) -> dict[str, Any]:
     return {"policies": dict(state.policies), "active_keys": sum(k.active() for k in state.keys)}
 
 
-def _backends(ctx: Context, release: Path) -> dict[str, Any]:
+def _backends(release: Path, source: Source | None = None) -> dict[str, Any]:
     """Per model the backend the release runs and what install/upgrade measured (its config.yml:
     ``backend``/``model_backends`` as configured, else ``tuning``); never fails the status command."""
     from ..release import config_from_release, yaml_ready
 
     try:
-        # config.py imports yaml itself: a minimal server's python3 has none but the wheelhouse's.
-        yaml_ready(ctx.source)
+        if source is not None:  # config.py imports yaml: a minimal server's python3 has only the wheelhouse's
+            yaml_ready(source)
         cfg = config_from_release(release)
     except VisionpackError as exc:
         return {"error": exc.detail}
