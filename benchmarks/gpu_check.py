@@ -10,6 +10,7 @@ NVIDIA GPU. Prints one JSON document; exit 0 when every bundle ran on the GPU an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -112,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     results, ok = [], True
     for path in sorted(p for p in args.models.iterdir() if (p / "inference.yml").is_file()):
         try:
-            row = check_bundle(path, args.device, args.runs)
+            # onnxruntime's wrapper prints its CUDA fallback notice on stdout: keep stdout the JSON's alone.
+            with contextlib.redirect_stdout(sys.stderr):
+                row = check_bundle(path, args.device, args.runs)
         except (VisionpackError, RuntimeError, ValueError) as exc:  # onnxruntime's own errors are RuntimeErrors
             row = {"bundle": path.name, "error": f"{type(exc).__name__}: {exc}"}
         ok = ok and "error" not in row and row.get("agrees", True) is not False

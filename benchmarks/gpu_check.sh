@@ -99,10 +99,11 @@ if (( service )); then
             original/.state/vendor-env/bin/pip install -q --no-index --find-links original/wheels cryptography; }
         "${VP[@]}" keygen --out "$VENDOR" >/dev/null && cp "$VENDOR"/vendor-*.pub licenses/gpu-check-vendor.pub
         "${INSTALL[@]}" fingerprint --out "$ROOT/request.json" >/dev/null
-        "${VP[@]}" issue --key "$(ls "$VENDOR"/vendor-*.key)" --request "$ROOT/request.json" --gpu "$index" \
-            --days 1 --customer gpu-check --out "$ROOT/gpu.lic" >/dev/null
-        "${INSTALL[@]}" lu "$ROOT/gpu.lic" >/dev/null
-        if "${INSTALL[@]}" install demo-classify --host 127.0.0.1 --port 18701 --device "$device" >"$ROOT/install.log" 2>&1; then
+        if ! lic_out=$("${VP[@]}" issue --key "$(ls "$VENDOR"/vendor-*.key)" --request "$ROOT/request.json" \
+            --gpu "$index" --days 1 --customer gpu-check --out "$ROOT/gpu.lic" 2>&1) ||
+            ! lic_out=$("${INSTALL[@]}" lu "$ROOT/gpu.lic" 2>&1); then
+            say license false "a license bound to $device could not be issued or installed: $lic_out"
+        elif "${INSTALL[@]}" install demo-classify --host 127.0.0.1 --port 18701 --device "$device" >"$ROOT/install.log" 2>&1; then
             printf '{"image": "%s", "top_num": 1}' "$(base64 -w0 package/samples/cat.jpg)" >"$ROOT/cat.json"
             answer=$(curl -s -X POST http://127.0.0.1:18701/demo-classify/ImageClassification \
                 -H 'Content-Type: application/json' -d @"$ROOT/cat.json")
