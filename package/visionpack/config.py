@@ -40,6 +40,8 @@ BACKENDS = ("paddle", "onnxruntime", "openvino")
 AUTO = "auto"
 # f32 = Paddle's answers; bf16 (OpenVINO only) is faster on AVX512_BF16 CPUs and changes answers.
 PRECISIONS = ("f32", "bf16")
+# The engine settings one model may set for itself (``model_options``), over the deploy's.
+MODEL_OPTION_KEYS = ("precision", "threads_per_worker", "openvino_streams")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class ServiceConfig:
     backend: str = AUTO
     # Per model (role -> backend), over ``backend``: the operator's own choice for one model.
     model_backends: Mapping[str, str] = field(default_factory=dict)
+    # Per model (role -> {precision, threads_per_worker, openvino_streams}), over the deploy's values.
+    model_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # f32 | bf16; OpenVINO's INFERENCE_PRECISION_HINT is always set from it (it would pick bf16 by itself).
     precision: str = "f32"
     # OpenVINO CPU streams per engine (each a parallel infer request); other backends ignore it.
@@ -149,6 +153,7 @@ class ServiceConfig:
         d["models"] = dict(self.models)
         d["options"] = dict(self.options)
         d["model_backends"] = dict(self.model_backends)
+        d["model_options"] = {k: dict(v) for k, v in self.model_options.items()}
         d["tuning"] = dict(self.tuning)
         return d
 
@@ -176,6 +181,21 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         ):
             raise ConfigInvalid(f"{source}: 'model_backends' must map role names to backend names")
         return dict(value)
+    if name == "model_options":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+        ):
+            raise ConfigInvalid(f"{source}: 'model_options' must map role names to engine settings")
+        out: dict[str, dict[str, Any]] = {}
+        for role, settings in value.items():
+            unknown = sorted(str(k) for k in set(settings) - set(MODEL_OPTION_KEYS))
+            if unknown:
+                raise ConfigInvalid(
+                    f"{source}: unknown key(s) {', '.join(unknown)} in model_options.{role} "
+                    f"(known: {', '.join(MODEL_OPTION_KEYS)})"
+                )
+            out[role] = {k: _coerce(k, v, f"{source}: model_options.{role}") for k, v in settings.items()}
+        return out
     if name == "tuning":
         if not isinstance(value, Mapping) or not all(
             isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
@@ -299,12 +319,28 @@ def _validate_backend(cfg: ServiceConfig) -> ServiceConfig:
         raise ConfigInvalid(f"precision bf16 is an OpenVINO setting; backend {cfg.backend} runs f32 only")
     if cfg.openvino_streams < 1:
         raise ConfigInvalid(f"'openvino_streams' must be at least 1, got {cfg.openvino_streams}")
+    for role in cfg.model_options:
+        for_model(cfg, role)  # each model's own settings, validated as the deploy's are
     for role, record in cfg.tuning.items():
         if record.get("backend") not in BACKENDS:
             raise ConfigInvalid(
                 f"tuning.{role}.backend must be one of {', '.join(BACKENDS)}, got {record.get('backend')!r}"
             )
     return cfg
+
+
+def for_model(cfg: ServiceConfig, role: str | None) -> ServiceConfig:
+    """``cfg`` with one model's ``model_options`` applied (the engine settings it runs with)."""
+    own = cfg.model_options.get(role or "")
+    if not own:
+        return cfg
+    mine = dataclasses.replace(cfg, model_options={}, **own)
+    try:
+        if mine.threads_per_worker < 0:
+            raise ConfigInvalid("'threads_per_worker' must be 0 (auto) or more")
+        return _validate_backend(mine)
+    except ConfigInvalid as exc:
+        raise ConfigInvalid(f"model_options.{role}: {exc.detail}") from None
 
 
 def from_mapping(data: Mapping[str, Any], source: str = "config") -> ServiceConfig:
@@ -332,7 +368,7 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
         data.update(raw)
     for name in _FIELDS:
         key = ENV_PREFIX + name.upper()
-        if name not in ("models", "options", "gallery", "model_backends", "tuning") and key in env:
+        if name not in ("models", "options", "gallery", "model_backends", "model_options", "tuning") and key in env:
             data[name] = env[key]
     return from_mapping(data, source=str(path or "environment"))
 
@@ -347,8 +383,10 @@ def dump(cfg: ServiceConfig) -> str:
         del data["gallery"]
     if cfg.malloc_tuning:
         del data["malloc_tuning"]  # likewise: the default is left out
-    for name in ("backend", "model_backends", "precision", "openvino_streams", "tuning"):
-        if data[name] == _FIELDS[name].default or (name in ("model_backends", "tuning") and not data[name]):
+    for name in ("backend", "model_backends", "model_options", "precision", "openvino_streams", "tuning"):
+        if data[name] == _FIELDS[name].default or (
+            name in ("model_backends", "model_options", "tuning") and not data[name]
+        ):
             del data[name]  # likewise: defaults left out (the backends came with issue 16)
     return yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
 

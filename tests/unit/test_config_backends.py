@@ -62,3 +62,32 @@ def test_devices_are_normalised(given, normal):
 def test_bf16_is_accepted_where_openvino_may_run():
     assert config.from_mapping({"precision": "bf16"}).precision == "bf16"  # auto may pick openvino
     assert config.from_mapping({"precision": "bf16", "backend": "paddle", "model_backends": {"x": "openvino"}})
+
+
+def test_a_model_may_set_its_own_engine_settings_over_the_deploys():
+    cfg = config.from_mapping(
+        {
+            "threads_per_worker": 2,
+            "model_options": {"feature": {"threads_per_worker": "1", "precision": "bf16", "openvino_streams": 2}},
+        }
+    )
+    own = config.for_model(cfg, "feature")
+    assert (own.threads_per_worker, own.precision, own.openvino_streams) == (1, "bf16", 2)
+    assert config.for_model(cfg, "detector") is cfg and config.for_model(cfg, None) is cfg
+    assert "model_options" in config.dump(cfg)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"feature": {"backend": "paddle"}}, "unknown key(s) backend in model_options.feature"),
+        ({"feature": "fast"}, "'model_options' must map role names to engine settings"),
+        ({"feature": {"threads_per_worker": "many"}}, "'threads_per_worker' must be an integer"),
+        ({"feature": {"threads_per_worker": -1}}, "model_options.feature: 'threads_per_worker' must be 0"),
+        ({"feature": {"openvino_streams": 0}}, "model_options.feature: 'openvino_streams' must be at least 1"),
+        ({"feature": {"precision": "fp8"}}, "model_options.feature: precision must be one of f32, bf16"),
+    ],
+)
+def test_bad_model_settings_are_refused_naming_the_model(options, message):
+    with pytest.raises(ConfigInvalid, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config.from_mapping({"model_options": options})

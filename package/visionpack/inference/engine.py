@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..bundle import ENGINE_KIND, Bundle
-from ..config import AUTO, ServiceConfig
+from ..config import AUTO, ServiceConfig, for_model
 from ..errors import ModelInvalid
 from .formats import FORMAT_OF, runnable, why_not
 
@@ -122,7 +122,8 @@ def create_engine(bundle: Bundle, cfg: ServiceConfig) -> Engine:
     why = None if kind in _registry else why_not(bundle, kind)
     if why:  # refused before its runtime is imported
         raise ModelInvalid(f"{why}: choose another backend (config 'backend' / 'model_backends')")
-    engine = serialized(factory_for(kind)(bundle, cfg))
+    # The model's own engine settings (model_options: precision, threads, streams) over the deploy's.
+    engine = serialized(factory_for(kind)(bundle, for_model(cfg, role_of(bundle, cfg))))
     if isinstance(engine, SerializedEngine):
         engine.backend = kind
     return engine

@@ -172,3 +172,14 @@ def test_ready_shows_which_backend_runs_each_model_and_metrics_label_inference_b
         r'visionpack_inference_duration_seconds_count\{backend="onnxruntime",model="fake_cls"\} (\d+)', text
     )
     assert runs and int(runs.group(1)) >= 2
+
+
+def test_the_factory_opens_a_model_with_its_own_settings(bundles, fakes, monkeypatch):
+    seen = []
+    b = bundles["both"]
+    E.register(
+        "openvino", lambda bundle, cfg: seen.append((cfg.threads_per_worker, cfg.openvino_streams)) or FakeEngine()
+    )
+    cfg = cfg_for(b, backend="openvino", threads_per_worker=2, model_options={"classifier": {"openvino_streams": 2}})
+    E.create_engine(b, cfg)
+    assert seen == [(2, 2)]
