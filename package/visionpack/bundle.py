@@ -32,6 +32,8 @@ PARAMS_FILE = f"{PREFIX}.pdiparams"
 CONFIG_FILE = f"{PREFIX}.yml"
 ONNX_FILE = f"{PREFIX}.onnx"  # the rendition our converter writes; an ONNX-only bundle may name it otherwise
 PARITY_FILE = "parity.npz"  # sample inputs and Paddle's outputs on them, made at build time
+EXPORT_METADATA = "metadata.yaml"  # an Ultralytics Paddle export's metadata (exported_model)
+EXPORT_TAIL = 1 << 16  # bytes at the end of an ONNX file that hold Ultralytics' metadata_props
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = 1
 TASKS = ("image_classification", "object_detection", "keypoint_detection", "face_detection", "face_feature")
@@ -82,10 +84,34 @@ class Files:
 
     def missing(self) -> list[str]:
         """The required files that are absent, by name (the graph as "inference.json or inference.pdmodel")."""
+        if not self.config_file.exists() and exported_model(self.path):
+            return []  # its own metadata stands for inference.yml (services/pose/yolo_export.py checks it)
         if self.onnx_only:
             return [] if self.config_file.exists() else [self.config_file.name]
         out = [] if self.model_file.exists() else [" or ".join(GRAPH_FILES)]
         return out + [p.name for p in (self.params_file, self.config_file) if not p.exists()]
+
+
+def exported_model(path: str | Path) -> bool:
+    """Whether ``path`` holds an Ultralytics export as ``yolo export`` wrote it instead of a PaddleX bundle:
+    a ``*.onnx`` whose metadata_props name its task, or a ``*_paddle_model/`` folder with its
+    metadata.yaml (the folder itself or its child). Only the keypoint service serves one
+    (docs/yolov8-pose.md); its metadata is read and checked there."""
+    p = Path(path)
+    if (p / EXPORT_METADATA).is_file() or any(c.is_dir() for c in p.glob("*_paddle_model")):
+        return True
+    return any(_names_task(f) for f in onnx_files(p))
+
+
+def _names_task(onnx: Path) -> bool:
+    # metadata_props (ModelProto field 14) follow the graph, so they end the file; an entry whose
+    # key is "task" is these bytes: key field 1, length 4, "task", then the value's field 2.
+    try:
+        with onnx.open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - EXPORT_TAIL))
+            return b"\x0a\x04task\x12" in f.read()
+    except OSError:
+        return False
 
 
 def onnx_files(path: str | Path) -> list[Path]:
@@ -300,6 +326,11 @@ def load_bundle(path: str | Path) -> Bundle:
     if not path.is_dir():
         raise ModelInvalid(f"model bundle {path} is not a directory")
     found = files(path)
+    if not found.config_file.exists() and exported_model(path):
+        raise ModelInvalid(
+            f"model {path} is an Ultralytics export, not a PaddleX bundle: "
+            "only the keypoint service serves it, as its model 'pose' (docs/yolov8-pose.md)"
+        )
     missing = found.missing()
     if missing:
         raise ModelInvalid(f"model bundle {path} lacks {', '.join(missing)}")

@@ -23,6 +23,7 @@ from ...inference.engine import EngineFactory
 from .. import fields
 
 DEFAULT_KPT_BATCH = 32
+MAX_DET = 30000  # Ultralytics keeps at most 30000 NMS candidates: more detections cannot exist
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Options:
     visualize_paddlex: bool = True
     visualize_easydl: bool = False
     kpt_batch: int = DEFAULT_KPT_BATCH
+    # One-stage (YOLO) pipelines' NMS: suppress IoU above ``iou``, keep at most ``max_det`` persons.
+    iou: float = 0.7
+    max_det: int = 300
 
 
 def parse_options(raw: Any, visualize_default: bool) -> Options:
@@ -51,7 +55,13 @@ def parse_options(raw: Any, visualize_default: bool) -> Options:
         visualize_paddlex=visualize_default if flags["visualize_paddlex"] is None else flags["visualize_paddlex"],
         visualize_easydl=bool(flags["visualize_easydl"]),
         kpt_batch=fields.integer(opts, "kpt_batch", DEFAULT_KPT_BATCH, lo=1, err=bad, name="options.kpt_batch"),
+        iou=_or(fields.number(opts, "iou", 0.0, 1.0, err=bad, name="options.iou"), Options.iou),
+        max_det=fields.integer(opts, "max_det", Options.max_det, lo=1, hi=MAX_DET, err=bad, name="options.max_det"),
     )
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def with_one_stage(monkeypatch):
 
 
 def test_the_shipped_pipelines_are_found_by_module():
-    assert pose.pipeline_classes() == [TopDownPipeline]
+    from visionpack.services.pose.yolo_pose import YoloPosePipeline
+
+    assert pose.pipeline_classes() == [TopDownPipeline, YoloPosePipeline]
 
 
 def test_a_one_stage_pipeline_serves_both_dialects_when_the_deploy_names_its_role(tmp_path, with_one_stage):
