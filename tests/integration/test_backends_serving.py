@@ -165,6 +165,7 @@ def test_a_forced_backend_answers_as_paddle_and_its_worker_never_imports_paddle(
         ready = served.wait_ready()
         assert ready["backends"]["classifier"]["backend"] == backend
         assert ready["backends"]["classifier"]["precision"] == "f32"
+        assert ready["backends"]["classifier"]["device"] == "cpu"
         results = served.classify()
         want = paddle_answer[0]
         assert [r["name"] for r in results] == [r["name"] for r in want]

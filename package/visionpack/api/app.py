@@ -107,6 +107,7 @@ def _observed(factory: EngineFactory, metrics: Metrics, backends: dict[str, dict
             "model": model,
             "precision": str(getattr(engine, "precision", "")),
             "threads": getattr(engine, "threads", None),
+            "device": str(getattr(engine, "device", "cpu")),  # gpu:N on the GPU package (docs/gpu.md)
         }
         return engine
 
