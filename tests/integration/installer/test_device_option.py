@@ -48,3 +48,18 @@ def test_a_malformed_device_is_refused_as_a_config_error(tmp_path: Path) -> None
     assert proc.returncode == 19, proc.stdout + proc.stderr  # ConfigInvalid
     assert "device must be 'cpu' or 'gpu:N'" in proc.stderr
     assert not root.exists()
+
+
+def test_a_gpu_device_in_a_docker_container_is_refused_first(tmp_path: Path) -> None:
+    # The image is the CPU runtime and containers get no GPU: refused before Docker is even asked.
+    root = tmp_path / "root"
+    proc = subprocess.run(
+        [sys.executable, str(INSTALL), "--root", str(root), "install", "demo-classify"]
+        + ["--runtime", "docker", "--device", "gpu:0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == EXIT_GPU_UNAVAILABLE, proc.stdout + proc.stderr
+    assert "error: device gpu:0: the docker runtime runs on the CPU only (docs/gpu.md)" in proc.stderr
+    assert not root.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import AlreadyInstalled
+from ...errors import AlreadyInstalled, GpuUnavailable
 from ...fsutil import atomic_symlink
 from .. import envcheck, filemodes, journal, recovery, release, releases, serviceuser, tune, venvs
 from ..context import Context
@@ -52,6 +52,8 @@ def install(
 
     # docker: no engine or no image is refused before anything is written (nothing half installed).
     runtime = runtime_for(None, kind=runtime_kind)
+    if device != "cpu" and not runtime.gpu:
+        raise GpuUnavailable(f"device {device}: the {runtime.kind} runtime runs on the CPU only (docs/gpu.md)")
     found = runtime.preflight(ctx)
     if found:
         ctx.say(found)

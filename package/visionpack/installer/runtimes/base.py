@@ -29,6 +29,7 @@ class Runtime(Protocol):
     """
 
     kind: str  # "process" | "docker": state.json's runtime_kind
+    gpu: bool  # can run a deploy on device gpu:N (docs/gpu.md)
 
     # --- install, start, stop, status, remove --------------------------------------------------
 

@@ -31,6 +31,7 @@ class DockerRuntime:
     (default: the package install.py runs from)."""
 
     kind = "docker"
+    gpu = False  # the image is built from the CPU lock and containers are given no GPU
 
     def __init__(self, top: Path | None = None, client: Any = None) -> None:
         self.top = Path(top) if top else None

@@ -23,6 +23,7 @@ class ProcessRuntime:
     """gunicorn masters on this host; a switch hands the listening socket to the next master."""
 
     kind = "process"
+    gpu = True  # the runtime venv is built from the GPU lock in the GPU package
 
     # --- install, start, stop, status, remove --------------------------------------------------
 
