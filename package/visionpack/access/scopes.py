@@ -18,6 +18,7 @@ INFER_ROUTES = frozenset(
         "paddlex_classify",
         "easydl_keypoint",
         "paddlex_keypoint",
+        "easydl_predict",
         "easydl_face_search",
         "paddlex_face_infer",
     }

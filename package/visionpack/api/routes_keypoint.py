@@ -1,4 +1,5 @@
-"""Keypoint routes: EasyDL ``/<deploy>/HumanKeypointDetection`` and PaddleX ``/human-keypoint-detection``."""
+"""Keypoint routes: EasyDL ``/<deploy>/HumanKeypointDetection``, PaddleX ``/human-keypoint-detection``, and
+``/<deploy>/predict`` (Ultralytics' Results.to_json() shape in EasyDL's envelope)."""
 
 from __future__ import annotations
 
@@ -6,4 +7,5 @@ from __future__ import annotations
 ROUTES = (
     ("easydl_keypoint", "/{deploy}/HumanKeypointDetection", "easydl.keypoint"),
     ("paddlex_keypoint", "/human-keypoint-detection", "paddlex.keypoint"),
+    ("easydl_predict", "/{deploy}/predict", "easydl.predict"),
 )

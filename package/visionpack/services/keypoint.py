@@ -1,13 +1,16 @@
 """Human keypoint detection: decode -> predict -> encode, the pose pipeline chosen from the deploy's bundles.
 
-The pipeline (services/pose/) finds persons and their keypoints: today top-down, a person
-detector (PaddleX object-detection export) and a top-down keypoint model (PP-TinyPose
-contract) on every box (pose/top_down.py). This module owns the wire formats and drawing.
+The pipeline (services/pose/) finds persons and their keypoints: top-down, a person detector
+(PaddleX object-detection export) and a top-down keypoint model (PP-TinyPose contract) on every
+box (pose/top_down.py), or one-stage, an Ultralytics YOLOv8-pose export (pose/yolo_pose.py).
+This module owns the wire formats and drawing; ``/<deploy>/predict`` answers in Ultralytics'
+Results.to_json() shape (pose/ultralytics_json.py).
 
 Settings (``cfg.options``, checked here so a typo stops the service at start):
 ``det_threshold`` (default: the detector yml's ``draw_threshold``), ``flip`` (flip test, default
 false), ``visualize_paddlex`` (default ``cfg.visualize``, i.e. on), ``visualize_easydl`` (default
-false), ``kpt_batch`` (max persons per keypoint model call, default 32).
+false), ``kpt_batch`` (max persons per keypoint model call, default 32); one-stage only: ``iou``
+(NMS, default 0.7) and ``max_det`` (default 300), ``det_threshold`` defaulting to 0.25.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from ..imaging import ImageLimits
 from ..inference.engine import EngineFactory
 from ..inference.visualize import skeleton_jpeg_b64
 from . import fields
-from .pose import build_pipeline
+from .pose import build_pipeline, ultralytics_json as UJ
 from .pose.pipeline import Person, parse_options
+from .pose.yolo_pose import Detections, OneStage
 from .protocol import Operation
 
 COCO_NAMES = (
@@ -73,6 +77,8 @@ class KeypointService:
         return {
             "easydl.keypoint": Operation("easydl", self.decode_easydl, self.encode_easydl),
             "paddlex.keypoint": Operation("paddlex", self.decode_paddlex, self.encode_paddlex),
+            # Ultralytics' Results.to_json() shape (services/pose/ultralytics_json.py), EasyDL's envelope.
+            "easydl.predict": Operation("easydl", self.decode_predict, UJ.encode),
         }
 
     # --- decode -----------------------------------------------------------------------
@@ -91,11 +97,24 @@ class KeypointService:
         vis = fields.boolean(body, "visualize", self.opts.visualize_easydl)
         return KptRequest(fields.image(body.get("image"), self.limits), thr, bool(vis))
 
+    def decode_predict(self, body: dict[str, Any]) -> UJ.PredictRequest:
+        return UJ.decode(body, self.limits)
+
     # --- predict ----------------------------------------------------------------------
-    def predict(self, req: KptRequest) -> KptResult:
+    def predict(self, req: KptRequest | UJ.PredictRequest) -> Any:
+        if isinstance(req, UJ.PredictRequest):
+            return self.predict_json(req)
         persons = self.pipeline.predict(req.image, req.threshold)
         image = skeleton_jpeg_b64(req.image, [p.keypoints for p in persons]) if req.visualize else None
         return KptResult(persons, image)
+
+    def predict_json(self, req: UJ.PredictRequest) -> Detections:
+        h, w = req.image.shape[:2]
+        if isinstance(self.pipeline, OneStage):
+            return self.pipeline.detect(req.image, UJ.query(req, self.pipeline.query, self.pipeline.imgsz))
+        UJ.one_stage_only(req)
+        persons = self.pipeline.predict(req.image, req.conf)
+        return UJ.detections(persons[: req.max_det], (h, w))
 
     # --- encode -----------------------------------------------------------------------
     @staticmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -53,6 +53,16 @@ class Detections:
     keypoints: np.ndarray
     names: tuple[str, ...]
     shape: tuple[int, int]  # (h, w) of the original image
+
+
+@runtime_checkable
+class OneStage(Protocol):
+    """A pipeline that answers as Ultralytics' predict does (the keypoint service's ``/predict``)."""
+
+    query: Query
+    imgsz: tuple[int, int]
+
+    def detect(self, rgb: np.ndarray, query: Query | None = None) -> Detections: ...
 
 
 class YoloPosePipeline:
