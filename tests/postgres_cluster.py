@@ -4,7 +4,7 @@ Debian's server binaries (``bash .ci/scaleout.sh`` installs them), ``initdb`` in
 owned by the ``postgres`` system user, listening on 127.0.0.1 and a private Unix socket only.
 One cluster per test session: each module takes its own database (``PgCluster.database``).
 Connections over TCP use a password (scram), like a real deploy; the tests' superuser comes
-in over the socket without one. ``fsync=off``: test data need not survive power loss.
+in over the socket without one. ``fsync=off`` unless ``durable``: test data need not survive power loss.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class PgCluster:
-    def __init__(self, top: Path) -> None:
+    def __init__(self, top: Path, durable: bool = False) -> None:
+        """``durable``: fsync on, as a production server (benchmarks); tests need no crash safety."""
+        self.durable = durable
         self.bin = bin_dir()
         self.top = top
         self.data = top / "data"
@@ -75,10 +77,8 @@ class PgCluster:
         self.psql(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}' CREATEDB")
 
     def start(self) -> None:
-        opts = (
-            f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        fast = "" if self.durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        opts = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 {fast}-c max_connections=200"
         self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w",
                           "-t", "60", "start")  # fmt: skip
 

@@ -52,8 +52,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             gen BIGINT NOT NULL,
             PRIMARY KEY (index_key, id)
         );
+        -- No index on model: every query naming it also names (index_key, gen) or asks model <>,
+        -- and with statistics not yet gathered after a bulk load, one on (model, index_key)
+        -- lured the planner into walking the whole index for a one-row catch-up.
         CREATE INDEX gallery_faces_gen ON gallery_faces (index_key, gen);
-        CREATE INDEX gallery_faces_model ON gallery_faces (model, index_key);
         CREATE TABLE gallery_removed (
             index_key TEXT NOT NULL REFERENCES gallery_indexes(key) ON DELETE CASCADE,
             id BIGINT NOT NULL,

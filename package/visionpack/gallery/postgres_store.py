@@ -109,7 +109,8 @@ class PostgresStore:
 
     def _connection(self) -> Conn:
         if os.getpid() != self._pid:
-            # A connection must not cross a fork: the child opens its own, the parent keeps its.
+            # A connection must not cross a fork: the child opens its own, the parent keeps its
+            # (psycopg never closes a connection from a process that did not open it).
             self._pid, self._conn = os.getpid(), None
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = self._connect()

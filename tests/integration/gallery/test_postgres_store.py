@@ -5,6 +5,7 @@ of the DSN and of every message."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -372,3 +373,18 @@ def test_trouble_shootings_check_never_migrates_and_never_shows_the_password(pg_
         "gallery.dsn must not hold the password"
     )
     assert check_store(GalleryConfig()) == {"store": "sqlite"}
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(pg):
+    store = pg()
+    store.add(DEFAULT_INDEX, faces(unit_vectors(1)), "m1", create=True)
+    pid = os.fork()
+    if pid == 0:  # what gunicorn does to a store opened before its fork
+        try:
+            ok = store.id_map(DEFAULT_INDEX) == {0: "p0"} and store.add(DEFAULT_INDEX, faces(unit_vectors(1)), "m1")
+        except BaseException:  # noqa: BLE001  (the child reports by its exit status only)
+            ok = False
+        os._exit(0 if ok == [1] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.id_map(DEFAULT_INDEX) == {0: "p0", 1: "p0"}  # the parent's session survived the child
