@@ -388,3 +388,12 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(pg
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.id_map(DEFAULT_INDEX) == {0: "p0", 1: "p0"}  # the parent's session survived the child
+
+
+def test_the_password_may_come_from_libpqs_environment(pg_cluster, pg, monkeypatch, tmp_path):
+    monkeypatch.setenv("PGPASSWORD", pg_cluster.password_file.read_text().strip())
+    store = open_store(GalleryConfig("postgresql", pg.dsn), tmp_path)  # no password_file
+    try:
+        assert store.index_keys() == []
+    finally:
+        store.close()
