@@ -24,6 +24,11 @@ from .venvs import python_of
 
 BACKENDS = ("paddle", "onnxruntime", "openvino")  # config.BACKENDS (not imported: it needs no PyYAML here)
 AUTO = "auto"
+# A model stays on the deploy's common backend when that is at most this much slower than its
+# fastest: each extra runtime in a worker costs its import (Paddle alone ~400 MiB) and threads
+# that compete with the other runtime's, for a gain within the timing noise of a loaded server.
+ONE_RUNTIME_MARGIN = 1.10
+ONE_RUNTIME_MS = 0.5  # or at most this much slower (sub-millisecond models: MTCNN's R-net and O-net)
 # A backend's whole measurement (imports, loads, parity, timing of every model); far above the
 # ~5-20 s it takes, so that only a hung runtime hits it.
 CHILD_TIMEOUT = 600
@@ -80,12 +85,34 @@ def choose(results: Mapping[str, Mapping[str, Any]], roles: list[str]) -> dict[s
     measurements or why not}; a role no backend passed for is left out (its bundle's own format
     then runs it)."""
     out: dict[str, dict[str, Any]] = {}
-    for role in roles:
-        candidates = candidates_of(results, role)
+    every = {role: candidates_of(results, role) for role in roles}
+    common = common_backend(every)
+    for role, candidates in every.items():
         passed = sorted((c["p50_ms"], kind) for kind, c in candidates.items() if c.get("ok"))
-        if passed:
-            out[role] = {"backend": passed[0][1], "candidates": candidates}
+        if not passed:
+            continue
+        fastest, kind = passed[0]
+        record: dict[str, Any] = {"backend": kind, "candidates": candidates}
+        slower = candidates[common]["p50_ms"] if common else 0.0
+        if common and common != kind and (slower <= fastest * ONE_RUNTIME_MARGIN or slower - fastest <= ONE_RUNTIME_MS):
+            record["backend"] = common
+            record["note"] = (
+                f"{common} is within {ONE_RUNTIME_MARGIN - 1:.0%} or {ONE_RUNTIME_MS} ms of the fastest ({kind}): "
+                "the deploy's models stay on one runtime"
+            )
+        out[role] = record
     return out
+
+
+def common_backend(every: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The backend that passed for every model with the least total p50, None when none did."""
+    kinds = (
+        set.intersection(*({k for k, c in cands.items() if c.get("ok")} for cands in every.values()))
+        if every
+        else set()
+    )
+    totals = sorted((sum(every[role][k]["p50_ms"] for role in every), k) for k in kinds)
+    return totals[0][1] if totals else None
 
 
 def candidates_of(results: Mapping[str, Mapping[str, Any]], role: str) -> dict[str, Any]:
@@ -100,6 +127,8 @@ def describe(role: str, record: Mapping[str, Any] | None, candidates: Mapping[st
     """The install log's lines for one role: the choice, then each backend's numbers or why not."""
     chosen = (record or {}).get("backend")
     head = f"tune {role}: {chosen}" if chosen else f"tune {role}: no backend passed; the bundle's own format runs it"
+    if record and record.get("note"):
+        head += f" ({record['note']})"
     lines = [head]
     for kind, c in sorted(candidates.items()):
         timing = f"p50 {c['p50_ms']:.2f} ms" if "p50_ms" in c else ""

@@ -113,3 +113,24 @@ def test_a_bundle_without_an_onnx_rendition_or_a_parity_record_is_not_measured(t
 def test_a_runtime_that_cannot_start_is_an_answer_not_a_failed_install(tmp_path):
     result = tune.measure_backend(tmp_path / "no-venv", tmp_path, "openvino")
     assert result["why"].startswith("cannot run ")
+
+
+def test_a_model_stays_on_the_deploys_common_runtime_when_it_is_nearly_as_fast():
+    results = {
+        "paddle": {"models": {"pnet": ok(10.0), "feature": ok(50.0)}},
+        "onnxruntime": {"models": {"pnet": ok(10.5), "feature": ok(30.0)}},  # pnet 5 % slower than paddle
+        "openvino": {"models": {"pnet": ok(20.0), "feature": DISAGREES}},
+    }
+    chosen = tune.choose(results, ["pnet", "feature"])
+    assert {r: rec["backend"] for r, rec in chosen.items()} == {"pnet": "onnxruntime", "feature": "onnxruntime"}
+    assert chosen["pnet"]["note"].startswith("onnxruntime is within 10% or 0.5 ms of the fastest (paddle)")
+    assert tune.describe("pnet", chosen["pnet"], chosen["pnet"]["candidates"])[0].startswith(
+        "tune pnet: onnxruntime (onnxruntime is within 10% or 0.5 ms of the fastest (paddle)"
+    )
+    # beyond both margins the model keeps its own fastest
+    results["onnxruntime"]["models"]["pnet"] = ok(12.0)
+    assert tune.choose(results, ["pnet", "feature"])["pnet"]["backend"] == "paddle"
+    # a sub-millisecond model: 40 % slower but only 0.2 ms
+    results["paddle"]["models"]["pnet"], results["onnxruntime"]["models"]["pnet"] = ok(0.5), ok(0.7)
+    assert tune.choose(results, ["pnet", "feature"])["pnet"]["backend"] == "onnxruntime"
+    assert tune.common_backend({}) is None
