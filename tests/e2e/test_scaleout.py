@@ -245,6 +245,17 @@ def test_postgresql_stopped_10s_mid_load(lab):
 def test_one_node_upgraded_while_the_others_serve(lab):
     bu = bench_upgrade()
     pkg = bu.update_package(lab.top / "pkg2", "9.1.0", FACE_BUNDLES)
+    # The new package brings one more schema migration, additive (compat stays 1): the upgrade
+    # migrates the shared database while the servers still on the old release keep serving.
+    schema = pkg / "package" / "visionpack" / "gallery" / "pg_schema.py"
+    text = schema.read_text()
+    assert text.count("\n)\nSCHEMA_VERSION") == 1
+    schema.write_text(
+        text.replace(
+            "\n)\nSCHEMA_VERSION",
+            '\n    Migration(3, 1, "test", "ALTER TABLE gallery_faces ADD COLUMN note TEXT"),\n)\nSCHEMA_VERSION',
+        )
+    )
     node = lab.nodes[2]
     t0 = time.monotonic()
     # Mostly searches: the upgrade takes a minute or two, and every row is searched on every node after.
@@ -257,6 +268,8 @@ def test_one_node_upgraded_while_the_others_serve(lab):
     assert sum(led.failures(op, since=t0) for op in ("add", "remove", "search")) == 0, led.codes
     release = (node.root / DEPLOY / "current").resolve().name
     assert release == "9.1.0"
+    with lab.connect() as c:
+        assert pg_schema.current(c) == (pg_schema.SCHEMA_VERSION + 1, 1)  # migrated by the upgrade
     assert (node.root / DEPLOY / "current" / "config.yml").read_text().count("postgresql") == 1
     summary = lab.check_consistent(sample=None)  # the last check: every row on every node
     print(f"scale-out ledger: {summary}, outcomes {led.codes}")
