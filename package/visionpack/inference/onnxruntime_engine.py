@@ -16,7 +16,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..config import ServiceConfig
 from ..errors import ModelInvalid
-from . import devices, formats
+from . import devices, formats, memory
 
 
 class OnnxRuntimeEngine:
@@ -58,6 +58,7 @@ class OnnxRuntimeEngine:
 
 def create(bundle: Bundle, cfg: ServiceConfig) -> OnnxRuntimeEngine:
     """The engine factory's entry (inference/engine.py)."""
+    memory.limit_arenas(cfg.malloc_tuning)
     return OnnxRuntimeEngine(
         formats.model_file(bundle, "onnxruntime"), threads=cfg.effective_threads(), device=cfg.device
     )

@@ -19,7 +19,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..config import ServiceConfig
 from ..errors import ConfigInvalid, ModelInvalid
-from . import formats
+from . import formats, memory
 
 PRECISION_HINT = {"f32": "f32", "bf16": "bf16"}
 
@@ -82,6 +82,7 @@ class OpenVinoEngine:
 
 def create(bundle: Bundle, cfg: ServiceConfig) -> OpenVinoEngine:
     """The engine factory's entry (inference/engine.py)."""
+    memory.limit_arenas(cfg.malloc_tuning)
     return OpenVinoEngine(
         formats.model_file(bundle, "openvino"),
         threads=cfg.effective_threads(),
