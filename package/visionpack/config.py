@@ -118,7 +118,8 @@ class ServiceConfig:
     onednn: bool | None = None
     onednn_cache_capacity: int = 10
     # glibc's malloc thresholds raised for Paddle's per-run buffers on CPU (inference/paddle_engine.py
-    # tune_malloc, measured in benchmarks/README.md); VISIONPACK_MALLOC_TUNING=0 turns it off.
+    # tune_malloc), and two malloc arenas for ONNX Runtime / OpenVINO workers (inference/memory.py),
+    # both measured in benchmarks/README.md; VISIONPACK_MALLOC_TUNING=0 turns them off.
     malloc_tuning: bool = True
     visualize: bool = True
     max_image_b64_bytes: int = 4 * 1024 * 1024
