@@ -3,8 +3,8 @@ checked like every other field, and the answer in the shape of Ultralytics' ``Re
 
 Ultralytics' users already parse that shape: per detection ``name``, ``class``, ``confidence``,
 ``box {x1, y1, x2, y2}`` and ``keypoints {x, y, visible}`` (``visible`` only for a [K, 3]
-model), rounded to 5 decimals the way ``Results.summary`` rounds them (Python's ``round`` on the
-box and score, numpy's on the float32 keypoints).
+model), each rounded to 5 decimals by Python's ``round`` as ``Results.summary`` does (checked
+against Ultralytics 8.4.190 by tests/integration/test_ultralytics_compat.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .pipeline import MAX_DET, Person
 from .yolo_pose import Detections, Query
 
 DECIMALS = 5  # Results.to_json()'s default
+AXES = ("x", "y", "visible")
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,8 @@ def encode(det: Detections) -> dict[str, Any]:
     for i in range(len(det.boxes)):
         cls = int(det.classes[i])
         x1, y1, x2, y2 = (round(float(v), DECIMALS) for v in det.boxes[i])
-        k = det.keypoints[i].astype(np.float32)
-        kpts = {"x": k[:, 0].round(DECIMALS).tolist(), "y": k[:, 1].round(DECIMALS).tolist()}
-        if k.shape[1] == 3:
-            kpts["visible"] = k[:, 2].round(DECIMALS).tolist()
+        k = det.keypoints[i]
+        kpts = {axis: [round(float(v), DECIMALS) for v in k[:, j]] for j, axis in enumerate(AXES[: k.shape[1]])}
         results.append(
             {
                 "name": det.names[cls],

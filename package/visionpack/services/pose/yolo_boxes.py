@@ -45,11 +45,14 @@ class Letterbox:
 
     def pad_back(self) -> tuple[int, int]:
         """(pad_x, pad_y) that scale-back subtracts (Ultralytics' scale_boxes/scale_coords)."""
-        g = self.gain
-        return (
-            round((self.w - round(self.w0 * g)) / 2 - 0.1),
-            round((self.h - round(self.h0 * g)) / 2 - 0.1),
-        )
+        w, h = self.resized
+        return round((self.w - w) / 2 - 0.1), round((self.h - h) / 2 - 0.1)
+
+    def gains(self) -> tuple[float, float]:
+        """(gain_x, gain_y) that scale-back divides by: each side's own rounded ratio, as Ultralytics
+        8.4 scales back (not the one letterbox ratio: they differ by up to half a pixel per side)."""
+        w, h = self.resized
+        return w / self.w0, h / self.h0
 
 
 def letterbox(rgb: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
@@ -122,15 +125,12 @@ def nms(rows: np.ndarray, iou: float, max_det: int, agnostic: bool = False) -> n
 def scale_back(rows: np.ndarray, kpt_shape: tuple[int, int], box: Letterbox) -> tuple[np.ndarray, np.ndarray]:
     """Kept rows -> (boxes [N, 4], keypoints [N, K, D]) in the original image's pixels, clipped to it."""
     k, d = kpt_shape
-    pad_x, pad_y = box.pad_back()
-    gain = np.float32(box.gain)
+    pad_x, pad_y = (np.float32(p) for p in box.pad_back())
+    gain_x, gain_y = (np.float32(g) for g in box.gains())  # a float32 tensor divides by float32(g)
     boxes = rows[:, :4].copy()
-    boxes[:, [0, 2]] -= np.float32(pad_x)
-    boxes[:, [1, 3]] -= np.float32(pad_y)
-    boxes /= gain
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, box.w0)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, box.h0)
+    boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - pad_x) / gain_x).clip(0, box.w0)
+    boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - pad_y) / gain_y).clip(0, box.h0)
     kpts = rows[:, 6 : 6 + k * d].reshape(len(rows), k, d).copy()
-    kpts[..., 0] = ((kpts[..., 0] - np.float32(pad_x)) / gain).clip(0, box.w0)
-    kpts[..., 1] = ((kpts[..., 1] - np.float32(pad_y)) / gain).clip(0, box.h0)
+    kpts[..., 0] = ((kpts[..., 0] - pad_x) / gain_x).clip(0, box.w0)
+    kpts[..., 1] = ((kpts[..., 1] - pad_y) / gain_y).clip(0, box.h0)
     return boxes, kpts

@@ -106,3 +106,12 @@ def test_scale_back_of_two_dimensional_keypoints():
     r = np.array([[1, 2, 3, 4, 0.9, 0, 5, 6, 7, 8]], np.float32)
     _, kpts = YB.scale_back(r, (2, 2), box)
     assert kpts.tolist() == [[[5, 6], [7, 8]]]
+
+
+def test_scale_back_divides_each_axis_by_its_own_rounded_ratio():
+    box = YB.Letterbox(240, 500, 640, 640)  # gain 1.28: 500 -> 640, 240 -> round(307.2) = 307
+    assert box.resized == (640, 307) and box.pad_back() == (0, 166)
+    assert box.gains() == (640 / 500, 307 / 240)
+    r = np.array([[0, 166 + 307, 640, 166, 0.9, 0]], np.float32)
+    boxes, _ = YB.scale_back(r, (0, 3), box)
+    assert boxes.tolist() == [[0, 240, 500, 0]]
