@@ -41,3 +41,7 @@ def test_the_chosen_backends_load_and_agree_and_a_damaged_rendition_is_caught(tm
     assert r.lines[0].startswith("broken: onnxruntime FAILS: does not load or run: ONNX Runtime cannot load")
     assert r.lines[1].startswith("good: openvino agrees (max abs diff")
     assert r.lines[2].startswith("plain: paddle agrees (max abs diff")
+
+    (release / "config.yml").write_text((release / "config.yml").read_text() + "secret_token: x\n")
+    [r] = backends.checks(ctx)
+    assert r.status == "WARN" and "unknown key(s) secret_token" in r.detail

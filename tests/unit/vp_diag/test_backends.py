@@ -48,6 +48,15 @@ def test_a_backend_that_disagrees_or_fails_fails_with_the_tune_command(tmp_path,
     assert r.status == "FAIL" and "boom" in r.detail
 
 
+def test_a_config_that_does_not_load_is_a_warning_not_a_backend_failure(tmp_path, monkeypatch):
+    ctx, d = ctx_and_deploy(tmp_path)
+    monkeypatch.setattr(type(d), "runtime", property(lambda self: tmp_path / "venv"))
+    res = {"": {"config_error": "ConfigInvalid: unknown key(s) secret_token"}}
+    monkeypatch.setattr(backends.venv_exec, "run", lambda *a, **k: (res, ""))
+    [r] = backends.checks(ctx)
+    assert r.status == "WARN" and "config.yml does not load (ConfigInvalid: unknown key(s) secret_token)" in r.detail
+
+
 def test_a_deploy_without_runtime_is_left_to_the_other_checks(tmp_path):
     ctx, _ = ctx_and_deploy(tmp_path)
     assert list(backends.checks(ctx)) == []
