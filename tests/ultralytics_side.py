@@ -97,10 +97,28 @@ def paddle_without_onednn() -> None:
     pdi.create_predictor = without
 
 
+def ort_threads(n: int) -> None:
+    """Ultralytics' ONNX backend opens its session with ONNX Runtime's default threads (the cores):
+    pinned to the service's count, so both sides sum in the same order on any machine."""
+    import onnxruntime as ort
+
+    base = ort.InferenceSession
+
+    class Pinned(base):  # type: ignore[misc, valid-type]
+        def __init__(self, path: Any, sess_options: Any = None, providers: Any = None, **kw: Any) -> None:
+            options = sess_options or ort.SessionOptions()
+            options.intra_op_num_threads = n
+            options.inter_op_num_threads = 1
+            super().__init__(path, sess_options=options, providers=providers, **kw)
+
+    ort.InferenceSession = Pinned
+
+
 def predict(job_file: Path) -> None:
     from ultralytics import YOLO
 
     paddle_without_onednn()
+    ort_threads(2)
 
     job = json.loads(job_file.read_text())
     answers: dict[str, Any] = {}
