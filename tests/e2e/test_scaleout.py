@@ -9,6 +9,7 @@ searching through the balancer for a few seconds; after each, every row the clie
 exists is in the database, no row exists that nobody added, and every node's search finds
 every row:
 
+0. trouble_shooting's gallery checks (DSN reachable, schema version, sync lag) pass on a server;
 1. steady load;
 2. kill -9 of one node's gunicorn master mid-load, then ``install.py start``: it catches up;
 3. PostgreSQL stopped for 10 s mid-load: writes answer 336101, searches go on, /ready says so,
@@ -90,7 +91,10 @@ class Lab:
 
     def load(self, mix: tuple[float, float] = (0.45, 0.6)) -> Load:
         self.rounds += 1
-        return Load("127.0.0.1", self.lb_port, self.ledger, clients=8, tag=f"r{self.rounds}", seed=self.rounds, mix=mix)
+        # Rows of earlier rounds, so every client can search from its first request on (a client
+        # whose adds are all refused, the database being down, still searches).
+        known = sorted(self.ledger.must_exist() - self.ledger.faceless - {LEGACY})
+        return Load("127.0.0.1", self.lb_port, self.ledger, 8, f"r{self.rounds}", self.rounds, mix, known)
 
     def check_consistent(self, sample: int | None = 40) -> dict[str, int]:
         """No lost and no phantom rows against the database; every node's search finds them."""
@@ -179,6 +183,21 @@ def test_the_installs_migrated_the_database_and_reembedded_its_face(lab):
         assert detail["gallery"]["store"] == "postgresql" and detail["gallery"]["listening"] is True
         assert lab.pg.password_file.read_text().strip() not in str(detail)
     lab.ledger.acked_add.add(LEGACY)
+
+
+def test_trouble_shooting_checks_the_database_and_the_sync(lab):
+    sys.path.insert(0, str(REPO / "trouble_shooting"))
+    from vp_diag import discover, gallery_db
+    from vp_diag.core import Context
+
+    node = lab.nodes[0]
+    ctx = Context(roots=[node.root], deploys=discover.load_deploys([node.root]), package=REPO,
+                  diag_dir=REPO / "trouble_shooting")  # fmt: skip
+    found = {r.name: r for r in gallery_db.checks(ctx)}
+    assert found["gallery-database"].status == "PASS", found["gallery-database"]
+    assert f"schema {pg_schema.SCHEMA_VERSION}" in found["gallery-database"].detail
+    assert found["gallery-sync"].status == "PASS", found["gallery-sync"]
+    assert lab.pg.password_file.read_text().strip() not in str([r.to_dict() for r in found.values()])
 
 
 def test_steady_load_through_the_balancer_loses_nothing(lab):
