@@ -1,8 +1,8 @@
 """What ``trouble_shooting.sh`` asks of a PostgreSQL gallery: is the DSN reachable, which schema.
 
-Run in the deploy's runtime (vp_diag/gallery_db.py, through ``python -m visionpack.gallery
---config ... check``); it never migrates and never prints a password (the DSN has none, the
-password file's content is only handed to libpq).
+Run in the deploy's runtime (vp_diag/gallery_db.py, through ``store_factory.check_store``); it
+never migrates and never prints a password (the DSN has none, the password file's content is
+only handed to libpq).
 """
 
 from __future__ import annotations

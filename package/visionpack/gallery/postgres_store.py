@@ -19,8 +19,8 @@ of a file):
   asking model, so a search never mixes two models' vectors.
 * Secure deletion: PostgreSQL keeps a deleted row's bytes until VACUUM reuses its space;
   docs/scale-out.md says how an operator bounds that (autovacuum, an encrypted volume).
-* The schema is created and migrated by ``pg_schema.migrate`` when the store opens (the
-  installer's start of a release, or ``python3 -m visionpack.gallery migrate``).
+* The schema is created and migrated by ``pg_schema.migrate`` when the store opens: the
+  installer's start of a release (install, upgrade) or any gallery CLI command given the config.
 
 The password never appears in ``gallery.dsn``: it comes from ``gallery.password_file`` or
 libpq's own ``PGPASSWORD``/``PGPASSFILE``, and messages name the server by ``where()`` only.
