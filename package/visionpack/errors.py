@@ -304,6 +304,17 @@ class GpuUnavailable(InstallerError):
     )
 
 
+class SystemdUnavailable(InstallerError):
+    """``install --systemd`` (or ``--runtime systemd``) where systemd is not PID 1: a container, a chroot."""
+
+    slug = "systemd-unavailable"
+    exit_code = 25
+    hint = (
+        "Install without --systemd (the process runtime, the default) or on a machine booted with systemd "
+        '(docs/operator-guide.md "systemd").'
+    )
+
+
 def all_error_classes() -> Iterator[type[VisionpackError]]:
     """Every concrete error class, depth first, base first."""
     stack: list[type[VisionpackError]] = [VisionpackError]

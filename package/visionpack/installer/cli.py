@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the service as gunicorn processes (default) or as Docker containers (docs/docker.md)",
     )
     p.add_argument(
+        "--systemd",
+        dest="runtime",
+        action="store_const",
+        const="systemd",
+        help="run it from systemd units visionpack-<deploy>.{socket,service} (= --runtime systemd; needs systemd)",
+    )
+    p.add_argument(
         "--gallery-store",
         default=None,
         metavar="KIND",
@@ -156,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(KINDS),
         default=DEFAULT_KIND,
         help="gunicorn processes (default) or Docker containers, for every deploy",
+    )
+    p.add_argument(
+        "--systemd",
+        dest="runtime",
+        action="store_const",
+        const="systemd",
+        help="every deploy from its own systemd units (= --runtime systemd; needs systemd)",
     )
     p.set_defaults(func=_cmd_inall)
 

@@ -1,6 +1,6 @@
 """The runtime kinds, and the one function that reads a deploy's state and returns its runtime.
 
-``state["runtime_kind"]`` ("process" | "docker") is written by ``install --runtime``; a state
+``state["runtime_kind"]`` ("process" | "docker" | "systemd") is written by ``install --runtime``; a state
 without it (installed before docker deploys existed) runs as processes. Adding a kind is a
 module beside process.py and docker.py and one entry in ``KINDS``.
 """
@@ -13,12 +13,14 @@ from typing import Any, Callable, Mapping
 from .base import Runtime
 from .docker import DockerRuntime
 from .process import ProcessRuntime
+from .systemd_unit import SystemdRuntime
 
 DEFAULT = "process"
 # Each kind's runtime, given the package whose image or files a new release runs on.
 KINDS: dict[str, Callable[[Path | None], Runtime]] = {
     "process": lambda _top: ProcessRuntime(),
     "docker": lambda top: DockerRuntime(top),
+    "systemd": lambda _top: SystemdRuntime(),  # install --systemd
 }
 
 
