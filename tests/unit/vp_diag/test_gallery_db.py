@@ -63,3 +63,15 @@ def test_sqlite_deploys_get_no_line_and_a_broken_runtime_says_so(tmp_path, monke
     monkeypatch.setattr(gallery_db.venv_exec, "run", lambda *a, **k: (REACHABLE, ""))
     monkeypatch.setattr(gallery_db, "ready_detail", lambda d: {"gallery": {"listening": True, "synced_s_ago": 0.1}})
     assert [r.status for r in gallery_db.checks(ctx)] == ["PASS", "PASS"]
+
+
+def test_a_release_config_that_does_not_load_is_a_warning_not_a_database_failure(tmp_path, monkeypatch):
+    ctx, d = ctx_and_deploy(tmp_path)
+    (tmp_path / "face" / "releases" / "1.0.0").mkdir(parents=True)
+    monkeypatch.setattr(type(d), "runtime", property(lambda self: tmp_path / "venv"))
+    ctx.deploys = [d]
+    broken = {"config_error": "ConfigInvalid: unknown key 'secret_token'"}
+    monkeypatch.setattr(gallery_db.venv_exec, "run", lambda *a, **k: (broken, ""))
+    [r] = gallery_db.checks(ctx)
+    assert r.status == "WARN" and r.name == "gallery-database"
+    assert "config.yml does not load (ConfigInvalid: unknown key 'secret_token')" in r.detail
