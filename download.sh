@@ -4,7 +4,7 @@
 #   bash download.sh [--no-models]   download (hash-checked, idempotent), build models, write checksums
 #   bash download.sh --verify        offline check: every locked file, model bundle and checksum present
 #   bash download.sh --image         also build the Docker runtime image (tools/image/build_image.sh)
-#   bash download.sh --python 3.10,3.12   wheelhouse for these CPythons only (default: 3.10-3.13)
+#   bash download.sh --python 3.10,3.12   wheelhouse for these CPythons only (default: 3.9-3.13)
 #   bash download.sh --gpu cu12      also the GPU package variant's wheels (onnxruntime-gpu + CUDA 12 libs, 1.98 GB more; docs/gpu.md)
 #
 # Runs from any directory; works relative to its own. Exit codes: see original/README.md.

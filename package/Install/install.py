@@ -4,12 +4,13 @@
 import os
 import sys
 
-# Checked before importing the package, whose syntax needs 3.8; kept parseable by Python 2 (no
-# f-strings, no annotations, ASCII only) so an operator who types 'python2 install.py' (EasyDL's
-# instructions do) gets this one line instead of a SyntaxError. Exit 10: EnvironmentCheckFailed.
-if sys.version_info < (3, 8):
+# Checked before importing the package, whose code needs 3.9 (the oldest Python the wheelhouse
+# has wheels for); kept parseable by Python 2 (no f-strings, no annotations, ASCII only) so an
+# operator who types 'python2 install.py' (EasyDL's instructions do) gets this one line instead of a
+# SyntaxError. Exit 10: EnvironmentCheckFailed.
+if sys.version_info < (3, 9):
     sys.stderr.write(
-        "error: install.py needs CPython 3.10 to 3.13 (this is Python %s): run it as "
+        "error: install.py needs CPython 3.9 to 3.13 (this is Python %s): run it as "
         "'python3 package/Install/install.py ...' where python3 is one of them, e.g. python3.11\n"
         % sys.version.split()[0]
     )

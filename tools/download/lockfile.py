@@ -41,9 +41,10 @@ _LINE_RE = re.compile(
 )
 
 
-# CPython versions the runtime wheelhouse can be built for. 3.9 is left out: numpy 2.2.6,
-# onnxruntime, openvino, faiss-cpu and psycopg-binary publish no cp39 wheel at the pinned versions.
-PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+# CPython versions the runtime wheelhouse can be built for: every one paddlepaddle 3.3.1 has a
+# manylinux x86_64 wheel for. 3.9 gets older pins of numpy, gunicorn, faiss-cpu, onnxruntime,
+# openvino and psycopg (original/requirements.in's 'python_version < "3.10"' lines).
+PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 # Its lock keeps the plain name (original/requirements.lock): the Docker image and the model
 # build environment use this Python.
 DEFAULT_PYTHON = "3.11"

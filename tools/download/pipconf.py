@@ -26,6 +26,9 @@ _ALIASES = {"default-timeout": "timeout"}
 _SECTIONS = ("global", "download", "install", ":env:")
 
 TARGET_PYTHON = "3.11"
+# pip reads '--python-version 3.9' as 3.9.0, which cryptography >= 44 excludes (Requires-Python
+# '!=3.9.0,!=3.9.1'): CPython 3.9 is resolved as 3.9.2, Debian 11's, the oldest the installer accepts.
+PATCH_FLOOR = {"3.9": "3.9.2"}
 
 
 def target_platforms() -> list[str]:
@@ -37,7 +40,7 @@ def target_platforms() -> list[str]:
 def target_args(python: str = TARGET_PYTHON) -> list[str]:
     """pip download options selecting CPython ``python`` manylinux x86_64 files whatever machine runs pip."""
     abi = "cp" + python.replace(".", "")
-    args = ["--python-version", python, "--implementation", "cp", "--abi", abi]
+    args = ["--python-version", PATCH_FLOOR.get(python, python), "--implementation", "cp", "--abi", abi]
     for tag in target_platforms():
         args += ["--platform", tag]
     return args

@@ -22,7 +22,9 @@ from ..errors import EnvironmentCheckFailed, InstallerError, ModelInvalid, Packa
 from .source import SUPPORTED_PYTHONS, Source
 
 GIB = 1 << 30
-MIN_PYTHON = (3, 8)
+# The oldest CPython the wheelhouse serves: 3.9's lock is resolved for 3.9.2 (Debian 11's), as
+# cryptography >= 44 refuses 3.9.0 and 3.9.1 (tools/download/pipconf.py PATCH_FLOOR).
+MIN_PYTHON = (3, 9, 2)
 MIN_DISK = 2 * GIB
 MIN_MEMORY = 1 * GIB
 # Paddle's x86 wheels are compiled for AVX; without it the import dies with SIGILL.
@@ -41,12 +43,12 @@ class Check:
 
 def check_python(version: Sequence[int] = sys.version_info[:3]) -> Check:
     shown = ".".join(str(v) for v in version)
-    if tuple(version[:2]) < MIN_PYTHON:
+    if tuple(version[:3]) < MIN_PYTHON:
         return Check(
             "python",
             False,
-            f"Python {shown} is too old (need >= 3.8)",
-            "Run install.py with python3.8 or newer, e.g. 'python3.11 package/Install/install.py ...'",
+            f"Python {shown} is too old (need >= 3.9.2)",
+            "Run install.py with CPython 3.9.2 to 3.13, e.g. 'python3.11 package/Install/install.py ...'",
         )
     if importlib.util.find_spec("venv") is None or importlib.util.find_spec("ensurepip") is None:
         return Check(

@@ -16,7 +16,7 @@ from . import yamlload
 # for 3.11, original/requirements-cp<XY>.lock for the others. original/wheelhouse.json says which
 # of them download.sh filled the wheelhouse for (absent: a package from before, 3.11 only).
 DEFAULT_PYTHON = (3, 11)
-SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12), (3, 13))
+SUPPORTED_PYTHONS = ((3, 9), (3, 10), (3, 11), (3, 12), (3, 13))
 
 
 @dataclass(frozen=True)

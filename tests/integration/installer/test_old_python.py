@@ -1,6 +1,6 @@
-"""install.py under Python 2 or a Python 3 older than 3.8: one line naming the Python to use, exit 10.
+"""install.py under Python 2 or a Python 3 older than 3.9: one line naming the Python to use, exit 10.
 
-Real old interpreters are used where the machine has them (pyenv's 2.7/3.6/3.7 here, Debian's
+Real old interpreters are used where the machine has them (pyenv's 2.7/3.6/3.7/3.8 here, Debian's
 python2 where installed); the guard is also run under a stub (this interpreter with sys.version_info
 set to 2.7.18 before install.py runs), so the check runs everywhere.
 """
@@ -17,13 +17,13 @@ from tests.paths import PACKAGE
 
 INSTALL = PACKAGE / "Install" / "install.py"
 EXIT_ENVIRONMENT = 10  # EnvironmentCheckFailed, README error table
-LINE = "error: install.py needs CPython 3.10 to 3.13 (this is Python {}): run it as 'python3 package/Install/install.py"
+LINE = "error: install.py needs CPython 3.9 to 3.13 (this is Python {}): run it as 'python3 package/Install/install.py"
 
 
 def old_interpreters() -> list[str]:
     found = [shutil.which(name) for name in ("python2", "python2.7")]
     found += sorted(glob.glob("/root/.pyenv/versions/2.*/bin/python")) + sorted(
-        glob.glob("/root/.pyenv/versions/3.[67].*/bin/python")
+        glob.glob("/root/.pyenv/versions/3.[678].*/bin/python")
     )
     # pyenv's shims answer "command not found" for versions that are not selected: keep real ones
     return sorted({os.path.realpath(p) for p in found if p and "/shims/" not in p})

@@ -29,7 +29,13 @@ def src(tmp_path):
 def test_python_ok_and_too_old():
     assert envcheck.check_python().ok
     old = envcheck.check_python((3, 6, 9))
-    assert not old.ok and "3.6.9 is too old" in old.detail and "python3.8" in old.fix
+    assert not old.ok and "3.6.9 is too old" in old.detail and "CPython 3.9.2 to 3.13" in old.fix
+    # 3.8 is refused since 3.9 joined the wheelhouse (issue 18); 3.9.0/3.9.1 too: the cp39 lock's
+    # cryptography requires 3.9.2 or newer (Debian 11 ships 3.9.2, RHEL 9 3.9.x later still)
+    for too_old in ((3, 8, 18), (3, 9, 0), (3, 9, 1)):
+        check = envcheck.check_python(too_old)
+        assert not check.ok and "need >= 3.9.2" in check.detail, too_old
+    assert envcheck.check_python((3, 9, 2)).ok and envcheck.check_python((3, 9, 18)).ok
 
 
 def _lock(src: Source, version: tuple[int, int], *files: str) -> None:
@@ -54,8 +60,11 @@ def test_wheel_tags_pick_this_interpreters_lock(src):
     other = envcheck.check_wheel_tags(src, (3, 12))
     assert not other.ok and "wheelhouse is for CPython 3.11, 3.13; this python is 3.12" in other.detail
     assert "'python3.13 package/Install/install.py ...'" in other.fix and "download.sh --python 3.12" in other.fix
-    old = envcheck.check_wheel_tags(src, (3, 9))
-    assert not old.ok and "CPython 3.9 is not supported" in old.fix and "download.sh" not in old.fix
+    # 3.9 is supported (a package built with --python 3.9 serves it); 3.8 is not, by any package
+    cp39 = envcheck.check_wheel_tags(src, (3, 9))
+    assert not cp39.ok and "download.sh --python 3.9" in cp39.fix
+    old = envcheck.check_wheel_tags(src, (3, 8))
+    assert not old.ok and "CPython 3.8 is not supported" in old.fix and "download.sh" not in old.fix
 
 
 def test_wheel_tags_refuse_a_lock_naming_another_pythons_wheels(src):
