@@ -9,13 +9,14 @@ store module is imported only when a deploy names it, so no deploy loads a drive
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from ..config import GalleryConfig
 from ..errors import ConfigInvalid
 from .store import GalleryStore
 
-Opener = Callable[[GalleryConfig, str | os.PathLike[str]], GalleryStore]
+# Union, not `|`: this alias is evaluated at import, and the runtime may be CPython 3.9.
+Opener = Callable[[GalleryConfig, Union[str, os.PathLike[str]]], GalleryStore]
 
 
 def _sqlite(settings: GalleryConfig, data_dir: str | os.PathLike[str]) -> GalleryStore:

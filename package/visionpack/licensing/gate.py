@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..errors import LicenseError
 from .clock import DEFAULT_STATE_DIR, ClockMark
@@ -32,7 +32,8 @@ RECHECK_SECONDS = 60.0
 # running nvidia-smi on every re-verification.
 FINGERPRINT_TTL = 600.0
 
-_FileKey = tuple[int, ...] | None
+# Optional, not `| None`: this alias is evaluated at import, and the runtime may be CPython 3.9.
+_FileKey = Optional[tuple[int, ...]]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from ...bundle import CONFIG_FILE, ONNX, PADDLE, Bundle, exported_model
 from ...errors import ModelInvalid
@@ -27,7 +27,9 @@ HOW = "export it with `yolo export model=<your>-pose.pt format=onnx` (or format=
 # ONNX ModelProto / GraphProto / ValueInfoProto field numbers (onnx.proto3).
 _MODEL_GRAPH, _MODEL_METADATA = 7, 14
 _GRAPH_INPUT, _GRAPH_OUTPUT = 11, 12
-Dim = int | str  # a fixed size, or a symbolic (dynamic) dimension's name
+# A fixed size, or a symbolic (dynamic) dimension's name. Union, not `int | str`: a module-level alias
+# is evaluated at import, and the runtime may be CPython 3.9.
+Dim = Union[int, str]
 
 
 @dataclass(frozen=True)
