@@ -129,7 +129,10 @@ def test_verify_offline_passes_on_complete_tree(tree: Path) -> None:
     for e in sources:
         assert lines_with(proc.stdout, "OK", "source", f"original/sources/{e.filename}")
     for bundle in catalog.bundle_names(ROOT / "package" / "catalog.yml"):
-        assert lines_with(proc.stdout, "OK", "model", f"models/{bundle}/inference.pdiparams")
+        files = json.loads((ROOT / "models" / bundle / "manifest.json").read_text())["files"]
+        # a PaddleX bundle's weights, or an Ultralytics export's (its Paddle folder's files as written)
+        weights = next(f for f in sorted(files) if f.endswith(("inference.pdiparams", "model.pdiparams")))
+        assert lines_with(proc.stdout, "OK", "model", f"models/{bundle}/{weights}")
     assert "0 MISSING, 0 CORRUPT, 0 INVALID -> complete" in proc.stdout
 
 

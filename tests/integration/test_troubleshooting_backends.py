@@ -45,3 +45,24 @@ def test_the_chosen_backends_load_and_agree_and_a_damaged_rendition_is_caught(tm
     (release / "config.yml").write_text((release / "config.yml").read_text() + "secret_token: x\n")
     [r] = backends.checks(ctx)
     assert r.status == "WARN" and "unknown key(s) secret_token" in r.detail
+
+
+def test_an_ultralytics_export_loads_on_its_backend(tmp_path, monkeypatch):
+    """A YOLOv8-pose deploy's one model is `yolo export`'s output, not a PaddleX bundle: the check loads it
+    as the keypoint service does (it reported every such deploy as failing before)."""
+    from tests.yolo_onnx import metadata, pose_table, write_onnx
+
+    export = write_onnx(tmp_path / "pose" / "yolov8n-pose.onnx", pose_table([], 84), metadata()).parent
+    release = tmp_path / "yolo" / "releases" / "1.0.0"
+    release.mkdir(parents=True)
+    (release / "package").symlink_to(PACKAGE)
+    cfg = config.from_mapping({"service": "keypoint", "models": {"pose": str(export)}})
+    (release / "config.yml").write_text(config.dump(cfg))
+    d = Deploy(root=tmp_path, name="yolo", state={"release": "1.0.0", "service": "keypoint", "port": 1})
+    monkeypatch.setattr(type(d), "runtime", property(lambda self: VENV))
+    ctx = Context(roots=[tmp_path], deploys=[d], package=REPO, diag_dir=REPO / "trouble_shooting")
+
+    [r] = backends.checks(ctx)
+
+    assert r.status == "PASS", r.lines
+    assert r.lines == ["pose: onnxruntime loads (no parity record to compare with)"]

@@ -120,7 +120,10 @@ class _Checker:
             self.items.append(Item(INVALID, "manifest", manifest_rel, "no 'files' mapping"))
             return
         for fname, sha in sorted(files.items()):
-            if not isinstance(sha, str) or len(sha) != 64 or "/" in fname or fname.startswith("."):
+            # An Ultralytics export keeps its Paddle folder as written (models/yolov8n_pose_synthetic:
+            # <name>_paddle_model/inference_model/...), so relative paths inside the bundle are allowed;
+            # nothing absolute, hidden, or climbing out ("..") is.
+            if not isinstance(sha, str) or len(sha) != 64 or any(not p or p.startswith(".") for p in fname.split("/")):
                 self.items.append(Item(INVALID, "manifest", manifest_rel, f"bad entry {fname!r}: {sha!r}"))
                 continue
             self.file("model", f"models/{name}/{fname}", sha.lower())

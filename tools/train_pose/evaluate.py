@@ -9,12 +9,20 @@ per-box crop (topdown.py) -> heatmaps -> DARK decode. Reports person AP50 (COCO 
 at IoU 0.5, all detections) and COCO keypoint AP (OKS with the COCO sigmas, AP@[.5:.95], persons
 scored detScore x kptScore), plus keypoint AP with ground-truth boxes (keypoint model alone).
 Test scenes come from ``--seed`` (training uses base seed 1: disjoint scenes).
+
+``--yolo DIR`` evaluates an Ultralytics YOLOv8-pose export instead (models/yolov8n_pose_synthetic),
+through the keypoint service's own one-stage pipeline (package/visionpack/services/pose/yolo_pose.py,
+the code a deploy runs), on the same scenes and with the same AP definitions:
+
+    nice -n 19 .venv/bin/python -m tools.train_pose.evaluate --yolo models/yolov8n_pose_synthetic \
+        --seed 2 --scenes 300 --update-manifest
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -208,6 +216,83 @@ def evaluate(models: Path, seed: int, n_scenes: int, det_threshold: float = 0.5,
     }
 
 
+def evaluate_yolo(
+    export: Path, seed: int, n_scenes: int, conf: float = 0.25, backend: str = "onnxruntime", threads: int = 1
+) -> dict[str, Any]:
+    """The YOLO export through the service's pipeline: person AP50 over every detection scoring > 0.01
+    (as the top-down detector's), keypoint AP over the persons served at ``conf`` (the deploy's
+    det_threshold; Ultralytics' default 0.25) and at LOW_DET_THRESHOLD, persons scored box score x mean
+    keypoint confidence (the top-down protocol's detScore x kptScore)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "package"))
+    from visionpack.config import ServiceConfig
+    from visionpack.inference.engine import create_engine
+    from visionpack.services.pose import build_pipeline
+    from visionpack.services.pose.pipeline import Options
+    from visionpack.services.pose.yolo_pose import Query
+
+    cfg = ServiceConfig(
+        deploy="evaluate",
+        service="keypoint",
+        models={"pose": str(export)},
+        backend=backend,
+        threads_per_worker=threads,
+        max_batch=1,
+    )
+    pipe = build_pipeline(cfg, Options(), create_engine)
+    pipe.warmup()
+    thresholds = np.linspace(0.5, 0.95, 10)
+    low = min(conf, LOW_DET_THRESHOLD)
+    det_recs: list[tuple[float, bool]] = []
+    kpt_recs: dict[float, list] = {t: [] for t in thresholds}
+    low_recs: dict[float, list] = {t: [] for t in thresholds}
+    n_gt = n_kgt = 0
+    t0 = time.time()
+    for i in range(n_scenes):
+        img, persons = scenes.generate_scene(scene_seed(seed, i))
+        gt_boxes = np.array([p.bbox for p in persons], np.float32).reshape(-1, 4)
+        n_gt += len(persons)
+        # one NMS at 0.01: a box is only ever suppressed by a higher-scoring one, so filtering the
+        # result at a higher conf gives what predict at that conf gives
+        det = pipe.detect(img, Query(conf=0.01))
+        det_recs += match(box_iou(det.boxes, gt_boxes), det.scores, 0.5)
+        keep = det.scores > low
+        pred, box_score = det.keypoints[keep], det.scores[keep]
+        with_kpts = [p for p in persons if (p.keypoints[:, 2] > 0).any()]
+        n_kgt += len(with_kpts)
+        sim = oks_matrix(pred, with_kpts)
+        score = box_score * pred[:, :, 2].mean(1) if len(pred) else np.zeros(0)
+        served = box_score > conf
+        for t in thresholds:
+            kpt_recs[t] += match(sim[served], score[served], t)
+            low_recs[t] += match(sim, score, t)
+    aps = {t: average_precision(kpt_recs[t], n_kgt) for t in thresholds}
+    low_aps = {t: average_precision(low_recs[t], n_kgt) for t in thresholds}
+    return {
+        "test_set": {
+            "generator_version": scenes.GENERATOR_VERSION,
+            "base_seed": seed,
+            "scenes": n_scenes,
+            "persons": n_gt,
+            "persons_with_keypoints": n_kgt,
+        },
+        "person_AP50": round(average_precision(det_recs, n_gt), 4),
+        "keypoint_AP": round(float(np.mean(list(aps.values()))), 4),
+        "keypoint_AP50": round(aps[thresholds[0]], 4),
+        "keypoint_AP75": round(aps[thresholds[5]], 4),
+        f"keypoint_AP_det_threshold_{low}": round(float(np.mean(list(low_aps.values()))), 4),
+        "protocol": {
+            "pipeline": "visionpack.services.pose.yolo_pose (letterbox, conf, NMS IoU 0.7, max_det 300)",
+            "backend": backend,
+            "det_threshold_for_keypoints": conf,
+            "det_ap_score_threshold": 0.01,
+            "keypoint_score": "box score * mean(keypoint confidences)",
+            "oks_area": "amodal silhouette pixels inside the image",
+            "ap": "COCO 101-point",
+        },
+        "eval_seconds": round(time.time() - t0),
+    }
+
+
 def _flip_in_graph(bundle: Path) -> bool:
     """Was the flip test baked into this bundle's graph (export --det/--kpt-flip-in-graph)?"""
     manifest = bundle / "manifest.json"
@@ -222,8 +307,20 @@ def main() -> None:
     ap.add_argument("--det-threshold", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--update-manifest", action="store_true")
+    ap.add_argument("--yolo", type=Path, help="an Ultralytics pose export directory to evaluate instead")
+    ap.add_argument("--backend", default="onnxruntime", help="with --yolo: onnxruntime or paddle")
     a = ap.parse_args()
     common.limit_threads(a.threads)
+    if a.yolo is not None:
+        conf = 0.25 if a.det_threshold == 0.5 else a.det_threshold  # Ultralytics' default conf
+        res = evaluate_yolo(a.yolo, a.seed, a.scenes, conf, a.backend, a.threads)
+        print(json.dumps(res, indent=1))
+        if a.update_manifest:
+            path = a.yolo / "manifest.json"
+            manifest = json.loads(path.read_text())
+            manifest.setdefault("metrics", {})[a.backend] = res
+            path.write_text(json.dumps(manifest, indent=1) + "\n")
+        return
     models = Path(a.models)
     res = evaluate(models, a.seed, a.scenes, a.det_threshold, a.threads)
     print(json.dumps(res, indent=1))

@@ -19,9 +19,12 @@ TIMEOUT = 300.0  # loading every model of a deploy, Paddle included, on 2 shared
 
 CODE = r"""
 from visionpack import config
-from visionpack.bundle import load_bundle
 from visionpack.inference import autotune
 from visionpack.inference.engine import backend_for, create_engine
+try:  # a PaddleX bundle, or an Ultralytics export as `yolo export` wrote it (a YOLOv8-pose deploy's model)
+    from visionpack.services.pose import load_model as load_bundle
+except ImportError:  # a release older than the one-stage pose pipeline
+    from visionpack.bundle import load_bundle
 try:
     cfg = config.load(sys.argv[2], env={})
 except Exception as exc:  # the release check's business; this check cannot run without it

@@ -59,3 +59,24 @@ def test_a_paddle_only_mark_and_no_record_are_fine_and_a_bad_record_is_not(tmp_p
     assert problems(bundle(tmp_path / "b", None, with_files=())) == []
     [item] = problems(bundle(tmp_path / "c", {"opset": 11}, with_files=()))
     assert item.status == V.INVALID and "names neither a file nor why not" in item.detail
+
+
+def test_an_export_folder_kept_as_written_verifies_by_relative_path(tmp_path):
+    """An Ultralytics Paddle export is a folder (models/yolov8n_pose_synthetic): its files are listed by
+    path inside the bundle; a path that climbs out or is hidden is refused, not followed."""
+    import hashlib
+
+    d = tmp_path / "models" / "b"
+    (d / "m_paddle_model" / "inference_model").mkdir(parents=True)
+    graph = d / "m_paddle_model" / "inference_model" / "model.json"
+    graph.write_bytes(b"graph")
+    files = {"m_paddle_model/inference_model/model.json": hashlib.sha256(b"graph").hexdigest()}
+    (d / "manifest.json").write_text(json.dumps({"files": files}))
+    assert problems(tmp_path) == []
+    graph.write_bytes(b"tampered")
+    assert [(i.status, i.path) for i in problems(tmp_path)] == [
+        (V.CORRUPT, "models/b/m_paddle_model/inference_model/model.json")
+    ]
+    for bad in ("../escape", "m_paddle_model/.hidden", "/etc/passwd", "a//b"):
+        (d / "manifest.json").write_text(json.dumps({"files": {bad: "0" * 64}}))
+        assert [(i.status, i.kind) for i in problems(tmp_path)] == [(V.INVALID, "manifest")], bad
