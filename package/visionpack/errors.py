@@ -26,7 +26,8 @@ equal, so each code is documented exactly once.
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterator
+from collections.abc import Iterator
+from typing import ClassVar
 
 
 class VisionpackError(Exception):

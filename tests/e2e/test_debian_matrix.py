@@ -81,7 +81,7 @@ python3 /work/net_proof.py "$MIRROR_IP"
 python3 -c 'import sys; print("python", sys.version.split()[0])' > /work/python.txt
 mkdir -p /opt/vp/licenses && cp /work/vendor.pub /opt/vp/licenses/
 stamp lu;        I lu /work/license.lic
-stamp install;   I install demo-classify --host 127.0.0.1 --port "$PORT"
+stamp install;   I install demo-classify --host 127.0.0.1 --port "$PORT" | tee /work/install.txt
 stamp classify;  python3 /work/client.py "$PORT" /work/answer-install.json
 stamp upgrade;   I upgrade demo-classify --package /srv/update
 python3 /work/client.py "$PORT" /work/answer-upgrade.json
@@ -192,6 +192,17 @@ def test_new_operator_on_minimal_debian(suite: str, roots: dict[str, tuple[Path,
     venvs = [Path(p).name for p in (work / "venvs.txt").read_text().split()]
     assert venvs and set(venvs) == {f"python{python}"}, venvs
 
+    # backend: auto measured every backend in this Python's wheels (Debian 11: onnxruntime 1.19.2 and
+    # openvino 2025.3.0): each one either served the ONNX rendition / Paddle files or says why not
+    tune = [line.strip() for line in (work / "install.txt").read_text().splitlines() if "tune" in line]
+    tune += [
+        line.strip()
+        for line in (work / "install.txt").read_text().splitlines()
+        if line.strip().split(":", 1)[0] in ("paddle", "onnxruntime", "openvino")
+    ]
+    print(f"MATRIX {suite} tune: " + " | ".join(tune))
+    for line in tune:
+        assert "not chosen: unknown" not in line and not line.endswith("not chosen:"), tune
     stamps = dict(line.split() for line in (work / "times.txt").read_text().splitlines())
     timing = {
         "suite": suite,
@@ -201,6 +212,7 @@ def test_new_operator_on_minimal_debian(suite: str, roots: dict[str, tuple[Path,
         "install_s": round(float(stamps["classify"]) - float(stamps["install"]), 1),
         "upgrade_s": round(float(stamps["rollback"]) - float(stamps["upgrade"]), 1),
         "total_s": round(seconds, 1),
+        "backends": {role: b.get("backend") for role, b in (st.get("backends") or {}).items()},
     }
     print("MATRIX " + json.dumps(timing))
     shutil.rmtree(root)  # its runtime venv alone is over 1 GB

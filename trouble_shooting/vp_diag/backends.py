@@ -8,7 +8,8 @@ the runtime venv, in a subprocess with a timeout, and compares its outputs on th
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import venv_exec
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import deploys as deploys_mod, venv_exec
 from .core import FAIL, PASS, Context, Deploy, Result, deploy_group, quote

@@ -12,7 +12,8 @@ import http.client
 import json
 import socket
 import urllib.parse
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import venv_exec
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote

@@ -7,7 +7,8 @@ here); CPU deploys are not checked. docs/gpu.md.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import venv_exec
 from .core import FAIL, PASS, Context, Deploy, Result, deploy_group

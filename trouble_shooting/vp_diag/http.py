@@ -16,7 +16,8 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from . import procfs
 from .core import FAIL, PASS, SKIP, WARN, Context, Deploy, Result, deploy_group, quote

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import licfile, shared, venv_exec
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, quote

@@ -7,8 +7,8 @@ import calendar
 import re
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .core import PASS, WARN, Context, Deploy, Result, deploy_group, quote
 

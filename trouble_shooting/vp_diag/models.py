@@ -7,8 +7,9 @@ loaded by path (shared.py), not a copy of it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import shared
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote

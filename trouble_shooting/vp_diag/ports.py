@@ -6,7 +6,7 @@ Listening sockets come from /proc/net/tcp{,6}; their owners from the socket inod
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote

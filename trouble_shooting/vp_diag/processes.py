@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote

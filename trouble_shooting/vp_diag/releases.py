@@ -8,8 +8,9 @@ than the current one that is still kept), because that is what ``install.py roll
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import procfs
 from .core import FAIL, PASS, WARN, Context, Deploy, Result, deploy_group, quote

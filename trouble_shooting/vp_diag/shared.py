@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 # What vp_diag loads, and the files they import. build_tar.sh ships exactly these files of the
 # package in trouble_shooting.tar (under shared/visionpack/), so a copy unpacked on a server

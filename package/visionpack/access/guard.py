@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 from urllib.parse import unquote_plus
 
 from ..errors import AccessTokenInvalid, NoPermission
@@ -30,8 +30,8 @@ FILE = "access.json"
 LOCKED = AccessState({s: "key" for s in SCOPES}, ())
 _NEVER = object()
 
-# A stat signature, or ("stat-error", errno); typing.Tuple: evaluated at run time, on 3.8 too.
-Signature = Optional[Tuple[object, ...]]
+# A stat signature, or ("stat-error", errno); Optional, not `| None`: evaluated at run time, on 3.9 too.
+Signature = Optional[tuple[object, ...]]
 
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:

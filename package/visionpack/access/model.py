@@ -21,9 +21,10 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import AccessTokenInvalid, NoPermission
 

@@ -11,9 +11,9 @@ only needs ready / not ready, which /ready always tells) never writes the file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..errors import VisionpackError
 from . import store

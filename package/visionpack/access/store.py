@@ -16,11 +16,12 @@ import fcntl
 import os
 import secrets
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, TypeVar
 
 from ..errors import ConfigInvalid, UsageError
 from ..fsutil import atomic_write, fsync_dir

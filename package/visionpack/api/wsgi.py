@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 from urllib.parse import unquote_to_bytes
 
 import h11

@@ -18,8 +18,9 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 

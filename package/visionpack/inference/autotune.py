@@ -14,7 +14,8 @@ import json
 import resource
 import sys
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

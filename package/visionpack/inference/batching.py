@@ -17,7 +17,8 @@ the same length; errors it raises reach every caller of that batch.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Any, Callable, Generic, TypeVar
 
 In = TypeVar("In")
 Out = TypeVar("Out")

@@ -8,8 +8,9 @@ decimals. No softmax here: PaddleX exports bake it into the graph. Pure numpy + 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 

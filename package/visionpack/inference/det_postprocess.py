@@ -9,8 +9,9 @@ to the image and dropped when degenerate. Order is the model's (score-sorted by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

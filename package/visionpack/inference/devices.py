@@ -13,8 +13,9 @@ Runtime's ``device_id`` N is that same GPU.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .. import config
 from ..errors import ConfigInvalid, GpuUnavailable

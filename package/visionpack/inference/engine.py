@@ -20,8 +20,9 @@ import importlib
 import pkgutil
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from ..bundle import ENGINE_KIND, Bundle
 from ..config import AUTO, ServiceConfig, for_model

@@ -8,8 +8,9 @@ then ``preds[0] / ||preds[0]||`` per row, so inner product between two vectors i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 

@@ -18,8 +18,9 @@ Arithmetic is float32 where PaddleX's is, so results agree to float rounding.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

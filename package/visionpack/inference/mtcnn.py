@@ -21,8 +21,9 @@ that is what the networks were trained on. The stage networks are plain callable
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 

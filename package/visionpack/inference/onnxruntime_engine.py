@@ -8,8 +8,8 @@ at a time keeps the per-worker CPU use the deploy's threads promise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 

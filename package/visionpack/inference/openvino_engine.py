@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import queue
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,9 +11,9 @@ import ctypes
 import ctypes.util
 import functools
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -11,7 +11,7 @@ of once per person, which keeps 20+ persons cheap.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

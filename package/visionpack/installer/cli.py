@@ -17,8 +17,9 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from ..errors import UsageError, VisionpackError
 from .context import Context

@@ -13,9 +13,10 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from ..bundle import files as bundle_files
 from ..errors import EnvironmentCheckFailed, InstallerError, ModelInvalid, PackageCorrupt, PortInUse

@@ -15,8 +15,8 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import StartFailed
 

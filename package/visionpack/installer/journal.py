@@ -18,9 +18,10 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ConfigInvalid, OperationLocked
 from ..fsutil import atomic_write

@@ -14,9 +14,9 @@ Layout (see docs/operator-guide.md)::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from . import settings
 

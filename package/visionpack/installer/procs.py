@@ -15,9 +15,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 from ..config import CONFIG_ENV, SLOT_FD_ENV
 from ..errors import StartFailed, StopFailed

@@ -17,9 +17,9 @@ import pwd
 import shutil
 import stat
 import subprocess
-import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable
 
 from ..errors import EnvironmentCheckFailed
 
@@ -154,20 +154,12 @@ def popen_kwargs(ids: tuple[int, int] | None) -> dict[str, Any]:
     """subprocess.Popen arguments that start a child as the service user (nothing when None).
 
     Only the user's own group: the root installer's supplementary groups must not leak into
-    the service. Python 3.8 (install.py's minimum) has no user=/group= yet.
+    the service (Popen's user=/group=/extra_groups=, Python 3.9 and later: install.py's minimum).
     """
     if ids is None:
         return {}
     uid, gid = ids
-    if sys.version_info >= (3, 9):
-        return {"user": uid, "group": gid, "extra_groups": []}
-
-    def demote() -> None:  # pragma: no cover - python 3.8 only
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-
-    return {"preexec_fn": demote}
+    return {"user": uid, "group": gid, "extra_groups": []}
 
 
 def _may(st: os.stat_result, uid: int | None, gids: Sequence[int], bits: int) -> bool:

@@ -11,7 +11,7 @@ operator's shell gives the installer.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 ROOT_ENV = "VISIONPACK_ROOT"  # the install root when --root is not given (layout.resolve_root)
 REEXEC_ENV = "VISIONPACK_REEXEC"  # "1": install.py re-ran itself in the runtime venv (commands/license.py)

@@ -26,8 +26,8 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import LicenseError
 from ..fsutil import atomic_write

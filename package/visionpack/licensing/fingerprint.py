@@ -18,9 +18,10 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 FP_VERSION = 1
 PRODUCT = "visionpack"

@@ -11,7 +11,8 @@ numpy that they cannot hold); and a message shows at most a short, escaped prefi
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Mapping, overload
+from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 from ..errors import InvalidArgument, MissingParameter, VisionpackError
 from ..imaging import ImageLimits, decode_b64

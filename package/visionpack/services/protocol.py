@@ -11,8 +11,9 @@ and the routes (api/routes_<service>.py) map paths to those names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, cast, runtime_checkable
+from typing import Any, Callable, Protocol, cast, runtime_checkable
 
 from ..config import ServiceConfig
 from ..inference.engine import EngineFactory

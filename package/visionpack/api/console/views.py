@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, make_response, render_template, request
 

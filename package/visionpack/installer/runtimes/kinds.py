@@ -7,8 +7,9 @@ module beside process.py and docker.py and one entry in ``KINDS``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from .base import Runtime
 from .docker import DockerRuntime

@@ -10,8 +10,9 @@ whose roles match the deploy's, asking :meth:`PipelineClass.accepts` when severa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 

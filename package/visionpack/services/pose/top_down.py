@@ -8,7 +8,7 @@ so one request can be in the keypoint stage while the next one is detecting.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -9,8 +9,9 @@ against Ultralytics 8.4.190 by tests/integration/test_ultralytics_compat.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

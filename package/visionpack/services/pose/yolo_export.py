@@ -10,9 +10,10 @@ protobuf wire format (below) so that no backend's library is needed to read it.
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from ...bundle import CONFIG_FILE, ONNX, PADDLE, Bundle, exported_model
 from ...errors import ModelInvalid

@@ -54,9 +54,7 @@ def test_the_gpu_requirements_are_the_runtime_ones_with_onnxruntime_swapped():
     # markers aside (the GPU lock is CPython 3.11 only; requirements.in's markers choose per Python)
     assert {n: (r.extras, str(r.specifier)) for n, r in gpu.items()} == {
         n: (r.extras, str(r.specifier)) for n, r in cpu.items()
-    }, (
-        "original/requirements-gpu-cu12.in drifted from original/requirements.in: apply the same change there"
-    )
+    }, "original/requirements-gpu-cu12.in drifted from original/requirements.in: apply the same change there"
 
 
 def test_the_gpu_lock_is_the_runtime_lock_with_onnxruntime_gpu_and_cuda_12_wheels():

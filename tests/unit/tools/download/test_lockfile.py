@@ -17,8 +17,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tools.download import lockfile, pipconf  # noqa: E402
-from visionpack.installer import envcheck  # noqa: E402
-from visionpack.installer import source as installer_source  # noqa: E402
+from visionpack.installer import (
+    envcheck,  # noqa: E402
+    source as installer_source,  # noqa: E402
+)
 
 
 def test_one_runtime_lock_per_python_the_default_keeps_its_name() -> None:
