@@ -147,6 +147,13 @@ if (( models )); then
         echo "download.sh: FAILED to make the ONNX renditions (onnx_rendition.py exit $rc; log: $LOGS/onnx_rendition.log)" >&2
         exit "$EXIT_MODELS"
     fi
+    # An Ultralytics export copied into models/ as written (docs/yolov8-pose.md) gets no rendition: only a
+    # manifest.json recording its files' sha256s, which --verify and install check.
+    "$HOST_PY" tools/convert/export_manifest.py --models models | sed 's/^/    /' || rc=$?
+    if (( rc != 0 )); then
+        echo "download.sh: FAILED to record the Ultralytics exports' checksums (export_manifest.py exit $rc)" >&2
+        exit "$EXIT_MODELS"
+    fi
 fi
 
 if (( image )); then
