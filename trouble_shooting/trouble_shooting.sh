@@ -10,7 +10,8 @@ set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # A system interpreter first: a venv's python (first on PATH when one is activated) may be the
-# very thing that is broken. 3.8 is the oldest the installer supports too.
+# very thing that is broken. 3.8, one older than the installer's floor (3.9): a server whose python3
+# install.py refuses can still be diagnosed.
 pick_python() {
   local c
   for c in /usr/bin/python3 /usr/local/bin/python3 /usr/libexec/platform-python \
