@@ -4,7 +4,7 @@ For every CPython of tools/download/lockfile.PYTHONS other than 3.11 (which ever
 installs) that this machine has (pyenv's or /usr/bin's), ``pip install --dry-run --no-index
 --require-hashes --only-binary=:all:`` resolves the whole lock from original/wheels: tags, hashes,
 Requires-Python and dependencies all fit. The Debian matrix (tests/e2e/test_debian_matrix.py)
-installs and serves for real on 3.11 and 3.13.
+installs and serves for real on 3.9, 3.11 and 3.13.
 """
 
 from __future__ import annotations
