@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ...bundle import load_bundle
 from ...errors import LicenseError, ModelInvalid
+from ...services.pose import load_model  # a PaddleX bundle, or an Ultralytics export (a YOLOv8-pose deploy)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def model_rows(
     rows = []
     for role, path in sorted(models.items()):
         try:
-            bundle = load_bundle(path)
+            bundle = load_model(path)
             backend = str((backends or {}).get(role, {}).get("backend") or bundle.engine)
             rows.append(ModelRow(role, bundle.name, bundle.model_name, bundle.task, backend))
         except (ModelInvalid, OSError) as exc:  # the service loaded them at start: only if changed since

@@ -147,3 +147,19 @@ def test_models_with_their_backend(tmp_path):
     assert chosen.backend == "openvino"  # what this worker runs (the measured or configured choice)
     (broken,) = model_rows({"detector": str(tmp_path / "gone")})
     assert (broken.bundle, broken.backend) == ("gone", "?") and "not a directory" in broken.note
+
+
+def test_an_ultralytics_export_is_described_not_reported_broken(tmp_path):
+    """A YOLOv8-pose deploy's model is `yolo export`'s output, read as the keypoint service reads it."""
+    from tests.yolo_onnx import metadata, pose_table, write_onnx
+
+    export = write_onnx(tmp_path / "my_pose" / "my-pose.onnx", pose_table([], 84), metadata()).parent
+    (row,) = model_rows({"pose": str(export)})
+    assert (row.role, row.bundle, row.model, row.task, row.backend, row.note) == (
+        "pose",
+        "my_pose",
+        "my-pose",
+        "pose",
+        "onnxruntime",
+        "",
+    )
