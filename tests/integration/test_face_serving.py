@@ -24,9 +24,11 @@ from pathlib import Path
 
 import yaml
 
+from tests.paths import SEEDS
+
 REPO = Path(__file__).resolve().parents[2]
 FACES = REPO / "package" / "samples" / "faces"
-SEED = REPO.parent / "shared" / "seeds" / "001_2afddc544cbbab0f.txt"
+SEED = SEEDS / "001_2afddc544cbbab0f.txt"
 VENV_BIN = Path(sys.executable).parent
 MODELS = {
     "detector_pnet": "mtcnn_pnet",

@@ -27,12 +27,13 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.paths import SEEDS
 from visionpack.api.app import create_app
 from visionpack.config import ServiceConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DET, DEMO_KPT = REPO / "models" / "person_det_synthetic", REPO / "models" / "tinypose_synthetic"
-SEED = Path("/work/shared/seeds/000_c877a0b373719fa9.txt")
+SEED = SEEDS / "000_c877a0b373719fa9.txt"
 NORM = {"type": "NormalizeImage", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "is_scale": True}
 
 EXPORT = textwrap.dedent('''

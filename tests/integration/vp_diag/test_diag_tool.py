@@ -31,12 +31,15 @@ def test_registry_finds_each_group_and_a_new_module_by_itself(tmp_path):
         "models",
         "deps",
         "privileges",
+        "gpu",
+        "backends",
+        "gallery",
     }
     copy = tmp_path / "ts"
     shutil.copytree(TS / "vp_diag", copy / "vp_diag")
-    (copy / "vp_diag" / "gpu.py").write_text(
-        'from vp_diag.core import PASS, Result\nGROUP = "gpu"\nORDER = 42\n'
-        'def checks(ctx):\n    yield Result("gpu", "driver", PASS, "one more module, nothing else")\n'
+    (copy / "vp_diag" / "sensors.py").write_text(
+        'from vp_diag.core import PASS, Result\nGROUP = "sensors"\nORDER = 42\n'
+        'def checks(ctx):\n    yield Result("sensors", "camera", PASS, "one more module, nothing else")\n'
     )
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from vp_diag import registry; "
@@ -45,7 +48,7 @@ def test_registry_finds_each_group_and_a_new_module_by_itself(tmp_path):
     out = subprocess.run(
         ["/usr/bin/python3", "-I", "-S", "-c", code, str(copy)], capture_output=True, text=True, check=True
     )
-    assert "'gpu'" in out.stdout and out.stdout.index("'deploys'") < out.stdout.index("'gpu'")
+    assert "'sensors'" in out.stdout and out.stdout.index("'deploys'") < out.stdout.index("'sensors'")
 
 
 def test_exit_status_and_json_when_nothing_is_installed(tmp_path):
