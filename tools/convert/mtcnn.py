@@ -29,7 +29,7 @@ from tools.convert import torch_pickle
 from tools.convert.dlib_resnet import add_to_manifest, write_yml_with_header
 
 TOOL = "tools/convert/mtcnn.py"
-TOOL_VERSION = "1"  # bump when the produced bundles would change for the same inputs
+TOOL_VERSION = "2"  # bump when the produced bundles would change for the same inputs
 PACKAGE = "facenet-pytorch"
 VERSION = "2.6.0"
 ARCHIVE = f"facenet_pytorch-{VERSION}-py3-none-any.whl"
@@ -277,6 +277,13 @@ def check_export(stage: str, out_dir: Path, net: Any, log: Callable[[str], None]
         raise RuntimeError(f"{stage}: exported model differs from the network: max|diff|={worst}")
     dnn_ok = dnn_ok and worst_dnn <= 1e-4
     detail = f"ran, max|diff|={worst_dnn:.2e}" if dnn_ok else f"{detail} (max|diff|={worst_dnn:.2e})"
+    if dnn_ok and STAGES[stage]["size"] is None:
+        # PNet sees a new input shape on nearly every call (the pyramid of each image). One predictor
+        # fed a run of shapes under oneDNN once answered a (2, 3, 13, 29) input wrongly (max|diff| 0.999,
+        # in CI; not reproduced in 100 reruns): the class of Paddle oneDNN shape-cache faults its own
+        # tracker records. The fresh-predictor probes above cannot rule that out, so oneDNN stays off.
+        dnn_ok = False
+        detail = f"off: input shapes vary per call (probes ran, max|diff|={worst_dnn:.2e})"
     log(f"  export max|diff| = {worst:.2e}; oneDNN: {detail}")
     return {"max_abs_diff": worst, "onednn": dnn_ok, "onednn_max_abs_diff": worst_dnn, "onednn_detail": detail}
 
