@@ -163,7 +163,8 @@ def export(run: Path, data: Path, out: Path, weights: str) -> None:
             "model": "yolov8n-pose.yaml (from scratch, no pretrained weights)",
             "data": json.loads((data / "meta.json").read_text()),
             "train_seed": args.get("seed"),
-            "epochs_run": int(ckpt.get("epoch", -1)) + 1 if ckpt.get("epoch", -1) >= 0 else args.get("epochs"),
+            # a finished run's weights say epoch -1 (Ultralytics strips them): results.csv has a row per epoch
+            "epochs_run": len(results.read_text().splitlines()) - 1 if results.exists() else None,
             "epochs": args.get("epochs"),
             "imgsz": args.get("imgsz"),
             "time_box_hours": args.get("time"),

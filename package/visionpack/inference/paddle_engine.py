@@ -152,8 +152,12 @@ class PaddleEngine:
 def create(bundle: Bundle, cfg: ServiceConfig) -> PaddleEngine:
     """The engine factory's entry (inference/engine.py): the bundle's predictor with the deploy's settings."""
     onednn = bundle.onednn_default if cfg.onednn is None else cfg.onednn
+    # An Ultralytics export holding both formats names its ONNX file as model_file (the one served by
+    # default); Paddle must get the export's own graph (services/pose/yolo_export.py ExportBundle.paddle),
+    # or it crashes reading the ONNX file as a program.
+    model_file = getattr(bundle, "paddle", None) or bundle.model_file
     return PaddleEngine(
-        bundle.model_file,
+        model_file,
         bundle.params_file,
         threads=cfg.effective_threads(),
         onednn=onednn,
