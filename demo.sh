@@ -33,8 +33,9 @@ cp "$VENDOR_DIR"/vendor-*.pub licenses/
 step "3/5 operator side: fingerprint request, vendor issues a 30-day trial, operator runs 'lu'"
 mkdir -p "$ROOT"
 "${INSTALL[@]}" fingerprint --out "$ROOT/fingerprint-request.json"
+# --instances: a slot per catalog deploy (four) and one spare for an upgrade's standby master.
 "$TOOLENV/bin/python" vendor/visionpack_vendor.py issue --key "$(ls "$VENDOR_DIR"/vendor-*.key | head -1)" \
-  --request "$ROOT/fingerprint-request.json" --days 30 --customer "demo" --instances 4 \
+  --request "$ROOT/fingerprint-request.json" --days 30 --customer "demo" --instances 5 \
   --out "$ROOT/trial.lic"
 "${INSTALL[@]}" lu "$ROOT/trial.lic"
 
@@ -70,6 +71,12 @@ for d in $DEPLOYS; do
       printf '{"image": "%s", "visualize": false}' "$(b64 package/samples/pose/figures.jpg)" > "$ROOT/pose-request.json"
       echo "\$ curl -s -X POST http://127.0.0.1:$PORT/human-keypoint-detection -H 'Content-Type: application/json' -d @pose-request.json   # package/samples/pose/figures.jpg"
       curl -s -X POST "http://127.0.0.1:$PORT/human-keypoint-detection" -H 'Content-Type: application/json' -d @"$ROOT/pose-request.json" | cut -c1-600
+      echo ;;
+    demo-pose-yolo)
+      # The YOLOv8-pose export answers Ultralytics' Results.to_json() shape on /predict (docs/yolov8-pose.md).
+      printf '{"image": "%s"}' "$(b64 package/samples/pose/figures.jpg)" > "$ROOT/yolo-pose-request.json"
+      echo "\$ curl -s -X POST http://127.0.0.1:$PORT/demo-pose-yolo/predict -H 'Content-Type: application/json' -d @yolo-pose-request.json   # package/samples/pose/figures.jpg"
+      curl -s -X POST "http://127.0.0.1:$PORT/demo-pose-yolo/predict" -H 'Content-Type: application/json' -d @"$ROOT/yolo-pose-request.json" | cut -c1-600
       echo ;;
   esac
 done
