@@ -139,3 +139,46 @@ def test_a_paddle_export_answers_as_ultralytics_predict(ultra):
             mine = client.post(f"/{DEPLOY}/predict", json={"image": b64(img), "conf": CONF}).get_json()
             compare(mine, answers[key][i], f"{key} image {i}")
             assert mine["results"] == answers[key][i]["json"], f"{key} image {i}: to_json differs"
+
+
+DEMO = REPO / "models" / "yolov8n_pose_synthetic"
+
+
+@pytest.fixture(scope="module")
+def demo_answers(ultra, tmp_path_factory):
+    """Ultralytics' predict on the committed demo deploy's own exports (ONNX file and Paddle folder, as
+    `yolo export` wrote them): a trained model, so its answers are real figures, not seeded noise."""
+    tmp = tmp_path_factory.mktemp("ultralytics-demo")
+    python = subprocess.run(
+        ["bash", str(REPO / "tools/dev/ultralytics_venv.sh")], check=True, capture_output=True, text=True, timeout=3600
+    ).stdout.strip()
+    env = ultralytics_env(tmp, python)
+    figures = tmp / "figures.png"  # lossless: both sides decode the same pixels
+    cv2.imwrite(str(figures), cv2.imread(str(REPO / "package" / "samples" / "pose" / "figures.jpg")))
+    imgs = [figures, *ultra[1]]
+    models = {"demo-onnx": str(next(DEMO.glob("*.onnx"))), "demo-paddle": str(next(DEMO.glob("*_paddle_model")))}
+    job = {
+        "models": models,
+        "imgsz": {k: 320 for k in models},  # the export's metadata.yaml imgsz
+        "images": [str(p) for p in imgs],
+        "conf": CONF,
+        "out": str(tmp / "answers.json"),
+    }
+    (tmp / "job.json").write_text(json.dumps(job))
+    side = str(REPO / "tests/ultralytics_side.py")
+    subprocess.run([python, side, "predict", str(tmp / "job.json")], check=True, env=env, cwd=tmp, timeout=1200)
+    return imgs, json.loads((tmp / "answers.json").read_text())
+
+
+@pytest.mark.parametrize(("key", "backend", "threads"), [("demo-onnx", "onnxruntime", 2), ("demo-paddle", "paddle", 1)])
+def test_the_demo_deploys_exports_answer_as_ultralytics_predict(demo_answers, key, backend, threads):
+    imgs, answers = demo_answers
+    client = ours(str(DEMO), backend, threads=threads)
+    confident = 0
+    for i, img in enumerate(imgs):
+        mine = client.post(f"/{DEPLOY}/predict", json={"image": b64(img), "conf": CONF}).get_json()
+        compare(mine, answers[key][i], f"{key} image {i}")
+        assert mine["results"] == answers[key][i]["json"], f"{key} image {i}: to_json differs"
+        if i == 0:
+            confident = sum(r["confidence"] >= 0.25 for r in mine["results"])
+    assert confident >= 1  # the trained demo finds the sample's figures, so real persons are compared
