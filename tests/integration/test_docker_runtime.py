@@ -41,7 +41,10 @@ from test_docker_fixtures import (  # noqa: E402,F401
 from visionpack.errors import StartFailed  # noqa: E402
 from visionpack.installer.layout import Root  # noqa: E402
 from visionpack.installer.procs import get_ready  # noqa: E402
-from visionpack.installer.runtimes import docker_containers as dr  # noqa: E402
+from visionpack.installer.runtimes import (
+    docker_containers as dr,  # noqa: E402
+    docker_start,  # noqa: E402
+)
 from visionpack.licensing import instances  # noqa: E402
 
 quiet = dict(say=lambda _m: None)
@@ -324,7 +327,7 @@ def test_containers_count_toward_the_instance_limit(running, deploy, docker_clie
 def test_start_script_recreates_the_container_like_easydl_rollback(running, deploy, docker_client, runtime_image):
     paths, release, version, port = deploy
     spec = dr.spec_for(paths, release, version, runtime_image.tag, host="127.0.0.1", port=port)
-    script = dr.write_start_script(
+    script = docker_start.write_start_script(
         REPO / "start", paths, spec, runtime_image, instance=1, version=version, host="127.0.0.1", port=port
     )
     assert script == release.resolve() / "start" / "start-1.sh"

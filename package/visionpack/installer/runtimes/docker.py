@@ -21,7 +21,7 @@ from ..context import Context
 from ..installed import Installed, graceful_of
 from ..layout import DeployPaths
 from ..release import config_from_release
-from . import docker_containers as dc, docker_standby as standby
+from . import docker_containers as dc, docker_standby as standby, docker_start
 from .base import Candidate
 from .process import open_gate
 
@@ -78,7 +78,7 @@ class DockerRuntime:
         standby.clear_request(inst.paths, inst.version)  # an ordinary start, whatever a killed switch left
         image, ref = self._image_for(ctx, client, inst.state, inst.version, top)
         spec = dc.spec_for(inst.paths, inst.release, inst.version, image, host=inst.host, port=inst.port)
-        dc.write_start_script(
+        docker_start.write_start_script(
             top / "start", inst.paths, spec, ref, instance=1, version=inst.version, host=inst.host, port=inst.port
         )
         return int(
@@ -167,7 +167,7 @@ class DockerRuntime:
         release = Path(os.path.realpath(target.release))
         image, ref = self._image_for(ctx, self.client, state, version, self.top)
         spec = dc.spec_for(paths, release, version, image, host=target.host, port=port)
-        dc.write_start_script(
+        docker_start.write_start_script(
             Path(self.top or ctx.source.top) / "start",
             paths,
             spec,
