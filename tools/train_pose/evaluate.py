@@ -152,6 +152,25 @@ def match(sim: np.ndarray, scores: np.ndarray, thr: float) -> list[tuple[float, 
     return out
 
 
+def _scores(
+    seed: int, n_scenes: int, n_gt: int, n_kgt: int, det_recs: list, aps: dict, thresholds: Any
+) -> dict[str, Any]:
+    """The test set and the AP figures both protocols (top-down and YOLOv8-pose) report alike."""
+    return {
+        "test_set": {
+            "generator_version": scenes.GENERATOR_VERSION,
+            "base_seed": seed,
+            "scenes": n_scenes,
+            "persons": n_gt,
+            "persons_with_keypoints": n_kgt,
+        },
+        "person_AP50": round(average_precision(det_recs, n_gt), 4),
+        "keypoint_AP": round(float(np.mean(list(aps.values()))), 4),
+        "keypoint_AP50": round(aps[thresholds[0]], 4),
+        "keypoint_AP75": round(aps[thresholds[5]], 4),
+    }
+
+
 def evaluate(models: Path, seed: int, n_scenes: int, det_threshold: float = 0.5, threads: int = 1) -> dict[str, Any]:
     det = Bundle(models / "person_det_synthetic", threads)
     kpt = Bundle(models / "tinypose_synthetic", threads)
@@ -190,17 +209,7 @@ def evaluate(models: Path, seed: int, n_scenes: int, det_threshold: float = 0.5,
     gt_aps = {t: average_precision(gt_recs[t], n_kgt) for t in thresholds}
     low_aps = {t: average_precision(low_recs[t], n_kgt) for t in thresholds}
     return {
-        "test_set": {
-            "generator_version": scenes.GENERATOR_VERSION,
-            "base_seed": seed,
-            "scenes": n_scenes,
-            "persons": n_gt,
-            "persons_with_keypoints": n_kgt,
-        },
-        "person_AP50": round(average_precision(det_recs, n_gt), 4),
-        "keypoint_AP": round(float(np.mean(list(aps.values()))), 4),
-        "keypoint_AP50": round(aps[thresholds[0]], 4),
-        "keypoint_AP75": round(aps[thresholds[5]], 4),
+        **_scores(seed, n_scenes, n_gt, n_kgt, det_recs, aps, thresholds),
         "keypoint_AP_gt_boxes": round(float(np.mean(list(gt_aps.values()))), 4),
         f"keypoint_AP_det_threshold_{low}": round(float(np.mean(list(low_aps.values()))), 4),
         "protocol": {
@@ -268,17 +277,7 @@ def evaluate_yolo(
     aps = {t: average_precision(kpt_recs[t], n_kgt) for t in thresholds}
     low_aps = {t: average_precision(low_recs[t], n_kgt) for t in thresholds}
     return {
-        "test_set": {
-            "generator_version": scenes.GENERATOR_VERSION,
-            "base_seed": seed,
-            "scenes": n_scenes,
-            "persons": n_gt,
-            "persons_with_keypoints": n_kgt,
-        },
-        "person_AP50": round(average_precision(det_recs, n_gt), 4),
-        "keypoint_AP": round(float(np.mean(list(aps.values()))), 4),
-        "keypoint_AP50": round(aps[thresholds[0]], 4),
-        "keypoint_AP75": round(aps[thresholds[5]], 4),
+        **_scores(seed, n_scenes, n_gt, n_kgt, det_recs, aps, thresholds),
         f"keypoint_AP_det_threshold_{low}": round(float(np.mean(list(low_aps.values()))), 4),
         "protocol": {
             "pipeline": "visionpack.services.pose.yolo_pose (letterbox, conf, NMS IoU 0.7, max_det 300)",
